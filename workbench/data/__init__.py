@@ -1,0 +1,20 @@
+"""Data sets, normalisation, class names and seeded splits."""
+from .datasets import (
+    CIFAR10_CLASSES,
+    FASHION_CLASSES,
+    DataBundle,
+    default_cache_dir,
+    load_cifar10,
+    load_dataset,
+    load_fashion_mnist,
+    load_image_folder,
+    normalize,
+)
+from .idx import read_idx
+from .transforms import random_crop_flip
+
+__all__ = [
+    "CIFAR10_CLASSES", "FASHION_CLASSES", "DataBundle", "default_cache_dir", "load_cifar10",
+    "load_dataset", "load_fashion_mnist", "load_image_folder", "normalize", "read_idx",
+    "random_crop_flip",
+]

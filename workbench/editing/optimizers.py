@@ -1,0 +1,96 @@
+"""The editor's gradient methods as pure step functions over dicts of tensors.
+
+Each method is ``step(params, grads, state, hp) -> (new_params, new_state)``. Nothing is
+updated in place, so with ``create_graph=True`` gradients flow through every step, and the
+hyperparameters (``lr``, ``beta``) may be tensors that require grad (Editable Training
+learns them).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Dict, Tuple
+
+import torch
+
+Tensors = Dict[str, torch.Tensor]
+State = Dict[str, Tensors]
+StepFn = Callable[[Tensors, Tensors, State, "Hyper"], Tuple[Tensors, State]]
+
+EPS = 1e-6
+
+
+@dataclass
+class Hyper:
+    """Editor hyperparameters as tensors (scalars)."""
+
+    lr: torch.Tensor
+    beta: torch.Tensor
+    beta2: torch.Tensor
+    t: int = 0  # 1-based step counter, set by the editor loop
+
+
+def _gd(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
+    return {n: p[n] - h.lr * g[n] for n in p}, s
+
+
+def _scaled_gd(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
+    # GD on the direction of the gradient: the step has length lr in parameter space.
+    norm = torch.sqrt(sum((gi * gi).sum() for gi in g.values()))  # type: ignore[arg-type]
+    scale = h.lr / (norm + EPS)
+    return {n: p[n] - scale * g[n] for n in p}, s
+
+
+def _sign(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
+    # RProp without per-weight step adaptation, i.e. sign-SGD: every weight moves by lr.
+    return {n: p[n] - h.lr * torch.sign(g[n]) for n in p}, s
+
+
+def _rmsprop(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
+    prev = s.get("sq")
+    # The running mean of g^2 starts at g^2, so the first step is about lr * sign(g).
+    sq = {n: g[n] * g[n] if prev is None else h.beta * prev[n] + (1 - h.beta) * g[n] * g[n] for n in p}
+    return {n: p[n] - h.lr * g[n] / (torch.sqrt(sq[n]) + EPS) for n in p}, {"sq": sq}
+
+
+def _momentum(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
+    prev = s.get("m")
+    m = {n: g[n] if prev is None else h.beta * prev[n] + g[n] for n in p}
+    return {n: p[n] - h.lr * m[n] for n in p}, {"m": m}
+
+
+def _adam(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
+    m0, v0 = s.get("m"), s.get("v")
+    b1, b2 = h.beta, h.beta2
+    m = {n: (1 - b1) * g[n] if m0 is None else b1 * m0[n] + (1 - b1) * g[n] for n in p}
+    v = {n: (1 - b2) * g[n] * g[n] if v0 is None else b2 * v0[n] + (1 - b2) * g[n] * g[n] for n in p}
+    c1, c2 = 1 - b1 ** h.t, 1 - b2 ** h.t
+    return {n: p[n] - h.lr * (m[n] / c1) / (torch.sqrt(v[n] / c2) + EPS) for n in p}, {"m": m, "v": v}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A registered editor method and the range its beta must lie in (None: no beta)."""
+
+    name: str
+    step: StepFn
+    beta_range: tuple[float, float] | None
+    description: str
+
+
+METHODS: dict[str, Method] = {
+    "gd": Method("gd", _gd, None, "gradient descent: p -= lr * g"),
+    "scaled_gd": Method("scaled_gd", _scaled_gd, None, "GD with the step normalised to length lr"),
+    "sign": Method("sign", _sign, None, "RProp / sign-SGD: p -= lr * sign(g)"),
+    "rmsprop": Method("rmsprop", _rmsprop, (0.0, 1.0), "RMSProp, running mean of g^2 with decay beta"),
+    "momentum": Method("momentum", _momentum, (0.0, 1.0), "heavy-ball momentum with decay beta"),
+    "adam": Method("adam", _adam, (0.1, 1.0), "Adam; beta is beta1, restricted to [0.1, 1]"),
+}
+ALIASES = {"rprop": "sign", "sign-sgd": "sign", "sgd": "gd", "scaled-gd": "scaled_gd"}
+
+
+def get_method(name: str) -> Method:
+    key = ALIASES.get(name.lower(), name.lower()) if isinstance(name, str) else name
+    if key not in METHODS:
+        raise ValueError(f"unknown editor {name!r}; choose one of {sorted(METHODS)} "
+                         f"(aliases: {sorted(ALIASES)})")
+    return METHODS[key]

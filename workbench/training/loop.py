@@ -1,0 +1,211 @@
+"""The training loop shared by baseline and Editable Training.
+
+One loop, two objectives: :class:`CrossEntropyObjective` (baseline) and the editable
+objective in :mod:`workbench.training.editable`. Checkpoints every epoch, resumes after an
+interruption, logs metrics as JSON lines, and writes a model folder with its card.
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from ..data import DataBundle, load_dataset, random_crop_flip
+from ..device import default_device
+from ..evaluation.predict import error_rate, predict_logits
+from ..models import ResNet, build_model
+from .checkpoint import git_commit, load_model, load_state_into, safe_torch_load, save_model
+from .recipes import Recipe
+
+STATE_FILE = "train_state.pt"
+LOG_FILE = "metrics.jsonl"
+
+
+class Objective(Protocol):
+    """What the loop minimises. ``extra_parameters`` are optimised with the model."""
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def extra_parameters(self) -> dict[str, torch.Tensor]: ...
+
+
+class CrossEntropyObjective:
+    """Baseline: plain cross-entropy."""
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = F.cross_entropy(model(x), y)
+        return loss, {"loss": float(loss.detach())}
+
+    def extra_parameters(self) -> dict[str, torch.Tensor]:
+        return {}
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    model: ResNet
+    card: dict[str, Any]
+
+
+def _lr_factor(recipe: Recipe, step: int, total: int, steps_per_epoch: int) -> float:
+    warm = int(recipe.warmup_epochs * steps_per_epoch)
+    if step < warm:
+        return (step + 1) / warm
+    if recipe.schedule == "constant":
+        return 1.0
+    if recipe.schedule != "cosine":
+        raise ValueError(f"unknown schedule {recipe.schedule!r}; use 'cosine' or 'constant'")
+    progress = (step - warm) / max(1, total - warm)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def build_for_recipe(recipe: Recipe, bundle: DataBundle) -> ResNet:
+    kw = dict(recipe.arch_kwargs)
+    kw.setdefault("num_classes", bundle.num_classes)
+    kw.setdefault("in_channels", bundle.input_shape[0])
+    kw.setdefault("input_size", bundle.input_shape[1])
+    return build_model(recipe.arch, **kw)
+
+
+def evaluate_splits(model: nn.Module, bundle: DataBundle, recipe: Recipe, device: torch.device) -> dict[str, float]:
+    was = model.training
+    model.eval()
+    out = {}
+    for split in ("val", "test"):
+        x, y = bundle.split(split)
+        if recipe.eval_subset:
+            x, y = x[:recipe.eval_subset], y[:recipe.eval_subset]
+        if len(x):
+            out[f"{split}_error"] = error_rate(predict_logits(model, x, normalize=bundle.normalize, device=device), y)
+    model.train(was)
+    return out
+
+
+def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = None, resume: bool = True,
+          device: torch.device | str | None = None, bundle: DataBundle | None = None,
+          command: str | None = None, progress: bool = True, dist: Any = None) -> TrainResult:
+    """Train (or resume training) per ``recipe`` and write a model folder to ``out_dir``.
+
+    ``out_dir`` receives ``model.safetensors`` + ``card.json`` (after every epoch),
+    ``train_state.pt`` (optimizer and progress, for resuming) and ``metrics.jsonl``.
+    """
+    out_dir = Path(out_dir)
+    device = torch.device(device) if device is not None else default_device()
+    rank0 = dist is None or dist.rank == 0
+    torch.manual_seed(recipe.seed + (dist.rank if dist else 0))
+    if bundle is None:
+        bundle = load_dataset(recipe.dataset, recipe.data_root, val_size=recipe.val_size, seed=recipe.seed)
+    train_x, train_y = bundle.train_x, bundle.train_y
+    if recipe.train_subset:
+        train_x, train_y = train_x[:recipe.train_subset], train_y[:recipe.train_subset]
+    model = build_for_recipe(recipe, bundle)
+    if recipe.init_from:
+        init, _ = load_model(recipe.init_from)
+        if init.config() != model.config():
+            raise ValueError(f"init_from {recipe.init_from} has architecture {init.config()}, "
+                             f"but the recipe builds {model.config()}; pick a matching --arch")
+        model.load_state_dict(init.state_dict())
+    model.to(device)
+    if objective is None:
+        objective = CrossEntropyObjective()
+    extra = objective.extra_parameters()
+    train_model: nn.Module = model if dist is None else dist.wrap(model)
+    groups = [{"params": list(model.parameters()), "weight_decay": recipe.weight_decay}]
+    if extra:
+        groups.append({"params": list(extra.values()), "weight_decay": 0.0})
+    opt = torch.optim.AdamW(groups, lr=recipe.lr)
+    base_lrs = [g["lr"] for g in opt.param_groups]
+    bs = recipe.batch_size
+    steps_per_epoch = max(1, len(train_x) // (bs * (dist.world if dist else 1)))
+    total = steps_per_epoch * recipe.epochs
+    epoch, step, wall = 0, 0, 0.0
+    state_path = out_dir / STATE_FILE
+    if resume and state_path.exists():
+        st = safe_torch_load(state_path)
+        if st.get("model_config") != model.config() or st.get("arch") != recipe.arch:
+            raise ValueError(f"cannot resume from {state_path}: it was trained with architecture "
+                             f"{st.get('arch')} {st.get('model_config')}, not {recipe.arch} {model.config()}. "
+                             "Use another --out folder or the matching recipe.")
+        load_state_into(model, st["model"], str(state_path))
+        opt.load_state_dict(st["optimizer"])
+        for name, t in extra.items():
+            if name in st.get("extra", {}):
+                with torch.no_grad():
+                    t.copy_(st["extra"][name])
+        epoch, step, wall = int(st["epoch"]), int(st["step"]), float(st["wall_time_s"])
+        if rank0:
+            print(f"resuming from {state_path} at epoch {epoch}/{recipe.epochs}", file=sys.stderr)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    card: dict[str, Any] = {}
+    gen = torch.Generator().manual_seed(recipe.seed * 1000 + epoch + (dist.rank * 7919 if dist else 0))
+    metrics: dict[str, float] = {}
+    while epoch < recipe.epochs:
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(len(train_x), generator=gen)
+        if dist is not None:
+            perm = perm[dist.rank::dist.world]
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not (progress and rank0),
+                   leave=False, file=sys.stderr)
+        sums: dict[str, float] = {}
+        for i in bar:
+            idx = perm[i * bs:(i + 1) * bs]
+            xb = train_x[idx]
+            if recipe.augment:
+                xb = random_crop_flip(xb, pad=recipe.crop_pad, generator=gen)
+            xb, yb = bundle.normalize(xb.to(device)), train_y[idx].to(device)
+            for g, lr0 in zip(opt.param_groups, base_lrs):
+                g["lr"] = lr0 * _lr_factor(recipe, step, total, steps_per_epoch)
+            loss, logs = objective(train_model, xb, yb, step)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss at epoch {epoch + 1} step {i}; lower --lr")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if recipe.grad_clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+            opt.step()
+            step += 1
+            for k, v in logs.items():
+                sums[k] = sums.get(k, 0.0) + v
+            if i % 20 == 0:
+                bar.set_postfix({k: f"{v / (i + 1):.4f}" for k, v in sums.items()})
+        epoch += 1
+        wall += time.perf_counter() - t0
+        metrics = {k: v / steps_per_epoch for k, v in sums.items()}
+        metrics.update(evaluate_splits(model, bundle, recipe, device))
+        for name, t in extra.items():
+            metrics[name] = float(t.detach().mean())
+        if rank0:
+            row = {"epoch": epoch, "step": step, "wall_time_s": round(wall, 1), **metrics}
+            with open(out_dir / LOG_FILE, "a") as fh:
+                fh.write(json.dumps(row) + "\n")
+            print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+                  file=sys.stderr)
+            card = {
+                "arch": recipe.arch, "dataset": recipe.dataset, "recipe": recipe.to_dict(),
+                "epochs": epoch, "test_error": metrics.get("test_error"), "val_error": metrics.get("val_error"),
+                "command": command or " ".join(sys.argv), "commit": git_commit(), "wall_time_s": round(wall, 1),
+                "device": str(device), "world_size": dist.world if dist else 1,
+                "editor": {n: float(t.detach().mean()) for n, t in extra.items()},
+                "classes": list(bundle.classes), "mean": list(bundle.mean), "std": list(bundle.std),
+            }
+            save_model(out_dir, model, card)
+            tmp = out_dir / (STATE_FILE + ".tmp")
+            torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "step": step,
+                        "wall_time_s": wall, "arch": recipe.arch, "model_config": model.config(),
+                        "extra": {n: t.detach() for n, t in extra.items()}}, tmp)
+            tmp.replace(state_path)
+        if dist is not None:
+            dist.barrier()
+    if not card and rank0:
+        card = json.loads((out_dir / "card.json").read_text()) if (out_dir / "card.json").exists() else {}
+    return TrainResult(out_dir, model, card)
