@@ -239,7 +239,7 @@ def run_editor(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EditorCo
     base = dict(params) if params is not None else {n: p.detach() for n, p in model.named_parameters()}
     dtype, device = x.dtype, x.device
     hyper = Hyper(lr=_as_tensor(cfg.lr if lr is None else lr, device, dtype),  # type: ignore[arg-type]
-                  beta=_as_tensor(cfg.beta if beta is None else beta, device, dtype) if (cfg.beta is not None or beta is not None) else torch.tensor(0.0),
+                  beta=_as_tensor(cfg.beta if beta is None else beta, device, dtype) if (cfg.beta is not None or beta is not None) else torch.tensor(0.0),  # type: ignore[arg-type]
                   beta2=torch.tensor(cfg.beta2, device=device, dtype=dtype))
     frozen = {n: v for n, v in base.items() if n not in names}
     edited = {n: base[n] if differentiable else base[n].detach().clone().requires_grad_(True) for n in names}

@@ -42,7 +42,7 @@ def group_params(model: nn.Module, group: str | list[str] | tuple[str, ...]) -> 
 def first_group_stage(model: nn.Module, group: str | list[str] | tuple[str, ...]) -> str:
     """The earliest stage touched by ``group`` (where the frozen prefix ends)."""
     params = set(group_params(model, group))
-    for stage in model.stage_names:  # type: ignore[attr-defined]
+    for stage in model.stage_names:  # type: ignore[attr-defined,union-attr]
         if any(p.startswith(stage + ".") for p in params):
             return stage
     raise ValueError(f"group {group!r} has no parameters")
