@@ -1,0 +1,55 @@
+"""Shared fixtures: small real data subsets and a tiny, quickly trained model.
+
+Everything is offline and deterministic. The tiny model is trained once per test session
+(about 2 s on 2 cores) so the editor, evaluator and widgets are exercised on a real,
+non-random network.
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def fashion():
+    """The full Fashion-MNIST bundle (from Debian's dataset-fashion-mnist)."""
+    from workbench.data import load_fashion_mnist
+
+    return load_fashion_mnist()
+
+
+@pytest.fixture(scope="session")
+def fashion_small(fashion):
+    """2000 train / 500 val / 1000 test images."""
+    return fashion.subset(train=2000, val=500, test=1000)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, fashion_small):
+    """A model folder (model.safetensors + card.json) of a tiny ResNet trained for 2 epochs."""
+    from workbench.training import Recipe, train
+
+    out = tmp_path_factory.mktemp("tiny_model")
+    recipe = Recipe(name="tiny", epochs=2, batch_size=64, lr=3e-3, warmup_epochs=0.0,
+                    arch_kwargs={"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1]})
+    train(recipe, out, bundle=fashion_small, device="cpu", progress=False, command="pytest fixture")
+    return out
+
+
+@pytest.fixture()
+def tiny_model(tiny_model_dir):
+    """A fresh copy (eval mode, CPU) of the tiny trained model for each test."""
+    from workbench.training import load_model
+
+    model, _ = load_model(tiny_model_dir)
+    return model
