@@ -1,0 +1,164 @@
+"""Pure plotly figure builders for the workbench panels.
+
+Every builder takes plain numbers (tensors, arrays or sequences) and returns a fresh
+``go.Figure``; none of them keeps state or touches a display. The panels wrap a figure
+once in ``go.FigureWidget`` and afterwards only swap trace data in place (see
+``update_*`` helpers), so the browser never redraws a panel from scratch.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+__all__ = [
+    "COLORS", "accuracy_figure", "confusion_figure", "generalization_figure", "per_class_figure",
+    "probability_colors", "probability_figure", "timeline_figure", "update_confusion",
+]
+
+COLORS = {"base": "#9aa5b1", "true": "#2e7d32", "pred": "#c62828", "target": "#1565c0",
+          "before": "#9aa5b1", "after": "#1565c0", "up": "#2e7d32", "down": "#c62828"}
+_MARGIN = dict(l=40, r=10, t=36, b=40)
+
+
+def _np(x) -> np.ndarray:
+    """Tensor / sequence -> float numpy array on the host."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=float)
+
+
+def _layout(title: str, height: int, width: int | None = None, **kw) -> dict:
+    out = dict(title=dict(text=title, font=dict(size=13)), height=height, margin=_MARGIN,
+               template="plotly_white", showlegend=False, **kw)
+    if width is not None:
+        out["width"] = width
+    return out
+
+
+def confusion_figure(confusion, classes: Sequence[str], *, title: str = "Confusion (errors only)",
+                     height: int = 330, width: int | None = 380) -> go.Figure:
+    """Heatmap of a confusion matrix, diagonal blanked so that the errors stand out.
+
+    Args:
+        confusion: ``(C, C)`` counts, rows = true class, columns = predicted class.
+        classes: ``C`` class names (tick labels).
+    Returns:
+        A figure whose single heatmap trace has integer coordinates ``x = pred``,
+        ``y = true`` (so a click's ``points.xs[0], points.ys[0]`` are class indices) and
+        the counts as hover text.
+
+    Example:
+        >>> fig = confusion_figure(torch.eye(3) * 5, ["a", "b", "c"])
+    """
+    cm = _np(confusion)
+    c = len(classes)
+    if cm.shape != (c, c):
+        raise ValueError(f"confusion has shape {cm.shape}; expected ({c}, {c}) for {c} classes")
+    fig = go.Figure(go.Heatmap(x=list(range(c)), y=list(range(c)), colorscale="Reds", showscale=False,
+                               xgap=1, ygap=1, hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
+                               **_confusion_values(cm)))
+    ticks = dict(tickmode="array", tickvals=list(range(c)), ticktext=[s[:9] for s in classes])
+    fig.update_layout(**_layout(title, height, width),
+                      xaxis=dict(title="predicted", tickangle=-45, **ticks),
+                      yaxis=dict(title="true", autorange="reversed", **ticks))
+    return fig
+
+
+def _confusion_values(cm: np.ndarray) -> dict:
+    z = cm.copy()
+    np.fill_diagonal(z, np.nan)
+    text = [[str(int(v)) for v in row] for row in cm]
+    return {"z": [[None if np.isnan(v) else float(v) for v in row] for row in z], "text": text,
+            "texttemplate": "%{text}", "textfont": {"size": 9}}
+
+
+def update_confusion(fig: go.Figure, confusion) -> None:
+    """Swap the counts of a :func:`confusion_figure` in place (one batched update)."""
+    vals = _confusion_values(_np(confusion))
+    with fig.batch_update():
+        fig.data[0].z = vals["z"]
+        fig.data[0].text = vals["text"]
+
+
+def probability_colors(c: int, *, true: int | None = None, pred: int | None = None,
+                       target: int | None = None) -> list[str]:
+    """Bar colours: target blue, otherwise true green, predicted red, the rest grey."""
+    out = []
+    for k in range(c):
+        out.append(COLORS["target"] if k == target else COLORS["true"] if k == true
+                   else COLORS["pred"] if k == pred else COLORS["base"])
+    return out
+
+
+def probability_figure(probs, classes: Sequence[str], *, true: int | None = None, pred: int | None = None,
+                       target: int | None = None, title: str = "Class probabilities",
+                       height: int = 260, width: int | None = 420) -> go.Figure:
+    """Bar chart of one image's class probabilities.
+
+    Args:
+        probs: ``(C,)`` softmax probabilities (any float sequence).
+        classes: ``C`` class names.
+        true, pred, target: class indices to colour (green, red, blue).
+    """
+    p = _np(probs)
+    fig = go.Figure(go.Bar(x=list(classes), y=p.tolist(),
+                           marker_color=probability_colors(len(classes), true=true, pred=pred, target=target),
+                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig.update_layout(**_layout(title, height, width), yaxis=dict(range=[0, 1], title="p"),
+                      xaxis=dict(tickangle=-45))
+    return fig
+
+
+def accuracy_figure(base: float, before: float, after: float, *, title: str = "Test accuracy",
+                    height: int = 240, width: int | None = 300) -> go.Figure:
+    """Three bars: the base model, the model before the last edit, and after it (fractions)."""
+    fig = go.Figure(go.Bar(x=["base", "before edit", "after edit"], y=[base, before, after],
+                           marker_color=[COLORS["base"], COLORS["before"], COLORS["after"]],
+                           text=[f"{v:.2%}" for v in (base, before, after)], textposition="auto",
+                           hovertemplate="%{x}: %{y:.2%}<extra></extra>"))
+    lo = max(0.0, min(base, before, after) - 0.05)
+    fig.update_layout(**_layout(title, height, width), yaxis=dict(range=[lo, 1.0], tickformat=".0%"))
+    return fig
+
+
+def per_class_figure(step_change, total_change, classes: Sequence[str], *,
+                     title: str = "Per-class accuracy change (pp)", height: int = 260,
+                     width: int | None = 460) -> go.Figure:
+    """Grouped bars of per-class accuracy change in percentage points.
+
+    Args:
+        step_change: ``(C,)`` accuracy change of the last edit alone (fraction).
+        total_change: ``(C,)`` cumulative change of the session vs the base model (fraction).
+    Trace 0 is the last edit, trace 1 the session.
+    """
+    s, t = _np(step_change) * 100, _np(total_change) * 100
+    fig = go.Figure([go.Bar(x=list(classes), y=s.tolist(), name="this edit", marker_color=COLORS["after"]),
+                     go.Bar(x=list(classes), y=t.tolist(), name="session", marker_color=COLORS["base"])])
+    fig.update_layout(**_layout(title, height, width), barmode="group", xaxis=dict(tickangle=-45),
+                      yaxis=dict(title="pp", zeroline=True))
+    fig.update_layout(showlegend=True, legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
+    return fig
+
+
+def timeline_figure(accuracies: Sequence[float], *, title: str = "Session timeline",
+                    height: int = 240, width: int | None = 340) -> go.Figure:
+    """Test accuracy after each edit of the session; point 0 is the base model."""
+    acc = _np(accuracies).tolist()
+    fig = go.Figure(go.Scatter(x=list(range(len(acc))), y=acc, mode="lines+markers",
+                               line_color=COLORS["after"], hovertemplate="edit %{x}: %{y:.2%}<extra></extra>"))
+    fig.update_layout(**_layout(title, height, width), xaxis=dict(title="edit #", dtick=1, rangemode="tozero"),
+                      yaxis=dict(tickformat=".1%"))
+    return fig
+
+
+def generalization_figure(before: float | None, after: float | None, *,
+                          title: str = "Augmented views predicted as target", height: int = 220,
+                          width: int | None = 300) -> go.Figure:
+    """Two bars: share of augmented views given the target label before and after the edit."""
+    vals = [before or 0.0, after or 0.0]
+    fig = go.Figure(go.Bar(x=["before", "after"], y=vals, marker_color=[COLORS["before"], COLORS["after"]],
+                           text=[f"{v:.0%}" for v in vals], textposition="auto"))
+    fig.update_layout(**_layout(title, height, width), yaxis=dict(range=[0, 1], tickformat=".0%"))
+    return fig
