@@ -1,0 +1,170 @@
+"""ErrorBrowser: a paged, filterable grid of misclassified test images.
+
+View state only: the error list it was given, the filters, the sort order, the page and
+the selection. Which errors it lists is the caller's choice; the :class:`Workbench` gives
+it the errors of the *current* model (the base model's errors at start, refreshed after
+every edit, undo, redo and reset).
+"""
+from __future__ import annotations
+
+import html
+from typing import Callable, Sequence
+
+import ipywidgets as W
+import plotly.graph_objects as go
+
+from .common import css
+from .figures import confusion_figure, update_confusion
+from .images import image_png
+
+__all__ = ["ErrorBrowser", "SORTS"]
+
+# label -> (attribute, descending)
+SORTS: dict[str, tuple[str, bool]] = {
+    "confidence (high first)": ("confidence", True),
+    "confidence (low first)": ("confidence", False),
+    "margin (high first)": ("margin", True),
+    "margin (low first)": ("margin", False),
+    "index": ("index", False),
+}
+ALL = -1
+
+
+class _Cell:
+    """One thumbnail: image, caption and a select button (widgets reused across pages)."""
+
+    def __init__(self, on_click: Callable[[int], None]) -> None:
+        self.index: int | None = None
+        self.image = W.Image(format="png", layout=W.Layout(width="84px", height="84px"))
+        self.caption = css(W.HTML(layout=W.Layout(width="118px")), "wb-thumb-caption")
+        self.button = css(W.Button(description="select", layout=W.Layout(width="112px")), "wb-thumb-select")
+        self.button.on_click(lambda _b: on_click(self.index) if self.index is not None else None)
+        self.box = css(W.VBox([self.image, self.caption, self.button],
+                              layout=W.Layout(align_items="center", border="1px solid #ddd", padding="3px",
+                                              width="126px")), "wb-thumb")
+
+
+class ErrorBrowser:
+    """Paged grid of misclassified examples, with filters, sort and a confusion heatmap.
+
+    Args:
+        images: ``(N, C, H, W)`` uint8 test images (indexed by ``Misclassified.index``).
+        classes: class names.
+        on_select: called with the test index when the user selects an image.
+        page_size, columns: grid geometry.
+    Items are any objects with ``index, true, pred, confidence, margin`` attributes
+    (``workbench.evaluation.Misclassified``).
+    """
+
+    def __init__(self, images, classes: Sequence[str], *, on_select: Callable[[int], None] | None = None,
+                 page_size: int = 12, columns: int = 6, title: str = "Misclassified test images") -> None:
+        self.images, self.classes = images, tuple(classes)
+        self.on_select = on_select
+        self.page_size, self.page = page_size, 0
+        self.errors: list = []
+        self.selected: int | None = None
+        opts = [("all", ALL)] + [(c, i) for i, c in enumerate(self.classes)]
+        self.filter_true = W.Dropdown(options=opts, value=ALL, description="true",
+                                      layout=W.Layout(width="190px"))
+        self.filter_pred = W.Dropdown(options=opts, value=ALL, description="predicted",
+                                      layout=W.Layout(width="210px"))
+        self.sort = W.Dropdown(options=list(SORTS), value="confidence (high first)", description="sort",
+                               layout=W.Layout(width="250px"))
+        self.prev_button = css(W.Button(description="◀ prev", layout=W.Layout(width="80px")), "wb-prev")
+        self.next_button = css(W.Button(description="next ▶", layout=W.Layout(width="80px")), "wb-next")
+        self.page_label = css(W.HTML(), "wb-page-label")
+        self.title = W.HTML(f"<b>{html.escape(title)}</b>")
+        self.cells = [_Cell(self.select) for _ in range(page_size)]
+        self.grid = W.GridBox([c.box for c in self.cells], layout=W.Layout(
+            grid_template_columns=f"repeat({columns}, 130px)", grid_gap="4px"))
+        self.confusion = go.FigureWidget(confusion_figure([[0] * len(self.classes)] * len(self.classes),
+                                                          self.classes))
+        self.confusion.data[0].on_click(self._on_heatmap_click)
+        for w in (self.filter_true, self.filter_pred, self.sort):
+            w.observe(self._on_filter, names="value")
+        self.prev_button.on_click(lambda _b: self.go_to(self.page - 1))
+        self.next_button.on_click(lambda _b: self.go_to(self.page + 1))
+        controls = W.HBox([self.filter_true, self.filter_pred, self.sort])
+        paging = W.HBox([self.prev_button, self.page_label, self.next_button],
+                        layout=W.Layout(align_items="center"))
+        left = W.VBox([self.title, controls, paging, self.grid])
+        self.widget = css(W.HBox([left, self.confusion]), "wb-error-browser")
+        self.refresh()
+
+    # -- data ---------------------------------------------------------------------------
+    def set_errors(self, errors: Sequence, confusion=None) -> None:
+        """Replace the listed errors (and the heatmap counts, ``(C, C)``); keeps filters."""
+        self.errors = list(errors)
+        if confusion is not None:
+            update_confusion(self.confusion, confusion)
+        self.refresh()
+
+    @property
+    def visible(self) -> list:
+        """The errors that pass the filters, in the chosen order."""
+        t, p = self.filter_true.value, self.filter_pred.value
+        items = [e for e in self.errors if (t == ALL or e.true == t) and (p == ALL or e.pred == p)]
+        key, desc = SORTS[self.sort.value]
+        return sorted(items, key=lambda e: (getattr(e, key), -e.index if desc else e.index), reverse=desc)
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-len(self.visible) // self.page_size))
+
+    @property
+    def page_items(self) -> list:
+        return self.visible[self.page * self.page_size:(self.page + 1) * self.page_size]
+
+    # -- handlers (thin) ----------------------------------------------------------------
+    def _on_filter(self, _change) -> None:
+        self.page = 0
+        self.refresh()
+
+    def _on_heatmap_click(self, _trace, points, _state) -> None:
+        if points.xs and points.ys:
+            self.filter_cell(int(points.ys[0]), int(points.xs[0]))
+
+    def filter_cell(self, true: int, pred: int) -> None:
+        """Show only examples of class ``true`` predicted as ``pred`` (a heatmap click)."""
+        with self.filter_true.hold_trait_notifications(), self.filter_pred.hold_trait_notifications():
+            self.filter_true.value, self.filter_pred.value = true, pred
+        self.page = 0
+        self.refresh()
+
+    def go_to(self, page: int) -> None:
+        self.page = min(max(0, page), self.pages - 1)
+        self.refresh()
+
+    def select(self, index: int, *, notify: bool = True) -> None:
+        """Select test image ``index`` (highlight it) and tell ``on_select``."""
+        self.selected = int(index)
+        self._highlight()
+        if notify and self.on_select is not None:
+            self.on_select(self.selected)
+
+    # -- view ---------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Redraw the current page from the view state (widgets reused, values swapped)."""
+        self.page = min(self.page, self.pages - 1)
+        items = self.page_items
+        for cell, item in zip(self.cells, items + [None] * (len(self.cells) - len(items))):
+            if item is None:
+                cell.index = None
+                cell.box.layout.visibility = "hidden"
+                continue
+            cell.index = int(item.index)
+            cell.image.value = image_png(self.images[item.index])
+            cell.caption.value = (f"<div style='font-size:11px;line-height:1.25'><b>#{item.index}</b> "
+                                  f"{item.confidence:.0%}<br>true: {html.escape(self.classes[item.true])}<br>"
+                                  f"pred: {html.escape(self.classes[item.pred])}</div>")
+            cell.button.description = f"select #{item.index}"
+            cell.box.layout.visibility = "visible"
+        n = len(self.visible)
+        self.page_label.value = f"&nbsp;page {self.page + 1} / {self.pages} &nbsp;({n} of {len(self.errors)} errors)&nbsp;"
+        self.prev_button.disabled = self.page == 0
+        self.next_button.disabled = self.page >= self.pages - 1
+        self._highlight()
+
+    def _highlight(self) -> None:
+        for cell in self.cells:
+            cell.button.button_style = "info" if cell.index is not None and cell.index == self.selected else ""
