@@ -29,6 +29,17 @@ class Hyper:
     t: int = 0  # 1-based step counter, set by the editor loop
 
 
+def _safe_sqrt(t: torch.Tensor) -> torch.Tensor:
+    """``sqrt(t)`` for ``t >= 0`` with a finite derivative at 0 (where ``torch.sqrt``'s is inf).
+
+    The forward value is exactly ``torch.sqrt(t)``; at ``t == 0`` the gradient is 0 instead of
+    ``inf * 0 = nan``, so second-order Editable Training through RMSProp/Adam stays finite when a
+    gradient entry is exactly zero (e.g. behind a dead ReLU).
+    """
+    pos = t > 0
+    return torch.where(pos, t, torch.ones_like(t)).sqrt() * pos
+
+
 def _gd(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
     return {n: p[n] - h.lr * g[n] for n in p}, s
 
@@ -49,7 +60,7 @@ def _rmsprop(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State
     prev = s.get("sq")
     # The running mean of g^2 starts at g^2, so the first step is about lr * sign(g).
     sq = {n: g[n] * g[n] if prev is None else h.beta * prev[n] + (1 - h.beta) * g[n] * g[n] for n in p}
-    return {n: p[n] - h.lr * g[n] / (torch.sqrt(sq[n]) + EPS) for n in p}, {"sq": sq}
+    return {n: p[n] - h.lr * g[n] / (_safe_sqrt(sq[n]) + EPS) for n in p}, {"sq": sq}
 
 
 def _momentum(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
@@ -64,7 +75,7 @@ def _adam(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
     m = {n: (1 - b1) * g[n] if m0 is None else b1 * m0[n] + (1 - b1) * g[n] for n in p}
     v = {n: (1 - b2) * g[n] * g[n] if v0 is None else b2 * v0[n] + (1 - b2) * g[n] * g[n] for n in p}
     c1, c2 = 1 - b1 ** h.t, 1 - b2 ** h.t
-    return {n: p[n] - h.lr * (m[n] / c1) / (torch.sqrt(v[n] / c2) + EPS) for n in p}, {"m": m, "v": v}
+    return {n: p[n] - h.lr * (m[n] / c1) / (_safe_sqrt(v[n] / c2) + EPS) for n in p}, {"m": m, "v": v}
 
 
 @dataclass(frozen=True)
