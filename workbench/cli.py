@@ -32,7 +32,11 @@ def _opt_none(conv: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def add_recipe_args(p: argparse.ArgumentParser) -> None:
-    """One ``--flag`` per :class:`Recipe` field, so every recipe value can be overridden."""
+    """One ``--flag`` per :class:`Recipe` field, so every recipe value can be overridden.
+
+    Flags not given stay out of the namespace (``SUPPRESS``), so ``--init-from none`` can set an
+    optional field to None.
+    """
     g = p.add_argument_group("recipe overrides (default: the recipe's value)")
     for f in dataclasses.fields(Recipe):
         if f.name == "name":
@@ -41,15 +45,16 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         t = str(f.type)
         if f.name == "arch_kwargs":
             import json
-            g.add_argument(flag, type=json.loads, default=None, help="JSON dict of architecture arguments")
+            g.add_argument(flag, type=json.loads, default=argparse.SUPPRESS,
+                           help="JSON dict of architecture arguments")
         elif t.startswith("bool"):
-            g.add_argument(flag, type=_parse_bool, nargs="?", const=True, default=None)
+            g.add_argument(flag, type=_parse_bool, nargs="?", const=True, default=argparse.SUPPRESS)
         elif t.startswith("int"):
-            g.add_argument(flag, type=_opt_none(int) if "None" in t else int, default=None)
+            g.add_argument(flag, type=_opt_none(int) if "None" in t else int, default=argparse.SUPPRESS)
         elif t.startswith("float"):
-            g.add_argument(flag, type=_opt_none(float) if "None" in t else float, default=None)
+            g.add_argument(flag, type=_opt_none(float) if "None" in t else float, default=argparse.SUPPRESS)
         else:
-            g.add_argument(flag, type=_opt_none(str) if "None" in t else str, default=None)
+            g.add_argument(flag, type=_opt_none(str) if "None" in t else str, default=argparse.SUPPRESS)
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:
@@ -57,7 +62,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 
     recipe = get_recipe(args.recipe)
     over = {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)
-            if f.name != "name" and getattr(args, f.name, None) is not None}
+            if f.name != "name" and hasattr(args, f.name)}
     return recipe.override(**over)
 
 
