@@ -1,33 +1,135 @@
-"""Analyses of edits behind the notebooks (paper Figure 2, training curves).
+"""Analyses of edits behind the notebooks (paper Figure 2): per-edit KL vectors (the "edit
+space"), class-vs-class drawdown matrices, sequential drawdown curves, training logs.
 
-Pure functions over tensors and records, plus figure builders that return a
-:class:`matplotlib.figure.Figure` without touching pyplot's global state. Nothing here
-imports ipywidgets, plotly or IPython; matplotlib and scikit-learn are imported lazily.
+Pure functions over tensors and records; scikit-learn and tqdm are imported lazily.
 
 Example:
-    >>> kl = edit_space(evaluator.logits_for, evaluator.base_logits[:500], results)  # (E, 500)
-    >>> xy = tsne_embedding(kl)                                                       # (E, 2)
+    >>> run = run_edits(evaluator, model, *random_edit_targets(evaluator.labels, 100, 10))
+    >>> kl = edit_space(evaluator.logits_for, evaluator.base_logits, run.results)  # (100, N)
+    >>> xy = tsne_embedding(kl)                                                    # (100, 2)
 """
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:  # pragma: no cover
-    from matplotlib.figure import Figure
-
 __all__ = [
-    "SequentialCurve", "class_change_matrix", "edit_space", "embedding_figure", "flip_share_matrix",
-    "grouped_bar_figure", "heatmap_figure", "kl_per_example", "random_edit_targets", "read_metrics",
-    "sequential_drawdown", "sequential_figure", "training_curves_figure", "tsne_embedding",
+    "EditRun", "SequentialCurve", "class_change_matrix", "edit_space", "editor_for", "flip_share_matrix",
+    "kl_per_example", "load_available", "random_edit_targets", "read_metrics", "run_edits",
+    "sequential_drawdown", "tsne_embedding",
 ]
+
+
+# --------------------------------------------------------------------------- models and edits
+def load_available(folders: Mapping[str, str | Path], *, root: str | Path | None = None,
+                   device: str | torch.device | None = None) -> dict[str, tuple[Any, dict[str, Any]]]:
+    """Load the model folders that exist; print a note for (and skip) the others.
+
+    Args:
+        folders: name -> model folder (relative paths are taken from ``root``).
+        root: base of relative paths (default: the current directory).
+    Returns:
+        name -> ``(model in eval mode, card)`` for each folder holding a model.
+    """
+    from ..training import load_model
+
+    out: dict[str, tuple[Any, dict[str, Any]]] = {}
+    for name, folder in folders.items():
+        path = Path(folder)
+        if not path.is_absolute() and root is not None:
+            path = Path(root) / path
+        if (path / "card.json").exists() and (path / "model.safetensors").exists():
+            out[name] = load_model(path, device=device or "cpu")
+        else:
+            print(f"note: no model at {path} (not found); skipping the {name} model")
+    return out
+
+
+def editor_for(card: Mapping[str, Any], layers: str | None = None) -> Any:
+    """The editor a model should be edited with: the learned one recorded in its card by
+    Editable Training, else the defaults (``workbench.editing.defaults``) on ``layers``.
+
+    Returns:
+        A resolved :class:`workbench.editing.EditorConfig`.
+    """
+    from ..editing import EditorConfig
+
+    learned = card.get("editor") or {}
+    if "method" in learned:
+        cfg = EditorConfig.from_dict(learned)
+        if layers is not None and cfg.layers != layers:
+            cfg = EditorConfig(cfg.method, None, None, cfg.beta2, cfg.max_steps, layers)  # lr was learned for another group
+        return cfg.resolved()
+    from ..editing import DEFAULT_LAYERS
+
+    return EditorConfig(layers=layers or DEFAULT_LAYERS).resolved()
+
+
+@dataclass(frozen=True, eq=False)
+class EditRun:
+    """Independent edits of split images, each applied alone to the base model and scored.
+
+    Attributes:
+        indices, targets, sources: ``(E,)`` int64: split index, target label and true label
+            of each edited image.
+        results: the E EditResults; reports: their EditReports against the base model.
+    """
+
+    indices: torch.Tensor
+    targets: torch.Tensor
+    sources: torch.Tensor
+    results: tuple[Any, ...]
+    reports: tuple[Any, ...]
+
+    @property
+    def success(self) -> torch.Tensor:
+        """``(E,)`` bool."""
+        return torch.tensor([bool(r.success) for r in self.results], dtype=torch.bool)
+
+    @property
+    def drawdown(self) -> torch.Tensor:
+        """``(E,)`` float32 signed drawdown of each edit."""
+        return torch.tensor([float(r.drawdown) for r in self.reports])
+
+    def per_class_change(self) -> torch.Tensor:
+        """``(E, C)`` change of per-class error caused by each edit."""
+        return torch.stack([r.per_class_change.float().cpu() for r in self.reports])
+
+    def select(self, mask: torch.Tensor) -> "EditRun":
+        """The edits where ``mask`` (``(E,)`` bool) is set."""
+        keep = [i for i, m in enumerate(mask.tolist()) if m]
+        return EditRun(self.indices[keep], self.targets[keep], self.sources[keep],
+                       tuple(self.results[i] for i in keep), tuple(self.reports[i] for i in keep))
+
+
+def run_edits(evaluator: Any, model: Any, indices: Sequence[int] | torch.Tensor, targets: Sequence[int] | torch.Tensor,
+              config: Any = None, *, progress: bool = False, desc: str = "edits") -> EditRun:
+    """Edit image ``indices[e]`` of the evaluator's split to ``targets[e]``, each from the base
+    weights (the model is not modified), and score each edit with ``evaluator.score``.
+
+    Returns:
+        :class:`EditRun` with E entries.
+    """
+    from tqdm.auto import tqdm
+
+    from ..editing import edit
+
+    idx = torch.as_tensor(indices).long().cpu().reshape(-1)
+    tgt = torch.as_tensor(targets).long().cpu().reshape(-1)
+    if idx.shape != tgt.shape:
+        raise ValueError(f"{idx.numel()} indices but {tgt.numel()} targets; give one target per index")
+    results, reports = [], []
+    for i, t in tqdm(list(zip(idx.tolist(), tgt.tolist())), desc=desc, disable=not progress, leave=False):
+        res = edit(model, evaluator.image(i), t, config)
+        results.append(res)
+        reports.append(evaluator.score(res))
+    return EditRun(idx, tgt, evaluator.labels.cpu()[idx], tuple(results), tuple(reports))
 
 
 # --------------------------------------------------------------------------- edit space
@@ -231,133 +333,3 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
                 raise ValueError(f"{path}:{n + 1} is not valid JSON ({err})") from err
             rows[row.get("epoch", n)] = row
     return list(rows.values())
-
-
-# --------------------------------------------------------------------------- figures
-def _figure(rows: int, cols: int, width: float = 4.0, height: float = 3.2) -> tuple["Figure", np.ndarray]:
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width * cols, height * rows), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).reshape(rows, cols)
-    return fig, axes
-
-
-_SKIP = {"epoch", "step", "wall_time_s"}
-
-
-def training_curves_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]], keys: Sequence[str] | None = None,
-                           cols: int = 3) -> "Figure":
-    """One panel per metric (loss, test_error, edit/locality losses, learned editor lr, ...),
-    one line per run, against the epoch.
-
-    Args:
-        runs: run name -> rows from :func:`read_metrics`.
-        keys: metrics to plot; default every numeric key found (except epoch/step/time).
-    """
-    if keys is None:
-        found: list[str] = []
-        for rows in runs.values():
-            for r in rows:
-                found += [k for k, v in r.items() if k not in _SKIP and k not in found
-                          and isinstance(v, (int, float)) and not isinstance(v, bool)]
-        keys = found
-    if not keys:
-        raise ValueError("no metrics to plot; are the runs empty?")
-    n_rows = math.ceil(len(keys) / cols)
-    fig, axes = _figure(n_rows, min(cols, len(keys)))
-    for ax, key in zip(axes.flat, keys):
-        for name, rows in runs.items():
-            pts = [(r.get("epoch", i + 1), r[key]) for i, r in enumerate(rows) if isinstance(r.get(key), (int, float))]
-            if pts:
-                ax.plot(*zip(*pts), marker="o", label=name)
-        ax.set_title(key)
-        ax.set_xlabel("epoch")
-        vals = [r[key] for rows in runs.values() for r in rows if isinstance(r.get(key), (int, float))]
-        if "lr" in key and vals and min(vals) > 0:
-            ax.set_yscale("log")
-        ax.legend(fontsize="small")
-    for ax in list(axes.flat)[len(keys):]:
-        ax.set_visible(False)
-    return fig
-
-
-def heatmap_figure(matrices: Mapping[str, torch.Tensor], classes: Sequence[str], *, title: str = "",
-                   xlabel: str = "affected class (true label)", ylabel: str = "edited image's class",
-                   cbar_label: str = "change of error", diverging: bool = True) -> "Figure":
-    """Side-by-side ``(C, C)`` heatmaps on one shared color scale (one per model)."""
-    fig, axes = _figure(1, len(matrices), width=4.8, height=4.4)
-    vals = torch.cat([m.flatten() for m in matrices.values()])
-    vals = vals[torch.isfinite(vals)]
-    vmax = float(vals.abs().max()) if vals.numel() else 1.0
-    vmax = vmax if vmax > 0 else 1.0
-    kw = dict(cmap="RdBu_r", vmin=-vmax, vmax=vmax) if diverging else dict(cmap="viridis", vmin=0, vmax=vmax)
-    im = None
-    for ax, (name, m) in zip(axes.flat, matrices.items()):
-        im = ax.imshow(m.numpy(), **kw)
-        ax.set_title(f"{name}\nmean {float(m[torch.isfinite(m)].mean()) if torch.isfinite(m).any() else float('nan'):+.4f}")
-        ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize="small")
-        ax.set_yticks(range(len(classes)), classes, fontsize="small")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-    if im is not None:
-        fig.colorbar(im, ax=list(axes.flat), label=cbar_label, shrink=0.8)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def embedding_figure(points: Mapping[str, np.ndarray], colors: Mapping[str, Sequence[int]],
-                     classes: Sequence[str], *, title: str = "", legend: str = "class") -> "Figure":
-    """Scatter plots of 2-D embeddings (one panel per model), colored by a class per point."""
-    fig, axes = _figure(1, len(points), width=4.6, height=4.2)
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
-    for ax, (name, xy) in zip(axes.flat, points.items()):
-        c = np.asarray(colors[name])
-        for k, cls in enumerate(classes):
-            m = c == k
-            if m.any():
-                ax.scatter(xy[m, 0], xy[m, 1], s=14, color=cmap(k % cmap.N), label=cls)
-        ax.set_title(name)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    axes.flat[-1].legend(title=legend, fontsize="small", loc="center left", bbox_to_anchor=(1.0, 0.5))
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def sequential_figure(curves: Mapping[str, SequentialCurve], *, title: str = "") -> "Figure":
-    """Cumulative drawdown (and success) against the number of edits applied, per model."""
-    fig, axes = _figure(1, 2, width=4.8)
-    for name, cv in curves.items():
-        n = np.arange(1, len(cv.drawdown) + 1)
-        axes[0, 0].plot(n, 100 * np.asarray(cv.drawdown), marker=".", label=name)
-        axes[0, 1].plot(n, 100 * np.cumsum(cv.success) / n, marker=".", label=name)
-    axes[0, 0].set(xlabel="edits applied", ylabel="cumulative drawdown (%)", title="test error increase")
-    axes[0, 1].set(xlabel="edits attempted", ylabel="success so far (%)", title="edit success")
-    for ax in axes.flat:
-        ax.legend(fontsize="small")
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
-def grouped_bar_figure(values: Mapping[str, Mapping[str, float]], *, ylabel: str = "", title: str = "",
-                       scale: float = 1.0) -> "Figure":
-    """Grouped bars: ``values[series][category]`` (e.g. model -> editor -> drawdown)."""
-    fig, axes = _figure(1, 1, width=6.4, height=3.4)
-    ax = axes[0, 0]
-    cats: list[str] = []
-    for row in values.values():
-        cats += [c for c in row if c not in cats]
-    width = 0.8 / max(1, len(values))
-    for s, (name, row) in enumerate(values.items()):
-        xs = [i + (s - (len(values) - 1) / 2) * width for i, c in enumerate(cats) if c in row]
-        ax.bar(xs, [scale * row[c] for c in cats if c in row], width, label=name)
-    ax.set_xticks(range(len(cats)), cats)
-    ax.set(ylabel=ylabel, title=title)
-    ax.axhline(0, color="k", lw=0.5)
-    ax.legend(fontsize="small")
-    return fig
