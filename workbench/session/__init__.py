@@ -1,0 +1,6 @@
+"""The edit session: base weights, edit stack with undo/redo, save/load, export."""
+from .history_io import HISTORY_FILE, read_history, state_hash, write_history
+from .records import EditRecord
+from .session import EditSession
+
+__all__ = ["EditRecord", "EditSession", "HISTORY_FILE", "read_history", "state_hash", "write_history"]

@@ -1,0 +1,65 @@
+"""Set-up and export helpers of :class:`~workbench.session.EditSession`."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..data import DataBundle
+from ..editing.editor import EditorConfig
+from .records import EditRecord
+
+if TYPE_CHECKING:
+    from ..evaluation import EditReport, Evaluator
+
+
+def load_bundle(card: Mapping[str, Any]) -> DataBundle:
+    """The data set a model card names (``card["dataset"]``, default Fashion-MNIST), with the
+    recipe's data root, validation size and seed."""
+    from ..data import load_dataset
+
+    name = card.get("dataset") or "fashion-mnist"
+    recipe = card.get("recipe") or {}
+    kw: dict[str, Any] = {}
+    if name in ("fashion-mnist", "cifar10"):
+        kw = {k: recipe[k] for k in ("val_size", "seed") if recipe.get(k) is not None}
+    return load_dataset(name, recipe.get("data_root"), **kw)
+
+
+def build_evaluator(model: nn.Module, bundle: DataBundle, split: str, config: EditorConfig,
+                    device: torch.device, limit: int | None) -> Evaluator | None:
+    """An Evaluator on ``split`` bound to the model's current (base) weights, or None when
+    the evaluation package has none."""
+    try:
+        from ..evaluation import Evaluator
+    except ImportError:  # the evaluator is optional; sessions work without reports
+        return None
+    return Evaluator(model, bundle, split=split, layers=config.layers, device=device, limit=limit)
+
+
+def black_image(mean: Sequence[float] | None, std: Sequence[float] | None) -> torch.Tensor | None:
+    """``(C, 1, 1)``: a black pixel in normalised units (the attribution baseline)."""
+    if not mean or not std:
+        return None
+    return (-torch.tensor(list(mean), dtype=torch.float32) / torch.tensor(list(std), dtype=torch.float32)).view(-1, 1, 1)
+
+
+def export_card(card: Mapping[str, Any], history: Sequence[EditRecord], base_hash: str,
+                checkpoint: Path | None, report: EditReport | None, split: str,
+                examples: int | None) -> dict[str, Any]:
+    """The card of an exported edited model: the base card's fields (minus its error rates),
+    ``base_model`` (the whole base card), ``edits`` (index, target, method, lr, steps,
+    success ... per applied edit) and, with a report, the edited model's error."""
+    base = {k: v for k, v in card.items() if k not in ("test_error", "val_error")}
+    out: dict[str, Any] = {**base, "arch": card.get("arch", "small-resnet"), "edited": True,
+                           "base_model": dict(card), "base_sha256": base_hash,
+                           "base_checkpoint": str(checkpoint) if checkpoint else None,
+                           "edits": [{"n": i, **r.summary()} for i, r in enumerate(history)],
+                           "exported_at": time.time()}
+    if report is not None:
+        out["edited_eval"] = {"split": split, "images": examples,
+                              "error_before": report.error_before, "error_after": report.error_after}
+    return out

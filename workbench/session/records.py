@@ -1,0 +1,70 @@
+"""Records kept by an :class:`~workbench.session.EditSession`."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..editing.editor import EditResult
+
+if TYPE_CHECKING:  # the evaluator is optional at run time
+    from ..evaluation import EditReport
+
+Index = "int | tuple[int, ...] | None"
+
+
+def new_uid() -> str:
+    """A short unique id naming an edit's tensor file."""
+    return uuid.uuid4().hex[:12]
+
+
+@dataclass(frozen=True, eq=False)
+class EditRecord:
+    """One edit as the session saw it.
+
+    Attributes:
+        result: the editor's :class:`~workbench.editing.EditResult` (``before``/``after`` hold the
+            edited parameters, on the session's device).
+        index: index of the edited image in the evaluator's split, a tuple for a batch edit,
+            or None for a custom image.
+        target: the target label (a tuple for a batch edit).
+        report: cumulative score of the weights after this edit against the base weights
+            (None without an evaluator, or for a failed attempt).
+        step_report: this edit alone: the weights after it against the weights before it
+            (``error_before`` = error of the state before this edit).
+        timestamp: ``time.time()`` when the edit was made.
+        uid: stable id of the record (names its tensor file in a saved history).
+    """
+
+    result: EditResult
+    index: int | tuple[int, ...] | None
+    target: int | tuple[int, ...]
+    report: EditReport | None = None
+    step_report: EditReport | None = None
+    timestamp: float = 0.0
+    uid: str = field(default_factory=new_uid)
+
+    @property
+    def success(self) -> bool:
+        return self.result.success
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready description (no tensors): what an export card or a table shows."""
+        cfg = self.result.config
+        out: dict[str, Any] = {
+            "index": list(self.index) if isinstance(self.index, tuple) else self.index,
+            "target": list(self.target) if isinstance(self.target, tuple) else self.target,
+            "method": cfg.method, "lr": cfg.lr, "beta": cfg.beta, "max_steps": cfg.max_steps,
+            "layers": cfg.layers if isinstance(cfg.layers, str) else list(cfg.layers),
+            "steps": self.result.steps, "success": self.result.success,
+            "seconds": round(self.result.seconds, 4), "timestamp": self.timestamp,
+        }
+        if self.report is not None:
+            out["test_error_after"] = self.report.error_after
+            out["drawdown"] = self.report.drawdown
+        return out
+
+
+def target_of(y: tuple[int, ...], batch: bool) -> int | tuple[int, ...]:
+    """The record's ``target``: the int for a single edit, the tuple for a batch."""
+    return y if batch else y[0]

@@ -1,0 +1,414 @@
+"""``EditSession``: the model state the user sees, a stack of edits with undo/redo,
+save/load of the history and export of the edited model."""
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..data import DataBundle
+from ..device import default_device
+from ..editing.editor import EditorConfig, EditResult, eval_mode
+from ..editing.editor import edit as edit_fn
+from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
+from .helpers import black_image, build_evaluator, export_card, load_bundle
+from .records import EditRecord, target_of
+
+if TYPE_CHECKING:
+    from ..attribution import AttributionSet
+    from ..evaluation import EditReport, Evaluator
+    from ..probe import GeneralizationReport
+
+
+class EditSession:
+    """Base weights, a stack of applied edits (undo/redo) and the current weights.
+
+    The session edits ``model`` in place (pass a copy to keep the original); ``session.model``
+    always holds the current weights, in eval mode, on ``session.device``.
+
+    Args:
+        model: a workbench model holding the *base* weights.
+        bundle: the data set; with it (and no ``evaluator``) an Evaluator is built on ``split``.
+        evaluator: an Evaluator bound to the base weights (reports are None without one).
+        config: default :class:`EditorConfig` for :meth:`edit`.
+        autosave_dir: history folder rewritten (atomically) after every change.
+        resume: what to do when ``autosave_dir`` already holds a history: True loads it,
+            False replaces it at the next autosave, None (default) raises ValueError.
+        device: defaults to :func:`workbench.device.default_device`.
+        card: the base model's card (from ``load_model``), copied into exports.
+        split, limit: the evaluator's split and size (used by :meth:`image` without an evaluator).
+        checkpoint: the base model folder (recorded in saved histories and exports).
+
+    Example:
+        >>> s = EditSession.from_checkpoint("assets/models/fashion-baseline")
+        >>> res = s.edit_index(12, 3)       # edit test image 12 to class 3
+        >>> s.current_report().drawdown; s.undo(); s.redo(); s.save("runs/my-edits")
+    """
+
+    def __init__(self, model: nn.Module, bundle: DataBundle | None = None, *, evaluator: Evaluator | None = None,
+                 config: EditorConfig | None = None, autosave_dir: str | Path | None = None,
+                 resume: bool | None = None, device: str | torch.device | None = None,
+                 card: Mapping[str, Any] | None = None, split: str = "test", limit: int | None = None,
+                 checkpoint: str | Path | None = None) -> None:
+        self.device = torch.device(device) if device is not None else default_device()
+        if bundle is not None and tuple(bundle.input_shape) != tuple(getattr(model, "input_shape", bundle.input_shape)):
+            raise ValueError(f"the data set {bundle.name!r} has images {bundle.input_shape} but the model takes "
+                             f"{tuple(getattr(model, 'input_shape'))}; load the data set the model was trained on")
+        self.model = model.to(self.device).eval()
+        self.bundle, self.split, self.limit = bundle, split, limit
+        self.card: dict[str, Any] = dict(card or {})
+        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
+        self.config: EditorConfig = (config or EditorConfig()).resolved()
+        self.history: list[EditRecord] = []
+        self.attempts: list[EditRecord] = []
+        self._redo: list[EditRecord] = []
+        self._base = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        self.base_hash = state_hash(self._base)
+        self._shas: dict[str, str] = {}
+        self.last_autosave_error: Exception | None = None
+        if evaluator is None and bundle is not None:
+            evaluator = build_evaluator(self.model, bundle, split, self.config, self.device, limit)
+        self.evaluator = evaluator
+        self.autosave_dir = Path(autosave_dir) if autosave_dir is not None else None
+        if self.autosave_dir is not None and (self.autosave_dir / HISTORY_FILE).exists():
+            if resume is None:
+                raise ValueError(f"{self.autosave_dir} already holds a saved edit history. Pass resume=True to "
+                                 "continue it, or resume=False to start over (it is replaced at the next edit).")
+            if resume:
+                self.load_history(self.autosave_dir)
+
+    # -- construction ------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, folder: str | Path, *, bundle: DataBundle | None = None, split: str = "test",
+                        limit: int | None = None, device: str | torch.device | None = None,
+                        **kw: Any) -> EditSession:
+        """A session on a model folder: loads the model, its data set (``card["dataset"]``,
+        default Fashion-MNIST, unless ``bundle`` is given) and an Evaluator on ``split``
+        (its first ``limit`` images, if given). ``kw`` go to :class:`EditSession`.
+        """
+        from ..training.checkpoint import load_model
+
+        dev = torch.device(device) if device is not None else default_device()
+        model, card = load_model(folder, device=dev)
+        if bundle is None:
+            bundle = load_bundle(card)
+        return cls(model, bundle, device=dev, card=card, split=split, limit=limit, checkpoint=folder, **kw)
+
+    @classmethod
+    def load(cls, folder: str | Path, model_or_checkpoint: nn.Module | str | Path, **kw: Any) -> EditSession:
+        """A new session on ``model_or_checkpoint`` (a base model or its folder) with the
+        history saved in ``folder`` replayed. ``kw`` go to the constructor."""
+        if isinstance(model_or_checkpoint, (str, Path)):
+            session = cls.from_checkpoint(model_or_checkpoint, **kw)
+        else:
+            session = cls(model_or_checkpoint, **kw)
+        session.load_history(folder)
+        return session
+
+    # -- state -------------------------------------------------------------------------
+    @property
+    def can_undo(self) -> bool:
+        return bool(self.history)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    @property
+    def redo_stack(self) -> tuple[EditRecord, ...]:
+        """Undone edits, the next one to redo last."""
+        return tuple(self._redo)
+
+    @property
+    def base_state(self) -> dict[str, torch.Tensor]:
+        """The base weights and buffers (a copy, on the session's device)."""
+        return {k: v.clone() for k, v in self._base.items()}
+
+    def edited_names(self) -> list[str]:
+        """Names of every parameter changed by an applied edit (order of first edit)."""
+        names: list[str] = []
+        for rec in self.history:
+            names += [n for n in rec.result.after if n not in names]
+        return names
+
+    def params_at(self, step: int | None = None) -> dict[str, torch.Tensor]:
+        """The edited parameters after ``step`` applied edits (0 = base; default: now).
+
+        Returns name -> tensor for :meth:`edited_names` (pass it to ``Evaluator.score`` or
+        to attribution as ``params``).
+        """
+        n = len(self.history) if step is None else step
+        if not 0 <= n <= len(self.history):
+            raise ValueError(f"step must be in 0..{len(self.history)}, got {step}")
+        out = {k: self._base[k] for k in self.edited_names()}
+        for rec in self.history[:n]:
+            out.update(rec.result.after)
+        return out
+
+    def current_report(self) -> EditReport | None:
+        """Cumulative report of the current weights against the base (None before any edit
+        or without an evaluator)."""
+        return self.history[-1].report if self.history else None
+
+    # -- editing -----------------------------------------------------------------------
+    def edit(self, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor, config: EditorConfig | None = None,
+             *, index: int | Sequence[int] | None = None, **overrides: Any) -> EditResult:
+        """Edit the current weights so that the model predicts ``y_ref`` for ``x``.
+
+        Args:
+            x: ``(C, H, W)`` or a batch ``(N, C, H, W)`` float, normalised (one edit for all N).
+            y_ref: the target label, or N labels for a batch.
+            config: editor settings (default ``session.config``); ``overrides`` replace fields.
+            index: the images' indices in the evaluator's split (recorded), if known.
+        Returns:
+            The :class:`EditResult`. A successful edit is applied and pushed (the redo stack
+            is cleared); a failed one leaves the weights unchanged and goes to ``attempts``.
+        Raises:
+            ValueError, TypeError: bad input (the editor's checks); nothing changes.
+        """
+        result = edit_fn(self.model, x, y_ref, config or self.config, **overrides)
+        idx = tuple(int(i) for i in index) if isinstance(index, Sequence) else index
+        target = target_of(result.y_ref, not isinstance(y_ref, int))
+        if not result.success:
+            self.attempts.append(EditRecord(result, idx, target, timestamp=time.time()))
+            self._autosave()
+            return result
+        params = {**self.params_at(), **result.after}
+        report, step_report = self._score(params, self._preds_now())
+        result.apply(self.model)
+        self.history.append(EditRecord(result, idx, target, report, step_report, time.time()))
+        self._redo.clear()
+        self._autosave()
+        return result
+
+    def edit_index(self, index: int | Sequence[int], y_ref: int | Sequence[int] | torch.Tensor,
+                   config: EditorConfig | None = None, **overrides: Any) -> EditResult:
+        """Edit image(s) ``index`` of the evaluator's split (a list of indices = batch edit)."""
+        return self.edit(self.image(index), y_ref, config, index=index, **overrides)
+
+    def undo(self) -> EditRecord:
+        """Restore the weights from before the last edit, bit for bit; returns its record."""
+        if not self.history:
+            raise ValueError("nothing to undo: no edit is applied")
+        rec = self.history[-1]
+        rec.result.revert(self.model)
+        self._redo.append(self.history.pop())
+        self._autosave()
+        return rec
+
+    def redo(self) -> EditRecord:
+        """Re-apply the last undone edit; returns its record."""
+        if not self._redo:
+            raise ValueError("nothing to redo: no edit was undone since the last edit")
+        rec = self._redo[-1]
+        rec.result.apply(self.model)
+        self.history.append(self._redo.pop())
+        self._autosave()
+        return rec
+
+    def reset(self) -> None:
+        """Back to the base weights; history and redo stack cleared (attempts kept)."""
+        self.model.load_state_dict(self._base)
+        self.history.clear()
+        self._redo.clear()
+        self._autosave()
+
+    # -- scoring -----------------------------------------------------------------------
+    def _preds_now(self) -> torch.Tensor | None:
+        ev = self.evaluator
+        if ev is None:
+            return None
+        if not self.history:
+            return ev.base_preds
+        last = self.history[-1].report
+        return last.preds_after if last is not None else ev.score(self.params_at()).preds_after
+
+    def _score(self, params: Mapping[str, torch.Tensor], prev_preds: torch.Tensor | None
+               ) -> tuple[EditReport | None, EditReport | None]:
+        ev = self.evaluator
+        if ev is None:
+            return None, None
+        return ev.score(params), ev.score(params, reference_preds=prev_preds)
+
+    # -- data helpers ------------------------------------------------------------------
+    def image(self, index: int | Sequence[int]) -> torch.Tensor:
+        """Normalised image(s) of the split: ``(C, H, W)`` for an int, ``(N, C, H, W)`` for a list."""
+        if not isinstance(index, int):
+            idx = [int(i) for i in index]
+            if not idx:
+                raise ValueError("give at least one index")
+            return torch.stack([self.image(i) for i in idx])
+        n = self.num_examples
+        if isinstance(index, bool) or not 0 <= index < n:
+            raise ValueError(f"index {index!r} out of range: the {self.split} split has {n} images (0..{n - 1})")
+        if self.evaluator is not None:
+            return self.evaluator.image(index).to(self.device)
+        assert self.bundle is not None
+        x = self.bundle.split(self.split)[0][index:index + 1]
+        return self.bundle.normalize(x.to(self.device))[0]
+
+    @property
+    def num_examples(self) -> int:
+        """Images in the split (after ``limit``); ValueError without data."""
+        if self.evaluator is not None:
+            return int(len(self.evaluator.labels))
+        if self.bundle is None:
+            raise ValueError("this session has no data set; pass images to edit() or build it with a bundle")
+        n = len(self.bundle.split(self.split)[1])
+        return n if self.limit is None else min(n, self.limit)
+
+    @torch.no_grad()
+    def probabilities(self, x: torch.Tensor | int) -> torch.Tensor:
+        """Softmax of the current model: ``(C,)`` for one image (or an index), ``(N, C)`` for a batch."""
+        xi = self.image(x) if isinstance(x, int) else x
+        p = next(self.model.parameters())
+        xb = xi.to(device=p.device, dtype=p.dtype)
+        with eval_mode(self.model):
+            out = torch.softmax(self.model(xb.unsqueeze(0) if xb.dim() == 3 else xb).float(), -1).cpu()
+        return out[0] if xb.dim() == 3 else out
+
+    # -- analysis of the last edit -----------------------------------------------------
+    def _compare(self, against: str) -> tuple[dict[str, torch.Tensor], EditRecord]:
+        if not self.history:
+            raise ValueError("no edit is applied yet: make an edit first")
+        if against == "last":
+            return self.history[-1].result.before, self.history[-1]
+        if against == "base":
+            return self.params_at(0), self.history[-1]
+        raise ValueError(f"against must be 'last' (before the last edit) or 'base', got {against!r}")
+
+    def generalization(self, x: torch.Tensor | int | None = None, y_ref: int | Sequence[int] | None = None, *,
+                       n_views: int = 32, seed: int = 0, against: str = "last", **kw: Any) -> GeneralizationReport:
+        """Share of augmented views of the edited image(s) predicted ``y_ref``, before the
+        last edit (or at the base, ``against="base"``) and now. Defaults: the last edit's
+        image (by index) and target. ``kw`` go to :func:`workbench.probe.generalization`."""
+        from ..probe import generalization
+
+        before, rec = self._compare(against)
+        if x is None:
+            if rec.index is None:
+                raise ValueError("the last edit was on a custom image: pass it as x")
+            x = rec.index if isinstance(rec.index, int) else list(rec.index)  # type: ignore[assignment]
+        xi = self.image(x) if not isinstance(x, torch.Tensor) else x  # type: ignore[arg-type]
+        y = rec.target if y_ref is None else y_ref
+        return generalization(self.model, xi, y, before, None, n_views=n_views, seed=seed, **kw)
+
+    def attribution(self, x: torch.Tensor | int, labels: int | Sequence[int] | None = None,
+                    method: str = "Integrated Gradients", *, against: str = "last", **kw: Any) -> AttributionSet:
+        """Attribution maps of ``x`` before the last edit (or at the base) and now.
+
+        ``labels`` default to (the prediction before, the last edit's target). ``kw`` go to
+        :func:`workbench.attribution.before_after` (``progress=``, ``n_steps=``, ``window=``...);
+        IG and Occlusion use a black image as baseline when the normalisation is known.
+        """
+        from ..attribution import before_after
+
+        before, rec = self._compare(against)
+        xi = self.image(x) if isinstance(x, int) else x
+        if labels is None:
+            from ..attribution.compare import _probs
+
+            orig = int(_probs(self.model, before, xi).argmax())
+            tgt = rec.target if isinstance(rec.target, int) else rec.target[0]
+            labels = (orig, tgt)
+        if "baseline" not in kw and (black := self._black()) is not None:
+            kw["baseline"] = black
+        return before_after(self.model, before, None, xi, labels, method, **kw)
+
+    def _black(self) -> torch.Tensor | None:
+        if self.bundle is not None:
+            return black_image(self.bundle.mean, self.bundle.std)
+        return black_image(self.card.get("mean"), self.card.get("std"))
+
+    # -- persistence -------------------------------------------------------------------
+    def _header(self) -> dict[str, Any]:
+        cfg = getattr(self.model, "config", None)
+        return {"base_sha256": self.base_hash, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
+                "arch": self.card.get("arch"), "model_config": cfg() if callable(cfg) else None,
+                "config": self.config.to_dict(), "saved_at": time.time()}
+
+    def save(self, folder: str | Path) -> Path:
+        """Write the history (applied edits, redo stack, failed attempts) to ``folder``
+        atomically: ``history.json`` + ``edits/<uid>.safetensors``. Returns the folder."""
+        return write_history(Path(folder), self._header(), self.history, self._redo, self.attempts, self._shas)
+
+    def _autosave(self) -> None:
+        if self.autosave_dir is None:
+            return
+        try:
+            self.save(self.autosave_dir)
+            self.last_autosave_error = None
+        except (OSError, ValueError) as err:
+            self.last_autosave_error = err
+            warnings.warn(f"autosave to {self.autosave_dir} failed: {err}", RuntimeWarning, stacklevel=3)
+
+    def load_history(self, folder: str | Path, *, rescore: bool = True) -> None:
+        """Replace this session's history with the one saved in ``folder`` and move the
+        weights to its state, bit for bit.
+
+        Everything is validated and rebuilt first (files, hashes, the base weights,
+        parameter names and shapes); on any problem a ValueError names it and the session
+        is left exactly as it was. With ``rescore`` (and an evaluator) reports are recomputed.
+        """
+        params = dict(self.model.named_parameters())
+        loaded = read_history(folder, {n: p.detach() for n, p in params.items()}, self.base_hash,
+                              getattr(self.model, "num_classes", None))
+        state: dict[str, torch.Tensor] = {}
+        preds = self.evaluator.base_preds if (self.evaluator is not None and rescore) else None
+
+        def build(item: LoadedEdit) -> EditRecord:
+            nonlocal preds
+            after = {n: v.to(self.device) for n, v in item.after.items()}
+            before = {n: state.get(n, self._base[n]) for n in after}
+            state.update(after)
+            report = step = None
+            if preds is not None:
+                report, step = self._score(dict(state), preds)
+                preds = report.preds_after if report is not None else None
+            m = item.meta
+            idx = m.get("index")
+            target = target_of(item.y_ref, bool(m.get("batch")))
+            return EditRecord(to_result(item, before, after), tuple(idx) if isinstance(idx, list) else idx,
+                              target, report, step, float(m.get("timestamp", 0.0)), str(m["uid"]))
+
+        applied = [build(it) for it in loaded.applied]
+        final = dict(state)
+        redo = [build(it) for it in reversed(loaded.redo)][::-1]
+        attempts = []
+        for it in loaded.attempts:
+            idx = it.meta.get("index")
+            attempts.append(EditRecord(to_result(it, {}, {}), tuple(idx) if isinstance(idx, list) else idx,
+                                       target_of(it.y_ref, bool(it.meta.get("batch"))), None, None,
+                                       float(it.meta.get("timestamp", 0.0)), str(it.meta["uid"])))
+        # everything validated and built: swap
+        self.model.load_state_dict(self._base)
+        with torch.no_grad():
+            for n, v in final.items():
+                params[n].copy_(v)
+        self.history, self._redo, self.attempts = applied, redo, attempts
+        self._shas.update({it.meta["uid"]: it.sha for it in loaded.applied + loaded.redo if it.sha})
+        if self.autosave_dir is not None and Path(folder).resolve() != self.autosave_dir.resolve():
+            self._autosave()
+
+    def export(self, folder: str | Path) -> Path:
+        """Save the current weights as a model folder (``model.safetensors`` + ``card.json``
+        listing the edits and the base model's card); ``load_model`` reads it back."""
+        from ..training.checkpoint import save_model
+
+        folder = Path(folder)
+        if self.checkpoint is not None and folder.resolve() == Path(self.checkpoint).resolve():
+            raise ValueError(f"{folder} is the base model's folder; export the edited model to a new folder")
+        if (folder / HISTORY_FILE).exists():
+            raise ValueError(f"{folder} holds an edit history; export the model to a separate folder")
+        card = export_card(self.card, self.history, self.base_hash, self.checkpoint, self.current_report(),
+                           self.split, self.num_examples if self.current_report() is not None else None)
+        return save_model(folder, self.model, card)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return (f"EditSession({len(self.history)} edit(s) applied, {len(self._redo)} to redo, "
+                f"{len(self.attempts)} failed attempt(s), device={self.device})")
+
