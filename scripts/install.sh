@@ -130,9 +130,9 @@ else
 fi
 
 "$VENV/bin/python" - <<'EOF'
-import torch, torchvision
+import torch
 cuda = torch.cuda.is_available()
-print(f"[workbench] torch {torch.__version__}, torchvision {torchvision.__version__}, "
-      f"device: {'cuda (' + torch.cuda.get_device_name(0) + ')' if cuda else 'cpu'}")
+print(f"[workbench] torch {torch.__version__}; compute device: "
+      f"{'cuda (' + torch.cuda.get_device_name(0) + ')' if cuda else 'cpu (no CUDA GPU found)'}")
 EOF
 say "install done"
