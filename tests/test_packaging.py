@@ -115,3 +115,13 @@ def test_tracked_notebooks_have_no_large_outputs():
             size = len(json.dumps(cell.get("outputs", [])))
             assert size <= MAX_NOTEBOOK_OUTPUT_BYTES, \
                 f"{nb_path.name} cell {i} has {size} bytes of outputs; strip outputs before committing"
+
+
+def test_pytest_config_runs_every_marker():
+    """scripts/test.sh runs plain ``pytest``: the config must not deselect any marker (ui included)."""
+    cfg = _pyproject()["tool"]["pytest"]["ini_options"]
+    addopts = cfg.get("addopts", "")
+    addopts = addopts.split() if isinstance(addopts, str) else list(addopts)
+    assert not any(a == "-m" or a.startswith("-m") for a in addopts), addopts
+    assert any(m.startswith("ui:") for m in cfg["markers"])
+    assert cfg["testpaths"] == ["tests"]
