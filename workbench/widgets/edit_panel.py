@@ -1,5 +1,7 @@
 """EditPanel: editor settings, Edit / Undo / Redo / Reset, history save/load, progress.
 
+The outcome of an edit is shown by each model's :class:`SessionView` status line.
+
 The panel owns the busy flag: while an action runs every action button is disabled and a
 second click (or a re-entrant call) is refused, so a double click cannot apply two edits.
 """
@@ -63,11 +65,9 @@ class EditPanel:
         self.progress = css(W.IntProgress(value=0, min=0, max=4, description="", bar_style="",
                                           layout=W.Layout(width="160px")), "wb-progress")
         self.phase = css(W.HTML(""), "wb-phase")
-        self.status = css(W.HTML("<i>no edit yet</i>"), "wb-edit-status")
         self.widget = css(W.VBox([
             W.HBox([self.method, self.lr, self.max_steps, self.group]),
             W.HBox([*(self.buttons[n] for n in ("edit", "undo", "redo", "reset")), self.progress, self.phase]),
-            self.status,
             W.HBox([self.history_path, self.buttons["save"], self.buttons["load"]]),
         ]), "wb-edit-panel")
         self._apply_enabled()
@@ -121,16 +121,3 @@ class EditPanel:
     def _apply_enabled(self) -> None:
         for n, b in self.buttons.items():
             b.disabled = not self._enabled.get(n, True)
-
-    def show_result(self, success: bool, steps: int, seconds: float, message: str = "") -> None:
-        """Write the outcome of an edit into the status line (CSS class ``wb-edit-status``)."""
-        if success:
-            self.status.value = (f"<span class='wb-success' style='color:#1b5e20'><b>success</b></span> in "
-                                 f"<span class='wb-steps'>{steps}</span> step(s), {seconds * 1000:.0f} ms")
-        else:
-            self.status.value = (f"<span class='wb-failure' style='color:#b71c1c'><b>failed</b></span> after "
-                                 f"<span class='wb-steps'>{steps}</span> step(s), {seconds * 1000:.0f} ms: "
-                                 f"{html.escape(message)} (weights unchanged)")
-
-    def show_text(self, text: str) -> None:
-        self.status.value = html.escape(text)

@@ -49,7 +49,7 @@ def image_png(image, *, scale: int = 3) -> bytes:
     a = (_hwc(image) * 255.0 + 0.5).astype(np.uint8)
     img = PILImage.fromarray(a, mode="L" if a.ndim == 2 else "RGB")
     if scale != 1:
-        img = img.resize((img.width * scale, img.height * scale), PILImage.NEAREST)
+        img = img.resize((img.width * scale, img.height * scale), PILImage.Resampling.NEAREST)
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()

@@ -86,6 +86,11 @@ class TargetPicker:
         if self.on_target is not None:
             self.on_target(self.target)
 
+    def choose_silently(self, target: int) -> None:
+        """Set the target without calling ``on_target`` (used to sync several pickers)."""
+        self.target = int(target)
+        self.refresh()
+
     def refresh(self) -> None:
         """Update bars, colours, button order and styles in place."""
         with self.figure.batch_update():
@@ -102,7 +107,7 @@ class TargetPicker:
                 (b.add_class if on else b.remove_class)(cls)
             b.tooltip = ("true label" if c == self.true else "suggested: top prediction" if c in suggested
                          else "") + f" p={self.probs[c]:.3f}"
-        if self.index is not None:
+        if self.index is not None and self.pred is not None:
             name = lambda c: html.escape(self.classes[c]) if c is not None else "?"  # noqa: E731
             self.header.value = (f"<b>#{self.index}</b> true: <b>{name(self.true)}</b>, predicted: "
                                  f"<b>{name(self.pred)}</b> ({self.probs[self.pred]:.1%})<br>"
