@@ -1,4 +1,9 @@
-"""Edit metrics (drawdown, success, steps) and the fast evaluator."""
+"""Edit metrics (drawdown, success, steps), the fast evaluator and the edit protocols."""
+from .evaluator import Evaluator
 from .predict import error_rate, predict_logits
+from .protocols import PROTOCOLS, EditSet, make_edits, natural_edits, random_label_edits
+from .records import EditOutcome, EditReport, EvalSummary, Misclassified, format_table
 
-__all__ = ["error_rate", "predict_logits"]
+__all__ = ["EditOutcome", "EditReport", "EditSet", "EvalSummary", "Evaluator", "Misclassified", "PROTOCOLS",
+           "error_rate", "format_table", "make_edits", "natural_edits", "predict_logits",
+           "random_label_edits"]

@@ -1,0 +1,173 @@
+"""``python -m workbench evaluate`` and ``python -m workbench tune-editor``."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+
+from ..cli import command
+from ..data import DataBundle, load_dataset
+from ..editing import EditorConfig, get_method
+from ..editing.defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS
+from ..models.registry import group_params
+from .evaluator import Evaluator
+from .protocols import PROTOCOLS, make_edits
+from .tuning import parse_floats, tune_editor, write_defaults
+
+
+def parse_layers(text: str) -> str | tuple[str, ...]:
+    """``"chain3"`` -> ``"chain3"``; ``"chain3,head"`` -> ``("chain3", "head")``."""
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not parts:
+        raise ValueError("--layers is empty; name a group such as chain3")
+    return parts[0] if len(parts) == 1 else parts
+
+
+def load_checkpoint(folder: str | Path, device: torch.device | str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """``(model, card)`` of a model folder, with a clear error when the folder is missing."""
+    from ..training import load_model
+
+    path = Path(folder)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; pass a model folder holding "
+                                "model.safetensors and card.json (as written by `python -m workbench train`)")
+    return load_model(path, device=device)
+
+
+def bundle_for_card(card: Mapping[str, Any]) -> DataBundle:
+    """The data set a model was trained on, with the same train/val split (from its card)."""
+    name = card.get("dataset") or "fashion-mnist"
+    recipe = card.get("recipe") or {}
+    kw: dict[str, Any] = {}
+    if name in ("fashion-mnist", "cifar10"):
+        kw = {k: recipe[k] for k in ("val_size", "seed") if recipe.get(k) is not None}
+    return load_dataset(name, recipe.get("data_root"), **kw)
+
+
+def _common_args(p: argparse.ArgumentParser, edits: int) -> None:
+    p.add_argument("--checkpoint", required=True, help="model folder (model.safetensors + card.json)")
+    p.add_argument("--editor", default="rmsprop", help="gd, scaled_gd, sign (rprop), rmsprop, momentum, adam")
+    p.add_argument("--layers", default=DEFAULT_LAYERS, help="editable group(s), e.g. chain3 or chain3,head")
+    p.add_argument("--edits", type=int, default=edits, help=f"number of independent edits (default {edits})")
+    p.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help="k: step budget per edit")
+    p.add_argument("--seed", type=int, default=0, help="seed of the edit draw")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--batch-size", type=int, default=1000, help="examples per forward pass")
+    p.add_argument("--json", default=None, metavar="OUT.json", help="also write the results as JSON")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _evaluate_args(p: argparse.ArgumentParser) -> None:
+    _common_args(p, 1000)
+    p.add_argument("--protocol", default="random", choices=PROTOCOLS,
+                   help="random: random labels on random test images (the paper); natural: "
+                        "misclassified test images edited to their true label")
+    p.add_argument("--lr", type=float, default=None, help="editor learning rate (default: tuned default)")
+    p.add_argument("--beta", type=float, default=None, help="editor beta (default: tuned default)")
+    p.add_argument("--split", default="test", choices=("test", "val"), help="split to edit and score")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images of the split")
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    return "python -m workbench " + " ".join(shlex.quote(a) for a in getattr(args, "_argv", []))
+
+
+def _setup(args: argparse.Namespace, split: str, limit: int | None) -> tuple[Evaluator, dict[str, Any]]:
+    get_method(args.editor)  # fail fast on an unknown editor
+    for name in ("edits", "max_steps", "batch_size"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    layers = parse_layers(args.layers)
+    model, card = load_checkpoint(args.checkpoint)
+    group_params(model, layers)  # unknown group -> ValueError naming the groups
+    bundle = bundle_for_card(card)
+    ev = Evaluator(model, bundle, split=split, layers=layers, device=args.device,
+                   batch_size=args.batch_size, limit=limit)
+    args.layers_parsed = layers
+    return ev, card
+
+
+def _header(ev: Evaluator, card: Mapping[str, Any], checkpoint: str) -> str:
+    return (f"checkpoint {checkpoint} ({card.get('arch')}, {card.get('epochs')} epochs, {card.get('dataset')}); "
+            f"{len(ev)} {ev.split} images, base error {100 * ev.base_error:.2f}%; device {ev.device}; "
+            f"prefix cache {ev.cache_info()} built in {ev.setup_seconds:.1f} s")
+
+
+@command("evaluate", _evaluate_args)
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """N independent edits of a checkpoint, scored as in the paper's Table 1."""
+    ev, card = _setup(args, args.split, args.limit)
+    cfg = EditorConfig(args.editor, args.lr, args.beta, max_steps=args.max_steps, layers=args.layers_parsed)
+    cfg = cfg.resolved()
+    edits = make_edits(args.protocol, ev, args.edits, args.seed)
+    print(_header(ev, card, args.checkpoint))
+    summary = ev.evaluate_edits(edits.x, edits.y, cfg, protocol=args.protocol, progress=not args.no_progress,
+                                indices=edits.indices)
+    print(summary.table())
+    print("(failed edits count as k steps; drawdown = error after - error before, over the whole "
+          f"{ev.split} split; abs = mean of |change|, signed = mean change)")
+    if args.json:
+        out = {**summary.to_json(), "checkpoint": str(args.checkpoint), "seed": args.seed,
+               "device": str(ev.device), "command": _command_line(args),
+               "model_test_error_card": card.get("test_error")}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+def _tune_args(p: argparse.ArgumentParser) -> None:
+    _common_args(p, 100)
+    p.add_argument("--val-limit", type=int, default=2000, help="validation images to edit and score")
+    p.add_argument("--lrs", default=None, help="comma-separated learning rates (default: 7 half-decade "
+                                               "steps around the current default)")
+    p.add_argument("--betas", default=None, help="comma-separated betas (default: per editor)")
+    p.add_argument("--target-success", type=float, default=0.95, help="required success rate within k")
+    p.add_argument("--write-defaults", action="store_true",
+                   help="store the winner in workbench/editing/defaults.py (DEFAULTS and SOURCE)")
+    p.add_argument("--defaults-file", default=None, help=argparse.SUPPRESS)
+
+
+@command("tune-editor", _tune_args)
+def cmd_tune_editor(args: argparse.Namespace) -> int:
+    """Grid-search an editor's lr/beta on a validation slice (least drawdown at >= 95 % success)."""
+    lrs, betas = parse_floats(args.lrs, "--lrs"), parse_floats(args.betas, "--betas")
+    ev, card = _setup(args, "val", args.val_limit)
+    print(_header(ev, card, args.checkpoint))
+    res = tune_editor(ev, args.editor, edits=args.edits, seed=args.seed, lrs=lrs, betas=betas,
+                      layers=args.layers_parsed, max_steps=args.max_steps, target_success=args.target_success,
+                      progress=not args.no_progress)
+    print(res.table())
+    b = res.best
+    if b is None:
+        print(f"no setting reached {100 * args.target_success:.0f}% success within k={args.max_steps}; "
+              "widen the grid with --lrs (larger learning rates)")
+    else:
+        beta = "" if b.beta is None else f", beta={b.beta:g}"
+        print(f"best: {res.editor} lr={b.lr:.3g}{beta}: success {100 * b.success_rate:.1f}%, "
+              f"drawdown {100 * (b.drawdown_abs or 0):.2f}% (abs) on {len(ev)} val images, {res.seconds:.0f} s")
+        if b.lr in (min(p.lr for p in res.points), max(p.lr for p in res.points)):
+            print("note: the winner lies on the edge of the lr grid; consider widening it with --lrs")
+    if args.json:
+        out = {**res.to_json(), "checkpoint": str(args.checkpoint), "command": _command_line(args)}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    if args.write_defaults:
+        if b is None:
+            print("error: nothing to write: no setting met the success target", file=sys.stderr)
+            return 1
+        note = (f"lr={b.lr:.4g}" + ("" if b.beta is None else f", beta={b.beta:g}")
+                + f" (val success {100 * b.success_rate:.1f}%, drawdown {100 * (b.drawdown_abs or 0):.2f}% abs, "
+                f"{res.edits} random-label edits of {len(ev)} val images, k={res.max_steps}, layers {res.layers}); "
+                f"checkpoint {args.checkpoint} ({card.get('epochs')} epochs, test error {card.get('test_error')}, "
+                f"commit {card.get('commit')}); `{_command_line(args)}`; {datetime.date.today().isoformat()}")
+        path = write_defaults(res.editor, b.lr, b.beta, note, args.defaults_file)
+        print(f"updated {path}")
+    return 0

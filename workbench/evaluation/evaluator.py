@@ -1,0 +1,356 @@
+"""The fast evaluator: scores edited weights on a whole split by rerunning only the suffix.
+
+An edit changes the parameters of one or more stages (``stem``, ``chain1`` ... ``head``).
+Everything before the first changed stage computes exactly what the base model computes, so
+the evaluator caches, per stage and lazily, the activation entering that stage, plus the base
+logits. Scoring edited weights then costs one pass of the changed stages and the ones after
+them, in large batches, under ``torch.inference_mode``.
+
+Exactness: the cached prefix and the suffix run the very same operations, on the same batch
+slices, as a plain full forward in batches of ``batch_size``, so weights equal to the base
+give bit-identical logits (``torch.equal``) on the CPU.
+"""
+from __future__ import annotations
+
+import copy
+import sys
+import time
+from typing import Callable, Iterator, Mapping
+
+import torch
+import torch.nn as nn
+from torch.func import functional_call
+
+from ..data import DataBundle
+from ..device import default_device
+from ..editing import EditorConfig, EditResult, edit
+from ..editing.defaults import DEFAULT_LAYERS
+from ..models.registry import first_group_stage, group_params
+from .records import EditOutcome, EditReport, EvalSummary, Misclassified
+
+Params = Mapping[str, torch.Tensor]
+EditCallback = Callable[[int, EditResult, torch.Tensor], None]
+
+
+def _layers_name(layers: str | tuple[str, ...] | list[str]) -> str:
+    return layers if isinstance(layers, str) else "+".join(layers)
+
+
+def _memo_key(params: Params) -> tuple | None:
+    """Identity of the tensors given (object id + in-place version), or None if untrackable."""
+    try:
+        return tuple((n, id(v), v._version) for n, v in sorted(params.items()))
+    except RuntimeError:  # inference tensors have no version counter
+        return None
+
+
+class Evaluator:
+    """Scores edited weights of one model on one split, reusing the frozen prefix.
+
+    Args:
+        model: a workbench model (``model.stage_names``, ``model.groups()``). The evaluator
+            keeps its own eval-mode copy on ``device``, so the base weights are frozen at
+            construction: later changes to ``model`` do not affect it.
+        bundle: the data set; ``split`` is ``"test"`` (default), ``"val"`` or ``"train"``.
+        layers: the group(s) that edits will change; the activation entering its first stage
+            is cached at once. Other groups work too (their stage is cached on first use).
+        device: where to compute (default: :func:`workbench.default_device`).
+        batch_size: examples per forward pass.
+        limit: score only the first ``limit`` examples of the split.
+        cache_limit_bytes: activations larger than this are not cached but recomputed
+            batch by batch from the nearest cached earlier stage (bounds memory).
+
+    Attributes:
+        labels: ``(N,) int64`` true labels (CPU). base_logits: ``(N, C) float32`` (CPU).
+        base_preds: ``(N,) int64`` (CPU). base_error: float in [0, 1].
+        classes: class names. stage: the first stage of ``layers``.
+
+    Example:
+        >>> ev = Evaluator(model, bundle, layers="chain3")
+        >>> res = edit(model, ev.image(12), 3, layers="chain3")
+        >>> ev.score(res).drawdown
+    """
+
+    def __init__(self, model: nn.Module, bundle: DataBundle, *, split: str = "test",
+                 layers: str | tuple[str, ...] = DEFAULT_LAYERS, device: torch.device | str | None = None,
+                 batch_size: int = 1000, limit: int | None = None,
+                 cache_limit_bytes: int = 2 * 1024 ** 3) -> None:
+        if not isinstance(bundle, DataBundle):
+            raise TypeError(f"bundle must be a workbench DataBundle (workbench.data.load_dataset), "
+                            f"got {type(bundle).__name__}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        x, y = bundle.split(split)
+        if limit is not None:
+            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+                raise ValueError(f"limit must be a positive integer (or None for the whole split), got {limit!r}")
+            x, y = x[:limit], y[:limit]
+        if len(x) == 0:
+            raise ValueError(f"the {split!r} split is empty; choose another split")
+        self.stage = first_group_stage(model, layers)  # validates the group (ValueError)
+        shape = tuple(getattr(model, "input_shape", bundle.input_shape))
+        if shape != bundle.input_shape:
+            raise ValueError(f"the model takes images of shape {shape} but {bundle.name} has "
+                             f"{bundle.input_shape}; load the data set the model was trained on")
+        n_cls = int(getattr(model, "num_classes", bundle.num_classes))
+        if n_cls != bundle.num_classes:
+            raise ValueError(f"the model has {n_cls} classes but {bundle.name} has {bundle.num_classes}")
+        self.device = torch.device(device) if device is not None else default_device()
+        self.model = copy.deepcopy(model).to(self.device).eval().requires_grad_(False)
+        self.split, self.layers, self.batch_size = split, layers, batch_size
+        self.cache_limit_bytes = cache_limit_bytes
+        self.classes: tuple[str, ...] = tuple(bundle.classes)
+        self.num_classes = n_cls
+        self._normalize = bundle.normalize
+        self._x = x
+        self.labels = y.clone()
+        self._labels = y.to(self.device)
+        self._stages: list[str] = list(self.model.stage_names)  # type: ignore[union-attr, arg-type]
+        self._stage_of = self._name_to_stage()
+        self._cache: dict[str, torch.Tensor | None] = {}  # None: too large, recomputed per batch
+        self._memo: tuple[tuple, torch.Tensor] | None = None
+        t0 = time.perf_counter()
+        self._base_dev = self._logits({}, self.stage)
+        self.base_logits = self._base_dev.cpu().clone()
+        self.base_preds = self.base_logits.argmax(1)
+        self.base_error = float((self.base_preds != self.labels).float().mean())
+        self.setup_seconds = time.perf_counter() - t0
+
+    # ----------------------------------------------------------------- data access
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def image(self, i: int) -> torch.Tensor:
+        """Example ``i`` of the split, normalised: ``(C, H, W) float32`` on the evaluator's device."""
+        return self._normalize(self.raw_image(i).to(self.device))
+
+    def raw_image(self, i: int) -> torch.Tensor:
+        """Example ``i`` as stored: ``(C, H, W) uint8`` on the CPU."""
+        if not -len(self) <= int(i) < len(self):
+            raise IndexError(f"index {i} out of range for the {len(self)} examples of the {self.split!r} split")
+        return self._x[int(i)]
+
+    def images(self, indices: torch.Tensor | list[int]) -> torch.Tensor:
+        """Examples ``indices``, normalised: ``(n, C, H, W) float32`` on the evaluator's device."""
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return self._normalize(self._x[idx].to(self.device))
+
+    # ----------------------------------------------------------------- base-model views
+    def misclassified(self, sort: str = "index") -> list[Misclassified]:
+        """The split's examples that the base model gets wrong.
+
+        Args:
+            sort: ``"index"`` (ascending), ``"confidence"`` (most confident mistakes first)
+                or ``"margin"`` (largest ``logit(pred) - logit(true)`` first).
+        """
+        keys: dict[str, Callable[[Misclassified], float]] = {
+            "index": lambda m: m.index, "confidence": lambda m: -m.confidence, "margin": lambda m: -m.margin}
+        if sort not in keys:
+            raise ValueError(f"unknown sort {sort!r}; use one of {sorted(keys)}")
+        wrong = torch.nonzero(self.base_preds != self.labels).flatten()
+        logits = self.base_logits[wrong]
+        probs = logits.softmax(1)
+        preds, true = self.base_preds[wrong], self.labels[wrong]
+        conf = probs.gather(1, preds.view(-1, 1)).flatten()
+        margin = logits.gather(1, preds.view(-1, 1)).flatten() - logits.gather(1, true.view(-1, 1)).flatten()
+        out = [Misclassified(int(i), int(t), int(p), float(c), float(m))
+               for i, t, p, c, m in zip(wrong.tolist(), true.tolist(), preds.tolist(), conf.tolist(), margin.tolist())]
+        return sorted(out, key=keys[sort])
+
+    def confusion(self, preds: torch.Tensor | None = None) -> torch.Tensor:
+        """``(C, C) int64`` counts; row = true label, column = prediction (default: base)."""
+        p = self.base_preds if preds is None else self._check_preds(preds, "preds")
+        c = self.num_classes
+        return torch.bincount(self.labels * c + p, minlength=c * c).view(c, c)
+
+    def per_class_error(self, preds: torch.Tensor | None = None) -> torch.Tensor:
+        """``(C,) float32`` error rate per true class (NaN for classes absent from the split)."""
+        p = self.base_preds if preds is None else self._check_preds(preds, "preds")
+        c = self.num_classes
+        total = torch.bincount(self.labels, minlength=c).float()
+        wrong = torch.bincount(self.labels[p != self.labels], minlength=c).float()
+        return wrong / total
+
+    # ----------------------------------------------------------------- scoring
+    def logits_for(self, params: Params | EditResult) -> torch.Tensor:
+        """Logits of the base model with some parameters replaced.
+
+        Args:
+            params: name -> tensor for any subset of the model's parameters (or buffers), or
+                an :class:`EditResult` (its ``after``). Only the stages owning the *names*
+                given are rerun; an empty mapping returns the base logits.
+        Returns:
+            ``(N, C) float32`` on the CPU.
+        """
+        p = self._params(params)
+        return self._logits(p, self._first_stage(p)).cpu().clone()
+
+    def preds_for(self, params: Params | EditResult) -> torch.Tensor:
+        """``(N,) int64`` predictions (CPU) of the base model with ``params`` replaced."""
+        p = self._params(params)
+        return self._logits(p, self._first_stage(p)).argmax(1).cpu()
+
+    def score(self, params: Params | EditResult, *, reference_preds: torch.Tensor | None = None) -> EditReport:
+        """Score edited weights on the whole split.
+
+        Args:
+            params: name -> tensor overriding the base weights, or an :class:`EditResult`.
+            reference_preds: ``(N,) int64`` predictions to compare against (default: base).
+        Returns:
+            :class:`EditReport` (error, drawdown, flipped examples, per-class change).
+        """
+        t0 = time.perf_counter()
+        preds = self.preds_for(params)
+        ref = self.base_preds if reference_preds is None else self._check_preds(reference_preds, "reference_preds")
+        err_before = float((ref != self.labels).float().mean())
+        err_after = float((preds != self.labels).float().mean())
+        return EditReport(err_before, err_after, err_after - err_before, preds,
+                          torch.nonzero(preds != ref).flatten(), self.per_class_error(ref),
+                          self.per_class_error(preds), time.perf_counter() - t0, ref.clone())
+
+    def evaluate_edits(self, x: torch.Tensor, y: torch.Tensor, config: EditorConfig | None = None, *,
+                       protocol: str = "custom", progress: bool = True, indices: torch.Tensor | None = None,
+                       callback: EditCallback | None = None) -> EvalSummary:
+        """N independent edits, each from the base model, each scored on the whole split.
+
+        Args:
+            x: ``(n, C, H, W) float32`` normalised images; y: ``(n,) int64`` target labels.
+            config: the editor (default :class:`EditorConfig`); its ``layers`` may differ from
+                the evaluator's (the right stage is then cached on first use).
+            protocol: a name recorded in the summary (``"random"``, ``"natural"``, ...).
+            progress: show a tqdm bar on stderr.
+            indices: ``(n,)`` split indices of the images, recorded per edit (optional).
+            callback: called as ``callback(i, result, preds)`` after edit ``i`` with its
+                :class:`EditResult` and ``(N,) int64`` predictions (CPU).
+        Returns:
+            :class:`EvalSummary`. An edit that makes no step (the model already predicts the
+            target, or the step was abandoned as non-finite) leaves the base predictions.
+        """
+        cfg = (config or EditorConfig()).resolved()
+        group_params(self.model, cfg.layers)
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            raise ValueError("x must be an (n, C, H, W) float tensor of normalised images")
+        y = torch.as_tensor(y).reshape(-1)
+        if len(y) != len(x):
+            raise ValueError(f"{len(x)} images but {len(y)} labels; give one target label per image")
+        idx = None if indices is None else torch.as_tensor(indices).reshape(-1).tolist()
+        if idx is not None and len(idx) != len(x):
+            raise ValueError(f"{len(x)} images but {len(idx)} indices")
+        from tqdm.auto import tqdm
+
+        t0 = time.perf_counter()
+        outcomes: list[EditOutcome] = []
+        bar = tqdm(total=len(x), desc=f"{protocol} edits ({cfg.method}, {_layers_name(cfg.layers)})",
+                   file=sys.stderr, disable=not progress, dynamic_ncols=True)
+        try:
+            for i in range(len(x)):
+                res = edit(self.model, x[i], int(y[i]), cfg)
+                preds = self.base_preds if res.steps == 0 or not res.finite else self.preds_for(res.after)
+                err = float((preds != self.labels).float().mean())
+                outcomes.append(EditOutcome(
+                    None if idx is None else int(idx[i]), int(y[i]), res.success,
+                    res.steps if res.success else cfg.max_steps, err - self.base_error,
+                    int((preds != self.base_preds).sum()), res.finite, res.seconds))
+                if callback is not None:
+                    callback(i, res, preds)
+                bar.update(1)
+                if progress and (i % 10 == 9 or i == len(x) - 1):
+                    ok = sum(o.success for o in outcomes) / len(outcomes)
+                    dd = sum(abs(o.drawdown) for o in outcomes) / len(outcomes)
+                    bar.set_postfix(success=f"{100 * ok:.1f}%", drawdown=f"{100 * dd:.2f}%")
+        finally:
+            bar.close()
+        return EvalSummary.from_outcomes(
+            outcomes, test_error=self.base_error, editor=cfg.method, layers=_layers_name(cfg.layers),
+            protocol=protocol, seconds=time.perf_counter() - t0, lr=cfg.lr, beta=cfg.beta,
+            max_steps=cfg.max_steps, split=self.split, examples=len(self))
+
+    # ----------------------------------------------------------------- internals
+    def _name_to_stage(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        names = [n for n, _ in self.model.named_parameters()] + [n for n, _ in self.model.named_buffers()]
+        for n in names:
+            out[n] = next(s for s in self._stages if n.startswith(s + "."))
+        return out
+
+    def _params(self, params: Params | EditResult) -> dict[str, torch.Tensor]:
+        if isinstance(params, EditResult):
+            params = params.after
+        if not isinstance(params, Mapping):
+            raise TypeError(f"params must be a mapping name -> tensor or an EditResult, got {type(params).__name__}")
+        unknown = [n for n in params if n not in self._stage_of]
+        if unknown:
+            raise ValueError(f"unknown parameter name(s) {unknown[:3]}; names come from model.named_parameters(), "
+                             f"e.g. {next(iter(self._stage_of))!r}")
+        return dict(params)
+
+    def _first_stage(self, params: Params) -> str | None:
+        touched = {self._stage_of[n] for n in params}
+        return next((s for s in self._stages if s in touched), None)
+
+    def _check_preds(self, preds: torch.Tensor, what: str) -> torch.Tensor:
+        p = torch.as_tensor(preds).reshape(-1).long().cpu()
+        if len(p) != len(self.labels):
+            raise ValueError(f"{what} has {len(p)} entries; the {self.split!r} split here has {len(self.labels)}")
+        return p
+
+    def _logits(self, params: dict[str, torch.Tensor], stage: str | None) -> torch.Tensor:
+        """``(N, C)`` logits on the device, running from ``stage`` with ``params`` overriding."""
+        if stage is None:
+            return self._base_dev
+        key = _memo_key(params)
+        if key is not None and self._memo is not None and self._memo[0][0] == key:
+            return self._memo[1]
+        dev = {n: v.detach().to(self.device, non_blocking=True) for n, v in params.items()}
+        with torch.inference_mode():
+            outs = [self._run(dev, h, stage) for h in self._batches(stage)]
+            logits = torch.cat(outs).float()
+        # The memo holds the tensors themselves, so their ids cannot be reused while it lives.
+        self._memo = ((key, list(params.values())), logits) if key is not None else None
+        return logits
+
+    def _run(self, params: dict[str, torch.Tensor], h: torch.Tensor, stage: str) -> torch.Tensor:
+        if not params:
+            return self.model(h, start=stage)
+        return functional_call(self.model, params, (h,), {"start": stage})
+
+    def _bounds(self) -> Iterator[tuple[int, int]]:
+        n, b = len(self.labels), self.batch_size
+        return ((i, min(i + b, n)) for i in range(0, n, b))
+
+    def _batches(self, stage: str) -> Iterator[torch.Tensor]:
+        """Activations entering ``stage``, batch by batch (from the cache when it fits)."""
+        act = self._activation(stage)
+        for i, j in self._bounds():
+            yield act[i:j] if act is not None else self._entering(stage, i, j)
+
+    def _entering(self, stage: str, i: int, j: int) -> torch.Tensor:
+        """Activation entering ``stage`` for examples ``i:j``, from the nearest cached stage."""
+        k = self._stages.index(stage)
+        for src in reversed(self._stages[:k]):
+            act = self._cache.get(src)
+            if act is not None:
+                return self.model(act[i:j], start=src, stop=stage)
+        h = self._normalize(self._x[i:j].to(self.device))
+        return h if stage == self._stages[0] else self.model(h, stop=stage)
+
+    def _activation(self, stage: str) -> torch.Tensor | None:
+        if stage not in self._cache:
+            with torch.inference_mode():
+                probe = self._entering(stage, 0, 1)
+                nbytes = probe.element_size() * probe.numel() * len(self.labels)
+                if nbytes > self.cache_limit_bytes:
+                    self._cache[stage] = None
+                else:
+                    self._cache[stage] = torch.cat([self._entering(stage, i, j) for i, j in self._bounds()])
+        return self._cache[stage]
+
+    def cache_info(self) -> dict[str, str]:
+        """Cached stages and their sizes, e.g. ``{"chain3": "(10000, 32, 14, 14) 239.3 MiB"}``."""
+        return {s: ("not cached (over cache_limit_bytes)" if a is None else
+                    f"{tuple(a.shape)} {a.element_size() * a.numel() / 2 ** 20:.1f} MiB")
+                for s, a in self._cache.items()}
+
+    def __repr__(self) -> str:
+        return (f"Evaluator({len(self)} {self.split} examples, layers={_layers_name(self.layers)!r}, "
+                f"base error {100 * self.base_error:.2f}%, device={self.device})")

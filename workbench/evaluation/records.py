@@ -1,0 +1,175 @@
+"""Typed records returned by the evaluator: misclassified examples, edit reports, summaries."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Sequence
+
+import torch
+
+
+@dataclass(frozen=True)
+class Misclassified:
+    """One misclassified example of the evaluator's split.
+
+    Attributes:
+        index: position in the split (``Evaluator.labels[index]`` is ``true``).
+        true: the true label; pred: the model's prediction (``!= true``).
+        confidence: softmax probability of ``pred``, in (0, 1].
+        margin: ``logit(pred) - logit(true)``, >= 0 (small: nearly right).
+    """
+
+    index: int
+    true: int
+    pred: int
+    confidence: float
+    margin: float
+
+
+@dataclass(frozen=True, eq=False)
+class EditReport:
+    """One model state scored on a whole split against a reference (default: the base model).
+
+    Attributes:
+        error_before: error rate of the reference predictions, in [0, 1].
+        error_after: error rate of the scored weights, in [0, 1].
+        drawdown: ``error_after - error_before`` (signed fraction; > 0 means worse).
+        preds_after: ``(N,) int64`` predictions of the scored weights.
+        flipped: ``(M,) int64`` indices whose prediction differs from the reference.
+        per_class_error_before, per_class_error_after: ``(C,) float`` error rate among the
+            examples of each true class (NaN for a class absent from the split).
+        seconds: wall time of the scoring.
+        preds_before: ``(N,) int64`` the reference predictions.
+    """
+
+    error_before: float
+    error_after: float
+    drawdown: float
+    preds_after: torch.Tensor
+    flipped: torch.Tensor
+    per_class_error_before: torch.Tensor
+    per_class_error_after: torch.Tensor
+    seconds: float
+    preds_before: torch.Tensor | None = None
+
+    @property
+    def per_class_change(self) -> torch.Tensor:
+        """``(C,) float``: ``per_class_error_after - per_class_error_before``."""
+        return self.per_class_error_after - self.per_class_error_before
+
+    @property
+    def num_flipped(self) -> int:
+        return int(self.flipped.numel())
+
+    def summary(self) -> str:
+        """One line, e.g. ``error 10.3% -> 10.5% (drawdown +0.20 pp), 31 predictions flipped``."""
+        return (f"error {100 * self.error_before:.2f}% -> {100 * self.error_after:.2f}% "
+                f"(drawdown {100 * self.drawdown:+.2f} pp), {self.num_flipped} prediction(s) flipped")
+
+
+@dataclass(frozen=True)
+class EditOutcome:
+    """One of N independent edits, each starting from the base model.
+
+    Attributes:
+        index: the edited image's index in its split (None for custom images).
+        target: the label the edit asked for.
+        success: the model predicted ``target`` within ``k`` steps.
+        steps: steps counted for the metric: the steps taken if successful, else ``k``
+            (as in the official code, a failed edit counts as ``k`` steps).
+        drawdown: ``error_after - base_error`` on the evaluator's split (signed fraction).
+        flipped: number of predictions that changed against the base model.
+        finite: False if the edit was abandoned because of non-finite values.
+        edit_seconds: wall time of the edit itself (without scoring).
+    """
+
+    index: int | None
+    target: int
+    success: bool
+    steps: int
+    drawdown: float
+    flipped: int
+    finite: bool
+    edit_seconds: float
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    """A row of the paper's Table 1: N independent edits of the same model.
+
+    Attributes:
+        test_error: error of the unedited model on the evaluator's split.
+        drawdown_abs: mean over edits of ``|error_after - test_error|`` (the paper's
+            "mean absolute difference of classification error").
+        drawdown_signed: mean over edits of ``error_after - test_error`` (the official code's
+            drawdown; <= ``drawdown_abs``).
+        success_rate: share of edits whose constraint was met within ``max_steps``.
+        mean_steps: mean steps, failed edits counted as ``max_steps``.
+        edits: N. editor, layers, protocol: how the edits were made and chosen.
+        seconds: wall time of the whole evaluation.
+        per_edit: one :class:`EditOutcome` per edit, in order.
+        lr, beta, max_steps: the resolved editor hyperparameters.
+        split, examples: the split scored and its size.
+    """
+
+    test_error: float
+    drawdown_abs: float
+    drawdown_signed: float
+    success_rate: float
+    mean_steps: float
+    edits: int
+    editor: str
+    layers: str
+    protocol: str
+    seconds: float
+    per_edit: tuple[EditOutcome, ...] = ()
+    lr: float | None = None
+    beta: float | None = None
+    max_steps: int = 10
+    split: str = "test"
+    examples: int = 0
+
+    @classmethod
+    def from_outcomes(cls, outcomes: Sequence[EditOutcome], *, test_error: float, editor: str, layers: str,
+                      protocol: str, seconds: float, lr: float | None, beta: float | None, max_steps: int,
+                      split: str, examples: int) -> "EvalSummary":
+        """Aggregate per-edit outcomes into the paper's metrics (NaN for zero edits)."""
+        n = len(outcomes)
+        mean = (lambda vals: sum(vals) / n) if n else (lambda vals: math.nan)
+        return cls(test_error=test_error,
+                   drawdown_abs=mean([abs(o.drawdown) for o in outcomes]),
+                   drawdown_signed=mean([o.drawdown for o in outcomes]),
+                   success_rate=mean([float(o.success) for o in outcomes]),
+                   mean_steps=mean([float(o.steps) for o in outcomes]),
+                   edits=n, editor=editor, layers=layers, protocol=protocol, seconds=seconds,
+                   per_edit=tuple(outcomes), lr=lr, beta=beta, max_steps=max_steps, split=split,
+                   examples=examples)
+
+    def to_json(self, per_edit: bool = True) -> dict[str, Any]:
+        """A JSON-ready dict of every field (``per_edit`` as a list of dicts, if asked)."""
+        out = {k: v for k, v in asdict(self).items() if k != "per_edit"}
+        if per_edit:
+            out["per_edit"] = [asdict(o) for o in self.per_edit]
+        return out
+
+    def table(self) -> str:
+        """The summary as a paper-style Markdown table (percentages)."""
+        return format_table([self])
+
+
+def _pct(v: float) -> str:
+    return "n/a" if v is None or math.isnan(v) else f"{100 * v:.2f}%"
+
+
+def format_table(rows: Sequence[EvalSummary]) -> str:
+    """Markdown table with one row per :class:`EvalSummary` (the paper's Table 1 columns)."""
+    head = ("| editor | lr | beta | layers | protocol | edits | test error | drawdown (abs) "
+            "| drawdown (signed) | success@k | mean steps | seconds |")
+    lines = [head, "|" + "---|" * 12]
+    for r in rows:
+        beta = "-" if r.beta is None else f"{r.beta:g}"
+        lr = "-" if r.lr is None else f"{r.lr:.3g}"
+        lines.append(f"| {r.editor} | {lr} | {beta} | {r.layers} | {r.protocol} | {r.edits} "
+                     f"| {_pct(r.test_error)} | {_pct(r.drawdown_abs)} | {_pct(r.drawdown_signed)} "
+                     f"| {_pct(r.success_rate)} (k={r.max_steps}) | {r.mean_steps:.2f} | {r.seconds:.1f} |")
+    return "\n".join(lines)

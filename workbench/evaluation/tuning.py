@@ -1,0 +1,209 @@
+"""Editor tuning, the paper's protocol: the learning rate (and beta) with the least drawdown
+among the settings that keep >= 95 % success within k steps, measured on a validation slice.
+
+Each grid point runs the same seeded random-label edits of validation images. Phase 1 runs
+only the edits (cheap) and stops as soon as too many have failed for the point to reach the
+success target; phase 2 scores the edited weights of the points that did, on the validation
+slice, with the :class:`Evaluator`.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..editing import EditorConfig, edit, get_method
+from ..editing import defaults as defaults_module
+from ..editing.defaults import DEFAULT_MAX_STEPS, DEFAULTS
+from .evaluator import Evaluator, _layers_name
+from .protocols import random_label_edits
+
+BETA_GRID: dict[str, tuple[float, ...]] = {"rmsprop": (0.5, 0.9), "momentum": (0.5, 0.9), "adam": (0.9, 0.5)}
+LR_EXPONENTS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)  # decades around the current default
+
+
+def default_grid(method: str) -> tuple[tuple[float, ...], tuple[float | None, ...]]:
+    """``(lrs, betas)``: 7 half-decade steps around the method's current default lr
+    (``editing.defaults``) and its betas (``(None,)`` for methods without one)."""
+    m = get_method(method)
+    lr0 = float(DEFAULTS[m.name]["lr"] or 1e-3)
+    lrs = tuple(float(f"{lr0 * 10 ** e:.3g}") for e in LR_EXPONENTS)
+    return lrs, (BETA_GRID.get(m.name, (0.5,)) if m.beta_range else (None,))
+
+
+@dataclass(frozen=True)
+class TunePoint:
+    """One grid point. ``drawdown_*`` are None when it was not scored (success target missed)."""
+
+    lr: float
+    beta: float | None
+    success_rate: float
+    mean_steps: float
+    drawdown_abs: float | None
+    drawdown_signed: float | None
+    edits_run: int
+    feasible: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """The grid, the winner (None if no point met the target) and how it was measured."""
+
+    editor: str
+    layers: str
+    split: str
+    examples: int
+    edits: int
+    max_steps: int
+    target_success: float
+    base_error: float
+    points: tuple[TunePoint, ...]
+    best: TunePoint | None
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def table(self) -> str:
+        """Markdown table of the grid; the winner is marked with ``*``."""
+        def pct(v: float | None) -> str:
+            return "not scored" if v is None else f"{100 * v:.2f}%"
+        lines = ["| | lr | beta | success@k | mean steps | drawdown (abs) | drawdown (signed) | edits run |",
+                 "|---|---|---|---|---|---|---|---|"]
+        for p in self.points:
+            mark = "*" if p is self.best else ""
+            beta = "-" if p.beta is None else f"{p.beta:g}"
+            lines.append(f"| {mark} | {p.lr:.3g} | {beta} | {100 * p.success_rate:.1f}% | {p.mean_steps:.2f} "
+                         f"| {pct(p.drawdown_abs)} | {pct(p.drawdown_signed)} | {p.edits_run} |")
+        return "\n".join(lines)
+
+
+def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: int = 0,
+                lrs: Sequence[float] | None = None, betas: Sequence[float | None] | None = None,
+                layers: str | tuple[str, ...] | None = None, max_steps: int = DEFAULT_MAX_STEPS,
+                target_success: float = 0.95, progress: bool = True) -> TuneResult:
+    """Grid-search ``method``'s lr (and beta) on ``evaluator``'s split (normally a val slice).
+
+    Args:
+        evaluator: scores on its split; edits are ``edits`` random-label images of that split.
+        method: editor name (see ``editing.METHODS``).
+        lrs, betas: the grid (default :func:`default_grid`).
+        layers: edited group(s) (default: the evaluator's).
+        target_success: minimum success rate within ``max_steps`` for a point to qualify.
+    Returns:
+        :class:`TuneResult`; ``best`` has the least absolute drawdown among qualifying points.
+    """
+    m = get_method(method)
+    d_lrs, d_betas = default_grid(m.name)
+    lrs = tuple(float(v) for v in (lrs or d_lrs))
+    betas = tuple(betas) if betas else d_betas
+    if m.beta_range is None:
+        betas = (None,)
+    if not 0 < target_success <= 1:
+        raise ValueError(f"target_success must lie in (0, 1], got {target_success}")
+    layers = evaluator.layers if layers is None else layers
+    configs = [EditorConfig(m.name, lr, beta, max_steps=max_steps, layers=layers).resolved()
+               for beta in betas for lr in sorted(lrs)]  # validates every point up front
+    x, y = random_label_edits(evaluator, edits, seed)
+    allowed_failures = math.floor((1 - target_success) * edits + 1e-9)
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    points: list[TunePoint] = []
+    bar = tqdm(configs, desc=f"tuning {m.name}", file=sys.stderr, disable=not progress, dynamic_ncols=True)
+    for cfg in bar:
+        t1 = time.perf_counter()
+        results, failures = [], 0
+        for i in range(edits):  # phase 1: edits only, stop once the target is out of reach
+            res = edit(evaluator.model, x[i], int(y[i]), cfg)
+            results.append(res)
+            failures += not res.success
+            if failures > allowed_failures:
+                break
+        n_run = len(results)
+        success = sum(r.success for r in results) / n_run
+        steps = sum(r.steps if r.success else cfg.max_steps for r in results) / n_run
+        feasible = failures <= allowed_failures
+        dd_abs = dd_signed = None
+        if feasible:  # phase 2: score every edit of a qualifying point
+            dds = []
+            for r in results:
+                preds = evaluator.base_preds if r.steps == 0 or not r.finite else evaluator.preds_for(r.after)
+                dds.append(float((preds != evaluator.labels).float().mean()) - evaluator.base_error)
+            dd_abs, dd_signed = sum(map(abs, dds)) / n_run, sum(dds) / n_run
+        points.append(TunePoint(cfg.lr, cfg.beta, success, steps, dd_abs, dd_signed, n_run, feasible,  # type: ignore[arg-type]
+                                time.perf_counter() - t1))
+        bar.set_postfix(lr=f"{cfg.lr:.3g}", success=f"{100 * success:.0f}%")
+    bar.close()
+    ok = [p for p in points if p.feasible]
+    best = min(ok, key=lambda p: (p.drawdown_abs, p.mean_steps)) if ok else None
+    return TuneResult(m.name, _layers_name(layers), evaluator.split, len(evaluator), edits, max_steps,
+                      target_success, evaluator.base_error, tuple(points), best, time.perf_counter() - t0)
+
+
+def write_defaults(method: str, lr: float, beta: float | None, note: str, path: str | Path | None = None) -> Path:
+    """Set ``DEFAULTS[method]`` in ``editing/defaults.py`` and record ``note`` in its ``SOURCE``.
+
+    ``SOURCE`` keeps one line per tuned method (``"<method>: <note>"``); a line of another
+    method is kept, and the "provisional" line is kept until every method is tuned.
+    """
+    m = get_method(method)
+    path = Path(path) if path is not None else Path(defaults_module.__file__)
+    text = path.read_text()
+    tree = ast.parse(text)
+    spans: dict[str, tuple[int, int]] = {}
+    values: dict[str, Any] = {}
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
+        if isinstance(target, ast.Name) and target.id in ("DEFAULTS", "SOURCE") and node.end_lineno:
+            spans[target.id] = (node.lineno, node.end_lineno)
+            values[target.id] = ast.literal_eval(node.value)  # type: ignore[attr-defined]
+    if set(spans) != {"DEFAULTS", "SOURCE"}:
+        raise ValueError(f"{path} has no DEFAULTS/SOURCE assignments to update")
+    table: dict[str, dict[str, float | None]] = dict(values["DEFAULTS"])
+    table[m.name] = {"lr": float(f"{lr:.4g}"), "beta": None if beta is None else float(beta)}
+    lines = [ln for ln in str(values["SOURCE"]).splitlines() if ln.strip()]
+    tuned = {ln.split(":", 1)[0] for ln in lines if ln.split(":", 1)[0] in table}
+    lines = [ln for ln in lines if ln.split(":", 1)[0] != m.name] + [f"{m.name}: {note}"]
+    tuned.add(m.name)
+    if tuned >= set(table):
+        lines = [ln for ln in lines if ln.split(":", 1)[0] in table]
+    new = {
+        "DEFAULTS": ["DEFAULTS: dict[str, dict[str, float | None]] = {"]
+        + [f"    {k!r}: {{\"lr\": {v['lr']!r}, \"beta\": {v['beta']!r}}},".replace("'", '"') for k, v in table.items()]
+        + ["}"],
+        "SOURCE": ["SOURCE = ("] + [f"    {ln + chr(10)!r}" for ln in lines] + [")"],
+    }
+    out = text.splitlines()
+    for name, (a, b) in sorted(spans.items(), key=lambda kv: -kv[1][0]):
+        out[a - 1:b] = new[name]
+    path.write_text("\n".join(out) + "\n")
+    compile(path.read_text(), str(path), "exec")
+    return path
+
+
+def _check_grid_values(name: str, values: Sequence[float]) -> None:
+    for v in values:
+        if not (isinstance(v, float) and math.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must hold positive finite numbers, got {v!r}")
+
+
+def parse_floats(text: str | None, name: str) -> tuple[float, ...] | None:
+    """``"1e-4,3e-4"`` -> ``(1e-4, 3e-4)``; None stays None."""
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as err:
+        raise ValueError(f"{name} must be a comma-separated list of numbers, got {text!r}") from err
+    if not vals:
+        raise ValueError(f"{name} is empty; give numbers such as 1e-4,3e-4")
+    _check_grid_values(name, vals)
+    return vals
+
+
