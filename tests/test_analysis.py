@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from workbench import analysis as A
-from workbench.editing import edit
+from workbench.editing import EditorConfig, edit
 
 
 @pytest.fixture()
@@ -81,19 +81,6 @@ def test_tsne_embedding_shape_determinism_and_small_e():
         A.tsne_embedding(v[:2])
 
 
-def test_random_edit_targets_are_wrong_distinct_and_seeded():
-    labels = torch.arange(100) % 10
-    idx, tgt = A.random_edit_targets(labels, 40, 10, seed=3)
-    assert idx.shape == tgt.shape == (40,)
-    assert len(set(idx.tolist())) == 40
-    assert bool((tgt != labels[idx]).all()) and int(tgt.min()) >= 0 and int(tgt.max()) <= 9
-    idx2, tgt2 = A.random_edit_targets(labels, 40, 10, seed=3)
-    assert torch.equal(idx, idx2) and torch.equal(tgt, tgt2)
-    assert not torch.equal(idx, A.random_edit_targets(labels, 40, 10, seed=4)[0])
-    with pytest.raises(ValueError, match="split's size"):
-        A.random_edit_targets(labels, 101, 10)
-
-
 def test_class_change_matrix_averages_by_row_class():
     rows = torch.tensor([0, 0, 2])
     change = torch.tensor([[0.1, 0.0, 0.2], [0.3, 0.0, 0.0], [0.0, -0.5, 0.0]])
@@ -101,6 +88,9 @@ def test_class_change_matrix_averages_by_row_class():
     torch.testing.assert_close(m[0], torch.tensor([0.2, 0.0, 0.1]))
     assert bool(torch.isnan(m[1]).all())
     torch.testing.assert_close(m[2], torch.tensor([0.0, -0.5, 0.0]))
+    # NaN entries (a class absent from a small split) are skipped, not propagated
+    m = A.class_change_matrix(rows, torch.tensor([[float("nan"), 0, 0], [0.4, 0, 0], [0, 0, 0]]), 3)
+    assert float(m[0, 0]) == pytest.approx(0.4)
     with pytest.raises(ValueError, match="per_class_change"):
         A.class_change_matrix(rows, change[:2], 3)
 
@@ -167,6 +157,76 @@ def test_figures_hold_the_data_and_leave_pyplot_alone(tiny_model_dir):
     heights = sorted(round(p.get_height(), 6) for p in bfig.axes[0].patches)
     assert heights == [10.0, 20.0, 30.0]
     assert plt.get_fignums() == before
+
+
+@pytest.fixture()
+def evaluator(tiny_model, fashion_small):
+    from workbench.evaluation import Evaluator
+
+    return Evaluator(tiny_model, fashion_small, layers="chain3", limit=300, device="cpu")
+
+
+def test_run_edits_scores_each_edit_alone_and_selects(evaluator):
+    from workbench.evaluation import random_label_edits
+
+    edits = random_label_edits(evaluator, 6, seed=1)
+    before = {n: p.clone() for n, p in evaluator.model.named_parameters()}
+    run = A.run_edits(evaluator, edits.indices, edits.y, EditorConfig(lr=1e-3))
+    assert all(torch.equal(p, before[n]) for n, p in evaluator.model.named_parameters())  # never modified
+    assert torch.equal(run.sources, evaluator.labels[edits.indices]) and torch.equal(run.targets, edits.y)
+    assert run.per_class_change().shape == (6, 10) and run.drawdown.shape == run.steps.shape == (6,)
+    for e in range(6):  # each edit is scored from the base weights, alone
+        rep = evaluator.score(run.results[e])
+        assert run.reports[e].error_after == pytest.approx(rep.error_after)
+        torch.testing.assert_close(run.per_class_change()[e], rep.per_class_change.float(), equal_nan=True)
+        assert run.results[e].y_ref == (int(edits.y[e]),)
+    # the same edits through the evaluator's own protocol loop give the same drawdowns (no-op edits aside)
+    summary = evaluator.evaluate_edits(edits.x, edits.y, EditorConfig(lr=1e-3), progress=False)
+    np.testing.assert_allclose([o.drawdown for o in summary.per_edit], run.drawdown.numpy(), atol=1e-6)
+    sub = run.select(run.steps > 0)
+    assert len(sub.results) == int((run.steps > 0).sum()) and bool((sub.steps > 0).all())
+    with pytest.raises(ValueError, match="one target per index"):
+        A.run_edits(evaluator, [0, 1], [2])
+
+
+def test_sequential_drawdown_follows_the_session(tiny_model, fashion_small, evaluator):
+    from workbench.evaluation import random_label_edits
+    from workbench.session import EditSession
+
+    edits = random_label_edits(evaluator, 5, seed=2)
+    session = EditSession(tiny_model, fashion_small, evaluator=evaluator, config=EditorConfig(lr=1e-3), device="cpu")
+    curve = A.sequential_drawdown(session, edits.indices, edits.y)
+    assert len(curve.drawdown) == len(curve.success) == 5 and curve.base_error == evaluator.base_error
+    assert sum(curve.success) == len(session.history) > 0
+    final = evaluator.score(session.params_at())  # all applied edits together, scored from scratch
+    assert curve.drawdown[-1] == pytest.approx(final.drawdown) and curve.error[-1] == pytest.approx(final.error_after)
+    with pytest.raises(ValueError, match="one target per index"):
+        A.sequential_drawdown(session, [1, 2], [3])
+    session.reset()
+    bare = EditSession(tiny_model, None, device="cpu")
+    with pytest.raises(ValueError, match="no evaluator"):
+        A.sequential_drawdown(bare, [1], [3])
+
+
+def test_editor_for_uses_the_learned_editor_or_the_defaults():
+    from workbench.editing import DEFAULTS
+
+    learned = {"editor": {"method": "rmsprop", "lr": 3.5e-4, "beta": 0.7, "beta2": 0.999, "max_steps": 10,
+                          "layers": "chain3", "learned": True}}
+    cfg = A.editor_for(learned)
+    assert (cfg.method, cfg.lr, cfg.beta, cfg.layers) == ("rmsprop", 3.5e-4, 0.7, "chain3")
+    other = A.editor_for(learned, layers="head")  # lr was learned for chain3: back to the defaults
+    assert other.layers == "head" and other.lr == DEFAULTS["rmsprop"]["lr"]
+    base = A.editor_for({"editor": {}}, layers="chain4")
+    assert base.layers == "chain4" and base.method == "rmsprop" and base.lr == DEFAULTS["rmsprop"]["lr"]
+
+
+def test_load_available_loads_present_models_and_notes_missing(tiny_model_dir, tmp_path, capsys):
+    models = A.load_available({"a": tiny_model_dir.name, "b": tmp_path / "absent"}, root=tiny_model_dir.parent)
+    assert list(models) == ["a"]
+    model, card = models["a"]
+    assert not model.training and card["recipe"]["name"] == "tiny"
+    assert "skipping the b model" in capsys.readouterr().out
 
 
 def test_core_import_pulls_no_ui_modules():

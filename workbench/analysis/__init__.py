@@ -4,7 +4,7 @@ Core: no ipywidgets, plotly or IPython; matplotlib only inside the figure builde
 return :class:`matplotlib.figure.Figure` objects and never touch pyplot's global state.
 """
 from .edits import (EditRun, SequentialCurve, class_change_matrix, edit_space, editor_for, flip_share_matrix,
-                    kl_per_example, load_available, random_edit_targets, read_metrics, run_edits,
+                    kl_per_example, load_available, read_metrics, run_edits,
                     sequential_drawdown, tsne_embedding)
 from .figures import (embedding_figure, grouped_bar_figure, heatmap_figure, sequential_figure,
                       training_curves_figure)
@@ -12,6 +12,6 @@ from .figures import (embedding_figure, grouped_bar_figure, heatmap_figure, sequ
 __all__ = [
     "EditRun", "SequentialCurve", "class_change_matrix", "edit_space", "editor_for", "embedding_figure",
     "flip_share_matrix", "grouped_bar_figure", "heatmap_figure", "kl_per_example", "load_available",
-    "random_edit_targets", "read_metrics", "run_edits", "sequential_drawdown", "sequential_figure",
+    "read_metrics", "run_edits", "sequential_drawdown", "sequential_figure",
     "training_curves_figure", "tsne_embedding",
 ]

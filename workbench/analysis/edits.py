@@ -4,7 +4,8 @@ space"), class-vs-class drawdown matrices, sequential drawdown curves, training 
 Pure functions over tensors and records; scikit-learn and tqdm are imported lazily.
 
 Example:
-    >>> run = run_edits(evaluator, model, *random_edit_targets(evaluator.labels, 100, 10))
+    >>> edits = random_label_edits(evaluator, 100)            # workbench.evaluation protocol
+    >>> run = run_edits(evaluator, edits.indices, edits.y)
     >>> kl = edit_space(evaluator.logits_for, evaluator.base_logits, run.results)  # (100, N)
     >>> xy = tsne_embedding(kl)                                                    # (100, 2)
 """
@@ -21,7 +22,7 @@ import torch.nn.functional as F
 
 __all__ = [
     "EditRun", "SequentialCurve", "class_change_matrix", "edit_space", "editor_for", "flip_share_matrix",
-    "kl_per_example", "load_available", "random_edit_targets", "read_metrics", "run_edits",
+    "kl_per_example", "load_available", "read_metrics", "run_edits",
     "sequential_drawdown", "tsne_embedding",
 ]
 
@@ -93,6 +94,11 @@ class EditRun:
         return torch.tensor([bool(r.success) for r in self.results], dtype=torch.bool)
 
     @property
+    def steps(self) -> torch.Tensor:
+        """``(E,)`` int64 editor steps taken (0: the model already predicted the target)."""
+        return torch.tensor([int(r.steps) for r in self.results], dtype=torch.long)
+
+    @property
     def drawdown(self) -> torch.Tensor:
         """``(E,)`` float32 signed drawdown of each edit."""
         return torch.tensor([float(r.drawdown) for r in self.reports])
@@ -108,11 +114,15 @@ class EditRun:
                        tuple(self.results[i] for i in keep), tuple(self.reports[i] for i in keep))
 
 
-def run_edits(evaluator: Any, model: Any, indices: Sequence[int] | torch.Tensor, targets: Sequence[int] | torch.Tensor,
+def run_edits(evaluator: Any, indices: Sequence[int] | torch.Tensor, targets: Sequence[int] | torch.Tensor,
               config: Any = None, *, progress: bool = False, desc: str = "edits") -> EditRun:
     """Edit image ``indices[e]`` of the evaluator's split to ``targets[e]``, each from the base
-    weights (the model is not modified), and score each edit with ``evaluator.score``.
+    weights (``evaluator.model``, never modified), and score each edit with ``evaluator.score``.
 
+    Args:
+        evaluator: a :class:`workbench.evaluation.Evaluator`.
+        indices, targets: ``(E,)`` split indices and target labels.
+        config: an :class:`workbench.editing.EditorConfig` (default: the default editor).
     Returns:
         :class:`EditRun` with E entries.
     """
@@ -126,7 +136,7 @@ def run_edits(evaluator: Any, model: Any, indices: Sequence[int] | torch.Tensor,
         raise ValueError(f"{idx.numel()} indices but {tgt.numel()} targets; give one target per index")
     results, reports = [], []
     for i, t in tqdm(list(zip(idx.tolist(), tgt.tolist())), desc=desc, disable=not progress, leave=False):
-        res = edit(model, evaluator.image(i), t, config)
+        res = edit(evaluator.model, evaluator.image(i), t, config)
         results.append(res)
         reports.append(evaluator.score(res))
     return EditRun(idx, tgt, evaluator.labels.cpu()[idx], tuple(results), tuple(reports))
@@ -198,23 +208,6 @@ def tsne_embedding(vectors: torch.Tensor | np.ndarray, *, seed: int = 0, perplex
 
 
 # --------------------------------------------------------------------------- class-vs-class
-def random_edit_targets(labels: torch.Tensor, n: int, num_classes: int, *, seed: int = 0
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Random edits of a split: n distinct example indices, each with a random wrong label.
-
-    Returns:
-        ``(indices (n,) int64, targets (n,) int64)``, ``targets[i] != labels[indices[i]]``.
-    """
-    if not 0 < n <= len(labels):
-        raise ValueError(f"n must be in [1, {len(labels)}] (the split's size), got {n}")
-    if num_classes < 2:
-        raise ValueError("random wrong labels need at least 2 classes")
-    g = torch.Generator().manual_seed(seed)
-    idx = torch.randperm(len(labels), generator=g)[:n]
-    shift = torch.randint(1, num_classes, (n,), generator=g)
-    return idx, (labels[idx].cpu() + shift) % num_classes
-
-
 def class_change_matrix(row_class: torch.Tensor, per_class_change: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Mean change of per-class error, grouped by a class of the edit (e.g. the edited image's).
 
@@ -223,7 +216,8 @@ def class_change_matrix(row_class: torch.Tensor, per_class_change: torch.Tensor,
         per_class_change: ``(E, C)`` error after - error before, per true class of the test set.
     Returns:
         ``(C, C)`` float32: entry (r, c) is the mean over edits of class r of the change of
-        class c's error; NaN rows for classes without edits.
+        class c's error (NaN entries of ``per_class_change`` are skipped); NaN rows for
+        classes without edits.
     """
     rc = torch.as_tensor(row_class).long().cpu()
     ch = torch.as_tensor(per_class_change).float().cpu()
@@ -233,7 +227,7 @@ def class_change_matrix(row_class: torch.Tensor, per_class_change: torch.Tensor,
     for r in range(num_classes):
         m = rc == r
         if bool(m.any()):
-            out[r] = ch[m].mean(0)
+            out[r] = ch[m].nanmean(0)
     return out
 
 
