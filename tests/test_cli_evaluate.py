@@ -1,0 +1,117 @@
+"""``python -m workbench evaluate`` / ``tune-editor`` end to end on the tiny model folder."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from workbench.cli import main
+from workbench.editing import EditorConfig
+from workbench.evaluation import Evaluator, random_label_edits
+from workbench.training import load_model
+
+
+def test_evaluate_writes_json_consistent_with_the_evaluator(tiny_model_dir, fashion, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    rc = main(["evaluate", "--checkpoint", str(tiny_model_dir), "--editor", "rmsprop", "--layers", "chain3",
+               "--edits", "6", "--limit", "400", "--lr", "2e-3", "--max-steps", "5", "--seed", "1",
+               "--json", str(out), "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "| rmsprop |" in text and "drawdown (abs)" in text and "failed edits count as k steps" in text
+    js = json.loads(out.read_text())
+    for key in ("test_error", "drawdown_abs", "drawdown_signed", "success_rate", "mean_steps", "edits", "editor",
+                "layers", "protocol", "seconds", "lr", "beta", "checkpoint"):
+        assert key in js, key
+    assert (js["edits"], js["editor"], js["layers"], js["protocol"]) == (6, "rmsprop", "chain3", "random")
+    assert (js["lr"], js["beta"], js["max_steps"], js["examples"]) == (2e-3, 0.5, 5, 400)
+    assert 0 <= js["test_error"] <= 1 and 0 <= js["success_rate"] <= 1 and 0 <= js["mean_steps"] <= 5
+    assert js["drawdown_abs"] >= abs(js["drawdown_signed"]) and js["seconds"] > 0
+    assert js["checkpoint"] == str(tiny_model_dir)
+    # the same numbers straight from the Evaluator
+    model, _ = load_model(tiny_model_dir)
+    ev = Evaluator(model, fashion, limit=400, device="cpu")
+    edits = random_label_edits(ev, 6, seed=1)
+    s = ev.evaluate_edits(edits.x, edits.y, EditorConfig("rmsprop", lr=2e-3, max_steps=5), progress=False)
+    assert js["test_error"] == pytest.approx(ev.base_error)
+    assert js["success_rate"] == pytest.approx(s.success_rate)
+    assert js["mean_steps"] == pytest.approx(s.mean_steps)
+    assert js["drawdown_abs"] == pytest.approx(s.drawdown_abs)
+    assert js["drawdown_signed"] == pytest.approx(s.drawdown_signed)
+    assert [e["index"] for e in js["per_edit"]] == edits.indices.tolist()
+
+
+def test_evaluate_natural_protocol(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "nat.json"
+    assert main(["evaluate", "--checkpoint", str(tiny_model_dir), "--protocol", "natural", "--edits", "3",
+                 "--limit", "300", "--lr", "2e-3", "--json", str(out), "--no-progress"]) == 0
+    js = json.loads(out.read_text())
+    assert js["protocol"] == "natural" and js["edits"] == 3
+    model, _ = load_model(tiny_model_dir)
+    from workbench.evaluation.cli import bundle_for_card
+    from workbench.training import read_card
+    ev = Evaluator(model, bundle_for_card(read_card(tiny_model_dir)), limit=300, device="cpu")
+    for e in js["per_edit"]:  # misclassified images, edited to their true label
+        assert int(ev.base_preds[e["index"]]) != e["target"] == int(ev.labels[e["index"]])
+
+
+def test_tune_editor_small_grid_and_write_defaults(tiny_model_dir, tmp_path, capsys):
+    import workbench.editing.defaults as defaults
+
+    target = tmp_path / "defaults.py"
+    shutil.copy(defaults.__file__, target)
+    out = tmp_path / "tune.json"
+    rc = main(["tune-editor", "--checkpoint", str(tiny_model_dir), "--editor", "rmsprop", "--edits", "8",
+               "--val-limit", "300", "--lrs", "1e-6,3e-3,1e-2", "--betas", "0.5", "--json", str(out),
+               "--write-defaults", "--defaults-file", str(target), "--no-progress"])
+    assert rc == 0
+    text = capsys.readouterr().out
+    js = json.loads(out.read_text())
+    assert [p["lr"] for p in js["points"]] == [1e-6, 3e-3, 1e-2]
+    assert js["split"] == "val" and js["examples"] == 300
+    tiny_lr = js["points"][0]  # a step of 1e-6 cannot flip 8 random labels: stopped early, not scored
+    assert not tiny_lr["feasible"] and tiny_lr["drawdown_abs"] is None and tiny_lr["edits_run"] < 8
+    feasible = [p for p in js["points"] if p["feasible"]]
+    assert feasible, text
+    best = js["best"]
+    assert best["drawdown_abs"] == min(p["drawdown_abs"] for p in feasible) and best["success_rate"] >= 0.95
+    assert f"best: rmsprop lr={best['lr']:.3g}" in text
+    # the defaults file now holds the winner and records where it came from
+    spec = importlib.util.spec_from_file_location("tuned_defaults", target)
+    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(mod)  # type: ignore[union-attr]
+    assert mod.DEFAULTS["rmsprop"] == {"lr": best["lr"], "beta": 0.5}
+    assert mod.DEFAULTS["gd"] == defaults.DEFAULTS["gd"]
+    assert "rmsprop: lr=" in mod.SOURCE and str(tiny_model_dir) in mod.SOURCE and "tune-editor" in mod.SOURCE
+    assert Path(defaults.__file__).read_text() != target.read_text()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--editor", "newton"], "unknown editor 'newton'"),
+    (["--layers", "chain9"], "unknown layer group 'chain9'"),
+    (["--protocol", "natural", "--edits", "100000"], "misclassified"),
+    (["--edits", "0"], "--edits must be >= 1"),
+])
+def test_evaluate_bad_input_exits_2(tiny_model_dir, capsys, argv, message):
+    assert main(["evaluate", "--checkpoint", str(tiny_model_dir), "--limit", "200", "--no-progress", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_missing_checkpoint_exits_2(tmp_path, capsys):
+    missing = tmp_path / "nope"
+    for cmd in ("evaluate", "tune-editor"):
+        assert main([cmd, "--checkpoint", str(missing), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert str(missing) in err and "does not exist" in err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["evaluate", "--checkpoint", str(empty)]) == 2
+    assert "card.json not found" in capsys.readouterr().err
+
+
+def test_tune_editor_bad_grid_exits_2(tiny_model_dir, capsys):
+    assert main(["tune-editor", "--checkpoint", str(tiny_model_dir), "--lrs", "1e-3,abc"]) == 2
+    assert "--lrs must be a comma-separated list" in capsys.readouterr().err
