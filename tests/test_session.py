@@ -308,3 +308,21 @@ def test_export_round_trip(session, tmp_path, tiny_model_dir):
     assert card["base_model"] == read_card(tiny_model_dir) and card["base_sha256"] == session.base_hash
     with pytest.raises(ValueError, match="base model's folder"):
         session.export(tiny_model_dir)
+
+
+def test_autosave_dir_must_not_be_an_unrelated_folder(tiny_model, tmp_path):
+    (tmp_path / "data.csv").write_text("a,b")
+    with pytest.raises(ValueError, match="not an edit-history folder"):
+        EditSession(tiny_model, autosave_dir=tmp_path)
+    assert (tmp_path / "data.csv").read_text() == "a,b"
+
+
+def test_session_without_data_edits_custom_images(tiny_model, fashion_small):
+    s = EditSession(tiny_model, config=CFG)
+    x = fashion_small.normalize(fashion_small.test_x[9:10])[0]
+    t = int(s.probabilities(x).argsort(descending=True)[1])
+    assert s.evaluator is None and s.edit(x, t).success
+    assert s.history[-1].index is None and s.history[-1].report is None and s.current_report() is None
+    assert int(s.probabilities(x).argmax()) == t
+    with pytest.raises(ValueError, match="no data set"):
+        s.edit_index(0, 1)

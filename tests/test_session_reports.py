@@ -112,3 +112,40 @@ def test_generalization_and_attribution_compare_with_the_state_before_the_last_e
     session.undo()
     with pytest.raises(ValueError, match="no edit"):
         session.attribution(0)
+
+
+def test_load_restores_saved_reports_without_scoring(session, tmp_path, tiny_model_dir, fashion_small, monkeypatch):
+    session.edit_index(0, runner_up(session, 0))
+    session.edit_index(1, runner_up(session, 1))
+    session.save(tmp_path / "h")
+    fresh = EditSession.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=300)
+
+    def no_scoring(*a, **k):
+        raise AssertionError("the saved predictions should have been used")
+
+    monkeypatch.setattr(fresh.evaluator, "score", no_scoring)
+    fresh.load_history(tmp_path / "h")
+    for a, b in zip(fresh.history, session.history):
+        for ra, rb in ((a.report, b.report), (a.step_report, b.step_report)):
+            assert torch.equal(ra.preds_after, rb.preds_after) and torch.equal(ra.flipped, rb.flipped)
+            assert ra.error_before == rb.error_before and ra.error_after == rb.error_after
+            torch.testing.assert_close(ra.per_class_error_after, rb.per_class_error_after, equal_nan=True)
+
+
+def test_load_on_another_split_size_rescores(session, tmp_path, tiny_model_dir, fashion_small):
+    session.edit_index(0, runner_up(session, 0))
+    session.save(tmp_path / "h")
+    fresh = EditSession.load(tmp_path / "h", tiny_model_dir, bundle=fashion_small, limit=120)
+    rep = fresh.current_report()
+    assert len(rep.preds_after) == 120 and torch.equal(rep.preds_after, model_preds(fresh))
+
+
+def test_corrupted_saved_predictions_are_refused(session, tmp_path):
+    session.edit_index(0, runner_up(session, 0))
+    session.save(tmp_path / "h")
+    f = next((tmp_path / "h" / "reports").iterdir())
+    f.write_bytes(f.read_bytes()[:-5])
+    session.undo()
+    with pytest.raises(ValueError, match="corrupted"):
+        session.load_history(tmp_path / "h")
+    assert session.history == [] and session.can_redo

@@ -63,3 +63,25 @@ def export_card(card: Mapping[str, Any], history: Sequence[EditRecord], base_has
         out["edited_eval"] = {"split": split, "images": examples,
                               "error_before": report.error_before, "error_after": report.error_after}
     return out
+
+
+def evaluator_fingerprint(ev: Evaluator | None) -> dict[str, Any] | None:
+    """What saved predictions depend on: the split, its size, its labels and the base predictions."""
+    if ev is None:
+        return None
+    from .history_io import state_hash
+
+    return {"split": ev.split, "examples": int(len(ev.labels)),
+            "sha256": state_hash({"labels": ev.labels, "base_preds": ev.base_preds})}
+
+
+def report_from_preds(ev: Evaluator, preds: torch.Tensor, reference: torch.Tensor) -> EditReport:
+    """The :class:`EditReport` that ``ev.score`` gives for weights predicting ``preds`` (no
+    forward pass: used to restore saved reports)."""
+    from ..evaluation import EditReport
+
+    preds, ref = preds.long().cpu(), reference.long().cpu()
+    before = float((ref != ev.labels).float().mean())
+    after = float((preds != ev.labels).float().mean())
+    return EditReport(before, after, after - before, preds, torch.nonzero(preds != ref).flatten(),
+                      ev.per_class_error(ref), ev.per_class_error(preds), 0.0, ref.clone())

@@ -5,6 +5,8 @@ Layout of a history folder::
     history.json              format, base-weights hash, model config, session config, and one
                               entry per edit (applied, redo stack, failed attempts)
     edits/<uid>.safetensors   the edited parameters *after* the edit (name -> tensor)
+    reports/<uid>.safetensors the predictions on the evaluator's split after the edit (optional;
+                              a loaded session rebuilds its reports from them without rescoring)
 
 The weights before an edit are the base weights (checked by hash) with every earlier edit
 applied, so replaying the ``after`` tensors in order reproduces each state bit for bit.
@@ -31,7 +33,7 @@ from ..editing.editor import EditorConfig, EditResult
 from .records import EditRecord
 
 FORMAT, VERSION = "editable-workbench-history", 1
-HISTORY_FILE, EDITS_DIR = "history.json", "edits"
+HISTORY_FILE, EDITS_DIR, REPORTS_DIR = "history.json", "edits", "reports"
 
 
 def state_hash(state: Mapping[str, torch.Tensor]) -> str:
@@ -96,41 +98,59 @@ def write_dir_atomic(folder: Path, fill: Callable[[Path], None]) -> Path:
     return folder
 
 
+def preds_bytes(preds: torch.Tensor) -> bytes:
+    """The safetensors file of one state's predictions on the evaluator's split (uint8 when it fits)."""
+    p = preds.detach().to("cpu").reshape(-1)
+    small = p.numel() == 0 or (int(p.min()) >= 0 and int(p.max()) < 256)
+    return st_save({"preds_after": (p.to(torch.uint8) if small else p.long()).contiguous()})
+
+
 def write_history(folder: Path, header: dict[str, Any], applied: list[EditRecord], redo: list[EditRecord],
                   attempts: list[EditRecord], shas: dict[str, str]) -> Path:
     """Write a history folder atomically.
 
-    ``shas`` maps record uid -> SHA-256 of its file, for files written before; a file that
-    already sits in ``folder`` with the same hash is hard-linked instead of rewritten. It is
-    updated with the hashes of files written now.
+    Each applied or undone edit gets ``edits/<uid>.safetensors`` (its ``after`` tensors) and,
+    when it has a report, ``reports/<uid>.safetensors`` (the predictions after it, so that a
+    loaded session need not rescore). ``shas`` maps file name -> SHA-256 of the files written
+    before; a file already in ``folder`` with that hash is hard-linked, not rewritten. It is
+    updated with the hashes of the files written now.
     """
     folder = Path(folder)
-    old_shas: dict[str, str] = {}
+    old: dict[str, str] = {}
     try:
         prev = json.loads((folder / HISTORY_FILE).read_text())
-        old_shas = {e["uid"]: e["sha256"] for key in ("applied", "redo") for e in prev.get(key, [])
-                    if isinstance(e, dict) and "sha256" in e and "uid" in e}
+        for key in ("applied", "redo"):
+            for e in prev.get(key, []):
+                old.update({e[f]: e[h] for f, h in (("file", "sha256"), ("preds_file", "preds_sha256"))
+                            if isinstance(e.get(f), str) and isinstance(e.get(h), str)})
     except (OSError, ValueError, TypeError, AttributeError):
         pass
 
+    def put(tmp: Path, name: str, make: Callable[[], bytes]) -> str:
+        sha = shas.get(name)
+        if sha is not None and old.get(name) == sha and (folder / name).is_file():
+            try:
+                os.link(folder / name, tmp / name)
+            except OSError:
+                shutil.copyfile(folder / name, tmp / name)
+            return sha
+        data = make()
+        (tmp / name).write_bytes(data)
+        shas[name] = hashlib.sha256(data).hexdigest()
+        return shas[name]
+
     def fill(tmp: Path) -> None:
         (tmp / EDITS_DIR).mkdir()
+        (tmp / REPORTS_DIR).mkdir()
         entries: dict[str, list[dict[str, Any]]] = {"applied": [], "redo": []}
         for key, records in (("applied", applied), ("redo", redo)):
             for rec in records:
-                name = f"{EDITS_DIR}/{rec.uid}.safetensors"
-                sha = shas.get(rec.uid)
-                if sha is not None and old_shas.get(rec.uid) == sha and (folder / name).is_file():
-                    try:
-                        os.link(folder / name, tmp / name)
-                    except OSError:
-                        shutil.copyfile(folder / name, tmp / name)
-                else:
-                    data = edit_bytes(rec)
-                    sha = hashlib.sha256(data).hexdigest()
-                    (tmp / name).write_bytes(data)
-                    shas[rec.uid] = sha
-                entries[key].append(entry(rec, sha))
+                e = entry(rec, put(tmp, f"{EDITS_DIR}/{rec.uid}.safetensors", lambda: edit_bytes(rec)))
+                rep = rec.report
+                if rep is not None:
+                    e["preds_file"] = f"{REPORTS_DIR}/{rec.uid}.safetensors"
+                    e["preds_sha256"] = put(tmp, e["preds_file"], lambda: preds_bytes(rep.preds_after))
+                entries[key].append(e)
         doc = {"format": FORMAT, "version": VERSION, **header, **entries,
                "attempts": [entry(r, None) for r in attempts]}
         (tmp / HISTORY_FILE).write_text(json.dumps(doc, indent=1) + "\n")
@@ -146,7 +166,8 @@ class LoadedEdit:
     config: EditorConfig
     y_ref: tuple[int, ...]
     after: dict[str, torch.Tensor]
-    sha: str | None
+    files: dict[str, str]  # file name -> SHA-256 of the files read
+    preds: torch.Tensor | None = None  # (N,) int64 predictions after the edit, when saved
 
 
 @dataclass(frozen=True, eq=False)
@@ -199,18 +220,9 @@ def read_history(folder: str | Path, params: Mapping[str, torch.Tensor], base_ha
         except (KeyError, TypeError, ValueError) as err:
             raise _fail(folder, f"{where} is malformed ({type(err).__name__}: {err})") from err
         if not with_file:
-            return LoadedEdit(e, cfg, y_ref, {}, None)
-        fpath = folder / str(e.get("file", ""))
-        if not e.get("file") or not fpath.is_file():
-            raise _fail(folder, f"the tensor file of {where} ({e.get('file')}) is missing")
-        data = fpath.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        if sha != e.get("sha256"):
-            raise _fail(folder, f"{e.get('file')} ({where}) is corrupted: its SHA-256 does not match {HISTORY_FILE}")
-        try:
-            after = st_load(data)
-        except Exception as err:  # safetensors raises its own error types
-            raise _fail(folder, f"{e.get('file')} is not a readable safetensors file ({err})") from err
+            return LoadedEdit(e, cfg, y_ref, {}, {})
+        files: dict[str, str] = {}
+        after = read_tensors(e, "file", "sha256", where, files)
         if set(after) != set(e.get("params", [])):
             raise _fail(folder, f"{e.get('file')} holds {sorted(after)[:3]}..., {HISTORY_FILE} lists "
                         f"{list(e.get('params', []))[:3]}...")
@@ -223,7 +235,35 @@ def read_history(folder: str | Path, params: Mapping[str, torch.Tensor], base_ha
                             f"{tuple(params[n].shape)} {params[n].dtype} (another architecture?)")
             if not bool(torch.isfinite(v).all()):
                 raise _fail(folder, f"{where} holds non-finite values for {n}")
-        return LoadedEdit(e, cfg, y_ref, after, sha)
+        preds = None
+        if e.get("preds_file") is not None:
+            saved = read_tensors(e, "preds_file", "preds_sha256", where, files)
+            preds = saved.get("preds_after")
+            if preds is None or preds.dim() != 1 or preds.dtype not in (torch.uint8, torch.int64):
+                raise _fail(folder, f"{e['preds_file']} ({where}) does not hold a 1-D integer 'preds_after'")
+            preds = preds.long()
+            if num_classes is not None and preds.numel() and not 0 <= int(preds.min()) <= int(preds.max()) < num_classes:
+                raise _fail(folder, f"{e['preds_file']} ({where}) holds predictions outside 0..{num_classes - 1}")
+        return LoadedEdit(e, cfg, y_ref, after, files, preds)
+
+    def read_tensors(e: dict[str, Any], file_key: str, sha_key: str, where: str,
+                     files: dict[str, str]) -> dict[str, torch.Tensor]:
+        name = e.get(file_key)
+        fpath = folder / str(name or "")
+        if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
+            raise _fail(folder, f"{where} names no valid file ({name!r})")
+        if not fpath.is_file():
+            raise _fail(folder, f"the file {name} of {where} is missing")
+        data = fpath.read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        if sha != e.get(sha_key):
+            raise _fail(folder, f"{name} ({where}) is corrupted: its SHA-256 does not match {HISTORY_FILE}")
+        try:
+            out = st_load(data)
+        except Exception as err:  # safetensors raises its own error types
+            raise _fail(folder, f"{name} is not a readable safetensors file ({err})") from err
+        files[name] = sha
+        return out
 
     out: dict[str, list[LoadedEdit]] = {}
     for key in ("applied", "redo", "attempts"):

@@ -15,7 +15,8 @@ from ..device import default_device
 from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
-from .helpers import black_image, build_evaluator, export_card, load_bundle
+from .helpers import (black_image, build_evaluator, evaluator_fingerprint, export_card, load_bundle,
+                      report_from_preds)
 from .records import EditRecord, target_of
 
 if TYPE_CHECKING:
@@ -70,16 +71,19 @@ class EditSession:
         self.base_hash = state_hash(self._base)
         self._shas: dict[str, str] = {}
         self.last_autosave_error: Exception | None = None
+        self.autosave_dir = ad = Path(autosave_dir) if autosave_dir is not None else None
+        has_history = ad is not None and (ad / HISTORY_FILE).is_file()
+        if ad is not None and ad.exists() and not has_history and (not ad.is_dir() or any(ad.iterdir())):
+            raise ValueError(f"autosave_dir {ad} exists and is not an edit-history folder; choose a new or empty "
+                             "folder (autosave replaces the folder's contents)")
+        if has_history and resume is None:
+            raise ValueError(f"{ad} already holds a saved edit history. Pass resume=True to continue it, "
+                             "or resume=False to start over (it is replaced at the next change).")
         if evaluator is None and bundle is not None:
             evaluator = build_evaluator(self.model, bundle, split, self.config, self.device, limit)
         self.evaluator = evaluator
-        self.autosave_dir = Path(autosave_dir) if autosave_dir is not None else None
-        if self.autosave_dir is not None and (self.autosave_dir / HISTORY_FILE).exists():
-            if resume is None:
-                raise ValueError(f"{self.autosave_dir} already holds a saved edit history. Pass resume=True to "
-                                 "continue it, or resume=False to start over (it is replaced at the next edit).")
-            if resume:
-                self.load_history(self.autosave_dir)
+        if has_history and resume:
+            self.load_history(ad)  # type: ignore[arg-type]
 
     # -- construction ------------------------------------------------------------------
     @classmethod
@@ -161,7 +165,8 @@ class EditSession:
 
         Args:
             x: ``(C, H, W)`` or a batch ``(N, C, H, W)`` float, normalised (one edit for all N).
-            y_ref: the target label, or N labels for a batch.
+            y_ref: the target label, or N labels for a batch (the record's ``target`` is an int
+                for a single image, a tuple for a batch).
             config: editor settings (default ``session.config``); ``overrides`` replace fields.
             index: the images' indices in the evaluator's split (recorded), if known.
         Returns:
@@ -172,7 +177,7 @@ class EditSession:
         """
         result = edit_fn(self.model, x, y_ref, config or self.config, **overrides)
         idx = tuple(int(i) for i in index) if isinstance(index, Sequence) else index
-        target = target_of(result.y_ref, not isinstance(y_ref, int))
+        target = target_of(result.y_ref, isinstance(x, torch.Tensor) and x.dim() == 4)
         if not result.success:
             self.attempts.append(EditRecord(result, idx, target, timestamp=time.time()))
             self._autosave()
@@ -329,7 +334,8 @@ class EditSession:
         cfg = getattr(self.model, "config", None)
         return {"base_sha256": self.base_hash, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
                 "arch": self.card.get("arch"), "model_config": cfg() if callable(cfg) else None,
-                "config": self.config.to_dict(), "saved_at": time.time()}
+                "config": self.config.to_dict(), "evaluator": evaluator_fingerprint(self.evaluator),
+                "saved_at": time.time()}
 
     def save(self, folder: str | Path) -> Path:
         """Write the history (applied edits, redo stack, failed attempts) to ``folder``
@@ -352,13 +358,17 @@ class EditSession:
 
         Everything is validated and rebuilt first (files, hashes, the base weights,
         parameter names and shapes); on any problem a ValueError names it and the session
-        is left exactly as it was. With ``rescore`` (and an evaluator) reports are recomputed.
+        is left exactly as it was. With ``rescore`` (and an evaluator) the reports are rebuilt:
+        from the saved predictions when the evaluator's split matches the saved one, else
+        by scoring each state again.
         """
         params = dict(self.model.named_parameters())
         loaded = read_history(folder, {n: p.detach() for n, p in params.items()}, self.base_hash,
                               getattr(self.model, "num_classes", None))
         state: dict[str, torch.Tensor] = {}
-        preds = self.evaluator.base_preds if (self.evaluator is not None and rescore) else None
+        ev = self.evaluator if rescore else None
+        preds = ev.base_preds if ev is not None else None
+        saved_ok = ev is not None and loaded.header.get("evaluator") == evaluator_fingerprint(ev)
 
         def build(item: LoadedEdit) -> EditRecord:
             nonlocal preds
@@ -366,8 +376,12 @@ class EditSession:
             before = {n: state.get(n, self._base[n]) for n in after}
             state.update(after)
             report = step = None
-            if preds is not None:
-                report, step = self._score(dict(state), preds)
+            if ev is not None and preds is not None:
+                if saved_ok and item.preds is not None and len(item.preds) == len(preds):
+                    report = report_from_preds(ev, item.preds, ev.base_preds)
+                    step = report_from_preds(ev, item.preds, preds)
+                else:
+                    report, step = self._score(dict(state), preds)
                 preds = report.preds_after if report is not None else None
             m = item.meta
             idx = m.get("index")
@@ -390,7 +404,8 @@ class EditSession:
             for n, v in final.items():
                 params[n].copy_(v)
         self.history, self._redo, self.attempts = applied, redo, attempts
-        self._shas.update({it.meta["uid"]: it.sha for it in loaded.applied + loaded.redo if it.sha})
+        for it in loaded.applied + loaded.redo:
+            self._shas.update(it.files)
         if self.autosave_dir is not None and Path(folder).resolve() != self.autosave_dir.resolve():
             self._autosave()
 
