@@ -236,7 +236,7 @@ class Evaluator:
         idx = None if indices is None else torch.as_tensor(indices).reshape(-1).tolist()
         if idx is not None and len(idx) != len(x):
             raise ValueError(f"{len(x)} images but {len(idx)} indices")
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
 
         t0 = time.perf_counter()
         outcomes: list[EditOutcome] = []

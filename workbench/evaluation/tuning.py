@@ -111,7 +111,7 @@ def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: in
                for beta in betas for lr in sorted(lrs)]  # validates every point up front
     x, y = random_label_edits(evaluator, edits, seed)
     allowed_failures = math.floor((1 - target_success) * edits + 1e-9)
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     t0 = time.perf_counter()
     points: list[TunePoint] = []
