@@ -1,0 +1,142 @@
+"""Benchmark: N independent edits scored on the whole test set, naive path vs fast Evaluator.
+
+Both paths make the same N random-label edits (the paper's protocol) of the same model:
+
+* naive: ``copy.deepcopy`` the model, ``edit()``, ``apply()``, plain full forward of the test
+  set (``predict_logits``, batches of ``--batch-size``) for every edit;
+* fast: :class:`workbench.evaluation.Evaluator` (prefix cache built once, included in its
+  time), then ``evaluate_edits`` (the same ``edit()``, then only the suffix is rerun).
+
+It checks that both give identical per-edit predictions and metrics, and prints the
+interactive-path figures (one edit; full-test-set drawdown of one edit). The last line is
+``speedup: <ratio>x, identical: yes|no``.
+
+    OMP_NUM_THREADS=2 python benchmarks/evaluate_edits.py --edits 50
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from workbench.editing import EditorConfig, edit
+from workbench.evaluation import Evaluator, predict_logits, random_label_edits
+from workbench.evaluation.cli import bundle_for_card, load_checkpoint
+
+DEFAULT_CHECKPOINT = Path("assets/models/fashion-baseline")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    default = str(DEFAULT_CHECKPOINT) if (DEFAULT_CHECKPOINT / "model.safetensors").exists() else None
+    p.add_argument("--checkpoint", default=default, required=default is None, help="model folder")
+    p.add_argument("--edits", type=int, default=50, help="N edits (both paths)")
+    p.add_argument("--editor", default="rmsprop")
+    p.add_argument("--layers", default="chain3")
+    p.add_argument("--lr", type=float, default=None, help="editor lr (default: the tuned default)")
+    p.add_argument("--beta", type=float, default=None)
+    p.add_argument("--max-steps", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=1000, help="examples per forward pass (both paths)")
+    p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+    p.add_argument("--repeats", type=int, default=20, help="edits timed for the interactive figures")
+    return p
+
+
+def naive_path(model, bundle, x, y, cfg, batch_size, device):
+    """Deepcopy, edit, apply, full forward, per edit. Returns (seconds, rows, base_error)."""
+    t0 = time.perf_counter()
+    base = predict_logits(model, bundle.test_x, normalize=bundle.normalize, batch_size=batch_size, device=device)
+    labels = bundle.test_y
+    base_error = float((base.argmax(1) != labels).float().mean())
+    rows = []
+    for i in range(len(x)):
+        m = copy.deepcopy(model)
+        res = edit(m, x[i], int(y[i]), cfg)
+        res.apply(m)
+        logits = predict_logits(m, bundle.test_x, normalize=bundle.normalize, batch_size=batch_size, device=device)
+        rows.append((res, logits))
+    return time.perf_counter() - t0, rows, base_error
+
+
+def fast_path(model, bundle, x, y, cfg, batch_size, device):
+    """Evaluator (setup included) + evaluate_edits. Returns (seconds, summary, results, preds, ev)."""
+    results, preds = [], []
+    t0 = time.perf_counter()
+    ev = Evaluator(model, bundle, layers=cfg.layers, device=device, batch_size=batch_size)
+    summary = ev.evaluate_edits(x, y, cfg, protocol="random", progress=False,
+                                callback=lambda i, res, p: (results.append(res), preds.append(p)))
+    return time.perf_counter() - t0, summary, results, preds, ev
+
+
+def naive_metrics(rows, labels, base_error, k):
+    errs = [float((lg.argmax(1) != labels).float().mean()) - base_error for _, lg in rows]
+    n = len(rows)
+    return {"success_rate": sum(r.success for r, _ in rows) / n,
+            "mean_steps": sum(r.steps if r.success else k for r, _ in rows) / n,
+            "drawdown_abs": sum(map(abs, errs)) / n, "drawdown_signed": sum(errs) / n}
+
+
+def interactive(model, ev, x, y, cfg, repeats):
+    """Median wall times: one edit (ms) and scoring it on the whole split (s)."""
+    edit(model, x[0], int(y[0]), cfg)  # warm-up
+    edit_ms, score_s = [], []
+    for i in range(min(repeats, len(x))):
+        t0 = time.perf_counter()
+        res = edit(model, x[i], int(y[i]), cfg)
+        edit_ms.append(1000 * (time.perf_counter() - t0))
+        if res.steps == 0:
+            continue  # nothing to score (the label was already predicted)
+        t0 = time.perf_counter()
+        ev.score(res)
+        score_s.append(time.perf_counter() - t0)
+    return statistics.median(edit_ms), statistics.median(score_s) if score_s else float("nan")
+
+
+def main(args: argparse.Namespace) -> None:
+    device = torch.device(args.device) if args.device else None
+    model, card = load_checkpoint(args.checkpoint)
+    if device is not None:
+        model = model.to(device)
+    bundle = bundle_for_card(card)
+    cfg = EditorConfig(args.editor, args.lr, args.beta, max_steps=args.max_steps, layers=args.layers).resolved()
+    x, y = random_label_edits(bundle, args.edits, seed=args.seed)
+    print(f"checkpoint {args.checkpoint} ({card.get('epochs')} epochs, test error {card.get('test_error')}); "
+          f"{len(bundle.test_y)} test images; {args.edits} random-label edits; {cfg.method} lr={cfg.lr:g} "
+          f"beta={cfg.beta} k={cfg.max_steps} layers={cfg.layers}; torch threads {torch.get_num_threads()}")
+
+    t_fast, summary, results, preds, ev = fast_path(model, bundle, x, y, cfg, args.batch_size, device)
+    print(f"fast  (Evaluator): {t_fast:8.2f} s  ({1000 * t_fast / args.edits:7.1f} ms/edit; prefix cache "
+          f"{ev.setup_seconds:.2f} s, {ev.cache_info()})")
+    t_naive, rows, base_error = naive_path(model, bundle, x, y, cfg, args.batch_size, device)
+    print(f"naive (deepcopy + full forward): {t_naive:8.2f} s  ({1000 * t_naive / args.edits:7.1f} ms/edit)")
+
+    labels = bundle.test_y
+    same_preds = all(torch.equal(lg.argmax(1), p) for (_, lg), p in zip(rows, preds))
+    same_edits = all(r.success == f.success and r.steps == f.steps for (r, _), f in zip(rows, results))
+    param_diff = max((float((r.after[n] - f.after[n].to(r.after[n].device)).abs().max())
+                      for (r, _), f in zip(rows, results) for n in r.after), default=0.0)
+    logit_diff = max(float((ev.logits_for(f) - lg).abs().max()) for (_, lg), f in list(zip(rows, results))[:5])
+    ref = naive_metrics(rows, labels, base_error, cfg.max_steps)
+    got = {k: getattr(summary, k) for k in ref}
+    same_metrics = ref == got and base_error == ev.base_error
+    print("| metric | naive | fast |\n|---|---|---|")
+    print(f"| test error | {base_error:.6f} | {ev.base_error:.6f} |")
+    for k in ref:
+        print(f"| {k} | {ref[k]:.6f} | {got[k]:.6f} |")
+    print(f"per-edit predictions equal: {same_preds}; edits equal (success, steps): {same_edits}; "
+          f"max |param diff| {param_diff:.3g}; max |logit diff| (first 5 edits) {logit_diff:.3g}")
+
+    ms_edit, s_score = interactive(model, ev, x, y, cfg, args.repeats)
+    print(f"interactive: one edit {ms_edit:.1f} ms (goal <= 100 ms); full-test-set drawdown of one edit "
+          f"{s_score:.3f} s (goal <= 1.5 s); medians over {min(args.repeats, args.edits)} edits")
+    identical = same_preds and same_edits and same_metrics
+    print(f"speedup: {t_naive / t_fast:.1f}x, identical: {'yes' if identical else 'no'}")
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
