@@ -15,17 +15,16 @@ from ..device import default_device
 from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
-from .helpers import (black_image, build_evaluator, evaluator_fingerprint, export_card, load_bundle,
+from .analysis import AnalysisMixin
+from .helpers import (build_evaluator, evaluator_fingerprint, export_card, load_bundle,
                       report_from_preds)
 from .records import EditRecord, target_of
 
 if TYPE_CHECKING:
-    from ..attribution import AttributionSet
     from ..evaluation import EditReport, Evaluator
-    from ..probe import GeneralizationReport
 
 
-class EditSession:
+class EditSession(AnalysisMixin):
     """Base weights, a stack of applied edits (undo/redo) and the current weights.
 
     The session edits ``model`` in place (pass a copy to keep the original); ``session.model``
@@ -172,6 +171,7 @@ class EditSession:
         Returns:
             The :class:`EditResult`. A successful edit is applied and pushed (the redo stack
             is cleared); a failed one leaves the weights unchanged and goes to ``attempts``.
+            Treat its tensors as read-only: ``before`` shares storage with the session's state.
         Raises:
             ValueError, TypeError: bad input (the editor's checks); nothing changes.
         """
@@ -182,8 +182,12 @@ class EditSession:
             self.attempts.append(EditRecord(result, idx, target, timestamp=time.time()))
             self._autosave()
             return result
-        params = {**self.params_at(), **result.after}
-        report, step_report = self._score(params, self._preds_now())
+        current = self.params_at()
+        report, step_report = self._score({**current, **result.after}, self._preds_now())
+        for n, v in result.before.items():  # share bit-identical tensors: halves the memory per edit
+            same = current.get(n, self._base.get(n))
+            if same is not None and torch.equal(v, same):
+                result.before[n] = same
         result.apply(self.model)
         self.history.append(EditRecord(result, idx, target, report, step_report, time.time()))
         self._redo.clear()
@@ -275,59 +279,6 @@ class EditSession:
         with eval_mode(self.model):
             out = torch.softmax(self.model(xb.unsqueeze(0) if xb.dim() == 3 else xb).float(), -1).cpu()
         return out[0] if xb.dim() == 3 else out
-
-    # -- analysis of the last edit -----------------------------------------------------
-    def _compare(self, against: str) -> tuple[dict[str, torch.Tensor], EditRecord]:
-        if not self.history:
-            raise ValueError("no edit is applied yet: make an edit first")
-        if against == "last":
-            return self.history[-1].result.before, self.history[-1]
-        if against == "base":
-            return self.params_at(0), self.history[-1]
-        raise ValueError(f"against must be 'last' (before the last edit) or 'base', got {against!r}")
-
-    def generalization(self, x: torch.Tensor | int | None = None, y_ref: int | Sequence[int] | None = None, *,
-                       n_views: int = 32, seed: int = 0, against: str = "last", **kw: Any) -> GeneralizationReport:
-        """Share of augmented views of the edited image(s) predicted ``y_ref``, before the
-        last edit (or at the base, ``against="base"``) and now. Defaults: the last edit's
-        image (by index) and target. ``kw`` go to :func:`workbench.probe.generalization`."""
-        from ..probe import generalization
-
-        before, rec = self._compare(against)
-        if x is None:
-            if rec.index is None:
-                raise ValueError("the last edit was on a custom image: pass it as x")
-            x = rec.index if isinstance(rec.index, int) else list(rec.index)  # type: ignore[assignment]
-        xi = self.image(x) if not isinstance(x, torch.Tensor) else x  # type: ignore[arg-type]
-        y = rec.target if y_ref is None else y_ref
-        return generalization(self.model, xi, y, before, None, n_views=n_views, seed=seed, **kw)
-
-    def attribution(self, x: torch.Tensor | int, labels: int | Sequence[int] | None = None,
-                    method: str = "Integrated Gradients", *, against: str = "last", **kw: Any) -> AttributionSet:
-        """Attribution maps of ``x`` before the last edit (or at the base) and now.
-
-        ``labels`` default to (the prediction before, the last edit's target). ``kw`` go to
-        :func:`workbench.attribution.before_after` (``progress=``, ``n_steps=``, ``window=``...);
-        IG and Occlusion use a black image as baseline when the normalisation is known.
-        """
-        from ..attribution import before_after
-
-        before, rec = self._compare(against)
-        xi = self.image(x) if isinstance(x, int) else x
-        if labels is None:
-            from ..attribution.compare import _probs
-
-            orig = int(_probs(self.model, before, xi).argmax())
-            tgt = rec.target if isinstance(rec.target, int) else rec.target[0]
-            labels = (orig, tgt)
-        if "baseline" not in kw and (black := self._black()) is not None:
-            kw["baseline"] = black
-        return before_after(self.model, before, None, xi, labels, method, **kw)
-
-    def _black(self) -> torch.Tensor | None:
-        if self.bundle is not None:
-            return black_image(self.bundle.mean, self.bundle.std)
-        return black_image(self.card.get("mean"), self.card.get("std"))
 
     # -- persistence -------------------------------------------------------------------
     def _header(self) -> dict[str, Any]:
