@@ -6,6 +6,7 @@ interruption, logs metrics as JSON lines, and writes a model folder with its car
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import sys
@@ -39,10 +40,16 @@ class Objective(Protocol):
 
 
 class CrossEntropyObjective:
-    """Baseline: plain cross-entropy."""
+    """Baseline: plain cross-entropy (bf16 autocast on CUDA when ``amp``)."""
+
+    def __init__(self, amp: bool = False) -> None:
+        self.amp = amp
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
-        loss = F.cross_entropy(model(x), y)
+        amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp and x.is_cuda else contextlib.nullcontext()
+        with amp:
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y)
         return loss, {"loss": float(loss.detach())}
 
     def extra_parameters(self) -> dict[str, torch.Tensor]:
@@ -66,6 +73,20 @@ def _lr_factor(recipe: Recipe, step: int, total: int, steps_per_epoch: int) -> f
         raise ValueError(f"unknown schedule {recipe.schedule!r}; use 'cosine' or 'constant'")
     progress = (step - warm) / max(1, total - warm)
     return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _editor_metrics(objective: Any, extra: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Per-epoch values of the objective's learned hyperparameters (editor lr/beta)."""
+    if hasattr(objective, "epoch_metrics"):
+        return dict(objective.epoch_metrics())
+    return {name: float(t.detach().mean()) for name, t in extra.items()}
+
+
+def _editor_card(objective: Any, extra: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """``card["editor"]``: the (learned) editor config, or ``{}`` for baseline training."""
+    if hasattr(objective, "editor_card"):
+        return dict(objective.editor_card())
+    return {name: float(t.detach().mean()) for name, t in extra.items()}
 
 
 def build_for_recipe(recipe: Recipe, bundle: DataBundle) -> ResNet:
@@ -97,7 +118,10 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
 
     ``out_dir`` receives ``model.safetensors`` + ``card.json`` (after every epoch),
     ``train_state.pt`` (optimizer and progress, for resuming) and ``metrics.jsonl``.
+    ``dist`` (see :mod:`workbench.training.distributed`) has ``.rank``, ``.world``,
+    ``.wrap(model)``, ``.barrier()``, ``.all_reduce_mean_(tensors)`` and ``.broadcast_buffers_(model)``.
     """
+    recipe.validate()
     out_dir = Path(out_dir)
     device = torch.device(device) if device is not None else default_device()
     rank0 = dist is None or dist.rank == 0
@@ -115,8 +139,13 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                              f"but the recipe builds {model.config()}; pick a matching --arch")
         model.load_state_dict(init.state_dict())
     model.to(device)
+    channels_last = recipe.channels_last and device.type == "cuda"
+    if channels_last:
+        model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if objective is None:
-        objective = CrossEntropyObjective()
+        objective = CrossEntropyObjective(amp=recipe.amp)
+    if isinstance(objective, nn.Module):
+        objective.to(device)
     extra = objective.extra_parameters()
     train_model: nn.Module = model if dist is None else dist.wrap(model)
     groups = [{"params": list(model.parameters()), "weight_decay": recipe.weight_decay}]
@@ -146,12 +175,15 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
             print(f"resuming from {state_path} at epoch {epoch}/{recipe.epochs}", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
     card: dict[str, Any] = {}
-    gen = torch.Generator().manual_seed(recipe.seed * 1000 + epoch + (dist.rank * 7919 if dist else 0))
     metrics: dict[str, float] = {}
     while epoch < recipe.epochs:
         t0 = time.perf_counter()
         model.train()
-        perm = torch.randperm(len(train_x), generator=gen)
+        # Seeded per epoch, so a resumed run replays exactly what an uninterrupted one does.
+        # Every rank shuffles alike and takes its own shard; augmentation differs per rank.
+        gen = torch.Generator().manual_seed(recipe.seed * 1000 + epoch + (dist.rank * 7919 if dist else 0))
+        perm_gen = gen if dist is None else torch.Generator().manual_seed(recipe.seed * 1000 + epoch)
+        perm = torch.randperm(len(train_x), generator=perm_gen)
         if dist is not None:
             perm = perm[dist.rank::dist.world]
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not (progress and rank0),
@@ -163,6 +195,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
             if recipe.augment:
                 xb = random_crop_flip(xb, pad=recipe.crop_pad, generator=gen)
             xb, yb = bundle.normalize(xb.to(device)), train_y[idx].to(device)
+            if channels_last:
+                xb = xb.contiguous(memory_format=torch.channels_last)
             for g, lr0 in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr0 * _lr_factor(recipe, step, total, steps_per_epoch)
             loss, logs = objective(train_model, xb, yb, step)
@@ -170,8 +204,15 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                 raise FloatingPointError(f"non-finite loss at epoch {epoch + 1} step {i}; lower --lr")
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            if dist is not None and extra:  # DDP all-reduces the model's gradients, not these
+                for t in extra.values():
+                    if t.grad is None:  # e.g. only trivial edits on this rank: still join the all-reduce
+                        t.grad = torch.zeros_like(t)
+                dist.all_reduce_mean_([t.grad for t in extra.values() if t.grad is not None])
             if recipe.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+                if extra:
+                    torch.nn.utils.clip_grad_norm_(list(extra.values()), recipe.grad_clip)
             opt.step()
             step += 1
             for k, v in logs.items():
@@ -181,9 +222,11 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
         epoch += 1
         wall += time.perf_counter() - t0
         metrics = {k: v / steps_per_epoch for k, v in sums.items()}
-        metrics.update(evaluate_splits(model, bundle, recipe, device))
-        for name, t in extra.items():
-            metrics[name] = float(t.detach().mean())
+        if dist is not None:
+            dist.broadcast_buffers_(model)
+        if rank0:
+            metrics.update(evaluate_splits(model, bundle, recipe, device))
+        metrics.update(_editor_metrics(objective, extra))
         if rank0:
             row = {"epoch": epoch, "step": step, "wall_time_s": round(wall, 1), **metrics}
             with open(out_dir / LOG_FILE, "a") as fh:
@@ -195,7 +238,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                 "epochs": epoch, "test_error": metrics.get("test_error"), "val_error": metrics.get("val_error"),
                 "command": command or " ".join(sys.argv), "commit": git_commit(), "wall_time_s": round(wall, 1),
                 "device": str(device), "world_size": dist.world if dist else 1,
-                "editor": {n: float(t.detach().mean()) for n, t in extra.items()},
+                "editor": _editor_card(objective, extra), "amp": recipe.amp and device.type == "cuda",
+                "channels_last": channels_last,
                 "classes": list(bundle.classes), "mean": list(bundle.mean), "std": list(bundle.std),
             }
             save_model(out_dir, model, card)

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 
@@ -41,6 +43,9 @@ class Recipe:
     edits_per_batch: int = 1
     first_order: bool = False
     learn_editor: bool = True
+    # CUDA only (ignored on the CPU): bf16 autocast of the base pass, channels_last layout
+    amp: bool = True
+    channels_last: bool = True
 
     def override(self, **kw: Any) -> "Recipe":
         valid = {f.name for f in fields(self)}
@@ -51,6 +56,93 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def layer_groups(self) -> str | tuple[str, ...]:
+        """``edit_layers`` as the editor takes it: ``"chain3"`` or ``("chain3", "chain4")``."""
+        parts = tuple(p.strip() for p in self.edit_layers.split(",") if p.strip())
+        return parts[0] if len(parts) == 1 else parts
+
+    def validate(self) -> "Recipe":
+        """Check every value before any work starts; raises ``ValueError`` naming the field.
+
+        Returns the recipe itself, so ``recipe.validate()`` can be chained.
+        """
+        _validate(self)
+        return self
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _positive_int(r: Recipe, name: str, minimum: int = 1, optional: bool = False) -> None:
+    v = getattr(r, name)
+    if optional and v is None:
+        return
+    if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
+        raise ValueError(f"{name} ({_flag(name)}) must be an integer >= {minimum}, got {v!r}")
+
+
+def _number(r: Recipe, name: str, *, low: float = 0.0, strict: bool = False, optional: bool = False) -> None:
+    v = getattr(r, name)
+    if optional and v is None:
+        return
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and \
+        (v > low if strict else v >= low)
+    if not ok:
+        rel = ">" if strict else ">="
+        raise ValueError(f"{name} ({_flag(name)}) must be a finite number {rel} {low:g}, got {v!r}")
+
+
+def _validate(r: Recipe) -> None:
+    from ..editing.optimizers import get_method
+    from ..models import build_model
+    from ..models.registry import ARCHITECTURES, group_params
+
+    for name in ("epochs", "batch_size", "edit_steps", "edits_per_batch"):
+        _positive_int(r, name)
+    for name in ("crop_pad", "val_size"):
+        _positive_int(r, name, minimum=0)
+    for name in ("train_subset", "eval_subset"):
+        _positive_int(r, name, optional=True)
+    _number(r, "lr", strict=True)
+    _number(r, "editor_lr", strict=True)
+    for name in ("weight_decay", "warmup_epochs", "c_edit", "c_loc"):
+        _number(r, name)
+    _number(r, "grad_clip", strict=True, optional=True)
+    if r.schedule not in ("cosine", "constant"):
+        raise ValueError(f"unknown schedule {r.schedule!r} (--schedule); use 'cosine' or 'constant'")
+    if r.edits_per_batch > r.batch_size:
+        raise ValueError(f"edits_per_batch={r.edits_per_batch} (--edits-per-batch) is larger than the batch "
+                         f"(batch_size={r.batch_size}); edits are drawn from the batch, so use at most "
+                         f"{r.batch_size}")
+    if r.arch not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {r.arch!r} (--arch); choose one of {sorted(ARCHITECTURES)}")
+    if not isinstance(r.arch_kwargs, dict):
+        raise ValueError(f"arch_kwargs (--arch-kwargs) must be a JSON object, got {r.arch_kwargs!r}")
+    init = Path(r.init_from) if r.init_from is not None else None
+    if init is not None and not ((init if init.is_dir() else init.parent) / "card.json").exists():
+        raise ValueError(f"init_from={r.init_from!r} (--init-from) is not a model folder (no card.json there); "
+                         "give a folder written by `python -m workbench train`, or 'none'")
+    if not r.editable:
+        return
+    method = get_method(r.editor)  # ValueError names the valid editors
+    if method.beta_range is not None:
+        lo, hi = method.beta_range
+        if not (isinstance(r.editor_beta, (int, float)) and lo <= r.editor_beta <= hi):
+            raise ValueError(f"editor_beta (--editor-beta) for {method.name} must lie in [{lo}, {hi}], "
+                             f"got {r.editor_beta!r}")
+    try:
+        import torch
+
+        with torch.device("meta"):  # no memory, no init cost: only the group names matter
+            model = build_model(r.arch, **r.arch_kwargs)
+    except TypeError as err:
+        raise ValueError(f"arch_kwargs {r.arch_kwargs} do not fit architecture {r.arch!r}: {err}") from err
+    try:
+        group_params(model, r.layer_groups())
+    except ValueError as err:
+        raise ValueError(f"edit_layers={r.edit_layers!r} (--edit-layers): {err}") from err
 
 
 RECIPES: dict[str, Recipe] = {

@@ -1,22 +1,49 @@
-"""Entry point used by the CLI: picks the objective for the recipe and (optionally) DDP."""
+"""Entry point used by the CLI: picks the objective for the recipe and (under torchrun) DDP."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from .loop import TrainResult, train
 from .recipes import Recipe
 
+DUMP_ENV = "WORKBENCH_DUMP_PARAMS"  # folder: each rank writes rank<r>.pt (its final state dict)
 
-def make_objective(recipe: Recipe):
-    """Baseline cross-entropy, or the editable objective when ``recipe.editable``."""
+
+def make_objective(recipe: Recipe, rank: int = 0) -> Any:
+    """Baseline cross-entropy (None: the loop's default), or the editable objective."""
     if not recipe.editable:
         return None
     from .editable import EditableObjective  # noqa: WPS433 (extension point)
 
-    return EditableObjective.from_recipe(recipe)
+    return EditableObjective.from_recipe(recipe, rank=rank)
 
 
 def run_training(recipe: Recipe, out: str | Path, *, resume: bool = True, device: str | None = None,
                  command: str | None = None, progress: bool = True) -> TrainResult | None:
-    return train(recipe, out, objective=make_objective(recipe), resume=resume, device=device,
-                 command=command, progress=progress)
+    """Train per ``recipe``; under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) with DDP.
+
+    Returns the result on every rank (``card`` is filled on rank 0 only).
+    """
+    recipe.validate()  # fail before joining a process group
+    from .distributed import from_env
+
+    dist = from_env(device)
+    try:
+        objective = make_objective(recipe, dist.rank if dist else 0)
+        res = train(recipe, out, objective=objective, resume=resume,
+                    device=dist.device if dist else device, command=command, progress=progress, dist=dist)
+        dump = os.environ.get(DUMP_ENV)
+        if dump:
+            state = {k: v.detach().cpu() for k, v in res.model.state_dict().items()}
+            if isinstance(objective, torch.nn.Module):
+                state.update({f"objective.{k}": v.detach().cpu() for k, v in objective.state_dict().items()})
+            Path(dump).mkdir(parents=True, exist_ok=True)
+            torch.save(state, Path(dump) / f"rank{dist.rank if dist else 0}.pt")
+        return res
+    finally:
+        if dist is not None:
+            dist.close()
