@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 import torch.nn as nn
@@ -159,7 +159,7 @@ class EditableObjective(nn.Module):
         y_e = torch.randint(0, num_classes, (n,), generator=g)
         return idx.to(x.device), y_e.to(x.device)
 
-    def _edited(self, params: dict[str, torch.Tensor], trace_params: dict[str, torch.Tensor],
+    def _edited(self, params: Mapping[str, torch.Tensor], trace_params: dict[str, torch.Tensor],
                 lr: torch.Tensor) -> dict[str, torch.Tensor]:
         if not self.first_order:
             return trace_params
@@ -222,7 +222,7 @@ class EditableObjective(nn.Module):
                 if not trace.success:  # l_e > 0; 0 (and a zero gradient) after a successful edit
                     le_logits = trace.logits if not self.first_order else \
                         functional_call(net, {**params, **edited}, (xe,))
-                    l_edit.append(F.relu(edit_loss(le_logits, ye)).mean())
+                    l_edit.append(F.relu(edit_loss(le_logits, ye)).mean())  # type: ignore[arg-type]
                 if before_logp is None:
                     with torch.no_grad():
                         before_logp = F.log_softmax(net(h, start=start), dim=-1)
