@@ -171,7 +171,10 @@ def test_run_edits_scores_each_edit_alone_and_selects(evaluator):
 
     edits = random_label_edits(evaluator, 6, seed=1)
     before = {n: p.clone() for n, p in evaluator.model.named_parameters()}
-    run = A.run_edits(evaluator, edits.indices, edits.y, EditorConfig(lr=1e-3))
+    run = A.run_edits(evaluator, edits.indices, edits.y, EditorConfig(lr=1e-3), probe=slice(0, 100))
+    assert run.kl is not None and run.kl.shape == (6, 100)
+    torch.testing.assert_close(run.kl, A.edit_space(evaluator.logits_for, evaluator.base_logits, run.results,
+                                                    probe=slice(0, 100)))
     assert all(torch.equal(p, before[n]) for n, p in evaluator.model.named_parameters())  # never modified
     assert torch.equal(run.sources, evaluator.labels[edits.indices]) and torch.equal(run.targets, edits.y)
     assert run.per_class_change().shape == (6, 10) and run.drawdown.shape == run.steps.shape == (6,)
@@ -185,6 +188,8 @@ def test_run_edits_scores_each_edit_alone_and_selects(evaluator):
     np.testing.assert_allclose([o.drawdown for o in summary.per_edit], run.drawdown.numpy(), atol=1e-6)
     sub = run.select(run.steps > 0)
     assert len(sub.results) == int((run.steps > 0).sum()) and bool((sub.steps > 0).all())
+    assert sub.kl is not None and torch.equal(sub.kl, run.kl[run.steps > 0])
+    assert A.run_edits(evaluator, edits.indices[:1], edits.y[:1]).kl is None
     with pytest.raises(ValueError, match="one target per index"):
         A.run_edits(evaluator, [0, 1], [2])
 

@@ -80,6 +80,8 @@ class EditRun:
         indices, targets, sources: ``(E,)`` int64: split index, target label and true label
             of each edited image.
         results: the E EditResults; reports: their EditReports against the base model.
+        kl: ``(E, P)`` per-example KL divergence of each edit on the probe images (the edit
+            space, as :func:`edit_space`), when :func:`run_edits` was given a ``probe``.
     """
 
     indices: torch.Tensor
@@ -87,6 +89,7 @@ class EditRun:
     sources: torch.Tensor
     results: tuple[Any, ...]
     reports: tuple[Any, ...]
+    kl: torch.Tensor | None = None
 
     @property
     def success(self) -> torch.Tensor:
@@ -111,11 +114,13 @@ class EditRun:
         """The edits where ``mask`` (``(E,)`` bool) is set."""
         keep = [i for i, m in enumerate(mask.tolist()) if m]
         return EditRun(self.indices[keep], self.targets[keep], self.sources[keep],
-                       tuple(self.results[i] for i in keep), tuple(self.reports[i] for i in keep))
+                       tuple(self.results[i] for i in keep), tuple(self.reports[i] for i in keep),
+                       None if self.kl is None else self.kl[keep])
 
 
 def run_edits(evaluator: Any, indices: Sequence[int] | torch.Tensor, targets: Sequence[int] | torch.Tensor,
-              config: Any = None, *, progress: bool = False, desc: str = "edits") -> EditRun:
+              config: Any = None, *, probe: torch.Tensor | slice | None = None, progress: bool = False,
+              desc: str = "edits") -> EditRun:
     """Edit image ``indices[e]`` of the evaluator's split to ``targets[e]``, each from the base
     weights (``evaluator.model``, never modified), and score each edit with ``evaluator.score``.
 
@@ -123,6 +128,8 @@ def run_edits(evaluator: Any, indices: Sequence[int] | torch.Tensor, targets: Se
         evaluator: a :class:`workbench.evaluation.Evaluator`.
         indices, targets: ``(E,)`` split indices and target labels.
         config: an :class:`workbench.editing.EditorConfig` (default: the default editor).
+        probe: split examples (index tensor or slice) on which to record each edit's
+            per-example KL divergence (``EditRun.kl``), at no extra forward pass.
     Returns:
         :class:`EditRun` with E entries.
     """
@@ -134,12 +141,16 @@ def run_edits(evaluator: Any, indices: Sequence[int] | torch.Tensor, targets: Se
     tgt = torch.as_tensor(targets).long().cpu().reshape(-1)
     if idx.shape != tgt.shape:
         raise ValueError(f"{idx.numel()} indices but {tgt.numel()} targets; give one target per index")
-    results, reports = [], []
+    results, reports, kl = [], [], []
+    base = None if probe is None else evaluator.base_logits[probe]
     for i, t in tqdm(list(zip(idx.tolist(), tgt.tolist())), desc=desc, disable=not progress, leave=False):
         res = edit(evaluator.model, evaluator.image(i), t, config)
+        if base is not None:  # the evaluator memoises these logits: score() below reuses them
+            kl.append(kl_per_example(base, evaluator.logits_for(res)[probe]))
         results.append(res)
         reports.append(evaluator.score(res))
-    return EditRun(idx, tgt, evaluator.labels.cpu()[idx], tuple(results), tuple(reports))
+    kls = None if base is None else (torch.stack(kl) if kl else torch.empty(0, base.shape[0]))
+    return EditRun(idx, tgt, evaluator.labels.cpu()[idx], tuple(results), tuple(reports), kls)
 
 
 # --------------------------------------------------------------------------- edit space

@@ -77,7 +77,9 @@ def heatmap_figure(matrices: Mapping[str, torch.Tensor], classes: Sequence[str],
     im = None
     for ax, (name, m) in zip(axes.flat, matrices.items()):
         im = ax.imshow(m.numpy(), **kw)
-        ax.set_title(f"{name}\nmean {float(m[torch.isfinite(m)].mean()) if torch.isfinite(m).any() else float('nan'):+.4f}")
+        finite = m[torch.isfinite(m)]
+        mean = float(finite.mean()) if finite.numel() else float("nan")
+        ax.set_title(f"{name}\nmean {mean:+.4f}" if diverging else f"{name}\nmean {mean:.4f}")
         ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize="small")
         ax.set_yticks(range(len(classes)), classes, fontsize="small")
         ax.set_xlabel(xlabel)
@@ -118,7 +120,7 @@ def sequential_figure(curves: Mapping[str, SequentialCurve], *, title: str = "")
         n = np.arange(1, len(cv.drawdown) + 1)
         axes[0, 0].plot(n, 100 * np.asarray(cv.drawdown), marker=".", label=name)
         axes[0, 1].plot(n, 100 * np.cumsum(cv.success) / n, marker=".", label=name)
-    axes[0, 0].set(xlabel="edits applied", ylabel="cumulative drawdown (%)", title="test error increase")
+    axes[0, 0].set(xlabel="edits attempted", ylabel="cumulative drawdown (%)", title="test error increase")
     axes[0, 1].set(xlabel="edits attempted", ylabel="success so far (%)", title="edit success")
     for ax in axes.flat:
         ax.legend(fontsize="small")
