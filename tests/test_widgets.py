@@ -110,21 +110,22 @@ def test_select_shows_session_probabilities_and_suggestions(wb):
 
 
 def test_edit_updates_session_and_panels_in_place(wb):
-    figs = (wb.view.metrics.accuracy, wb.view.metrics.per_class, wb.view.metrics.timeline)
-    acc_before = list(figs[0].data[0].y)
+    fig = wb.view.metrics.figure
+    traces = tuple(fig.data)
+    acc_before = list(fig.data[0].y)
     i = _edit_ok(wb)
     rec = wb.session.history[-1]
     assert rec.result.success and rec.target == int(wb.view.labels[i])
     assert "success" in wb.view.status.value and f">{rec.result.steps}<" in wb.view.status.value
     m = wb.view.metrics
-    assert (m.accuracy, m.per_class, m.timeline) == figs  # same FigureWidget objects, data swapped
+    assert m.figure is fig and tuple(fig.data) == traces  # same FigureWidget and traces, data swapped
     base = wb.session.evaluator.base_error
     exp = [1 - base, 1 - rec.step_report.error_before, 1 - rec.step_report.error_after]
-    assert list(m.accuracy.data[0].y) == pytest.approx(exp) and acc_before == pytest.approx([1 - base] * 3)
-    assert list(m.timeline.data[0].y) == pytest.approx([1 - base, 1 - rec.report.error_after])
-    change = (-rec.step_report.per_class_change * 100).tolist()
-    assert [v for v in m.per_class.data[0].y] == pytest.approx([0.0 if math.isnan(c) else c for c in change],
-                                                                nan_ok=True)
+    assert list(fig.data[0].y) == pytest.approx(exp) and acc_before == pytest.approx([1 - base] * 3)
+    assert list(fig.data[1].y) == pytest.approx([1 - base, 1 - rec.report.error_after])
+    for trace, report in ((fig.data[2], rec.step_report), (fig.data[3], rec.report)):
+        change = (-report.per_class_change * 100).tolist()
+        assert list(trace.y) == pytest.approx([0.0 if math.isnan(c) else c for c in change])
     assert f"{rec.step_report.drawdown * 100:+.2f} pp" in m.drawdown.value
     assert m.flipped == rec.step_report.flipped.tolist()
     shown = [c for c in m.strip_cells if c[2].layout.visibility == "visible"]
@@ -132,7 +133,7 @@ def test_edit_updates_session_and_panels_in_place(wb):
     # the probe ran on the edited image and agrees with the session's own probe
     rep = wb.session.generalization(n_views=4)
     assert wb.view.probe.report.after == pytest.approx(rep.after)
-    assert list(wb.view.probe.figure.data[0].y) == pytest.approx([rep.before, rep.after])
+    assert [wb.view.probe.bars[k].value for k in ("before", "after")] == pytest.approx([rep.before, rep.after])
     # the browser now lists the current model's errors
     ev = wb.session.evaluator
     cur = ev.logits_for(wb.session.params_at()).argmax(1)
@@ -160,7 +161,8 @@ def test_undo_redo_reset(wb):
     wb.panel.buttons["undo"].click()
     assert not wb.session.history and _same(_weights(wb), base)
     assert "no edit applied" in wb.view.metrics.drawdown.value and not wb.panel.buttons["redo"].disabled
-    assert list(wb.view.metrics.timeline.data[0].y) == pytest.approx([1 - wb.session.evaluator.base_error])
+    assert list(wb.view.metrics.figure.data[1].y) == pytest.approx([1 - wb.session.evaluator.base_error])
+    assert wb.view.probe.report is None and wb.view.probe.bars["after"].value == 0.0
     wb.panel.buttons["redo"].click()
     assert len(wb.session.history) == 1 and _same(_weights(wb), edited)
     wb.panel.buttons["reset"].click()

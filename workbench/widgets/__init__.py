@@ -10,19 +10,11 @@ Example:
     >>> wb   # in a notebook
 """
 from .attribution_view import AttributionRequest, AttributionView
-from .common import MessageArea
+from .common import MessageArea, live_figure
 from .compare import Comparison
 from .edit_panel import EDITORS, EditPanel
 from .error_browser import SORTS, ErrorBrowser
-from .figures import (
-    accuracy_figure,
-    confusion_figure,
-    generalization_figure,
-    per_class_figure,
-    probability_figure,
-    timeline_figure,
-    update_confusion,
-)
+from .figures import confusion_figure, metrics_figure, probability_figure, update_confusion
 from .images import attribution_grid, attribution_overlay, figure_png, image_png
 from .metrics_panel import MetricsPanel
 from .probe_panel import ProbePanel
@@ -31,9 +23,9 @@ from .target_picker import TargetPicker, suggest_targets
 from .workbench import Workbench, default_checkpoint, open_session, resolve_checkpoint
 
 __all__ = [
-    "AttributionRequest", "AttributionView", "Comparison", "EDITORS", "EditPanel", "ErrorBrowser", "MessageArea",
-    "MetricsPanel", "ProbePanel", "SORTS", "SessionView", "TargetPicker", "Workbench", "accuracy_figure",
-    "attribution_grid", "attribution_overlay", "confusion_figure", "current_errors", "default_checkpoint",
-    "figure_png", "generalization_figure", "image_png", "open_session", "per_class_figure", "probability_figure",
-    "resolve_checkpoint", "suggest_targets", "timeline_figure", "update_confusion",
+    "attribution_grid", "attribution_overlay", "AttributionRequest", "AttributionView", "Comparison",
+    "confusion_figure", "current_errors", "default_checkpoint", "EDITORS", "EditPanel", "ErrorBrowser",
+    "figure_png", "image_png", "live_figure", "MessageArea", "metrics_figure", "MetricsPanel", "open_session",
+    "probability_figure", "ProbePanel", "resolve_checkpoint", "SessionView", "SORTS", "suggest_targets",
+    "TargetPicker", "update_confusion", "Workbench",
 ]

@@ -65,8 +65,8 @@ class AttributionView:
         self.n_steps = W.BoundedIntText(value=n_steps, min=1, max=512, description="IG steps",
                                         layout=W.Layout(width="160px"))
         self.auto = W.Checkbox(value=auto, description="auto", indent=False, layout=W.Layout(width="70px"))
-        self.compute_button = css(W.Button(description="Compute", layout=W.Layout(width="90px")), "wb-attr-compute")
-        self.progress = css(W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="160px")),
+        self.compute_button = css(W.Button(description="Compute", layout=W.Layout(width="auto")), "wb-attr-compute")
+        self.progress = css(W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="120px")),
                             "wb-attr-progress")
         self.info = css(W.HTML("<i>select an image</i>"), "wb-attr-info")
         self.image = css(W.Image(format="png", layout=W.Layout(max_width="640px")), "wb-attr-image")
@@ -74,7 +74,8 @@ class AttributionView:
         for w in (self.method, self.layer, self.n_steps):
             w.observe(lambda _c: self.compute() if self.auto.value else None, names="value")
         self.widget = css(W.VBox([
-            W.HBox([self.method, self.layer, self.n_steps, self.auto, self.compute_button, self.progress]),
+            W.HBox([self.method, self.layer, self.n_steps, self.auto, self.compute_button, self.progress],
+                   layout=W.Layout(flex_flow="row wrap", align_items="center")),
             self.info, self.image]), "wb-attribution")
 
     def options(self, baseline: torch.Tensor | None = None) -> dict[str, Any]:

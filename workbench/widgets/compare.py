@@ -29,7 +29,7 @@ class Comparison(_Controller):
     """
 
     def __init__(self, left, right, *, names: tuple[str, str] = ("baseline", "editable"), note: str = "",
-                 page_size: int = 12, probe_views: int = 16) -> None:
+                 page_size: int = 10, probe_views: int = 16) -> None:
         if len(left.evaluator.labels) != len(right.evaluator.labels) or \
                 not bool((left.evaluator.labels.cpu() == right.evaluator.labels.cpu()).all()):
             raise ValueError("the two models are evaluated on different images; open both with the same "
@@ -37,10 +37,11 @@ class Comparison(_Controller):
         self.messages = MessageArea()
         views = [SessionView(s, title=n, on_select=self.select, on_target=self.set_target,
                              probe_views=probe_views) for s, n in zip((left, right), names)]
+        errors, confusion = views[0].errors()
         self.browser = ErrorBrowser(views[0].images, views[0].classes, on_select=self.select, page_size=page_size,
-                                    title=f"Misclassified by {names[0]} (current weights)")
+                                    title=f"Misclassified by {names[0]} (current weights)", errors=errors,
+                                    confusion=confusion)
         self._init_common(views, [g for g in left.model.groups() if g in right.model.groups()], left.config)
-        self.browser.set_errors(*views[0].errors())
         self.panel.progress.max = 2 + len(views)
         self.header = css(W.HTML(f"<h3 style='margin:4px 0'>Compare: {names[0]} vs {names[1]}</h3>"
                                  f"<div style='color:#555'>base test error {names[0]} "

@@ -38,16 +38,19 @@ class EditPanel:
         self.actions = actions
         self.busy = False
         self.method = W.Dropdown(options=list(EDITORS.items()), value=cfg.method, description="editor",
-                                 layout=W.Layout(width="220px"))
-        self.lr = W.FloatText(value=cfg.lr, description="lr", step=1e-4, layout=W.Layout(width="180px"))
+                                 layout=W.Layout(width="190px"))
+        self.lr = W.FloatText(value=cfg.lr, description="lr", step=1e-4, layout=W.Layout(width="160px"))
         self.max_steps = W.BoundedIntText(value=cfg.max_steps or DEFAULT_MAX_STEPS, min=1, max=1000,
-                                          description="max steps", layout=W.Layout(width="170px"))
+                                          description="max steps", layout=W.Layout(width="150px"))
         layers = cfg.layers if isinstance(cfg.layers, str) else cfg.layers[0]
         groups = list(groups)
         self.group = W.Dropdown(options=groups, value=layers if layers in groups else
                                 (DEFAULT_LAYERS if DEFAULT_LAYERS in groups else groups[0]),
-                                description="group", layout=W.Layout(width="200px"))
+                                description="group", layout=W.Layout(width="160px"))
         self._beta = cfg.beta
+        for w, c in ((self.method, "wb-editor"), (self.lr, "wb-lr"), (self.max_steps, "wb-max-steps"),
+                     (self.group, "wb-group")):
+            css(w, c)
         self.method.observe(self._on_method, names="value")
         self.buttons: dict[str, W.Button] = {}
         self._enabled: dict[str, bool] = {"undo": False, "redo": False}
@@ -66,8 +69,9 @@ class EditPanel:
                                           layout=W.Layout(width="160px")), "wb-progress")
         self.phase = css(W.HTML(""), "wb-phase")
         self.widget = css(W.VBox([
-            W.HBox([self.method, self.lr, self.max_steps, self.group]),
-            W.HBox([*(self.buttons[n] for n in ("edit", "undo", "redo", "reset")), self.progress, self.phase]),
+            W.HBox([self.method, self.lr, self.max_steps, self.group], layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([*(self.buttons[n] for n in ("edit", "undo", "redo", "reset")), self.progress, self.phase],
+                   layout=W.Layout(flex_flow="row wrap", align_items="center")),
             W.HBox([self.history_path, self.buttons["save"], self.buttons["load"]]),
         ]), "wb-edit-panel")
         self._apply_enabled()

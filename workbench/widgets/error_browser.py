@@ -11,9 +11,8 @@ import html
 from typing import Callable, Sequence
 
 import ipywidgets as W
-import plotly.graph_objects as go
 
-from .common import css
+from .common import css, live_figure
 from .figures import confusion_figure, update_confusion
 from .images import image_png
 
@@ -52,16 +51,18 @@ class ErrorBrowser:
         classes: class names.
         on_select: called with the test index when the user selects an image.
         page_size, columns: grid geometry.
+        errors, confusion: the initial list and ``(C, C)`` counts (see :meth:`set_errors`).
     Items are any objects with ``index, true, pred, confidence, margin`` attributes
     (``workbench.evaluation.Misclassified``).
     """
 
     def __init__(self, images, classes: Sequence[str], *, on_select: Callable[[int], None] | None = None,
-                 page_size: int = 12, columns: int = 6, title: str = "Misclassified test images") -> None:
+                 page_size: int = 10, columns: int = 5, title: str = "Misclassified test images",
+                 errors: Sequence = (), confusion=None) -> None:
         self.images, self.classes = images, tuple(classes)
         self.on_select = on_select
         self.page_size, self.page = page_size, 0
-        self.errors: list = []
+        self.errors: list = list(errors)
         self.selected: int | None = None
         opts = [("all", ALL)] + [(c, i) for i, c in enumerate(self.classes)]
         self.filter_true = W.Dropdown(options=opts, value=ALL, description="true",
@@ -77,8 +78,9 @@ class ErrorBrowser:
         self.cells = [_Cell(self.select) for _ in range(page_size)]
         self.grid = W.GridBox([c.box for c in self.cells], layout=W.Layout(
             grid_template_columns=f"repeat({columns}, 130px)", grid_gap="4px"))
-        self.confusion = go.FigureWidget(confusion_figure([[0] * len(self.classes)] * len(self.classes),
-                                                          self.classes))
+        c = len(self.classes)
+        self.confusion = live_figure(confusion_figure(confusion if confusion is not None else [[0] * c] * c,
+                                                      self.classes))
         self.confusion.data[0].on_click(self._on_heatmap_click)
         for w in (self.filter_true, self.filter_pred, self.sort):
             w.observe(self._on_filter, names="value")
@@ -88,7 +90,7 @@ class ErrorBrowser:
         paging = W.HBox([self.prev_button, self.page_label, self.next_button],
                         layout=W.Layout(align_items="center"))
         left = W.VBox([self.title, controls, paging, self.grid])
-        self.widget = css(W.HBox([left, self.confusion]), "wb-error-browser")
+        self.widget = css(W.HBox([left, self.confusion], layout=W.Layout(flex_flow="row wrap")), "wb-error-browser")
         self.refresh()
 
     # -- data ---------------------------------------------------------------------------

@@ -11,10 +11,11 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 __all__ = [
-    "COLORS", "accuracy_figure", "confusion_figure", "generalization_figure", "per_class_figure",
-    "probability_colors", "probability_figure", "timeline_figure", "update_confusion",
+    "COLORS", "accuracy_range", "confusion_figure", "metrics_figure", "probability_colors", "probability_figure",
+    "update_confusion",
 ]
 
 COLORS = {"base": "#9aa5b1", "true": "#2e7d32", "pred": "#c62828", "target": "#1565c0",
@@ -94,7 +95,7 @@ def probability_colors(c: int, *, true: int | None = None, pred: int | None = No
 
 def probability_figure(probs, classes: Sequence[str], *, true: int | None = None, pred: int | None = None,
                        target: int | None = None, title: str = "Class probabilities",
-                       height: int = 260, width: int | None = 420) -> go.Figure:
+                       height: int = 270, width: int | None = 440) -> go.Figure:
     """Bar chart of one image's class probabilities.
 
     Args:
@@ -107,58 +108,54 @@ def probability_figure(probs, classes: Sequence[str], *, true: int | None = None
                            marker_color=probability_colors(len(classes), true=true, pred=pred, target=target),
                            hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
     fig.update_layout(**_layout(title, height, width), yaxis=dict(range=[0, 1], title="p"),
-                      xaxis=dict(tickangle=-45))
+                      xaxis=dict(tickangle=-45, automargin=True))
+    fig.update_layout(margin=dict(_MARGIN, r=30))
     return fig
 
 
-def accuracy_figure(base: float, before: float, after: float, *, title: str = "Test accuracy",
-                    height: int = 240, width: int | None = 300) -> go.Figure:
-    """Three bars: the base model, the model before the last edit, and after it (fractions)."""
-    fig = go.Figure(go.Bar(x=["base", "before edit", "after edit"], y=[base, before, after],
-                           marker_color=[COLORS["base"], COLORS["before"], COLORS["after"]],
-                           text=[f"{v:.2%}" for v in (base, before, after)], textposition="auto",
-                           hovertemplate="%{x}: %{y:.2%}<extra></extra>"))
-    lo = max(0.0, min(base, before, after) - 0.05)
-    fig.update_layout(**_layout(title, height, width), yaxis=dict(range=[lo, 1.0], tickformat=".0%"))
-    return fig
-
-
-def per_class_figure(step_change, total_change, classes: Sequence[str], *,
-                     title: str = "Per-class accuracy change (pp)", height: int = 260,
-                     width: int | None = 460) -> go.Figure:
-    """Grouped bars of per-class accuracy change in percentage points.
+def metrics_figure(base: float, before: float, after: float, step_change, total_change,
+                   accuracies: Sequence[float], classes: Sequence[str], *, height: int = 500,
+                   width: int | None = 640) -> go.Figure:
+    """The metrics panel in one figure (one widget instead of three).
 
     Args:
-        step_change: ``(C,)`` accuracy change of the last edit alone (fraction).
-        total_change: ``(C,)`` cumulative change of the session vs the base model (fraction).
-    Trace 0 is the last edit, trace 1 the session.
+        base, before, after: test accuracy of the base model, before and after the last edit.
+        step_change, total_change: ``(C,)`` per-class accuracy change (fraction) of the last
+            edit alone and of the session vs the base model.
+        accuracies: test accuracy after each edit of the session; element 0 is the base model.
+        classes: ``C`` class names.
+    Returns:
+        A figure with four traces, updated in place by the panel: 0 accuracy bars
+        (base / before / after), 1 session timeline, 2 per-class change of this edit,
+        3 per-class change of the session (both in percentage points).
     """
-    s, t = _np(step_change) * 100, _np(total_change) * 100
-    fig = go.Figure([go.Bar(x=list(classes), y=s.tolist(), name="this edit", marker_color=COLORS["after"]),
-                     go.Bar(x=list(classes), y=t.tolist(), name="session", marker_color=COLORS["base"])])
-    fig.update_layout(**_layout(title, height, width), barmode="group", xaxis=dict(tickangle=-45),
-                      yaxis=dict(title="pp", zeroline=True))
-    fig.update_layout(showlegend=True, legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
-    return fig
-
-
-def timeline_figure(accuracies: Sequence[float], *, title: str = "Session timeline",
-                    height: int = 240, width: int | None = 340) -> go.Figure:
-    """Test accuracy after each edit of the session; point 0 is the base model."""
+    fig = make_subplots(rows=2, cols=2, column_widths=[0.42, 0.58], row_heights=[0.45, 0.55],
+                        specs=[[{}, {}], [{"colspan": 2}, None]], vertical_spacing=0.2, horizontal_spacing=0.12,
+                        subplot_titles=("Test accuracy", "Session timeline (accuracy after each edit)",
+                                        "Per-class accuracy change (pp)"))
+    fig.add_trace(go.Bar(x=["base", "before edit", "after edit"], y=[base, before, after], name="accuracy",
+                         marker_color=[COLORS["base"], COLORS["before"], COLORS["after"]],
+                         text=[f"{v:.2%}" for v in (base, before, after)], textposition="auto",
+                         hovertemplate="%{x}: %{y:.2%}<extra></extra>", showlegend=False), row=1, col=1)
     acc = _np(accuracies).tolist()
-    fig = go.Figure(go.Scatter(x=list(range(len(acc))), y=acc, mode="lines+markers",
-                               line_color=COLORS["after"], hovertemplate="edit %{x}: %{y:.2%}<extra></extra>"))
-    fig.update_layout(**_layout(title, height, width), xaxis=dict(title="edit #", dtick=1, rangemode="tozero"),
-                      yaxis=dict(tickformat=".1%"))
+    fig.add_trace(go.Scatter(x=list(range(len(acc))), y=acc, mode="lines+markers", name="timeline",
+                             line_color=COLORS["after"], hovertemplate="edit %{x}: %{y:.2%}<extra></extra>",
+                             showlegend=False), row=1, col=2)
+    s, t = _np(step_change) * 100, _np(total_change) * 100
+    fig.add_trace(go.Bar(x=list(classes), y=s.tolist(), name="this edit", marker_color=COLORS["after"]), row=2, col=1)
+    fig.add_trace(go.Bar(x=list(classes), y=t.tolist(), name="session", marker_color=COLORS["base"]), row=2, col=1)
+    fig.update_layout(**_layout("", height, width), barmode="group")
+    fig.update_layout(showlegend=True, legend=dict(orientation="h", y=0.47, x=1, xanchor="right"),
+                      margin=dict(l=50, r=10, t=30, b=60))
+    fig.update_annotations(font_size=12)
+    fig.update_yaxes(tickformat=".0%", range=accuracy_range(base, before, after), row=1, col=1)
+    fig.update_yaxes(tickformat=".1%", row=1, col=2)
+    fig.update_xaxes(title_text="edit #", dtick=1, rangemode="tozero", row=1, col=2)
+    fig.update_yaxes(title_text="pp", zeroline=True, row=2, col=1)
+    fig.update_xaxes(tickangle=-30, row=2, col=1)
     return fig
 
 
-def generalization_figure(before: float | None, after: float | None, *,
-                          title: str = "Augmented views predicted as target", height: int = 220,
-                          width: int | None = 300) -> go.Figure:
-    """Two bars: share of augmented views given the target label before and after the edit."""
-    vals = [before or 0.0, after or 0.0]
-    fig = go.Figure(go.Bar(x=["before", "after"], y=vals, marker_color=[COLORS["before"], COLORS["after"]],
-                           text=[f"{v:.0%}" for v in vals], textposition="auto"))
-    fig.update_layout(**_layout(title, height, width), yaxis=dict(range=[0, 1], tickformat=".0%"))
-    return fig
+def accuracy_range(*accuracies: float) -> list[float]:
+    """y range of the accuracy bars: from 5 points under the lowest value to 100%."""
+    return [max(0.0, min(accuracies) - 0.05), 1.0]

@@ -55,15 +55,18 @@ def image_png(image, *, scale: int = 3) -> bytes:
     return buf.getvalue()
 
 
-def attribution_overlay(attr, image, ax: Axes | None = None, *, title: str = "", cmap: str = "bwr",
-                        alpha: float = 0.65, vmax: float | None = None) -> Figure:
+def attribution_overlay(attr, image, ax: Axes | None = None, *, title: str = "", cmap: str | None = None,
+                        alpha: float = 0.7, vmax: float | None = None, signed: bool | None = None) -> Figure:
     """Draw an attribution map over a grayscale version of its image.
 
     Args:
-        attr: ``(H, W)`` signed attribution (any scale).
+        attr: ``(H, W)`` attribution (any scale). Signed maps use a diverging colour map
+            centred on 0 (red > 0 > blue); non-negative maps (e.g. Saliency) a sequential one.
         image: ``(C, H, W)`` image in 0..1 (or uint8), drawn underneath in gray.
         ax: axes to draw into; a new standalone figure is made when None.
-        vmax: symmetric colour limit; default ``max |attr|``.
+        cmap: override the colour map.
+        vmax: colour limit; default ``max |attr|``.
+        signed: force the diverging (True) or sequential (False) colour map; None: from the data.
     Returns:
         The figure that owns ``ax``.
     """
@@ -77,8 +80,11 @@ def attribution_overlay(attr, image, ax: Axes | None = None, *, title: str = "",
     gray = img if img.ndim == 2 else img.mean(axis=2)
     lim = float(vmax) if vmax is not None else float(np.abs(a).max(initial=0.0))
     lim = lim if lim > 0 else 1.0
-    ax.imshow(gray, cmap="gray", interpolation="nearest")
-    ax.imshow(a, cmap=cmap, norm=TwoSlopeNorm(0.0, -lim, lim), alpha=alpha, interpolation="nearest")
+    ax.imshow(gray, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    if not (signed if signed is not None else a.min(initial=0.0) < 0.0):
+        ax.imshow(a, cmap=cmap or "Reds", vmin=0.0, vmax=lim, alpha=alpha, interpolation="nearest")
+    else:
+        ax.imshow(a, cmap=cmap or "bwr", norm=TwoSlopeNorm(0.0, -lim, lim), alpha=alpha, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -116,7 +122,7 @@ def attribution_grid(image, maps: Mapping[str, Sequence], *, columns: Sequence[s
         for c, col in enumerate(columns):
             ax = fig.add_subplot(len(rows), n_cols, r * n_cols + c + 2)
             attribution_overlay(maps[row][c], image, ax, title=col if r == 0 else "",
-                                vmax=lim if c in same_scale else None)
+                                vmax=lim if c in same_scale else None, signed=None if c in same_scale else True)
     fig.subplots_adjust(left=0.06, right=0.99, top=0.86 if title else 0.9, bottom=0.02, wspace=0.08, hspace=0.12)
     return fig
 

@@ -1,7 +1,7 @@
 """MetricsPanel: accuracy before/after, drawdown, per-class change, timeline, flipped strip.
 
-All plots are FigureWidgets created once; :meth:`MetricsPanel.show` swaps their data in
-place inside ``batch_update`` blocks.
+The three plots live in one FigureWidget (one front-end widget instead of three), created
+once; :meth:`MetricsPanel.show` swaps its trace data in place inside ``batch_update``.
 """
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ import html
 from typing import Callable, Sequence
 
 import ipywidgets as W
-import plotly.graph_objects as go
 
-from .common import css
-from .figures import accuracy_figure, per_class_figure, timeline_figure
+from .common import css, live_figure
+from .figures import accuracy_range, metrics_figure
 from .images import image_png
 
 __all__ = ["MetricsPanel"]
 
 
 def _vec(t) -> list[float]:
-    return [float(v) for v in (t.tolist() if hasattr(t, "tolist") else t)]
+    """Tensor / sequence -> floats, NaN (a class absent from the split) as 0."""
+    return [0.0 if v != v else float(v) for v in (t.tolist() if hasattr(t, "tolist") else t)]
 
 
 def _pp(x: float) -> str:
@@ -38,13 +38,11 @@ class MetricsPanel:
     """
 
     def __init__(self, images, labels, classes: Sequence[str], *, on_select: Callable[[int], None] | None = None,
-                 strip_size: int = 12, title: str = "") -> None:
+                 strip_size: int = 12, title: str = "", base_error: float = 0.0) -> None:
         self.images, self.labels, self.classes = images, labels, tuple(classes)
         self.on_select = on_select
-        c = len(self.classes)
-        self.accuracy = go.FigureWidget(accuracy_figure(0.0, 0.0, 0.0))
-        self.per_class = go.FigureWidget(per_class_figure([0.0] * c, [0.0] * c, self.classes))
-        self.timeline = go.FigureWidget(timeline_figure([0.0]))
+        c, acc = len(self.classes), 1.0 - base_error
+        self.figure = live_figure(metrics_figure(acc, acc, acc, [0.0] * c, [0.0] * c, [acc], self.classes))
         self.title = W.HTML(f"<b>{html.escape(title)}</b>" if title else "")
         self.drawdown = css(W.HTML("drawdown: <i>no edit yet</i>"), "wb-drawdown")
         self.flipped: list[int] = []
@@ -57,8 +55,8 @@ class MetricsPanel:
             self.strip_cells.append((img, btn, box))
             btn.on_click(lambda _b, k=k: self.open_flipped(k))
         self.strip = W.HBox([b for _, _, b in self.strip_cells], layout=W.Layout(flex_flow="row wrap"))
-        self.widget = css(W.VBox([self.title, self.drawdown, W.HBox([self.accuracy, self.timeline]), self.per_class,
-                                  self.strip_label, self.strip]), "wb-metrics")
+        self.widget = css(W.VBox([self.title, self.drawdown, self.figure, self.strip_label, self.strip]),
+                          "wb-metrics")
 
     def show(self, base_error: float, timeline_errors: Sequence[float], step=None, total=None) -> None:
         """Update every plot in place.
@@ -71,20 +69,19 @@ class MetricsPanel:
         """
         before = step.error_before if step is not None else base_error
         after = step.error_after if step is not None else (total.error_after if total is not None else base_error)
-        with self.accuracy.batch_update():
-            self.accuracy.data[0].y = [1 - base_error, 1 - before, 1 - after]
-            self.accuracy.data[0].text = [f"{1 - v:.2%}" for v in (base_error, before, after)]
-            self.accuracy.layout.yaxis.range = [max(0.0, 1 - max(base_error, before, after) - 0.05), 1.0]
         zeros = [0.0] * len(self.classes)
         step_change = [-v for v in _vec(step.per_class_change)] if step is not None else zeros
         total_change = [-v for v in _vec(total.per_class_change)] if total is not None else zeros
-        with self.per_class.batch_update():
-            self.per_class.data[0].y = [v * 100 for v in step_change]
-            self.per_class.data[1].y = [v * 100 for v in total_change]
         acc = [1 - base_error] + [1 - e for e in timeline_errors]
-        with self.timeline.batch_update():
-            self.timeline.data[0].x = list(range(len(acc)))
-            self.timeline.data[0].y = acc
+        bars = [1 - base_error, 1 - before, 1 - after]
+        with self.figure.batch_update():
+            self.figure.data[0].y = bars
+            self.figure.data[0].text = [f"{v:.2%}" for v in bars]
+            self.figure.layout.yaxis.range = accuracy_range(*bars)
+            self.figure.data[1].x = list(range(len(acc)))
+            self.figure.data[1].y = acc
+            self.figure.data[2].y = [v * 100 for v in step_change]
+            self.figure.data[3].y = [v * 100 for v in total_change]
         if step is None and total is None:
             self.drawdown.value = "drawdown: <i>no edit applied</i>"
         else:

@@ -84,10 +84,11 @@ class SessionView:
         self.timings: dict[str, float] = {}
         self.picker = TargetPicker(self.classes, on_target=on_target,
                                    title=f"{title}: class probabilities" if title else "Class probabilities")
-        self.metrics = MetricsPanel(self.images, self.labels, self.classes, on_select=on_select, title=title)
+        self.base_error = float(ev.base_error)
+        self.metrics = MetricsPanel(self.images, self.labels, self.classes, on_select=on_select, title=title,
+                                    base_error=self.base_error)
         self.probe = ProbePanel(self.classes)
         self.status = css(W.HTML("<i>no edit yet</i>"), "wb-edit-status")
-        self.base_error = float(ev.base_error)
         self.refresh()
 
     # -- actions (called by the workbench) -------------------------------------------------

@@ -9,9 +9,9 @@ import html
 from typing import Callable, Sequence
 
 import ipywidgets as W
-import plotly.graph_objects as go
+import torch
 
-from .common import css
+from .common import css, live_figure
 from .figures import probability_colors, probability_figure
 from .images import image_png
 
@@ -51,8 +51,9 @@ class TargetPicker:
         self.target: int | None = None
         self.probs: list[float] = [0.0] * len(self.classes)
         self.order: list[int] = list(range(len(self.classes)))
-        self.figure = go.FigureWidget(probability_figure(self.probs, self.classes, title=title))
-        self.image = W.Image(format="png", layout=W.Layout(width="84px", height="84px"))
+        self.figure = live_figure(probability_figure(self.probs, self.classes, title=title))
+        self.image = W.Image(value=image_png(torch.full((1, 28, 28), 240, dtype=torch.uint8)), format="png",
+                             layout=W.Layout(width="84px", height="84px"))
         self.header = css(W.HTML("<i>select an image</i>"), "wb-target-header")
         self.buttons = [css(W.Button(description=c, layout=W.Layout(width="auto")), "wb-target")
                         for c in self.classes]

@@ -246,7 +246,7 @@ class Workbench(_Controller):
         >>> wb.select(wb.browser.page_items[0].index); wb.set_target(wb.views[0].picker.true); wb.edit()
     """
 
-    def __init__(self, session, *, note: str = "", page_size: int = 12, attribution_method: str = "Saliency",
+    def __init__(self, session, *, note: str = "", page_size: int = 10, attribution_method: str = "Saliency",
                  probe_views: int = 16, name: str = "") -> None:
         self.messages = MessageArea()
         self.name = name or (session.checkpoint.name if getattr(session, "checkpoint", None) else "model")
@@ -266,12 +266,13 @@ class Workbench(_Controller):
         self.session = session
         view = SessionView(session, on_select=self.select, on_target=self.set_target, probe_views=probe_views)
         ev = session.evaluator
-        self.browser = ErrorBrowser(view.images, view.classes, on_select=self.select, page_size=page_size)
+        errors, confusion = view.errors()
+        self.browser = ErrorBrowser(view.images, view.classes, on_select=self.select, page_size=page_size,
+                                    errors=errors, confusion=confusion)
         self.attribution = AttributionView(list(session.model.stage_names), self.messages,
                                            method=attribution_method, layer=session.config.layers
                                            if isinstance(session.config.layers, str) else "chain3")
         self._init_common([view], list(session.model.groups()), session.config)
-        self.browser.set_errors(*view.errors())
         card = getattr(session, "card", {}) or {}
         err = card.get("test_error")
         self.header.value = (f"<h3 style='margin:4px 0'>Editable Workbench: {html.escape(self.name)}</h3>"
@@ -283,13 +284,14 @@ class Workbench(_Controller):
             return W.VBox([W.HTML(f"<h4 style='margin:8px 0 2px 0'>{title}</h4>"), *body],
                           layout=W.Layout(border_top="1px solid #ccc", padding="2px"))
 
+        wrap = W.Layout(flex_flow="row wrap")
         self.root.children = [
             self.header, W.HBox([self.model_path, self.open_button]), self.messages.widget,
             section("1. Pick a mistake", self.browser.widget),
             W.HBox([section("2. Pick the target label", view.picker.widget),
-                    section("3. Edit", self.panel.widget, view.status, view.metrics.widget)]),
+                    section("3. Edit", self.panel.widget, view.status, view.metrics.widget)], layout=wrap),
             W.HBox([section("Attribution (selected image)", self.attribution.widget),
-                    section("Edit generalization", view.probe.widget)]),
+                    section("Edit generalization", view.probe.widget)], layout=wrap),
         ]
 
     @property

@@ -1,0 +1,133 @@
+"""Pure plot builders and checkpoint resolution of the widget layer (no model needed)."""
+from __future__ import annotations
+
+import io
+import json
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("plotly")
+
+import plotly.graph_objects as go  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from workbench.widgets import (  # noqa: E402
+    attribution_grid,
+    attribution_overlay,
+    confusion_figure,
+    figure_png,
+    image_png,
+    live_figure,
+    metrics_figure,
+    probability_figure,
+    resolve_checkpoint,
+    suggest_targets,
+    update_confusion,
+)
+from workbench.widgets import workbench as wbmod  # noqa: E402
+
+
+def test_confusion_figure_blanks_diagonal_and_updates_in_place():
+    cm = torch.tensor([[5, 1, 0], [2, 7, 3], [0, 4, 9]])
+    fig = confusion_figure(cm, ["a", "b", "c"])
+    assert isinstance(fig, go.Figure) and not isinstance(fig, go.FigureWidget)
+    z = fig.data[0].z
+    assert [z[i][i] for i in range(3)] == [None, None, None] and z[1][2] == 3.0 and z[2][1] == 4.0
+    assert [list(r) for r in fig.data[0].text] == [[str(int(v)) for v in row] for row in cm]
+    assert list(fig.data[0].x) == [0, 1, 2] and fig.layout.yaxis.autorange == "reversed"
+    w = live_figure(fig)
+    trace = w.data[0]
+    update_confusion(w, cm * 2)
+    assert w.data[0] is trace and w.data[0].z[1][2] == 6.0
+    with pytest.raises(ValueError, match="3 classes"):
+        confusion_figure(torch.zeros(2, 2), ["a", "b", "c"])
+
+
+def test_probability_and_metric_figures():
+    p = torch.tensor([0.1, 0.6, 0.3])
+    fig = probability_figure(p, ["a", "b", "c"], true=2, pred=1, target=0)
+    assert list(fig.data[0].y) == pytest.approx(p.tolist())
+    colors = list(fig.data[0].marker.color)
+    assert len(set(colors)) == 3 and colors[0] != colors[1] != colors[2]
+    m = metrics_figure(0.9, 0.88, 0.87, [0.01, -0.02, 0.0], [0.0, 0.1, -0.1], [0.9, 0.89, 0.91], ["a", "b", "c"])
+    assert list(m.data[0].y) == [0.9, 0.88, 0.87] and m.data[0].text[2] == "87.00%"
+    assert list(m.data[1].x) == [0, 1, 2] and list(m.data[1].y) == [0.9, 0.89, 0.91]
+    assert list(m.data[2].y) == pytest.approx([1.0, -2.0, 0.0]) and list(m.data[3].y) == pytest.approx([0, 10, -10])
+    assert m.layout.yaxis.range == (0.82, 1.0)
+
+
+def test_live_figure_opens_with_full_state(monkeypatch):
+    from ipywidgets.widgets import widget as ipw
+
+    opened = []
+    real = ipw.comm.create_comm
+    monkeypatch.setattr(ipw.comm, "create_comm", lambda **kw: opened.append(kw["data"]["state"]) or real(**kw))
+    fig = probability_figure([0.2, 0.8], ["a", "b"])
+    w = live_figure(fig)
+    assert isinstance(w, go.FigureWidget) and w.comm is not None
+    # the comm-open message itself carries the data and layout: no empty first render
+    state = opened[-1]
+    assert state["_widget_data"][0]["y"] == [0.2, 0.8] and state["_widget_layout"]["height"] == fig.layout.height
+    # plotly's code is sent as data and evaluated once per page: the module itself is tiny
+    assert len(state["_esm"]) < 5_000 and "export" in state["_plotly_src"] and len(state["_plotly_src"]) > 10 ** 6
+    plain = go.FigureWidget(fig)  # plotly's own widget opens with an empty figure
+    assert plain.comm is not None and opened[-1]["_widget_data"] == []
+    w.data[0].y = [0.5, 0.5]
+    assert list(w.data[0].y) == [0.5, 0.5]
+
+
+def test_suggest_targets_puts_true_label_then_top_k_first():
+    probs = [0.05, 0.5, 0.1, 0.3, 0.05]
+    assert suggest_targets(probs, 4, k=2) == [4, 1, 3, 2, 0]
+    assert suggest_targets(probs, 1, k=2) == [1, 3, 2, 0, 4]
+    assert sorted(suggest_targets(probs, None, k=3)) == list(range(5))
+
+
+def test_image_builders_never_touch_pyplot():
+    import matplotlib
+
+    before = set(matplotlib.pyplot.get_fignums()) if "matplotlib.pyplot" in sys.modules else set()
+    img = torch.randint(0, 255, (1, 28, 28), dtype=torch.uint8)
+    png = image_png(img, scale=3)
+    assert Image.open(io.BytesIO(png)).size == (84, 84)
+    rgb = Image.open(io.BytesIO(image_png(torch.rand(3, 8, 8), scale=1)))
+    assert rgb.size == (8, 8) and rgb.mode == "RGB"
+    fig = attribution_overlay(torch.randn(28, 28), img)
+    assert len(fig.axes) == 1
+    grid = attribution_grid(img, {"orig": [torch.rand(28, 28)] * 2 + [torch.randn(28, 28)],
+                                  "target": [torch.rand(28, 28)] * 3})
+    assert len(grid.axes) == 8
+    out = Image.open(io.BytesIO(figure_png(grid)))
+    assert out.size[0] > 300
+    after = set(matplotlib.pyplot.get_fignums()) if "matplotlib.pyplot" in sys.modules else set()
+    assert after == before
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        attribution_overlay(torch.zeros(1, 28, 28), img)
+
+
+def _model_folder(path):
+    path.mkdir(parents=True)
+    (path / "card.json").write_text(json.dumps({"arch": "small-resnet"}))
+    return path
+
+
+def test_resolve_checkpoint_default_fallback_and_relative(tmp_path, monkeypatch):
+    models = tmp_path / "assets" / "models"
+    base = _model_folder(models / "fashion-baseline")
+    monkeypatch.setattr(wbmod, "MODELS", models)
+    monkeypatch.setattr(wbmod, "REPO_ROOT", tmp_path)
+    path, note = resolve_checkpoint(None)
+    assert path == base and "fashion-editable" in note and "baseline" in note
+    path, note = resolve_checkpoint("../assets/models/fashion-editable")  # as the notebook says it
+    assert path == base.resolve() and "missing" in note
+    ed = _model_folder(models / "fashion-editable")
+    assert resolve_checkpoint(None) == (ed, "")
+    (tmp_path / "notebooks").mkdir()
+    monkeypatch.chdir(tmp_path / "notebooks")
+    assert resolve_checkpoint("../assets/models/fashion-editable") == (ed.resolve(), "")
+    monkeypatch.chdir(tmp_path)
+    assert resolve_checkpoint("../assets/models/fashion-editable") == (ed.resolve(), "")
+    with pytest.raises(FileNotFoundError, match="not found"):
+        resolve_checkpoint("nowhere/model")

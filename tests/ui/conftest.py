@@ -1,0 +1,103 @@
+"""Fixtures for the real-browser test: a JupyterLab server and Debian's chromium.
+
+Recipe (see ../shared/TESTING.md): JupyterLab is started with galata's server config on a
+free localhost port, in a temporary root folder holding a copy of
+``notebooks/01_workbench.ipynb`` whose parameters point at the tiny test model; Playwright
+drives ``/usr/bin/chromium`` (never ``playwright install``: no browser downloads here).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+HERE = Path(__file__).resolve().parent
+NOTEBOOK = HERE.parents[1] / "notebooks" / "01_workbench.ipynb"
+UI_LIMIT = 500
+
+
+def pytest_collection_modifyitems(config, items):
+    """Skip the browser tests only when chromium is truly absent, and say so loudly."""
+    if CHROMIUM.exists():
+        return
+    reason = (f"{CHROMIUM} not found: the real-browser test cannot run. Install it with "
+              "`apt-get install -y chromium fonts-dejavu-core` (scripts/test.sh does this).")
+    print(f"\n!!! SKIPPING BROWSER TESTS: {reason}\n", file=sys.stderr)
+    for item in items:
+        if "ui" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM),
+            "args": ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                     "--disable-component-update", "--disable-sync", "--no-first-run"]}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1500, "height": 2800}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_notebook(root: Path, checkpoint: Path, limit: int) -> Path:
+    """Copy the workbench notebook into ``root`` with its parameters cell pointing at ``checkpoint``."""
+    import nbformat
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    cell.source = f"CHECKPOINT = {str(checkpoint)!r}\nLIMIT = {limit}\nCOMPARE = False"
+    out = root / NOTEBOOK.name
+    nbformat.write(nb, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def lab_url(tiny_model_dir, tmp_path_factory):
+    """Start JupyterLab (galata config) on a free port; yield its URL; stop it at the end."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found")
+    root = tmp_path_factory.mktemp("lab-root")
+    write_notebook(root, Path(tiny_model_dir), UI_LIMIT)
+    port = _free_port()
+    env = {**os.environ, "WB_UI_PORT": str(port), "WB_UI_ROOT": str(root), "JUPYTERLAB_GALATA_ROOT_DIR": str(root),
+           "MPLBACKEND": "Agg", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    log = open(tmp_path_factory.mktemp("lab-log") / "jupyter.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", f"--config={HERE / 'jupyter_server_config.py'}"],
+                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"jupyter lab exited with code {proc.returncode}; see {log.name}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"jupyter lab did not answer on {url} within 90 s; see {log.name}")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
