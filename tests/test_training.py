@@ -151,3 +151,12 @@ def test_card_and_metrics_record_the_editable_run(tmp_path, fashion_small):
     model, _ = load_model(tmp_path)
     for k, v in res.model.state_dict().items():
         assert torch.equal(model.state_dict()[k], v)
+
+
+def test_resume_with_a_changed_recipe_warns(tmp_path, fashion_small, capsys):
+    train(tiny_recipe(), tmp_path, bundle=fashion_small, device="cpu", progress=False)
+    capsys.readouterr()
+    train(tiny_recipe(epochs=2, lr=1e-3), tmp_path, bundle=fashion_small, device="cpu", progress=False)
+    err = capsys.readouterr().err
+    assert "resuming" in err and "at epoch 1/2" in err
+    assert "warning" in err and "['lr']" in err and "--no-resume" in err

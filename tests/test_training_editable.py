@@ -91,7 +91,7 @@ def test_learned_editor_parameters_stay_valid():
     with torch.no_grad():
         obj.editor_log_lr.fill_(-1e3)
         obj.editor_beta_logit.fill_(-1e3)  # type: ignore[union-attr]
-    assert float(obj.editor_lr()) >= 0 and 0.1 <= float(obj.editor_beta()) <= 1.0  # adam's beta range
+    assert float(obj.editor_lr().detach()) >= 0 and 0.1 <= float(obj.editor_beta().detach()) <= 1.0  # adam's beta range
     EditorConfig.from_dict(obj.editor_card()).resolved()  # the card's editor is usable as is
     assert "editor_beta_logit" not in EditableObjective(method="gd").extra_parameters()
     assert EditableObjective(learn_editor=False).extra_parameters() == {}
@@ -102,14 +102,14 @@ def test_editable_training_learns_and_the_editor_adapts(tmp_path, fashion_small)
                     train_subset=256, eval_subset=100, arch_kwargs=dict(TINY), editor_lr=1e-3, edit_steps=3,
                     c_edit=0.5, c_loc=0.5)
     obj = make_objective(recipe)
-    start = {"lr": float(obj.editor_lr()), "beta": float(obj.editor_beta())}
+    start = {"lr": float(obj.editor_lr().detach()), "beta": float(obj.editor_beta().detach())}
     res = train(recipe, tmp_path, objective=obj, bundle=fashion_small, device="cpu", progress=False)
     rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["loss"] < rows[0]["loss"]  # the editable objective went down
     assert rows[-1]["loss"] > rows[-1]["L_base"]  # and it is not just the base loss
-    assert float(obj.editor_lr()) != pytest.approx(start["lr"], rel=1e-3)
-    assert float(obj.editor_beta()) != pytest.approx(start["beta"], rel=1e-3)
-    assert res.card["editor"]["lr"] == pytest.approx(float(obj.editor_lr()))
+    assert float(obj.editor_lr().detach()) != pytest.approx(start["lr"], rel=1e-3)
+    assert float(obj.editor_beta().detach()) != pytest.approx(start["beta"], rel=1e-3)
+    assert res.card["editor"]["lr"] == pytest.approx(float(obj.editor_lr().detach()))
     # the trained model can be edited with the learned editor
     x = fashion_small.normalize(fashion_small.test_x[:1])
     pred = int(res.model.eval()(x).argmax())

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..editing import EditorConfig, edit_loss, eval_mode, get_method, run_editor
-from ..models.registry import first_group_stage
+from ..models.registry import first_group_stage, group_params
 from .recipes import Recipe
 
 
@@ -200,7 +200,10 @@ class EditableObjective(nn.Module):
         h = captured["h"].float()
         lr, beta = self.editor_lr(), self.editor_beta()
         idx, y_e = self._sample_edits(x, int(logits.shape[-1]), step)
-        params = dict(net.named_parameters())
+        # Only the edited group's live parameters are swapped in; every other stage runs on the
+        # module's own (equally live) parameters, so gradients reach them all the same.
+        own = dict(net.named_parameters())
+        params = {n: own[n] for n in group_params(net, self.cfg.layers)}
         l_edit: list[torch.Tensor] = []
         l_loc: list[torch.Tensor] = []
         successes, steps, nonfinite = 0, 0, 0
@@ -221,12 +224,12 @@ class EditableObjective(nn.Module):
                 edited = self._edited(params, trace.params, lr)
                 if not trace.success:  # l_e > 0; 0 (and a zero gradient) after a successful edit
                     le_logits = trace.logits if not self.first_order else \
-                        functional_call(net, {**params, **edited}, (xe,))
+                        functional_call(net, edited, (xe,))
                     l_edit.append(F.relu(edit_loss(le_logits, ye)).mean())  # type: ignore[arg-type]
                 if before_logp is None:
                     with torch.no_grad():
                         before_logp = F.log_softmax(net(h, start=start), dim=-1)
-                after = functional_call(net, {**params, **edited}, (h,), {"start": start})
+                after = functional_call(net, edited, (h,), {"start": start})
                 after_logp = F.log_softmax(after, dim=-1)
                 l_loc.append(F.kl_div(after_logp, before_logp, log_target=True, reduction="batchmean"))
         n = max(1, len(idx))

@@ -89,6 +89,15 @@ def _editor_card(objective: Any, extra: dict[str, torch.Tensor]) -> dict[str, An
     return {name: float(t.detach().mean()) for name, t in extra.items()}
 
 
+def _recipe_changes(out_dir: Path, recipe: Recipe) -> list[str]:
+    """Recipe fields (other than ``epochs``) that differ from those in ``out_dir``'s card."""
+    try:
+        old = json.loads((out_dir / "card.json").read_text()).get("recipe", {})
+    except (OSError, ValueError):
+        return []
+    return sorted(k for k, v in recipe.to_dict().items() if k != "epochs" and k in old and old[k] != v)
+
+
 def build_for_recipe(recipe: Recipe, bundle: DataBundle) -> ResNet:
     kw = dict(recipe.arch_kwargs)
     kw.setdefault("num_classes", bundle.num_classes)
@@ -150,7 +159,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
     train_model: nn.Module = model if dist is None else dist.wrap(model)
     groups = [{"params": list(model.parameters()), "weight_decay": recipe.weight_decay}]
     if extra:
-        groups.append({"params": list(extra.values()), "weight_decay": 0.0})
+        groups.append({"params": list(extra.values()), "weight_decay": 0.0,
+                       "lr": recipe.editor_hparam_lr or recipe.lr})
     opt = torch.optim.AdamW(groups, lr=recipe.lr)
     base_lrs = [g["lr"] for g in opt.param_groups]
     bs = recipe.batch_size
@@ -173,6 +183,10 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
         epoch, step, wall = int(st["epoch"]), int(st["step"]), float(st["wall_time_s"])
         if rank0:
             print(f"resuming from {state_path} at epoch {epoch}/{recipe.epochs}", file=sys.stderr)
+            changed = _recipe_changes(out_dir, recipe)
+            if changed:
+                print(f"warning: resuming with a recipe that differs from the checkpoint's in {changed}; "
+                      "pass --no-resume (or another --out) to start over", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
     card: dict[str, Any] = {}
     metrics: dict[str, float] = {}
