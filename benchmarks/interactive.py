@@ -1,0 +1,111 @@
+"""Time the interactive path: one click on Edit until every panel of the workbench is updated.
+
+For each of N clicks (different misclassified test images, target = the true label, each
+edit made from the base weights) it presses the Edit button of a real ``Workbench`` (no
+browser: the kernel-side work a click triggers) and splits the wall time into
+
+* edit:        the editor loop (``EditResult.seconds``),
+* drawdown:    the evaluator scoring the new weights on the split (cumulative + this edit),
+* attribution: the AttributionView's maps for the selected image (``--method``, default
+               Saliency: 4 maps, base vs current weights x original vs target label),
+               including the matplotlib PNG,
+* probe:       the generalization probe (augmented views of the edited image),
+* redraw:      everything else: metrics/picker FigureWidgets, error browser (current
+               errors + confusion), status lines.
+
+    python benchmarks/interactive.py                       # default model, 5 clicks
+    python benchmarks/interactive.py --clicks 9 --limit 2000 --method "Integrated Gradients"
+
+The last line is ``total: <seconds>s (median of N clicks)``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+PHASES = ("edit", "drawdown", "attribution", "probe", "redraw")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--checkpoint", default=None,
+                   help="model folder (default: assets/models/fashion-editable, else fashion-baseline)")
+    p.add_argument("--clicks", type=int, default=5, help="number of timed clicks (different images)")
+    p.add_argument("--limit", type=int, default=None, help="score only the first LIMIT test images")
+    p.add_argument("--method", default="Saliency", help="attribution method of the AttributionView")
+    p.add_argument("--ig-steps", type=int, default=16, help="steps when --method is Integrated Gradients")
+    p.add_argument("--probe-views", type=int, default=16, help="augmented views per kind for the probe")
+    p.add_argument("--device", default=None, help="default: CUDA when present, else CPU")
+    return p
+
+
+def one_click(wb, index: int) -> dict[str, float] | None:
+    """Select ``index``, target its true label, press Edit; phase times or None if the edit failed."""
+    wb.reset()
+    wb.select(index)
+    wb.set_target(int(wb.view.labels[index]))
+    t0 = time.perf_counter()
+    wb.panel.buttons["edit"].click()
+    total = time.perf_counter() - t0
+    if wb.messages.level == "error":
+        raise RuntimeError(wb.messages.text)
+    if not wb.session.history:
+        return None
+    t = wb.timings
+    out = {"edit": t["edit"], "drawdown": t["drawdown"], "attribution": t["attribution"], "probe": t["probe"]}
+    out["redraw"] = max(0.0, total - sum(out.values()))
+    out["total"] = total
+    out["steps"] = float(wb.session.history[-1].result.steps)
+    return out
+
+
+def main(args: argparse.Namespace) -> None:
+    import torch
+
+    from workbench.widgets import Workbench, resolve_checkpoint
+
+    path, note = resolve_checkpoint(args.checkpoint)
+    if note:
+        print(note)
+    t0 = time.perf_counter()
+    wb = Workbench.from_checkpoint(path, limit=args.limit, device=args.device, attribution_method=args.method,
+                                   probe_views=args.probe_views)
+    wb.attribution.n_steps.value = args.ig_steps
+    ev = wb.session.evaluator
+    print(f"model {path.name}: {len(ev.labels)} test images, base error {ev.base_error:.2%}, "
+          f"device {wb.session.device}, torch threads {torch.get_num_threads()}, "
+          f"editor {wb.panel.config.resolved().method} lr={wb.panel.config.resolved().lr:g} "
+          f"group {wb.panel.config.layers}; opened in {time.perf_counter() - t0:.1f} s")
+    errors = sorted(ev.misclassified(), key=lambda m: m.index)
+    step = max(1, len(errors) // (args.clicks + 1))
+    candidates = [e.index for e in errors[::step]]
+    one_click(wb, candidates[0])  # warm-up (first calls are slower), not timed
+    rows: list[dict[str, float]] = []
+    failed = 0
+    print(f"{'image':>6} {'steps':>5} " + " ".join(f"{p:>11}" for p in PHASES) + f" {'total':>8}")
+    for index in candidates[1:]:
+        if len(rows) == args.clicks:
+            break
+        r = one_click(wb, index)
+        if r is None:
+            failed += 1
+            continue
+        rows.append(r)
+        print(f"{index:>6} {int(r['steps']):>5} " + " ".join(f"{r[p]:>10.3f}s" for p in PHASES)
+              + f" {r['total']:>7.3f}s")
+    if not rows:
+        sys.exit("every edit failed: nothing to time (try another --checkpoint or editor defaults)")
+    med = {k: statistics.median(r[k] for r in rows) for k in (*PHASES, "total")}
+    print(f"{'median':>12} " + " ".join(f"{med[p]:>10.3f}s" for p in PHASES) + f" {med['total']:>7.3f}s")
+    print(f"failed edits skipped: {failed}; attribution = {args.method}"
+          + (f" ({args.ig_steps} steps)" if args.method == "Integrated Gradients" else "") + ", 4 maps + PNG")
+    print(f"total: {med['total']:.3f}s (median of {len(rows)} clicks)")
+
+
+if __name__ == "__main__":
+    main(get_args_parser().parse_args())
