@@ -53,7 +53,7 @@ def test_probability_and_metric_figures():
     assert len(set(colors)) == 3 and colors[0] != colors[1] != colors[2]
     m = metrics_figure(0.9, 0.88, 0.87, [0.01, -0.02, 0.0], [0.0, 0.1, -0.1], [0.9, 0.89, 0.91], ["a", "b", "c"])
     assert list(m.data[0].y) == [0.9, 0.88, 0.87] and m.data[0].text[2] == "87.00%"
-    assert list(m.data[1].x) == [0, 1, 2] and list(m.data[1].y) == [0.9, 0.89, 0.91]
+    assert m.data[1].x is None and list(m.data[1].y) == [0.9, 0.89, 0.91]  # x = edit number
     assert list(m.data[2].y) == pytest.approx([1.0, -2.0, 0.0]) and list(m.data[3].y) == pytest.approx([0, 10, -10])
     assert m.layout.yaxis.range == (0.82, 1.0)
 
@@ -76,6 +76,32 @@ def test_live_figure_opens_with_full_state(monkeypatch):
     assert plain.comm is not None and opened[-1]["_widget_data"] == []
     w.data[0].y = [0.5, 0.5]
     assert list(w.data[0].y) == [0.5, 0.5]
+
+
+def test_metrics_panel_sends_homogeneous_updates():
+    """Each batched update sets one property on every trace it names: plotly's front end
+    blanks a property that a batch sets on only some traces (x labels became 0, 1, 2)."""
+    from workbench.widgets import MetricsPanel
+
+    classes = ["a", "b", "c"]
+    panel = MetricsPanel(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.tensor([0, 1, 2, 0]), classes,
+                         base_error=0.25)
+    sent = []
+    panel.figure.observe(lambda c: sent.append(c["new"]) if c["new"] else None, names=["_py2js_update"])
+
+    from workbench.evaluation import EditReport
+
+    rep = EditReport(0.25, 0.5, 0.25, torch.tensor([0, 2, 2, 0]), torch.tensor([1]),
+                     torch.tensor([0.0, 0.0, float("nan")]), torch.tensor([0.5, 0.0, float("nan")]), 0.0)
+    panel.show(0.25, [0.5], rep, rep)
+    assert sent and all("x" not in m["style_data"] for m in sent)
+    for m in sent:
+        for prop, vals in m["style_data"].items():
+            assert all(isinstance(v, (list, tuple)) for v in vals), prop
+    assert list(panel.figure.data[0].y) == [0.75, 0.75, 0.5] and list(panel.figure.data[1].y) == [0.75, 0.5]
+    assert list(panel.figure.data[2].y) == [-50.0, 0.0, 0.0] and list(panel.figure.data[0].x) == [
+        "base", "before edit", "after edit"]
+    assert "+25.00 pp" in panel.drawdown.value and panel.flipped == [1]
 
 
 def test_suggest_targets_puts_true_label_then_top_k_first():

@@ -31,10 +31,14 @@ def css(widget: W.DOMWidget, *classes: str) -> W.DOMWidget:
 # widget's ``_esm`` from a fresh blob URL, so plotly's own ~5 MB bundle would be parsed and run
 # once per figure; on a slow machine later figures then miss anywidget's 2 s limit for
 # initialising a model and stop receiving updates. This wrapper imports the bundle (sent as
-# the ``_plotly_src`` trait) once per page, returns from ``initialize`` at once and lets
-# ``render`` wait for plotly's own widget definition (a fresh one per model).
+# the ``_plotly_src`` trait) once per page, returns from ``initialize`` at once (queueing the
+# figure edits that arrive meanwhile) and lets ``render`` wait for plotly's own widget
+# definition (a fresh one per model).
 _ESM = """
 const KEY = Symbol.for("editable-workbench/plotly-widget");
+const MESSAGES = ["_py2js_addTraces", "_py2js_deleteTraces", "_py2js_moveTraces", "_py2js_restyle",
+                  "_py2js_relayout", "_py2js_update", "_py2js_animate", "_py2js_removeLayoutProps",
+                  "_py2js_removeTraceProps"];
 function load(model) {
   if (!globalThis[KEY]) {
     const url = URL.createObjectURL(new Blob([model.get("_plotly_src")], {type: "text/javascript"}));
@@ -45,10 +49,19 @@ function load(model) {
 export default () => {
   let inner = null, ready = null;
   return {
-    initialize(ctx) {
-      ready = load(ctx.model).then(async (mod) => {
+    initialize({ model }) {
+      // Python -> JS edits that arrive before plotly is loaded are queued, then replayed.
+      const queue = [];
+      const taps = MESSAGES.map((name) => {
+        const tap = () => { const v = model.get(name); if (v !== null && v !== undefined) queue.push([name, v]); };
+        model.on("change:" + name, tap);
+        return [name, tap];
+      });
+      ready = load(model).then(async (mod) => {
         inner = typeof mod.default === "function" ? await mod.default() : mod.default;
-        if (inner.initialize) await inner.initialize(ctx);
+        if (inner.initialize) await inner.initialize({ model });
+        for (const [name, tap] of taps) model.off("change:" + name, tap);
+        for (const [name, v] of queue) { model.set(name, v); model.set(name, null); }
       });
       ready.catch((err) => console.error("[editable-workbench] plotly widget failed to load", err));
     },

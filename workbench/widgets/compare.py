@@ -36,7 +36,7 @@ class Comparison(_Controller):
                              "data set, split and limit")
         self.messages = MessageArea()
         views = [SessionView(s, title=n, on_select=self.select, on_target=self.set_target,
-                             probe_views=probe_views) for s, n in zip((left, right), names)]
+                             probe_views=probe_views, metrics_width=500) for s, n in zip((left, right), names)]
         errors, confusion = views[0].errors()
         self.browser = ErrorBrowser(views[0].images, views[0].classes, on_select=self.select, page_size=page_size,
                                     title=f"Misclassified by {names[0]} (current weights)", errors=errors,

@@ -125,9 +125,10 @@ def metrics_figure(base: float, before: float, after: float, step_change, total_
         accuracies: test accuracy after each edit of the session; element 0 is the base model.
         classes: ``C`` class names.
     Returns:
-        A figure with four traces, updated in place by the panel: 0 accuracy bars
-        (base / before / after), 1 session timeline, 2 per-class change of this edit,
-        3 per-class change of the session (both in percentage points).
+        A figure with four traces, updated in place by the panel (only ``y``, ``text`` and
+        the first y range change): 0 accuracy bars (base / before / after), 1 session
+        timeline (x = edit number, implicit), 2 per-class change of this edit, 3 per-class
+        change of the session (both in percentage points).
     """
     fig = make_subplots(rows=2, cols=2, column_widths=[0.42, 0.58], row_heights=[0.45, 0.55],
                         specs=[[{}, {}], [{"colspan": 2}, None]], vertical_spacing=0.2, horizontal_spacing=0.12,
@@ -138,7 +139,7 @@ def metrics_figure(base: float, before: float, after: float, step_change, total_
                          text=[f"{v:.2%}" for v in (base, before, after)], textposition="auto",
                          hovertemplate="%{x}: %{y:.2%}<extra></extra>", showlegend=False), row=1, col=1)
     acc = _np(accuracies).tolist()
-    fig.add_trace(go.Scatter(x=list(range(len(acc))), y=acc, mode="lines+markers", name="timeline",
+    fig.add_trace(go.Scatter(y=acc, mode="lines+markers", name="timeline",  # x: the edit number (index)
                              line_color=COLORS["after"], hovertemplate="edit %{x}: %{y:.2%}<extra></extra>",
                              showlegend=False), row=1, col=2)
     s, t = _np(step_change) * 100, _np(total_change) * 100

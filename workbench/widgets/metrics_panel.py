@@ -38,11 +38,12 @@ class MetricsPanel:
     """
 
     def __init__(self, images, labels, classes: Sequence[str], *, on_select: Callable[[int], None] | None = None,
-                 strip_size: int = 12, title: str = "", base_error: float = 0.0) -> None:
+                 strip_size: int = 12, title: str = "", base_error: float = 0.0, width: int = 640) -> None:
         self.images, self.labels, self.classes = images, labels, tuple(classes)
         self.on_select = on_select
         c, acc = len(self.classes), 1.0 - base_error
-        self.figure = live_figure(metrics_figure(acc, acc, acc, [0.0] * c, [0.0] * c, [acc], self.classes))
+        self.figure = live_figure(metrics_figure(acc, acc, acc, [0.0] * c, [0.0] * c, [acc], self.classes,
+                                                 width=width))
         self.title = W.HTML(f"<b>{html.escape(title)}</b>" if title else "")
         self.drawdown = css(W.HTML("drawdown: <i>no edit yet</i>"), "wb-drawdown")
         self.flipped: list[int] = []
@@ -74,14 +75,15 @@ class MetricsPanel:
         total_change = [-v for v in _vec(total.per_class_change)] if total is not None else zeros
         acc = [1 - base_error] + [1 - e for e in timeline_errors]
         bars = [1 - base_error, 1 - before, 1 - after]
+        # One batch per set of properties: plotly's front end would blank a property that
+        # a mixed batch sets on some traces only (e.g. every trace's x when one x changes).
         with self.figure.batch_update():
-            self.figure.data[0].y = bars
             self.figure.data[0].text = [f"{v:.2%}" for v in bars]
             self.figure.layout.yaxis.range = accuracy_range(*bars)
-            self.figure.data[1].x = list(range(len(acc)))
-            self.figure.data[1].y = acc
-            self.figure.data[2].y = [v * 100 for v in step_change]
-            self.figure.data[3].y = [v * 100 for v in total_change]
+        with self.figure.batch_update():
+            for trace, y in zip(self.figure.data, (bars, acc, [v * 100 for v in step_change],
+                                                   [v * 100 for v in total_change])):
+                trace.y = y
         if step is None and total is None:
             self.drawdown.value = "drawdown: <i>no edit applied</i>"
         else:

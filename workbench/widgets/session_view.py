@@ -69,7 +69,8 @@ class SessionView:
     """
 
     def __init__(self, session, *, title: str = "", on_select: Callable[[int], None] | None = None,
-                 on_target: Callable[[int], None] | None = None, probe_views: int = 16) -> None:
+                 on_target: Callable[[int], None] | None = None, probe_views: int = 16,
+                 metrics_width: int = 640) -> None:
         ev = session.evaluator
         if ev is None:
             raise ValueError("the workbench needs a session with a data set (an Evaluator); build it with "
@@ -86,7 +87,7 @@ class SessionView:
                                    title=f"{title}: class probabilities" if title else "Class probabilities")
         self.base_error = float(ev.base_error)
         self.metrics = MetricsPanel(self.images, self.labels, self.classes, on_select=on_select, title=title,
-                                    base_error=self.base_error)
+                                    base_error=self.base_error, width=metrics_width)
         self.probe = ProbePanel(self.classes)
         self.status = css(W.HTML("<i>no edit yet</i>"), "wb-edit-status")
         self.refresh()
