@@ -65,12 +65,19 @@ def test_tune_editor_small_grid_and_write_defaults(tiny_model_dir, tmp_path, cap
     shutil.copy(defaults.__file__, target)
     out = tmp_path / "tune.json"
     rc = main(["tune-editor", "--checkpoint", str(tiny_model_dir), "--editor", "rmsprop", "--edits", "8",
-               "--val-limit", "300", "--lrs", "1e-6,3e-3,1e-2", "--betas", "0.5", "--json", str(out),
+               "--val-limit", "300", "--lrs", "1e-6,3e-3,1e-2", "--betas", "0.5", "--refine", "1", "--json", str(out),
                "--write-defaults", "--defaults-file", str(target), "--no-progress"])
     assert rc == 0
     text = capsys.readouterr().out
     js = json.loads(out.read_text())
-    assert [p["lr"] for p in js["points"]] == [1e-6, 3e-3, 1e-2]
+    lrs = [p["lr"] for p in js["points"]]
+    grid = [p for p in js["points"] if p["lr"] in (1e-6, 3e-3, 1e-2)]
+    assert len(lrs) == 4 and len(grid) == 3 and lrs == sorted(lrs)
+    # one bisection step between the largest failing and the smallest qualifying grid lr
+    low = max(p["lr"] for p in grid if not p["feasible"])
+    high = min(p["lr"] for p in grid if p["feasible"])
+    (extra,) = [lr for lr in lrs if lr not in (1e-6, 3e-3, 1e-2)]
+    assert low < extra < high and extra == pytest.approx((low * high) ** 0.5, rel=1e-2)
     assert js["split"] == "val" and js["examples"] == 300
     tiny_lr = js["points"][0]  # a step of 1e-6 cannot flip 8 random labels: stopped early, not scored
     assert not tiny_lr["feasible"] and tiny_lr["drawdown_abs"] is None and tiny_lr["edits_run"] < 8

@@ -129,6 +129,7 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
                                                "steps around the current default)")
     p.add_argument("--betas", default=None, help="comma-separated betas (default: per editor)")
     p.add_argument("--target-success", type=float, default=0.95, help="required success rate within k")
+    p.add_argument("--refine", type=int, default=2, help="bisection steps of lr at the success boundary, per beta")
     p.add_argument("--write-defaults", action="store_true",
                    help="store the winner in workbench/editing/defaults.py (DEFAULTS and SOURCE)")
     p.add_argument("--defaults-file", default=None, help=argparse.SUPPRESS)
@@ -142,7 +143,7 @@ def cmd_tune_editor(args: argparse.Namespace) -> int:
     print(_header(ev, card, args.checkpoint))
     res = tune_editor(ev, args.editor, edits=args.edits, seed=args.seed, lrs=lrs, betas=betas,
                       layers=args.layers_parsed, max_steps=args.max_steps, target_success=args.target_success,
-                      progress=not args.no_progress)
+                      refine=args.refine, progress=not args.no_progress)
     print(res.table())
     b = res.best
     if b is None:

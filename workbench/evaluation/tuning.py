@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+
 from ..editing import EditorConfig, edit, get_method
 from ..editing import defaults as defaults_module
 from ..editing.defaults import DEFAULT_MAX_STEPS, DEFAULTS
@@ -83,10 +85,36 @@ class TuneResult:
         return "\n".join(lines)
 
 
+def _run_point(evaluator: Evaluator, cfg: EditorConfig, x: torch.Tensor, y: torch.Tensor,
+               allowed_failures: int) -> TunePoint:
+    """One grid point: the edits (stopping once too many failed), then their drawdown if it qualifies."""
+    t1 = time.perf_counter()
+    results, failures = [], 0
+    for i in range(len(x)):  # phase 1: edits only, stop once the target is out of reach
+        res = edit(evaluator.model, x[i], int(y[i]), cfg)
+        results.append(res)
+        failures += not res.success
+        if failures > allowed_failures:
+            break
+    n_run = len(results)
+    success = sum(r.success for r in results) / n_run
+    steps = sum(r.steps if r.success else cfg.max_steps for r in results) / n_run
+    feasible = failures <= allowed_failures
+    dd_abs = dd_signed = None
+    if feasible:  # phase 2: score every edit of a qualifying point on the whole split
+        dds = []
+        for r in results:
+            preds = evaluator.base_preds if r.steps == 0 or not r.finite else evaluator.preds_for(r.after)
+            dds.append(float((preds != evaluator.labels).float().mean()) - evaluator.base_error)
+        dd_abs, dd_signed = sum(map(abs, dds)) / n_run, sum(dds) / n_run
+    return TunePoint(float(cfg.lr), cfg.beta, success, steps, dd_abs, dd_signed, n_run, feasible,  # type: ignore[arg-type]
+                     time.perf_counter() - t1)
+
+
 def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: int = 0,
                 lrs: Sequence[float] | None = None, betas: Sequence[float | None] | None = None,
                 layers: str | tuple[str, ...] | None = None, max_steps: int = DEFAULT_MAX_STEPS,
-                target_success: float = 0.95, progress: bool = True) -> TuneResult:
+                target_success: float = 0.95, refine: int = 2, progress: bool = True) -> TuneResult:
     """Grid-search ``method``'s lr (and beta) on ``evaluator``'s split (normally a val slice).
 
     Args:
@@ -95,8 +123,12 @@ def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: in
         lrs, betas: the grid (default :func:`default_grid`).
         layers: edited group(s) (default: the evaluator's).
         target_success: minimum success rate within ``max_steps`` for a point to qualify.
+        refine: per beta, bisection steps (geometric mean) between the largest failing lr below
+            the smallest qualifying lr and that lr: drawdown grows with lr, so the best
+            setting usually sits just above the success boundary.
     Returns:
         :class:`TuneResult`; ``best`` has the least absolute drawdown among qualifying points.
+        ``points`` are ordered by beta, then lr.
     """
     m = get_method(method)
     d_lrs, d_betas = default_grid(m.name)
@@ -106,40 +138,42 @@ def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: in
         betas = (None,)
     if not 0 < target_success <= 1:
         raise ValueError(f"target_success must lie in (0, 1], got {target_success}")
+    if not isinstance(refine, int) or refine < 0:
+        raise ValueError(f"refine must be an integer >= 0, got {refine!r}")
     layers = evaluator.layers if layers is None else layers
-    configs = [EditorConfig(m.name, lr, beta, max_steps=max_steps, layers=layers).resolved()
-               for beta in betas for lr in sorted(lrs)]  # validates every point up front
+
+    def config(lr: float, beta: float | None) -> EditorConfig:
+        return EditorConfig(m.name, lr, beta, max_steps=max_steps, layers=layers).resolved()
+
+    grid = [config(lr, beta) for beta in betas for lr in sorted(lrs)]  # validates every point up front
     x, y = random_label_edits(evaluator, edits, seed)
     allowed_failures = math.floor((1 - target_success) * edits + 1e-9)
     from tqdm import tqdm
 
     t0 = time.perf_counter()
     points: list[TunePoint] = []
-    bar = tqdm(configs, desc=f"tuning {m.name}", file=sys.stderr, disable=not progress, dynamic_ncols=True)
-    for cfg in bar:
-        t1 = time.perf_counter()
-        results, failures = [], 0
-        for i in range(edits):  # phase 1: edits only, stop once the target is out of reach
-            res = edit(evaluator.model, x[i], int(y[i]), cfg)
-            results.append(res)
-            failures += not res.success
-            if failures > allowed_failures:
+    bar = tqdm(total=len(grid) + refine * len(betas), desc=f"tuning {m.name}", file=sys.stderr,
+               disable=not progress, dynamic_ncols=True)
+    for cfg in grid:
+        points.append(_run_point(evaluator, cfg, x, y, allowed_failures))
+        bar.update(1)
+        bar.set_postfix(lr=f"{cfg.lr:.3g}", success=f"{100 * points[-1].success_rate:.0f}%")
+    for beta in betas:
+        for _ in range(refine):
+            mine = [p for p in points if p.beta == (None if beta is None else float(beta))]
+            good = [p.lr for p in mine if p.feasible]
+            if not good:
                 break
-        n_run = len(results)
-        success = sum(r.success for r in results) / n_run
-        steps = sum(r.steps if r.success else cfg.max_steps for r in results) / n_run
-        feasible = failures <= allowed_failures
-        dd_abs = dd_signed = None
-        if feasible:  # phase 2: score every edit of a qualifying point
-            dds = []
-            for r in results:
-                preds = evaluator.base_preds if r.steps == 0 or not r.finite else evaluator.preds_for(r.after)
-                dds.append(float((preds != evaluator.labels).float().mean()) - evaluator.base_error)
-            dd_abs, dd_signed = sum(map(abs, dds)) / n_run, sum(dds) / n_run
-        points.append(TunePoint(cfg.lr, cfg.beta, success, steps, dd_abs, dd_signed, n_run, feasible,  # type: ignore[arg-type]
-                                time.perf_counter() - t1))
-        bar.set_postfix(lr=f"{cfg.lr:.3g}", success=f"{100 * success:.0f}%")
+            bad = [p.lr for p in mine if not p.feasible and p.lr < min(good)]
+            if not bad:
+                break
+            lr = float(f"{math.sqrt(max(bad) * min(good)):.3g}")
+            if lr in (max(bad), min(good)):
+                break
+            points.append(_run_point(evaluator, config(lr, beta), x, y, allowed_failures))
+            bar.update(1)
     bar.close()
+    points.sort(key=lambda p: (betas.index(p.beta), p.lr))
     ok = [p for p in points if p.feasible]
     best = min(ok, key=lambda p: (p.drawdown_abs, p.mean_steps)) if ok else None
     return TuneResult(m.name, _layers_name(layers), evaluator.split, len(evaluator), edits, max_steps,
