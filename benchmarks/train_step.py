@@ -11,7 +11,9 @@ An editable step's cost depends on how many editor steps the edits take (a faile
 all k); the table prints the mean. The last two lines are ``second-order: <ratio>x`` and
 ``first-order: <ratio>x`` (time of an editable step / time of a baseline step).
 
-    OMP_NUM_THREADS=2 python benchmarks/train_step.py
+    OMP_NUM_THREADS=1 python benchmarks/train_step.py --clock cpu          # shared CPU machine
+    OMP_NUM_THREADS=1 python benchmarks/train_step.py --clock cpu --editor-lr 1e-5   # edits fail: k steps
+    python benchmarks/train_step.py --device cuda                           # GPU (wall clock)
 """
 from __future__ import annotations
 
@@ -45,14 +47,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=15, help="timed steps per variant")
     p.add_argument("--warmup", type=int, default=3, help="untimed steps per variant first")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                   help="wall: perf_counter; cpu: this process's CPU time (process_time), steadier on a shared "
+                        "machine with OMP_NUM_THREADS=1; CPU only")
     return p
 
 
 def timed_step(model: nn.Module, objective, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               step: int, clip: float | None, extra: list[torch.Tensor]) -> tuple[float, dict[str, float]]:
+               step: int, clip: float | None, extra: list[torch.Tensor], clock=time.perf_counter
+               ) -> tuple[float, dict[str, float]]:
     if x.is_cuda:
         torch.cuda.synchronize(x.device)
-    t0 = time.perf_counter()
+    t0 = clock()
     opt.zero_grad(set_to_none=True)
     loss, logs = objective(model, x, y, step)
     loss.backward()
@@ -63,7 +69,7 @@ def timed_step(model: nn.Module, objective, opt: torch.optim.Optimizer, x: torch
     opt.step()
     if x.is_cuda:
         torch.cuda.synchronize(x.device)
-    return time.perf_counter() - t0, logs
+    return clock() - t0, logs
 
 
 def main(args: argparse.Namespace) -> None:
@@ -79,16 +85,24 @@ def main(args: argparse.Namespace) -> None:
         torch.manual_seed(0)
         base_model = build_for_recipe(recipe, bundle)
     device = torch.device(args.device)
+    if args.clock == "cpu" and device.type != "cpu":
+        raise ValueError("--clock cpu measures host CPU time; use --clock wall on a GPU")
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
     x = bundle.normalize(bundle.train_x[:recipe.batch_size]).to(device)
+    channels_last = recipe.channels_last and device.type == "cuda"  # as the training loop does
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     y = bundle.train_y[:recipe.batch_size].to(device)
     variants: dict[str, Any] = {
-        "baseline": CrossEntropyObjective(),
+        "baseline": CrossEntropyObjective(amp=recipe.amp),
         "second-order": EditableObjective.from_recipe(recipe.override(first_order=False)),
         "first-order": EditableObjective.from_recipe(recipe.override(first_order=True)),
     }
     runs = {}
     for name, obj in variants.items():
         model = copy.deepcopy(base_model).to(device).train()
+        if channels_last:
+            model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         if isinstance(obj, nn.Module):
             obj.to(device)
         extra = list(obj.extra_parameters().values())
@@ -100,14 +114,15 @@ def main(args: argparse.Namespace) -> None:
     logs: dict[str, list[dict[str, float]]] = {n: [] for n in variants}
     for step in range(args.warmup + args.steps):
         for name, (model, obj, opt, extra) in runs.items():
-            dt, lg = timed_step(model, obj, opt, x, y, step, recipe.grad_clip, extra)
+            dt, lg = timed_step(model, obj, opt, x, y, step, recipe.grad_clip, extra, clock)
             if step >= args.warmup:
                 times[name].append(dt)
                 logs[name].append(lg)
     med = {n: statistics.median(t) for n, t in times.items()}
     print(f"model: {args.checkpoint or 'fresh ' + recipe.arch}, batch {recipe.batch_size}, editor {recipe.editor} "
           f"on {recipe.edit_layers}, k={recipe.edit_steps}, editor lr {recipe.editor_lr:g}, "
-          f"{recipe.edits_per_batch} edit(s)/batch, torch threads {torch.get_num_threads()}, device {device}")
+          f"{recipe.edits_per_batch} edit(s)/batch, torch threads {torch.get_num_threads()}, device {device}, "
+          f"{args.clock} clock, median of {args.steps} steps after {args.warmup} warm-up")
     print(f"{'variant':<14}{'median s/step':>14}{'ratio':>8}{'editor steps':>14}{'edit success':>14}")
     for name in variants:
         steps = [lg.get("edit_steps", float("nan")) for lg in logs[name]]
