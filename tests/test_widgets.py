@@ -301,3 +301,20 @@ def test_compare_applies_same_edit_to_both(tiny_model_dir, fashion_small, tmp_pa
     if all(v.session.history for v in cmp.views):
         cmp.panel.buttons["undo"].click()
         assert not any(v.session.history for v in cmp.views)
+
+
+def test_edit_panel_config_follows_the_widgets(wb):
+    from workbench.editing import DEFAULTS
+
+    panel = wb.panel
+    assert list(panel.group.options) == list(wb.session.model.groups())
+    panel.method.value = "adam"  # choosing an editor loads its tuned defaults
+    assert panel.lr.value == pytest.approx(DEFAULTS["adam"]["lr"])
+    panel.lr.value, panel.max_steps.value, panel.group.value = 3e-3, 4, "head"
+    cfg = panel.config.resolved()
+    assert (cfg.method, cfg.lr, cfg.max_steps, cfg.layers, cfg.beta) == ("adam", 3e-3, 4, "head",
+                                                                         DEFAULTS["adam"]["beta"])
+    i = _select_first(wb)
+    wb.panel.buttons["edit"].click()
+    rec = (wb.session.history or wb.session.attempts)[-1]
+    assert rec.index == i and rec.result.config == cfg

@@ -10,13 +10,14 @@ Example:
     >>> wb   # in a notebook
 """
 from .attribution_view import AttributionRequest, AttributionView
-from .common import MessageArea, live_figure
+from .common import MessageArea
 from .compare import Comparison
 from .edit_panel import EDITORS, EditPanel
 from .error_browser import SORTS, ErrorBrowser
 from .figures import confusion_figure, metrics_figure, probability_figure, update_confusion
 from .images import attribution_grid, attribution_overlay, figure_png, image_png
 from .metrics_panel import MetricsPanel
+from .plotly_widget import live_figure
 from .probe_panel import ProbePanel
 from .session_view import SessionView, current_errors
 from .target_picker import TargetPicker, suggest_targets

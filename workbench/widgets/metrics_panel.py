@@ -10,9 +10,10 @@ from typing import Callable, Sequence
 
 import ipywidgets as W
 
-from .common import css, live_figure
+from .common import css
 from .figures import accuracy_range, metrics_figure
 from .images import image_png
+from .plotly_widget import live_figure
 
 __all__ = ["MetricsPanel"]
 

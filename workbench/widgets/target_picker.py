@@ -11,9 +11,10 @@ from typing import Callable, Sequence
 import ipywidgets as W
 import torch
 
-from .common import css, live_figure
+from .common import css
 from .figures import probability_colors, probability_figure
 from .images import image_png
+from .plotly_widget import live_figure
 
 __all__ = ["TargetPicker", "suggest_targets"]
 

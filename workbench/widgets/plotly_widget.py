@@ -1,0 +1,106 @@
+"""``live_figure``: plotly FigureWidgets that render reliably on a slow front end.
+
+Two fixes over ``go.FigureWidget``, both found with the browser test on a loaded 2-core
+machine (figures rendered empty, or stopped updating):
+
+* the comm opens only once the figure's data and layout are set, so the first drawing
+  never misses them;
+* plotly's ~5 MB front-end bundle is evaluated once per page instead of once per figure
+  (see ``_ESM``), so no figure misses anywidget's 2 s limit for initialising a model.
+"""
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import plotly.graph_objects as go
+import traitlets
+from plotly.basewidget import BaseFigureWidget
+
+__all__ = ["live_figure"]
+
+# The ES module of every FigureWidget made by :func:`live_figure`. anywidget imports each
+# widget's ``_esm`` from a fresh blob URL, so plotly's own ~5 MB bundle would be parsed and run
+# once per figure; on a slow machine later figures then miss anywidget's 2 s limit for
+# initialising a model and stop receiving updates. This wrapper imports the bundle (sent as
+# the ``_plotly_src`` trait) once per page, returns from ``initialize`` at once (queueing the
+# figure edits that arrive meanwhile) and lets ``render`` wait for plotly's own widget
+# definition (a fresh one per model).
+_ESM = """
+const KEY = Symbol.for("editable-workbench/plotly-widget");
+const MESSAGES = ["_py2js_addTraces", "_py2js_deleteTraces", "_py2js_moveTraces", "_py2js_restyle",
+                  "_py2js_relayout", "_py2js_update", "_py2js_animate", "_py2js_removeLayoutProps",
+                  "_py2js_removeTraceProps"];
+function load(model) {
+  if (!globalThis[KEY]) {
+    const url = URL.createObjectURL(new Blob([model.get("_plotly_src")], {type: "text/javascript"}));
+    globalThis[KEY] = import(url).finally(() => URL.revokeObjectURL(url));
+  }
+  return globalThis[KEY];
+}
+export default () => {
+  let inner = null, ready = null;
+  return {
+    initialize({ model }) {
+      // Python -> JS edits that arrive before plotly is loaded are queued, then replayed.
+      const queue = [];
+      const taps = MESSAGES.map((name) => {
+        const tap = () => { const v = model.get(name); if (v !== null && v !== undefined) queue.push([name, v]); };
+        model.on("change:" + name, tap);
+        return [name, tap];
+      });
+      ready = load(model).then(async (mod) => {
+        inner = typeof mod.default === "function" ? await mod.default() : mod.default;
+        if (inner.initialize) await inner.initialize({ model });
+        for (const [name, tap] of taps) model.off("change:" + name, tap);
+        for (const [name, v] of queue) { model.set(name, v); model.set(name, null); }
+      });
+      ready.catch((err) => console.error("[editable-workbench] plotly widget failed to load", err));
+    },
+    async render(ctx) {
+      await ready;
+      return inner.render(ctx);
+    },
+  };
+};
+"""
+
+
+@functools.lru_cache(maxsize=1)
+def _plotly_bundle() -> str:
+    """The source of plotly's widget bundle (what ``go.FigureWidget`` sends as ``_esm``)."""
+    esm = BaseFigureWidget._esm
+    src = esm.read_text(encoding="utf-8") if isinstance(esm, Path) else str(esm)  # anywidget FileContents
+    if "export" not in src:
+        raise RuntimeError("plotly's widget bundle was not found; reinstall plotly")
+    return src
+
+
+class _FigureWidget(go.FigureWidget):
+    """A FigureWidget that opens with its whole figure and shares plotly's front-end code.
+
+    * ``go.FigureWidget`` opens its comm first and assigns ``_widget_data``/``_widget_layout``
+      right after, as separate messages; a slow front end can render the figure before
+      those arrive and stay empty. Deferring ``open()`` puts the figure in the comm-open
+      message.
+    * ``_esm`` is the small wrapper ``_ESM``: plotly's bundle is evaluated once per page.
+    """
+
+    _esm = _ESM
+    _plotly_src = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, fig: go.Figure) -> None:
+        self._defer_open = True
+        super().__init__(fig)
+        self._plotly_src = _plotly_bundle()
+        self._defer_open = False
+        self.open()
+
+    def open(self) -> None:
+        if not getattr(self, "_defer_open", False):
+            super().open()
+
+
+def live_figure(fig: go.Figure) -> go.FigureWidget:
+    """Wrap a figure from a pure builder into a FigureWidget (then update it in place)."""
+    return _FigureWidget(fig)
