@@ -190,10 +190,12 @@ def test_double_click_applies_one_edit(wb):
     assert len(wb.session.history) == 1 and "busy" in wb.panel.phase.value
 
 
-def test_bad_input_shows_message_and_changes_nothing(wb, tmp_path):
+def test_bad_input_shows_message_and_changes_nothing(wb, tmp_path, caplog):
     base = _weights(wb)
-    wb.panel.buttons["edit"].click()
+    with caplog.at_level("ERROR", logger="workbench.widgets"):
+        wb.panel.buttons["edit"].click()
     assert wb.messages.level == "error" and "no image selected" in wb.messages.widget.value
+    assert any("no image selected" in r.getMessage() for r in caplog.records)  # shown and logged
     assert "wb-message" in wb.messages.widget._dom_classes and not wb.session.history and _same(_weights(wb), base)
     with pytest.raises(ValueError, match="no image selected"):
         wb.edit()
@@ -251,6 +253,12 @@ def test_other_architecture_is_refused(wb, tiny_model_dir, fashion_small, tmp_pa
 
 def test_attribution_methods_and_progress(wb):
     _select_first(wb)
+    fractions = []
+    wb.attribution.progress.observe(lambda c: fractions.append(c["new"]), names="value")
+    wb.attribution.n_steps.value = 16
+    wb.attribution.method.value = "Integrated Gradients"  # progress moves per chunk of steps
+    assert len({f for f in fractions if 0 < f < 1}) >= 3 and fractions[-1] == pytest.approx(1.0)
+    assert fractions[0] == 0.0 and fractions == sorted(fractions)  # reset, then monotone
     seen = []
     for method in ("Saliency", "Integrated Gradients", "LayerGradCam", "Occlusion"):
         wb.attribution.n_steps.value = 4

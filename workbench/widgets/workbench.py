@@ -268,7 +268,8 @@ class Workbench(_Controller):
         ev = session.evaluator
         errors, confusion = view.errors()
         self.browser = ErrorBrowser(view.images, view.classes, on_select=self.select, page_size=page_size,
-                                    errors=errors, confusion=confusion)
+                                    errors=errors, confusion=confusion,
+                                    title="Misclassified test images (current weights)")
         self.attribution = AttributionView(list(session.model.stage_names), self.messages,
                                            method=attribution_method, layer=session.config.layers
                                            if isinstance(session.config.layers, str) else "chain3")
