@@ -16,6 +16,9 @@ echo "[workbench] step 1/3: install"
 bash scripts/install.sh --test
 
 export MPLBACKEND=Agg
+# One torch thread per process: the browser test runs a kernel, JupyterLab and chromium side by
+# side, and oversubscribed OpenMP threads slow torch down many times over on 2 cores.
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 echo "[workbench] step 2/3: pytest $*"
 set +e
 "$VENV/bin/python" -m pytest "$@"

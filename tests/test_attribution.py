@@ -82,7 +82,8 @@ def test_integrated_gradients_is_complete(tiny_model, fashion_small):
 def test_occlusion_with_the_image_as_baseline_is_zero(tiny_model, fashion_small):
     x = fashion_small.normalize(fashion_small.test_x[:1])[0]
     amap = attribute(tiny_model, x, 1, "Occlusion", window=4, stride=4, baseline=x)
-    assert torch.equal(amap, torch.zeros(28, 28))
+    # exactly zero up to float rounding (multi-threaded sums may differ in the last bit)
+    assert amap.shape == (28, 28) and float(amap.abs().max()) < 1e-5
 
 
 @pytest.mark.parametrize("method", ["Integrated Gradients", "Occlusion"])
