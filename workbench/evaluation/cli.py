@@ -58,7 +58,8 @@ def _common_args(p: argparse.ArgumentParser, edits: int) -> None:
     p.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help="k: step budget per edit")
     p.add_argument("--seed", type=int, default=0, help="seed of the edit draw")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--batch-size", type=int, default=1000, help="examples per forward pass")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="examples per forward pass (default: 256 on the CPU, 2048 on CUDA)")
     p.add_argument("--json", default=None, metavar="OUT.json", help="also write the results as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -81,7 +82,7 @@ def _command_line(args: argparse.Namespace) -> str:
 def _setup(args: argparse.Namespace, split: str, limit: int | None) -> tuple[Evaluator, dict[str, Any]]:
     get_method(args.editor)  # fail fast on an unknown editor
     for name in ("edits", "max_steps", "batch_size"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     layers = parse_layers(args.layers)
     model, card = load_checkpoint(args.checkpoint)

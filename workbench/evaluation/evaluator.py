@@ -55,7 +55,9 @@ class Evaluator:
         layers: the group(s) that edits will change; the activation entering its first stage
             is cached at once. Other groups work too (their stage is cached on first use).
         device: where to compute (default: :func:`workbench.default_device`).
-        batch_size: examples per forward pass.
+        batch_size: examples per forward pass (default: 256 on the CPU, where small batches
+            keep the activations in cache and run about 2x faster than 1000; 2048 on CUDA).
+            Logits do not depend on it (bit-identical across batch sizes on the CPU).
         limit: score only the first ``limit`` examples of the split.
         cache_limit_bytes: activations larger than this are not cached but recomputed
             batch by batch from the nearest cached earlier stage (bounds memory).
@@ -73,12 +75,15 @@ class Evaluator:
 
     def __init__(self, model: nn.Module, bundle: DataBundle, *, split: str = "test",
                  layers: str | tuple[str, ...] = DEFAULT_LAYERS, device: torch.device | str | None = None,
-                 batch_size: int = 1000, limit: int | None = None,
+                 batch_size: int | None = None, limit: int | None = None,
                  cache_limit_bytes: int = 2 * 1024 ** 3) -> None:
         if not isinstance(bundle, DataBundle):
             raise TypeError(f"bundle must be a workbench DataBundle (workbench.data.load_dataset), "
                             f"got {type(bundle).__name__}")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        self.device = torch.device(device) if device is not None else default_device()
+        if batch_size is None:
+            batch_size = 2048 if self.device.type == "cuda" else 256
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         x, y = bundle.split(split)
         if limit is not None:
@@ -95,7 +100,6 @@ class Evaluator:
         n_cls = int(getattr(model, "num_classes", bundle.num_classes))
         if n_cls != bundle.num_classes:
             raise ValueError(f"the model has {n_cls} classes but {bundle.name} has {bundle.num_classes}")
-        self.device = torch.device(device) if device is not None else default_device()
         self.model = copy.deepcopy(model).to(self.device).eval().requires_grad_(False)
         self.split, self.layers, self.batch_size = split, layers, batch_size
         self.cache_limit_bytes = cache_limit_bytes
