@@ -108,7 +108,6 @@ class Evaluator:
         self._normalize = bundle.normalize
         self._x = x
         self.labels = y.clone()
-        self._labels = y.to(self.device)
         self._stages: list[str] = list(self.model.stage_names)  # type: ignore[union-attr, arg-type]
         self._stage_of = self._name_to_stage()
         self._cache: dict[str, torch.Tensor | None] = {}  # None: too large, recomputed per batch
