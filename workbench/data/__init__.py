@@ -7,6 +7,7 @@ from .datasets import (
     load_cifar10,
     load_dataset,
     load_fashion_mnist,
+    load_for_card,
     load_image_folder,
     normalize,
 )
@@ -15,6 +16,6 @@ from .transforms import random_crop_flip
 
 __all__ = [
     "CIFAR10_CLASSES", "FASHION_CLASSES", "DataBundle", "default_cache_dir", "load_cifar10",
-    "load_dataset", "load_fashion_mnist", "load_image_folder", "normalize", "read_idx",
+    "load_dataset", "load_fashion_mnist", "load_for_card", "load_image_folder", "normalize", "read_idx",
     "random_crop_flip",
 ]

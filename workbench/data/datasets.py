@@ -229,3 +229,14 @@ def load_dataset(name: str = "fashion-mnist", root: str | Path | None = None, **
     if name not in LOADERS:
         raise ValueError(f"unknown data set {name!r}; choose one of {sorted(LOADERS)} or 'imagefolder:<path>'")
     return LOADERS[name](root, **kwargs)
+
+
+def load_for_card(card: dict) -> DataBundle:
+    """The data set a model card names (``card["dataset"]``, default Fashion-MNIST), with the
+    recipe's data root, validation size and seed, so the train/val split matches training."""
+    name = card.get("dataset") or "fashion-mnist"
+    recipe = card.get("recipe") or {}
+    kw: dict = {}
+    if name in ("fashion-mnist", "cifar10"):
+        kw = {k: recipe[k] for k in ("val_size", "seed") if recipe.get(k) is not None}
+    return load_dataset(name, recipe.get("data_root"), **kw)

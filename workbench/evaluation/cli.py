@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import torch
 
 from ..cli import command
-from ..data import DataBundle, load_dataset
+from ..data import DataBundle
 from ..editing import EditorConfig, get_method
 from ..editing.defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS
 from ..models.registry import group_params
@@ -42,12 +42,9 @@ def load_checkpoint(folder: str | Path, device: torch.device | str = "cpu") -> t
 
 def bundle_for_card(card: Mapping[str, Any]) -> DataBundle:
     """The data set a model was trained on, with the same train/val split (from its card)."""
-    name = card.get("dataset") or "fashion-mnist"
-    recipe = card.get("recipe") or {}
-    kw: dict[str, Any] = {}
-    if name in ("fashion-mnist", "cifar10"):
-        kw = {k: recipe[k] for k in ("val_size", "seed") if recipe.get(k) is not None}
-    return load_dataset(name, recipe.get("data_root"), **kw)
+    from ..data import load_for_card
+
+    return load_for_card(dict(card))
 
 
 def _common_args(p: argparse.ArgumentParser, edits: int) -> None:

@@ -17,16 +17,10 @@ if TYPE_CHECKING:
 
 
 def load_bundle(card: Mapping[str, Any]) -> DataBundle:
-    """The data set a model card names (``card["dataset"]``, default Fashion-MNIST), with the
-    recipe's data root, validation size and seed."""
-    from ..data import load_dataset
+    """The data set a model card names, with the recipe's data root, validation size and seed."""
+    from ..data import load_for_card
 
-    name = card.get("dataset") or "fashion-mnist"
-    recipe = card.get("recipe") or {}
-    kw: dict[str, Any] = {}
-    if name in ("fashion-mnist", "cifar10"):
-        kw = {k: recipe[k] for k in ("val_size", "seed") if recipe.get(k) is not None}
-    return load_dataset(name, recipe.get("data_root"), **kw)
+    return load_for_card(dict(card))
 
 
 def build_evaluator(model: nn.Module, bundle: DataBundle, split: str, config: EditorConfig,
