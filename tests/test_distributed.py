@@ -90,3 +90,44 @@ def test_ddp_gradient_is_the_mean_of_the_full_local_objectives(tmp_path):
         for line in lines:
             err = float(line.split("max_abs_err=")[1].split()[0])
             assert err <= 1e-6 and float(line.split("L_loc=")[1]) > 0, line
+
+
+FAIL_ON_RANK1 = textwrap.dedent("""
+    import dataclasses, sys
+    from workbench.training import run
+    from workbench.training.loop import CrossEntropyObjective
+    from workbench.training.recipes import get_recipe
+
+    make = run.make_objective
+
+    class FailsAtStep3:
+        def __init__(self, inner):
+            self.inner = inner or CrossEntropyObjective()  # None: the baseline's cross-entropy
+
+        def __getattr__(self, name):
+            return getattr(self.inner, name)
+
+        def __call__(self, model, x, y, step):
+            if step >= 3:
+                raise RuntimeError("injected failure on rank 1")
+            return self.inner(model, x, y, step)
+
+    run.make_objective = lambda recipe, rank=0: FailsAtStep3(make(recipe, rank)) if rank == 1 else make(recipe, rank)
+    recipe = dataclasses.replace(get_recipe("fashion-baseline"), train_subset=512, batch_size=32, epochs=1,
+                                 eval_subset=200, warmup_epochs=0.0,
+                                 arch_kwargs={"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1]})
+    run.run_training(recipe, sys.argv[1], device="cpu", progress=False)
+""")
+
+
+def test_an_error_on_one_rank_ends_the_whole_job(tmp_path):
+    # Before the fix the failing rank waited in a barrier while the other waited in its
+    # gradient all-reduce: the job hung until gloo's 30-minute timeout.
+    script = tmp_path / "fail.py"
+    script.write_text(FAIL_ON_RANK1)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           str(script), str(tmp_path / "run")]
+    proc = subprocess.run(cmd, env=_env(), cwd=tmp_path, capture_output=True, text=True, timeout=180)
+    assert proc.returncode != 0
+    assert "injected failure on rank 1" in proc.stdout + proc.stderr
+    assert not (tmp_path / "run" / "card.json").exists()  # no checkpoint claims a finished run

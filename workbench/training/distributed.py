@@ -70,6 +70,11 @@ class Distributed:
             tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
             t.div_(self.world)
 
+    def abort(self) -> None:
+        """Leave the process group at once, without waiting for the other ranks (after an error)."""
+        if tdist.is_initialized():
+            tdist.destroy_process_group()
+
     def close(self) -> None:
         """Leave the process group (after the other ranks are done, so none is left waiting)."""
         if tdist.is_initialized():

@@ -43,7 +43,12 @@ def run_training(recipe: Recipe, out: str | Path, *, resume: bool = True, device
                 state.update({f"objective.{k}": v.detach().cpu() for k, v in objective.state_dict().items()})
             Path(dump).mkdir(parents=True, exist_ok=True)
             torch.save(state, Path(dump) / f"rank{dist.rank if dist else 0}.pt")
-        return res
-    finally:
+    except BaseException:
+        # No collective on the way out: the other ranks may be inside a different one, and a
+        # barrier here would wait for them forever. Exiting lets torchrun stop the whole job.
         if dist is not None:
-            dist.close()
+            dist.abort()
+        raise
+    if dist is not None:
+        dist.close()
+    return res
