@@ -44,9 +44,11 @@ class Recipe:
     first_order: bool = False
     learn_editor: bool = True
     editor_hparam_lr: float | None = None  # optimizer lr of the learned editor lr/beta (None: lr)
-    # CUDA only (ignored on the CPU): bf16 autocast of the base pass, channels_last layout
-    amp: bool = True
-    channels_last: bool = True
+    # CUDA only (ignored on the CPU): bf16 autocast of the base pass, channels_last layout.
+    # Off until measured to help (`python benchmarks/train_step.py --device cuda --cuda-options`);
+    # no GPU has been lent to this project yet.
+    amp: bool = False
+    channels_last: bool = False
 
     def override(self, **kw: Any) -> "Recipe":
         valid = {f.name for f in fields(self)}
