@@ -11,7 +11,7 @@ from pathlib import Path
 
 def main(paths: list[str]) -> None:
     rows = [json.loads(Path(p).read_text()) | {"_file": Path(p).name} for p in sorted(paths)]
-    rows.sort(key=lambda r: (r["protocol"], r["layers"], r["editor"], r.get("checkpoint", "")))
+    rows.sort(key=lambda r: (r["protocol"], r["layers"], r["editor"], r.get("lr") or 0, r.get("checkpoint", "")))
     print("| model | editor (lr) | layers | protocol | N | test error | drawdown abs | drawdown signed | success | mean steps |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
