@@ -122,3 +122,14 @@ def test_missing_checkpoint_exits_2(tmp_path, capsys):
 def test_tune_editor_bad_grid_exits_2(tiny_model_dir, capsys):
     assert main(["tune-editor", "--checkpoint", str(tiny_model_dir), "--lrs", "1e-3,abc"]) == 2
     assert "--lrs must be a comma-separated list" in capsys.readouterr().err
+
+
+def test_tune_editor_refuses_to_write_chain3_defaults_from_another_group(tiny_model_dir, capsys):
+    import workbench.editing.defaults as defaults
+
+    before = Path(defaults.__file__).read_text()
+    assert main(["tune-editor", "--checkpoint", str(tiny_model_dir), "--layers", "all", "--write-defaults",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "GROUP_DEFAULTS" in err and "'all'" in err
+    assert Path(defaults.__file__).read_text() == before

@@ -163,3 +163,17 @@ def test_bad_input_is_rejected_and_model_untouched(tiny_model, images, case):
     with pytest.raises(exc, match=pattern):
         edit(tiny_model, *args, **kwargs)
     assert _same(tiny_model, snap) and not tiny_model.training
+
+
+def test_defaults_depend_on_the_group():
+    from workbench.editing import DEFAULTS, GROUP_DEFAULTS, default_for
+
+    for method, d in GROUP_DEFAULTS["all"].items():
+        assert default_for(method, "all") == d
+        cfg = EditorConfig(method=method, layers="all").resolved()
+        assert (cfg.lr, cfg.beta) == (d["lr"], d["beta"])
+    # groups and methods without an entry fall back to the chain3-tuned table
+    assert default_for("momentum", "all") == DEFAULTS["momentum"]
+    assert default_for("gd", "head") == DEFAULTS["gd"] == default_for("gd", ("chain3", "head"))
+    assert EditorConfig(method="gd", layers="chain3").resolved().lr == DEFAULTS["gd"]["lr"]
+    assert EditorConfig(method="gd", lr=1e-2, layers="all").resolved().lr == 1e-2  # explicit wins

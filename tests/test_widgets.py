@@ -326,3 +326,22 @@ def test_edit_panel_config_follows_the_widgets(wb):
     wb.panel.buttons["edit"].click()
     rec = (wb.session.history or wb.session.attempts)[-1]
     assert rec.index == i and rec.result.config == cfg
+
+
+def test_edit_panel_loads_the_tuned_lr_of_the_chosen_group(wb):
+    from workbench.editing import DEFAULTS, GROUP_DEFAULTS
+
+    panel = wb.panel
+    assert "all" in panel.group.options
+    panel.group.value = "chain3"
+    panel.method.value = "gd"
+    assert panel.lr.value == pytest.approx(DEFAULTS["gd"]["lr"])
+    panel.group.value = "all"  # the whole model has its own tuned lr, far below chain3's
+    assert GROUP_DEFAULTS["all"]["gd"]["lr"] < DEFAULTS["gd"]["lr"]
+    assert panel.lr.value == pytest.approx(GROUP_DEFAULTS["all"]["gd"]["lr"])
+    assert panel.config.resolved().lr == pytest.approx(GROUP_DEFAULTS["all"]["gd"]["lr"])
+    panel.group.value = "chain3"
+    assert panel.lr.value == pytest.approx(DEFAULTS["gd"]["lr"])
+    panel.lr.value = 7e-4  # an lr the user typed survives a change of group
+    panel.group.value = "all"
+    assert panel.lr.value == pytest.approx(7e-4)

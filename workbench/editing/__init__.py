@@ -1,9 +1,9 @@
 """The editor: constraint, gradient methods, ``edit() -> EditResult``."""
 from .constraint import edit_loss, satisfied
-from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULTS
+from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULTS, GROUP_DEFAULTS, default_for
 from .editor import EditorConfig, EditResult, EditTrace, check_inputs, edit, eval_mode, run_editor
 from .optimizers import METHODS, get_method
 
 __all__ = ["DEFAULTS", "DEFAULT_LAYERS", "DEFAULT_MAX_STEPS", "EditResult", "EditTrace", "EditorConfig",
-           "METHODS", "check_inputs", "edit", "edit_loss", "eval_mode", "get_method", "run_editor",
-           "satisfied"]
+           "GROUP_DEFAULTS", "METHODS", "check_inputs", "default_for", "edit", "edit_loss", "eval_mode",
+           "get_method", "run_editor", "satisfied"]

@@ -25,3 +25,24 @@ SOURCE = (
     'momentum: lr=0.001, beta=0.9 (val success 97.0%, drawdown 7.10% abs, 100 random-label edits of 2000 val images, k=10, layers chain3); checkpoint assets/models/fashion-baseline (15 epochs, test error 0.06729999929666519, commit 38e7a62e13567522162732642af1683b4a7f26c4); `python -m workbench tune-editor --checkpoint assets/models/fashion-baseline --editor momentum --layers chain3 --edits 100 --no-progress --json logs_local/tune_momentum.json --write-defaults`; 2026-11-25\n'
     'scaled_gd: lr=0.1 (val success 99.0%, drawdown 4.86% abs, 100 random-label edits of 2000 val images, k=10, layers chain3); checkpoint assets/models/fashion-baseline (15 epochs, test error 0.06729999929666519, commit 38e7a62e13567522162732642af1683b4a7f26c4); `python -m workbench tune-editor --checkpoint assets/models/fashion-baseline --editor scaled_gd --layers chain3 --edits 100 --no-progress --json logs_local/tune_scaled_gd.json --write-defaults`; 2026-11-25\n'
 )
+
+# Overrides for other editable groups: group -> method -> {"lr", "beta"}. Methods missing here
+# fall back to DEFAULTS. Whole model ("all"): `python -m workbench tune-editor --checkpoint
+# assets/models/fashion-baseline --editor <m> --layers all --edits 100 --val-limit 2000
+# --lrs 0.0001,0.000316,0.001,0.00316,0.01 --refine 2` (adam: --lrs 0.0001,0.000316,0.001,0.00316
+# --betas 0.9), results/tune/tune_all_layers_*.json, session 2, 2026-11-25. The chain3 values
+# would be far off here: GD at 3.16e-3 costs 65% validation drawdown on the whole model, 5.62e-4 costs 33%.
+GROUP_DEFAULTS: dict[str, dict[str, dict[str, float | None]]] = {
+    "all": {
+        "gd": {"lr": 0.000562, "beta": None},
+        "sign": {"lr": 0.000178, "beta": None},
+        "rmsprop": {"lr": 0.000178, "beta": 0.5},
+        "adam": {"lr": 0.000237, "beta": 0.9},
+    },
+}
+
+
+def default_for(method: str, layers: object = DEFAULT_LAYERS) -> dict[str, float | None]:
+    """The tuned ``{"lr", "beta"}`` of canonical ``method`` for editable group ``layers``."""
+    group = GROUP_DEFAULTS.get(layers, {}) if isinstance(layers, str) else {}
+    return group.get(method, DEFAULTS[method])

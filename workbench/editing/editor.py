@@ -14,7 +14,7 @@ from torch.func import functional_call
 
 from ..models.registry import first_group_stage, group_params
 from .constraint import edit_loss, satisfied
-from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULTS
+from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, default_for
 from .optimizers import Hyper, get_method
 
 Layers = "str | tuple[str, ...]"
@@ -24,7 +24,8 @@ Layers = "str | tuple[str, ...]"
 class EditorConfig:
     """How to edit: method, hyperparameters, step budget and editable group(s).
 
-    ``lr``/``beta`` left as None take the method's tuned default (``editing.defaults``).
+    ``lr``/``beta`` left as None take the method's tuned default for ``layers``
+    (``editing.defaults.default_for``).
     ``beta`` is RMSProp/Momentum's decay and Adam's beta1 (restricted to [0.1, 1]).
     """
 
@@ -38,7 +39,7 @@ class EditorConfig:
     def resolved(self) -> "EditorConfig":
         """A copy with the method name canonical and lr/beta filled from the defaults; validated."""
         m = get_method(self.method)
-        d = DEFAULTS[m.name]
+        d = default_for(m.name, self.layers)
         lr = d["lr"] if self.lr is None else self.lr
         beta = (d["beta"] if self.beta is None else self.beta) if m.beta_range else None
         layers = self.layers if isinstance(self.layers, str) else tuple(self.layers)

@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Sequence
 
 import ipywidgets as W
 
-from ..editing import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULTS, EditorConfig
+from ..editing import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, EditorConfig, default_for
 from .common import css
 
 __all__ = ["EditPanel", "EDITORS"]
@@ -52,6 +52,7 @@ class EditPanel:
                      (self.group, "wb-group")):
             css(w, c)
         self.method.observe(self._on_method, names="value")
+        self.group.observe(self._on_group, names="value")
         self.buttons: dict[str, W.Button] = {}
         self._enabled: dict[str, bool] = {"undo": False, "redo": False}
         for name, label, style in (("edit", "Edit", "success"), ("undo", "Undo", ""), ("redo", "Redo", ""),
@@ -82,8 +83,15 @@ class EditPanel:
         return EditorConfig(method=self.method.value, lr=float(self.lr.value), beta=self._beta,
                             max_steps=int(self.max_steps.value), layers=self.group.value)
 
-    def _on_method(self, change) -> None:
-        d = DEFAULTS[change["new"]]
+    def _on_group(self, change) -> None:
+        """A new group loads its tuned lr/beta, unless the user has typed an lr of their own."""
+        old = default_for(self.method.value, change["old"])
+        if self.lr.value == float(old["lr"]):  # type: ignore[arg-type]
+            self._on_method()
+
+    def _on_method(self, _change=None) -> None:
+        """A new editor loads its tuned lr and beta for the current group."""
+        d = default_for(self.method.value, self.group.value)
         self.lr.value, self._beta = float(d["lr"]), d["beta"]  # type: ignore[arg-type]
 
     # -- running actions -----------------------------------------------------------------
