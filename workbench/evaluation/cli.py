@@ -137,10 +137,10 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
 def cmd_tune_editor(args: argparse.Namespace) -> int:
     """Grid-search an editor's lr/beta on a validation slice (least drawdown at >= 95 % success)."""
     lrs, betas = parse_floats(args.lrs, "--lrs"), parse_floats(args.betas, "--betas")
-    ev, card = _setup(args, "val", args.val_limit)
-    if args.write_defaults and args.layers_parsed != DEFAULT_LAYERS:
+    if args.write_defaults and parse_layers(args.layers) != DEFAULT_LAYERS:  # before loading anything
         raise ValueError(f"--write-defaults stores the defaults of group {DEFAULT_LAYERS!r}; for --layers "
                          f"{args.layers!r}, put the winner into GROUP_DEFAULTS in workbench/editing/defaults.py")
+    ev, card = _setup(args, "val", args.val_limit)
     print(_header(ev, card, args.checkpoint))
     res = tune_editor(ev, args.editor, edits=args.edits, seed=args.seed, lrs=lrs, betas=betas,
                       layers=args.layers_parsed, max_steps=args.max_steps, target_success=args.target_success,
