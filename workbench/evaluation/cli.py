@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
 import json
 import shlex
 import sys
@@ -38,6 +39,15 @@ def load_checkpoint(folder: str | Path, device: torch.device | str = "cpu") -> t
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; pass a model folder holding "
                                 "model.safetensors and card.json (as written by `python -m workbench train`)")
     return load_model(path, device=device)
+
+
+def model_sha256(folder: str | Path) -> str:
+    """SHA-256 of a model folder's ``model.safetensors``: which weights a result belongs to."""
+    h = hashlib.sha256()
+    with open(Path(folder) / "model.safetensors", "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def bundle_for_card(card: Mapping[str, Any]) -> DataBundle:
@@ -113,7 +123,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         out = {**summary.to_json(), "checkpoint": str(args.checkpoint), "seed": args.seed,
                "device": str(ev.device), "command": _command_line(args),
-               "model_test_error_card": card.get("test_error")}
+               "model_test_error_card": card.get("test_error"),
+               "model_sha256": model_sha256(args.checkpoint)}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
         print(f"wrote {args.json}")
