@@ -96,6 +96,48 @@ def test_tune_editor_small_grid_and_write_defaults(tiny_model_dir, tmp_path, cap
     assert Path(defaults.__file__).read_text() != target.read_text()
 
 
+def test_results_carry_the_model_hash_and_attach_only_to_their_own_weights(tiny_model_dir, tmp_path, capsys):
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model_dir)
+    other = tmp_path / "other"  # same card, different weights
+    shutil.copytree(tiny_model_dir, other)
+    weights = load_file(str(other / "model.safetensors"))
+    save_file({k: v + 1e-3 if v.is_floating_point() else v for k, v in weights.items()}, str(other / "model.safetensors"))
+    results = []
+    for folder in (model_dir, other):
+        out = tmp_path / f"{folder.name}-rmsprop.json"
+        assert main(["evaluate", "--checkpoint", str(folder), "--edits", "2", "--limit", "200", "--max-steps", "2",
+                     "--json", str(out), "--no-progress"]) == 0
+        results.append(out)
+    sha = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
+    assert json.loads(results[0].read_text())["model_sha256"] == sha
+    assert json.loads(results[1].read_text())["model_sha256"] != sha
+    # a result of other weights written under this folder's name (the folder was overwritten since)
+    moved = json.loads(results[1].read_text()) | {"checkpoint": str(model_dir)}
+    (tmp_path / "stale.json").write_text(json.dumps(moved))
+    capsys.readouterr()
+
+    spec = importlib.util.spec_from_file_location("attach_eval", Path(__file__).parents[1] / "benchmarks" / "attach_eval.py")
+    attach = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(attach)  # type: ignore[union-attr]
+    card_before = json.loads((model_dir / "card.json").read_text())
+    assert attach.main([str(model_dir), *map(str, results), str(tmp_path / "stale.json")]) == 0
+    card = json.loads((model_dir / "card.json").read_text())
+    assert list(card["evaluation"]) == ["model-rmsprop"]
+    assert card["evaluation"]["model-rmsprop"] == json.loads(results[0].read_text())
+    assert {k: v for k, v in card.items() if k != "evaluation"} == {k: v for k, v in card_before.items()
+                                                                     if k != "evaluation"}
+    assert "skipped" in capsys.readouterr().out
+    # nothing of its own: the card is left alone, with a message
+    assert attach.main([str(other), str(results[0])]) == 1
+    assert "evaluation" not in json.loads((other / "card.json").read_text())
+    assert "none of the 1 results belong" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--editor", "newton"], "unknown editor 'newton'"),
     (["--layers", "chain9"], "unknown layer group 'chain9'"),
