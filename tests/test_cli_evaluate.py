@@ -96,6 +96,59 @@ def test_tune_editor_small_grid_and_write_defaults(tiny_model_dir, tmp_path, cap
     assert Path(defaults.__file__).read_text() != target.read_text()
 
 
+def test_an_interrupted_evaluation_resumes_where_it_stopped(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    import workbench.evaluation.evaluator as evaluator_module
+
+    real_edit = evaluator_module.edit
+    calls = []
+
+    def counting_edit(*args, **kwargs):
+        calls.append(1)
+        if crash_after is not None and len(calls) > crash_after:
+            raise KeyboardInterrupt  # as if the session were stopped during edit 4
+        return real_edit(*args, **kwargs)
+
+    monkeypatch.setattr(evaluator_module, "edit", counting_edit)
+    argv = ["evaluate", "--checkpoint", str(tiny_model_dir), "--edits", "6", "--limit", "300", "--lr", "2e-3",
+            "--max-steps", "4", "--no-progress", "--json"]
+    crash_after = None
+    assert main([*argv, str(tmp_path / "whole.json")]) == 0
+    whole = json.loads((tmp_path / "whole.json").read_text())
+
+    out, partial = tmp_path / "resumed.json", tmp_path / "resumed.json.partial"
+    calls.clear()
+    crash_after = 3
+    with pytest.raises(KeyboardInterrupt):
+        main([*argv, str(out)])
+    assert not out.exists() and len(partial.read_text().splitlines()) == 1 + 3
+    with open(partial, "a") as f:
+        f.write('{"outcome": {"index": 1')  # a line cut short by the stop
+    calls.clear()
+    crash_after = None
+    capsys.readouterr()
+    assert main([*argv, str(out)]) == 0
+    assert "resuming from" in capsys.readouterr().out and len(calls) == 3  # only the 3 remaining edits ran
+    resumed = json.loads(out.read_text())
+    assert not partial.exists()
+    strip = lambda js: {k: v for k, v in js.items() if k not in ("seconds", "command", "per_edit")}  # noqa: E731
+    assert strip(resumed) == strip(whole)
+    assert [{k: v for k, v in e.items() if k != "edit_seconds"} for e in resumed["per_edit"]] == \
+           [{k: v for k, v in e.items() if k != "edit_seconds"} for e in whole["per_edit"]]
+
+    # other settings with a partial run under the same name: refused with the fix, then --no-resume
+    crash_after = 2
+    with pytest.raises(KeyboardInterrupt):
+        main([*argv, str(out)])
+    crash_after = None
+    other = [a if a != "2e-3" else "3e-3" for a in argv]
+    assert main([*other, str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "other settings" in err and "lr" in err and "--no-resume" in err
+    calls.clear()
+    assert main([*other, str(out), "--no-resume"]) == 0 and len(calls) == 6
+    assert json.loads(out.read_text())["lr"] == 3e-3
+
+
 def test_results_carry_the_model_hash_and_attach_only_to_their_own_weights(tiny_model_dir, tmp_path, capsys):
     import hashlib
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import hashlib
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -18,6 +20,7 @@ from ..editing import EditorConfig, get_method
 from ..editing.defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS
 from ..models.registry import group_params
 from .evaluator import Evaluator
+from .records import EditOutcome
 from .protocols import PROTOCOLS, make_edits
 from .tuning import parse_floats, tune_editor, write_defaults
 
@@ -80,6 +83,8 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--beta", type=float, default=None, help="editor beta (default: tuned default)")
     p.add_argument("--split", default="test", choices=("test", "val"), help="split to edit and score")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images of the split")
+    p.add_argument("--no-resume", action="store_true",
+                   help="with --json: start over instead of resuming from OUT.json.partial")
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -107,6 +112,56 @@ def _header(ev: Evaluator, card: Mapping[str, Any], checkpoint: str) -> str:
             f"prefix cache {ev.cache_info()} built in {ev.setup_seconds:.1f} s")
 
 
+def _layers_key(layers: str | tuple[str, ...]) -> str | list[str]:
+    return layers if isinstance(layers, str) else list(layers)
+
+
+class _Partial:
+    """``OUT.json.partial``: the edits of an interrupted ``evaluate --json OUT.json`` run.
+
+    JSON lines: a header with the run's settings, then one :class:`EditOutcome` per finished
+    edit with the wall time spent so far. Edits are independent and drawn by seed, so a
+    resumed run gives the same per-edit results as an uninterrupted one.
+    """
+
+    def __init__(self, path: Path, settings: dict[str, Any]):
+        self.path, self.settings = path, settings
+        self._t0 = time.perf_counter()
+        self._spent = 0.0
+
+    def start(self, resume: bool) -> tuple[list[EditOutcome], float]:
+        done: list[EditOutcome] = []
+        if resume and self.path.exists():
+            lines = self.path.read_text().splitlines()
+            try:
+                header = json.loads(lines[0]) if lines else None
+            except json.JSONDecodeError:
+                header = None
+            if header != self.settings:
+                diff = sorted(k for k in self.settings if header is None or header.get(k) != self.settings[k])
+                raise ValueError(f"{self.path} holds an interrupted run with other settings (differs in: "
+                                 f"{', '.join(diff)}); pass --no-resume to start over, or another --json path")
+            for line in lines[1:]:
+                try:
+                    rec = json.loads(line)
+                    done.append(EditOutcome(**rec["outcome"]))
+                    self._spent = float(rec["seconds"])
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    break  # a line cut short by the interruption: redo that edit
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "w") as f:  # rewrite: drops a cut-short last line
+            f.write(json.dumps(self.settings) + "\n")
+            for o in done:
+                f.write(json.dumps({"outcome": dataclasses.asdict(o), "seconds": self._spent}) + "\n")
+        self._t0 = time.perf_counter()
+        return done, self._spent
+
+    def add(self, outcome: EditOutcome) -> None:
+        seconds = self._spent + time.perf_counter() - self._t0
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"outcome": dataclasses.asdict(outcome), "seconds": seconds}) + "\n")
+
+
 @command("evaluate", _evaluate_args)
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """N independent edits of a checkpoint, scored as in the paper's Table 1."""
@@ -115,8 +170,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = cfg.resolved()
     edits = make_edits(args.protocol, ev, args.edits, args.seed)
     print(_header(ev, card, args.checkpoint))
-    summary = ev.evaluate_edits(edits.x, edits.y, cfg, protocol=args.protocol, progress=not args.no_progress,
-                                indices=edits.indices)
+    sha = model_sha256(args.checkpoint)
+    partial = _Partial(Path(args.json + ".partial"), {
+        "model_sha256": sha, "method": cfg.method, "lr": cfg.lr, "beta": cfg.beta, "max_steps": cfg.max_steps,
+        "layers": _layers_key(cfg.layers), "protocol": args.protocol, "edits": args.edits, "seed": args.seed,
+        "split": ev.split, "limit": args.limit, "device": ev.device.type}) if args.json else None
+    done: list[EditOutcome] = []
+    spent = 0.0
+    if partial is not None:
+        done, spent = partial.start(resume=not args.no_resume)
+        if done:
+            print(f"resuming from {partial.path}: {len(done)} of {args.edits} edits already done")
+    n = len(done)
+    summary = ev.evaluate_edits(edits.x[n:], edits.y[n:], cfg, protocol=args.protocol, progress=not args.no_progress,
+                                indices=edits.indices[n:], previous=done, previous_seconds=spent,
+                                on_outcome=None if partial is None else partial.add)
     print(summary.table())
     print("(failed edits count as k steps; drawdown = error after - error before, over the whole "
           f"{ev.split} split; abs = mean of |change|, signed = mean change)")
@@ -124,9 +192,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out = {**summary.to_json(), "checkpoint": str(args.checkpoint), "seed": args.seed,
                "device": str(ev.device), "command": _command_line(args),
                "model_test_error_card": card.get("test_error"),
-               "model_sha256": model_sha256(args.checkpoint)}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+               "model_sha256": sha}
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+        assert partial is not None
+        partial.path.unlink(missing_ok=True)
         print(f"wrote {args.json}")
     return 0
 

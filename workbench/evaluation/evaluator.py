@@ -15,7 +15,7 @@ from __future__ import annotations
 import copy
 import sys
 import time
-from typing import Callable, Iterator, Mapping
+from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -213,7 +213,9 @@ class Evaluator:
 
     def evaluate_edits(self, x: torch.Tensor, y: torch.Tensor, config: EditorConfig | None = None, *,
                        protocol: str = "custom", progress: bool = True, indices: torch.Tensor | None = None,
-                       callback: EditCallback | None = None) -> EvalSummary:
+                       callback: EditCallback | None = None, previous: Sequence[EditOutcome] = (),
+                       previous_seconds: float = 0.0,
+                       on_outcome: Callable[[EditOutcome], None] | None = None) -> EvalSummary:
         """N independent edits, each from the base model, each scored on the whole split.
 
         Args:
@@ -225,6 +227,10 @@ class Evaluator:
             indices: ``(n,)`` split indices of the images, recorded per edit (optional).
             callback: called as ``callback(i, result, preds)`` after edit ``i`` with its
                 :class:`EditResult` and ``(N,) int64`` predictions (CPU).
+            previous: outcomes of earlier edits of the same run (a resumed run); ``x``/``y``
+                then hold only the remaining edits, and the summary covers both.
+            previous_seconds: wall time already spent on ``previous``.
+            on_outcome: called with each new :class:`EditOutcome` as soon as it is known.
         Returns:
             :class:`EvalSummary`. An edit that makes no step (the model already predicts the
             target, or the step was abandoned as non-finite) leaves the base predictions.
@@ -242,18 +248,21 @@ class Evaluator:
         from tqdm import tqdm
 
         t0 = time.perf_counter()
-        outcomes: list[EditOutcome] = []
-        bar = tqdm(total=len(x), desc=f"{protocol} edits ({cfg.method}, {_layers_name(cfg.layers)})",
+        outcomes: list[EditOutcome] = list(previous)
+        bar = tqdm(total=len(outcomes) + len(x), initial=len(outcomes), desc=f"{protocol} edits ({cfg.method}, {_layers_name(cfg.layers)})",
                    file=sys.stderr, disable=not progress, dynamic_ncols=True)
         try:
             for i in range(len(x)):
                 res = edit(self.model, x[i], int(y[i]), cfg)
                 preds = self.base_preds if res.steps == 0 or not res.finite else self.preds_for(res.after)
                 err = float((preds != self.labels).float().mean())
-                outcomes.append(EditOutcome(
+                outcome = EditOutcome(
                     None if idx is None else int(idx[i]), int(y[i]), res.success,
                     res.steps if res.success else cfg.max_steps, err - self.base_error,
-                    int((preds != self.base_preds).sum()), res.finite, res.seconds))
+                    int((preds != self.base_preds).sum()), res.finite, res.seconds)
+                outcomes.append(outcome)
+                if on_outcome is not None:
+                    on_outcome(outcome)
                 if callback is not None:
                     callback(i, res, preds)
                 bar.update(1)
@@ -265,7 +274,7 @@ class Evaluator:
             bar.close()
         return EvalSummary.from_outcomes(
             outcomes, test_error=self.base_error, editor=cfg.method, layers=_layers_name(cfg.layers),
-            protocol=protocol, seconds=time.perf_counter() - t0, lr=cfg.lr, beta=cfg.beta,
+            protocol=protocol, seconds=previous_seconds + time.perf_counter() - t0, lr=cfg.lr, beta=cfg.beta,
             max_steps=cfg.max_steps, split=self.split, examples=len(self))
 
     # ----------------------------------------------------------------- internals
