@@ -1,6 +1,9 @@
 """Print the README's results table from the JSON files written by `python -m workbench evaluate --json`.
 
-Usage: python benchmarks/results_table.py results/eval/*.json
+Usage: python benchmarks/results_table.py results/eval/*.json [results/eval/*.json.partial]
+
+A ``.partial`` file (an unfinished ``evaluate --json`` run) is summarised over the edits done so far;
+its N column says so.
 """
 from __future__ import annotations
 
@@ -8,9 +11,28 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def read(path: str) -> dict:
+    """A result JSON, or the summary so far of an unfinished run's ``OUT.json.partial``."""
+    if not path.endswith(".partial"):
+        return json.loads(Path(path).read_text())
+    from workbench.evaluation.records import EditOutcome, EvalSummary
+
+    header, *lines = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    outcomes = [EditOutcome(**rec["outcome"]) for rec in lines]
+    s = EvalSummary.from_outcomes(outcomes, test_error=header["test_error"], editor=header["method"],
+                                  layers=header["layers"], protocol=header["protocol"],
+                                  seconds=lines[-1]["seconds"] if lines else 0.0, lr=header["lr"],
+                                  beta=header["beta"], max_steps=header["max_steps"], split=header["split"],
+                                  examples=header["examples"])
+    return s.to_json(per_edit=False) | {"checkpoint": header["checkpoint"],
+                                        "edits": f"{len(outcomes)} (of {header['edits']}, unfinished)"}
+
 
 def main(paths: list[str]) -> None:
-    rows = [json.loads(Path(p).read_text()) | {"_file": Path(p).name} for p in sorted(paths)]
+    rows = [read(p) | {"_file": Path(p).name} for p in sorted(paths)]
     rows.sort(key=lambda r: (r["protocol"], r["layers"], r["editor"], r.get("lr") or 0, r.get("checkpoint", "")))
     print("| model | editor (lr) | layers | protocol | N | test error | drawdown abs | drawdown signed | success | mean steps |")
     print("|---|---|---|---|---|---|---|---|---|---|")

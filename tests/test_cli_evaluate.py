@@ -121,6 +121,17 @@ def test_an_interrupted_evaluation_resumes_where_it_stopped(tiny_model_dir, tmp_
     with pytest.raises(KeyboardInterrupt):
         main([*argv, str(out)])
     assert not out.exists() and len(partial.read_text().splitlines()) == 1 + 3
+    # the README's table script summarises the edits done so far
+    spec = importlib.util.spec_from_file_location("results_table",
+                                                  Path(__file__).parents[1] / "benchmarks" / "results_table.py")
+    table = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(table)  # type: ignore[union-attr]
+    so_far = table.read(str(partial))
+    first3 = whole["per_edit"][:3]
+    assert so_far["edits"] == "3 (of 6, unfinished)" and so_far["test_error"] == whole["test_error"]
+    assert so_far["drawdown_abs"] == pytest.approx(sum(abs(e["drawdown"]) for e in first3) / 3)
+    assert so_far["mean_steps"] == pytest.approx(sum(e["steps"] for e in first3) / 3)
+    assert (so_far["editor"], so_far["lr"], so_far["checkpoint"]) == ("rmsprop", 2e-3, str(tiny_model_dir))
     with open(partial, "a") as f:
         f.write('{"outcome": {"index": 1')  # a line cut short by the stop
     calls.clear()

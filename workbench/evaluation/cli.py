@@ -174,7 +174,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     partial = _Partial(Path(args.json + ".partial"), {
         "model_sha256": sha, "method": cfg.method, "lr": cfg.lr, "beta": cfg.beta, "max_steps": cfg.max_steps,
         "layers": _layers_key(cfg.layers), "protocol": args.protocol, "edits": args.edits, "seed": args.seed,
-        "split": ev.split, "limit": args.limit, "device": ev.device.type}) if args.json else None
+        "split": ev.split, "limit": args.limit, "device": ev.device.type, "checkpoint": str(args.checkpoint),
+        "test_error": ev.base_error, "examples": len(ev)}) if args.json else None
     done: list[EditOutcome] = []
     spent = 0.0
     if partial is not None:
