@@ -160,6 +160,60 @@ def test_an_interrupted_evaluation_resumes_where_it_stopped(tiny_model_dir, tmp_
     assert json.loads(out.read_text())["lr"] == 3e-3
 
 
+def test_a_run_split_with_range_merges_into_the_unsplit_result(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    import workbench.evaluation.evaluator as evaluator_module
+
+    real_edit = evaluator_module.edit
+    calls = []
+
+    def counting_edit(*args, **kwargs):
+        calls.append(1)
+        if crash_after is not None and len(calls) > crash_after:
+            raise KeyboardInterrupt
+        return real_edit(*args, **kwargs)
+
+    monkeypatch.setattr(evaluator_module, "edit", counting_edit)
+    argv = ["evaluate", "--checkpoint", str(tiny_model_dir), "--edits", "6", "--limit", "300", "--lr", "2e-3",
+            "--max-steps", "4", "--no-progress"]
+    crash_after = None
+    assert main([*argv, "--json", str(tmp_path / "whole.json")]) == 0
+    whole = json.loads((tmp_path / "whole.json").read_text())
+    # part 1: edits 0..3, stopped after 2 of them (its .partial is a part); part 2: edits 2..5
+    crash_after, calls[:] = 2, []
+    with pytest.raises(KeyboardInterrupt):
+        main([*argv, "--range", "0:4", "--json", str(tmp_path / "a.json")])
+    crash_after, calls[:] = None, []
+    assert main([*argv, "--range", "2:6", "--json", str(tmp_path / "b.json")]) == 0 and len(calls) == 4
+    b = json.loads((tmp_path / "b.json").read_text())
+    assert b["range"] == [2, 6] and b["edits_total"] == 6 and b["edits"] == 4
+    assert b["per_edit"] == [{**e, "edit_seconds": f["edit_seconds"]} for e, f in zip(whole["per_edit"][2:], b["per_edit"])]
+
+    parts = [str(tmp_path / "a.json.partial"), str(tmp_path / "b.json")]
+    assert main(["merge-results", *parts, "--json", str(tmp_path / "merged.json")]) == 0
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    for key in ("test_error", "drawdown_abs", "drawdown_signed", "success_rate", "mean_steps", "edits", "editor",
+                "layers", "protocol", "lr", "beta", "max_steps", "split", "examples", "checkpoint", "seed",
+                "model_sha256"):
+        assert merged[key] == whole[key], key
+    strip = lambda es: [{k: v for k, v in e.items() if k != "edit_seconds"} for e in es]  # noqa: E731
+    assert strip(merged["per_edit"]) == strip(whole["per_edit"])
+    assert [m["first_edit"] for m in merged["merged_from"]] == [0, 2]
+
+    # a gap, another run's part, a bad range: each a clear error (exit 2), nothing written
+    capsys.readouterr()
+    assert main(["merge-results", str(tmp_path / "a.json.partial"), "--json", str(tmp_path / "gap.json")]) == 2
+    err = capsys.readouterr().err
+    assert "missing 2..5" in err and "--range" in err and not (tmp_path / "gap.json").exists()
+    other_lr = [a if a != "2e-3" else "3e-3" for a in argv]
+    assert main([*other_lr, "--range", "0:2", "--json", str(tmp_path / "c.json")]) == 0
+    assert main(["merge-results", str(tmp_path / "c.json"), str(tmp_path / "b.json"), "--json",
+                 str(tmp_path / "bad.json")]) == 2
+    assert "differ in lr" in capsys.readouterr().err
+    for bad in ("4:2", "0:7", "x"):
+        assert main([*argv, "--range", bad]) == 2
+        assert "--range" in capsys.readouterr().err
+
+
 def test_results_carry_the_model_hash_and_attach_only_to_their_own_weights(tiny_model_dir, tmp_path, capsys):
     import hashlib
 

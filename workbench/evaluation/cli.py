@@ -85,6 +85,9 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first N images of the split")
     p.add_argument("--no-resume", action="store_true",
                    help="with --json: start over instead of resuming from OUT.json.partial")
+    p.add_argument("--range", default=None, metavar="START:STOP",
+                   help="run only edits START..STOP-1 of the N drawn (to split a long run over processes "
+                        "or machines; join the parts with `python -m workbench merge-results`)")
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -110,6 +113,18 @@ def _header(ev: Evaluator, card: Mapping[str, Any], checkpoint: str) -> str:
     return (f"checkpoint {checkpoint} ({card.get('arch')}, {card.get('epochs')} epochs, {card.get('dataset')}); "
             f"{len(ev)} {ev.split} images, base error {100 * ev.base_error:.2f}%; device {ev.device}; "
             f"prefix cache {ev.cache_info()} built in {ev.setup_seconds:.1f} s")
+
+
+def _parse_range(text: str | None, n: int) -> tuple[int, int]:
+    if text is None:
+        return 0, n
+    try:
+        a, b = (int(v) for v in text.split(":"))
+    except ValueError:
+        raise ValueError(f"--range {text!r} is not START:STOP (two integers), e.g. --range 0:500") from None
+    if not 0 <= a < b <= n:
+        raise ValueError(f"--range {text} must satisfy 0 <= START < STOP <= N = --edits {n}, e.g. --range 0:{n // 2}")
+    return a, b
 
 
 def _layers_key(layers: str | tuple[str, ...]) -> str | list[str]:
@@ -168,24 +183,28 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ev, card = _setup(args, args.split, args.limit)
     cfg = EditorConfig(args.editor, args.lr, args.beta, max_steps=args.max_steps, layers=args.layers_parsed)
     cfg = cfg.resolved()
+    start, stop = _parse_range(args.range, args.edits)
     edits = make_edits(args.protocol, ev, args.edits, args.seed)
     print(_header(ev, card, args.checkpoint))
     sha = model_sha256(args.checkpoint)
-    partial = _Partial(Path(args.json + ".partial"), {
+    settings = {
         "model_sha256": sha, "method": cfg.method, "lr": cfg.lr, "beta": cfg.beta, "max_steps": cfg.max_steps,
         "layers": _layers_key(cfg.layers), "protocol": args.protocol, "edits": args.edits, "seed": args.seed,
         "split": ev.split, "limit": args.limit, "device": ev.device.type, "checkpoint": str(args.checkpoint),
-        "test_error": ev.base_error, "examples": len(ev)}) if args.json else None
+        "test_error": ev.base_error, "examples": len(ev)}
+    if args.range is not None:
+        settings["range"] = [start, stop]
+    partial = _Partial(Path(args.json + ".partial"), settings) if args.json else None
     done: list[EditOutcome] = []
     spent = 0.0
     if partial is not None:
         done, spent = partial.start(resume=not args.no_resume)
         if done:
-            print(f"resuming from {partial.path}: {len(done)} of {args.edits} edits already done")
-    n = len(done)
-    summary = ev.evaluate_edits(edits.x[n:], edits.y[n:], cfg, protocol=args.protocol, progress=not args.no_progress,
-                                indices=edits.indices[n:], previous=done, previous_seconds=spent,
-                                on_outcome=None if partial is None else partial.add)
+            print(f"resuming from {partial.path}: {len(done)} of {stop - start} edits already done")
+    n = start + len(done)
+    summary = ev.evaluate_edits(edits.x[n:stop], edits.y[n:stop], cfg, protocol=args.protocol,
+                                progress=not args.no_progress, indices=edits.indices[n:stop], previous=done,
+                                previous_seconds=spent, on_outcome=None if partial is None else partial.add)
     print(summary.table())
     print("(failed edits count as k steps; drawdown = error after - error before, over the whole "
           f"{ev.split} split; abs = mean of |change|, signed = mean change)")
@@ -193,7 +212,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out = {**summary.to_json(), "checkpoint": str(args.checkpoint), "seed": args.seed,
                "device": str(ev.device), "command": _command_line(args),
                "model_test_error_card": card.get("test_error"),
-               "model_sha256": sha}
+               "model_sha256": sha, "limit": args.limit}
+        if args.range is not None:
+            out |= {"range": [start, stop], "edits_total": args.edits}
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
         assert partial is not None
         partial.path.unlink(missing_ok=True)
@@ -253,4 +274,26 @@ def cmd_tune_editor(args: argparse.Namespace) -> int:
                 f"commit {card.get('commit')}); `{_command_line(args)}`; {datetime.date.today().isoformat()}")
         path = write_defaults(res.editor, b.lr, b.beta, note, args.defaults_file)
         print(f"updated {path}")
+    return 0
+
+
+def _merge_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("parts", nargs="+", metavar="PART",
+                   help="result JSON files of one evaluate run (split with --range), or its OUT.json.partial")
+    p.add_argument("--json", required=True, metavar="OUT.json", help="where to write the joined result")
+
+
+@command("merge-results", _merge_args)
+def cmd_merge_results(args: argparse.Namespace) -> int:
+    """Join the parts of one evaluate run (``--range`` parts, an unfinished run's .partial) into one result."""
+    from .merge import merge_parts, read_part
+
+    for p in args.parts:
+        if not Path(p).exists():
+            raise FileNotFoundError(f"{p} does not exist; pass the JSON or .partial files of one evaluate run")
+    out = merge_parts([read_part(p) for p in args.parts])
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"{out['edits']} edits from {len(args.parts)} part(s): drawdown {100 * out['drawdown_abs']:.2f}%, "
+          f"success {100 * out['success_rate']:.1f}%, mean steps {out['mean_steps']:.2f}; wrote {args.json}")
     return 0

@@ -1,0 +1,119 @@
+"""Join the parts of one ``evaluate`` run that was split with ``--range`` or interrupted.
+
+A part is a result JSON (``evaluate --json``, with or without ``--range``) or the
+``OUT.json.partial`` file of an unfinished run. Parts must share every setting (weights,
+editor, protocol, N, seed, split); together they must cover edits ``0..N-1``. Where two parts
+hold the same edit, their outcomes must agree.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Sequence
+
+from .records import EditOutcome, EvalSummary
+
+# settings that must agree between the parts, as named in a ``.partial`` header
+SHARED = ("model_sha256", "method", "lr", "beta", "max_steps", "layers", "protocol", "edits", "seed", "split",
+          "limit", "test_error", "examples")
+_OUTCOME_FIELDS = [f.name for f in fields(EditOutcome)]
+
+
+@dataclass
+class Part:
+    """Edits ``start .. start + len(outcomes) - 1`` of a run, with the run's settings."""
+
+    path: Path
+    settings: dict[str, Any]
+    start: int
+    outcomes: list[EditOutcome]
+    seconds: float
+    checkpoint: str
+    device: str | None
+
+
+def read_part(path: str | Path) -> Part:
+    """A result JSON or a ``.partial`` file as a :class:`Part` (a cut-short last line is ignored)."""
+    p = Path(path)
+    if p.name.endswith(".partial"):
+        header, *recs = [json.loads(line) for line in _complete_lines(p)]
+        outcomes = [EditOutcome(**r["outcome"]) for r in recs]
+        start = header.get("range", [0, header["edits"]])[0]
+        return Part(p, {k: header.get(k) for k in SHARED}, start, outcomes,
+                    float(recs[-1]["seconds"]) if recs else 0.0, header["checkpoint"], header.get("device"))
+    js = json.loads(p.read_text())
+    if "per_edit" not in js:
+        raise ValueError(f"{p} has no per_edit records; write it with `python -m workbench evaluate --json`")
+    settings = {"method": js["editor"], "edits": js.get("edits_total", js["edits"]), "limit": js.get("limit"),
+                **{k: js.get(k) for k in SHARED if k not in ("method", "edits", "limit")}}
+    layers = settings["layers"]
+    settings["layers"] = layers if "+" not in str(layers) else str(layers).split("+")  # as _layers_name writes it
+    start = js.get("range", [0])[0]
+    return Part(p, settings, start, [EditOutcome(**e) for e in js["per_edit"]], float(js["seconds"]),
+                js["checkpoint"], js.get("device"))
+
+
+def _complete_lines(p: Path) -> list[str]:
+    out = []
+    for line in p.read_text().splitlines():
+        try:
+            json.loads(line)
+        except json.JSONDecodeError:
+            break
+        out.append(line)
+    if not out:
+        raise ValueError(f"{p} is empty; it is not the .partial file of an `evaluate --json` run")
+    return out
+
+
+def merge_parts(parts: Sequence[Part]) -> dict[str, Any]:
+    """One result JSON (as ``evaluate --json`` writes it) from parts covering edits ``0..N-1``."""
+    if not parts:
+        raise ValueError("no parts given; pass the JSON and .partial files of one evaluate run")
+    first = parts[0]
+    for part in parts[1:]:
+        diff = [k for k in SHARED if part.settings.get(k) != first.settings.get(k)]
+        if diff:
+            raise ValueError(f"{part.path} is not part of the same run as {first.path}: they differ in "
+                             f"{', '.join(diff)}; merge only the parts of one evaluate command")
+    n = int(first.settings["edits"])
+    by_position: dict[int, EditOutcome] = {}
+    for part in parts:
+        for i, o in enumerate(part.outcomes, start=part.start):
+            if i >= n:
+                raise ValueError(f"{part.path} holds edit {i}, but the run has only N = {n} edits")
+            seen = by_position.get(i)
+            if seen is not None and _key(seen) != _key(o):
+                raise ValueError(f"edit {i} differs between the parts ({_key(seen)} vs {_key(o)}); "
+                                 "they do not come from the same weights and code")
+            by_position.setdefault(i, o)
+    missing = [i for i in range(n) if i not in by_position]
+    if missing:
+        raise ValueError(f"the parts cover {len(by_position)} of {n} edits; missing {_spans(missing)}. "
+                         "Run those with `evaluate ... --range START:STOP --json PART.json` and merge again")
+    s = first.settings
+    summary = EvalSummary.from_outcomes(
+        [by_position[i] for i in range(n)], test_error=s["test_error"], editor=s["method"],
+        layers=s["layers"] if isinstance(s["layers"], str) else "+".join(s["layers"]), protocol=s["protocol"],
+        seconds=sum(p.seconds for p in parts), lr=s["lr"], beta=s["beta"], max_steps=s["max_steps"],
+        split=s["split"], examples=s["examples"])
+    devices = sorted({p.device for p in parts if p.device})
+    return {**summary.to_json(), "checkpoint": first.checkpoint, "seed": s["seed"], "device": ",".join(devices),
+            "command": "python -m workbench merge-results " + " ".join(str(p.path) for p in parts),
+            "model_sha256": s["model_sha256"], "limit": s["limit"],
+            "merged_from": [{"file": p.path.name, "first_edit": p.start, "edits": len(p.outcomes)} for p in parts]}
+
+
+def _key(o: EditOutcome) -> tuple:
+    return tuple(getattr(o, f) for f in _OUTCOME_FIELDS if f != "edit_seconds")
+
+
+def _spans(idx: list[int]) -> str:
+    spans, a = [], idx[0]
+    for prev, cur in zip(idx, idx[1:] + [None]):
+        if cur != prev + 1:
+            spans.append(f"{a}..{prev}" if a != prev else str(a))
+            if cur is not None:
+                a = cur
+    return ", ".join(spans[:5]) + (" ..." if len(spans) > 5 else "")
