@@ -96,28 +96,39 @@ def test_tune_editor_small_grid_and_write_defaults(tiny_model_dir, tmp_path, cap
     assert Path(defaults.__file__).read_text() != target.read_text()
 
 
-def test_an_interrupted_evaluation_resumes_where_it_stopped(tiny_model_dir, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def edit_calls(monkeypatch):
+    """Counts the evaluator's edits; ``calls.crash_after = n`` stops the run (KeyboardInterrupt) at edit n + 1,
+    as a session stopped mid-run would."""
     import workbench.evaluation.evaluator as evaluator_module
 
     real_edit = evaluator_module.edit
-    calls = []
+
+    class Calls(list):
+        crash_after: int | None = None
+
+    calls = Calls()
 
     def counting_edit(*args, **kwargs):
         calls.append(1)
-        if crash_after is not None and len(calls) > crash_after:
-            raise KeyboardInterrupt  # as if the session were stopped during edit 4
+        if calls.crash_after is not None and len(calls) > calls.crash_after:
+            raise KeyboardInterrupt
         return real_edit(*args, **kwargs)
 
     monkeypatch.setattr(evaluator_module, "edit", counting_edit)
+    return calls
+
+
+def test_an_interrupted_evaluation_resumes_where_it_stopped(tiny_model_dir, tmp_path, edit_calls, capsys):
+    calls = edit_calls
     argv = ["evaluate", "--checkpoint", str(tiny_model_dir), "--edits", "6", "--limit", "300", "--lr", "2e-3",
             "--max-steps", "4", "--no-progress", "--json"]
-    crash_after = None
     assert main([*argv, str(tmp_path / "whole.json")]) == 0
     whole = json.loads((tmp_path / "whole.json").read_text())
 
     out, partial = tmp_path / "resumed.json", tmp_path / "resumed.json.partial"
     calls.clear()
-    crash_after = 3
+    calls.crash_after = 3
     with pytest.raises(KeyboardInterrupt):
         main([*argv, str(out)])
     assert not out.exists() and len(partial.read_text().splitlines()) == 1 + 3
@@ -135,7 +146,7 @@ def test_an_interrupted_evaluation_resumes_where_it_stopped(tiny_model_dir, tmp_
     with open(partial, "a") as f:
         f.write('{"outcome": {"index": 1')  # a line cut short by the stop
     calls.clear()
-    crash_after = None
+    calls.crash_after = None
     capsys.readouterr()
     assert main([*argv, str(out)]) == 0
     assert "resuming from" in capsys.readouterr().out and len(calls) == 3  # only the 3 remaining edits ran
@@ -147,10 +158,10 @@ def test_an_interrupted_evaluation_resumes_where_it_stopped(tiny_model_dir, tmp_
            [{k: v for k, v in e.items() if k != "edit_seconds"} for e in whole["per_edit"]]
 
     # other settings with a partial run under the same name: refused with the fix, then --no-resume
-    crash_after = 2
+    calls.crash_after = 2
     with pytest.raises(KeyboardInterrupt):
         main([*argv, str(out)])
-    crash_after = None
+    calls.crash_after = None
     other = [a if a != "2e-3" else "3e-3" for a in argv]
     assert main([*other, str(out)]) == 2
     err = capsys.readouterr().err
@@ -160,29 +171,19 @@ def test_an_interrupted_evaluation_resumes_where_it_stopped(tiny_model_dir, tmp_
     assert json.loads(out.read_text())["lr"] == 3e-3
 
 
-def test_a_run_split_with_range_merges_into_the_unsplit_result(tiny_model_dir, tmp_path, monkeypatch, capsys):
-    import workbench.evaluation.evaluator as evaluator_module
-
-    real_edit = evaluator_module.edit
-    calls = []
-
-    def counting_edit(*args, **kwargs):
-        calls.append(1)
-        if crash_after is not None and len(calls) > crash_after:
-            raise KeyboardInterrupt
-        return real_edit(*args, **kwargs)
-
-    monkeypatch.setattr(evaluator_module, "edit", counting_edit)
+def test_a_run_split_with_range_merges_into_the_unsplit_result(tiny_model_dir, tmp_path, edit_calls, capsys):
+    calls = edit_calls
     argv = ["evaluate", "--checkpoint", str(tiny_model_dir), "--edits", "6", "--limit", "300", "--lr", "2e-3",
             "--max-steps", "4", "--no-progress"]
-    crash_after = None
     assert main([*argv, "--json", str(tmp_path / "whole.json")]) == 0
     whole = json.loads((tmp_path / "whole.json").read_text())
-    # part 1: edits 0..3, stopped after 2 of them (its .partial is a part); part 2: edits 2..5
-    crash_after, calls[:] = 2, []
+    # part 1: edits 0..3, stopped after 3 of them (its .partial is a part); part 2: edits 2..5 (edit 2 in both)
+    calls.crash_after = 3
+    calls.clear()
     with pytest.raises(KeyboardInterrupt):
         main([*argv, "--range", "0:4", "--json", str(tmp_path / "a.json")])
-    crash_after, calls[:] = None, []
+    calls.crash_after = None
+    calls.clear()
     assert main([*argv, "--range", "2:6", "--json", str(tmp_path / "b.json")]) == 0 and len(calls) == 4
     b = json.loads((tmp_path / "b.json").read_text())
     assert b["range"] == [2, 6] and b["edits_total"] == 6 and b["edits"] == 4
@@ -197,13 +198,19 @@ def test_a_run_split_with_range_merges_into_the_unsplit_result(tiny_model_dir, t
         assert merged[key] == whole[key], key
     strip = lambda es: [{k: v for k, v in e.items() if k != "edit_seconds"} for e in es]  # noqa: E731
     assert strip(merged["per_edit"]) == strip(whole["per_edit"])
-    assert [m["first_edit"] for m in merged["merged_from"]] == [0, 2]
+    assert [(m["first_edit"], m["edits"]) for m in merged["merged_from"]] == [(0, 3), (2, 4)]
+    # parts that disagree on a shared edit are not one run
+    tampered = b | {"per_edit": [b["per_edit"][0] | {"steps": 99}, *b["per_edit"][1:]]}
+    (tmp_path / "tampered.json").write_text(json.dumps(tampered))
+    capsys.readouterr()
+    assert main(["merge-results", parts[0], str(tmp_path / "tampered.json"), "--json", str(tmp_path / "t.json")]) == 2
+    assert "edit 2 differs" in capsys.readouterr().err and not (tmp_path / "t.json").exists()
 
     # a gap, another run's part, a bad range: each a clear error (exit 2), nothing written
     capsys.readouterr()
     assert main(["merge-results", str(tmp_path / "a.json.partial"), "--json", str(tmp_path / "gap.json")]) == 2
     err = capsys.readouterr().err
-    assert "missing 2..5" in err and "--range" in err and not (tmp_path / "gap.json").exists()
+    assert "missing 3..5" in err and "--range" in err and not (tmp_path / "gap.json").exists()
     other_lr = [a if a != "2e-3" else "3e-3" for a in argv]
     assert main([*other_lr, "--range", "0:2", "--json", str(tmp_path / "c.json")]) == 0
     assert main(["merge-results", str(tmp_path / "c.json"), str(tmp_path / "b.json"), "--json",
