@@ -18,17 +18,12 @@ def read(path: str) -> dict:
     """A result JSON, or the summary so far of an unfinished run's ``OUT.json.partial``."""
     if not path.endswith(".partial"):
         return json.loads(Path(path).read_text())
-    from workbench.evaluation.records import EditOutcome, EvalSummary
+    from workbench.evaluation.merge import read_part, summarize
 
-    header, *lines = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    outcomes = [EditOutcome(**rec["outcome"]) for rec in lines]
-    s = EvalSummary.from_outcomes(outcomes, test_error=header["test_error"], editor=header["method"],
-                                  layers=header["layers"], protocol=header["protocol"],
-                                  seconds=lines[-1]["seconds"] if lines else 0.0, lr=header["lr"],
-                                  beta=header["beta"], max_steps=header["max_steps"], split=header["split"],
-                                  examples=header["examples"])
-    return s.to_json(per_edit=False) | {"checkpoint": header["checkpoint"],
-                                        "edits": f"{len(outcomes)} (of {header['edits']}, unfinished)"}
+    part = read_part(path)
+    summary = summarize(part.settings, part.outcomes, part.seconds)
+    return summary.to_json(per_edit=False) | {"checkpoint": part.checkpoint,
+                                              "edits": f"{len(part.outcomes)} (of {part.settings['edits']}, unfinished)"}
 
 
 def main(paths: list[str]) -> None:

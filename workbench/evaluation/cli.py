@@ -20,6 +20,7 @@ from ..editing import EditorConfig, get_method
 from ..editing.defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS
 from ..models.registry import group_params
 from .evaluator import Evaluator
+from .merge import complete_lines
 from .records import EditOutcome
 from .protocols import PROTOCOLS, make_edits
 from .tuning import parse_floats, tune_editor, write_defaults
@@ -147,22 +148,16 @@ class _Partial:
     def start(self, resume: bool) -> tuple[list[EditOutcome], float]:
         done: list[EditOutcome] = []
         if resume and self.path.exists():
-            lines = self.path.read_text().splitlines()
-            try:
-                header = json.loads(lines[0]) if lines else None
-            except json.JSONDecodeError:
-                header = None
+            lines = complete_lines(self.path, allow_empty=True)
+            header = json.loads(lines[0]) if lines else None
             if header != self.settings:
                 diff = sorted(k for k in self.settings if header is None or header.get(k) != self.settings[k])
                 raise ValueError(f"{self.path} holds an interrupted run with other settings (differs in: "
                                  f"{', '.join(diff)}); pass --no-resume to start over, or another --json path")
-            for line in lines[1:]:
-                try:
-                    rec = json.loads(line)
-                    done.append(EditOutcome(**rec["outcome"]))
-                    self._spent = float(rec["seconds"])
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    break  # a line cut short by the interruption: redo that edit
+            for line in lines[1:]:  # a line cut short by the interruption was dropped: that edit is redone
+                rec = json.loads(line)
+                done.append(EditOutcome(**rec["outcome"]))
+                self._spent = float(rec["seconds"])
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "w") as f:  # rewrite: drops a cut-short last line
             f.write(json.dumps(self.settings) + "\n")

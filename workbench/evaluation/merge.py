@@ -37,7 +37,7 @@ def read_part(path: str | Path) -> Part:
     """A result JSON or a ``.partial`` file as a :class:`Part` (a cut-short last line is ignored)."""
     p = Path(path)
     if p.name.endswith(".partial"):
-        header, *recs = [json.loads(line) for line in _complete_lines(p)]
+        header, *recs = [json.loads(line) for line in complete_lines(p)]
         outcomes = [EditOutcome(**r["outcome"]) for r in recs]
         start = header.get("range", [0, header["edits"]])[0]
         return Part(p, {k: header.get(k) for k in SHARED}, start, outcomes,
@@ -54,7 +54,8 @@ def read_part(path: str | Path) -> Part:
                 js["checkpoint"], js.get("device"))
 
 
-def _complete_lines(p: Path) -> list[str]:
+def complete_lines(p: Path, allow_empty: bool = False) -> list[str]:
+    """The lines of a ``.partial`` file up to the first one that is not complete JSON."""
     out = []
     for line in p.read_text().splitlines():
         try:
@@ -62,7 +63,7 @@ def _complete_lines(p: Path) -> list[str]:
         except json.JSONDecodeError:
             break
         out.append(line)
-    if not out:
+    if not out and not allow_empty:
         raise ValueError(f"{p} is empty; it is not the .partial file of an `evaluate --json` run")
     return out
 
@@ -93,16 +94,22 @@ def merge_parts(parts: Sequence[Part]) -> dict[str, Any]:
         raise ValueError(f"the parts cover {len(by_position)} of {n} edits; missing {_spans(missing)}. "
                          "Run those with `evaluate ... --range START:STOP --json PART.json` and merge again")
     s = first.settings
-    summary = EvalSummary.from_outcomes(
-        [by_position[i] for i in range(n)], test_error=s["test_error"], editor=s["method"],
-        layers=s["layers"] if isinstance(s["layers"], str) else "+".join(s["layers"]), protocol=s["protocol"],
-        seconds=sum(p.seconds for p in parts), lr=s["lr"], beta=s["beta"], max_steps=s["max_steps"],
-        split=s["split"], examples=s["examples"])
+    summary = summarize(s, [by_position[i] for i in range(n)], sum(p.seconds for p in parts))
     devices = sorted({p.device for p in parts if p.device})
     return {**summary.to_json(), "checkpoint": first.checkpoint, "seed": s["seed"], "device": ",".join(devices),
             "command": "python -m workbench merge-results " + " ".join(str(p.path) for p in parts),
             "model_sha256": s["model_sha256"], "limit": s["limit"],
             "merged_from": [{"file": p.path.name, "first_edit": p.start, "edits": len(p.outcomes)} for p in parts]}
+
+
+def summarize(settings: dict[str, Any], outcomes: Sequence[EditOutcome], seconds: float) -> EvalSummary:
+    """The paper's metrics over ``outcomes`` of a run with these (:data:`SHARED`) settings."""
+    layers = settings["layers"]
+    return EvalSummary.from_outcomes(
+        outcomes, test_error=settings["test_error"], editor=settings["method"],
+        layers=layers if isinstance(layers, str) else "+".join(layers), protocol=settings["protocol"],
+        seconds=seconds, lr=settings["lr"], beta=settings["beta"], max_steps=settings["max_steps"],
+        split=settings["split"], examples=settings["examples"])
 
 
 def _key(o: EditOutcome) -> tuple:
