@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -16,8 +16,8 @@ from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
 from .analysis import AnalysisMixin
-from .helpers import (build_evaluator, evaluator_fingerprint, export_card, load_bundle,
-                      report_from_preds)
+from .helpers import (build_evaluator, bundle_for_model, default_group, evaluator_fingerprint, export_card,
+                      load_bundle, report_from_preds)
 from .records import EditRecord, target_of
 
 if TYPE_CHECKING:
@@ -31,10 +31,19 @@ class EditSession(AnalysisMixin):
     always holds the current weights, in eval mode, on ``session.device``.
 
     Args:
-        model: a workbench model holding the *base* weights.
-        bundle: the data set; with it (and no ``evaluator``) an Evaluator is built on ``split``.
+        model: any ``nn.Module`` classifier holding the *base* weights (``model(x)`` returns
+            ``(N, classes)`` logits), e.g. one just trained in a notebook.
+        bundle: the data, in any form :func:`workbench.data.as_bundle` takes (a
+            ``DataBundle``, a torch ``Dataset`` of ``(image, label)``, ``(x, y)`` tensors, an
+            ImageFolder path ...); with it (and no ``evaluator``) an Evaluator is built on
+            ``split``. The model runs once on two of its images: a size, channel or class
+            mismatch raises a ValueError that names it.
+        classes, mean, std, normalize, denormalize, resize: how to read ``bundle`` (see
+            :func:`workbench.data.as_bundle`); ``classes`` default to the data's own names, else
+            ``"0"``, ``"1"`` ... one per model output.
         evaluator: an Evaluator bound to the base weights (reports are None without one).
-        config: default :class:`EditorConfig` for :meth:`edit`.
+        config: default :class:`EditorConfig` for :meth:`edit` (default: RMSProp on ``chain3``
+            for the project's ResNets, else on the last group before the head).
         autosave_dir: history folder rewritten (atomically) after every change.
         resume: what to do when ``autosave_dir`` already holds a history: True loads it,
             False replaces it at the next autosave, None (default) raises ValueError.
@@ -44,21 +53,36 @@ class EditSession(AnalysisMixin):
         checkpoint: the base model folder (recorded in saved histories and exports).
 
     Example:
+        >>> s = EditSession(my_model, my_test_dataset)             # any model, any data set
+        >>> s.edit(s.image(0), 3, layers="layer3.1")
         >>> s = EditSession.from_checkpoint("assets/models/fashion-baseline")
         >>> res = s.edit_index(12, 3)       # edit test image 12 to class 3
         >>> s.current_report().drawdown; s.undo(); s.redo(); s.save("runs/my-edits")
     """
 
-    def __init__(self, model: nn.Module, bundle: DataBundle | None = None, *, evaluator: Evaluator | None = None,
+    def __init__(self, model: nn.Module, bundle: Any = None, *, evaluator: Evaluator | None = None,
                  config: EditorConfig | None = None, autosave_dir: str | Path | None = None,
                  resume: bool | None = None, device: str | torch.device | None = None,
                  card: Mapping[str, Any] | None = None, split: str = "test", limit: int | None = None,
-                 checkpoint: str | Path | None = None) -> None:
+                 checkpoint: str | Path | None = None, classes: Sequence[str] | None = None,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 denormalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 resize: int | tuple[int, int] | None = None) -> None:
         self.device = torch.device(device) if device is not None else default_device()
-        if bundle is not None and tuple(bundle.input_shape) != tuple(getattr(model, "input_shape", bundle.input_shape)):
+        if isinstance(bundle, DataBundle) and \
+                tuple(bundle.input_shape) != tuple(getattr(model, "input_shape", bundle.input_shape)):
             raise ValueError(f"the data set {bundle.name!r} has images {bundle.input_shape} but the model takes "
                              f"{tuple(getattr(model, 'input_shape'))}; load the data set the model was trained on")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"the model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model.to(self.device).eval()
+        if bundle is not None:
+            opts = {k: v for k, v in (("mean", mean), ("std", std), ("normalize", normalize),
+                                      ("denormalize", denormalize), ("resize", resize)) if v is not None}
+            bundle = bundle_for_model(self.model, bundle, self.device, classes=classes, **opts)
+        if config is None:
+            config = EditorConfig(layers=default_group(self.model))
         self.bundle, self.split, self.limit = bundle, split, limit
         self.card: dict[str, Any] = dict(card or {})
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
@@ -175,6 +199,7 @@ class EditSession(AnalysisMixin):
         Raises:
             ValueError, TypeError: bad input (the editor's checks); nothing changes.
         """
+        self._check_edit(x, y_ref)
         result = edit_fn(self.model, x, y_ref, config or self.config, **overrides)
         idx = tuple(int(i) for i in index) if isinstance(index, Sequence) else index
         target = target_of(result.y_ref, isinstance(x, torch.Tensor) and x.dim() == 4)
@@ -193,6 +218,27 @@ class EditSession(AnalysisMixin):
         self._redo.clear()
         self._autosave()
         return result
+
+    def _check_edit(self, x: Any, y_ref: Any) -> None:
+        """Image shape and label range against the data (any model; the editor checks the rest)."""
+        if self.bundle is None or not isinstance(x, torch.Tensor):
+            return
+        shape = tuple(self.bundle.input_shape)
+        if x.dim() not in (3, 4) or tuple(x.shape[-3:]) != shape:
+            raise ValueError(f"x has shape {tuple(x.shape)}; this session's images are {shape} (give (C, H, W) "
+                             f"or (N, {', '.join(map(str, shape))}), normalised, e.g. session.image(i))")
+        ys = y_ref.reshape(-1).tolist() if isinstance(y_ref, torch.Tensor) else \
+            [y_ref] if isinstance(y_ref, int) else list(y_ref) if isinstance(y_ref, Sequence) else []
+        bad = [v for v in ys if isinstance(v, int) and not isinstance(v, bool) and not 0 <= v < self.bundle.num_classes]
+        if bad:
+            raise ValueError(f"target label(s) {bad} out of range: the classes are 0..{self.bundle.num_classes - 1} "
+                             f"({', '.join(self.bundle.classes[:4])} ...)")
+
+    def group_names(self) -> list[str]:
+        """The model's editable groups (module paths and aliases, then ``"all"``)."""
+        from ..models.registry import group_names
+
+        return group_names(self.model)
 
     def edit_index(self, index: int | Sequence[int], y_ref: int | Sequence[int] | torch.Tensor,
                    config: EditorConfig | None = None, **overrides: Any) -> EditResult:

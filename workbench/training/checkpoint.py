@@ -16,8 +16,14 @@ MODEL_FILE, CARD_FILE = "model.safetensors", "card.json"
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
-    """The current git commit (with ``-dirty`` if the tree has changes), or ``"unknown"``."""
-    cwd = cwd or Path(__file__).resolve().parents[2]
+    """The current git commit of ``cwd`` (default: the source checkout, see
+    :func:`workbench.paths.source_root`), with ``-dirty`` if the tree has changes, or
+    ``"unknown"`` (e.g. when running from an installed wheel)."""
+    from ..paths import source_root
+
+    cwd = cwd or source_root()
+    if cwd is None:
+        return "unknown"
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                              check=True).stdout.strip()

@@ -136,7 +136,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
     rank0 = dist is None or dist.rank == 0
     torch.manual_seed(recipe.seed + (dist.rank if dist else 0))
     if bundle is None:
-        bundle = load_dataset(recipe.dataset, recipe.data_root, val_size=recipe.val_size, seed=recipe.seed)
+        bundle = load_dataset(recipe.dataset, recipe.data_root, val_size=recipe.val_size, seed=recipe.seed,
+                              image_size=recipe.image_size, grayscale=recipe.grayscale or None)
     train_x, train_y = bundle.train_x, bundle.train_y
     if recipe.train_subset:
         train_x, train_y = train_x[:recipe.train_subset], train_y[:recipe.train_subset]
@@ -255,6 +256,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                 "editor": _editor_card(objective, extra), "amp": recipe.amp and device.type == "cuda",
                 "channels_last": channels_last,
                 "classes": list(bundle.classes), "mean": list(bundle.mean), "std": list(bundle.std),
+                "input_shape": list(bundle.input_shape), "normalization": bundle.normalization_card(),
+                "data": {k: v for k, v in bundle.meta.items() if isinstance(v, (int, float, str, bool, type(None)))},
             }
             save_model(out_dir, model, card)
             tmp = out_dir / (STATE_FILE + ".tmp")

@@ -27,7 +27,9 @@ class Recipe:
     crop_pad: int = 2
     grad_clip: float | None = 10.0
     seed: int = 0
-    val_size: int = 5000
+    val_size: int | None = None  # None: the data set's default (5000; an ImageFolder: 10%)
+    image_size: int | None = None  # ImageFolder only: resize to image_size x image_size (None: 32)
+    grayscale: bool = False  # ImageFolder only: one channel instead of RGB
     train_subset: int | None = None  # use only the first N training images (tests, demos)
     eval_subset: int | None = None  # evaluate on the first N val/test images
     init_from: str | None = None  # model folder to start from (fine-tuning)
@@ -104,10 +106,13 @@ def _validate(r: Recipe) -> None:
 
     for name in ("epochs", "batch_size", "edit_steps", "edits_per_batch"):
         _positive_int(r, name)
-    for name in ("crop_pad", "val_size"):
-        _positive_int(r, name, minimum=0)
-    for name in ("train_subset", "eval_subset"):
+    _positive_int(r, "crop_pad", minimum=0)
+    _positive_int(r, "val_size", minimum=0, optional=True)
+    for name in ("train_subset", "eval_subset", "image_size"):
         _positive_int(r, name, optional=True)
+    if not r.dataset.startswith("imagefolder:") and (r.image_size is not None or r.grayscale):
+        raise ValueError(f"image_size (--image-size) and grayscale (--grayscale) apply to --dataset "
+                         f"imagefolder:PATH only; {r.dataset!r} has a fixed image size")
     _number(r, "lr", strict=True)
     _number(r, "editor_lr", strict=True)
     for name in ("weight_decay", "warmup_epochs", "c_edit", "c_loc"):
