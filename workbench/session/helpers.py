@@ -110,7 +110,7 @@ def export_card(card: Mapping[str, Any], history: Sequence[EditRecord], base_has
     ``base_model`` (the whole base card), ``edits`` (index, target, method, lr, steps,
     success ... per applied edit) and, with a report, the edited model's error."""
     base = {k: v for k, v in card.items() if k not in ("test_error", "val_error")}
-    out: dict[str, Any] = {**base, "arch": card.get("arch", "small-resnet"), "edited": True,
+    out: dict[str, Any] = {**base, "edited": True,
                            "base_model": dict(card), "base_sha256": base_hash,
                            "base_checkpoint": str(checkpoint) if checkpoint else None,
                            "edits": [{"n": i, **r.summary()} for i, r in enumerate(history)],
@@ -119,6 +119,14 @@ def export_card(card: Mapping[str, Any], history: Sequence[EditRecord], base_has
         out["edited_eval"] = {"split": split, "images": examples,
                               "error_before": report.error_before, "error_after": report.error_after}
     return out
+
+
+def data_card(bundle: DataBundle | None) -> dict[str, Any]:
+    """What a model card needs to reopen a model with its data: classes, image shape, normalisation."""
+    if bundle is None:
+        return {}
+    return {"classes": list(bundle.classes), "input_shape": list(bundle.input_shape), "mean": list(bundle.mean),
+            "std": list(bundle.std), "normalization": bundle.normalization_card()}
 
 
 def evaluator_fingerprint(ev: Evaluator | None) -> dict[str, Any] | None:

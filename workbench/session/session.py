@@ -16,7 +16,7 @@ from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
 from .analysis import AnalysisMixin
-from .helpers import (build_evaluator, bundle_for_model, default_group, evaluator_fingerprint, export_card,
+from .helpers import (build_evaluator, bundle_for_model, data_card, default_group, evaluator_fingerprint, export_card,
                       load_bundle, report_from_preds)
 from .records import EditRecord, target_of
 
@@ -406,9 +406,11 @@ class EditSession(AnalysisMixin):
         if self.autosave_dir is not None and Path(folder).resolve() != self.autosave_dir.resolve():
             self._autosave()
 
-    def export(self, folder: str | Path) -> Path:
+    def export(self, folder: str | Path, *, builder: Any = None) -> Path:
         """Save the current weights as a model folder (``model.safetensors`` + ``card.json``
-        listing the edits and the base model's card); ``load_model`` reads it back."""
+        listing the edits, the base model's card, the classes, image shape and normalisation);
+        ``load_model`` reads it back. ``builder``: how to rebuild the model, for a model the
+        card cannot infer (see :func:`workbench.training.save_model`)."""
         from ..training.checkpoint import save_model
 
         folder = Path(folder)
@@ -418,7 +420,9 @@ class EditSession(AnalysisMixin):
             raise ValueError(f"{folder} holds an edit history; export the model to a separate folder")
         card = export_card(self.card, self.history, self.base_hash, self.checkpoint, self.current_report(),
                            self.split, self.num_examples if self.current_report() is not None else None)
-        return save_model(folder, self.model, card)  # type: ignore[arg-type]
+        for k, v in data_card(self.bundle).items():
+            card.setdefault(k, v)
+        return save_model(folder, self.model, card, builder=builder)
 
     def __repr__(self) -> str:
         return (f"EditSession({len(self.history)} edit(s) applied, {len(self._redo)} to redo, "
