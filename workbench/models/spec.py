@@ -120,9 +120,11 @@ class ModelSpec:
 
     @classmethod
     def from_card(cls, card: Mapping[str, Any]) -> "ModelSpec":
-        """The spec a card records (``builder``), or the project arch of older cards."""
+        """The spec a card records: ``builder`` (kind and name) with ``model_config`` (the
+        keyword arguments), or the project arch of older cards (``arch`` + ``model_config``)."""
         if card.get("builder"):
-            return cls.from_dict(card["builder"])
+            b = card["builder"]
+            return cls(str(b["kind"]), str(b["name"]), dict(card.get("model_config") or b.get("kwargs") or {}))
         if "arch" not in card or "model_config" not in card:
             raise ValueError("the card records no 'builder' (nor 'arch'/'model_config'): it does not say how "
                              "to rebuild the model; it was not written by workbench's save_model")

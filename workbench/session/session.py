@@ -12,10 +12,12 @@ import torch.nn as nn
 
 from ..data import DataBundle
 from ..device import default_device
+from ..editing.defaults import has_tuned_default
 from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
 from .analysis import AnalysisMixin
+from .calibrating import CalibrationMixin
 from .helpers import (build_evaluator, bundle_for_model, data_card, default_group, evaluator_fingerprint, export_card,
                       load_bundle, report_from_preds)
 from .records import EditRecord, target_of
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from ..evaluation import EditReport, Evaluator
 
 
-class EditSession(AnalysisMixin):
+class EditSession(AnalysisMixin, CalibrationMixin):
     """Base weights, a stack of applied edits (undo/redo) and the current weights.
 
     The session edits ``model`` in place (pass a copy to keep the original); ``session.model``
@@ -86,7 +88,9 @@ class EditSession(AnalysisMixin):
         self.bundle, self.split, self.limit = bundle, split, limit
         self.card: dict[str, Any] = dict(card or {})
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.config: EditorConfig = (config or EditorConfig()).resolved()
+        self._lr_given = config.lr is not None
+        self.config: EditorConfig = config.resolved()
+        self._init_calibration()
         self.history: list[EditRecord] = []
         self.attempts: list[EditRecord] = []
         self._redo: list[EditRecord] = []
@@ -200,7 +204,7 @@ class EditSession(AnalysisMixin):
             ValueError, TypeError: bad input (the editor's checks); nothing changes.
         """
         self._check_edit(x, y_ref)
-        result = edit_fn(self.model, x, y_ref, config or self.config, **overrides)
+        result = edit_fn(self.model, x, y_ref, self._edit_config(config, overrides))
         idx = tuple(int(i) for i in index) if isinstance(index, Sequence) else index
         target = target_of(result.y_ref, isinstance(x, torch.Tensor) and x.dim() == 4)
         if not result.success:
@@ -218,6 +222,22 @@ class EditSession(AnalysisMixin):
         self._redo.clear()
         self._autosave()
         return result
+
+    def _edit_config(self, config: EditorConfig | None, overrides: Mapping[str, Any]) -> EditorConfig:
+        """The editor of one edit; an lr not given, for a (method, group) without a tuned
+        default, is calibrated (once, see :meth:`calibrate`)."""
+        unknown = set(overrides) - set(EditorConfig.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"unknown edit option(s) {sorted(unknown)}; use {sorted(EditorConfig.__dataclass_fields__)}")
+        same = config is None and "method" not in overrides and "layers" not in overrides
+        lr_given = "lr" in overrides or (config.lr is not None if config is not None else self._lr_given and same)
+        base = config or self.config
+        if config is None and not same:  # another method or group: the session's lr/beta do not carry over
+            base = EditorConfig(base.method, None, None, base.beta2, base.max_steps, base.layers)
+        cfg = EditorConfig(**{**base.__dict__, **overrides})
+        if not lr_given and not has_tuned_default(self.model, cfg.layers):
+            return self._calibrated(cfg.resolved() if cfg.lr is None else cfg)
+        return cfg.resolved()
 
     def _check_edit(self, x: Any, y_ref: Any) -> None:
         """Image shape and label range against the data (any model; the editor checks the rest)."""
@@ -420,6 +440,7 @@ class EditSession(AnalysisMixin):
             raise ValueError(f"{folder} holds an edit history; export the model to a separate folder")
         card = export_card(self.card, self.history, self.base_hash, self.checkpoint, self.current_report(),
                            self.split, self.num_examples if self.current_report() is not None else None)
+        card.update(self.calibration_card())
         for k, v in data_card(self.bundle).items():
             card.setdefault(k, v)
         return save_model(folder, self.model, card, builder=builder)

@@ -57,7 +57,7 @@ def save_model(folder: str | Path, model: nn.Module, card: dict[str, Any] | None
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     arch = card.get("arch") or (spec.name if spec.kind == "arch" else str(ModelSpec(spec.kind, spec.name)))
-    card = {**card, "arch": arch, "model_config": spec.kwargs, "builder": spec.to_dict()}
+    card = {**card, "arch": arch, "model_config": spec.kwargs, "builder": {"kind": spec.kind, "name": spec.name}}
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = folder / (MODEL_FILE + ".tmp")
     save_file(sd, str(tmp), metadata={"arch": str(arch), "builder": json.dumps(card["builder"])})
@@ -73,7 +73,7 @@ def _spec_for(model: nn.Module, card: dict[str, Any], builder: str | ModelSpec |
     else:
         found = ModelSpec.of(model)
         if found is None and card.get("builder"):
-            found = ModelSpec.from_dict(card["builder"])
+            found = ModelSpec.from_card(card)
         spec = found or infer_spec(model)  # type: ignore[assignment]
         if spec is None:
             raise ValueError(
