@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ def test_models_dir_order_env_then_checkout_then_package(tmp_path, monkeypatch):
     root = paths.source_root()
     assert root is not None and (root / "pyproject.toml").is_file()  # the tests run from a checkout
     assert paths.models_dir() == root / "assets" / "models"
-    assert paths.model_dirs()[-1] == paths.PACKAGED_MODELS
+    assert Path(sys.prefix) / paths.INSTALLED_MODELS in paths.model_dirs()  # where `pip install .` puts them
     monkeypatch.setenv(paths.MODELS_ENV, str(tmp_path))
     assert paths.models_dir() == tmp_path and paths.shipped_model("x") == tmp_path / "x"
     monkeypatch.setenv(paths.MODELS_ENV, str(tmp_path / "absent"))

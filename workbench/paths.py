@@ -5,19 +5,22 @@ Shipped models (``fashion-baseline``, ``fashion-editable``) are looked up, in or
 1. ``$WORKBENCH_MODELS`` (a folder holding model folders), when set;
 2. ``assets/models`` of the source checkout this package runs from (``pip install -e .``,
    or ``PYTHONPATH=.``);
-3. the copy shipped inside the installed package (``workbench/_models``, package data of
-   the wheel built by ``pip install .``).
+3. the copy installed with the package by ``pip install .``: ``<prefix>/share/editable-workbench/models``
+   (the wheel's data files, ``[tool.setuptools.data-files]`` in ``pyproject.toml``), for the
+   environment's prefix and for the user base (``pip install --user``).
 
 Nothing else in the package guesses paths relative to its source files.
 """
 from __future__ import annotations
 
 import os
+import site
+import sys
 from pathlib import Path
 
 MODELS_ENV = "WORKBENCH_MODELS"
 PACKAGE_DIR = Path(__file__).resolve().parent
-PACKAGED_MODELS = PACKAGE_DIR / "_models"
+INSTALLED_MODELS = Path("share") / "editable-workbench" / "models"  # under an install prefix
 
 
 def source_root() -> Path | None:
@@ -46,7 +49,10 @@ def model_dirs() -> list[Path]:
     root = source_root()
     if root is not None:
         out.append(root / "assets" / "models")
-    out.append(PACKAGED_MODELS)
+    for prefix in (sys.prefix, site.getuserbase()):
+        cand = Path(prefix) / INSTALLED_MODELS
+        if cand not in out:
+            out.append(cand)
     return out
 
 
