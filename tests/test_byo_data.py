@@ -123,3 +123,21 @@ def test_session_refuses_mismatched_data_and_leaves_the_model_unchanged(tiny_mod
     with pytest.raises(ValueError, match="out of range"):
         s.edit(s.image(0), 12)
     assert not s.history and all(torch.equal(v, state[k]) for k, v in tiny_model.state_dict().items())
+
+
+def test_workbench_from_model_in_one_call(tiny_model, fashion_small):
+    pytest.importorskip("ipywidgets")
+    from workbench.widgets import Workbench
+
+    x, y = fashion_small.test_x[:120], fashion_small.test_y[:120]  # uint8 pixels + the data's mean/std
+    wb = Workbench.from_model(tiny_model, (x, y), classes=fashion_small.classes, probe_views=0,
+                              session_kw={"mean": fashion_small.mean, "std": fashion_small.std})
+    s = wb.session
+    assert s.checkpoint is None and s.bundle is not None and s.bundle.display == "pixels"
+    assert len(s.evaluator) == len(s.bundle.test_y) == 96 and s.evaluator.classes == fashion_small.classes
+    assert wb.name == "ResNet" and "chain3" in wb.panel.group.options
+    i = int(s.evaluator.base_preds.ne(s.evaluator.labels).nonzero()[0])
+    wb.select(i)
+    wb.set_target(int(s.evaluator.labels[i]))
+    (res,) = wb.edit()
+    assert res.success and len(s.history) == 1
