@@ -63,7 +63,7 @@ def learned_editor(card: Mapping[str, Any] | None) -> EditorConfig | None:
     if not isinstance(ed, Mapping) or "method" not in ed or ed.get("learned", True) is False:
         return None
     try:
-        return EditorConfig.from_dict(ed)
+        return EditorConfig.from_dict(ed).resolved()
     except (TypeError, ValueError) as err:
         raise ValueError(f"the card's editor record {dict(ed)!r} is not valid ({err}); "
                          "fix card.json or pass the editor explicitly") from err
@@ -130,3 +130,25 @@ def _note(cfg: EditorConfig, sources: dict[str, str], learned: EditorConfig | No
         why += (f"; the model's learned editor ({learned.method} on {lg}, lr={learned.lr:.4g}) "
                 "applies only to that method and group")
     return f"{head} ({why})"
+
+
+def choose_for_config(card: Mapping[str, Any] | None, config: EditorConfig | None = None,
+                      **overrides: Any) -> EditorChoice:
+    """:func:`choose_editor` for an :class:`EditorConfig` whose ``lr``/``beta`` may be None (unset),
+    with keyword ``overrides`` of its fields (as :func:`workbench.editing.edit` takes them).
+
+    Without ``config``, nothing but the overrides counts as given.
+    """
+    unknown = set(overrides) - set(EditorConfig.__dataclass_fields__)
+    if unknown:
+        raise TypeError(f"unknown edit option(s) {sorted(unknown)}; use {sorted(EditorConfig.__dataclass_fields__)}")
+    given: dict[str, Any] = {} if config is None else {
+        "method": config.method, "lr": config.lr, "beta": config.beta, "max_steps": config.max_steps,
+        "layers": config.layers}
+    given.update({k: v for k, v in overrides.items() if k != "beta2"})
+    choice = choose_editor(card, **given)
+    beta2 = overrides.get("beta2", None if config is None else config.beta2)
+    if beta2 is not None and beta2 != choice.config.beta2:
+        cfg = EditorConfig(**{**choice.config.__dict__, "beta2": float(beta2)}).resolved()
+        choice = EditorChoice(cfg, choice.source, choice.sources, choice.note)
+    return choice
