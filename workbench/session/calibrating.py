@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 
 from ..editing.defaults import has_tuned_default
+from ..editing.choice import EditorChoice
 from ..editing.editor import EditorConfig
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ class CalibrationMixin:
     calibrations: dict[tuple[str, str], Calibration]
     calibration_settings: dict[str, int]
     editor_note: str
+    editor_choice: EditorChoice
 
     def _init_calibration(self, edits: int | None = None, val_limit: int | None = None) -> None:
         from ..evaluation.calibration import CALIBRATION_EDITS, CALIBRATION_VAL_LIMIT, Calibration
@@ -79,11 +81,25 @@ class CalibrationMixin:
         log.warning(self.editor_note)
         return cal
 
-    def _calibrated(self, config: EditorConfig) -> EditorConfig:
-        """``config`` with the calibrated lr (and beta) of its (method, group), calibrating first if needed."""
-        cal = self.calibrate(config.method, config.layers)
-        return EditorConfig(config.method, cal.lr, cal.beta if cal.beta is not None else config.beta,
-                            config.beta2, config.max_steps, config.layers).resolved()
+    def _calibrated_choice(self, choice: EditorChoice) -> EditorChoice:
+        """``choice`` with a calibrated lr (and beta) where it fell back to a tuned default that
+        does not exist for this model and group; learned or given values are kept."""
+        cfg = choice.config
+        if choice.sources.get("lr") != "tuned default" or has_tuned_default(self.model, cfg.layers):
+            return choice
+        cal = self.calibrate(cfg.method, cfg.layers)
+        beta_cal = choice.sources.get("beta") == "tuned default" and cal.beta is not None
+        new = EditorConfig(cfg.method, cal.lr, cal.beta if beta_cal else cfg.beta, cfg.beta2, cfg.max_steps,
+                           cfg.layers).resolved()
+        sources = {k: ("calibrated" if v == "tuned default" else v) for k, v in choice.sources.items()}
+        kinds = set(sources.values())
+        return EditorChoice(new, kinds.pop() if len(kinds) == 1 else "given", sources, cal.note())
+
+    def _ensure_calibrated(self) -> None:
+        """Calibrate the session's own editor (``session.config``) if it needs it."""
+        choice = self._calibrated_choice(self.editor_choice)
+        if choice is not self.editor_choice:
+            self.editor_choice, self.config = choice, choice.config  # type: ignore[attr-defined]
 
     def calibration_card(self) -> dict[str, Any]:
         """``{"editor_calibrations": [...]}`` for an exported card (empty when none ran)."""

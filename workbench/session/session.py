@@ -12,7 +12,8 @@ import torch.nn as nn
 
 from ..data import DataBundle
 from ..device import default_device
-from ..editing.defaults import has_tuned_default
+from ..editing.choice import EditorChoice, choose_for_config
+from ..editing.defaults import DEFAULT_LAYERS
 from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
@@ -20,13 +21,14 @@ from .analysis import AnalysisMixin
 from .calibrating import CalibrationMixin
 from .helpers import (build_evaluator, bundle_for_model, data_card, default_group, evaluator_fingerprint, export_card,
                       load_bundle, report_from_preds)
+from .localization import LocalizationMixin
 from .records import EditRecord, target_of
 
 if TYPE_CHECKING:
     from ..evaluation import EditReport, Evaluator
 
 
-class EditSession(AnalysisMixin, CalibrationMixin):
+class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
     """Base weights, a stack of applied edits (undo/redo) and the current weights.
 
     The session edits ``model`` in place (pass a copy to keep the original); ``session.model``
@@ -44,8 +46,13 @@ class EditSession(AnalysisMixin, CalibrationMixin):
             :func:`workbench.data.as_bundle`); ``classes`` default to the data's own names, else
             ``"0"``, ``"1"`` ... one per model output.
         evaluator: an Evaluator bound to the base weights (reports are None without one).
-        config: default :class:`EditorConfig` for :meth:`edit` (default: RMSProp on ``chain3``
-            for the project's ResNets, else on the last group before the head).
+        config: default :class:`EditorConfig` for :meth:`edit`. Its lr/beta left None (and no
+            ``config`` at all) take the editor the model learned in Editable Training when the
+            card has one for that method and group, else the tuned default
+            (``editing.choose_editor``); a model or group without a tuned default gets a calibrated
+            step size at its first edit (:meth:`calibrate`); ``session.editor_choice.note`` says which.
+            Without ``config``: RMSProp on ``chain3`` for the project's ResNets, else on the last
+            group before the head.
         autosave_dir: history folder rewritten (atomically) after every change.
         resume: what to do when ``autosave_dir`` already holds a history: True loads it,
             False replaces it at the next autosave, None (default) raises ValueError.
@@ -83,13 +90,13 @@ class EditSession(AnalysisMixin, CalibrationMixin):
             opts = {k: v for k, v in (("mean", mean), ("std", std), ("normalize", normalize),
                                       ("denormalize", denormalize), ("resize", resize)) if v is not None}
             bundle = bundle_for_model(self.model, bundle, self.device, classes=classes, **opts)
-        if config is None:
+        if config is None and default_group(self.model) != DEFAULT_LAYERS:  # a model without chain3
             config = EditorConfig(layers=default_group(self.model))
         self.bundle, self.split, self.limit = bundle, split, limit
         self.card: dict[str, Any] = dict(card or {})
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self._lr_given = config.lr is not None
-        self.config: EditorConfig = config.resolved()
+        self.editor_choice: EditorChoice = choose_for_config(self.card, config)
+        self.config: EditorConfig = self.editor_choice.config
         self._init_calibration()
         self.history: list[EditRecord] = []
         self.attempts: list[EditRecord] = []
@@ -195,6 +202,8 @@ class EditSession(AnalysisMixin, CalibrationMixin):
             y_ref: the target label, or N labels for a batch (the record's ``target`` is an int
                 for a single image, a tuple for a batch).
             config: editor settings (default ``session.config``); ``overrides`` replace fields.
+                Unset lr/beta, and overrides that change the method or group, take the learned
+                editor where it applies, else the tuned default (``editing.choose_editor``).
             index: the images' indices in the evaluator's split (recorded), if known.
         Returns:
             The :class:`EditResult`. A successful edit is applied and pushed (the redo stack
@@ -204,7 +213,7 @@ class EditSession(AnalysisMixin, CalibrationMixin):
             ValueError, TypeError: bad input (the editor's checks); nothing changes.
         """
         self._check_edit(x, y_ref)
-        result = edit_fn(self.model, x, y_ref, self._edit_config(config, overrides))
+        result = edit_fn(self.model, x, y_ref, self._config_for(config, overrides))
         idx = tuple(int(i) for i in index) if isinstance(index, Sequence) else index
         target = target_of(result.y_ref, isinstance(x, torch.Tensor) and x.dim() == 4)
         if not result.success:
@@ -223,22 +232,18 @@ class EditSession(AnalysisMixin, CalibrationMixin):
         self._autosave()
         return result
 
-    def _edit_config(self, config: EditorConfig | None, overrides: Mapping[str, Any]) -> EditorConfig:
-        """The editor of one edit; an lr not given, for a (method, group) without a tuned
-        default, is calibrated (once, see :meth:`calibrate`)."""
-        unknown = set(overrides) - set(EditorConfig.__dataclass_fields__)
-        if unknown:
-            raise TypeError(f"unknown edit option(s) {sorted(unknown)}; use {sorted(EditorConfig.__dataclass_fields__)}")
-        same = config is None and "method" not in overrides and "layers" not in overrides
-        lr_given = "lr" in overrides or (config.lr is not None if config is not None else self._lr_given and same)
-        base = config or self.config
-        if config is None and not same:  # another method or group: the session's lr/beta do not carry over
-            base = EditorConfig(base.method, None, None, base.beta2, base.max_steps, base.layers)
-        cfg = EditorConfig(**{**base.__dict__, **overrides})
-        if not lr_given and not has_tuned_default(self.model, cfg.layers):
-            return self._calibrated(cfg.resolved() if cfg.lr is None else cfg)
-        return cfg.resolved()
-
+    def _config_for(self, config: EditorConfig | None, overrides: Mapping[str, Any]) -> EditorConfig:
+        """The editor of one edit: ``config`` (or the session's) with ``overrides``."""
+        if config is None:
+            self._ensure_calibrated()  # the session's own editor, once, where it has no tuned default
+        if config is None and not overrides:
+            return self.config
+        if config is None:  # the session's lr/beta carry over only while the method and group stay
+            c = self.config
+            same = all(k not in overrides for k in ("method", "layers"))
+            config = EditorConfig(c.method, c.lr if same else None, c.beta if same else None, c.beta2,
+                                  c.max_steps, c.layers)
+        return self._calibrated_choice(choose_for_config(self.card, config, **overrides)).config
     def _check_edit(self, x: Any, y_ref: Any) -> None:
         """Image shape and label range against the data (any model; the editor checks the rest)."""
         if self.bundle is None or not isinstance(x, torch.Tensor):
