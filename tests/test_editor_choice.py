@@ -120,8 +120,10 @@ def test_evaluate_uses_the_learned_editor_without_flags_and_says_so(learned_dir,
     assert "lr given, beta learned" in capsys.readouterr().out
     assert main(["evaluate", *common, "--layers", "head", "--json", str(tmp_path / "head.json")]) == 0
     head = json.loads((tmp_path / "head.json").read_text())
-    assert (head["lr"], head["editor_source"], head["max_steps"]) == (DEFAULTS["rmsprop"]["lr"], "tuned default", 10)
-    assert "applies only to that method and group" in capsys.readouterr().out
+    # no tuned default exists for head (issue 11): a step size is calibrated on validation edits
+    assert (head["editor_source"], head["max_steps"]) == ("calibrated", 10)
+    text = capsys.readouterr().out
+    assert "applies only to that method and group" in text and "calibrated rmsprop" in text
 
 
 def test_tune_editor_starts_from_and_reports_the_learned_editor(learned_dir, tmp_path, capsys):
@@ -144,8 +146,10 @@ def test_session_and_panel_use_the_learned_editor(tiny_model, fashion_small):
     s = EditSession(tiny_model, fashion_small, card=CARD, device="cpu", limit=100)
     assert (s.config.lr, s.config.beta, s.editor_choice.source) == (2.5e-3, 0.7, "learned")
     i = next(j for j in range(100) if int(s.evaluator.base_preds[j]) != 3)
-    res = s.edit_index(i, 3, layers="head")  # another group: the learned lr does not carry over
-    assert (res.config.layers, res.config.lr) == ("head", DEFAULTS["rmsprop"]["lr"])
+    s.calibration_settings.update(edits=4, val_limit=100)
+    res = s.edit_index(i, 3, layers="head")  # another group: the learned lr does not carry over, and
+    cal = s.calibrations[("rmsprop", "head")]  # head has no tuned default: one is calibrated (issue 11)
+    assert (res.config.layers, res.config.lr) == ("head", cal.lr)
     res = s.edit_index(i, 3, max_steps=2)  # same method and group: still learned
     assert (res.config.lr, res.config.beta, res.config.max_steps) == (2.5e-3, 0.7, 2)
     plain = EditSession(tiny_model, None, device="cpu")

@@ -45,6 +45,8 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
         classes, mean, std, normalize, denormalize, resize: how to read ``bundle`` (see
             :func:`workbench.data.as_bundle`); ``classes`` default to the data's own names, else
             ``"0"``, ``"1"`` ... one per model output.
+        calibration: ``{"edits": 20, "val_limit": 500}``: the size of a step-size calibration
+            (see :meth:`calibrate`; also ``session.calibration_settings``).
         evaluator: an Evaluator bound to the base weights (reports are None without one).
         config: default :class:`EditorConfig` for :meth:`edit`. Its lr/beta left None (and no
             ``config`` at all) take the editor the model learned in Editable Training when the
@@ -77,7 +79,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  denormalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 resize: int | tuple[int, int] | None = None) -> None:
+                 resize: int | tuple[int, int] | None = None, calibration: Mapping[str, int] | None = None) -> None:
         self.device = torch.device(device) if device is not None else default_device()
         if isinstance(bundle, DataBundle) and \
                 tuple(bundle.input_shape) != tuple(getattr(model, "input_shape", bundle.input_shape)):
@@ -97,7 +99,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.editor_choice: EditorChoice = choose_for_config(self.card, config)
         self.config: EditorConfig = self.editor_choice.config
-        self._init_calibration()
+        self._init_calibration(**dict(calibration or {}))
         self.history: list[EditRecord] = []
         self.attempts: list[EditRecord] = []
         self._redo: list[EditRecord] = []

@@ -276,13 +276,18 @@ class Workbench(_Controller):
             data: a torch ``Dataset`` of ``(image, label)``, ``(x, y)`` tensors, an ImageFolder
                 path or a ``DataBundle`` (see :func:`workbench.data.as_bundle`).
             classes: class names (default: the data set's ``classes``, else ``"0"``, ``"1"`` ...).
-            session_kw: go to :class:`~workbench.session.EditSession` (``mean=``, ``std=``, ``config=`` ...).
+            session_kw: go to :class:`~workbench.session.EditSession` (``mean=``, ``std=``, ``config=``,
+                ``calibration=`` ...).
             kw: go to :class:`Workbench`.
+
+        A model without tuned step sizes (anything but the project's ResNets) gets a calibrated one
+        first (:meth:`EditSession.prepare_editor`), shown in the message area.
         """
         from ..session import EditSession
 
         session = EditSession(model, data, classes=classes, limit=limit, device=device, **(session_kw or {}))
-        return cls(session, name=name or type(model).__name__, **kw)
+        session.prepare_editor()  # a model without tuned step sizes is calibrated before the panel shows them
+        return cls(session, name=name or type(model).__name__, note=session.editor_note, **kw)
 
     @classmethod
     def compare(cls, baseline_folder: str | Path | None = None, editable_folder: str | Path | None = None,
