@@ -54,7 +54,7 @@ class SearchSettings:
 
 DEFAULT = SearchSettings()
 PAPER = SearchSettings(repeats=30, max_neurons=None)
-QUICK = SearchSettings(repeats=2, batch_size=32, max_neurons=12, cost_size=256)
+QUICK = SearchSettings(repeats=2, batch_size=32, max_neurons=12, cost_size=128)
 
 # layer rewinding / retraining (paper: one-cycle schedule, 20 epochs, peak lr 0.1 at epoch 10)
 RETRAIN_EPOCHS = 20

@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 import ipywidgets as W
 import plotly.graph_objects as go
 
-from ..localization import group_counts
+from ..localization import QUICK, group_counts
 from .common import css
 from .plotly_widget import live_figure
 
@@ -53,8 +53,9 @@ class LocalizationPanel:
         self.index: int | None = None
         self.result: Any = None
         self.group: str | None = None
-        self.quick = css(W.Checkbox(value=True, description="quick (2 repeats, ≤ 12 neurons)", indent=False,
-                                    layout=W.Layout(width="230px")), "wb-loc-quick")
+        self.quick = css(W.Checkbox(value=True, indent=False, layout=W.Layout(width="230px"),
+                                    description=f"quick ({QUICK.repeats} repeats, ≤ {QUICK.max_neurons} neurons)"),
+                         "wb-loc-quick")
         self.button = css(W.Button(description="Where is it stored?", button_style="info",
                                    layout=W.Layout(width="170px"), disabled=True), "wb-loc-run")
         self.page_button = css(W.Button(description="Localize this page", layout=W.Layout(width="150px"),
