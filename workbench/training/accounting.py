@@ -27,6 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..data.batch import current_batch_indices
+
 ACCOUNTING_FILE = "grad_accounting.jsonl"
 
 
@@ -59,10 +61,11 @@ class GradientAccounting:
         self._steps = 0
         self._epoch: int | None = None
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int,
-                 indices: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        if indices is None:
-            raise ValueError("gradient accounting needs the batch's example indices (the trainer passes them)")
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        indices = current_batch_indices()
+        if indices is None or len(indices) != len(y):
+            raise ValueError("gradient accounting needs the batch's training-set positions: call it inside "
+                             "`with workbench.data.batch.batch_indices(idx):` (the trainer does this)")
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp and x.is_cuda else contextlib.nullcontext()
         with amp:
             logits = model(x)

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data import DataBundle, load_dataset, random_crop_flip
+from ..data.batch import batch_indices
 from ..data.noise import LabelNoise, flip_labels
 from ..device import default_device
 from ..evaluation.predict import error_rate, predict_logits
@@ -38,9 +39,8 @@ LOG_FILE = "metrics.jsonl"
 class Objective(Protocol):
     """What the loop minimises. ``extra_parameters`` are optimised with the model."""
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int,
-                 indices: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
-        """``indices``: ``(B,) int64`` positions of the batch's examples in the training set."""
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """One step's loss. The batch's training-set positions: :func:`~workbench.data.batch.current_batch_indices`."""
         ...
 
     def extra_parameters(self) -> dict[str, torch.Tensor]: ...
@@ -52,8 +52,7 @@ class CrossEntropyObjective:
     def __init__(self, amp: bool = False) -> None:
         self.amp = amp
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int,
-                 indices: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp and x.is_cuda else contextlib.nullcontext()
         with amp:
             logits = model(x)
@@ -261,8 +260,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                 xb = xb.contiguous(memory_format=torch.channels_last)
             for g, lr0 in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr0 * _lr_factor(recipe, step, total, steps_per_epoch)
-            with example_indices(model, idx.to(device)):
-                loss, logs = objective(train_model, xb, yb, step, indices=idx)
+            with batch_indices(idx), example_indices(model, idx.to(device)):
+                loss, logs = objective(train_model, xb, yb, step)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at epoch {epoch + 1} step {i}; lower --lr")
             opt.zero_grad(set_to_none=True)
