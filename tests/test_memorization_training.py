@@ -31,7 +31,7 @@ TINY = {"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1]}
 
 def _recipe(**kw) -> Recipe:
     base = dict(name="tiny-noisy", epochs=1, batch_size=64, lr=3e-3, warmup_epochs=0.0, augment=False,
-                train_subset=512, eval_subset=100, arch_kwargs=TINY, label_noise=0.1)
+                train_subset=256, eval_subset=50, arch_kwargs=TINY, label_noise=0.1)
     return Recipe(**{**base, **kw})
 
 
@@ -81,11 +81,11 @@ def test_noisy_recipe_records_exactly_the_flipped_indices_it_trained_with(tmp_pa
     obj = Recording()
     res = train(_recipe(), tmp_path, objective=obj, bundle=fashion_small, device="cpu", progress=False)
     noise = LabelNoise.load(tmp_path)
-    true_y = fashion_small.train_y[:512]
-    assert res.card["label_noise"]["count"] == len(noise.indices) == 51
-    assert noise.num_examples == 512 and (tmp_path / NOISE_FILE).exists()
+    true_y = fashion_small.train_y[:256]
+    assert res.card["label_noise"]["count"] == len(noise.indices) == 26
+    assert noise.num_examples == 256 and (tmp_path / NOISE_FILE).exists()
     # the batches carried every position once, each with its own image ...
-    assert sorted(obj.seen) == list(range(512 - 512 % 64))
+    assert sorted(obj.seen) == list(range(256))
     i = 17
     assert torch.allclose(obj.images[i], fashion_small.normalize(fashion_small.train_x[i:i + 1])[0])
     # ... and the labels that differed from the data set's are exactly the recorded ones
@@ -150,7 +150,7 @@ def test_gradient_accounting_gives_the_plain_gradient_and_splits_it(fashion_smal
 def test_noisy_recipe_logs_gradient_accounting_per_epoch(tmp_path, fashion_small):
     train(_recipe(epochs=2, grad_accounting=True), tmp_path, bundle=fashion_small, device="cpu", progress=False)
     rows = read_accounting(tmp_path)
-    assert [r["epoch"] for r in rows] == [1, 2] and rows[0]["steps"] == 8
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[0]["steps"] == 4
     layers = rows[1]["layers"]
     assert "stem.0" in layers and "head.fc" in layers
     for rec in layers.values():
