@@ -16,6 +16,7 @@ from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
 from .analysis import AnalysisMixin
+from .localization import LocalizationMixin
 from .helpers import (build_evaluator, evaluator_fingerprint, export_card, load_bundle,
                       report_from_preds)
 from .records import EditRecord, target_of
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from ..evaluation import EditReport, Evaluator
 
 
-class EditSession(AnalysisMixin):
+class EditSession(AnalysisMixin, LocalizationMixin):
     """Base weights, a stack of applied edits (undo/redo) and the current weights.
 
     The session edits ``model`` in place (pass a copy to keep the original); ``session.model``
