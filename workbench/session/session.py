@@ -454,5 +454,5 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
 
     def __repr__(self) -> str:
         return (f"EditSession({len(self.history)} edit(s) applied, {len(self._redo)} to redo, "
-                f"{len(self.attempts)} failed attempt(s), device={self.device})")
+                f"{len(self.attempts)} failed attempt(s), device={self.device}; {self.editor_choice.note})")
 

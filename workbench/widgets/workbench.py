@@ -21,6 +21,7 @@ from .attribution_view import AttributionRequest, AttributionView
 from .common import MessageArea, css, log
 from .edit_panel import EditPanel
 from .error_browser import ErrorBrowser
+from .localization_panel import LocalizationPanel, LocalizeActions
 from .session_view import SessionView
 from ..session.opening import default_checkpoint, open_session, resolve_checkpoint
 
@@ -179,7 +180,7 @@ def _slug(title: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in title.strip()) or "model"
 
 
-class Workbench(_Controller):
+class Workbench(LocalizeActions, _Controller):
     """Error browser, target picker, editor, metrics, attribution and probe on one session.
 
     Args:
@@ -223,6 +224,11 @@ class Workbench(_Controller):
                                            method=attribution_method, layer=session.config.layers
                                            if isinstance(session.config.layers, str) else "chain3")
         self._init_common([view], session.group_names(), session.config)
+        self.localization = LocalizationPanel(view.classes, {
+            "localize": self._guarded("Where is it stored?", self.localize),
+            "page": self._guarded("Localize this page", self.localize_page),
+            "edit_group": self._guarded("Edit this group", self.edit_localized_group)}, session.group_names())
+        self._refresh_localization(True)
         card = getattr(session, "card", {}) or {}
         err = card.get("test_error")
         self.header.value = (f"<h3 style='margin:4px 0'>Editable Workbench: {html.escape(self.name)}</h3>"
@@ -242,6 +248,8 @@ class Workbench(_Controller):
                     section("3. Edit", self.panel.widget, view.status, view.metrics.widget)], layout=wrap),
             W.HBox([section("Attribution (selected image)", self.attribution.widget),
                     section("Edit generalization", view.probe.widget)], layout=wrap),
+            section("Where is it stored? (critical neurons of the selected image's prediction)",
+                    self.localization.widget),
         ]
 
     @property
@@ -313,6 +321,7 @@ class Workbench(_Controller):
     # -- hooks ------------------------------------------------------------------------------
     def _after_select(self) -> None:
         self._request_attribution()
+        self._refresh_localization(False)
 
     def _after_change(self, changed: bool) -> None:
         super()._after_change(changed)
@@ -320,6 +329,9 @@ class Workbench(_Controller):
         if changed and self.selected is not None:
             self._request_attribution()
         self._change_times["attribution"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        self._refresh_localization(changed)
+        self._change_times["localization"] = time.perf_counter() - t2
 
     def _request_attribution(self) -> None:
         if self.selected is None or self.target is None:
