@@ -19,7 +19,7 @@ from ..editing.editor import edit as edit_fn
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
 from .analysis import AnalysisMixin
 from .calibrating import CalibrationMixin
-from .helpers import (build_evaluator, bundle_for_model, data_card, default_group, evaluator_fingerprint, export_card,
+from .helpers import (build_evaluator, bundle_for_model, check_edit_inputs, data_card, default_group, evaluator_fingerprint, export_card,
                       load_bundle, report_from_preds)
 from .localization import LocalizationMixin
 from .records import EditRecord, target_of
@@ -214,7 +214,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
         Raises:
             ValueError, TypeError: bad input (the editor's checks); nothing changes.
         """
-        self._check_edit(x, y_ref)
+        check_edit_inputs(self.bundle, x, y_ref)
         result = edit_fn(self.model, x, y_ref, self._config_for(config, overrides))
         idx = tuple(int(i) for i in index) if isinstance(index, Sequence) else index
         target = target_of(result.y_ref, isinstance(x, torch.Tensor) and x.dim() == 4)
@@ -246,21 +246,6 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
             config = EditorConfig(c.method, c.lr if same else None, c.beta if same else None, c.beta2,
                                   c.max_steps, c.layers)
         return self._calibrated_choice(choose_for_config(self.card, config, **overrides)).config
-    def _check_edit(self, x: Any, y_ref: Any) -> None:
-        """Image shape and label range against the data (any model; the editor checks the rest)."""
-        if self.bundle is None or not isinstance(x, torch.Tensor):
-            return
-        shape = tuple(self.bundle.input_shape)
-        if x.dim() not in (3, 4) or tuple(x.shape[-3:]) != shape:
-            raise ValueError(f"x has shape {tuple(x.shape)}; this session's images are {shape} (give (C, H, W) "
-                             f"or (N, {', '.join(map(str, shape))}), normalised, e.g. session.image(i))")
-        ys = y_ref.reshape(-1).tolist() if isinstance(y_ref, torch.Tensor) else \
-            [y_ref] if isinstance(y_ref, int) else list(y_ref) if isinstance(y_ref, Sequence) else []
-        bad = [v for v in ys if isinstance(v, int) and not isinstance(v, bool) and not 0 <= v < self.bundle.num_classes]
-        if bad:
-            raise ValueError(f"target label(s) {bad} out of range: the classes are 0..{self.bundle.num_classes - 1} "
-                             f"({', '.join(self.bundle.classes[:4])} ...)")
-
     def group_names(self) -> list[str]:
         """The model's editable groups (module paths and aliases, then ``"all"``)."""
         from ..models.registry import group_names
