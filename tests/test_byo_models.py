@@ -131,3 +131,37 @@ def test_cli_evaluate_calibrates_a_model_without_tuned_defaults(tmp_path, capsys
     text = capsys.readouterr().out
     assert rc == 0 and "calibrated rmsprop" in text and "no tuned default" in text
     assert json.loads(out.read_text())["editor_source"] == "calibrated"
+
+
+def _folder(root, n_per_class: int = 10):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for k, cls in enumerate(("circle", "square", "zigzag")):
+        (root / cls).mkdir(parents=True)
+        for i in range(n_per_class):
+            img = rng.integers(0, 60, (12, 12, 3), dtype=np.uint8) + 60 * k
+            Image.fromarray(img).save(root / cls / f"{i}.png")
+    return root
+
+
+@needs_adapter
+def test_train_on_an_image_folder_records_what_reopens_it(tmp_path, capsys):
+    from workbench.session import EditSession
+
+    root = _folder(tmp_path / "shapes")
+    out = tmp_path / "model"
+    rc = main(["train", "--recipe", "fashion-baseline", "--dataset", f"imagefolder:{root}", "--image-size", "8",
+               "--grayscale", "--epochs", "1", "--batch-size", "8", "--model", "test_byo_models:make_cnn",
+               "--out", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    card = json.loads((out / "card.json").read_text())
+    assert card["builder"] == {"kind": "factory", "name": "test_byo_models:make_cnn"}
+    assert card["model_config"] == {"num_classes": 3, "in_channels": 1}
+    assert card["input_shape"] == [1, 8, 8] and card["classes"] == ["circle", "square", "zigzag"]
+    assert card["data"]["image_size"] == 8 and card["data"]["grayscale"] is True
+    assert card["normalization"]["mean"] == card["mean"] and len(card["std"]) == 1
+    s = EditSession.from_checkpoint(out, device="cpu")  # the same folder, image size, channels, split
+    assert s.bundle.input_shape == (1, 8, 8) and s.bundle.classes == ("circle", "square", "zigzag")
+    assert len(s.bundle.test_y) == 6 and s.evaluator.base_error == pytest.approx(card["test_error"])
