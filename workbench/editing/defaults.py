@@ -13,7 +13,8 @@ DEFAULT_MAX_STEPS = 10
 MAX_STEPS_LIMIT = 1000
 DEFAULT_LAYERS = "chain3"
 
-# method -> {"lr": float, "beta": float | None}
+# method -> {"lr": float, "beta": float | None}. rmsprop_official was not tuned separately: it
+# carries rmsprop's values (also the official code's lr 1e-3, beta 0.5).
 DEFAULTS: dict[str, dict[str, float | None]] = {
     "gd": {"lr": 0.00316, "beta": None},
     "scaled_gd": {"lr": 0.1, "beta": None},
@@ -21,6 +22,7 @@ DEFAULTS: dict[str, dict[str, float | None]] = {
     "rmsprop": {"lr": 0.001, "beta": 0.5},
     "momentum": {"lr": 0.001, "beta": 0.9},
     "adam": {"lr": 0.001, "beta": 0.5},
+    "rmsprop_official": {"lr": 0.001, "beta": 0.5},
 }
 SOURCE = (
     'rmsprop: lr=0.001, beta=0.5 (val success 100.0%, drawdown 7.34% abs, 100 random-label edits of 2000 val images, k=10, layers chain3); checkpoint assets/models/fashion-baseline (15 epochs, test error 0.06729999929666519, commit 38e7a62e13567522162732642af1683b4a7f26c4); `python -m workbench tune-editor --checkpoint assets/models/fashion-baseline --editor rmsprop --layers chain3 --edits 100 --no-progress --json logs_local/tune_rmsprop.json --write-defaults`; 2026-11-25\n'

@@ -148,6 +148,8 @@ def accuracy_with_removed(model: nn.Module, sites: Sequence[Site], removed: Sequ
                           x: torch.Tensor, y: torch.Tensor) -> float:
     """Accuracy of ``model`` on ``x (N, C, H, W)``, ``y (N,)`` with ``removed`` zeroed (eval mode)."""
     dev = _device(model)
+    touched = {layer for layer, _ in removed}
+    sites = [site for site in sites if site.name in touched]  # no hook where nothing is removed
     masks = neuron_masks(sites, dev, removed)
     correct = 0
     with model_modes(model, False), masked(model, sites, masks):

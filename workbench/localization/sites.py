@@ -18,7 +18,7 @@ import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
-__all__ = ["Site", "find_sites", "is_zeroable", "masked", "model_modes", "neuron_masks"]
+__all__ = ["Site", "find_sites", "group_of", "is_zeroable", "masked", "model_modes", "neuron_masks"]
 
 Neuron = tuple[str, int]
 
@@ -185,7 +185,9 @@ def masked(model: nn.Module, sites: Sequence[Site], masks: Mapping[str, torch.Te
         def fn(_mod: nn.Module, _inp: tuple, out: torch.Tensor) -> torch.Tensor:
             m = masks[site.name].to(out.dtype)
             if site.kind == "conv":
-                return out * m.view(1, -1, *([1] * (out.dim() - 2)))
+                m = m.view(1, -1, *([1] * (out.dim() - 2)))
+            if not torch.is_grad_enabled():
+                return out.mul_(m)  # no graph to keep: scale in place
             return out * m
         return fn
 
@@ -196,3 +198,13 @@ def masked(model: nn.Module, sites: Sequence[Site], masks: Mapping[str, torch.Te
     finally:
         for h in handles:
             h.remove()
+
+
+def group_of(layer: str, groups: Sequence[str]) -> str | None:
+    """The most specific edit group holding module ``layer``: the longest group name equal to
+    ``layer`` or a prefix of it at a dot (``"chain1.0.conv1"`` -> ``"chain1"``); None if none does.
+
+    ``"all"`` is never chosen (it is not a module path).
+    """
+    hits = [g for g in groups if g != "all" and (layer == g or layer.startswith(g + "."))]
+    return max(hits, key=len) if hits else None

@@ -15,11 +15,13 @@ import torch.nn as nn
 
 from ..data import DataBundle
 from ..device import default_device
+from ..editing.choice import EditorChoice, choose_for_config
 from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
 from ..models.registry import group_params
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
 from .analysis import AnalysisMixin
+from .localization import LocalizationMixin
 from .helpers import (as_index, build_evaluator, evaluator_fingerprint, export_card, load_bundle,
                       report_from_preds)
 from .records import EditRecord, target_of
@@ -36,7 +38,7 @@ if TYPE_CHECKING:
     from ..evaluation import EditReport, Evaluator
 
 
-class EditSession(AnalysisMixin):
+class EditSession(AnalysisMixin, LocalizationMixin):
     """Base weights, a stack of applied edits (undo/redo) and the current weights.
 
     The session edits ``model`` in place (pass a copy to keep the original); ``session.model``
@@ -46,7 +48,10 @@ class EditSession(AnalysisMixin):
         model: a workbench model holding the *base* weights.
         bundle: the data set; with it (and no ``evaluator``) an Evaluator is built on ``split``.
         evaluator: an Evaluator bound to the base weights (reports are None without one).
-        config: default :class:`EditorConfig` for :meth:`edit`.
+        config: default :class:`EditorConfig` for :meth:`edit`. Its lr/beta left None (and no
+            ``config`` at all) take the editor the model learned in Editable Training when the
+            card has one for that method and group, else the tuned default
+            (``editing.choose_editor``); ``session.editor_choice.note`` says which.
         autosave_dir: history folder rewritten (atomically) after every change.
         resume: what to do when ``autosave_dir`` already holds a history: True loads it,
             False replaces it at the next autosave, None (default) raises ValueError.
@@ -74,7 +79,8 @@ class EditSession(AnalysisMixin):
         self.bundle, self.split, self.limit = bundle, split, limit
         self.card: dict[str, Any] = dict(card or {})
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.config: EditorConfig = (config or EditorConfig()).resolved()
+        self.editor_choice: EditorChoice = choose_for_config(self.card, config)
+        self.config: EditorConfig = self.editor_choice.config
         self.history: list[EditRecord] = []
         self.attempts: list[EditRecord] = []
         self._redo: list[EditRecord] = []
@@ -181,6 +187,8 @@ class EditSession(AnalysisMixin):
             y_ref: the target label, or N labels for a batch (the record's ``target`` is an int
                 for a single image, a tuple for a batch).
             config: editor settings (default ``session.config``); ``overrides`` replace fields.
+                Unset lr/beta, and overrides that change the method or group, take the learned
+                editor where it applies, else the tuned default (``editing.choose_editor``).
             index: the images' indices in the evaluator's split (recorded), if known.
         Returns:
             The :class:`EditResult`. A successful edit is applied and pushed (the redo stack
@@ -195,7 +203,7 @@ class EditSession(AnalysisMixin):
 
     def _edit(self, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor, config: EditorConfig | None,
               idx: int | tuple[int, ...] | None, overrides: Mapping[str, Any]) -> EditResult:
-        result = edit_fn(self.model, x, y_ref, config or self.config, **overrides)
+        result = edit_fn(self.model, x, y_ref, self._config_for(config, overrides))
         target = target_of(result.y_ref, isinstance(x, torch.Tensor) and x.dim() == 4)
         if result.wrecked:  # the guard flagged it: refused, whatever the constraint says
             result = dataclasses.replace(result, message=f"not applied (the model is unchanged): {result.message}")
@@ -219,6 +227,17 @@ class EditSession(AnalysisMixin):
         self._redo.clear()
         self._autosave()
         return result
+
+    def _config_for(self, config: EditorConfig | None, overrides: Mapping[str, Any]) -> EditorConfig:
+        """The editor of one edit: ``config`` (or the session's) with ``overrides``."""
+        if config is None and not overrides:
+            return self.config
+        if config is None:  # the session's lr/beta carry over only while the method and group stay
+            c = self.config
+            same = all(k not in overrides for k in ("method", "layers"))
+            config = EditorConfig(c.method, c.lr if same else None, c.beta if same else None, c.beta2,
+                                  c.max_steps, c.layers)
+        return choose_for_config(self.card, config, **overrides).config
 
     def edit_index(self, index: int | Sequence[int], y_ref: int | Sequence[int] | torch.Tensor,
                    config: EditorConfig | None = None, **overrides: Any) -> EditResult:

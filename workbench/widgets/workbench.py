@@ -98,7 +98,9 @@ class _Controller:
             "edit": self._guarded("Edit", self.edit), "undo": self._guarded("Undo", self.undo),
             "redo": self._guarded("Redo", self.redo), "reset": self._guarded("Reset", self.reset),
             "save": self._guarded("Save history", self.save_history),
-            "load": self._guarded("Load history", self.load_history)}, config=config)
+            "load": self._guarded("Load history", self.load_history)}, config=config,
+            card=getattr(self.views[0].session, "card", None),
+            note=getattr(getattr(self.views[0].session, "editor_choice", None), "note", ""))
         self._sync_buttons()
 
     def _guarded(self, action: str, fn: Callable[..., Any]) -> Callable[..., Any]:
