@@ -27,7 +27,7 @@ from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS
 from .editor import EditorConfig
 from .optimizers import get_method
 
-SOURCES = ("learned", "tuned default", "given")
+SOURCES = ("learned", "tuned default", "given", "calibrated")  # calibrated: workbench.evaluation.calibrate
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,8 @@ class EditorChoice:
 
     Attributes:
         config: the resolved :class:`EditorConfig`.
-        source: ``"learned"`` | ``"tuned default"`` | ``"given"`` (see the module docstring).
+        source: ``"learned"`` | ``"tuned default"`` | ``"given"`` | ``"calibrated"`` (see the module
+            docstring; calibrated: searched for this model by ``EditSession.calibrate``).
         sources: per hyperparameter, ``{"lr": ..., "beta": ...}`` (``beta`` absent for methods
             without one).
         note: one human-readable line, e.g. ``"editor rmsprop lr=0.000973 beta=0.496 on chain3

@@ -53,3 +53,13 @@ def default_for(method: str, layers: object = DEFAULT_LAYERS) -> dict[str, float
     """The tuned ``{"lr", "beta"}`` of canonical ``method`` for editable group ``layers``."""
     group = GROUP_DEFAULTS.get(layers, {}) if isinstance(layers, str) else {}
     return group.get(method, DEFAULTS[method])
+
+
+def has_tuned_default(model: object, layers: object) -> bool:
+    """Whether the tuned defaults above were measured for this kind of model and group: the
+    project's ResNets (``workbench.models.ResNet``) on ``chain3`` or a group of ``GROUP_DEFAULTS``.
+    Any other model or group gets a calibrated step size (``workbench.evaluation.calibrate``)."""
+    from ..models.resnet import ResNet
+
+    key = layers if isinstance(layers, str) else None
+    return isinstance(model, ResNet) and key is not None and (key == DEFAULT_LAYERS or key in GROUP_DEFAULTS)

@@ -124,7 +124,7 @@ class EvalSummary:
         success_rate_excl_noop, mean_steps_excl_noop, drawdown_abs_excl_noop,
             drawdown_signed_excl_noop: the same metrics over the ``edits - noop_edits`` edits that
             had to change something (NaN if there are none).
-        editor_source: where lr/beta came from, ``"learned"`` | ``"tuned default"`` | ``"given"``
+        editor_source: where lr/beta came from, ``"learned"`` | ``"tuned default"`` | ``"given"`` | ``"calibrated"``
             (``editing.choose_editor``); None when not recorded.
         wrecked_edits: edits flagged by the edit guard (counted as failures above).
     """

@@ -15,7 +15,9 @@ import ipywidgets as W
 from .common import MessageArea, css, log
 from .error_browser import ErrorBrowser
 from .session_view import SessionView
-from .workbench import MODELS, _Controller, open_session
+from ..paths import shipped_model
+from ..session.opening import open_session
+from .workbench import _Controller
 
 __all__ = ["Comparison"]
 
@@ -41,7 +43,7 @@ class Comparison(_Controller):
         self.browser = ErrorBrowser(views[0].images, views[0].classes, on_select=self.select, page_size=page_size,
                                     title=f"Misclassified by {names[0]} (current weights)", errors=errors,
                                     confusion=confusion)
-        self._init_common(views, [g for g in left.model.groups() if g in right.model.groups()], left.config)
+        self._init_common(views, [g for g in left.group_names() if g in right.group_names()], left.config)
         self.panel.progress.max = 2 + len(views)
         self.header = css(W.HTML(f"<h3 style='margin:4px 0'>Compare: {names[0]} vs {names[1]}</h3>"
                                  f"<div style='color:#555'>base test error {names[0]} "
@@ -67,8 +69,8 @@ class Comparison(_Controller):
             FileNotFoundError: a folder is missing (the message names it).
             ValueError: the models do not share a data set / split.
         """
-        base = baseline_folder if baseline_folder is not None else MODELS / "fashion-baseline"
-        edit = editable_folder if editable_folder is not None else MODELS / "fashion-editable"
+        base = baseline_folder if baseline_folder is not None else shipped_model("fashion-baseline")
+        edit = editable_folder if editable_folder is not None else shipped_model("fashion-editable")
         left, n1 = open_session(base, limit=limit, device=device, bundle=bundle)
         right, n2 = open_session(edit, limit=limit, device=device, bundle=bundle)
         names = (Path(left.checkpoint).name, Path(right.checkpoint).name)
