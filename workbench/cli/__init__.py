@@ -16,8 +16,9 @@ module here, found by name when the CLI starts:
 - ``add_arguments(parser: argparse.ArgumentParser) -> None``,
 - ``run(args: argparse.Namespace) -> int``: the exit status.
 
-Raise ``ValueError``, ``TypeError`` or ``FileNotFoundError`` with a message that names the fix:
-:func:`main` prints it as ``error: ...`` and exits with status 2. Modules whose name starts with
+Raise ``ValueError``, ``TypeError`` or ``OSError`` with a message that names the fix:
+:func:`main` prints it as ``error: ...`` and exits with status 2 (130 on Ctrl-C). Check output
+paths before any work (``_common.check_output_file``). Modules whose name starts with
 ``_`` are shared helpers (``_common.py``), not commands.
 """
 from __future__ import annotations
@@ -56,6 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args._argv = argv
     try:
         return int(cmds[args.command].run(args))
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, OSError) as err:  # a user's mistake: the message names it, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.command} stopped", file=sys.stderr)
+        return 130

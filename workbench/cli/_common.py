@@ -67,6 +67,23 @@ def command_line(args: argparse.Namespace) -> str:
     return "python -m workbench " + " ".join(shlex.quote(a) for a in getattr(args, "_argv", []))
 
 
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """An output file path, checked before any work: not a folder, its parent not a file.
+
+    Raises:
+        ValueError: naming ``flag`` and the fix (so a long run never fails at its very end).
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{flag} {str(p)!r} is a folder; give a file path such as {str(p / 'result.json')!r}")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{flag} {str(p)!r} cannot be written: {str(parent)!r} is a file, not a folder")
+            break
+    return p
+
+
 def parse_layers(text: str) -> str | tuple[str, ...]:
     """``"chain3"`` -> ``"chain3"``; ``"chain3,head"`` -> ``("chain3", "head")``."""
     parts = tuple(p.strip() for p in text.split(",") if p.strip())

@@ -10,18 +10,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from ..editing import EditorChoice
 from ..editing.defaults import has_tuned_default
 from ..evaluation import Evaluator
-from ..evaluation.merge import complete_lines
+from ..evaluation.merge import complete_lines, read_outcome_line
 from ..evaluation.protocols import PROTOCOLS, make_edits
 from ..evaluation.records import EditOutcome
 from ..training.checkpoint import model_sha256
-from ._common import Setup, add_edit_args, command_line, header, layers_key, setup
+from ._common import Setup, add_edit_args, check_output_file, command_line, header, layers_key, setup
 
 NAME = "evaluate"
 HELP = "N independent edits of a model: success rate, mean steps, drawdown"
@@ -95,7 +97,12 @@ class _Partial:
         self._t0 = time.perf_counter()
         self._spent = 0.0
 
-    def start(self, resume: bool) -> tuple[list[EditOutcome], float]:
+    def start(self, resume: bool, draw: Sequence[tuple[int, int]] = ()) -> tuple[list[EditOutcome], float]:
+        """Read the finished edits (when resuming) and rewrite the file with them.
+
+        ``draw``: ``(index, target)`` of each edit of this run, from its seed; every saved
+        outcome must match its position in it, or the file is refused (not rewritten).
+        """
         done: list[EditOutcome] = []
         if resume and self.path.exists():
             lines = complete_lines(self.path, allow_empty=True)
@@ -106,9 +113,21 @@ class _Partial:
                 diff = sorted(k for k in self.settings if header is None or header.get(k) != self.settings[k])
                 raise ValueError(f"{self.path} holds an interrupted run with other settings (differs in: "
                                  f"{', '.join(diff)}); pass --no-resume to start over, or another --json path")
-            for line in lines[1:]:  # a line cut short by the interruption was dropped: that edit is redone
-                rec = json.loads(line)
-                done.append(EditOutcome(**rec["outcome"]))
+            for j, line in enumerate(lines[1:]):  # a line cut short was dropped: that edit is redone
+                where = f"{self.path} line {j + 2}"
+                try:
+                    rec, o = read_outcome_line(line, where)
+                except ValueError as err:
+                    raise ValueError(f"{err}; the file was changed or is damaged. Pass --no-resume to start "
+                                     "over") from None
+                if j >= len(draw) and draw:
+                    raise ValueError(f"{where}: this run has only {len(draw)} edits; the file holds more. "
+                                     "Pass --no-resume to start over")
+                if draw and (o.index, o.target) != draw[j]:
+                    raise ValueError(f"{where}: edit {j} has image {o.index} and target {o.target}, but this run's "
+                                     f"seed draws image {draw[j][0]} and target {draw[j][1]}; the file was changed "
+                                     "or belongs to another run. Pass --no-resume to start over")
+                done.append(o)
                 self._spent = float(rec["seconds"])
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "w") as f:  # rewrite: drops a cut-short last line
@@ -126,6 +145,9 @@ class _Partial:
 
 def run(args: argparse.Namespace) -> int:
     """N independent edits of a checkpoint, scored as in the paper's Table 1."""
+    if args.json:  # before any work: a bad path must not fail the run at its end
+        check_output_file(args.json, "--json")
+        check_output_file(args.json + ".partial", "--json (its .partial file)")
     st = setup(args, args.split, args.limit)
     ev, card = st.evaluator, st.card
     choice = calibrated(st, args)
@@ -148,18 +170,40 @@ def run(args: argparse.Namespace) -> int:
     done: list[EditOutcome] = []
     spent = 0.0
     if partial is not None:
-        done, spent = partial.start(resume=not args.no_resume)
+        draw = [(int(i), int(t)) for i, t in zip(edits.indices[start:stop].tolist(), edits.y[start:stop].tolist())]
+        done, spent = partial.start(resume=not args.no_resume, draw=draw)
         if done:
             print(f"resuming from {partial.path}: {len(done)} of {stop - start} edits already done")
     n = start + len(done)
-    summary = ev.evaluate_edits(edits.x[n:stop], edits.y[n:stop], cfg, protocol=args.protocol,
-                                progress=not args.no_progress, indices=edits.indices[n:stop], previous=done,
-                                previous_seconds=spent, on_outcome=None if partial is None else partial.add)
+    finished = [len(done)]
+
+    def on_outcome(o: EditOutcome) -> None:
+        finished[0] += 1
+        if partial is not None:
+            partial.add(o)
+
+    try:
+        summary = ev.evaluate_edits(edits.x[n:stop], edits.y[n:stop], cfg, protocol=args.protocol,
+                                    progress=not args.no_progress, indices=edits.indices[n:stop], previous=done,
+                                    previous_seconds=spent, on_outcome=on_outcome)
+    except KeyboardInterrupt:
+        total = stop - start
+        if partial is None:
+            print(f"\ninterrupted: {finished[0]} of {total} edits finished; nothing was saved (without --json a "
+                  "run cannot resume). Rerun with --json OUT.json to make it resumable.", file=sys.stderr)
+        else:
+            again = [a for a in getattr(args, "_argv", []) if a != "--no-resume"]
+            print(f"\ninterrupted: {finished[0]} of {total} edits finished and saved in {partial.path}. Resume with:\n"
+                  "  python -m workbench " + " ".join(shlex.quote(a) for a in again), file=sys.stderr)
+        return 130
     summary = dataclasses.replace(summary, editor_source=choice.source)
     print(summary.table())
     print("(failed edits count as k steps; drawdown = error after - error before, over the whole "
           f"{ev.split} split; abs = mean of |change|, signed = mean change)")
     print(summary.noop_line())
+    if summary.wrecked_edits:
+        print(f"edit guard: {summary.wrecked_edits} of {summary.edits} edits flagged as wrecking the model "
+              "(non-finite weights or a change larger than the weights; counted as failures): lower --lr")
     if args.json:
         out = {**summary.to_json(), **choice.to_json(), "checkpoint": st.source, "seed": args.seed,
                "device": str(ev.device), "command": command_line(args),

@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from ._common import check_output_file
+
 NAME = "merge-results"
 HELP = "join the parts of one evaluate run into one result"
 
@@ -20,9 +22,12 @@ def run(args: argparse.Namespace) -> int:
     """Join the parts of one evaluate run (``--range`` parts, an unfinished run's .partial) into one result."""
     from ..evaluation.merge import merge_parts, read_part
 
+    check_output_file(args.json, "--json")
     for p in args.parts:
         if not Path(p).exists():
             raise FileNotFoundError(f"{p} does not exist; pass the JSON or .partial files of one evaluate run")
+        if not Path(p).is_file():
+            raise ValueError(f"{p} is a folder; pass the JSON or .partial files of one evaluate run")
     out = merge_parts([read_part(p) for p in args.parts])
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=2) + "\n")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..training.recipes import RECIPES
 from ._common import add_recipe_args, command_line, recipe_from_args
@@ -31,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("give either --weights or --init-from, not both")
         recipe = recipe.override(init_from=args.weights)
     out = args.out or f"runs/{recipe.name}"
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"--out {out!r} is a file; give a folder for the model (model.safetensors + card.json)")
     res = run_training(recipe, out, resume=not args.no_resume, device=args.device, command=command_line(args),
                        progress=not args.no_progress)
     if res is not None and res.card:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ..editing.defaults import DEFAULT_LAYERS
 from ..evaluation.tuning import parse_floats, tune_editor, write_defaults
-from ._common import add_edit_args, command_line, header, parse_layers, setup
+from ._common import add_edit_args, check_output_file, command_line, header, parse_layers, setup
 
 NAME = "tune-editor"
 HELP = "search an editor's learning rate (and beta) on the validation split"
@@ -35,6 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Grid-search an editor's lr/beta on a validation slice (least drawdown at >= 95 % success)."""
     lrs, betas = parse_floats(args.lrs, "--lrs"), parse_floats(args.betas, "--betas")
+    if args.json:
+        check_output_file(args.json, "--json")
     if args.write_defaults and parse_layers(args.layers or DEFAULT_LAYERS) != DEFAULT_LAYERS:  # before loading anything
         raise ValueError(f"--write-defaults stores the defaults of group {DEFAULT_LAYERS!r}; for --layers "
                          f"{args.layers!r}, put the winner into GROUP_DEFAULTS in workbench/editing/defaults.py")

@@ -106,6 +106,9 @@ def open_model(*, checkpoint: str | Path | None = None, model: str | None = None
         if not path.exists():
             raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; pass a model folder holding "
                                     "model.safetensors and card.json (as written by `python -m workbench train`)")
+        if not path.is_dir():
+            raise ValueError(f"--checkpoint {str(path)!r} is a file; pass the model folder that holds "
+                             f"model.safetensors and card.json (here perhaps {str(path.parent)!r})")
         net, card = load_model(path, device="cpu")
         if weights is not None:
             load_weights(net, weights)
