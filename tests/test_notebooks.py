@@ -1,4 +1,4 @@
-"""Notebooks 02-05 run headlessly (nbclient) with small parameters and real (tiny) models.
+"""Notebooks 02-06 run headlessly (nbclient) with small parameters and real (tiny) models.
 
 The ``parameters`` cell keeps its defaults; a cell injected right after it overrides them
 (papermill's convention), so each notebook runs its real code paths in a few seconds.
@@ -17,7 +17,7 @@ nbclient = pytest.importorskip("nbclient")
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = ["02_editable_training.ipynb", "03_editor_comparison.ipynb", "04_edit_analysis.ipynb",
-             "05_your_own_model.ipynb"]
+             "05_your_own_model.ipynb", "06_memorization.ipynb"]
 
 
 def run_notebook(name: str, params: dict[str, Any], timeout: int = 300) -> Any:
@@ -109,3 +109,18 @@ def test_05_your_own_model_trains_edits_calibrates_and_reopens(tmp_path):
     assert "calibrated rmsprop" in text and "same predictions: True" in text
     card = json.loads((out / "card.json").read_text())
     assert card["arch"] == "torchvision:resnet18" and card["editor_calibrations"]
+
+
+def test_06_memorization_trains_the_three_models_and_reports(tmp_path):
+    runs = tmp_path / "runs"
+    nb = run_notebook("06_memorization.ipynb", {
+        "RUNS": str(runs), "N_CRITICAL": 3, "MAX_NEURONS": 8, "RETRAIN_EPOCHS": 1,
+        "OVERRIDES": {"train_subset": 256, "eval_subset": 100, "epochs": 2, "batch_size": 32, "lr": 3e-3,
+                      "arch_kwargs": {"widths": [8, 8, 16, 16]}}})
+    for name in ("fashion-noisy", "fashion-noisy-etd", "fashion-noisy-dropout"):
+        card = json.loads((runs / name / "card.json").read_text())
+        assert card["label_noise"]["count"] == 26 and card["command"].startswith("python -m workbench train")
+    assert sorted(int(p.stem.split("_")[1]) for p in (runs / "fashion-noisy" / "epochs").iterdir()) == [0, 1, 2]
+    text = _text(nb)
+    assert "example-tied / drop" in text and "standard dropout / all" in text and '"critical"' in text
+    assert len(_outputs(nb, "image/png")) >= 2  # accounting and critical-neuron figures
