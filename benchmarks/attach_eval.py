@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workbench.evaluation.cli import model_sha256  # noqa: E402
+from workbench.training.checkpoint import model_sha256  # noqa: E402
 
 
 def belongs(result: dict, folder: Path, card: dict, sha: str) -> bool:

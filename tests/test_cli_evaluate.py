@@ -51,7 +51,7 @@ def test_evaluate_natural_protocol(tiny_model_dir, tmp_path, capsys):
     js = json.loads(out.read_text())
     assert js["protocol"] == "natural" and js["edits"] == 3
     model, _ = load_model(tiny_model_dir)
-    from workbench.evaluation.cli import bundle_for_card
+    from workbench.data import load_for_card as bundle_for_card
     from workbench.training import read_card
     ev = Evaluator(model, bundle_for_card(read_card(tiny_model_dir)), limit=300, device="cpu")
     for e in js["per_edit"]:  # misclassified images, edited to their true label

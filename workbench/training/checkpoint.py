@@ -100,6 +100,21 @@ def _spec_for(model: nn.Module, card: dict[str, Any], builder: str | ModelSpec |
     return spec
 
 
+def model_sha256(path: str | Path) -> str:
+    """SHA-256 of a weights file, or of a model folder's ``model.safetensors``: which weights a
+    result belongs to."""
+    import hashlib
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_card(folder: str | Path) -> dict[str, Any]:
     """The card of a model folder (a JSON object; ValueError naming the problem otherwise)."""
     path = Path(folder) / CARD_FILE
