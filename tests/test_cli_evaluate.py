@@ -230,6 +230,9 @@ def test_results_carry_the_model_hash_and_attach_only_to_their_own_weights(tiny_
     shutil.copytree(tiny_model_dir, other)
     weights = load_file(str(other / "model.safetensors"))
     save_file({k: v + 1e-3 if v.is_floating_point() else v for k, v in weights.items()}, str(other / "model.safetensors"))
+    other_card = json.loads((other / "card.json").read_text())  # a card that records its own weights' hash
+    other_card["model_sha256"] = hashlib.sha256((other / "model.safetensors").read_bytes()).hexdigest()
+    (other / "card.json").write_text(json.dumps(other_card))
     results = []
     for folder in (model_dir, other):
         out = tmp_path / f"{folder.name}-rmsprop.json"
@@ -251,9 +254,13 @@ def test_results_carry_the_model_hash_and_attach_only_to_their_own_weights(tiny_
     assert attach.main([str(model_dir), *map(str, results), str(tmp_path / "stale.json")]) == 0
     card = json.loads((model_dir / "card.json").read_text())
     assert list(card["evaluation"]) == ["model-rmsprop"]
-    assert card["evaluation"]["model-rmsprop"] == json.loads(results[0].read_text())
-    assert {k: v for k, v in card.items() if k != "evaluation"} == {k: v for k, v in card_before.items()
-                                                                     if k != "evaluation"}
+    full = json.loads(results[0].read_text())
+    kept = card["evaluation"]["model-rmsprop"]  # the summary; the per-edit records stay in the result file
+    assert "per_edit" not in kept and kept["per_edit_file"] == str(results[0])
+    assert {k: v for k, v in kept.items() if k != "per_edit_file"} == {k: v for k, v in full.items() if k != "per_edit"}
+    assert card["model_sha256"] == sha
+    assert {k: v for k, v in card.items() if k not in ("evaluation", "model_sha256")} == \
+        {k: v for k, v in card_before.items() if k not in ("evaluation", "model_sha256")}
     assert "skipped" in capsys.readouterr().out
     # nothing of its own: the card is left alone, with a message
     assert attach.main([str(other), str(results[0])]) == 1
