@@ -10,6 +10,7 @@ import torch.nn as nn
 
 from ..data import DataBundle
 from ..editing.editor import EditorConfig
+from ..models import ModelAdapter
 from .records import EditRecord
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ def load_bundle(card: Mapping[str, Any]) -> DataBundle:
     return load_for_card(dict(card))
 
 
-def build_evaluator(model: nn.Module, bundle: DataBundle, split: str, config: EditorConfig,
+def build_evaluator(model: nn.Module | ModelAdapter, bundle: DataBundle, split: str, config: EditorConfig,
                     device: torch.device, limit: int | None) -> Evaluator | None:
     """An Evaluator on ``split`` bound to the model's current (base) weights, or None when
     the evaluation package has none."""

@@ -14,6 +14,7 @@ from ..data import DataBundle
 from ..device import default_device
 from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
+from ..models import ModelAdapter, ResNet, adapt
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
 from .analysis import AnalysisMixin
 from .helpers import (build_evaluator, evaluator_fingerprint, export_card, load_bundle,
@@ -49,15 +50,18 @@ class EditSession(AnalysisMixin):
         >>> s.current_report().drawdown; s.undo(); s.redo(); s.save("runs/my-edits")
     """
 
-    def __init__(self, model: nn.Module, bundle: DataBundle | None = None, *, evaluator: Evaluator | None = None,
+    def __init__(self, model: nn.Module | ModelAdapter, bundle: DataBundle | None = None, *, evaluator: Evaluator | None = None,
                  config: EditorConfig | None = None, autosave_dir: str | Path | None = None,
                  resume: bool | None = None, device: str | torch.device | None = None,
                  card: Mapping[str, Any] | None = None, split: str = "test", limit: int | None = None,
                  checkpoint: str | Path | None = None) -> None:
         self.device = torch.device(device) if device is not None else default_device()
-        if bundle is not None and tuple(bundle.input_shape) != tuple(getattr(model, "input_shape", bundle.input_shape)):
+        self.adapter = adapt(model)
+        model = self.adapter.model
+        shape = self.adapter.input_shape
+        if bundle is not None and shape is not None and tuple(bundle.input_shape) != tuple(shape):
             raise ValueError(f"the data set {bundle.name!r} has images {bundle.input_shape} but the model takes "
-                             f"{tuple(getattr(model, 'input_shape'))}; load the data set the model was trained on")
+                             f"{tuple(shape)}; load the data set the model was trained on")
         self.model = model.to(self.device).eval()
         self.bundle, self.split, self.limit = bundle, split, limit
         self.card: dict[str, Any] = dict(card or {})
@@ -79,7 +83,7 @@ class EditSession(AnalysisMixin):
             raise ValueError(f"{ad} already holds a saved edit history. Pass resume=True to continue it, "
                              "or resume=False to start over (it is replaced at the next change).")
         if evaluator is None and bundle is not None:
-            evaluator = build_evaluator(self.model, bundle, split, self.config, self.device, limit)
+            evaluator = build_evaluator(self.adapter, bundle, split, self.config, self.device, limit)
         self.evaluator = evaluator
         if has_history and resume:
             self.load_history(ad)  # type: ignore[arg-type]
@@ -113,6 +117,18 @@ class EditSession(AnalysisMixin):
         return session
 
     # -- state -------------------------------------------------------------------------
+    def group_names(self, every: bool = False) -> list[str]:
+        """The model's editable groups (``ModelAdapter.group_names``), e.g. ``["stem", ..., "all"]``
+        or ``["conv1", ..., "layer3", "layer4", "fc", "all"]``; with ``every`` every submodule too."""
+        return self.adapter.group_names(every)
+
+    @property
+    def num_classes(self) -> int | None:
+        """The number of classes (from the model's adapter, else the evaluator's data)."""
+        if self.adapter.num_classes is not None:
+            return self.adapter.num_classes
+        return self.evaluator.num_classes if self.evaluator is not None else None
+
     @property
     def can_undo(self) -> bool:
         return bool(self.history)
@@ -175,7 +191,7 @@ class EditSession(AnalysisMixin):
         Raises:
             ValueError, TypeError: bad input (the editor's checks); nothing changes.
         """
-        result = edit_fn(self.model, x, y_ref, config or self.config, **overrides)
+        result = edit_fn(self.adapter, x, y_ref, config or self.config, **overrides)
         idx = tuple(int(i) for i in index) if isinstance(index, Sequence) else index
         target = target_of(result.y_ref, isinstance(x, torch.Tensor) and x.dim() == 4)
         if not result.success:
@@ -282,9 +298,9 @@ class EditSession(AnalysisMixin):
 
     # -- persistence -------------------------------------------------------------------
     def _header(self) -> dict[str, Any]:
-        cfg = getattr(self.model, "config", None)
+        cfg = self.model.config() if isinstance(self.model, ResNet) else None
         return {"base_sha256": self.base_hash, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
-                "arch": self.card.get("arch"), "model_config": cfg() if callable(cfg) else None,
+                "arch": self.card.get("arch"), "model_config": cfg,
                 "config": self.config.to_dict(), "evaluator": evaluator_fingerprint(self.evaluator),
                 "saved_at": time.time()}
 
@@ -315,7 +331,7 @@ class EditSession(AnalysisMixin):
         """
         params = dict(self.model.named_parameters())
         loaded = read_history(folder, {n: p.detach() for n, p in params.items()}, self.base_hash,
-                              getattr(self.model, "num_classes", None))
+                              self.num_classes)
         state: dict[str, torch.Tensor] = {}
         ev = self.evaluator if rescore else None
         preds = ev.base_preds if ev is not None else None

@@ -41,7 +41,7 @@ class Comparison(_Controller):
         self.browser = ErrorBrowser(views[0].images, views[0].classes, on_select=self.select, page_size=page_size,
                                     title=f"Misclassified by {names[0]} (current weights)", errors=errors,
                                     confusion=confusion)
-        self._init_common(views, [g for g in left.model.groups() if g in right.model.groups()], left.config)
+        self._init_common(views, [g for g in left.group_names() if g in right.group_names()], left.config)
         self.panel.progress.max = 2 + len(views)
         self.header = css(W.HTML(f"<h3 style='margin:4px 0'>Compare: {names[0]} vs {names[1]}</h3>"
                                  f"<div style='color:#555'>base test error {names[0]} "

@@ -73,7 +73,7 @@ def open_session(folder: str | Path | None = None, *, limit: int | None = None, 
     session = EditSession.from_checkpoint(path, bundle=bundle, limit=limit, device=device, **kw)
     if session.evaluator is None:
         raise ValueError(f"{path}: no evaluator could be built for its data set; the workbench needs one")
-    n_cls = getattr(session.model, "num_classes", len(session.evaluator.classes))
+    n_cls = session.num_classes or len(session.evaluator.classes)
     if n_cls != len(session.evaluator.classes):
         raise ValueError(f"{path} has {n_cls} classes but its data set has {len(session.evaluator.classes)}; "
                          "open a model trained on this data set")
@@ -270,10 +270,11 @@ class Workbench(_Controller):
         self.browser = ErrorBrowser(view.images, view.classes, on_select=self.select, page_size=page_size,
                                     errors=errors, confusion=confusion,
                                     title="Misclassified test images (current weights)")
-        self.attribution = AttributionView(list(session.model.stage_names), self.messages,
-                                           method=attribution_method, layer=session.config.layers
-                                           if isinstance(session.config.layers, str) else "chain3")
-        self._init_common([view], list(session.model.groups()), session.config)
+        cams = session.cam_layers()
+        self.attribution = AttributionView(cams, self.messages, method=attribution_method,
+                                           layer=session.config.layers if session.config.layers in cams
+                                           else cams[-1])
+        self._init_common([view], session.group_names(), session.config)
         card = getattr(session, "card", {}) or {}
         err = card.get("test_error")
         self.header.value = (f"<h3 style='margin:4px 0'>Editable Workbench: {html.escape(self.name)}</h3>"
