@@ -166,9 +166,9 @@ class EditableObjective(nn.Module):
         scale = lr / lr.detach()  # value 1; carries d/dlr (updates are linear in lr, grads held fixed)
         return {n: params[n] + (trace_params[n] - params[n]).detach() * scale for n in trace_params}
 
-    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int
-                ) -> tuple[torch.Tensor, dict[str, float]]:
-        """``(L_base + c_edit * L_edit + c_loc * L_loc, logs)``; see :meth:`terms`."""
+    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int,
+                indices: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(L_base + c_edit * L_edit + c_loc * L_loc, logs)``; see :meth:`terms` (``indices`` unused)."""
         terms, logs = self.terms(model, x, y, step)
         loss = terms["base"] + self.c_edit * terms["edit"] + self.c_loc * terms["loc"]
         logs["loss"] = float(loss.detach())
@@ -241,7 +241,9 @@ class EditableObjective(nn.Module):
         n = max(1, len(idx))
         loss_edit = torch.stack(l_edit).sum() / n if l_edit else zero
         loss_loc = torch.stack(l_loc).sum() / n if l_loc else zero
-        logs.update({"L_edit": float(loss_edit.detach()), "L_loc": float(loss_loc.detach()),
+        # A KL divergence is >= 0; float32 round-off can make a near-zero one read as -1e-8.
+        # Clamp the logged value only: the gradient flows through the unclamped ``loss_loc``.
+        logs.update({"L_edit": float(loss_edit.detach()), "L_loc": max(0.0, float(loss_loc.detach())),
                      "edit_success": successes / n, "edit_steps": steps / n})
         if nonfinite:
             logs["edit_nonfinite"] = nonfinite / n

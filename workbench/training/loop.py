@@ -21,11 +21,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data import DataBundle, load_dataset, random_crop_flip
+from ..data.batch import batch_indices
+from ..data.noise import LabelNoise, flip_labels
 from ..device import default_device
 from ..evaluation.predict import error_rate, predict_logits
-from ..models import ResNet, build_model
-from .checkpoint import git_commit, load_model, load_state_into, safe_torch_load, save_model
+from ..models.dropout import DropoutSpec, attach_dropout, default_sites, dropout_card, example_indices
+from ..models.spec import ModelSpec
+from .accounting import ACCOUNTING_FILE, GradientAccounting
+from .checkpoint import git_commit, load_model, load_state_into, load_weights, safe_torch_load, save_model
 from .recipes import Recipe
+from .snapshots import list_snapshots, save_snapshot
 
 STATE_FILE = "train_state.pt"
 LOG_FILE = "metrics.jsonl"
@@ -34,7 +39,9 @@ LOG_FILE = "metrics.jsonl"
 class Objective(Protocol):
     """What the loop minimises. ``extra_parameters`` are optimised with the model."""
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]: ...
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """One step's loss. The batch's training-set positions: :func:`~workbench.data.batch.current_batch_indices`."""
+        ...
 
     def extra_parameters(self) -> dict[str, torch.Tensor]: ...
 
@@ -59,7 +66,7 @@ class CrossEntropyObjective:
 @dataclass
 class TrainResult:
     out_dir: Path
-    model: ResNet
+    model: nn.Module
     card: dict[str, Any]
 
 
@@ -98,12 +105,68 @@ def _recipe_changes(out_dir: Path, recipe: Recipe) -> list[str]:
     return sorted(k for k, v in recipe.to_dict().items() if k != "epochs" and k in old and old[k] != v)
 
 
-def build_for_recipe(recipe: Recipe, bundle: DataBundle) -> ResNet:
-    kw = dict(recipe.arch_kwargs)
-    kw.setdefault("num_classes", bundle.num_classes)
-    kw.setdefault("in_channels", bundle.input_shape[0])
-    kw.setdefault("input_size", bundle.input_shape[1])
-    return build_model(recipe.arch, **kw)
+def spec_for_recipe(recipe: Recipe, bundle: DataBundle) -> ModelSpec:
+    """The model a recipe trains: ``recipe.arch`` (a project architecture, ``torchvision:<name>``
+    or ``module:factory``, see :class:`ModelSpec`) with ``arch_kwargs``, plus the data's
+    classes, channels and image size where the builder takes them."""
+    spec = ModelSpec.parse(recipe.arch)
+    spec = ModelSpec(spec.kind, spec.name, {**spec.kwargs, **recipe.arch_kwargs})
+    c, h, _ = bundle.input_shape
+    return spec.with_defaults(num_classes=bundle.num_classes, in_channels=c,
+                              input_size=h if spec.kind == "arch" else None)
+
+
+def build_for_recipe(recipe: Recipe, bundle: DataBundle) -> nn.Module:
+    """The recipe's model, with its dropout attached (``recipe.dropout``)."""
+    return _with_dropout(recipe, spec_for_recipe(recipe, bundle).build())
+
+
+def _with_dropout(recipe: Recipe, model: nn.Module) -> nn.Module:
+    if recipe.dropout != "none":
+        attach_dropout(model, DropoutSpec(recipe.dropout, recipe.p_gen, recipe.p_mem, recipe.seed),
+                       default_sites(model))
+    return model
+
+
+def _legacy_config(model: nn.Module) -> dict | None:
+    cfg = getattr(model, "config", None)  # older train states stored ResNet.config()
+    return cfg() if callable(cfg) else None
+
+
+def _init_weights(model: nn.Module, spec: ModelSpec, init_from: str) -> None:
+    """Start from a model folder (same architecture) or a weights file (--weights)."""
+    path = Path(init_from)
+    if path.is_file() and path.name != "card.json":
+        load_weights(model, path)
+        return
+    init, card = load_model(init_from)
+    theirs = ModelSpec.from_card(card)
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if own != {k: tuple(v.shape) for k, v in init.state_dict().items()}:
+        raise ValueError(f"init_from {init_from} has architecture {theirs}, but the recipe builds {spec}; "
+                         "pick a matching --arch/--model")
+    model.load_state_dict(init.state_dict())
+
+
+def _label_noise(recipe: Recipe, train_y: torch.Tensor, num_classes: int, out_dir: Path,
+                 rank0: bool, resume: bool) -> LabelNoise | None:
+    """Draw the recipe's label noise (a pure function of the labels and the seed) and record it.
+
+    A resumed run checks that the folder's record is the same draw.
+    """
+    if recipe.label_noise <= 0:
+        return None
+    noise = flip_labels(train_y, recipe.label_noise, num_classes, seed=recipe.label_noise_seed)
+    if rank0:
+        try:
+            old = LabelNoise.load(out_dir) if resume and (out_dir / STATE_FILE).exists() else None
+        except FileNotFoundError:
+            old = None
+        if old is not None and not (torch.equal(old.indices, noise.indices) and torch.equal(old.noisy, noise.noisy)):
+            raise ValueError(f"{out_dir} holds a run with other label noise ({old.summary()}); "
+                             "use another --out folder or --no-resume")
+        noise.save(out_dir)
+    return noise
 
 
 def evaluate_splits(model: nn.Module, bundle: DataBundle, recipe: Recipe, device: torch.device) -> dict[str, float]:
@@ -136,21 +199,29 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
     rank0 = dist is None or dist.rank == 0
     torch.manual_seed(recipe.seed + (dist.rank if dist else 0))
     if bundle is None:
-        bundle = load_dataset(recipe.dataset, recipe.data_root, val_size=recipe.val_size, seed=recipe.seed)
+        bundle = load_dataset(recipe.dataset, recipe.data_root, val_size=recipe.val_size, seed=recipe.seed,
+                              image_size=recipe.image_size, grayscale=recipe.grayscale or None)
     train_x, train_y = bundle.train_x, bundle.train_y
     if recipe.train_subset:
         train_x, train_y = train_x[:recipe.train_subset], train_y[:recipe.train_subset]
-    model = build_for_recipe(recipe, bundle)
+    noise = _label_noise(recipe, train_y, bundle.num_classes, out_dir, rank0, resume)
+    if noise is not None:
+        train_y = noise.apply(train_y)
+    spec = spec_for_recipe(recipe, bundle)
+    model = _with_dropout(recipe, spec.build())
     if recipe.init_from:
-        init, _ = load_model(recipe.init_from)
-        if init.config() != model.config():
-            raise ValueError(f"init_from {recipe.init_from} has architecture {init.config()}, "
-                             f"but the recipe builds {model.config()}; pick a matching --arch")
-        model.load_state_dict(init.state_dict())
+        _init_weights(model, spec, recipe.init_from)
     model.to(device)
     channels_last = recipe.channels_last and device.type == "cuda"
     if channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    bs = recipe.batch_size
+    steps_per_epoch = max(1, len(train_x) // (bs * (dist.world if dist else 1)))
+    if objective is None and recipe.grad_accounting:
+        if dist is not None and dist.world > 1:
+            raise ValueError("grad_accounting (--grad-accounting) runs on one process; drop it under torchrun")
+        objective = GradientAccounting(noise.mask() if noise is not None else torch.zeros(len(train_y), dtype=torch.bool),
+                                       steps_per_epoch, out_dir, amp=recipe.amp)
     if objective is None:
         objective = CrossEntropyObjective(amp=recipe.amp)
     if isinstance(objective, nn.Module):
@@ -163,16 +234,14 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                        "lr": recipe.editor_hparam_lr or recipe.lr})
     opt = torch.optim.AdamW(groups, lr=recipe.lr)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    bs = recipe.batch_size
-    steps_per_epoch = max(1, len(train_x) // (bs * (dist.world if dist else 1)))
     total = steps_per_epoch * recipe.epochs
     epoch, step, wall = 0, 0, 0.0
     state_path = out_dir / STATE_FILE
     if resume and state_path.exists():
         st = safe_torch_load(state_path)
-        if st.get("model_config") != model.config() or st.get("arch") != recipe.arch:
+        if st.get("arch") != recipe.arch or st.get("model_config") not in (spec.kwargs, _legacy_config(model)):
             raise ValueError(f"cannot resume from {state_path}: it was trained with architecture "
-                             f"{st.get('arch')} {st.get('model_config')}, not {recipe.arch} {model.config()}. "
+                             f"{st.get('arch')} {st.get('model_config')}, not {recipe.arch} {spec.kwargs}. "
                              "Use another --out folder or the matching recipe.")
         load_state_into(model, st["model"], str(state_path))
         opt.load_state_dict(st["optimizer"])
@@ -188,6 +257,12 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                 print(f"warning: resuming with a recipe that differs from the checkpoint's in {changed}; "
                       "pass --no-resume (or another --out) to start over", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if rank0 and epoch == 0:  # a fresh start: records of an earlier run in this folder would mislead
+        for stale in list_snapshots(out_dir).values():
+            stale.unlink()
+        (out_dir / ACCOUNTING_FILE).unlink(missing_ok=True)
+        if recipe.keep_epochs:
+            save_snapshot(out_dir, model, 0)
     card: dict[str, Any] = {}
     metrics: dict[str, float] = {}
     while epoch < recipe.epochs:
@@ -213,7 +288,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                 xb = xb.contiguous(memory_format=torch.channels_last)
             for g, lr0 in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr0 * _lr_factor(recipe, step, total, steps_per_epoch)
-            loss, logs = objective(train_model, xb, yb, step)
+            with batch_indices(idx), example_indices(model, idx.to(device)):
+                loss, logs = objective(train_model, xb, yb, step)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at epoch {epoch + 1} step {i}; lower --lr")
             opt.zero_grad(set_to_none=True)
@@ -255,11 +331,20 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                 "editor": _editor_card(objective, extra), "amp": recipe.amp and device.type == "cuda",
                 "channels_last": channels_last,
                 "classes": list(bundle.classes), "mean": list(bundle.mean), "std": list(bundle.std),
+                "input_shape": list(bundle.input_shape), "normalization": bundle.normalization_card(),
+                "data": {k: v for k, v in bundle.meta.items() if isinstance(v, (int, float, str, bool, type(None)))},
             }
-            save_model(out_dir, model, card)
+            if noise is not None:
+                card["label_noise"] = noise.summary()
+            if recipe.dropout != "none":
+                card["dropout"] = dropout_card(model)
+            if recipe.keep_epochs:
+                save_snapshot(out_dir, model, epoch)
+                card["snapshots"] = sorted(list_snapshots(out_dir))
+            save_model(out_dir, model, card, builder=spec)
             tmp = out_dir / (STATE_FILE + ".tmp")
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "step": step,
-                        "wall_time_s": wall, "arch": recipe.arch, "model_config": model.config(),
+                        "wall_time_s": wall, "arch": recipe.arch, "model_config": spec.kwargs,
                         "extra": {n: t.detach() for n, t in extra.items()}}, tmp)
             tmp.replace(state_path)
         if dist is not None:

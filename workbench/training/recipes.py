@@ -27,7 +27,9 @@ class Recipe:
     crop_pad: int = 2
     grad_clip: float | None = 10.0
     seed: int = 0
-    val_size: int = 5000
+    val_size: int | None = None  # None: the data set's default (5000; an ImageFolder: 10%)
+    image_size: int | None = None  # ImageFolder only: resize to image_size x image_size (None: 32)
+    grayscale: bool = False  # ImageFolder only: one channel instead of RGB
     train_subset: int | None = None  # use only the first N training images (tests, demos)
     eval_subset: int | None = None  # evaluate on the first N val/test images
     init_from: str | None = None  # model folder to start from (fine-tuning)
@@ -44,6 +46,14 @@ class Recipe:
     first_order: bool = False
     learn_editor: bool = True
     editor_hparam_lr: float | None = None  # optimizer lr of the learned editor lr/beta (None: lr)
+    # Memorization studies (Maini et al., ICML 2023): label noise, per-epoch snapshots, accounting, dropout
+    label_noise: float = 0.0  # share of training labels flipped to another class (recorded in label_noise.json)
+    label_noise_seed: int = 0
+    keep_epochs: bool = False  # keep epochs/epoch_NNN.safetensors after every epoch (and epoch 0), for rewinding
+    grad_accounting: bool = False  # log clean vs noisy gradients per layer to grad_accounting.jsonl
+    dropout: str = "none"  # none | example-tied | standard, after every stage but the head
+    p_gen: float = 0.4  # share of channels never dropped (generalization channels)
+    p_mem: float = 0.2  # share of channels each example owns on top (example-tied); standard keeps p_gen+p_mem
     # CUDA only (ignored on the CPU): bf16 autocast of the base pass, channels_last layout.
     # Off until measured to help (`python benchmarks/train_step.py --device cuda --cuda-options`);
     # no GPU has been lent to this project yet.
@@ -99,35 +109,56 @@ def _number(r: Recipe, name: str, *, low: float = 0.0, strict: bool = False, opt
 
 def _validate(r: Recipe) -> None:
     from ..editing.optimizers import get_method
-    from ..models import build_model
-    from ..models.registry import ARCHITECTURES, group_params
+    from ..models.registry import group_params
+    from ..models.spec import ModelSpec
 
     for name in ("epochs", "batch_size", "edit_steps", "edits_per_batch"):
         _positive_int(r, name)
-    for name in ("crop_pad", "val_size"):
-        _positive_int(r, name, minimum=0)
-    for name in ("train_subset", "eval_subset"):
+    _positive_int(r, "crop_pad", minimum=0)
+    _positive_int(r, "val_size", minimum=0, optional=True)
+    for name in ("train_subset", "eval_subset", "image_size"):
         _positive_int(r, name, optional=True)
+    if not r.dataset.startswith("imagefolder:") and (r.image_size is not None or r.grayscale):
+        raise ValueError(f"image_size (--image-size) and grayscale (--grayscale) apply to --dataset "
+                         f"imagefolder:PATH only; {r.dataset!r} has a fixed image size")
     _number(r, "lr", strict=True)
     _number(r, "editor_lr", strict=True)
     for name in ("weight_decay", "warmup_epochs", "c_edit", "c_loc"):
         _number(r, name)
     _number(r, "grad_clip", strict=True, optional=True)
     _number(r, "editor_hparam_lr", strict=True, optional=True)
+    if r.dropout not in ("none", "example-tied", "standard"):
+        raise ValueError(f"unknown dropout {r.dropout!r} (--dropout); use 'none', 'example-tied' or 'standard'")
     if r.schedule not in ("cosine", "constant"):
         raise ValueError(f"unknown schedule {r.schedule!r} (--schedule); use 'cosine' or 'constant'")
     if r.edits_per_batch > r.batch_size:
         raise ValueError(f"edits_per_batch={r.edits_per_batch} (--edits-per-batch) is larger than the batch "
                          f"(batch_size={r.batch_size}); edits are drawn from the batch, so use at most "
                          f"{r.batch_size}")
-    if r.arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {r.arch!r} (--arch); choose one of {sorted(ARCHITECTURES)}")
+    try:
+        spec = ModelSpec.parse(r.arch)
+    except ValueError as err:
+        raise ValueError(f"arch={r.arch!r} (--arch / --model): {err}") from err
     if not isinstance(r.arch_kwargs, dict):
         raise ValueError(f"arch_kwargs (--arch-kwargs) must be a JSON object, got {r.arch_kwargs!r}")
+    _number(r, "label_noise")
+    if r.label_noise > 1:
+        raise ValueError(f"label_noise (--label-noise) is a share of the training labels in [0, 1], got {r.label_noise}")
+    if r.grad_accounting and (r.label_noise <= 0 or r.editable):
+        raise ValueError("grad_accounting (--grad-accounting) splits the gradient into clean and noisy examples: "
+                         "it needs --label-noise > 0 and baseline (not editable) training")
+    if r.dropout != "none":
+        from ..models.dropout import DropoutSpec
+
+        DropoutSpec(r.dropout, r.p_gen, r.p_mem, r.seed).validate()
+        if r.editable:
+            raise ValueError("dropout (--dropout) with editable training is not supported; use --dropout none")
     init = Path(r.init_from) if r.init_from is not None else None
-    if init is not None and not ((init if init.is_dir() else init.parent) / "card.json").exists():
-        raise ValueError(f"init_from={r.init_from!r} (--init-from) is not a model folder (no card.json there); "
-                         "give a folder written by `python -m workbench train`, or 'none'")
+    weights_file = init is not None and init.is_file() and init.suffix in (".safetensors", ".pt", ".pth")
+    if init is not None and not weights_file and not ((init if init.is_dir() else init.parent) / "card.json").exists():
+        raise ValueError(f"init_from={r.init_from!r} (--init-from / --weights) is neither a model folder (no "
+                         "card.json there) nor a .safetensors/.pt weights file; give a folder written by "
+                         "`python -m workbench train`, a weights file, or 'none'")
     if not r.editable:
         return
     method = get_method(r.editor)  # ValueError names the valid editors
@@ -140,14 +171,18 @@ def _validate(r: Recipe) -> None:
         import torch
 
         with torch.device("meta"):  # no memory, no init cost: only the group names matter
-            model = build_model(r.arch, **r.arch_kwargs)
-    except TypeError as err:
+            model = ModelSpec(spec.kind, spec.name, {**spec.kwargs, **r.arch_kwargs}).build()
+    except (TypeError, ValueError) as err:
         raise ValueError(f"arch_kwargs {r.arch_kwargs} do not fit architecture {r.arch!r}: {err}") from err
     try:
         group_params(model, r.layer_groups())
     except ValueError as err:
         raise ValueError(f"edit_layers={r.edit_layers!r} (--edit-layers): {err}") from err
 
+
+_NOISY: dict[str, Any] = dict(arch_kwargs={"widths": [8, 16, 32, 64]}, batch_size=64, lr=1e-3, weight_decay=0.0,
+                              warmup_epochs=0.0, augment=False, grad_clip=None, train_subset=2000, eval_subset=1000,
+                              label_noise=0.1)
 
 RECIPES: dict[str, Recipe] = {
     "fashion-baseline": Recipe(name="fashion-baseline"),
@@ -157,6 +192,18 @@ RECIPES: dict[str, Recipe] = {
     # instead of 3 brought test error from +0.44 to +0.24 points over the baseline and lowered drawdown.
     "fashion-editable": Recipe(name="fashion-editable", editable=True, epochs=8, lr=5e-4, warmup_epochs=0.0,
                                c_edit=1.0, c_loc=0.5, init_from="assets/models/fashion-baseline"),
+    # Memorization localization (README, "Where does a prediction live?"): the small ResNet at half
+    # width on 2,000 training images, 10% of them relabelled, no augmentation, Adam at 1e-3 with a
+    # cosine schedule, batches of 64. Sized so that a shared, loaded 2-core CPU trains it in
+    # minutes (NOTES.md's full-width run fitted 10,000 images' noisy labels by epoch 18).
+    # Val/test error per epoch on 1,000 images.
+    "fashion-noisy": Recipe(name="fashion-noisy", **_NOISY, epochs=20, keep_epochs=True, grad_accounting=True),
+    # The same data and noise with example-tied dropout after every stage, and the standard-dropout
+    # baseline keeping the same share of channels in training. More epochs: fewer active channels.
+    "fashion-noisy-etd": Recipe(name="fashion-noisy-etd", **_NOISY, epochs=30, dropout="example-tied",
+                                p_gen=0.4, p_mem=0.2),
+    "fashion-noisy-dropout": Recipe(name="fashion-noisy-dropout", **_NOISY, epochs=30, dropout="standard",
+                                    p_gen=0.4, p_mem=0.2),
     "cifar10-baseline": Recipe(name="cifar10-baseline", dataset="cifar10", arch="resnet18", epochs=60,
                                lr=1e-3, weight_decay=0.0, crop_pad=4, schedule="constant", warmup_epochs=0.0),
     "cifar10-editable": Recipe(name="cifar10-editable", dataset="cifar10", arch="resnet18", epochs=60,

@@ -15,7 +15,9 @@ import ipywidgets as W
 from .common import MessageArea, css, log
 from .error_browser import ErrorBrowser
 from .session_view import SessionView
-from .workbench import MODELS, _Controller, open_session
+from ..paths import shipped_model
+from ..session.opening import open_session
+from .workbench import _Controller
 
 __all__ = ["Comparison"]
 
@@ -67,8 +69,8 @@ class Comparison(_Controller):
             FileNotFoundError: a folder is missing (the message names it).
             ValueError: the models do not share a data set / split.
         """
-        base = baseline_folder if baseline_folder is not None else MODELS / "fashion-baseline"
-        edit = editable_folder if editable_folder is not None else MODELS / "fashion-editable"
+        base = baseline_folder if baseline_folder is not None else shipped_model("fashion-baseline")
+        edit = editable_folder if editable_folder is not None else shipped_model("fashion-editable")
         left, n1 = open_session(base, limit=limit, device=device, bundle=bundle)
         right, n2 = open_session(edit, limit=limit, device=device, bundle=bundle)
         names = (Path(left.checkpoint).name, Path(right.checkpoint).name)

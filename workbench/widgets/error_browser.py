@@ -12,12 +12,13 @@ from typing import Callable, Sequence
 
 import ipywidgets as W
 
+from ..localization.defaults import MEMORIZED_MAX_NEURONS, MISLABELED_MAX_QUALITY
 from .common import css
 from .figures import confusion_figure, update_confusion
 from .images import image_png
 from .plotly_widget import live_figure
 
-__all__ = ["ErrorBrowser", "SORTS"]
+__all__ = ["ErrorBrowser", "FILTERS", "SCORE_SORTS", "SORTS"]
 
 # label -> (attribute, descending)
 SORTS: dict[str, tuple[str, bool]] = {
@@ -26,6 +27,19 @@ SORTS: dict[str, tuple[str, bool]] = {
     "margin (high first)": ("margin", True),
     "margin (low first)": ("margin", False),
     "index": ("index", False),
+}
+# label -> (score name, descending): per-image scores given with ErrorBrowser.set_scores;
+# images without a score come last, in index order.
+SCORE_SORTS: dict[str, tuple[str, bool]] = {
+    "likely mislabeled: label quality, low first (cleanlab self-confidence)": ("label_quality", False),
+    "likely memorized: fewest critical neurons first (localized images only; weaker)": ("critical", False),
+}
+# label -> (score name, threshold): keep images whose score is <= threshold
+FILTERS: dict[str, tuple[str, float] | None] = {
+    "all": None,
+    f"likely mislabeled (label quality <= {MISLABELED_MAX_QUALITY:g})": ("label_quality", MISLABELED_MAX_QUALITY),
+    f"likely memorized (<= {MEMORIZED_MAX_NEURONS:g} critical neurons, localized only)":
+        ("critical", MEMORIZED_MAX_NEURONS),
 }
 ALL = -1
 
@@ -70,8 +84,11 @@ class ErrorBrowser:
                                       layout=W.Layout(width="190px"))
         self.filter_pred = W.Dropdown(options=opts, value=ALL, description="predicted",
                                       layout=W.Layout(width="210px"))
-        self.sort = W.Dropdown(options=list(SORTS), value="confidence (high first)", description="sort",
-                               layout=W.Layout(width="250px"))
+        self.sort = W.Dropdown(options=list(SORTS) + list(SCORE_SORTS), value="confidence (high first)",
+                               description="sort", layout=W.Layout(width="250px"))
+        self.only = css(W.Dropdown(options=list(FILTERS), value="all", description="only",
+                                   layout=W.Layout(width="250px")), "wb-only")
+        self.scores: dict[str, dict[int, float]] = {}
         self.prev_button = css(W.Button(description="◀ prev", layout=W.Layout(width="80px")), "wb-prev")
         self.next_button = css(W.Button(description="next ▶", layout=W.Layout(width="80px")), "wb-next")
         self.page_label = css(W.HTML(), "wb-page-label")
@@ -83,11 +100,12 @@ class ErrorBrowser:
         self.confusion = live_figure(confusion_figure(confusion if confusion is not None else [[0] * c] * c,
                                                       self.classes))
         self.confusion.data[0].on_click(self._on_heatmap_click)
-        for w in (self.filter_true, self.filter_pred, self.sort):
+        for w in (self.filter_true, self.filter_pred, self.sort, self.only):
             w.observe(self._on_filter, names="value")
         self.prev_button.on_click(lambda _b: self.go_to(self.page - 1))
         self.next_button.on_click(lambda _b: self.go_to(self.page + 1))
-        controls = W.HBox([self.filter_true, self.filter_pred, self.sort])
+        controls = W.HBox([self.filter_true, self.filter_pred, self.sort, self.only],
+                          layout=W.Layout(flex_flow="row wrap"))
         paging = W.HBox([self.prev_button, self.page_label, self.next_button],
                         layout=W.Layout(align_items="center"))
         left = W.VBox([self.title, controls, paging, self.grid])
@@ -102,11 +120,26 @@ class ErrorBrowser:
             update_confusion(self.confusion, confusion)
         self.refresh()
 
+    def set_scores(self, name: str, scores: dict[int, float]) -> None:
+        """Per-image scores (``{index: value}``) for the score sorts and filters (``label_quality``,
+        ``critical``); replaces that score's values and redraws."""
+        self.scores[name] = dict(scores)
+        self.refresh()
+
     @property
     def visible(self) -> list:
         """The errors that pass the filters, in the chosen order."""
         t, p = self.filter_true.value, self.filter_pred.value
         items = [e for e in self.errors if (t == ALL or e.true == t) and (p == ALL or e.pred == p)]
+        rule = FILTERS[self.only.value]
+        if rule is not None:
+            vals, limit = self.scores.get(rule[0], {}), rule[1]
+            items = [e for e in items if e.index in vals and vals[e.index] <= limit]
+        if self.sort.value in SCORE_SORTS:
+            name, desc = SCORE_SORTS[self.sort.value]
+            vals = self.scores.get(name, {})
+            sign = -1.0 if desc else 1.0
+            return sorted(items, key=lambda e: (e.index not in vals, sign * vals.get(e.index, 0.0), e.index))
         key, desc = SORTS[self.sort.value]
         return sorted(items, key=lambda e: (getattr(e, key), -e.index if desc else e.index), reverse=desc)
 
@@ -159,7 +192,7 @@ class ErrorBrowser:
             cell.image.value = image_png(self.images[item.index])
             cell.caption.value = (f"<div style='font-size:11px;line-height:1.25'><b>#{item.index}</b> "
                                   f"{item.confidence:.0%}<br>true: {html.escape(self.classes[item.true])}<br>"
-                                  f"pred: {html.escape(self.classes[item.pred])}</div>")
+                                  f"pred: {html.escape(self.classes[item.pred])}{self._score_note(item.index)}</div>")
             cell.button.description = f"select #{item.index}"
             cell.box.layout.visibility = "visible"
         n = len(self.visible)
@@ -167,6 +200,11 @@ class ErrorBrowser:
         self.prev_button.disabled = self.page == 0
         self.next_button.disabled = self.page >= self.pages - 1
         self._highlight()
+
+    def _score_note(self, index: int) -> str:
+        q, c = self.scores.get("label_quality", {}).get(index), self.scores.get("critical", {}).get(index)
+        parts = ([f"label q {q:.2f}"] if q is not None else []) + ([f"{c:g} neurons"] if c is not None else [])
+        return "<br><span style='color:#777'>" + ", ".join(parts) + "</span>" if parts else ""
 
     def _highlight(self) -> None:
         for cell in self.cells:

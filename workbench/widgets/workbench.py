@@ -21,63 +21,11 @@ from .attribution_view import AttributionRequest, AttributionView
 from .common import MessageArea, css, log
 from .edit_panel import EditPanel
 from .error_browser import ErrorBrowser
+from .localization_panel import LocalizationPanel, LocalizeActions
 from .session_view import SessionView
+from ..session.opening import default_checkpoint, open_session, resolve_checkpoint
 
-__all__ = ["Workbench", "default_checkpoint", "resolve_checkpoint"]
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-MODELS = REPO_ROOT / "assets" / "models"
-DEFAULT_MODEL, FALLBACK_MODEL = "fashion-editable", "fashion-baseline"
-
-
-def resolve_checkpoint(folder: str | Path | None = None) -> tuple[Path, str]:
-    """Find a model folder; returns ``(path, note)``.
-
-    ``None`` means the shipped editable-trained model ``assets/models/fashion-editable``,
-    falling back to ``fashion-baseline`` (the note says so). A relative path is tried from
-    the current directory, then from the repository root (so ``../assets/models/x`` works
-    from ``notebooks/`` and from the root alike).
-    """
-    if folder is None:
-        for name in (DEFAULT_MODEL, FALLBACK_MODEL):
-            if (MODELS / name / "card.json").exists():
-                note = "" if name == DEFAULT_MODEL else (
-                    f"note: {MODELS / DEFAULT_MODEL} is missing; opened the baseline model {name} instead "
-                    "(train the editable model with `python -m workbench train --recipe fashion-editable`)")
-                return MODELS / name, note
-        raise FileNotFoundError(f"no model in {MODELS}: train one with "
-                                "`python -m workbench train --recipe fashion-baseline --out assets/models/fashion-baseline`")
-    p = Path(folder).expanduser()
-    candidates = [p] if p.is_absolute() else [p, REPO_ROOT / p, REPO_ROOT / Path(*[s for s in p.parts if s != ".."])]
-    for c in candidates:
-        if (c / "card.json").exists() or (c.is_file() and c.name.endswith(".safetensors")):
-            return c.resolve(), ""
-    if p.name == DEFAULT_MODEL and (MODELS / FALLBACK_MODEL / "card.json").exists():
-        return (MODELS / FALLBACK_MODEL).resolve(), (
-            f"note: {folder} is missing; opened the baseline model {FALLBACK_MODEL} instead")
-    raise FileNotFoundError(f"model folder {folder} not found (tried {', '.join(map(str, candidates))}); "
-                            f"a model folder holds model.safetensors and card.json")
-
-
-def default_checkpoint() -> Path:
-    """The folder :meth:`Workbench.from_checkpoint` opens by default."""
-    return resolve_checkpoint(None)[0]
-
-
-def open_session(folder: str | Path | None = None, *, limit: int | None = None, device: Any = None,
-                 bundle: Any = None, **kw: Any):
-    """``(EditSession, note)`` for a model folder (see :func:`resolve_checkpoint`)."""
-    from ..session import EditSession
-
-    path, note = resolve_checkpoint(folder)
-    session = EditSession.from_checkpoint(path, bundle=bundle, limit=limit, device=device, **kw)
-    if session.evaluator is None:
-        raise ValueError(f"{path}: no evaluator could be built for its data set; the workbench needs one")
-    n_cls = session.num_classes or len(session.evaluator.classes)
-    if n_cls != len(session.evaluator.classes):
-        raise ValueError(f"{path} has {n_cls} classes but its data set has {len(session.evaluator.classes)}; "
-                         "open a model trained on this data set")
-    return session, note
+__all__ = ["Workbench", "default_checkpoint", "open_session", "resolve_checkpoint"]
 
 
 class _Controller:
@@ -98,7 +46,9 @@ class _Controller:
             "edit": self._guarded("Edit", self.edit), "undo": self._guarded("Undo", self.undo),
             "redo": self._guarded("Redo", self.redo), "reset": self._guarded("Reset", self.reset),
             "save": self._guarded("Save history", self.save_history),
-            "load": self._guarded("Load history", self.load_history)}, config=config)
+            "load": self._guarded("Load history", self.load_history)}, config=config,
+            card=getattr(self.views[0].session, "card", None),
+            note=getattr(getattr(self.views[0].session, "editor_choice", None), "note", ""))
         self._sync_buttons()
 
     def _guarded(self, action: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -230,7 +180,7 @@ def _slug(title: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in title.strip()) or "model"
 
 
-class Workbench(_Controller):
+class Workbench(LocalizeActions, _Controller):
     """Error browser, target picker, editor, metrics, attribution and probe on one session.
 
     Args:
@@ -275,6 +225,11 @@ class Workbench(_Controller):
                                            layer=session.config.layers if session.config.layers in cams
                                            else cams[-1])
         self._init_common([view], session.group_names(), session.config)
+        self.localization = LocalizationPanel(view.classes, {
+            "localize": self._guarded("Where is it stored?", self.localize),
+            "page": self._guarded("Localize this page", self.localize_page),
+            "edit_group": self._guarded("Edit this group", self.edit_localized_group)}, session.group_names())
+        self._refresh_localization(True)
         card = getattr(session, "card", {}) or {}
         err = card.get("test_error")
         self.header.value = (f"<h3 style='margin:4px 0'>Editable Workbench: {html.escape(self.name)}</h3>"
@@ -294,6 +249,8 @@ class Workbench(_Controller):
                     section("3. Edit", self.panel.widget, view.status, view.metrics.widget)], layout=wrap),
             W.HBox([section("Attribution (selected image)", self.attribution.widget),
                     section("Edit generalization", view.probe.widget)], layout=wrap),
+            section("Where is it stored? (critical neurons of the selected image's prediction)",
+                    self.localization.widget),
         ]
 
     @property
@@ -316,6 +273,25 @@ class Workbench(_Controller):
         """
         session, note = open_session(folder, limit=limit, device=device, bundle=bundle)
         return cls(session, note=note, **kw)
+
+    @classmethod
+    def from_model(cls, model: Any, data: Any, *, classes: Sequence[str] | None = None, limit: int | None = None,
+                   device: Any = None, name: str = "", session_kw: dict[str, Any] | None = None,
+                   **kw: Any) -> Workbench:
+        """Open a workbench on any ``nn.Module`` classifier and its data, in one call (no model folder).
+
+        Args:
+            model: e.g. a torchvision model just trained in a notebook (edited in place).
+            data: a torch ``Dataset`` of ``(image, label)``, ``(x, y)`` tensors, an ImageFolder
+                path or a ``DataBundle`` (see :func:`workbench.data.as_bundle`).
+            classes: class names (default: the data set's ``classes``, else ``"0"``, ``"1"`` ...).
+            session_kw: go to :class:`~workbench.session.EditSession` (``mean=``, ``std=``, ``config=`` ...).
+            kw: go to :class:`Workbench`.
+        """
+        from ..session import EditSession
+
+        session = EditSession(model, data, classes=classes, limit=limit, device=device, **(session_kw or {}))
+        return cls(session, name=name or type(model).__name__, **kw)
 
     @classmethod
     def compare(cls, baseline_folder: str | Path | None = None, editable_folder: str | Path | None = None,
@@ -341,6 +317,7 @@ class Workbench(_Controller):
     # -- hooks ------------------------------------------------------------------------------
     def _after_select(self) -> None:
         self._request_attribution()
+        self._refresh_localization(False)
 
     def _after_change(self, changed: bool) -> None:
         super()._after_change(changed)
@@ -348,6 +325,9 @@ class Workbench(_Controller):
         if changed and self.selected is not None:
             self._request_attribution()
         self._change_times["attribution"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        self._refresh_localization(changed)
+        self._change_times["localization"] = time.perf_counter() - t2
 
     def _request_attribution(self) -> None:
         if self.selected is None or self.target is None:
