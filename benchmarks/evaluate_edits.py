@@ -35,6 +35,7 @@ from workbench.editing import EditorConfig, edit
 from workbench.evaluation import EvalSummary, Evaluator, predict_logits, random_label_edits
 from workbench.evaluation.cli import bundle_for_card, load_checkpoint
 from workbench.models import adapt
+from workbench.models.spec import ModelSpec
 
 DEFAULT_CHECKPOINT = Path("assets/models/fashion-baseline")
 
@@ -56,25 +57,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=20, help="edits timed for the interactive figures")
     p.add_argument("--chunk", type=int, default=5, help="edits per alternation between the two paths")
     p.add_argument("--model", default=None,
-                   help="torchvision:NAME[:k=v,...]: a torchvision model on generated images instead of --checkpoint")
+                   help="torchvision:NAME[:k=v,...] or pkg.module:factory: that model (untrained) on generated "
+                        "images instead of --checkpoint")
     p.add_argument("--image-shape", default="3,32,32", help="C,H,W of the generated images (with --model)")
     p.add_argument("--test-size", type=int, default=10000, help="generated test images (with --model)")
     return p
 
 
-def torchvision_model(spec: str, num_classes: int) -> torch.nn.Module:
-    """``torchvision:resnet18[:k=v,...]`` -> the model (untrained, seeded), ``num_classes`` logits."""
-    import torchvision
-
-    parts = spec.split(":")
-    if parts[0] != "torchvision" or len(parts) not in (2, 3):
-        raise ValueError(f"--model {spec!r}: use torchvision:NAME[:k=v,...], e.g. torchvision:resnet18")
-    kw: dict = {"num_classes": num_classes}
-    for item in (parts[2].split(",") if len(parts) == 3 and parts[2] else []):
-        k, v = item.split("=")
-        kw[k] = int(v) if v.lstrip("-").isdigit() else float(v) if v.replace(".", "", 1).isdigit() else v
+def build_model(spec: str, num_classes: int) -> torch.nn.Module:
+    """``--model`` (``torchvision:resnet18[:k=v,...]`` or ``pkg.module:factory``) -> the model,
+    untrained and seeded, with ``num_classes`` logits where the builder takes it."""
     torch.manual_seed(0)
-    return torchvision.models.get_model(parts[1], weights=None, **kw).eval()
+    return ModelSpec.parse(spec).with_defaults(num_classes=num_classes).build().eval()
 
 
 def generated_bundle(shape: tuple[int, int, int], n_test: int, classes: int = 10, seed: int = 0) -> DataBundle:
@@ -176,7 +170,7 @@ def main(args: argparse.Namespace) -> None:
     if args.model:
         shape = tuple(int(v) for v in args.image_shape.split(","))
         bundle = generated_bundle(shape, args.test_size)  # type: ignore[arg-type]
-        model, card = torchvision_model(args.model, bundle.num_classes), {"epochs": 0, "test_error": None}
+        model, card = build_model(args.model, bundle.num_classes), {"epochs": 0, "test_error": None}
         args.checkpoint = f"{args.model} (untrained) on {bundle.name}"
     else:
         model, card = load_checkpoint(args.checkpoint)

@@ -123,7 +123,7 @@ def _setup(args: argparse.Namespace, split: str, limit: int | None) -> tuple[Eva
 def _header(ev: Evaluator, card: Mapping[str, Any], checkpoint: str) -> str:
     return (f"checkpoint {checkpoint} ({card.get('arch')}, {card.get('epochs')} epochs, {card.get('dataset')}); "
             f"{len(ev)} {ev.split} images, base error {100 * ev.base_error:.2f}%; device {ev.device}; "
-            f"prefix cache {ev.cache_info()} built in {ev.setup_seconds:.1f} s")
+            f"prefix cache {ev.cache_info()} built in {ev.setup_seconds:.1f} s; scoring: {ev.fast_path}")
 
 
 def _parse_range(text: str | None, n: int) -> tuple[int, int]:

@@ -208,6 +208,8 @@ class Workbench(LocalizeActions, _Controller):
         self.root = css(W.VBox(), "wb-workbench")
         self.widget = self.root
         self._build(session, page_size, attribution_method, probe_views)
+        slow = session.evaluator.fast_path if session.evaluator.fast_path.startswith("full forward") else ""
+        note = "; ".join(n for n in (note, slow) if n)  # an untraceable model is scored by full forwards
         if note:
             self.messages.show(note, "warning")
             log.warning(note)
