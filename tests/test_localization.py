@@ -122,6 +122,9 @@ def test_budget_stops_the_search(tiny_model, example):
     r = res.repeats[0]
     assert r.count == 1 and (r.stopped == "max_neurons") == (not r.flipped)
     assert set(res.layer_counts) == {"chain4.0.conv1", "chain4.0.conv2", "chain4.0.shortcut.0"}
+    timed = critical_neurons(tiny_model, x, y, reference=ref, normalize=norm, repeats=1, time_limit=1e-9,
+                             cost_size=0)
+    assert timed.repeats[0].stopped == "time_limit" and timed.counts == (0,) and timed.accuracy_cost is None
 
 
 def test_sites_default_to_every_conv_and_linear_but_the_classifier(tiny_model):
