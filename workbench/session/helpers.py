@@ -1,6 +1,7 @@
 """Set-up and export helpers of :class:`~workbench.session.EditSession`."""
 from __future__ import annotations
 
+import numbers
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -85,6 +86,23 @@ def bundle_for_model(model: nn.Module, data: Any, device: torch.device, *, class
     return bundle
 
 
+def check_edit_inputs(bundle: DataBundle | None, x: Any, y_ref: Any) -> None:
+    """Image shape and label range of an edit against the session's data (any model; the editor
+    checks the rest). Raises ValueError naming the expected shape or the classes."""
+    if bundle is None or not isinstance(x, torch.Tensor):
+        return
+    shape = tuple(bundle.input_shape)
+    if x.dim() not in (3, 4) or tuple(x.shape[-3:]) != shape:
+        raise ValueError(f"x has shape {tuple(x.shape)}; this session's images are {shape} (give (C, H, W) "
+                         f"or (N, {', '.join(map(str, shape))}), normalised, e.g. session.image(i))")
+    ys = y_ref.reshape(-1).tolist() if isinstance(y_ref, torch.Tensor) else \
+        [y_ref] if isinstance(y_ref, int) else list(y_ref) if isinstance(y_ref, Sequence) else []
+    bad = [v for v in ys if isinstance(v, int) and not isinstance(v, bool) and not 0 <= v < bundle.num_classes]
+    if bad:
+        raise ValueError(f"target label(s) {bad} out of range: the classes are 0..{bundle.num_classes - 1} "
+                         f"({', '.join(bundle.classes[:4])} ...)")
+
+
 def build_evaluator(model: nn.Module, bundle: DataBundle, split: str, config: EditorConfig,
                     device: torch.device, limit: int | None) -> Evaluator | None:
     """An Evaluator on ``split`` bound to the model's current (base) weights, or None when
@@ -94,6 +112,36 @@ def build_evaluator(model: nn.Module, bundle: DataBundle, split: str, config: Ed
     except ImportError:  # the evaluator is optional; sessions work without reports
         return None
     return Evaluator(model, bundle, split=split, layers=config.layers, device=device, limit=limit)
+
+
+def as_index(index: object) -> int | tuple[int, ...]:
+    """An image index as the session records it: an ``int``, or a tuple of ints for a batch.
+
+    Accepts Python, numpy and torch integers (a 0-d integer tensor too) and sequences or 1-D
+    arrays of them. Refuses strings (``"12"`` would otherwise mean images 1 and 2), floats
+    and bools with TypeError, and an empty sequence with ValueError.
+    """
+    if isinstance(index, (str, bytes)):
+        raise TypeError(f"index must be an integer or a list of integers, got the string {index!r} "
+                        "(a string would be read character by character); pass e.g. 12, not '12'")
+    if isinstance(index, torch.Tensor) and index.dim() == 0:
+        index = index.item()
+    if hasattr(index, "ndim") and getattr(index, "ndim") == 0 and hasattr(index, "item"):
+        index = index.item()  # a numpy scalar array
+    if isinstance(index, numbers.Integral) and not isinstance(index, bool):
+        return int(index)
+    if isinstance(index, (Sequence, torch.Tensor)) or type(index).__name__ == "ndarray":
+        items = list(index)  # type: ignore[call-overload]
+        if not items:
+            raise ValueError("give at least one index")
+        out = []
+        for i in items:
+            v = as_index(i)
+            if isinstance(v, tuple):
+                raise TypeError(f"a batch index must be a flat list of integers, got {index!r}")
+            out.append(v)
+        return tuple(out)
+    raise TypeError(f"index must be an integer or a list of integers, got {index!r} ({type(index).__name__})")
 
 
 def black_image(mean: Sequence[float] | None, std: Sequence[float] | None) -> torch.Tensor | None:

@@ -79,7 +79,8 @@ class SessionView:
         self.classes = tuple(ev.classes)
         self.labels = ev.labels.cpu()
         n = len(self.labels)
-        self.images = session.bundle.split(session.split)[0][:n] if session.bundle is not None else \
+        self.images = session.bundle.display_images(session.bundle.split(session.split)[0][:n]) \
+            if session.bundle is not None else \
             torch.stack([ev.raw_image(i) for i in range(n)])
         self.index: int | None = None
         self.timings: dict[str, float] = {}
@@ -104,12 +105,13 @@ class SessionView:
         t0 = time.perf_counter()
         result = self.session.edit_index(index, target, config)
         t1 = time.perf_counter()
-        rec = self.session.history[-1] if result.success else None
+        hist = self.session.history
+        rec = hist[-1] if hist and hist[-1].result is result else None  # None: not applied (failed, refused, no-op)
         score_s = sum(r.seconds for r in (rec.report, rec.step_report) if r is not None) if rec else 0.0
         self.timings = {"edit": result.seconds, "drawdown": score_s,
                         "session_other": max(0.0, t1 - t0 - result.seconds - score_s)}
-        self.show_result(result)
-        if result.success:
+        self.show_result(result, rec)
+        if rec is not None:
             t2 = time.perf_counter()
             if self.probe_views:
                 rep = generalization(self.session.model, self.session.image(index), target, result.before, None,
@@ -133,13 +135,28 @@ class SessionView:
             self.select(self.index)
 
     # -- view ------------------------------------------------------------------------------
-    def show_result(self, result) -> None:
-        """Outcome of an edit in the status line (CSS class ``wb-edit-status``)."""
+    def show_result(self, result, rec=None) -> None:
+        """Outcome of an edit in the status line (CSS class ``wb-edit-status``); ``rec`` is the
+        session's record when the edit was applied. Its accuracy cost sits next to "success",
+        in a warning colour above ``COST_WARNING_PP`` (``rec.cost_warning``)."""
         ms = result.seconds * 1000
-        if result.success:
-            self.status.value = (f"<span class='wb-success' style='color:#1b5e20'><b>success</b></span> in "
+        if rec is not None:
+            cost = ""
+            if rec.cost_pp is not None:
+                before = 100 * (1 - rec.step_report.error_before)
+                color = "#e65100" if rec.cost_warning else "#1b5e20"
+                cost = (f", <span class='wb-cost{' wb-cost-warning' if rec.cost_warning else ''}' "
+                        f"style='color:{color}'>cost: test accuracy {before:.1f}% &rarr; {before - rec.cost_pp:.1f}% "
+                        f"({-rec.cost_pp:+.2f} pp)</span>")
+            self.status.value = (f"<span class='wb-success' style='color:#1b5e20'><b>success</b></span>{cost} in "
                                  f"<span class='wb-steps'>{result.steps}</span> step(s), {ms:.0f} ms "
                                  f"({len(self.session.history)} edit(s) applied)")
+        elif result.success and result.steps == 0 and not result.wrecked:
+            self.status.value = (f"<span class='wb-noop'><b>nothing to change</b></span>: "
+                                 f"{html.escape(result.message)} (no edit recorded)")
+        elif result.wrecked:
+            self.status.value = (f"<span class='wb-failure wb-wrecked' style='color:#b71c1c'><b>refused</b></span>: "
+                                 f"{html.escape(result.message)}")
         else:
             self.status.value = (f"<span class='wb-failure' style='color:#b71c1c'><b>failed</b></span> after "
                                  f"<span class='wb-steps'>{result.steps}</span> step(s), {ms:.0f} ms: "

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cli import command
 
+NAME = "localize"
+HELP = "where does a model's prediction for an image live? (critical-neuron search)"
 
 def parse_indices(text: str) -> list[int]:
     """``"3,5,9"`` or ``"10:20"`` (a range) or a mix: ``"1,4:6"`` -> ``[1, 4, 5]``."""
@@ -34,7 +35,7 @@ def parse_indices(text: str) -> list[int]:
     return out
 
 
-def _args(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="model folder (model.safetensors + card.json)")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--index", type=int, help="one image of the split")
@@ -61,12 +62,24 @@ def _line(i: int, r: Any) -> str:
             f"top layer {r.top_layer}  [{layers}]  {r.seconds:.2f}s")
 
 
-@command("localize", _args)
-def cmd_localize(args: argparse.Namespace) -> int:
+def _trained_labels(folder: Path, bundle: Any) -> tuple[Any, Any]:
+    """``(labels trained on, noisy mask)`` of a run with recorded label noise, else ``(None, None)``."""
+    try:
+        from ..data.noise import LabelNoise
+    except ImportError:
+        return None, None
+    try:
+        noise = LabelNoise.load(folder)
+    except FileNotFoundError:
+        return None, None
+    return noise.apply(bundle.train_y[:noise.num_examples]), noise.mask()
+
+
+def run(args: argparse.Namespace) -> int:
     from ..data import load_for_card
     from ..device import default_device
     from ..training import load_model
-    from .examples import localize_example
+    from ..localization.examples import localize_example
 
     path = Path(args.checkpoint)
     if not path.exists():
@@ -75,11 +88,12 @@ def cmd_localize(args: argparse.Namespace) -> int:
     device = args.device or default_device()
     model, card = load_model(path, device=device)
     bundle = load_for_card(dict(card))
+    trained, noisy = _trained_labels(path, bundle)
     indices = [args.index] if args.index is not None else parse_indices(args.indices)
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     settings = {k: v for k, v in (("repeats", args.repeats), ("max_neurons", args.max_neurons),
                                    ("batch_size", args.batch_size)) if v is not None}
-    n = len(bundle.split(args.split)[1])
+    n = len(trained) if trained is not None and args.split == "train" else len(bundle.split(args.split)[1])
     bad = [i for i in indices if not 0 <= i < n]
     if bad:
         raise ValueError(f"index {bad[0]} out of range: the {args.split} split has {n} images (0..{n - 1})")
@@ -88,10 +102,11 @@ def cmd_localize(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     for i in indices:
         r = localize_example(model, bundle, i, split=args.split, label=args.label, quick=args.quick,
-                             seed=args.seed, layers=layers, **settings)
-        results.append({"index": i, "split": args.split, **r.to_dict()})
+                             seed=args.seed, layers=layers, trained_labels=trained, **settings)
+        flag = bool(noisy[i]) if noisy is not None and args.split == "train" else None
+        results.append({"index": i, "split": args.split, "noisy_label": flag, **r.to_dict()})
         if not to_stdout:
-            print(_line(i, r), flush=True)
+            print(_line(i, r) + ("" if flag is None else f"  noisy label: {flag}"), flush=True)
     doc = {"checkpoint": str(path), "split": args.split, "label": args.label, "quick": args.quick,
            "seed": args.seed, "seconds": time.perf_counter() - t0, "results": results}
     if to_stdout:
