@@ -67,6 +67,8 @@ def test_search_flips_the_prediction_and_stops(tiny_model, example):
     assert res.neurons == res.repeats[0].neurons and len(set(res.neurons)) == len(res.neurons)
     assert sum(res.layer_counts.values()) == pytest.approx(res.count)
     assert res.top_layer is not None and res.layer_counts[res.top_layer] == max(res.layer_counts.values())
+    other = critical_neurons(tiny_model, x, (y + 1) % 10, reference=ref, normalize=norm, repeats=1)
+    assert other.counts == (0,) and other.repeats[0].stopped == "not_predicted" and other.flipped_to == y
     # it stops at the first flip: one neuron fewer still predicts y
     for r in res.repeats:
         assert _zero_by_hand(tiny_model, r.neurons[:-1], x) == y
