@@ -165,3 +165,18 @@ def test_train_on_an_image_folder_records_what_reopens_it(tmp_path, capsys):
     s = EditSession.from_checkpoint(out, device="cpu")  # the same folder, image size, channels, split
     assert s.bundle.input_shape == (1, 8, 8) and s.bundle.classes == ("circle", "square", "zigzag")
     assert len(s.bundle.test_y) == 6 and s.evaluator.base_error == pytest.approx(card["test_error"])
+
+
+@needs_adapter
+def test_tune_editor_works_on_any_model(tmp_path, capsys):
+    from workbench.evaluation.calibration import CALIBRATION_LRS
+
+    folder = save_model(tmp_path / "cnn", make_cnn(), builder="test_byo_models:make_cnn")
+    out = tmp_path / "tune.json"
+    rc = main(["tune-editor", "--model", "test_byo_models:make_cnn", "--weights", str(folder / "model.safetensors"),
+               "--layers", "7", "--editor", "gd", "--edits", "4", "--val-limit", "80", "--refine", "0",
+               "--json", str(out), "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+    assert "no tuned default for this model and group" in capsys.readouterr().out
+    js = json.loads(out.read_text())
+    assert sorted(p["lr"] for p in js["points"]) == sorted(CALIBRATION_LRS) and js["layers"] == "7"

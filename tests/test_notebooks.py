@@ -102,7 +102,7 @@ def test_03_skips_a_missing_editable_model_with_a_note(tiny_model_dir, tmp_path)
 def test_05_your_own_model_trains_edits_calibrates_and_reopens(tmp_path):
     out = tmp_path / "exported"
     nb = run_notebook("05_your_own_model.ipynb", {
-        "N_TRAIN": 256, "N_TEST": 160, "EPOCHS": 1, "CALIBRATION_EDITS": 3, "CALIBRATION_VAL": 32,
+        "N_TRAIN": 256, "N_TEST": 160, "EPOCHS": 1, "GROUP": "layer2", "CALIBRATION_EDITS": 3, "CALIBRATION_VAL": 32,
         "OUT_DIR": str(out)})
     text = _text(nb)
     assert "groups: ['conv1', 'bn1', 'layer1', 'layer2', 'layer3', 'layer4', 'fc', 'all']" in text

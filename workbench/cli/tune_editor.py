@@ -10,7 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..editing.defaults import DEFAULT_LAYERS
+from ..editing.defaults import DEFAULT_LAYERS, has_tuned_default
+from ..evaluation.calibration import CALIBRATION_LRS
 from ..evaluation.tuning import parse_floats, tune_editor, write_defaults
 from ._common import add_edit_args, check_output_file, command_line, header, parse_layers, setup
 
@@ -52,6 +53,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"reference: {choice.note}; the default grid is centred on it and includes it")
     else:
         print(f"starting point: {choice.note}")
+    if lrs is None and reference is None and not has_tuned_default(ev.model, cfg.layers):
+        lrs = CALIBRATION_LRS  # no tuned default to centre on for this model: one decade apart, 1e-5 .. 1
+        print(f"no tuned default for this model and group: searching lr in {', '.join(f'{v:g}' for v in lrs)}")
     res = tune_editor(ev, cfg.method, edits=args.edits, seed=args.seed, lrs=lrs, betas=betas,
                       layers=cfg.layers, max_steps=cfg.max_steps, target_success=args.target_success,
                       refine=args.refine, progress=not args.no_progress, reference=reference)
