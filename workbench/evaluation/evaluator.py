@@ -193,6 +193,29 @@ class Evaluator:
         p = self._params(params)
         return self._logits(p, self._first_stage(p)).argmax(1).cpu()
 
+    def preds_on(self, params: Params | EditResult, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """``(n,) int64`` predictions (CPU) on the examples ``indices`` only, ``params`` replaced.
+
+        Runs the same suffix as :meth:`score` on a subset (for quick estimates, see
+        :mod:`workbench.evaluation.estimate`); logits may differ from :meth:`score`'s in the
+        last bits, because the batches differ.
+        """
+        p = self._params(params)
+        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        stage = self._first_stage(p)
+        if stage is None:
+            return self.base_preds[idx].clone()
+        act = self._activation(stage)
+        dev = {n: v.detach().to(self.device, non_blocking=True) for n, v in p.items()}
+        with torch.inference_mode():
+            outs = []
+            for i in range(0, len(idx), self.batch_size):
+                part = idx[i:i + self.batch_size]
+                h = act[part.to(act.device)] if act is not None else torch.cat(
+                    [self._entering(stage, int(j), int(j) + 1) for j in part])
+                outs.append(self._run(dev, h, stage).argmax(1))
+        return torch.cat(outs).cpu() if outs else torch.zeros(0, dtype=torch.long)
+
     def score(self, params: Params | EditResult, *, reference_preds: torch.Tensor | None = None) -> EditReport:
         """Score edited weights on the whole split.
 

@@ -16,6 +16,7 @@ from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
 from .analysis import AnalysisMixin
+from .views import ViewMixin
 from .helpers import (build_evaluator, evaluator_fingerprint, export_card, load_bundle,
                       report_from_preds)
 from .records import EditRecord, target_of
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from ..evaluation import EditReport, Evaluator
 
 
-class EditSession(AnalysisMixin):
+class EditSession(AnalysisMixin, ViewMixin):
     """Base weights, a stack of applied edits (undo/redo) and the current weights.
 
     The session edits ``model`` in place (pass a copy to keep the original); ``session.model``
@@ -159,7 +160,7 @@ class EditSession(AnalysisMixin):
 
     # -- editing -----------------------------------------------------------------------
     def edit(self, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor, config: EditorConfig | None = None,
-             *, index: int | Sequence[int] | None = None, **overrides: Any) -> EditResult:
+             *, index: int | Sequence[int] | None = None, score: bool = True, **overrides: Any) -> EditResult:
         """Edit the current weights so that the model predicts ``y_ref`` for ``x``.
 
         Args:
@@ -168,6 +169,8 @@ class EditSession(AnalysisMixin):
                 for a single image, a tuple for a batch).
             config: editor settings (default ``session.config``); ``overrides`` replace fields.
             index: the images' indices in the evaluator's split (recorded), if known.
+            score: False pushes the record without its reports (the UI shows the outcome
+                first, then calls :meth:`complete_reports`); the weights are the same.
         Returns:
             The :class:`EditResult`. A successful edit is applied and pushed (the redo stack
             is cleared); a failed one leaves the weights unchanged and goes to ``attempts``.
@@ -183,7 +186,7 @@ class EditSession(AnalysisMixin):
             self._autosave()
             return result
         current = self.params_at()
-        report, step_report = self._score({**current, **result.after}, self._preds_now())
+        report, step_report = self._score({**current, **result.after}, self._preds_now()) if score else (None, None)
         for n, v in result.before.items():  # share bit-identical tensors: halves the memory per edit
             same = current.get(n, self._base.get(n))
             if same is not None and torch.equal(v, same):
@@ -195,9 +198,9 @@ class EditSession(AnalysisMixin):
         return result
 
     def edit_index(self, index: int | Sequence[int], y_ref: int | Sequence[int] | torch.Tensor,
-                   config: EditorConfig | None = None, **overrides: Any) -> EditResult:
+                   config: EditorConfig | None = None, *, score: bool = True, **overrides: Any) -> EditResult:
         """Edit image(s) ``index`` of the evaluator's split (a list of indices = batch edit)."""
-        return self.edit(self.image(index), y_ref, config, index=index, **overrides)
+        return self.edit(self.image(index), y_ref, config, index=index, score=score, **overrides)
 
     def undo(self) -> EditRecord:
         """Restore the weights from before the last edit, bit for bit; returns its record."""
