@@ -74,6 +74,7 @@ class Callbacks:
     probe: Callable[[Any, Selection, int], None] = _nop
     history: Callable[[str], None] = _nop
     attribution_options: Callable[[], dict[str, Any] | None] = lambda: None
+    attribution_error: Callable[[BaseException], None] | None = None  # None: attribution errors raise
     probe_views: int = 16
 
 
@@ -208,7 +209,13 @@ class Controller:
         if sel is None or self.target is None or opts is None:
             return
         rows = attribution_rows(sel, self.target, self.session.classes)
-        aset = self.session.explain(sel.x, list(rows.values()), **opts)
+        try:
+            aset = self.session.explain(sel.x, list(rows.values()), **opts)
+        except Exception as err:  # noqa: BLE001 - a failed map must not undo the click that asked for it
+            if cb.attribution_error is None:
+                raise
+            cb.attribution_error(err)
+            return
         cb.attribution(aset, sel, rows)
 
     # -- the edit stack ------------------------------------------------------------------

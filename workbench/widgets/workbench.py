@@ -76,6 +76,7 @@ class Workbench:
             selected=self._on_selected, target=self._on_target, phase=self._on_phase, outcome=self._on_outcome,
             estimate=self._on_estimate, attribution=self._on_attribution, reports=self._on_reports,
             probe=self._on_probe, history=self._on_history, attribution_options=self._attribution_options,
+            attribution_error=lambda err: self.attribution.messages.error(err, "Attribution"),
             probe_views=probe_views))
         self.picker = TargetPicker(classes, on_target=self._guarded("edit", "Choosing the target", self.set_target))
         self.panel = EditPanel(list(session.model.groups()), {  # type: ignore[operator]
