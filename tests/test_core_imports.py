@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 NAMED = ["workbench", "workbench.editing", "workbench.evaluation", "workbench.training",
-         "workbench.models", "workbench.data"]
+         "workbench.models", "workbench.data", "workbench.localization"]
 UI = ["ipywidgets", "plotly", "IPython", "anywidget"]
 
 _SCRIPT = f"""

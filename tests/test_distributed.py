@@ -45,7 +45,7 @@ def test_two_gloo_ranks_train_editable_identically(tmp_path):
     card = json.loads((out / "card.json").read_text())
     assert card["world_size"] == 2 and len(rows) == 2
     assert rows[-1]["L_base"] < rows[0]["L_base"]  # the loss went down
-    assert rows[0]["L_loc"] > 0  # nontrivial edits, which differ per rank, took part
+    assert rows[0]["L_loc"] > 1e-6  # nontrivial edits (differing per rank) took part; round-off is ~1e-8
     assert rows[0]["step"] == 512 // (32 * 2)  # each rank took its own shard
 
 
@@ -89,7 +89,8 @@ def test_ddp_gradient_is_the_mean_of_the_full_local_objectives(tmp_path):
         assert len(lines) == 2, lines
         for line in lines:
             err = float(line.split("max_abs_err=")[1].split()[0])
-            assert err <= 1e-6 and float(line.split("L_loc=")[1]) > 0, line
+            # L_loc: the edits moved the predictions by far more than float32 round-off (~1e-8)
+            assert err <= 1e-6 and float(line.split("L_loc=")[1]) > 1e-6, line
 
 
 FAIL_ON_RANK1 = textwrap.dedent("""

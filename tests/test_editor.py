@@ -13,7 +13,8 @@ from torch.func import functional_call
 from workbench.editing import EditorConfig, edit, run_editor
 
 # Learning rates at which each method reliably edits the tiny conftest model within k = 10.
-LRS = {"gd": 0.1, "scaled_gd": 1.0, "sign": 1e-2, "rmsprop": 1e-2, "momentum": 0.1, "adam": 1e-2}
+LRS = {"gd": 0.1, "scaled_gd": 1.0, "sign": 1e-2, "rmsprop": 1e-2, "rmsprop_official": 1e-2, "momentum": 0.1,
+       "adam": 1e-2}
 
 
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -177,3 +178,60 @@ def test_defaults_depend_on_the_group():
     assert default_for("gd", "head") == DEFAULTS["gd"] == default_for("gd", ("chain3", "head"))
     assert EditorConfig(method="gd", layers="chain3").resolved().lr == DEFAULTS["gd"]["lr"]
     assert EditorConfig(method="gd", lr=1e-2, layers="all").resolved().lr == 1e-2  # explicit wins
+
+
+def _two_rmsprop_steps(method: str) -> torch.Tensor:
+    """Two steps of ``method`` on three float64 scalars, lr 0.01, beta 0.5 (the values below)."""
+    from workbench.editing.optimizers import Hyper, get_method
+
+    f64 = torch.float64
+    h = Hyper(lr=torch.tensor(0.01, dtype=f64), beta=torch.tensor(0.5, dtype=f64), beta2=torch.tensor(0.999, dtype=f64))
+    step = get_method(method).step
+    p = {"w": torch.tensor([0.5, -0.25, 1.0], dtype=f64)}
+    state: dict = {}
+    for t, g in enumerate(([2.4e-3, -7.5e-4, 0.3], [3.2e-3, 7.5e-4, 0.3]), start=1):
+        h.t = t
+        p, state = step(p, {"w": torch.tensor(g, dtype=f64)}, state, h)
+    return p["w"]
+
+
+def test_rmsprop_official_two_steps_by_hand():
+    """The official rule, p -= lr * g / sqrt(v + 1e-6), v_1 = g_1^2, v_2 = 0.5 v_1 + 0.5 g_2^2:
+
+    weight a, g = 2.4e-3 then 3.2e-3:
+        v_1 = 5.76e-6;  sqrt(v_1 + 1e-6) = sqrt(6.76e-6) = 2.6e-3;  step 0.01 * 2.4/2.6 = 0.01 * 12/13
+        v_2 = 0.5 * 5.76e-6 + 0.5 * 10.24e-6 = 8e-6;  sqrt(9e-6) = 3e-3;  step 0.01 * 3.2/3 = 0.01 * 16/15
+    weight b, |g| < 1e-3: g = -7.5e-4 then +7.5e-4:
+        v_1 = v_2 = 5.625e-7;  sqrt(1.5625e-6) = 1.25e-3;  steps of 0.01 * 0.75/1.25 = 0.006, +0.006 then
+        -0.006: back to -0.25 exactly. (Today's rmsprop would move it by 0.01 * 750/751 = 0.00999.)
+    weight c, g = 0.3 twice: v = 0.09 both times, two steps of 0.01 * 0.3 / sqrt(0.090001).
+    """
+    got = _two_rmsprop_steps("rmsprop_official")
+    want = torch.tensor([0.5 - 0.01 * 12 / 13 - 0.01 * 16 / 15,
+                         -0.25,
+                         1.0 - 2 * 0.01 * 0.3 / 0.090001 ** 0.5], dtype=torch.float64)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    assert abs(float(got[1]) + 0.25) < 1e-12  # |g| < 1e-3: a step of 0.6 lr each way
+
+
+def test_rmsprop_keeps_eps_outside_the_root_by_hand():
+    """Today's rule, p -= lr * g / (sqrt(v) + 1e-6), on the same scalars and gradients:
+
+    a: 0.01 * 2.4e-3 / (2.4e-3 + 1e-6) = 0.01 * 2400/2401, then v_2 = 8e-6:
+       0.01 * 3.2e-3 / (sqrt(8e-6) + 1e-6)
+    b: 0.01 * 7.5e-4 / (7.5e-4 + 1e-6) = 0.01 * 750/751 each way: back to -0.25
+    c: two steps of 0.01 * 0.3 / 0.300001
+    """
+    got = _two_rmsprop_steps("rmsprop")
+    want = torch.tensor([0.5 - 0.01 * 2400 / 2401 - 0.01 * 3.2e-3 / (8e-6 ** 0.5 + 1e-6),
+                         -0.25,
+                         1.0 - 2 * 0.01 * 0.3 / 0.300001], dtype=torch.float64)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+    # the two rules differ most where |g| is small: weight a's first step is 0.923 lr vs 0.9996 lr
+    assert float(_two_rmsprop_steps("rmsprop_official")[0]) > float(got[0]) + 1e-3
+
+
+def test_rmsprop_official_is_a_method_and_an_alias():
+    cfg = EditorConfig("rmsprop-official", layers="chain3").resolved()
+    assert (cfg.method, cfg.lr, cfg.beta) == ("rmsprop_official", 1e-3, 0.5)
+    assert EditorConfig.from_dict(cfg.to_dict()).resolved() == cfg

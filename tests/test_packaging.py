@@ -52,25 +52,84 @@ def _conda_requirements() -> dict[str, SpecifierSet]:
     return out
 
 
+PINNED = ("torch", "torchvision")  # ranges in pyproject.toml, exact pins in scripts/install.sh and environment.yml
+
+
+def _install_pins() -> dict[str, str]:
+    script = (ROOT / "scripts" / "install.sh").read_text()
+    out = {}
+    for name in PINNED:
+        pins = re.findall(rf'"{name}==([0-9.]+)"', script)
+        assert len(pins) == 1, f"scripts/install.sh must pin {name} exactly once, found {pins}"
+        out[name] = pins[0]
+    return out
+
+
 def test_environment_yml_matches_pyproject():
     py, conda = _pyproject_requirements(), _conda_requirements()
     assert sorted(conda) == sorted(py), (
         f"only in pyproject.toml: {sorted(set(py) - set(conda))}; "
         f"only in environment.yml: {sorted(set(conda) - set(py))}")
-    for pinned in ("torch", "torchvision"):
-        assert len(py[pinned]) == 1 and next(iter(py[pinned])).operator == "==", f"{pinned} must be pinned"
-        assert py[pinned] == conda[pinned], f"{pinned}: pyproject {py[pinned]} vs environment.yml {conda[pinned]}"
-    differ = {n: (str(py[n]), str(conda[n])) for n in py if py[n] != conda[n]}
+    pins = _install_pins()
+    for name in PINNED:
+        assert all(sp.operator != "==" for sp in py[name]), f"{name}: pyproject.toml must give a range, not a pin"
+        assert py[name].contains(pins[name]), f"{name}: the pin {pins[name]} lies outside pyproject's {py[name]}"
+        assert conda[name] == SpecifierSet(f"=={pins[name]}"), f"{name}: environment.yml {conda[name]} vs install.sh"
+    differ = {n: (str(py[n]), str(conda[n])) for n in py if n not in PINNED and py[n] != conda[n]}
     assert not differ, f"version constraints differ (pyproject, environment.yml): {differ}"
 
 
 def test_install_script_pins_match_pyproject():
-    py = _pyproject_requirements()
+    py, pins = _pyproject_requirements(), _install_pins()
+    for name in PINNED:
+        assert py[name].contains(pins[name])
     script = (ROOT / "scripts" / "install.sh").read_text()
-    for name in ("torch", "torchvision"):
-        pins = re.findall(rf'"{name}==([0-9.]+)"', script)
-        assert pins == [next(iter(py[name])).version], f"scripts/install.sh pins {name} {pins}"
     assert 'pip install' in script and '-e ".[test]"' in script
+
+
+def test_every_shipped_model_is_installed_as_data_files():
+    """`pip install .` outside the repository must find the shipped models (workbench.paths)."""
+    data_files = _pyproject()["tool"]["setuptools"]["data-files"]
+    shipped = sorted(p.parent.name for p in (ROOT / "assets" / "models").glob("*/card.json"))
+    assert shipped, "no shipped model folders under assets/models"
+    for name in shipped:
+        files = data_files.get(f"share/editable-workbench/models/{name}")
+        assert files, f"assets/models/{name} is not listed in [tool.setuptools.data-files]"
+        for f in ("card.json", "model.safetensors"):
+            assert f"assets/models/{name}/{f}" in files
+        assert all((ROOT / f).is_file() for f in files), files
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_package_and_its_models(tmp_path):
+    """Build the wheel (no dependencies, no isolation: a few seconds) and look inside."""
+    import shutil
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"  # a copy, so that the build leaves nothing in the checkout
+    src.mkdir()
+    for f in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / f, src / f)
+    shutil.copytree(ROOT / "workbench", src / "workbench", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(ROOT / "assets" / "models", src / "assets" / "models",
+                    ignore=shutil.ignore_patterns("train_state.pt*"))
+    res = subprocess.run([sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "--no-build-isolation",
+                          "-w", str(tmp_path), "-q"], capture_output=True, text=True, cwd=tmp_path)
+    if res.returncode != 0 and "No module named pip" in res.stderr:
+        pytest.skip("pip is not available to build a wheel")
+    assert res.returncode == 0, res.stderr[-2000:]
+    (wheel,) = tmp_path.glob("*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "workbench/paths.py" in names and "workbench/py.typed" in names
+    assert any(n.startswith("workbench/cli") for n in names)
+    data = [n for n in names if ".data/data/share/editable-workbench/models/" in n]
+    for name in ("fashion-baseline", "fashion-editable"):
+        assert any(n.endswith(f"models/{name}/model.safetensors") for n in data), data
+    meta = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    torch_req = [ln for ln in meta.splitlines() if ln.startswith("Requires-Dist: torch") and "vision" not in ln]
+    assert torch_req and "==" not in torch_req[0], torch_req
+    assert not any(n.startswith(("tests/", "assets/", "notebooks/")) for n in names)
 
 
 def test_readme_and_ci_use_the_two_commands():

@@ -141,7 +141,7 @@ def test_card_and_metrics_record_the_editable_run(tmp_path, fashion_small):
     assert card["recipe"] == recipe.to_dict()  # every hyperparameter
     ed = card["editor"]
     assert ed["method"] == "rmsprop" and ed["layers"] == "chain3" and ed["max_steps"] == 3 and ed["learned"]
-    assert ed["lr"] > 0 and 0 < ed["beta"] < 1 and ed["lr"] != recipe.editor_lr
+    assert ed["lr"] > 0 and 0 < ed["beta"] < 1 and ed["lr"] != pytest.approx(recipe.editor_lr, rel=1e-4)  # learned: moved beyond round-off
     assert card["amp"] is False and card["channels_last"] is False  # CPU: off
     row = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
     for key in ("loss", "L_base", "L_edit", "L_loc", "edit_success", "edit_steps", "editor_lr", "editor_beta",

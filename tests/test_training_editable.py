@@ -20,9 +20,15 @@ def batch(fashion_small):
     return fashion_small.normalize(fashion_small.train_x[:32]), fashion_small.train_y[:32]
 
 
+# An editor lr large enough to move the predictions measurably (L_loc ~ 1e-3 on the tiny model,
+# five orders above float32 round-off, ~1e-8) yet far too small to flip them in k=2 steps
+# (L_edit ~ 1.3 after the edit): L_edit > 0 and both terms carry gradients.
+FAILING_LR = 3e-4
+LOC_MEASURABLE = 1e-5  # 100x float32 round-off of a KL between near-equal predictions; ~1/90 of L_loc here
+
+
 def _failing_objective(**kw) -> EditableObjective:
-    # lr so small that k=2 steps cannot flip the prediction: L_edit > 0 and carries gradients
-    return EditableObjective(layers="chain3", editor_lr=1e-6, edit_steps=2, c_edit=1.0, c_loc=1.0, **kw)
+    return EditableObjective(layers="chain3", editor_lr=FAILING_LR, edit_steps=2, c_edit=1.0, c_loc=1.0, **kw)
 
 
 def _grads(obj: EditableObjective, model, x, y, term: str, step: int = 1):
@@ -38,7 +44,7 @@ def test_second_order_gradients_reach_the_prefix_and_the_editor_lr(tiny_model, b
     model = tiny_model.train()
     obj = _failing_objective()
     g, logs = _grads(obj, model, *batch, "edit")
-    assert logs["edit_success"] == 0 and logs["L_edit"] > 0
+    assert logs["edit_success"] == 0 and logs["L_edit"] > 0.1  # failed by a clear margin
     for name in ("stem", "lr", "beta"):  # stem lies before the edited group chain3
         assert g[name] is not None and torch.isfinite(g[name]).all() and float(g[name].abs().sum()) > 0, name
     gl, _ = _grads(obj, model, *batch, "loc")
@@ -51,10 +57,13 @@ def test_first_order_differs_and_drops_beta(tiny_model, batch):
     so, _ = _grads(_failing_objective(), model, *batch, "loc")
     model.load_state_dict(state)  # the base pass moved the BN statistics: start the same
     fo, logs = _grads(_failing_objective(first_order=True), model, *batch, "loc")
-    assert logs["L_loc"] > 0
+    assert logs["edit_success"] == 0 and logs["L_loc"] > LOC_MEASURABLE  # the edit moved the predictions
     assert fo["beta"] is None  # no second-order path to beta
     assert float(fo["lr"].abs()) > 0  # d theta'/d lr = delta / lr is kept
-    assert not torch.allclose(so["chain3"], fo["chain3"], rtol=1e-3, atol=0)
+    # the dropped second-order term changes the gradient as a whole (measured ~2.4e-2 relative),
+    # far above what round-off alone would give (~1e-6 for float32 sums of this size)
+    rel = float((so["chain3"] - fo["chain3"]).norm() / so["chain3"].norm())
+    assert rel > 1e-3, rel
 
 
 def test_batchnorm_stats_move_once_per_step_and_the_edit_keeps_them(tiny_model, batch):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import json
 import sys
 
 import pytest
@@ -22,12 +21,10 @@ from workbench.widgets import (  # noqa: E402
     live_figure,
     per_class_figure,
     probability_figure,
-    resolve_checkpoint,
     suggest_targets,
     timeline_figure,
     update_confusion,
 )
-from workbench.widgets import opening as wbmod  # noqa: E402
 
 
 def test_confusion_figure_blanks_diagonal_and_updates_in_place():
@@ -145,29 +142,3 @@ def test_image_builders_never_touch_pyplot():
     assert after == before
     with pytest.raises(ValueError, match=r"\(H, W\)"):
         attribution_overlay(torch.zeros(1, 28, 28), img)
-
-
-def _model_folder(path):
-    path.mkdir(parents=True)
-    (path / "card.json").write_text(json.dumps({"arch": "small-resnet"}))
-    return path
-
-
-def test_resolve_checkpoint_default_fallback_and_relative(tmp_path, monkeypatch):
-    models = tmp_path / "assets" / "models"
-    base = _model_folder(models / "fashion-baseline")
-    monkeypatch.setattr(wbmod, "MODELS", models)
-    monkeypatch.setattr(wbmod, "REPO_ROOT", tmp_path)
-    path, note = resolve_checkpoint(None)
-    assert path == base and "fashion-editable" in note and "baseline" in note
-    path, note = resolve_checkpoint("../assets/models/fashion-editable")  # as the notebook says it
-    assert path == base.resolve() and "missing" in note
-    ed = _model_folder(models / "fashion-editable")
-    assert resolve_checkpoint(None) == (ed, "")
-    (tmp_path / "notebooks").mkdir()
-    monkeypatch.chdir(tmp_path / "notebooks")
-    assert resolve_checkpoint("../assets/models/fashion-editable") == (ed.resolve(), "")
-    monkeypatch.chdir(tmp_path)
-    assert resolve_checkpoint("../assets/models/fashion-editable") == (ed.resolve(), "")
-    with pytest.raises(FileNotFoundError, match="not found"):
-        resolve_checkpoint("nowhere/model")

@@ -106,10 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _register_optional_commands() -> None:
-    """Import modules that register further commands (evaluate, tune-editor)."""
+    """Import modules that register further commands (evaluate, tune-editor, localize)."""
     import importlib
 
-    for mod in ("workbench.evaluation.cli",):
+    for mod in ("workbench.evaluation.cli", "workbench.localization.cli"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as err:

@@ -54,22 +54,15 @@ def load_available(folders: Mapping[str, str | Path], *, root: str | Path | None
 
 def editor_for(card: Mapping[str, Any], layers: str | None = None) -> Any:
     """The editor a model should be edited with: the learned one recorded in its card by
-    Editable Training, else the defaults (``workbench.editing.defaults``) on ``layers``.
+    Editable Training (for the group it was learned on), else the tuned defaults on ``layers``.
+    A thin wrapper of :func:`workbench.editing.choose_editor`.
 
     Returns:
         A resolved :class:`workbench.editing.EditorConfig`.
     """
-    from ..editing import EditorConfig
+    from ..editing import choose_editor
 
-    learned = card.get("editor") or {}
-    if "method" in learned:
-        cfg = EditorConfig.from_dict(learned)
-        if layers is not None and cfg.layers != layers:
-            cfg = EditorConfig(cfg.method, None, None, cfg.beta2, cfg.max_steps, layers)  # lr was learned for another group
-        return cfg.resolved()
-    from ..editing import DEFAULT_LAYERS
-
-    return EditorConfig(layers=layers or DEFAULT_LAYERS).resolved()
+    return choose_editor(card, layers=layers).config
 
 
 @dataclass(frozen=True, eq=False)

@@ -1,4 +1,5 @@
-"""Data sets, normalisation, class names and seeded splits."""
+"""Data sets, normalisation, class names and seeded splits; :func:`as_bundle` adapts any image data."""
+from .adapt import as_bundle, check_labels, dataset_to_tensors
 from .datasets import (
     CIFAR10_CLASSES,
     FASHION_CLASSES,
@@ -9,13 +10,14 @@ from .datasets import (
     load_fashion_mnist,
     load_for_card,
     load_image_folder,
+    min_max,
     normalize,
 )
 from .idx import read_idx
 from .transforms import random_crop_flip
 
 __all__ = [
-    "CIFAR10_CLASSES", "FASHION_CLASSES", "DataBundle", "default_cache_dir", "load_cifar10",
+    "as_bundle", "check_labels", "dataset_to_tensors", "min_max", "CIFAR10_CLASSES", "FASHION_CLASSES", "DataBundle", "default_cache_dir", "load_cifar10",
     "load_dataset", "load_fashion_mnist", "load_for_card", "load_image_folder", "normalize", "read_idx",
     "random_crop_flip",
 ]

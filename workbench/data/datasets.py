@@ -6,6 +6,7 @@ are cheap tensor slices (no DataLoader workers needed on a 2-core machine).
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,10 +42,16 @@ class DataBundle:
     Attributes:
         name: data set name, e.g. ``"fashion-mnist"``.
         classes: class names, index = label.
-        mean, std: per-channel normalisation constants (on the 0..1 scale).
-        train_x, val_x, test_x: ``(N, C, H, W) uint8`` images.
+        mean, std: per-channel normalisation constants (on the 0..1 scale); may be empty.
+        train_x, val_x, test_x: ``(N, C, H, W)`` images: ``uint8`` pixels, or ``float32``
+            (model inputs when ``stored == "input"``, 0..1 pixels otherwise).
         train_y, val_y, test_y: ``(N,) int64`` labels.
         source: where the files were read from.
+        meta: how the bundle was made (seed, split sizes ...), recorded in model cards.
+        normalize_fn: stored pixels (0..1 float) -> model input, instead of ``mean``/``std``.
+        denormalize_fn: model input -> 0..1 image, for display.
+        stored: ``"pixels"`` (images are pixels; :meth:`normalize` makes model inputs) or
+            ``"input"`` (images already are model inputs; :meth:`normalize` leaves floats as they are).
     """
 
     name: str
@@ -59,6 +66,9 @@ class DataBundle:
     test_y: torch.Tensor
     source: str = ""
     meta: dict = field(default_factory=dict)
+    normalize_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+    denormalize_fn: Callable[[torch.Tensor], torch.Tensor] | None = None
+    stored: str = "pixels"
 
     @property
     def num_classes(self) -> int:
@@ -69,30 +79,84 @@ class DataBundle:
         c, h, w = self.test_x.shape[1:]
         return (int(c), int(h), int(w))
 
+    @property
+    def display(self) -> str:
+        """How :meth:`display_images` shows the images: ``"pixels"`` (as stored),
+        ``"denormalized"`` (model inputs mapped back with the known normalisation) or
+        ``"min-max"`` (model inputs, nothing known: each image scaled to 0..1)."""
+        if self.stored == "pixels":
+            return "pixels"
+        return "denormalized" if self.denormalize_fn is not None or (self.mean and self.std) else "min-max"
+
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(x uint8, y int64)`` for ``"train"``, ``"val"`` or ``"test"``."""
+        """Return ``(x, y int64)`` for ``"train"``, ``"val"`` or ``"test"`` (``x`` as stored)."""
         if name not in ("train", "val", "test"):
             raise ValueError(f"unknown split {name!r}; use 'train', 'val' or 'test'")
         return getattr(self, f"{name}_x"), getattr(self, f"{name}_y")
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C, H, W) uint8`` (or float in 0..1) -> normalised ``float32`` model input."""
+        """Stored images ``(N, C, H, W)`` (``uint8``, or float 0..1 pixels) -> ``float32`` model input.
+
+        Floats of a bundle that stores model inputs (``stored == "input"``) pass unchanged.
+        """
+        if self.stored == "input" and torch.is_floating_point(x):
+            return x.float()
+        if self.normalize_fn is not None:
+            if x.dtype == torch.uint8:
+                x = x.float().div_(255.0)
+            return self.normalize_fn(x)
+        if not self.mean or not self.std:
+            if x.dtype == torch.uint8:
+                return x.float().div_(255.0)
+            if not torch.is_floating_point(x):
+                raise TypeError(f"images must be uint8 or float, got {x.dtype}")
+            return x
         return normalize(x, self.mean, self.std)
 
     def denormalize(self, x: torch.Tensor) -> torch.Tensor:
-        """Inverse of :meth:`normalize`: model input -> float image in 0..1."""
-        mean = torch.tensor(self.mean, device=x.device).view(-1, 1, 1)
-        std = torch.tensor(self.std, device=x.device).view(-1, 1, 1)
-        return (x * std + mean).clamp(0, 1)
+        """Inverse of :meth:`normalize`: model input ``(..., C, H, W)`` -> float image in 0..1
+        (min-max scaled per image when the normalisation is unknown, see :attr:`display`)."""
+        if self.denormalize_fn is not None:
+            return self.denormalize_fn(x).clamp(0, 1)
+        if self.mean and self.std:
+            mean = torch.tensor(self.mean, device=x.device).view(-1, 1, 1)
+            std = torch.tensor(self.std, device=x.device).view(-1, 1, 1)
+            return (x * std + mean).clamp(0, 1)
+        if self.stored == "pixels" and self.normalize_fn is None:
+            return x.clamp(0, 1)  # the model input is pixels / 255
+        return min_max(x)
+
+    def display_images(self, x: torch.Tensor) -> torch.Tensor:
+        """Stored images ``(N, C, H, W)`` -> what to show: uint8 pixels as they are, else
+        float in 0..1 (see :attr:`display`)."""
+        if self.stored == "pixels":
+            return x
+        return self.denormalize(x.float())
+
+    def normalization_card(self) -> dict:
+        """How images become model inputs, for a model card (``custom``: a function was given,
+        which a card cannot record)."""
+        return {"stored": self.stored, "mean": list(self.mean), "std": list(self.std),
+                "custom": self.normalize_fn is not None or self.denormalize_fn is not None,
+                "display": self.display}
 
     def subset(self, train: int | None = None, val: int | None = None, test: int | None = None) -> "DataBundle":
         """A smaller bundle with the first ``n`` examples of each split (for tests and demos)."""
         def cut(t: torch.Tensor, n: int | None) -> torch.Tensor:
             return t if n is None else t[:n]
-        return DataBundle(self.name, self.classes, self.mean, self.std,
-                          cut(self.train_x, train), cut(self.train_y, train),
-                          cut(self.val_x, val), cut(self.val_y, val),
-                          cut(self.test_x, test), cut(self.test_y, test), self.source, dict(self.meta))
+        return dataclasses.replace(self, train_x=cut(self.train_x, train), train_y=cut(self.train_y, train),
+                                   val_x=cut(self.val_x, val), val_y=cut(self.val_y, val),
+                                   test_x=cut(self.test_x, test), test_y=cut(self.test_y, test),
+                                   meta=dict(self.meta))
+
+
+def min_max(x: torch.Tensor) -> torch.Tensor:
+    """Scale each image of ``(..., C, H, W)`` to 0..1 (constant images become 0)."""
+    flat = x.reshape(*x.shape[:-3], -1) if x.dim() > 3 else x.reshape(1, -1)
+    lo = flat.min(-1, keepdim=True).values
+    hi = flat.max(-1, keepdim=True).values
+    out = (flat - lo) / (hi - lo).clamp_min(1e-12)
+    return out.reshape(x.shape)
 
 
 def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
@@ -105,7 +169,8 @@ def normalize(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) 
     return (x - m) / s
 
 
-def _train_val_split(x: torch.Tensor, y: torch.Tensor, val_size: int, seed: int):
+def _train_val_split(x: torch.Tensor, y: torch.Tensor, val_size: int | None, seed: int):
+    val_size = 5000 if val_size is None else val_size
     if not 0 <= val_size < len(x):
         raise ValueError(f"val_size={val_size} must be in [0, {len(x)})")
     g = torch.Generator().manual_seed(seed)
@@ -123,7 +188,7 @@ def _find_idx(root: Path, stem: str) -> Path | None:
 
 
 def load_fashion_mnist(root: str | Path | None = None, *, download: bool = False,
-                       val_size: int = 5000, seed: int = 0) -> DataBundle:
+                       val_size: int | None = 5000, seed: int = 0) -> DataBundle:
     """Fashion-MNIST, 28x28 grayscale, 10 classes.
 
     Looks in ``root`` (if given), then in Debian's ``/usr/share/datasets/fashion-mnist``
@@ -162,7 +227,7 @@ def load_fashion_mnist(root: str | Path | None = None, *, download: bool = False
 
 
 def load_cifar10(root: str | Path | None = None, *, download: bool = False,
-                 val_size: int = 5000, seed: int = 0) -> DataBundle:
+                 val_size: int | None = 5000, seed: int = 0) -> DataBundle:
     """CIFAR-10 through torchvision (``cifar-10-batches-py`` under ``root``)."""
     from torchvision.datasets import CIFAR10
 
@@ -188,10 +253,18 @@ def load_cifar10(root: str | Path | None = None, *, download: bool = False,
 
 
 def load_image_folder(root: str | Path, *, image_size: int = 32, test_fraction: float = 0.2,
-                      val_fraction: float = 0.1, seed: int = 0, grayscale: bool = False) -> DataBundle:
+                      val_fraction: float = 0.1, seed: int = 0, grayscale: bool = False,
+                      val_size: int | None = None) -> DataBundle:
     """Any ``ImageFolder`` tree (``root/<class>/<image>``), resized to ``image_size`` and split.
 
-    Normalisation constants are computed from the training split.
+    Args:
+        image_size: every image is resized to ``image_size x image_size``.
+        test_fraction, val_fraction: shares of the images held out (seeded by ``seed``);
+            ``val_size`` (a count) replaces ``val_fraction`` when given.
+        grayscale: convert to one channel (else three, RGB).
+    Returns:
+        ``uint8`` images; normalisation constants are computed from the training split. ``meta``
+        records every argument, so a model card can reload the very same splits.
     """
     from torchvision.datasets import ImageFolder
     from torchvision.transforms import v2
@@ -199,21 +272,33 @@ def load_image_folder(root: str | Path, *, image_size: int = 32, test_fraction: 
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"ImageFolder root {root} does not exist; it must hold one folder per class")
+    if not isinstance(image_size, int) or image_size < 1:
+        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
     tf = [v2.Resize((image_size, image_size))] + ([v2.Grayscale()] if grayscale else [])
     tf += [v2.PILToTensor()]
-    ds = ImageFolder(str(root), transform=v2.Compose(tf))
+    try:
+        ds = ImageFolder(str(root), transform=v2.Compose(tf))
+    except (FileNotFoundError, RuntimeError) as err:
+        raise FileNotFoundError(f"{root} is not an ImageFolder tree ({err}); it must hold one folder per class "
+                                "with the images inside") from err
     xs = torch.stack([ds[i][0] for i in range(len(ds))])
     ys = torch.tensor(ds.targets, dtype=torch.long)
     n = len(xs)
+    n_test = int(round(n * test_fraction))
+    n_val = int(round(n * val_fraction)) if val_size is None else int(val_size)
+    if n_val < 0 or n_test < 0 or n_test + n_val >= n:
+        raise ValueError(f"{root} has {n} images: too few for {n_test} test and {n_val} validation images "
+                         "with some left to train on; lower test_fraction / val_size (--val-size)")
     g = torch.Generator().manual_seed(seed)
     perm = torch.randperm(n, generator=g)
-    n_test, n_val = int(round(n * test_fraction)), int(round(n * val_fraction))
     te, va, tr = perm[:n_test], perm[n_test:n_test + n_val], perm[n_test + n_val:]
     f = xs[tr].float() / 255
     mean = tuple(float(v) for v in f.mean(dim=(0, 2, 3)))
-    std = tuple(float(v) for v in f.std(dim=(0, 2, 3)).clamp_min(1e-3))
+    std = tuple(float(v) for v in f.std(dim=(0, 2, 3)).nan_to_num(1.0).clamp_min(1e-3))
+    meta = {"seed": seed, "image_size": image_size, "grayscale": grayscale, "test_fraction": test_fraction,
+            "val_fraction": val_fraction, "val_size": val_size, "images": n, "channels": int(xs.shape[1])}
     return DataBundle(root.name, tuple(ds.classes), mean, std, xs[tr], ys[tr], xs[va], ys[va],
-                      xs[te], ys[te], source=str(root), meta={"seed": seed})
+                      xs[te], ys[te], source=str(root), meta=meta)
 
 
 LOADERS: dict[str, Callable[..., DataBundle]] = {
@@ -223,20 +308,38 @@ LOADERS: dict[str, Callable[..., DataBundle]] = {
 
 
 def load_dataset(name: str = "fashion-mnist", root: str | Path | None = None, **kwargs) -> DataBundle:
-    """Load a data set by name: ``"fashion-mnist"``, ``"cifar10"`` or ``"imagefolder:<path>"``."""
+    """Load a data set by name: ``"fashion-mnist"``, ``"cifar10"`` or ``"imagefolder:<path>"``.
+
+    ``kwargs`` go to the loader (``val_size``, ``seed``; for a folder also ``image_size``,
+    ``grayscale``, ``test_fraction`` ...); those set to None take the loader's default.
+    """
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if name.startswith("imagefolder:"):
         return load_image_folder(name.split(":", 1)[1], **kwargs)
     if name not in LOADERS:
         raise ValueError(f"unknown data set {name!r}; choose one of {sorted(LOADERS)} or 'imagefolder:<path>'")
+    if "image_size" in kwargs or kwargs.pop("grayscale", False):
+        raise ValueError(f"image_size and grayscale apply to 'imagefolder:<path>' data sets only; {name} has "
+                         "a fixed image size and channel count")
     return LOADERS[name](root, **kwargs)
+
+
+FOLDER_KEYS = ("seed", "image_size", "grayscale", "test_fraction", "val_fraction", "val_size")
 
 
 def load_for_card(card: dict) -> DataBundle:
     """The data set a model card names (``card["dataset"]``, default Fashion-MNIST), with the
-    recipe's data root, validation size and seed, so the train/val split matches training."""
+    recipe's data root, validation size and seed, so the train/val split matches training.
+    A folder is reloaded with the image size, channels and fractions in ``card["data"]``."""
     name = card.get("dataset") or "fashion-mnist"
     recipe = card.get("recipe") or {}
     kw: dict = {}
     if name in ("fashion-mnist", "cifar10"):
         kw = {k: recipe[k] for k in ("val_size", "seed") if recipe.get(k) is not None}
+    elif name.startswith("imagefolder:"):
+        meta = card.get("data") or {}
+        kw = {k: meta[k] for k in FOLDER_KEYS if meta.get(k) is not None}
+        if "image_size" not in kw and card.get("input_shape"):
+            kw["image_size"] = int(card["input_shape"][-1])
+            kw["grayscale"] = int(card["input_shape"][0]) == 1
     return load_dataset(name, recipe.get("data_root"), **kw)

@@ -1,9 +1,11 @@
 """The editor: constraint, gradient methods, ``edit() -> EditResult``."""
+from .choice import SOURCES, EditorChoice, choose_editor, choose_for_config, learned_editor
 from .constraint import edit_loss, satisfied
 from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULTS, GROUP_DEFAULTS, default_for
 from .editor import EditorConfig, EditResult, EditTrace, check_inputs, edit, eval_mode, run_editor
 from .optimizers import METHODS, get_method
 
-__all__ = ["DEFAULTS", "DEFAULT_LAYERS", "DEFAULT_MAX_STEPS", "EditResult", "EditTrace", "EditorConfig",
-           "GROUP_DEFAULTS", "METHODS", "check_inputs", "default_for", "edit", "edit_loss", "eval_mode",
-           "get_method", "run_editor", "satisfied"]
+__all__ = ["DEFAULTS", "DEFAULT_LAYERS", "DEFAULT_MAX_STEPS", "EditResult", "EditTrace", "EditorChoice",
+           "EditorConfig", "GROUP_DEFAULTS", "METHODS", "SOURCES", "check_inputs", "choose_editor",
+           "choose_for_config", "default_for",
+           "edit", "edit_loss", "eval_mode", "get_method", "learned_editor", "run_editor", "satisfied"]

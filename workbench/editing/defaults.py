@@ -8,7 +8,8 @@ from __future__ import annotations
 DEFAULT_MAX_STEPS = 10
 DEFAULT_LAYERS = "chain3"
 
-# method -> {"lr": float, "beta": float | None}
+# method -> {"lr": float, "beta": float | None}. rmsprop_official was not tuned separately: it
+# carries rmsprop's values (also the official code's lr 1e-3, beta 0.5).
 DEFAULTS: dict[str, dict[str, float | None]] = {
     "gd": {"lr": 0.00316, "beta": None},
     "scaled_gd": {"lr": 0.1, "beta": None},
@@ -16,6 +17,7 @@ DEFAULTS: dict[str, dict[str, float | None]] = {
     "rmsprop": {"lr": 0.001, "beta": 0.5},
     "momentum": {"lr": 0.001, "beta": 0.9},
     "adam": {"lr": 0.001, "beta": 0.5},
+    "rmsprop_official": {"lr": 0.001, "beta": 0.5},
 }
 SOURCE = (
     'rmsprop: lr=0.001, beta=0.5 (val success 100.0%, drawdown 7.34% abs, 100 random-label edits of 2000 val images, k=10, layers chain3); checkpoint assets/models/fashion-baseline (15 epochs, test error 0.06729999929666519, commit 38e7a62e13567522162732642af1683b4a7f26c4); `python -m workbench tune-editor --checkpoint assets/models/fashion-baseline --editor rmsprop --layers chain3 --edits 100 --no-progress --json logs_local/tune_rmsprop.json --write-defaults`; 2026-11-25\n'
@@ -46,3 +48,13 @@ def default_for(method: str, layers: object = DEFAULT_LAYERS) -> dict[str, float
     """The tuned ``{"lr", "beta"}`` of canonical ``method`` for editable group ``layers``."""
     group = GROUP_DEFAULTS.get(layers, {}) if isinstance(layers, str) else {}
     return group.get(method, DEFAULTS[method])
+
+
+def has_tuned_default(model: object, layers: object) -> bool:
+    """Whether the tuned defaults above were measured for this kind of model and group: the
+    project's ResNets (``workbench.models.ResNet``) on ``chain3`` or a group of ``GROUP_DEFAULTS``.
+    Any other model or group gets a calibrated step size (``workbench.evaluation.calibrate``)."""
+    from ..models.resnet import ResNet
+
+    key = layers if isinstance(layers, str) else None
+    return isinstance(model, ResNet) and key is not None and (key == DEFAULT_LAYERS or key in GROUP_DEFAULTS)

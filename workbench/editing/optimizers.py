@@ -56,11 +56,32 @@ def _sign(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
     return {n: p[n] - h.lr * torch.sign(g[n]) for n in p}, s
 
 
-def _rmsprop(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
+def _mean_sq(p: Tensors, g: Tensors, s: State, h: Hyper) -> Tensors:
+    """RMSProp's running mean of g^2, ``v_1 = g_1^2``, ``v_t = beta v_{t-1} + (1 - beta) g_t^2``."""
     prev = s.get("sq")
-    # The running mean of g^2 starts at g^2, so the first step is about lr * sign(g).
-    sq = {n: g[n] * g[n] if prev is None else h.beta * prev[n] + (1 - h.beta) * g[n] * g[n] for n in p}
+    return {n: g[n] * g[n] if prev is None else h.beta * prev[n] + (1 - h.beta) * g[n] * g[n] for n in p}
+
+
+def _rmsprop(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
+    """RMSProp, eps outside the root: ``p -= lr * g / (sqrt(v) + eps)``.
+
+    The running mean ``v`` starts at g^2, so the first step is ``lr * g / (|g| + eps)``, about
+    ``lr * sign(g)`` for every weight whose |g| is well above eps = 1e-6.
+    """
+    sq = _mean_sq(p, g, s, h)
     return {n: p[n] - h.lr * g[n] / (_safe_sqrt(sq[n]) + EPS) for n in p}, {"sq": sq}
+
+
+def _rmsprop_official(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
+    """RMSProp as the official Editable Neural Networks code (xtinkt/editable) has it, eps inside
+    the root: ``p -= lr * g / sqrt(v + eps)``, with the same ``v`` (starting at g^2).
+
+    The first step is ``lr * g / sqrt(g^2 + eps)``: about ``lr * sign(g)`` where |g| >> 1e-3 =
+    sqrt(eps), but shorter where |g| is near or below 1e-3 (at |g| = 7.5e-4, 0.6 lr instead of
+    0.9987 lr), so weights with small gradients move less than with ``rmsprop``.
+    """
+    sq = _mean_sq(p, g, s, h)
+    return {n: p[n] - h.lr * g[n] / torch.sqrt(sq[n] + EPS) for n in p}, {"sq": sq}
 
 
 def _momentum(p: Tensors, g: Tensors, s: State, h: Hyper) -> tuple[Tensors, State]:
@@ -92,11 +113,15 @@ METHODS: dict[str, Method] = {
     "gd": Method("gd", _gd, None, "gradient descent: p -= lr * g"),
     "scaled_gd": Method("scaled_gd", _scaled_gd, None, "GD with the step normalised to length lr"),
     "sign": Method("sign", _sign, None, "RProp / sign-SGD: p -= lr * sign(g)"),
-    "rmsprop": Method("rmsprop", _rmsprop, (0.0, 1.0), "RMSProp, running mean of g^2 with decay beta"),
+    "rmsprop": Method("rmsprop", _rmsprop, (0.0, 1.0),
+                      "RMSProp, running mean v of g^2 with decay beta: p -= lr * g / (sqrt(v) + 1e-6)"),
+    "rmsprop_official": Method("rmsprop_official", _rmsprop_official, (0.0, 1.0),
+                               "RMSProp as in the official xtinkt/editable code: p -= lr * g / sqrt(v + 1e-6)"),
     "momentum": Method("momentum", _momentum, (0.0, 1.0), "heavy-ball momentum with decay beta"),
     "adam": Method("adam", _adam, (0.1, 1.0), "Adam; beta is beta1, restricted to [0.1, 1]"),
 }
-ALIASES = {"rprop": "sign", "sign-sgd": "sign", "sgd": "gd", "scaled-gd": "scaled_gd"}
+ALIASES = {"rprop": "sign", "sign-sgd": "sign", "sgd": "gd", "scaled-gd": "scaled_gd",
+           "rmsprop-official": "rmsprop_official"}
 
 
 def get_method(name: str) -> Method:

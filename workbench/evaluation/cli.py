@@ -16,8 +16,8 @@ import torch
 
 from ..cli import command
 from ..data import DataBundle
-from ..editing import EditorConfig, get_method
-from ..editing.defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS
+from ..editing import EditorChoice, choose_editor, get_method
+from ..editing.defaults import DEFAULT_LAYERS
 from ..models.registry import group_params
 from .evaluator import Evaluator
 from .merge import complete_lines
@@ -63,10 +63,14 @@ def bundle_for_card(card: Mapping[str, Any]) -> DataBundle:
 
 def _common_args(p: argparse.ArgumentParser, edits: int) -> None:
     p.add_argument("--checkpoint", required=True, help="model folder (model.safetensors + card.json)")
-    p.add_argument("--editor", default="rmsprop", help="gd, scaled_gd, sign (rprop), rmsprop, momentum, adam")
-    p.add_argument("--layers", default=DEFAULT_LAYERS, help="editable group(s), e.g. chain3 or chain3,head")
+    p.add_argument("--editor", default=None,
+                   help="gd, scaled_gd, sign (rprop), rmsprop, rmsprop_official, momentum, adam (default: the "
+                        "editor the model learned in Editable Training, recorded in its card; else rmsprop)")
+    p.add_argument("--layers", default=None, help="editable group(s), e.g. chain3 or chain3,head (default: the "
+                                                   f"group of the learned editor, else {DEFAULT_LAYERS})")
     p.add_argument("--edits", type=int, default=edits, help=f"number of independent edits (default {edits})")
-    p.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help="k: step budget per edit")
+    p.add_argument("--max-steps", type=int, default=None, help="k: step budget per edit (default: the learned "
+                                                               "editor's, else 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the edit draw")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--batch-size", type=int, default=None,
@@ -80,8 +84,10 @@ def _evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", default="random", choices=PROTOCOLS,
                    help="random: random labels on random test images (the paper); natural: "
                         "misclassified test images edited to their true label")
-    p.add_argument("--lr", type=float, default=None, help="editor learning rate (default: tuned default)")
-    p.add_argument("--beta", type=float, default=None, help="editor beta (default: tuned default)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="editor learning rate (default: the learned one for the learned method and group, "
+                        "else the tuned default)")
+    p.add_argument("--beta", type=float, default=None, help="editor beta (default: as --lr)")
     p.add_argument("--split", default="test", choices=("test", "val"), help="split to edit and score")
     p.add_argument("--limit", type=int, default=None, help="use only the first N images of the split")
     p.add_argument("--no-resume", action="store_true",
@@ -95,19 +101,23 @@ def _command_line(args: argparse.Namespace) -> str:
     return "python -m workbench " + " ".join(shlex.quote(a) for a in getattr(args, "_argv", []))
 
 
-def _setup(args: argparse.Namespace, split: str, limit: int | None) -> tuple[Evaluator, dict[str, Any]]:
-    get_method(args.editor)  # fail fast on an unknown editor
+def _setup(args: argparse.Namespace, split: str, limit: int | None) -> tuple[Evaluator, dict[str, Any], EditorChoice]:
+    if args.editor is not None:
+        get_method(args.editor)  # fail fast on an unknown editor
     for name in ("edits", "max_steps", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    layers = parse_layers(args.layers)
+    layers = parse_layers(args.layers) if args.layers is not None else None
     model, card = load_checkpoint(args.checkpoint)
+    choice = choose_editor(card, method=args.editor, lr=getattr(args, "lr", None), beta=getattr(args, "beta", None),
+                           max_steps=args.max_steps, layers=layers)
+    layers = choice.config.layers
     group_params(model, layers)  # unknown group -> ValueError naming the groups
     bundle = bundle_for_card(card)
     ev = Evaluator(model, bundle, split=split, layers=layers, device=args.device,
                    batch_size=args.batch_size, limit=limit)
     args.layers_parsed = layers
-    return ev, card
+    return ev, card, choice
 
 
 def _header(ev: Evaluator, card: Mapping[str, Any], checkpoint: str) -> str:
@@ -150,6 +160,8 @@ class _Partial:
         if resume and self.path.exists():
             lines = complete_lines(self.path, allow_empty=True)
             header = json.loads(lines[0]) if lines else None
+            if header is not None and "editor_source" not in header:  # written before it was recorded
+                header["editor_source"] = self.settings.get("editor_source")
             if header != self.settings:
                 diff = sorted(k for k in self.settings if header is None or header.get(k) != self.settings[k])
                 raise ValueError(f"{self.path} holds an interrupted run with other settings (differs in: "
@@ -175,18 +187,18 @@ class _Partial:
 @command("evaluate", _evaluate_args)
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """N independent edits of a checkpoint, scored as in the paper's Table 1."""
-    ev, card = _setup(args, args.split, args.limit)
-    cfg = EditorConfig(args.editor, args.lr, args.beta, max_steps=args.max_steps, layers=args.layers_parsed)
-    cfg = cfg.resolved()
+    ev, card, choice = _setup(args, args.split, args.limit)
+    cfg = choice.config
     start, stop = _parse_range(args.range, args.edits)
     edits = make_edits(args.protocol, ev, args.edits, args.seed)
     print(_header(ev, card, args.checkpoint))
+    print(choice.note)
     sha = model_sha256(args.checkpoint)
     settings = {
         "model_sha256": sha, "method": cfg.method, "lr": cfg.lr, "beta": cfg.beta, "max_steps": cfg.max_steps,
         "layers": _layers_key(cfg.layers), "protocol": args.protocol, "edits": args.edits, "seed": args.seed,
         "split": ev.split, "limit": args.limit, "device": ev.device.type, "checkpoint": str(args.checkpoint),
-        "test_error": ev.base_error, "examples": len(ev)}
+        "test_error": ev.base_error, "examples": len(ev), "editor_source": choice.source}
     if args.range is not None:
         settings["range"] = [start, stop]
     partial = _Partial(Path(args.json + ".partial"), settings) if args.json else None
@@ -200,11 +212,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     summary = ev.evaluate_edits(edits.x[n:stop], edits.y[n:stop], cfg, protocol=args.protocol,
                                 progress=not args.no_progress, indices=edits.indices[n:stop], previous=done,
                                 previous_seconds=spent, on_outcome=None if partial is None else partial.add)
+    summary = dataclasses.replace(summary, editor_source=choice.source)
     print(summary.table())
     print("(failed edits count as k steps; drawdown = error after - error before, over the whole "
           f"{ev.split} split; abs = mean of |change|, signed = mean change)")
+    print(summary.noop_line())
     if args.json:
-        out = {**summary.to_json(), "checkpoint": str(args.checkpoint), "seed": args.seed,
+        out = {**summary.to_json(), **choice.to_json(), "checkpoint": str(args.checkpoint), "seed": args.seed,
                "device": str(ev.device), "command": _command_line(args),
                "model_test_error_card": card.get("test_error"),
                "model_sha256": sha, "limit": args.limit}
@@ -234,15 +248,29 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
 def cmd_tune_editor(args: argparse.Namespace) -> int:
     """Grid-search an editor's lr/beta on a validation slice (least drawdown at >= 95 % success)."""
     lrs, betas = parse_floats(args.lrs, "--lrs"), parse_floats(args.betas, "--betas")
-    if args.write_defaults and parse_layers(args.layers) != DEFAULT_LAYERS:  # before loading anything
+    if args.write_defaults and parse_layers(args.layers or DEFAULT_LAYERS) != DEFAULT_LAYERS:  # before loading anything
         raise ValueError(f"--write-defaults stores the defaults of group {DEFAULT_LAYERS!r}; for --layers "
                          f"{args.layers!r}, put the winner into GROUP_DEFAULTS in workbench/editing/defaults.py")
-    ev, card = _setup(args, "val", args.val_limit)
+    ev, card, choice = _setup(args, "val", args.val_limit)
     print(_header(ev, card, args.checkpoint))
-    res = tune_editor(ev, args.editor, edits=args.edits, seed=args.seed, lrs=lrs, betas=betas,
-                      layers=args.layers_parsed, max_steps=args.max_steps, target_success=args.target_success,
-                      refine=args.refine, progress=not args.no_progress)
+    cfg = choice.config
+    if args.write_defaults and cfg.layers != DEFAULT_LAYERS:
+        raise ValueError(f"--write-defaults stores the defaults of group {DEFAULT_LAYERS!r}, but this model's "
+                         f"learned editor edits {cfg.layers!r}; pass --layers {DEFAULT_LAYERS}")
+    reference = cfg if choice.source == "learned" else None
+    if reference is not None:
+        print(f"reference: {choice.note}; the default grid is centred on it and includes it")
+    else:
+        print(f"starting point: {choice.note}")
+    res = tune_editor(ev, cfg.method, edits=args.edits, seed=args.seed, lrs=lrs, betas=betas,
+                      layers=args.layers_parsed, max_steps=cfg.max_steps, target_success=args.target_success,
+                      refine=args.refine, progress=not args.no_progress, reference=reference)
     print(res.table())
+    if res.reference is not None:
+        r = res.reference
+        dd = "not scored (success target missed)" if r.drawdown_abs is None else f"{100 * r.drawdown_abs:.2f}% (abs)"
+        print(f"learned editor (row marked L): success {100 * r.success_rate:.1f}%, mean steps {r.mean_steps:.2f}, "
+              f"drawdown {dd}")
     b = res.best
     if b is None:
         print(f"no setting reached {100 * args.target_success:.0f}% success within k={args.max_steps}; "
@@ -254,7 +282,8 @@ def cmd_tune_editor(args: argparse.Namespace) -> int:
         if b.lr in (min(p.lr for p in res.points), max(p.lr for p in res.points)):
             print("note: the winner lies on the edge of the lr grid; consider widening it with --lrs")
     if args.json:
-        out = {**res.to_json(), "checkpoint": str(args.checkpoint), "command": _command_line(args)}
+        out = {**res.to_json(), **choice.to_json(), "checkpoint": str(args.checkpoint),
+               "command": _command_line(args)}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
         print(f"wrote {args.json}")

@@ -40,12 +40,13 @@ def read_part(path: str | Path) -> Part:
         header, *recs = [json.loads(line) for line in complete_lines(p)]
         outcomes = [EditOutcome(**r["outcome"]) for r in recs]
         start = header.get("range", [0, header["edits"]])[0]
-        return Part(p, {k: header.get(k) for k in SHARED}, start, outcomes,
+        return Part(p, {k: header.get(k) for k in (*SHARED, "editor_source")}, start, outcomes,
                     float(recs[-1]["seconds"]) if recs else 0.0, header["checkpoint"], header.get("device"))
     js = json.loads(p.read_text())
     if "per_edit" not in js:
         raise ValueError(f"{p} has no per_edit records; write it with `python -m workbench evaluate --json`")
     settings = {"method": js["editor"], "edits": js.get("edits_total", js["edits"]), "limit": js.get("limit"),
+                "editor_source": js.get("editor_source"),
                 **{k: js.get(k) for k in SHARED if k not in ("method", "edits", "limit")}}
     layers = settings["layers"]
     settings["layers"] = layers if "+" not in str(layers) else str(layers).split("+")  # as _layers_name writes it
@@ -109,7 +110,7 @@ def summarize(settings: dict[str, Any], outcomes: Sequence[EditOutcome], seconds
         outcomes, test_error=settings["test_error"], editor=settings["method"],
         layers=layers if isinstance(layers, str) else "+".join(layers), protocol=settings["protocol"],
         seconds=seconds, lr=settings["lr"], beta=settings["beta"], max_steps=settings["max_steps"],
-        split=settings["split"], examples=settings["examples"])
+        split=settings["split"], examples=settings["examples"], editor_source=settings.get("editor_source"))
 
 
 def _key(o: EditOutcome) -> tuple:

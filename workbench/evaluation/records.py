@@ -92,6 +92,11 @@ class EditOutcome:
     finite: bool
     edit_seconds: float
 
+    @property
+    def noop(self) -> bool:
+        """A no-op edit: the model already predicted ``target``, so it took 0 steps and changed nothing."""
+        return self.success and self.steps == 0
+
 
 @dataclass(frozen=True)
 class EvalSummary:
@@ -110,6 +115,13 @@ class EvalSummary:
         per_edit: one :class:`EditOutcome` per edit, in order.
         lr, beta, max_steps: the resolved editor hyperparameters.
         split, examples: the split scored and its size.
+        noop_edits: edits whose target the base model already predicted (0 steps, 0 drawdown;
+            the figures above count them, as the paper's evaluation does).
+        success_rate_excl_noop, mean_steps_excl_noop, drawdown_abs_excl_noop,
+            drawdown_signed_excl_noop: the same metrics over the ``edits - noop_edits`` edits that
+            had to change something (NaN if there are none).
+        editor_source: where lr/beta came from, ``"learned"`` | ``"tuned default"`` | ``"given"`` | ``"calibrated"``
+            (``editing.choose_editor``); None when not recorded.
     """
 
     test_error: float
@@ -128,22 +140,30 @@ class EvalSummary:
     max_steps: int = 10
     split: str = "test"
     examples: int = 0
+    noop_edits: int = 0
+    success_rate_excl_noop: float = math.nan
+    mean_steps_excl_noop: float = math.nan
+    drawdown_abs_excl_noop: float = math.nan
+    drawdown_signed_excl_noop: float = math.nan
+    editor_source: str | None = None
 
     @classmethod
     def from_outcomes(cls, outcomes: Sequence[EditOutcome], *, test_error: float, editor: str, layers: str,
                       protocol: str, seconds: float, lr: float | None, beta: float | None, max_steps: int,
-                      split: str, examples: int) -> "EvalSummary":
-        """Aggregate per-edit outcomes into the paper's metrics (NaN for zero edits)."""
-        n = len(outcomes)
-        mean = (lambda vals: sum(vals) / n) if n else (lambda vals: math.nan)
-        return cls(test_error=test_error,
-                   drawdown_abs=mean([abs(o.drawdown) for o in outcomes]),
-                   drawdown_signed=mean([o.drawdown for o in outcomes]),
-                   success_rate=mean([float(o.success) for o in outcomes]),
-                   mean_steps=mean([float(o.steps) for o in outcomes]),
-                   edits=n, editor=editor, layers=layers, protocol=protocol, seconds=seconds,
+                      split: str, examples: int, editor_source: str | None = None) -> "EvalSummary":
+        """Aggregate per-edit outcomes into the paper's metrics (NaN for zero edits), and the
+        same metrics over the edits that were not no-ops."""
+        changing = [o for o in outcomes if not o.noop]
+        m = _metrics(outcomes)
+        x = _metrics(changing)
+        return cls(test_error=test_error, drawdown_abs=m["drawdown_abs"], drawdown_signed=m["drawdown_signed"],
+                   success_rate=m["success_rate"], mean_steps=m["mean_steps"],
+                   edits=len(outcomes), editor=editor, layers=layers, protocol=protocol, seconds=seconds,
                    per_edit=tuple(outcomes), lr=lr, beta=beta, max_steps=max_steps, split=split,
-                   examples=examples)
+                   examples=examples, noop_edits=len(outcomes) - len(changing),
+                   success_rate_excl_noop=x["success_rate"], mean_steps_excl_noop=x["mean_steps"],
+                   drawdown_abs_excl_noop=x["drawdown_abs"], drawdown_signed_excl_noop=x["drawdown_signed"],
+                   editor_source=editor_source)
 
     def to_json(self, per_edit: bool = True) -> dict[str, Any]:
         """A JSON-ready dict of every field (``per_edit`` as a list of dicts, if asked)."""
@@ -155,6 +175,28 @@ class EvalSummary:
     def table(self) -> str:
         """The summary as a paper-style Markdown table (percentages)."""
         return format_table([self])
+
+    def noop_line(self) -> str:
+        """One line on the no-op edits and the metrics without them."""
+        n, k = self.edits, self.noop_edits
+        head = (f"no-op edits: {k} of {n} (the model already predicted the target: 0 steps, 0 drawdown, "
+                "counted in the figures above as in the paper)")
+        if n - k <= 0:
+            return head
+        return (f"{head}; over the {n - k} edits that had to change something: success "
+                f"{_pct(self.success_rate_excl_noop)}, mean steps {self.mean_steps_excl_noop:.2f}, drawdown "
+                f"{_pct(self.drawdown_abs_excl_noop)} abs, {_pct(self.drawdown_signed_excl_noop)} signed")
+
+
+def _metrics(outcomes: Sequence[EditOutcome]) -> dict[str, float]:
+    """The paper's four per-edit means over ``outcomes`` (NaN for none)."""
+    n = len(outcomes)
+    if not n:
+        return dict.fromkeys(("drawdown_abs", "drawdown_signed", "success_rate", "mean_steps"), math.nan)
+    return {"drawdown_abs": sum(abs(o.drawdown) for o in outcomes) / n,
+            "drawdown_signed": sum(o.drawdown for o in outcomes) / n,
+            "success_rate": sum(float(o.success) for o in outcomes) / n,
+            "mean_steps": sum(float(o.steps) for o in outcomes) / n}
 
 
 def _pct(v: float) -> str:

@@ -28,11 +28,11 @@ BETA_GRID: dict[str, tuple[float, ...]] = {"rmsprop": (0.5, 0.9), "momentum": (0
 LR_EXPONENTS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)  # decades around the current default
 
 
-def default_grid(method: str) -> tuple[tuple[float, ...], tuple[float | None, ...]]:
-    """``(lrs, betas)``: 7 half-decade steps around the method's current default lr
-    (``editing.defaults``) and its betas (``(None,)`` for methods without one)."""
+def default_grid(method: str, lr0: float | None = None) -> tuple[tuple[float, ...], tuple[float | None, ...]]:
+    """``(lrs, betas)``: 7 half-decade steps around ``lr0`` (default: the method's current default
+    lr in ``editing.defaults``) and its betas (``(None,)`` for methods without one)."""
     m = get_method(method)
-    lr0 = float(DEFAULTS[m.name]["lr"] or 1e-3)
+    lr0 = float(lr0 if lr0 is not None else (DEFAULTS[m.name]["lr"] or 1e-3))
     lrs = tuple(float(f"{lr0 * 10 ** e:.3g}") for e in LR_EXPONENTS)
     return lrs, (BETA_GRID.get(m.name, (0.5,)) if m.beta_range else (None,))
 
@@ -54,7 +54,11 @@ class TunePoint:
 
 @dataclass(frozen=True)
 class TuneResult:
-    """The grid, the winner (None if no point met the target) and how it was measured."""
+    """The grid, the winner (None if no point met the target) and how it was measured.
+
+    ``reference`` is the point of the editor the model learned (``editing.choose_editor``), when
+    tuning was given one; it is also one of ``points`` and may be the winner.
+    """
 
     editor: str
     layers: str
@@ -67,18 +71,19 @@ class TuneResult:
     points: tuple[TunePoint, ...]
     best: TunePoint | None
     seconds: float
+    reference: TunePoint | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     def table(self) -> str:
-        """Markdown table of the grid; the winner is marked with ``*``."""
+        """Markdown table of the grid; the winner is marked with ``*``, the reference with ``L``."""
         def pct(v: float | None) -> str:
             return "not scored" if v is None else f"{100 * v:.2f}%"
         lines = ["| | lr | beta | success@k | mean steps | drawdown (abs) | drawdown (signed) | edits run |",
                  "|---|---|---|---|---|---|---|---|"]
         for p in self.points:
-            mark = "*" if p is self.best else ""
+            mark = ("*" if p is self.best else "") + ("L" if p is self.reference else "")
             beta = "-" if p.beta is None else f"{p.beta:g}"
             lines.append(f"| {mark} | {p.lr:.3g} | {beta} | {100 * p.success_rate:.1f}% | {p.mean_steps:.2f} "
                          f"| {pct(p.drawdown_abs)} | {pct(p.drawdown_signed)} | {p.edits_run} |")
@@ -114,7 +119,8 @@ def _run_point(evaluator: Evaluator, cfg: EditorConfig, x: torch.Tensor, y: torc
 def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: int = 0,
                 lrs: Sequence[float] | None = None, betas: Sequence[float | None] | None = None,
                 layers: str | tuple[str, ...] | None = None, max_steps: int = DEFAULT_MAX_STEPS,
-                target_success: float = 0.95, refine: int = 2, progress: bool = True) -> TuneResult:
+                target_success: float = 0.95, refine: int = 2, progress: bool = True,
+                reference: EditorConfig | None = None) -> TuneResult:
     """Grid-search ``method``'s lr (and beta) on ``evaluator``'s split (normally a val slice).
 
     Args:
@@ -123,6 +129,8 @@ def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: in
         lrs, betas: the grid (default :func:`default_grid`).
         layers: edited group(s) (default: the evaluator's).
         target_success: minimum success rate within ``max_steps`` for a point to qualify.
+        reference: an editor to score beside the grid (normally the one the model learned in
+            Editable Training); without ``lrs`` the default grid is centred on its lr.
         refine: per beta, bisection steps (geometric mean) between the largest failing lr below
             the smallest qualifying lr and that lr: drawdown grows with lr, so the best
             setting usually sits just above the success boundary.
@@ -131,7 +139,10 @@ def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: in
         ``points`` are ordered by beta, then lr.
     """
     m = get_method(method)
-    d_lrs, d_betas = default_grid(m.name)
+    ref = None if reference is None else reference.resolved()
+    if ref is not None and get_method(ref.method).name != m.name:
+        raise ValueError(f"the reference editor is {ref.method}, but tuning {m.name}; pass a reference of the same method")
+    d_lrs, d_betas = default_grid(m.name, None if ref is None else ref.lr)
     lrs = tuple(float(v) for v in (lrs or d_lrs))
     betas = tuple(betas) if betas else d_betas
     if m.beta_range is None:
@@ -172,12 +183,21 @@ def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: in
                 break
             points.append(_run_point(evaluator, config(lr, beta), x, y, allowed_failures))
             bar.update(1)
+    ref_point = None
+    if ref is not None:
+        ref_beta = None if m.beta_range is None else ref.beta
+        ref_point = next((p for p in points if p.lr == ref.lr and p.beta == ref_beta), None)
+        if ref_point is None:
+            ref_point = _run_point(evaluator, config(float(ref.lr), ref_beta), x, y, allowed_failures)  # type: ignore[arg-type]
+            points.append(ref_point)
     bar.close()
-    points.sort(key=lambda p: (betas.index(p.beta), p.lr))
+    order = {b: i for i, b in enumerate(betas)}
+    points.sort(key=lambda p: (order.get(p.beta, len(order)), p.lr))
     ok = [p for p in points if p.feasible]
     best = min(ok, key=lambda p: (p.drawdown_abs, p.mean_steps)) if ok else None
     return TuneResult(m.name, _layers_name(layers), evaluator.split, len(evaluator), edits, max_steps,
-                      target_success, evaluator.base_error, tuple(points), best, time.perf_counter() - t0)
+                      target_success, evaluator.base_error, tuple(points), best, time.perf_counter() - t0,
+                      ref_point)
 
 
 def write_defaults(method: str, lr: float, beta: float | None, note: str, path: str | Path | None = None) -> Path:

@@ -1,6 +1,8 @@
 """The edit session: base weights, edit stack with undo/redo, save/load, export."""
 from .history_io import HISTORY_FILE, read_history, state_hash, write_history
 from .records import EditRecord
+from .opening import default_checkpoint, open_session, resolve_checkpoint
 from .session import EditSession
 
-__all__ = ["EditRecord", "EditSession", "HISTORY_FILE", "read_history", "state_hash", "write_history"]
+__all__ = ["EditRecord", "EditSession", "HISTORY_FILE", "default_checkpoint", "open_session", "read_history",
+           "resolve_checkpoint", "state_hash", "write_history"]

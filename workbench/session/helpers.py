@@ -23,6 +23,68 @@ def load_bundle(card: Mapping[str, Any]) -> DataBundle:
     return load_for_card(dict(card))
 
 
+def default_group(model: nn.Module) -> str:
+    """The group edited when none is named: ``chain3`` (the tuned default) where the model has
+    it, else the last inferred group before the head (``layer4`` of a torchvision ResNet)."""
+    from ..editing.defaults import DEFAULT_LAYERS
+    from ..models.registry import group_names
+
+    try:
+        names = [g for g in group_names(model) if g != "all"]
+    except (TypeError, ValueError):
+        return DEFAULT_LAYERS
+    if DEFAULT_LAYERS in names or not names:
+        return DEFAULT_LAYERS
+    return names[-2] if len(names) >= 2 else names[-1]
+
+
+def bundle_for_model(model: nn.Module, data: Any, device: torch.device, *, classes: Sequence[str] | None = None,
+                     **data_kw: Any) -> DataBundle:
+    """``data`` (any form :func:`workbench.data.as_bundle` takes) as a bundle checked against ``model``.
+
+    The model runs once on two test images: an image size or channel count it does not take,
+    or an output that is not ``(N, len(classes))`` logits, raises a ValueError that says so
+    (instead of a shape error deep in torch). Without ``classes`` and without class names in
+    the data, the classes are named ``"0"`` ... after the model's outputs.
+    """
+    import dataclasses
+
+    from ..data import as_bundle, check_labels
+
+    bundle = as_bundle(data, classes=classes, **data_kw)
+    x = bundle.test_x[:2]
+    if len(x) == 0:
+        raise ValueError("the data set has no images to score; give at least two")
+    shape = tuple(int(v) for v in x.shape[1:])
+    p = next(iter(model.parameters()), None)
+    xb = bundle.normalize(x).to(device=device, dtype=p.dtype if p is not None else torch.float32)
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            out = model(xb)
+    except (RuntimeError, ValueError, TypeError, IndexError) as err:
+        raise ValueError(f"the model cannot take the data's images of shape {shape} ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:200]}). Fix: give images of the size and channel count the "
+                         "model was trained on, or pass resize=(H, W) to resize them") from None
+    finally:
+        model.train(was)
+    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != len(x):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ValueError(f"the model's output for {len(x)} images is {got}, not (N, classes) logits; wrap the "
+                         "model so that forward(x) returns one logits tensor")
+    n_out = int(out.shape[1])
+    if classes is None and bundle.meta.get("classes_from") == "labels" and n_out > bundle.num_classes:
+        bundle = dataclasses.replace(bundle, classes=tuple(str(i) for i in range(n_out)))
+    if n_out != bundle.num_classes:
+        raise ValueError(f"the model has {n_out} outputs but the data has {bundle.num_classes} classes "
+                         f"({', '.join(bundle.classes[:5])}{' ...' if bundle.num_classes > 5 else ''}); pass "
+                         f"classes=[...] with one name per output")
+    for split in ("train", "val", "test"):
+        check_labels(bundle.split(split)[1], bundle.classes, split)
+    return bundle
+
+
 def build_evaluator(model: nn.Module, bundle: DataBundle, split: str, config: EditorConfig,
                     device: torch.device, limit: int | None) -> Evaluator | None:
     """An Evaluator on ``split`` bound to the model's current (base) weights, or None when
@@ -48,7 +110,7 @@ def export_card(card: Mapping[str, Any], history: Sequence[EditRecord], base_has
     ``base_model`` (the whole base card), ``edits`` (index, target, method, lr, steps,
     success ... per applied edit) and, with a report, the edited model's error."""
     base = {k: v for k, v in card.items() if k not in ("test_error", "val_error")}
-    out: dict[str, Any] = {**base, "arch": card.get("arch", "small-resnet"), "edited": True,
+    out: dict[str, Any] = {**base, "edited": True,
                            "base_model": dict(card), "base_sha256": base_hash,
                            "base_checkpoint": str(checkpoint) if checkpoint else None,
                            "edits": [{"n": i, **r.summary()} for i, r in enumerate(history)],
@@ -57,6 +119,14 @@ def export_card(card: Mapping[str, Any], history: Sequence[EditRecord], base_has
         out["edited_eval"] = {"split": split, "images": examples,
                               "error_before": report.error_before, "error_after": report.error_after}
     return out
+
+
+def data_card(bundle: DataBundle | None) -> dict[str, Any]:
+    """What a model card needs to reopen a model with its data: classes, image shape, normalisation."""
+    if bundle is None:
+        return {}
+    return {"classes": list(bundle.classes), "input_shape": list(bundle.input_shape), "mean": list(bundle.mean),
+            "std": list(bundle.std), "normalization": bundle.normalization_card()}
 
 
 def evaluator_fingerprint(ev: Evaluator | None) -> dict[str, Any] | None:

@@ -5,37 +5,55 @@ from __future__ import annotations
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
 
 from ..data import DataBundle
 from ..device import default_device
+from ..editing.choice import EditorChoice, choose_for_config
+from ..editing.defaults import DEFAULT_LAYERS
 from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
 from .analysis import AnalysisMixin
+from .calibrating import CalibrationMixin
+from .helpers import (build_evaluator, bundle_for_model, data_card, default_group, evaluator_fingerprint, export_card,
+                      load_bundle, report_from_preds)
+from .localization import LocalizationMixin
 from .views import ViewMixin
-from .helpers import (build_evaluator, evaluator_fingerprint, export_card, load_bundle,
-                      report_from_preds)
 from .records import EditRecord, target_of
 
 if TYPE_CHECKING:
     from ..evaluation import EditReport, Evaluator
 
 
-class EditSession(AnalysisMixin, ViewMixin):
+class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin):
     """Base weights, a stack of applied edits (undo/redo) and the current weights.
 
     The session edits ``model`` in place (pass a copy to keep the original); ``session.model``
     always holds the current weights, in eval mode, on ``session.device``.
 
     Args:
-        model: a workbench model holding the *base* weights.
-        bundle: the data set; with it (and no ``evaluator``) an Evaluator is built on ``split``.
+        model: any ``nn.Module`` classifier holding the *base* weights (``model(x)`` returns
+            ``(N, classes)`` logits), e.g. one just trained in a notebook.
+        bundle: the data, in any form :func:`workbench.data.as_bundle` takes (a
+            ``DataBundle``, a torch ``Dataset`` of ``(image, label)``, ``(x, y)`` tensors, an
+            ImageFolder path ...); with it (and no ``evaluator``) an Evaluator is built on
+            ``split``. The model runs once on two of its images: a size, channel or class
+            mismatch raises a ValueError that names it.
+        classes, mean, std, normalize, denormalize, resize: how to read ``bundle`` (see
+            :func:`workbench.data.as_bundle`); ``classes`` default to the data's own names, else
+            ``"0"``, ``"1"`` ... one per model output.
         evaluator: an Evaluator bound to the base weights (reports are None without one).
-        config: default :class:`EditorConfig` for :meth:`edit`.
+        config: default :class:`EditorConfig` for :meth:`edit`. Its lr/beta left None (and no
+            ``config`` at all) take the editor the model learned in Editable Training when the
+            card has one for that method and group, else the tuned default
+            (``editing.choose_editor``); a model or group without a tuned default gets a calibrated
+            step size at its first edit (:meth:`calibrate`); ``session.editor_choice.note`` says which.
+            Without ``config``: RMSProp on ``chain3`` for the project's ResNets, else on the last
+            group before the head.
         autosave_dir: history folder rewritten (atomically) after every change.
         resume: what to do when ``autosave_dir`` already holds a history: True loads it,
             False replaces it at the next autosave, None (default) raises ValueError.
@@ -45,25 +63,42 @@ class EditSession(AnalysisMixin, ViewMixin):
         checkpoint: the base model folder (recorded in saved histories and exports).
 
     Example:
+        >>> s = EditSession(my_model, my_test_dataset)             # any model, any data set
+        >>> s.edit(s.image(0), 3, layers="layer3.1")
         >>> s = EditSession.from_checkpoint("assets/models/fashion-baseline")
         >>> res = s.edit_index(12, 3)       # edit test image 12 to class 3
         >>> s.current_report().drawdown; s.undo(); s.redo(); s.save("runs/my-edits")
     """
 
-    def __init__(self, model: nn.Module, bundle: DataBundle | None = None, *, evaluator: Evaluator | None = None,
+    def __init__(self, model: nn.Module, bundle: Any = None, *, evaluator: Evaluator | None = None,
                  config: EditorConfig | None = None, autosave_dir: str | Path | None = None,
                  resume: bool | None = None, device: str | torch.device | None = None,
                  card: Mapping[str, Any] | None = None, split: str = "test", limit: int | None = None,
-                 checkpoint: str | Path | None = None) -> None:
+                 checkpoint: str | Path | None = None, classes: Sequence[str] | None = None,
+                 mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
+                 normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 denormalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                 resize: int | tuple[int, int] | None = None) -> None:
         self.device = torch.device(device) if device is not None else default_device()
-        if bundle is not None and tuple(bundle.input_shape) != tuple(getattr(model, "input_shape", bundle.input_shape)):
+        if isinstance(bundle, DataBundle) and \
+                tuple(bundle.input_shape) != tuple(getattr(model, "input_shape", bundle.input_shape)):
             raise ValueError(f"the data set {bundle.name!r} has images {bundle.input_shape} but the model takes "
                              f"{tuple(getattr(model, 'input_shape'))}; load the data set the model was trained on")
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"the model must be a torch.nn.Module, got {type(model).__name__}")
         self.model = model.to(self.device).eval()
+        if bundle is not None:
+            opts = {k: v for k, v in (("mean", mean), ("std", std), ("normalize", normalize),
+                                      ("denormalize", denormalize), ("resize", resize)) if v is not None}
+            bundle = bundle_for_model(self.model, bundle, self.device, classes=classes, **opts)
+        if config is None and default_group(self.model) != DEFAULT_LAYERS:  # a model without chain3
+            config = EditorConfig(layers=default_group(self.model))
         self.bundle, self.split, self.limit = bundle, split, limit
         self.card: dict[str, Any] = dict(card or {})
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        self.config: EditorConfig = (config or EditorConfig()).resolved()
+        self.editor_choice: EditorChoice = choose_for_config(self.card, config)
+        self.config: EditorConfig = self.editor_choice.config
+        self._init_calibration()
         self.history: list[EditRecord] = []
         self.attempts: list[EditRecord] = []
         self._redo: list[EditRecord] = []
@@ -168,6 +203,8 @@ class EditSession(AnalysisMixin, ViewMixin):
             y_ref: the target label, or N labels for a batch (the record's ``target`` is an int
                 for a single image, a tuple for a batch).
             config: editor settings (default ``session.config``); ``overrides`` replace fields.
+                Unset lr/beta, and overrides that change the method or group, take the learned
+                editor where it applies, else the tuned default (``editing.choose_editor``).
             index: the images' indices in the evaluator's split (recorded), if known.
             score: False pushes the record without its reports (the UI shows the outcome
                 first, then calls :meth:`complete_reports`); the weights are the same.
@@ -178,7 +215,8 @@ class EditSession(AnalysisMixin, ViewMixin):
         Raises:
             ValueError, TypeError: bad input (the editor's checks); nothing changes.
         """
-        result = edit_fn(self.model, x, y_ref, config or self.config, **overrides)
+        self._check_edit(x, y_ref)
+        result = edit_fn(self.model, x, y_ref, self._config_for(config, overrides))
         idx = tuple(int(i) for i in index) if isinstance(index, Sequence) else index
         target = target_of(result.y_ref, isinstance(x, torch.Tensor) and x.dim() == 4)
         if not result.success:
@@ -196,6 +234,39 @@ class EditSession(AnalysisMixin, ViewMixin):
         self._redo.clear()
         self._autosave()
         return result
+
+    def _config_for(self, config: EditorConfig | None, overrides: Mapping[str, Any]) -> EditorConfig:
+        """The editor of one edit: ``config`` (or the session's) with ``overrides``."""
+        if config is None:
+            self._ensure_calibrated()  # the session's own editor, once, where it has no tuned default
+        if config is None and not overrides:
+            return self.config
+        if config is None:  # the session's lr/beta carry over only while the method and group stay
+            c = self.config
+            same = all(k not in overrides for k in ("method", "layers"))
+            config = EditorConfig(c.method, c.lr if same else None, c.beta if same else None, c.beta2,
+                                  c.max_steps, c.layers)
+        return self._calibrated_choice(choose_for_config(self.card, config, **overrides)).config
+    def _check_edit(self, x: Any, y_ref: Any) -> None:
+        """Image shape and label range against the data (any model; the editor checks the rest)."""
+        if self.bundle is None or not isinstance(x, torch.Tensor):
+            return
+        shape = tuple(self.bundle.input_shape)
+        if x.dim() not in (3, 4) or tuple(x.shape[-3:]) != shape:
+            raise ValueError(f"x has shape {tuple(x.shape)}; this session's images are {shape} (give (C, H, W) "
+                             f"or (N, {', '.join(map(str, shape))}), normalised, e.g. session.image(i))")
+        ys = y_ref.reshape(-1).tolist() if isinstance(y_ref, torch.Tensor) else \
+            [y_ref] if isinstance(y_ref, int) else list(y_ref) if isinstance(y_ref, Sequence) else []
+        bad = [v for v in ys if isinstance(v, int) and not isinstance(v, bool) and not 0 <= v < self.bundle.num_classes]
+        if bad:
+            raise ValueError(f"target label(s) {bad} out of range: the classes are 0..{self.bundle.num_classes - 1} "
+                             f"({', '.join(self.bundle.classes[:4])} ...)")
+
+    def group_names(self) -> list[str]:
+        """The model's editable groups (module paths and aliases, then ``"all"``)."""
+        from ..models.registry import group_names
+
+        return group_names(self.model)
 
     def edit_index(self, index: int | Sequence[int], y_ref: int | Sequence[int] | torch.Tensor,
                    config: EditorConfig | None = None, *, score: bool = True, **overrides: Any) -> EditResult:
@@ -363,9 +434,11 @@ class EditSession(AnalysisMixin, ViewMixin):
         if self.autosave_dir is not None and Path(folder).resolve() != self.autosave_dir.resolve():
             self._autosave()
 
-    def export(self, folder: str | Path) -> Path:
+    def export(self, folder: str | Path, *, builder: Any = None) -> Path:
         """Save the current weights as a model folder (``model.safetensors`` + ``card.json``
-        listing the edits and the base model's card); ``load_model`` reads it back."""
+        listing the edits, the base model's card, the classes, image shape and normalisation);
+        ``load_model`` reads it back. ``builder``: how to rebuild the model, for a model the
+        card cannot infer (see :func:`workbench.training.save_model`)."""
         from ..training.checkpoint import save_model
 
         folder = Path(folder)
@@ -375,7 +448,10 @@ class EditSession(AnalysisMixin, ViewMixin):
             raise ValueError(f"{folder} holds an edit history; export the model to a separate folder")
         card = export_card(self.card, self.history, self.base_hash, self.checkpoint, self.current_report(),
                            self.split, self.num_examples if self.current_report() is not None else None)
-        return save_model(folder, self.model, card)  # type: ignore[arg-type]
+        card.update(self.calibration_card())
+        for k, v in data_card(self.bundle).items():
+            card.setdefault(k, v)
+        return save_model(folder, self.model, card, builder=builder)
 
     def __repr__(self) -> str:
         return (f"EditSession({len(self.history)} edit(s) applied, {len(self._redo)} to redo, "

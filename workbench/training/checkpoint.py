@@ -1,4 +1,4 @@
-"""Model folders: ``model.safetensors`` + ``card.json``; safe loading only."""
+"""Model folders: ``model.safetensors`` + ``card.json`` (with how to rebuild the model); safe loading only."""
 from __future__ import annotations
 
 import json
@@ -10,14 +10,20 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-from ..models import ResNet, build_model
+from ..models.spec import ModelSpec, infer_spec
 
 MODEL_FILE, CARD_FILE = "model.safetensors", "card.json"
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
-    """The current git commit (with ``-dirty`` if the tree has changes), or ``"unknown"``."""
-    cwd = cwd or Path(__file__).resolve().parents[2]
+    """The current git commit of ``cwd`` (default: the source checkout, see
+    :func:`workbench.paths.source_root`), with ``-dirty`` if the tree has changes, or
+    ``"unknown"`` (e.g. when running from an installed wheel)."""
+    from ..paths import source_root
+
+    cwd = cwd or source_root()
+    if cwd is None:
+        return "unknown"
     try:
         sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                              check=True).stdout.strip()
@@ -28,18 +34,67 @@ def git_commit(cwd: str | Path | None = None) -> str:
         return "unknown"
 
 
-def save_model(folder: str | Path, model: ResNet, card: dict[str, Any]) -> Path:
-    """Write ``model.safetensors`` (weights + BN buffers) and ``card.json`` into ``folder``."""
+def save_model(folder: str | Path, model: nn.Module, card: dict[str, Any] | None = None, *,
+               builder: str | ModelSpec | None = None) -> Path:
+    """Write ``model.safetensors`` (weights + buffers) and ``card.json`` into ``folder``.
+
+    Works for any ``nn.Module``: the card records how to rebuild it (``builder``, see
+    :class:`~workbench.models.spec.ModelSpec`), so :func:`load_model` reopens it without pickles.
+
+    Args:
+        model: the model (any device).
+        card: fields to record (data set, classes, metrics ...).
+        builder: how to rebuild the model: ``"torchvision:resnet18:num_classes=10"``, an
+            importable ``"mypkg.models:make_cnn:width=32"``, or a ModelSpec. Default: the spec
+            the model was built from (``ModelSpec.build``, ``--model``), else the card's
+            ``builder``, else inferred (the project's ResNets, torchvision models, importable
+            classes without required arguments).
+    Raises:
+        ValueError: the builder is unknown, or builds a model with other weight names or shapes.
+    """
+    card = dict(card or {})
+    spec = _spec_for(model, card, builder)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    card = {**card, "arch": card.get("arch", "small-resnet"), "model_config": model.config()}
+    arch = card.get("arch") or (spec.name if spec.kind == "arch" else str(ModelSpec(spec.kind, spec.name)))
+    card = {**card, "arch": arch, "model_config": spec.kwargs, "builder": {"kind": spec.kind, "name": spec.name}}
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = folder / (MODEL_FILE + ".tmp")
-    save_file(sd, str(tmp), metadata={"arch": card["arch"], "model_config": json.dumps(card["model_config"])})
+    save_file(sd, str(tmp), metadata={"arch": str(arch), "builder": json.dumps(card["builder"])})
     tmp.replace(folder / MODEL_FILE)
     (folder / (CARD_FILE + ".tmp")).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
     (folder / (CARD_FILE + ".tmp")).replace(folder / CARD_FILE)
     return folder
+
+
+def _spec_for(model: nn.Module, card: dict[str, Any], builder: str | ModelSpec | None) -> ModelSpec:
+    if builder is not None:
+        spec = ModelSpec.parse(builder) if isinstance(builder, str) else builder
+    else:
+        found = ModelSpec.of(model)
+        if found is None and card.get("builder"):
+            found = ModelSpec.from_card(card)
+        spec = found or infer_spec(model)  # type: ignore[assignment]
+        if spec is None:
+            raise ValueError(
+                f"save_model cannot tell how to rebuild a {type(model).__name__}: pass "
+                "builder='torchvision:<name>:num_classes=10' (a torchvision model) or builder='mypkg.models:make_model"
+                ":width=32' (an importable function or class that returns it); a model defined in a notebook "
+                "cell cannot be rebuilt from its card, so move its class into a .py module")
+    try:
+        with torch.device("meta"):  # no memory, no init cost: only names and shapes matter
+            other = spec.build()
+    except ValueError:
+        raise
+    except Exception:  # noqa: BLE001 - some builders cannot run on the meta device
+        other = spec.build()
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in other.state_dict().items()}
+    if own != theirs:
+        diff = sorted(set(own) ^ set(theirs))[:3] or [k for k in own if own[k] != theirs.get(k)][:3]
+        raise ValueError(f"builder {spec} builds a model whose weights differ from this {type(model).__name__}'s "
+                         f"(e.g. {diff}); pass the builder and arguments that build this very architecture")
+    return spec
 
 
 def read_card(folder: str | Path) -> dict[str, Any]:
@@ -69,15 +124,23 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
     model.load_state_dict(state)
 
 
-def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[ResNet, dict[str, Any]]:
-    """Load a model folder; returns ``(model in eval mode, card)``."""
+def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Load a model folder; returns ``(model in eval mode, card)``.
+
+    The model is rebuilt from the card's ``builder`` (importing at most the module it names)
+    and its weights read from safetensors: no pickled code runs.
+    """
     folder = Path(folder)
     if folder.is_file():
         folder = folder.parent
     card = read_card(folder)
-    if "arch" not in card or "model_config" not in card:
-        raise ValueError(f"{folder / CARD_FILE} lacks 'arch'/'model_config'; it was not written by workbench")
-    model = build_model(card["arch"], **card["model_config"])
+    try:
+        spec = ModelSpec.from_card(card)
+    except ValueError as err:
+        raise ValueError(f"{folder / CARD_FILE}: {err}") from err
+    if spec.kind == "arch" and "widths" in spec.kwargs:  # cards store ResNet.config(): small_resnet takes it all
+        spec = ModelSpec("arch", "small-resnet", spec.kwargs)
+    model = spec.build()
     path = folder / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} not found next to its card")
@@ -87,6 +150,32 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
         raise ValueError(f"{path} is not a readable safetensors file ({err}); re-download or retrain it") from err
     load_state_into(model, state, str(path))
     return model.to(device).eval(), card
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a weights file into ``model`` (in place): ``.safetensors``, or a ``.pt``/``.pth``
+    state dict read with ``weights_only=True`` (a model folder works too)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"weights file {path} does not exist")
+    if path.suffix == ".safetensors":
+        try:
+            state = load_file(str(path), device="cpu")
+        except Exception as err:  # noqa: BLE001
+            raise ValueError(f"{path} is not a readable safetensors file ({err})") from err
+    elif path.suffix in (".pt", ".pth", ".bin"):
+        state = safe_torch_load(path)
+        if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+            state = state["state_dict"]
+        if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+            raise ValueError(f"{path} does not hold a state dict (name -> tensor); save one with "
+                             "torch.save(model.state_dict(), path)")
+    else:
+        raise ValueError(f"{path}: unknown weights format {path.suffix!r}; use .safetensors or .pt")
+    load_state_into(model, state, str(path))
+    return model
 
 
 def safe_torch_load(path: str | Path) -> Any:

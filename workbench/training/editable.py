@@ -235,7 +235,9 @@ class EditableObjective(nn.Module):
         n = max(1, len(idx))
         loss_edit = torch.stack(l_edit).sum() / n if l_edit else zero
         loss_loc = torch.stack(l_loc).sum() / n if l_loc else zero
-        logs.update({"L_edit": float(loss_edit.detach()), "L_loc": float(loss_loc.detach()),
+        # A KL divergence is >= 0; float32 round-off can make a near-zero one read as -1e-8.
+        # Clamp the logged value only: the gradient flows through the unclamped ``loss_loc``.
+        logs.update({"L_edit": float(loss_edit.detach()), "L_loc": max(0.0, float(loss_loc.detach())),
                      "edit_success": successes / n, "edit_steps": steps / n})
         if nonfinite:
             logs["edit_nonfinite"] = nonfinite / n

@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 from ..data import DataBundle, load_dataset, random_crop_flip
 from ..device import default_device
 from ..evaluation.predict import error_rate, predict_logits
-from ..models import ResNet, build_model
-from .checkpoint import git_commit, load_model, load_state_into, safe_torch_load, save_model
+from ..models.spec import ModelSpec
+from .checkpoint import git_commit, load_model, load_state_into, load_weights, safe_torch_load, save_model
 from .recipes import Recipe
 
 STATE_FILE = "train_state.pt"
@@ -59,7 +59,7 @@ class CrossEntropyObjective:
 @dataclass
 class TrainResult:
     out_dir: Path
-    model: ResNet
+    model: nn.Module
     card: dict[str, Any]
 
 
@@ -98,12 +98,39 @@ def _recipe_changes(out_dir: Path, recipe: Recipe) -> list[str]:
     return sorted(k for k, v in recipe.to_dict().items() if k != "epochs" and k in old and old[k] != v)
 
 
-def build_for_recipe(recipe: Recipe, bundle: DataBundle) -> ResNet:
-    kw = dict(recipe.arch_kwargs)
-    kw.setdefault("num_classes", bundle.num_classes)
-    kw.setdefault("in_channels", bundle.input_shape[0])
-    kw.setdefault("input_size", bundle.input_shape[1])
-    return build_model(recipe.arch, **kw)
+def spec_for_recipe(recipe: Recipe, bundle: DataBundle) -> ModelSpec:
+    """The model a recipe trains: ``recipe.arch`` (a project architecture, ``torchvision:<name>``
+    or ``module:factory``, see :class:`ModelSpec`) with ``arch_kwargs``, plus the data's
+    classes, channels and image size where the builder takes them."""
+    spec = ModelSpec.parse(recipe.arch)
+    spec = ModelSpec(spec.kind, spec.name, {**spec.kwargs, **recipe.arch_kwargs})
+    c, h, _ = bundle.input_shape
+    return spec.with_defaults(num_classes=bundle.num_classes, in_channels=c,
+                              input_size=h if spec.kind == "arch" else None)
+
+
+def build_for_recipe(recipe: Recipe, bundle: DataBundle) -> nn.Module:
+    return spec_for_recipe(recipe, bundle).build()
+
+
+def _legacy_config(model: nn.Module) -> dict | None:
+    cfg = getattr(model, "config", None)  # older train states stored ResNet.config()
+    return cfg() if callable(cfg) else None
+
+
+def _init_weights(model: nn.Module, spec: ModelSpec, init_from: str) -> None:
+    """Start from a model folder (same architecture) or a weights file (--weights)."""
+    path = Path(init_from)
+    if path.is_file() and path.name != "card.json":
+        load_weights(model, path)
+        return
+    init, card = load_model(init_from)
+    theirs = ModelSpec.from_card(card)
+    own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    if own != {k: tuple(v.shape) for k, v in init.state_dict().items()}:
+        raise ValueError(f"init_from {init_from} has architecture {theirs}, but the recipe builds {spec}; "
+                         "pick a matching --arch/--model")
+    model.load_state_dict(init.state_dict())
 
 
 def evaluate_splits(model: nn.Module, bundle: DataBundle, recipe: Recipe, device: torch.device) -> dict[str, float]:
@@ -136,17 +163,15 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
     rank0 = dist is None or dist.rank == 0
     torch.manual_seed(recipe.seed + (dist.rank if dist else 0))
     if bundle is None:
-        bundle = load_dataset(recipe.dataset, recipe.data_root, val_size=recipe.val_size, seed=recipe.seed)
+        bundle = load_dataset(recipe.dataset, recipe.data_root, val_size=recipe.val_size, seed=recipe.seed,
+                              image_size=recipe.image_size, grayscale=recipe.grayscale or None)
     train_x, train_y = bundle.train_x, bundle.train_y
     if recipe.train_subset:
         train_x, train_y = train_x[:recipe.train_subset], train_y[:recipe.train_subset]
-    model = build_for_recipe(recipe, bundle)
+    spec = spec_for_recipe(recipe, bundle)
+    model = spec.build()
     if recipe.init_from:
-        init, _ = load_model(recipe.init_from)
-        if init.config() != model.config():
-            raise ValueError(f"init_from {recipe.init_from} has architecture {init.config()}, "
-                             f"but the recipe builds {model.config()}; pick a matching --arch")
-        model.load_state_dict(init.state_dict())
+        _init_weights(model, spec, recipe.init_from)
     model.to(device)
     channels_last = recipe.channels_last and device.type == "cuda"
     if channels_last:
@@ -170,9 +195,9 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
     state_path = out_dir / STATE_FILE
     if resume and state_path.exists():
         st = safe_torch_load(state_path)
-        if st.get("model_config") != model.config() or st.get("arch") != recipe.arch:
+        if st.get("arch") != recipe.arch or st.get("model_config") not in (spec.kwargs, _legacy_config(model)):
             raise ValueError(f"cannot resume from {state_path}: it was trained with architecture "
-                             f"{st.get('arch')} {st.get('model_config')}, not {recipe.arch} {model.config()}. "
+                             f"{st.get('arch')} {st.get('model_config')}, not {recipe.arch} {spec.kwargs}. "
                              "Use another --out folder or the matching recipe.")
         load_state_into(model, st["model"], str(state_path))
         opt.load_state_dict(st["optimizer"])
@@ -255,11 +280,13 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                 "editor": _editor_card(objective, extra), "amp": recipe.amp and device.type == "cuda",
                 "channels_last": channels_last,
                 "classes": list(bundle.classes), "mean": list(bundle.mean), "std": list(bundle.std),
+                "input_shape": list(bundle.input_shape), "normalization": bundle.normalization_card(),
+                "data": {k: v for k, v in bundle.meta.items() if isinstance(v, (int, float, str, bool, type(None)))},
             }
-            save_model(out_dir, model, card)
+            save_model(out_dir, model, card, builder=spec)
             tmp = out_dir / (STATE_FILE + ".tmp")
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "step": step,
-                        "wall_time_s": wall, "arch": recipe.arch, "model_config": model.config(),
+                        "wall_time_s": wall, "arch": recipe.arch, "model_config": spec.kwargs,
                         "extra": {n: t.detach() for n, t in extra.items()}}, tmp)
             tmp.replace(state_path)
         if dist is not None:

@@ -27,7 +27,9 @@ class Recipe:
     crop_pad: int = 2
     grad_clip: float | None = 10.0
     seed: int = 0
-    val_size: int = 5000
+    val_size: int | None = None  # None: the data set's default (5000; an ImageFolder: 10%)
+    image_size: int | None = None  # ImageFolder only: resize to image_size x image_size (None: 32)
+    grayscale: bool = False  # ImageFolder only: one channel instead of RGB
     train_subset: int | None = None  # use only the first N training images (tests, demos)
     eval_subset: int | None = None  # evaluate on the first N val/test images
     init_from: str | None = None  # model folder to start from (fine-tuning)
@@ -99,15 +101,18 @@ def _number(r: Recipe, name: str, *, low: float = 0.0, strict: bool = False, opt
 
 def _validate(r: Recipe) -> None:
     from ..editing.optimizers import get_method
-    from ..models import build_model
-    from ..models.registry import ARCHITECTURES, group_params
+    from ..models.registry import group_params
+    from ..models.spec import ModelSpec
 
     for name in ("epochs", "batch_size", "edit_steps", "edits_per_batch"):
         _positive_int(r, name)
-    for name in ("crop_pad", "val_size"):
-        _positive_int(r, name, minimum=0)
-    for name in ("train_subset", "eval_subset"):
+    _positive_int(r, "crop_pad", minimum=0)
+    _positive_int(r, "val_size", minimum=0, optional=True)
+    for name in ("train_subset", "eval_subset", "image_size"):
         _positive_int(r, name, optional=True)
+    if not r.dataset.startswith("imagefolder:") and (r.image_size is not None or r.grayscale):
+        raise ValueError(f"image_size (--image-size) and grayscale (--grayscale) apply to --dataset "
+                         f"imagefolder:PATH only; {r.dataset!r} has a fixed image size")
     _number(r, "lr", strict=True)
     _number(r, "editor_lr", strict=True)
     for name in ("weight_decay", "warmup_epochs", "c_edit", "c_loc"):
@@ -120,14 +125,18 @@ def _validate(r: Recipe) -> None:
         raise ValueError(f"edits_per_batch={r.edits_per_batch} (--edits-per-batch) is larger than the batch "
                          f"(batch_size={r.batch_size}); edits are drawn from the batch, so use at most "
                          f"{r.batch_size}")
-    if r.arch not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {r.arch!r} (--arch); choose one of {sorted(ARCHITECTURES)}")
+    try:
+        spec = ModelSpec.parse(r.arch)
+    except ValueError as err:
+        raise ValueError(f"arch={r.arch!r} (--arch / --model): {err}") from err
     if not isinstance(r.arch_kwargs, dict):
         raise ValueError(f"arch_kwargs (--arch-kwargs) must be a JSON object, got {r.arch_kwargs!r}")
     init = Path(r.init_from) if r.init_from is not None else None
-    if init is not None and not ((init if init.is_dir() else init.parent) / "card.json").exists():
-        raise ValueError(f"init_from={r.init_from!r} (--init-from) is not a model folder (no card.json there); "
-                         "give a folder written by `python -m workbench train`, or 'none'")
+    weights_file = init is not None and init.is_file() and init.suffix in (".safetensors", ".pt", ".pth")
+    if init is not None and not weights_file and not ((init if init.is_dir() else init.parent) / "card.json").exists():
+        raise ValueError(f"init_from={r.init_from!r} (--init-from / --weights) is neither a model folder (no "
+                         "card.json there) nor a .safetensors/.pt weights file; give a folder written by "
+                         "`python -m workbench train`, a weights file, or 'none'")
     if not r.editable:
         return
     method = get_method(r.editor)  # ValueError names the valid editors
@@ -140,8 +149,8 @@ def _validate(r: Recipe) -> None:
         import torch
 
         with torch.device("meta"):  # no memory, no init cost: only the group names matter
-            model = build_model(r.arch, **r.arch_kwargs)
-    except TypeError as err:
+            model = ModelSpec(spec.kind, spec.name, {**spec.kwargs, **r.arch_kwargs}).build()
+    except (TypeError, ValueError) as err:
         raise ValueError(f"arch_kwargs {r.arch_kwargs} do not fit architecture {r.arch!r}: {err}") from err
     try:
         group_params(model, r.layer_groups())

@@ -21,12 +21,11 @@ from .figures import (confusion_figure, per_class_figure, probability_figure, ti
 from .glossary import GLOSSARY
 from .images import attribution_grid, attribution_overlay, figure_png, image_png
 from .metrics_panel import MetricsPanel
-from .opening import default_checkpoint, open_session, resolve_checkpoint
 from .outcome import OutcomeCard, describe_edit
 from .plotly_widget import live_figure
 from .probe_panel import ProbePanel
 from .target_picker import TargetPicker, suggest_targets
-from .workbench import Workbench
+from .workbench import Workbench, default_checkpoint, open_session, resolve_checkpoint
 
 __all__ = [
     "attribution_grid", "attribution_overlay", "AttributionView", "Callbacks", "Comparison", "confusion_figure",

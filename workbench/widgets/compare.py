@@ -20,9 +20,10 @@ from .controller import Callbacks, Controller
 from .edit_panel import EditPanel
 from .error_browser import ErrorBrowser
 from .metrics_panel import MetricsPanel
-from .opening import MODELS, open_session
 from .outcome import OutcomeCard
 from .target_picker import TargetPicker
+from ..paths import shipped_model
+from ..session.opening import open_session
 
 if TYPE_CHECKING:
     from ..session import EditSession
@@ -90,11 +91,12 @@ class Comparison:
         self.sides = [_Side(s, n, self._guarded("Opening the image", self.select)) for s, n in zip((left, right), names)]
         classes = left.classes
         self.picker = TargetPicker(classes, on_target=self._guarded("Choosing the target", self.set_target))
-        groups = [g for g in left.model.groups() if g in right.model.groups()]  # type: ignore[operator]
+        groups = [g for g in left.group_names() if g in right.group_names()]
         self.panel = EditPanel(groups, {"edit": self._guarded("Edit", self.edit),
                                         "undo": self._guarded("Undo", self.undo),
                                         "redo": self._guarded("Redo", self.redo),
-                                        "reset": self._guarded("Reset", self.reset)}, config=left.config)
+                                        "reset": self._guarded("Reset", self.reset)}, config=left.config,
+                               card=left.card, note=left.editor_choice.note)
         self.messages = self.panel.messages
         self.verdict = css(W.HTML("<i>Edit an image: the same fix is applied to both models.</i>"), "wb-verdict")
         self.browser = ErrorBrowser(left.raw_images(), classes, page_size=page_size, columns=page_size,
@@ -121,8 +123,8 @@ class Comparison:
                          *, limit: int | None = None, device: Any = None, bundle: Any = None,
                          **kw: Any) -> Comparison:
         """Open two model folders (defaults: ``assets/models/fashion-baseline`` and ``fashion-editable``)."""
-        base = baseline_folder if baseline_folder is not None else MODELS / "fashion-baseline"
-        edit = editable_folder if editable_folder is not None else MODELS / "fashion-editable"
+        base = baseline_folder if baseline_folder is not None else shipped_model("fashion-baseline")
+        edit = editable_folder if editable_folder is not None else shipped_model("fashion-editable")
         left, n1 = open_session(base, limit=limit, device=device, bundle=bundle)
         right, n2 = open_session(edit, limit=limit, device=device, bundle=bundle)
         names = (Path(str(left.checkpoint)).name, Path(str(right.checkpoint)).name)

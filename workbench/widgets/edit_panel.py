@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import contextlib
 import html
-from typing import Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import ipywidgets as W
 
-from ..editing import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, EditorConfig, default_for
+from ..editing import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, EditorConfig, choose_editor
 from .common import MessageArea, css
 
 __all__ = ["EditPanel", "EDITORS"]
 
-EDITORS = {"RMSProp": "rmsprop", "GD": "gd", "scaled GD": "scaled_gd", "sign (RProp)": "sign",
-           "Momentum": "momentum", "Adam": "adam"}
+EDITORS = {"RMSProp": "rmsprop", "RMSProp (official eps)": "rmsprop_official", "GD": "gd", "scaled GD": "scaled_gd",
+           "sign (RProp)": "sign", "Momentum": "momentum", "Adam": "adam"}
 _TIPS = {"edit": "Change the model's weights so that this image gets the target label",
          "undo": "Take back the last edit (the weights return exactly)", "redo": "Re-apply the edit you undid",
          "reset": "Back to the base model: every edit is taken back"}
@@ -32,11 +32,16 @@ class EditPanel:
         groups: editable group names, in order.
         actions: name -> callable for ``edit``, ``undo``, ``redo``, ``reset``.
         config: initial :class:`EditorConfig` (method, lr, max steps, group).
+        card: the model's card: a new method or group loads the editor the model learned
+            where it applies, else the tuned default (``editing.choose_editor``).
+        note: where the initial editor's values came from (``EditorChoice.note``), shown under it.
     """
 
     def __init__(self, groups: Sequence[str], actions: dict[str, Callable[..., object]], *,
-                 config: EditorConfig | None = None) -> None:
+                 config: EditorConfig | None = None, card: Mapping[str, Any] | None = None,
+                 note: str = "") -> None:
         cfg = (config or EditorConfig()).resolved()
+        self._card = dict(card or {})
         self.actions = actions
         self.busy = False
         st = {"description_width": "70px"}
@@ -53,8 +58,12 @@ class EditPanel:
                                     (DEFAULT_LAYERS if DEFAULT_LAYERS in groups else groups[0]),
                                     description="layers", style=st, layout=W.Layout(width="200px")), "wb-group")
         self._beta = cfg.beta
+        self._chosen_lr = float(cfg.lr)  # type: ignore[arg-type]
+        self.editor_note = css(W.HTML(html.escape(note)), "wb-editor-source")
+        self._note = note
         self.method.observe(self._on_method, names="value")
         self.group.observe(self._on_group, names="value")
+        self.lr.observe(self._on_lr, names="value")
         self.buttons: dict[str, W.Button] = {}
         self._enabled: dict[str, bool] = {"undo": False, "redo": False, "reset": False}
         for name, label, style in (("edit", "Edit", "success"), ("undo", "Undo", ""), ("redo", "Redo", ""),
@@ -65,8 +74,8 @@ class EditPanel:
             self.buttons[name] = b
         self.phase = css(W.HTML(""), "wb-phase")
         self.messages = MessageArea("edit")
-        self.settings = W.HBox([self.method, self.lr, self.max_steps, self.group],
-                               layout=W.Layout(flex_flow="row wrap"))
+        self.settings = W.VBox([W.HBox([self.method, self.lr, self.max_steps, self.group],
+                                       layout=W.Layout(flex_flow="row wrap")), self.editor_note])
         self.advanced = css(W.Accordion(children=[self.settings], titles=("Editor settings",), selected_index=None),
                             "wb-advanced")
         self.widget = css(W.VBox([
@@ -82,15 +91,25 @@ class EditPanel:
                             max_steps=int(self.max_steps.value), layers=self.group.value)
 
     def _on_group(self, change) -> None:
-        """A new group loads its tuned lr/beta, unless the user has typed an lr of their own."""
-        old = default_for(self.method.value, change["old"])
-        if self.lr.value == float(old["lr"]):  # type: ignore[arg-type]
+        """A new group loads its lr/beta (learned or tuned), unless the user has typed an lr of their own."""
+        if self.lr.value == self._chosen_lr:
             self._on_method()
 
     def _on_method(self, _change=None) -> None:
-        """A new editor loads its tuned lr and beta for the current group."""
-        d = default_for(self.method.value, self.group.value)
-        self.lr.value, self._beta = float(d["lr"]), d["beta"]  # type: ignore[arg-type]
+        """A new editor loads its lr and beta for the current group: learned where the card has
+        them for this method and group, else tuned."""
+        choice = choose_editor(self._card, method=self.method.value, layers=self.group.value,
+                               max_steps=int(self.max_steps.value))
+        c = choice.config
+        self._chosen_lr, self._note = float(c.lr), choice.note  # type: ignore[arg-type]
+        self.lr.value, self._beta = float(c.lr), c.beta  # type: ignore[arg-type]
+        self._on_lr()
+
+    def _on_lr(self, _change=None) -> None:
+        """The note under the editor says where lr came from (an lr typed by the user: as given)."""
+        typed = self.lr.value != self._chosen_lr
+        self.editor_note.value = "<small style='color:#555'>" + html.escape(
+            self._note + ("; lr as typed" if typed else "")) + "</small>"
 
     # -- running actions -----------------------------------------------------------------
     def run(self, name: str, *args: object) -> object:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import ipywidgets as W
 
@@ -27,17 +27,17 @@ from .error_browser import ErrorBrowser
 from .glossary import glossary_html
 from .history_panel import HistoryPanel
 from .metrics_panel import MetricsPanel
-from .opening import open_session
 from .outcome import OutcomeCard
 from .probe_panel import ProbePanel
 from .report import build_report
 from .target_picker import TargetPicker
 from .upload import UploadPanel
+from ..session.opening import default_checkpoint, open_session, resolve_checkpoint
 
 if TYPE_CHECKING:
     from ..session import EditRecord, EditSession
 
-__all__ = ["Workbench", "DEFAULT_OUTPUT"]
+__all__ = ["DEFAULT_OUTPUT", "Workbench", "default_checkpoint", "open_session", "resolve_checkpoint"]
 
 DEFAULT_OUTPUT = "workbench-output"  # beside the notebook (the kernel's working folder)
 # pixel sizes (image, error-browser thumbnail, changed-image strip) and attribution inches
@@ -79,10 +79,10 @@ class Workbench:
             attribution_error=lambda err: self.attribution.messages.error(err, "Attribution"),
             probe_views=probe_views))
         self.picker = TargetPicker(classes, on_target=self._guarded("edit", "Choosing the target", self.set_target))
-        self.panel = EditPanel(list(session.model.groups()), {  # type: ignore[operator]
+        self.panel = EditPanel(session.group_names(), {
             "edit": self._guarded("edit", "Edit", self.edit), "undo": self._guarded("edit", "Undo", self.undo),
             "redo": self._guarded("edit", "Redo", self.redo), "reset": self._guarded("edit", "Reset", self.reset)},
-            config=session.config)
+            config=session.config, card=session.card, note=session.editor_choice.note)
         self.messages = self.panel.messages  # the edit's messages: beside the Edit button
         self.card = OutcomeCard()
         self.browser_messages = MessageArea("browser")
@@ -139,6 +139,25 @@ class Workbench:
         """
         session, note = open_session(folder, limit=limit, device=device, bundle=bundle)
         return cls(session, note=note, **kw)
+
+    @classmethod
+    def from_model(cls, model: Any, data: Any, *, classes: Sequence[str] | None = None, limit: int | None = None,
+                   device: Any = None, name: str = "", session_kw: dict[str, Any] | None = None,
+                   **kw: Any) -> Workbench:
+        """Open a workbench on any ``nn.Module`` classifier and its data, in one call (no model folder).
+
+        Args:
+            model: e.g. a torchvision model just trained in a notebook (edited in place).
+            data: a torch ``Dataset`` of ``(image, label)``, ``(x, y)`` tensors, an ImageFolder
+                path or a ``DataBundle`` (see :func:`workbench.data.as_bundle`).
+            classes: class names (default: the data set's ``classes``, else ``"0"``, ``"1"`` ...).
+            session_kw: go to :class:`~workbench.session.EditSession` (``mean=``, ``std=``, ``config=`` ...).
+            kw: go to :class:`Workbench`.
+        """
+        from ..session import EditSession
+
+        session = EditSession(model, data, classes=classes, limit=limit, device=device, **(session_kw or {}))
+        return cls(session, name=name or type(model).__name__, **kw)
 
     @classmethod
     def show(cls, folder: str | Path | None = None, *, limit: int | None = None, **kw: Any) -> Workbench:

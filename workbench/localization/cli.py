@@ -1,0 +1,104 @@
+"""``python -m workbench localize``: where does a model's prediction for an image live?
+
+Runs the critical-neuron search on images of a model folder's data set and prints one line per
+image (``--json OUT`` also writes every result; ``--json -`` prints JSON instead).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..cli import command
+
+
+def parse_indices(text: str) -> list[int]:
+    """``"3,5,9"`` or ``"10:20"`` (a range) or a mix: ``"1,4:6"`` -> ``[1, 4, 5]``."""
+    out: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            if ":" in part:
+                a, b = part.split(":", 1)
+                out += list(range(int(a), int(b)))
+            else:
+                out.append(int(part))
+        except ValueError:
+            raise ValueError(f"--indices: {part!r} is not an index or a START:STOP range") from None
+    if not out:
+        raise ValueError("--indices is empty; give e.g. 3,5,9 or 0:10")
+    return out
+
+
+def _args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="model folder (model.safetensors + card.json)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--index", type=int, help="one image of the split")
+    which.add_argument("--indices", help="several: 3,5,9 or 0:100 (a range) or a mix")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"), help="the images' split")
+    p.add_argument("--label", default="pred",
+                   help="the label whose prediction is searched: pred (the model's, default), true, or a class")
+    p.add_argument("--quick", action="store_true", help="the interactive setting: few repeats, capped steps")
+    p.add_argument("--repeats", type=int, default=None, help="searches per image, averaged (paper: 30)")
+    p.add_argument("--max-neurons", type=int, default=None, help="stop a search after this many neurons")
+    p.add_argument("--batch-size", type=int, default=None, help="random training batch per search step")
+    p.add_argument("--layers", default=None, help="module paths to search, e.g. chain1,chain2 (default: all but "
+                   "the classifier)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--json", default=None, metavar="OUT.json", help="write every result as JSON ('-': stdout)")
+
+
+def _line(i: int, r: Any) -> str:
+    cost = f"{r.accuracy_cost:+.1%}" if r.accuracy_cost is not None else "n/a"
+    layers = ", ".join(f"{k} {v:g}" for k, v in sorted(r.layer_counts.items(), key=lambda kv: -kv[1]) if v)[:120]
+    return (f"#{i}: label {r.label} (model said {r.initial_prediction})  critical neurons {r.count:g} "
+            f"(per repeat {list(r.counts)}, flipped {r.flip_rate:.0%} -> {r.flipped_to})  accuracy cost {cost}  "
+            f"top layer {r.top_layer}  [{layers}]  {r.seconds:.2f}s")
+
+
+@command("localize", _args)
+def cmd_localize(args: argparse.Namespace) -> int:
+    from ..data import load_for_card
+    from ..device import default_device
+    from ..training import load_model
+    from .examples import localize_example
+
+    path = Path(args.checkpoint)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; pass a model folder holding "
+                                "model.safetensors and card.json")
+    device = args.device or default_device()
+    model, card = load_model(path, device=device)
+    bundle = load_for_card(dict(card))
+    indices = [args.index] if args.index is not None else parse_indices(args.indices)
+    layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
+    settings = {k: v for k, v in (("repeats", args.repeats), ("max_neurons", args.max_neurons),
+                                   ("batch_size", args.batch_size)) if v is not None}
+    n = len(bundle.split(args.split)[1])
+    bad = [i for i in indices if not 0 <= i < n]
+    if bad:
+        raise ValueError(f"index {bad[0]} out of range: the {args.split} split has {n} images (0..{n - 1})")
+    results = []
+    to_stdout = args.json == "-"
+    t0 = time.perf_counter()
+    for i in indices:
+        r = localize_example(model, bundle, i, split=args.split, label=args.label, quick=args.quick,
+                             seed=args.seed, layers=layers, **settings)
+        results.append({"index": i, "split": args.split, **r.to_dict()})
+        if not to_stdout:
+            print(_line(i, r), flush=True)
+    doc = {"checkpoint": str(path), "split": args.split, "label": args.label, "quick": args.quick,
+           "seed": args.seed, "seconds": time.perf_counter() - t0, "results": results}
+    if to_stdout:
+        json.dump(doc, sys.stdout, indent=1)
+        print()
+    elif args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    return 0

@@ -1,0 +1,61 @@
+"""Critical neurons of an example of a data set, by index (what the CLI and the session call).
+
+The searched label defaults to the model's own prediction: the question is where *that*
+prediction lives. The random batches come from the training split, and the accuracy cost is
+measured on other images of the example's split.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..data import DataBundle
+from .critical import CriticalNeurons, critical_neurons
+from .sites import model_modes
+
+__all__ = ["LABELS", "localize_example", "resolve_label"]
+
+LABELS = ("pred", "true")
+
+
+def resolve_label(model: nn.Module, x: torch.Tensor, true: int, label: int | str | None) -> int:
+    """The label to search: ``None``/``"pred"`` the model's prediction on ``x (C, H, W)``, ``"true"``
+    the data set's label, or an int class."""
+    if label is None or label == "pred":
+        dev = next(model.parameters()).device
+        with torch.no_grad(), model_modes(model, False):
+            return int(model(x.unsqueeze(0).to(dev)).argmax())
+    if label == "true":
+        return int(true)
+    if isinstance(label, str):
+        if label.lstrip("-").isdigit():
+            return int(label)
+        raise ValueError(f"label must be 'pred', 'true' or a class number, got {label!r}")
+    return int(label)
+
+
+def localize_example(model: nn.Module, bundle: DataBundle, index: int, *, split: str = "test",
+                     limit: int | None = None, label: int | str | None = None, quick: bool = True,
+                     seed: int = 0, layers: Sequence[str] | str | None = None, **settings: Any) -> CriticalNeurons:
+    """:func:`critical_neurons` of image ``index`` of ``bundle``'s ``split`` (its first ``limit`` images).
+
+    Args:
+        label: ``None``/``"pred"`` (default: the model's prediction), ``"true"``, or a class.
+        quick: the interactive setting (few repeats, capped steps); ``settings`` override fields.
+    Raises:
+        ValueError: ``index`` out of range (the message gives the range), or any bad setting.
+    """
+    xs, ys = bundle.split(split)
+    n = len(ys) if limit is None else min(len(ys), limit)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+        raise ValueError(f"index {index!r} out of range: the {split} split has {n} images (0..{n - 1})")
+    x = bundle.normalize(xs[index:index + 1])[0]
+    y = resolve_label(model, x, int(ys[index]), label)
+    keep = torch.ones(n, dtype=torch.bool)
+    keep[index] = False
+    other = (xs[:n][keep], ys[:n][keep]) if n > 1 else None
+    reference = (bundle.train_x, bundle.train_y) if len(bundle.train_y) else None
+    return critical_neurons(model, x, y, reference=reference, other=other, normalize=bundle.normalize,
+                            layers=layers, seed=seed, quick=quick, **settings)
