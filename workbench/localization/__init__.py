@@ -16,10 +16,10 @@ from .examples import localize_example, resolve_label
 from .defaults import DEFAULT, PAPER, QUICK, SearchSettings
 from .rewinding import (RewindRow, default_layers, layer_keys, retrain_layer, retraining_table, rewind_layer,
                         rewinding_table, split_accuracy)
-from .sites import Site, find_sites, group_of, is_zeroable, masked, model_modes, neuron_masks
+from .sites import Site, find_sites, group_counts, group_of, is_zeroable, masked, model_modes, neuron_masks
 
 __all__ = ["CriticalNeurons", "DEFAULT", "GradientAccount", "LayerGradients", "PAPER", "QUICK", "RewindRow",
            "SearchRepeat", "SearchSettings", "Site", "account_epochs", "accuracy_with_removed", "critical_neurons",
-           "default_layers", "find_sites", "gradient_accounting", "group_of", "is_zeroable", "layer_keys", "localize_example", "masked",
+           "default_layers", "find_sites", "gradient_accounting", "group_counts", "group_of", "is_zeroable", "layer_keys", "localize_example", "masked",
            "model_modes", "neuron_masks", "parameter_layers", "read_state", "resolve_label", "retrain_layer", "retraining_table",
            "rewind_layer", "rewinding_table", "split_accuracy"]

@@ -54,10 +54,14 @@ class SearchSettings:
 
 DEFAULT = SearchSettings()
 PAPER = SearchSettings(repeats=30, max_neurons=None)
-QUICK = SearchSettings(repeats=2, batch_size=32, max_neurons=12, cost_size=256)
+QUICK = SearchSettings(repeats=2, batch_size=32, max_neurons=12, cost_size=128)
 
 # layer rewinding / retraining (paper: one-cycle schedule, 20 epochs, peak lr 0.1 at epoch 10)
 RETRAIN_EPOCHS = 20
 RETRAIN_PEAK_LR = 0.1
 RETRAIN_BATCH_SIZE = 128
 EVAL_BATCH_SIZE = 512
+
+# the error browser's "likely memorized / mislabeled" filters (view thresholds, not findings)
+MEMORIZED_MAX_NEURONS = 3.0  # a prediction that flips after removing at most this many neurons
+MISLABELED_MAX_QUALITY = 0.05  # the model gives the image's label at most this probability

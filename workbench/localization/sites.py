@@ -18,7 +18,7 @@ import torch.nn as nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.nn.modules.conv import _ConvNd
 
-__all__ = ["Site", "find_sites", "group_of", "is_zeroable", "masked", "model_modes", "neuron_masks"]
+__all__ = ["Site", "find_sites", "group_counts", "group_of", "is_zeroable", "masked", "model_modes", "neuron_masks"]
 
 Neuron = tuple[str, int]
 
@@ -208,3 +208,14 @@ def group_of(layer: str, groups: Sequence[str]) -> str | None:
     """
     hits = [g for g in groups if g != "all" and (layer == g or layer.startswith(g + "."))]
     return max(hits, key=len) if hits else None
+
+
+def group_counts(layer_counts: Mapping[str, float], groups: Sequence[str]) -> dict[str, float]:
+    """Sum per edit group of per-layer counts (each layer goes to :func:`group_of`'s group;
+    layers in no group are left out). Groups keep their given order."""
+    out = {g: 0.0 for g in groups if g != "all"}
+    for layer, c in layer_counts.items():
+        g = group_of(layer, groups)
+        if g is not None:
+            out[g] += float(c)
+    return out

@@ -62,6 +62,15 @@ class LocalizationMixin:
                                           label=label, quick=quick, seed=seed, layers=layers, **settings)
         return cache[key]
 
+    def cached_localization(self, index: int, *, quick: bool = True) -> CriticalNeurons | None:
+        """The result of ``localize(index, quick=quick)`` at the current weights if it was run, else None."""
+        tag = self._weights_tag()
+        for key, res in self.__dict__.get("_localized", {}).items():
+            if key[0] == index and key[1] == quick and key[2] is None and key[4] is None and not key[5] \
+                    and key[6] == tag:
+                return res
+        return None
+
     def localized_counts(self) -> dict[int, float]:
         """``{index: mean critical-neuron count}`` of the images localized (default label) at the
         current weights; the quick setting's count when both were run."""

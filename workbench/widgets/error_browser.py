@@ -12,12 +12,13 @@ from typing import Callable, Sequence
 
 import ipywidgets as W
 
+from ..localization.defaults import MEMORIZED_MAX_NEURONS, MISLABELED_MAX_QUALITY
 from .common import css
 from .figures import confusion_figure, update_confusion
 from .images import image_png
 from .plotly_widget import live_figure
 
-__all__ = ["DEFAULT_SORT", "ErrorBrowser", "SORTS"]
+__all__ = ["DEFAULT_SORT", "ErrorBrowser", "FILTERS", "SCORE_SORTS", "SORTS"]
 
 # label -> (attribute, descending); "typical" is the distance of an error's margin from the
 # median margin of all listed errors (see DEFAULT_SORT).
@@ -28,6 +29,19 @@ SORTS: dict[str, tuple[str, bool]] = {
     "margin (high first)": ("margin", True),
     "margin (low first)": ("margin", False),
     "index": ("index", False),
+}
+# label -> (score name, descending): per-image scores given with ErrorBrowser.set_scores;
+# images without a score come last, in index order.
+SCORE_SORTS: dict[str, tuple[str, bool]] = {
+    "likely mislabeled: label quality, low first (cleanlab self-confidence)": ("label_quality", False),
+    "likely memorized: fewest critical neurons first (localized images only; weaker)": ("critical", False),
+}
+# label -> (score name, threshold): keep images whose score is <= threshold
+FILTERS: dict[str, tuple[str, float] | None] = {
+    "all": None,
+    f"likely mislabeled (label quality <= {MISLABELED_MAX_QUALITY:g})": ("label_quality", MISLABELED_MAX_QUALITY),
+    f"likely memorized (<= {MEMORIZED_MAX_NEURONS:g} critical neurons, localized only)":
+        ("critical", MEMORIZED_MAX_NEURONS),
 }
 ALL = -1
 # The first pick of a demo should be a typical, teachable mistake: neither a near-tie (fixed
@@ -81,8 +95,11 @@ class ErrorBrowser:
                                       layout=W.Layout(width="190px"))
         self.filter_pred = W.Dropdown(options=opts, value=ALL, description="predicted",
                                       layout=W.Layout(width="210px"))
-        self.sort = css(W.Dropdown(options=list(SORTS), value=DEFAULT_SORT, description="sort",
+        self.sort = css(W.Dropdown(options=list(SORTS) + list(SCORE_SORTS), value=DEFAULT_SORT, description="sort",
                                    layout=W.Layout(width="280px")), "wb-sort")
+        self.only = css(W.Dropdown(options=list(FILTERS), value="all", description="only",
+                                   layout=W.Layout(width="280px")), "wb-only")
+        self.scores: dict[str, dict[int, float]] = {}
         self._png: dict[int, bytes] = {}
         self.prev_button = css(W.Button(description="◀ prev", layout=W.Layout(width="80px")), "wb-prev")
         self.next_button = css(W.Button(description="next ▶", layout=W.Layout(width="80px")), "wb-next")
@@ -95,11 +112,11 @@ class ErrorBrowser:
         self.confusion = live_figure(confusion_figure(confusion if confusion is not None else [[0] * c] * c,
                                                       self.classes))
         self.confusion.data[0].on_click(self._on_heatmap_click)
-        for w in (self.filter_true, self.filter_pred, self.sort):
+        for w in (self.filter_true, self.filter_pred, self.sort, self.only):
             w.observe(self._on_filter, names="value")
         self.prev_button.on_click(lambda _b: self.go_to(self.page - 1))
         self.next_button.on_click(lambda _b: self.go_to(self.page + 1))
-        controls = css(W.HBox([self.filter_true, self.filter_pred, self.sort],
+        controls = css(W.HBox([self.filter_true, self.filter_pred, self.sort, self.only],
                               layout=W.Layout(flex_flow="row wrap")), "wb-advanced-filters")
         paging = W.HBox([self.prev_button, self.page_label, self.next_button],
                         layout=W.Layout(align_items="center"))
@@ -116,11 +133,26 @@ class ErrorBrowser:
             update_confusion(self.confusion, confusion)
         self.refresh()
 
+    def set_scores(self, name: str, scores: dict[int, float]) -> None:
+        """Per-image scores (``{index: value}``) for the score sorts and filters (``label_quality``,
+        ``critical``); replaces that score's values and redraws."""
+        self.scores[name] = dict(scores)
+        self.refresh()
+
     @property
     def visible(self) -> list:
         """The errors that pass the filters, in the chosen order."""
         t, p = self.filter_true.value, self.filter_pred.value
         items = [e for e in self.errors if (t == ALL or e.true == t) and (p == ALL or e.pred == p)]
+        rule = FILTERS[self.only.value]
+        if rule is not None:
+            vals, limit = self.scores.get(rule[0], {}), rule[1]
+            items = [e for e in items if e.index in vals and vals[e.index] <= limit]
+        if self.sort.value in SCORE_SORTS:
+            name, desc = SCORE_SORTS[self.sort.value]
+            vals = self.scores.get(name, {})
+            sign = -1.0 if desc else 1.0
+            return sorted(items, key=lambda e: (e.index not in vals, sign * vals.get(e.index, 0.0), e.index))
         key, desc = SORTS[self.sort.value]
         if key == "typical":
             margins = sorted(e.margin for e in self.errors)
@@ -178,7 +210,7 @@ class ErrorBrowser:
                 cell.image.value = self.png(cell.index)
             cell.caption.value = (f"<div style='font-size:0.85em;line-height:1.25'><b>#{item.index}</b> "
                                   f"({item.confidence:.0%} sure)<br>true: {html.escape(self.classes[item.true])}<br>"
-                                  f"pred: {html.escape(self.classes[item.pred])}</div>")
+                                  f"pred: {html.escape(self.classes[item.pred])}{self._score_note(item.index)}</div>")
             cell.button.description = f"select #{item.index}"
             cell.box.layout.visibility = "visible"
         n = len(self.visible)
@@ -186,6 +218,11 @@ class ErrorBrowser:
         self.prev_button.disabled = self.page == 0
         self.next_button.disabled = self.page >= self.pages - 1
         self._highlight()
+
+    def _score_note(self, index: int) -> str:
+        q, c = self.scores.get("label_quality", {}).get(index), self.scores.get("critical", {}).get(index)
+        parts = ([f"label q {q:.2f}"] if q is not None else []) + ([f"{c:g} neurons"] if c is not None else [])
+        return "<br><span style='color:#777'>" + ", ".join(parts) + "</span>" if parts else ""
 
     def png(self, index: int) -> bytes:
         """The thumbnail PNG of test image ``index`` (encoded once)."""

@@ -26,6 +26,7 @@ from .edit_panel import EditPanel
 from .error_browser import ErrorBrowser
 from .glossary import glossary_html
 from .history_panel import HistoryPanel
+from .localization_panel import LocalizationPanel, LocalizeActions
 from .metrics_panel import MetricsPanel
 from .outcome import OutcomeCard
 from .probe_panel import ProbePanel
@@ -44,8 +45,8 @@ DEFAULT_OUTPUT = "workbench-output"  # beside the notebook (the kernel's working
 SIZES = {False: (112, 84, 56, 1.9), True: (168, 120, 84, 2.6)}
 
 
-class Workbench:
-    """Error browser, target picker, outcome card, details and history on one session.
+class Workbench(LocalizeActions):
+    """Error browser, target picker, outcome card, details, history and localization on one session.
 
     Args:
         session: an :class:`~workbench.session.EditSession` with an evaluator.
@@ -99,6 +100,12 @@ class Workbench:
         self.probe = ProbePanel(classes)
         self.history = HistoryPanel(Path(output_dir) if output_dir is not None else Path.cwd() / DEFAULT_OUTPUT, {
             "save": session.save, "load": self._load_history, "export": session.export, "report": self.report})
+        self.localization_messages = MessageArea("localization")
+        self.localization = LocalizationPanel(classes, {
+            "localize": self._guarded("localization", "Where is it stored?", self.localize),
+            "page": self._guarded("localization", "Localize this page", self.localize_page),
+            "edit_group": self._guarded("localization", "Edit this group", self.edit_localized_group)},
+            session.group_names())
         self.present = css(W.ToggleButton(value=presentation, description="Presentation mode", icon="desktop",
                                           tooltip="larger images and fonts, fewer controls"), "wb-present-toggle")
         self.present.observe(lambda c: self.set_presentation(bool(c["new"])), names="value")
@@ -113,8 +120,8 @@ class Workbench:
         self.tabs = css(W.Tab(children=[
             W.VBox([self.browser.widget, self.upload.widget, self.browser_messages.widget]),
             W.VBox([self.metrics.widget, self.attribution.widget, self.probe.widget]),
-            self.history.widget]), "wb-tabs")
-        self.tabs.titles = ("Mistakes", "Details of the last edit", "History & export")
+            self.history.widget, W.VBox([self.localization.widget, self.localization_messages.widget])]), "wb-tabs")
+        self.tabs.titles = ("Mistakes", "Details of the last edit", "History & export", "Where is it stored?")
         self.widget = self.root = css(W.VBox([
             W.HTML(STYLE_SHEET), W.HBox([self.header, self.present], layout=W.Layout(
                 justify_content="space-between", align_items="center")), self.status,
@@ -122,6 +129,7 @@ class Workbench:
             "wb-root", "wb-workbench")
         self._sync_buttons()
         self._show_history_panel()
+        self._refresh_localization(True)
         if presentation:
             self.set_presentation(True)
         if note:
@@ -266,8 +274,15 @@ class Workbench:
         return bool(self.present.value)
 
     # -- callbacks from the controller ---------------------------------------------------
+    @property
+    def selected(self) -> int | None:  # type: ignore[override]
+        """The picked test image's index (None: nothing picked, or an uploaded image)."""
+        sel = self.controller.selection
+        return sel.index if sel is not None else None
+
     def _on_selected(self, sel: Selection) -> None:
         self.picker.show(sel)
+        self._refresh_localization(False)
 
     def _on_target(self, target: int) -> None:
         self.picker.set_target(target)
@@ -300,6 +315,7 @@ class Workbench:
         self.browser.set_errors(s.current_errors(), s.confusion())
         self._show_history_panel()
         self._sync_buttons()
+        self._refresh_localization(True)
 
     def _on_probe(self, rep: Any, sel: Selection, target: int) -> None:
         self.probe.show(rep, sel.index, target)
@@ -313,7 +329,8 @@ class Workbench:
     def _guarded(self, where: str, action: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         """A button handler: errors go to the message line beside the control used."""
         def run(*args: Any) -> Any:
-            area = {"edit": self.panel.messages, "browser": self.browser_messages}[where]
+            area = {"edit": self.panel.messages, "browser": self.browser_messages,
+                    "localization": self.localization_messages}[where]
             area.clear()
             with area.guard(action):
                 return fn(*args)

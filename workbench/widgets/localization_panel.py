@@ -1,0 +1,191 @@
+"""LocalizationPanel: "Where is it stored?" for the selected image (Maini et al., ICML 2023).
+
+The critical-neuron search removes, one at a time, the neurons the model's prediction for the
+image relies on most, until the prediction changes. The panel shows how many it took, a
+per-layer bar chart of where they sit (a FigureWidget updated in place), what removing them
+costs on other test images, and a one-click "edit this group" that sets the edit panel's group
+to the group holding most of them.
+
+View state only (the selected index, the shown result); the search runs through
+``EditSession.localize`` (the :class:`LocalizeActions` of the workbench controller).
+"""
+from __future__ import annotations
+
+import html
+from typing import Any, Callable, Mapping, Sequence
+
+import ipywidgets as W
+import plotly.graph_objects as go
+
+from ..localization import QUICK, group_counts
+from .common import css
+from .plotly_widget import live_figure
+
+__all__ = ["LocalizationPanel", "LocalizeActions", "localization_figure"]
+
+_BAR, _TOP = "#90a4ae", "#ef6c00"
+
+
+def localization_figure(layer_counts: Mapping[str, float], highlight: Sequence[str] = (), title: str = "") -> go.Figure:
+    """Bar chart: removed neurons per layer (mean over repeats), ``highlight``-ed layers in orange."""
+    names = list(layer_counts)
+    return go.Figure(
+        go.Bar(x=names, y=[float(layer_counts[n]) for n in names],
+               marker_color=[_TOP if n in highlight else _BAR for n in names],
+               hovertemplate="%{x}: %{y:.2g} neurons<extra></extra>"),
+        layout=dict(title=dict(text=title, font=dict(size=12)), height=260, width=560,
+                    margin=dict(l=40, r=10, t=30, b=90), yaxis=dict(title="removed neurons", rangemode="tozero"),
+                    xaxis=dict(tickangle=-45, tickfont=dict(size=9)), template="plotly_white"))
+
+
+class LocalizationPanel:
+    """Critical-neuron count, per-layer chart, cost elsewhere and "edit this group".
+
+    Args:
+        classes: class names.
+        actions: ``"localize"`` (run the search for the selected image), ``"page"`` (run it for
+            the error browser's page) and ``"edit_group"`` (takes the group name).
+        groups: the edit panel's group names (to map layers to groups).
+    """
+
+    def __init__(self, classes: Sequence[str], actions: Mapping[str, Callable[..., Any]], groups: Sequence[str]) -> None:
+        self.classes, self.actions, self.groups = tuple(classes), actions, list(groups)
+        self.index: int | None = None
+        self.result: Any = None
+        self.group: str | None = None
+        self.quick = css(W.Checkbox(value=True, indent=False, layout=W.Layout(width="230px"),
+                                    description=f"quick ({QUICK.repeats} repeats, ≤ {QUICK.max_neurons} neurons)"),
+                         "wb-loc-quick")
+        self.button = css(W.Button(description="Where is it stored?", button_style="info",
+                                   layout=W.Layout(width="170px"), disabled=True), "wb-loc-run")
+        self.page_button = css(W.Button(description="Localize this page", layout=W.Layout(width="150px"),
+                                        tooltip="run the quick search for every image on the error browser's page "
+                                                "(for the 'fewest critical neurons' sort)"), "wb-loc-page")
+        self.edit_button = css(W.Button(description="edit this group", button_style="warning", disabled=True,
+                                        layout=W.Layout(width="190px")), "wb-loc-edit-group")
+        self.summary = css(W.HTML("<i>select an image, then click 'Where is it stored?'</i>"), "wb-loc-summary")
+        self.cost = css(W.HTML(""), "wb-loc-cost")
+        self.figure = live_figure(localization_figure({}))
+        self.button.on_click(lambda _b: self.actions["localize"]())
+        self.page_button.on_click(lambda _b: self.actions["page"]())
+        self.edit_button.on_click(lambda _b: self.actions["edit_group"](self.group))
+        self.widget = css(W.VBox([
+            W.HBox([self.button, self.quick, self.page_button], layout=W.Layout(flex_flow="row wrap")),
+            self.summary, self.cost, self.figure, self.edit_button]), "wb-localization-panel")
+
+    def select(self, index: int | None, result: Any = None) -> None:
+        """A new image is selected: show its cached result, or wait for a click."""
+        self.index = index
+        self.button.disabled = index is None
+        self.button.description = "Where is it stored?" if index is None else f"Where is #{index} stored?"
+        if result is not None:
+            self.show(result)
+        else:
+            self.clear("click 'Where is it stored?' to run the search for this image (about a second)"
+                       if index is not None else "select an image first")
+
+    def show(self, result: Any) -> None:
+        """Show a :class:`~workbench.localization.CriticalNeurons` of the selected image."""
+        self.result = result
+        per_group = group_counts(result.layer_counts, self.groups)
+        self.group = max(per_group, key=lambda g: per_group[g]) if any(per_group.values()) else None
+        top = [n for n in result.layer_counts if self.group is not None and
+               n in _layers_of(self.group, list(result.layer_counts), self.groups)]
+        reps = len(result.counts)
+        pred = self.classes[result.label] if 0 <= result.label < len(self.classes) else str(result.label)
+        flips = (f"then the model says <b>{html.escape(self.classes[result.flipped_to])}</b> "
+                 f"({result.flip_rate:.0%} of repeats)" if result.flipped_to is not None else
+                 "the prediction did not change within the budget (a lower bound)")
+        budget = "" if result.flip_rate == 1 else " (some repeats hit the budget: the count is a lower bound)"
+        self.summary.value = (f"#{self.index}: the prediction <b>{html.escape(pred)}</b> needs "
+                              f"<b class='wb-loc-count'>{result.count:g}</b> critical neuron(s) "
+                              f"(mean of {reps} repeat(s): {list(result.counts)}){budget}; {flips}.")
+        if result.accuracy_before is not None:
+            n = result.settings.cost_size
+            self.cost.value = (f"Cost elsewhere: removing them takes accuracy on {n} other test images from "
+                               f"{result.accuracy_before:.1%} to {result.accuracy_after:.1%} "
+                               f"(<b>{-result.accuracy_cost * 100:+.1f} points</b>).")
+        else:
+            self.cost.value = ""
+        fig = self.figure
+        with fig.batch_update():
+            names = list(result.layer_counts)
+            fig.data[0].x = names
+            fig.data[0].y = [float(result.layer_counts[n]) for n in names]
+            fig.data[0].marker.color = [_TOP if n in top else _BAR for n in names]
+            fig.layout.title.text = f"#{self.index}: where the removed neurons sit (mean per repeat)"
+        self.edit_button.disabled = self.group is None
+        self.edit_button.description = f"edit this group: {self.group}" if self.group else "edit this group"
+
+    def clear(self, text: str) -> None:
+        self.result, self.group = None, None
+        self.summary.value = f"<i>{html.escape(text)}</i>"
+        self.cost.value = ""
+        with self.figure.batch_update():
+            self.figure.data[0].x, self.figure.data[0].y = [], []
+            self.figure.layout.title.text = ""
+        self.edit_button.disabled = True
+        self.edit_button.description = "edit this group"
+
+
+def _layers_of(group: str, layers: list[str], groups: Sequence[str]) -> list[str]:
+    from ..localization import group_of
+
+    return [n for n in layers if group_of(n, groups) == group]
+
+
+class LocalizeActions:
+    """The workbench controller's localization actions (mixed into :class:`Workbench`).
+
+    Each is guarded by the caller (errors appear in the message area); they call the session
+    and refresh the panels.
+    """
+
+    session: Any
+    selected: int | None
+    browser: Any
+    panel: Any
+    localization: LocalizationPanel
+
+    def localize(self) -> Any:
+        """Run the search for the selected image (the panel's quick setting) and show it."""
+        if self.selected is None:
+            raise ValueError("no image selected: click 'select' under an image first")
+        res = self.session.localize(self.selected, quick=self.localization.quick.value)
+        self.localization.show(res)
+        self.browser.set_scores("critical", self.session.localized_counts())
+        return res
+
+    def localize_page(self) -> dict[int, float]:
+        """Run the quick search for every image on the error browser's page (for its sort)."""
+        for item in self.browser.page_items:
+            self.session.localize(int(item.index), quick=True)
+        counts = self.session.localized_counts()
+        self.browser.set_scores("critical", counts)
+        if self.selected is not None and (res := self.session.cached_localization(self.selected)) is not None:
+            self.localization.show(res)
+        return counts
+
+    def edit_localized_group(self, group: str | None) -> str:
+        """Set the edit panel's group to ``group`` (the group holding most removed neurons)."""
+        if group is None:
+            raise ValueError("no localization shown: click 'Where is it stored?' first")
+        options = list(self.panel.group.options)
+        if group not in options:
+            raise ValueError(f"group {group!r} is not one of the edit panel's groups {options}")
+        self.panel.group.value = group
+        return group
+
+    def _refresh_localization(self, changed: bool) -> None:
+        """After a selection (changed=False) or a weights change: show the cached result or clear."""
+        if changed:
+            self.browser.set_scores("label_quality", _quality(self.session))
+            self.browser.set_scores("critical", self.session.localized_counts())
+        res = self.session.cached_localization(self.selected, quick=self.localization.quick.value) \
+            if self.selected is not None else None
+        self.localization.select(self.selected, res)
+
+
+def _quality(session: Any) -> dict[int, float]:
+    q = session.label_quality()
+    return {i: float(v) for i, v in enumerate(q.tolist())}
