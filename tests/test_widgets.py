@@ -227,9 +227,9 @@ def test_bad_input_is_explained_beside_the_button(wb, caplog):
     with caplog.at_level("ERROR", logger="workbench.widgets"):
         wb.panel.buttons["edit"].click()
     m = wb.panel.messages
-    assert m.level == "error" and "Pick an image first" in m.text and "ValueError" not in m.text
+    assert m.level == "error" and "pick an image first" in m.text and "ValueError" not in m.text
     assert "<details>" in m.widget.value and "Traceback" in m.details  # traceback behind a toggle
-    assert any("Pick an image first" in r.getMessage() for r in caplog.records)
+    assert any("pick an image first" in r.getMessage() for r in caplog.records)
     assert m.widget in wb.panel.widget.children  # beside the Edit button
     assert not wb.session.history and _same(_weights(wb), base) and wb.card.status == "empty"
     with pytest.raises(ValueError, match="pick an image first"):
@@ -289,10 +289,11 @@ def test_presentation_mode(wb):
     assert int(wb.picker.image.layout.width.rstrip("px")) >= 160
     assert int(wb.browser.cells[0].image.layout.width.rstrip("px")) >= 120
     assert wb.attribution.controls.layout.display == "none" and wb.browser.controls.layout.display == "none"
-    assert wb.glossary.selected_index == 0  # every term explained on screen
+    assert wb.legend.layout.display == "" and "drawdown" in wb.legend.value  # the terms explained on screen
     assert wb.attribution.cell > 2
     wb.present.value = False
     assert "wb-present" not in wb.root._dom_classes and wb.attribution.controls.layout.display == ""
+    assert wb.legend.layout.display == "none"
     assert int(wb.picker.image.layout.width.rstrip("px")) < 160
 
 

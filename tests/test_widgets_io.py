@@ -80,8 +80,11 @@ def test_upload_a_bad_file_gets_a_clear_message(wb, name, data, words):
 
 def test_upload_widget_value_triggers_the_load(wb):
     data = _png(__import__("numpy").full((28, 28), 200, dtype="uint8"))
+    import datetime
+
     wb.upload.button.value = ({"name": "plain.png", "type": "image/png", "size": len(data),
-                               "content": memoryview(data), "last_modified": 0},)
+                               "content": memoryview(data),
+                               "last_modified": datetime.datetime.now(datetime.timezone.utc)},)
     assert wb.controller.selection is not None and wb.controller.selection.name == "plain.png"
 
 
@@ -142,7 +145,7 @@ def test_bad_names_write_nothing(wb, tmp_path, name):
 def test_load_of_an_unknown_name_says_so(wb):
     wb.history.name.value = "never-saved"
     wb.history.buttons["load"].click()
-    assert wb.history.messages.level == "error" and "no history saved" in wb.history.messages.text
+    assert wb.history.messages.level == "error" and "no history saved" in wb.history.messages.text.lower()
 
 
 def test_compare_summary_union_and_attribution_for_both(tiny_model_dir, fashion_small, tmp_path):

@@ -42,15 +42,15 @@ def css(widget: W.DOMWidget, *classes: str) -> W.DOMWidget:
 def plain_words(err: BaseException) -> str:
     """A user's mistake in plain words: the exception's message without its Python type.
 
-    Messages raised by the workbench already name the problem and the fix; only the first
-    letter is capitalised here. Unexpected errors keep their type, since that is all there is.
+    Messages raised by the workbench already name the problem and the fix, and are shown as
+    they are. Unexpected errors keep their type, since that is all there is.
     """
     text = str(err).strip() or type(err).__name__
     if isinstance(err, KeyError) and text.startswith("'") and text.endswith("'"):
         text = text[1:-1]
     if not isinstance(err, (ValueError, TypeError, FileNotFoundError, KeyError, PermissionError)):
         text = f"something went wrong ({type(err).__name__}: {text})"
-    return text[:1].upper() + text[1:]
+    return text
 
 
 class MessageArea:

@@ -38,6 +38,7 @@ class UploadPanel:
         if files:
             f = files[0]
             self.load(bytes(f["content"]), str(f.get("name", "image")))
+            self.button.value = ()  # so that the same file can be uploaded again
 
     def load(self, data: bytes, name: str) -> bool:
         """Open ``data`` (the file's bytes) as the selection; True when it worked."""

@@ -111,11 +111,15 @@ class Workbench(LocalizeActions):
         self.present.observe(lambda c: self.set_presentation(bool(c["new"])), names="value")
         self.header = css(W.HTML(self._header_html()), "wb-header")
         self.status = css(W.HTML(html.escape(note)), "wb-status")
-        self.glossary = W.Accordion(children=[W.HTML(glossary_html())], titles=("What the words mean",),
-                                    selected_index=None)
+        self.glossary = css(W.Accordion(children=[W.HTML(glossary_html())], titles=("What the words mean",),
+                                        selected_index=None, layout=W.Layout(width="340px")), "wb-glossary-box")
         left = css(W.VBox([self.picker.widget, self.panel.widget], layout=W.Layout(width="50%", min_width="420px",
                                                                                      padding="0 8px 0 0")), "wb-left")
-        right = css(W.VBox([self.card.widget, self.picker.chart, self.glossary],
+        self.legend = css(W.HTML("<div style='color:#444;font-size:0.9em'><b>pp</b> percentage points · "
+                                 "<b>drawdown</b> accuracy lost by the edit · <b>other images changed</b> test "
+                                 "images whose prediction moved · <b>✓</b> now right, <b>✗</b> now wrong</div>",
+                                 layout=W.Layout(display="none")), "wb-legend")
+        right = css(W.VBox([self.card.widget, self.legend, self.picker.chart],
                            layout=W.Layout(width="50%", min_width="420px")), "wb-right")
         self.tabs = css(W.Tab(children=[
             W.VBox([self.browser.widget, self.upload.widget, self.browser_messages.widget]),
@@ -123,8 +127,8 @@ class Workbench(LocalizeActions):
             self.history.widget, W.VBox([self.localization.widget, self.localization_messages.widget])]), "wb-tabs")
         self.tabs.titles = ("Mistakes", "Details of the last edit", "History & export", "Where is it stored?")
         self.widget = self.root = css(W.VBox([
-            W.HTML(STYLE_SHEET), W.HBox([self.header, self.present], layout=W.Layout(
-                justify_content="space-between", align_items="center")), self.status,
+            W.HTML(STYLE_SHEET), W.HBox([self.header, W.HBox([self.glossary, self.present])], layout=W.Layout(
+                justify_content="space-between", align_items="flex-start")), self.status,
             css(W.HBox([left, right], layout=W.Layout(flex_flow="row wrap")), "wb-main"), self.tabs]),
             "wb-root", "wb-workbench")
         self._sync_buttons()
@@ -265,7 +269,7 @@ class Workbench(LocalizeActions):
         self.attribution.cell = cell
         for w in (self.attribution.controls, self.browser.controls):
             w.layout.display = "none" if on else ""
-        self.glossary.selected_index = 0 if on else None
+        self.legend.layout.display = "" if on else "none"
         if self.controller.selection is not None:
             self.controller.explain()
 
