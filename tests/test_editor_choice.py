@@ -143,9 +143,10 @@ def test_session_and_panel_use_the_learned_editor(tiny_model, fashion_small):
 
     s = EditSession(tiny_model, fashion_small, card=CARD, device="cpu", limit=100)
     assert (s.config.lr, s.config.beta, s.editor_choice.source) == (2.5e-3, 0.7, "learned")
+    assert "learned by Editable Training" in repr(s)
     i = next(j for j in range(100) if int(s.evaluator.base_preds[j]) != 3)
-    res = s.edit_index(i, 3, layers="head")  # another group: the learned lr does not carry over
-    assert (res.config.layers, res.config.lr) == ("head", DEFAULTS["rmsprop"]["lr"])
+    res = s.edit_index(i, 3, layers="all")  # another group: the learned lr does not carry over
+    assert (res.config.layers, res.config.lr) == ("all", GROUP_DEFAULTS["all"]["rmsprop"]["lr"])
     res = s.edit_index(i, 3, max_steps=2)  # same method and group: still learned
     assert (res.config.lr, res.config.beta, res.config.max_steps) == (2.5e-3, 0.7, 2)
     plain = EditSession(tiny_model, None, device="cpu")

@@ -85,10 +85,12 @@ def test_removing_the_neurons_by_hand_flips_it_too(tiny_model, example):
 
 def test_counts_are_reproducible_with_a_seed(tiny_model, example):
     x, y, ref, norm = example
-    a = critical_neurons(tiny_model, x, y, reference=ref, normalize=norm, repeats=3, seed=5)
-    b = critical_neurons(tiny_model, x, y, reference=ref, normalize=norm, repeats=3, seed=5)
+    kw = dict(reference=ref, normalize=norm, repeats=4, noise_std=1.0, batch_size=8, cost_size=64)
+    a = critical_neurons(tiny_model, x, y, seed=5, **kw)
+    b = critical_neurons(tiny_model, x, y, seed=5, **kw)
+    assert len({r.neurons for r in a.repeats}) > 1  # the draws matter: repeats differ ...
     assert a.counts == b.counts and [r.neurons for r in a.repeats] == [r.neurons for r in b.repeats]
-    assert a.accuracy_after == b.accuracy_after and a == b  # seconds is excluded from ==
+    assert a.accuracy_after == b.accuracy_after and a == b  # ... yet the same seed repeats them (seconds aside)
 
 
 def test_accuracy_cost_is_measured_on_other_data(tiny_model, example, fashion_small):

@@ -67,3 +67,25 @@ def test_cli_localize(tiny_model_dir, tmp_path, capsys, monkeypatch):
     assert all(len(r["counts"]) == 1 and r["neurons"] and r["top_layer"] for r in doc["results"])
     assert main(["localize", "--checkpoint", str(tiny_model_dir), "--index", "99999", "--device", "cpu"]) == 2
     assert "out of range" in capsys.readouterr().err
+
+
+def test_cli_localize_a_noisy_run_uses_its_trained_labels(tiny_model_dir, fashion, tmp_path, capsys):
+    import shutil
+
+    from workbench.cli import main
+    from workbench.data.noise import flip_labels
+
+    folder = tmp_path / "noisy"
+    shutil.copytree(tiny_model_dir, folder)
+    noise = flip_labels(fashion.train_y[:2000], 0.1, 10, seed=0)
+    noise.save(folder)
+    i, clean = int(noise.indices[0]), int((~noise.mask()).nonzero()[0])
+    out = tmp_path / "n.json"
+    assert main(["localize", "--checkpoint", str(folder), "--indices", f"{i},{clean}", "--split", "train",
+                 "--label", "true", "--repeats", "1", "--quick", "--json", str(out), "--device", "cpu"]) == 0
+    rows = json.loads(out.read_text())["results"]
+    assert [r["noisy_label"] for r in rows] == [True, False]
+    assert rows[0]["label"] == int(noise.noisy[0]) != int(fashion.train_y[i])  # the label it was trained on
+    assert rows[1]["label"] == int(fashion.train_y[clean])
+    assert main(["localize", "--checkpoint", str(folder), "--index", "2000", "--split", "train"]) == 2
+    assert "0..1999" in capsys.readouterr().err

@@ -16,7 +16,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-NOTEBOOKS = ["02_editable_training.ipynb", "03_editor_comparison.ipynb", "04_edit_analysis.ipynb"]
+NOTEBOOKS = ["02_editable_training.ipynb", "03_editor_comparison.ipynb", "04_edit_analysis.ipynb", "06_memorization.ipynb"]
 
 
 def run_notebook(name: str, params: dict[str, Any], timeout: int = 300) -> Any:
@@ -94,3 +94,18 @@ def test_03_skips_a_missing_editable_model_with_a_note(tiny_model_dir, tmp_path)
         "BASELINE_DIR": str(tiny_model_dir), "EDITABLE_DIR": str(tmp_path / "absent"), "N_EDITS": 2,
         "TEST_LIMIT": 200, "EDITORS": ["rmsprop", "gd"], "GROUPS": ["chain3", "head"]})
     assert "not found" in _text(nb) and "skipping" in _text(nb)
+
+
+def test_06_memorization_trains_the_three_models_and_reports(tmp_path):
+    runs = tmp_path / "runs"
+    nb = run_notebook("06_memorization.ipynb", {
+        "RUNS": str(runs), "N_CRITICAL": 3, "MAX_NEURONS": 8, "RETRAIN_EPOCHS": 1,
+        "OVERRIDES": {"train_subset": 256, "eval_subset": 100, "epochs": 2, "batch_size": 32, "lr": 3e-3,
+                      "arch_kwargs": {"widths": [8, 8, 16, 16]}}})
+    for name in ("fashion-noisy", "fashion-noisy-etd", "fashion-noisy-dropout"):
+        card = json.loads((runs / name / "card.json").read_text())
+        assert card["label_noise"]["count"] == 26 and card["command"].startswith("python -m workbench train")
+    assert sorted(int(p.stem.split("_")[1]) for p in (runs / "fashion-noisy" / "epochs").iterdir()) == [0, 1, 2]
+    text = _text(nb)
+    assert "example-tied / drop" in text and "standard dropout / all" in text and '"critical"' in text
+    assert len(_outputs(nb, "image/png")) >= 2  # accounting and critical-neuron figures

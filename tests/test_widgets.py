@@ -220,6 +220,13 @@ def test_double_click_applies_one_edit(wb):
     wb.panel.buttons["edit"].click()
     assert len(calls) == 1 and len(wb.session.history) == 1 and wb.session.history[0].index == i
     assert not wb.panel.busy and not wb.panel.buttons["edit"].disabled
+    assert wb.panel._lock.acquire(blocking=False)  # another action holds the panel: a click is refused
+    try:
+        assert wb.panel.busy
+        wb.panel.buttons["edit"].click()
+    finally:
+        wb.panel._lock.release()
+    assert len(wb.session.history) == 1 and "busy" in wb.panel.phase.value.lower()
 
 
 def test_bad_input_is_explained_beside_the_button(wb, caplog):

@@ -5,6 +5,7 @@ import argparse
 import dataclasses
 import shlex
 import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .training.recipes import RECIPES, Recipe
@@ -81,6 +82,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     recipe = recipe_from_args(args)
     out = args.out or f"runs/{recipe.name}"
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"--out {out!r} is a file; give a folder for the model (model.safetensors + card.json)")
     cmd = "python -m workbench " + " ".join(shlex.quote(a) for a in args._argv)
     res = run_training(recipe, out, resume=not args.no_resume, device=args.device, command=cmd,
                        progress=not args.no_progress)
@@ -100,9 +103,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     args._argv = argv
     try:
         return COMMANDS[args.command][1](args)
-    except (ValueError, TypeError, FileNotFoundError) as err:
+    except (ValueError, TypeError, OSError) as err:  # a user's mistake: the message names it, no traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted: {args.command} stopped", file=sys.stderr)
+        return 130
+
+
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """An output file path, checked before any work: not a folder, its parent not a file.
+
+    Raises:
+        ValueError: naming ``flag`` and the fix (so a long run never fails at its very end).
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{flag} {str(p)!r} is a folder; give a file path such as {str(p / 'result.json')!r}")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{flag} {str(p)!r} cannot be written: {str(parent)!r} is a file, not a folder")
+            break
+    return p
 
 
 def _register_optional_commands() -> None:

@@ -14,7 +14,8 @@ from torch.func import functional_call
 
 from ..models.registry import first_group_stage, group_params
 from .constraint import edit_loss, satisfied
-from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, default_for
+from .guard import check_edit
+from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, default_for
 from .optimizers import Hyper, get_method
 
 Layers = "str | tuple[str, ...]"
@@ -50,8 +51,10 @@ class EditorConfig:
 
     def _check(self) -> None:
         m = get_method(self.method)
-        if not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool) or self.max_steps < 1:
-            raise ValueError(f"max_steps (k) must be an integer >= 1, got {self.max_steps!r}")
+        if not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool) or \
+                not 1 <= self.max_steps <= MAX_STEPS_LIMIT:
+            raise ValueError(f"max_steps (k) must be an integer in 1..{MAX_STEPS_LIMIT}, got {self.max_steps!r} "
+                             f"(the paper uses k={DEFAULT_MAX_STEPS}; editing.defaults.MAX_STEPS_LIMIT says why)")
         if self.lr is None or not math.isfinite(self.lr) or self.lr < 0:
             raise ValueError(f"learning rate must be a finite number >= 0, got {self.lr!r}")
         if m.beta_range is not None:
@@ -92,6 +95,11 @@ class EditResult:
         config: the resolved :class:`EditorConfig`.
         y_ref: target labels.
         message: human-readable outcome (why it failed, when it did).
+        finite: False if the edit was abandoned because of non-finite values.
+        wrecked: the edit guard flagged it (:mod:`workbench.editing.guard`): the constraint may
+            hold, but the weights changed out of all proportion or hold NaN/inf. A session
+            refuses such an edit; see :attr:`accepted`.
+        relative_change: ``||after - before|| / ||before||`` over the edited group.
     """
 
     success: bool
@@ -105,6 +113,13 @@ class EditResult:
     message: str = ""
     finite: bool = True
     extra: dict = field(default_factory=dict)
+    wrecked: bool = False
+    relative_change: float = 0.0
+
+    @property
+    def accepted(self) -> bool:
+        """The constraint holds and the guard did not flag the edit: safe to apply."""
+        return self.success and not self.wrecked
 
     @property
     def delta(self) -> dict[str, torch.Tensor]:
@@ -319,5 +334,12 @@ def edit(model: nn.Module, x: torch.Tensor, y_ref: int | Sequence[int] | torch.T
     own = dict(model.named_parameters())
     before = {n: own[n].detach().clone() for n in names}
     after = {n: trace.params[n].detach().clone() for n in names}
+    verdict = check_edit(before, after)
+    message = trace.message
+    if verdict.wrecked:
+        message = f"flagged by the edit guard: {verdict.reason}"
+    elif trace.success and trace.steps == 0:
+        message = "the model already predicts the target: nothing to change"
     return EditResult(trace.success, trace.steps, tuple(trace.losses), seconds, before, after, cfg,
-                      tuple(int(v) for v in y.tolist()), trace.message, trace.finite)
+                      tuple(int(v) for v in y.tolist()), message, trace.finite,
+                      wrecked=verdict.wrecked, relative_change=verdict.relative_change)

@@ -10,17 +10,17 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..cli import command
+from ..cli import check_output_file, command
 from ..data import DataBundle
 from ..editing import EditorChoice, choose_editor, get_method
 from ..editing.defaults import DEFAULT_LAYERS
 from ..models.registry import group_params
 from .evaluator import Evaluator
-from .merge import complete_lines
+from .merge import complete_lines, read_outcome_line
 from .records import EditOutcome
 from .protocols import PROTOCOLS, make_edits
 from .tuning import parse_floats, tune_editor, write_defaults
@@ -42,6 +42,9 @@ def load_checkpoint(folder: str | Path, device: torch.device | str = "cpu") -> t
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; pass a model folder holding "
                                 "model.safetensors and card.json (as written by `python -m workbench train`)")
+    if not path.is_dir():
+        raise ValueError(f"--checkpoint {str(path)!r} is a file; pass the model folder that holds "
+                         f"model.safetensors and card.json (here perhaps {str(path.parent)!r})")
     return load_model(path, device=device)
 
 
@@ -155,7 +158,12 @@ class _Partial:
         self._t0 = time.perf_counter()
         self._spent = 0.0
 
-    def start(self, resume: bool) -> tuple[list[EditOutcome], float]:
+    def start(self, resume: bool, draw: Sequence[tuple[int, int]] = ()) -> tuple[list[EditOutcome], float]:
+        """Read the finished edits (when resuming) and rewrite the file with them.
+
+        ``draw``: ``(index, target)`` of each edit of this run, from its seed; every saved
+        outcome must match its position in it, or the file is refused (not rewritten).
+        """
         done: list[EditOutcome] = []
         if resume and self.path.exists():
             lines = complete_lines(self.path, allow_empty=True)
@@ -166,9 +174,21 @@ class _Partial:
                 diff = sorted(k for k in self.settings if header is None or header.get(k) != self.settings[k])
                 raise ValueError(f"{self.path} holds an interrupted run with other settings (differs in: "
                                  f"{', '.join(diff)}); pass --no-resume to start over, or another --json path")
-            for line in lines[1:]:  # a line cut short by the interruption was dropped: that edit is redone
-                rec = json.loads(line)
-                done.append(EditOutcome(**rec["outcome"]))
+            for j, line in enumerate(lines[1:]):  # a line cut short was dropped: that edit is redone
+                where = f"{self.path} line {j + 2}"
+                try:
+                    rec, o = read_outcome_line(line, where)
+                except ValueError as err:
+                    raise ValueError(f"{err}; the file was changed or is damaged. Pass --no-resume to start "
+                                     "over") from None
+                if j >= len(draw) and draw:
+                    raise ValueError(f"{where}: this run has only {len(draw)} edits; the file holds more. "
+                                     "Pass --no-resume to start over")
+                if draw and (o.index, o.target) != draw[j]:
+                    raise ValueError(f"{where}: edit {j} has image {o.index} and target {o.target}, but this run's "
+                                     f"seed draws image {draw[j][0]} and target {draw[j][1]}; the file was changed "
+                                     "or belongs to another run. Pass --no-resume to start over")
+                done.append(o)
                 self._spent = float(rec["seconds"])
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "w") as f:  # rewrite: drops a cut-short last line
@@ -187,6 +207,9 @@ class _Partial:
 @command("evaluate", _evaluate_args)
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """N independent edits of a checkpoint, scored as in the paper's Table 1."""
+    if args.json:  # before any work: a bad path must not fail the run at its end
+        check_output_file(args.json, "--json")
+        check_output_file(args.json + ".partial", "--json (its .partial file)")
     ev, card, choice = _setup(args, args.split, args.limit)
     cfg = choice.config
     start, stop = _parse_range(args.range, args.edits)
@@ -205,18 +228,40 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     done: list[EditOutcome] = []
     spent = 0.0
     if partial is not None:
-        done, spent = partial.start(resume=not args.no_resume)
+        draw = [(int(i), int(t)) for i, t in zip(edits.indices[start:stop].tolist(), edits.y[start:stop].tolist())]
+        done, spent = partial.start(resume=not args.no_resume, draw=draw)
         if done:
             print(f"resuming from {partial.path}: {len(done)} of {stop - start} edits already done")
     n = start + len(done)
-    summary = ev.evaluate_edits(edits.x[n:stop], edits.y[n:stop], cfg, protocol=args.protocol,
-                                progress=not args.no_progress, indices=edits.indices[n:stop], previous=done,
-                                previous_seconds=spent, on_outcome=None if partial is None else partial.add)
+    finished = [len(done)]
+
+    def on_outcome(o: EditOutcome) -> None:
+        finished[0] += 1
+        if partial is not None:
+            partial.add(o)
+
+    try:
+        summary = ev.evaluate_edits(edits.x[n:stop], edits.y[n:stop], cfg, protocol=args.protocol,
+                                    progress=not args.no_progress, indices=edits.indices[n:stop], previous=done,
+                                    previous_seconds=spent, on_outcome=on_outcome)
+    except KeyboardInterrupt:
+        total = stop - start
+        if partial is None:
+            print(f"\ninterrupted: {finished[0]} of {total} edits finished; nothing was saved (without --json a "
+                  "run cannot resume). Rerun with --json OUT.json to make it resumable.", file=sys.stderr)
+        else:
+            again = [a for a in getattr(args, "_argv", []) if a != "--no-resume"]
+            print(f"\ninterrupted: {finished[0]} of {total} edits finished and saved in {partial.path}. Resume with:\n"
+                  "  python -m workbench " + " ".join(shlex.quote(a) for a in again), file=sys.stderr)
+        return 130
     summary = dataclasses.replace(summary, editor_source=choice.source)
     print(summary.table())
     print("(failed edits count as k steps; drawdown = error after - error before, over the whole "
           f"{ev.split} split; abs = mean of |change|, signed = mean change)")
     print(summary.noop_line())
+    if summary.wrecked_edits:
+        print(f"edit guard: {summary.wrecked_edits} of {summary.edits} edits flagged as wrecking the model "
+              "(non-finite weights or a change larger than the weights; counted as failures): lower --lr")
     if args.json:
         out = {**summary.to_json(), **choice.to_json(), "checkpoint": str(args.checkpoint), "seed": args.seed,
                "device": str(ev.device), "command": _command_line(args),
@@ -248,6 +293,8 @@ def _tune_args(p: argparse.ArgumentParser) -> None:
 def cmd_tune_editor(args: argparse.Namespace) -> int:
     """Grid-search an editor's lr/beta on a validation slice (least drawdown at >= 95 % success)."""
     lrs, betas = parse_floats(args.lrs, "--lrs"), parse_floats(args.betas, "--betas")
+    if args.json:
+        check_output_file(args.json, "--json")
     if args.write_defaults and parse_layers(args.layers or DEFAULT_LAYERS) != DEFAULT_LAYERS:  # before loading anything
         raise ValueError(f"--write-defaults stores the defaults of group {DEFAULT_LAYERS!r}; for --layers "
                          f"{args.layers!r}, put the winner into GROUP_DEFAULTS in workbench/editing/defaults.py")
@@ -312,9 +359,12 @@ def cmd_merge_results(args: argparse.Namespace) -> int:
     """Join the parts of one evaluate run (``--range`` parts, an unfinished run's .partial) into one result."""
     from .merge import merge_parts, read_part
 
+    check_output_file(args.json, "--json")
     for p in args.parts:
         if not Path(p).exists():
             raise FileNotFoundError(f"{p} does not exist; pass the JSON or .partial files of one evaluate run")
+        if not Path(p).is_file():
+            raise ValueError(f"{p} is a folder; pass the JSON or .partial files of one evaluate run")
     out = merge_parts([read_part(p) for p in args.parts])
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=2) + "\n")

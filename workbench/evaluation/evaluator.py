@@ -279,10 +279,10 @@ class Evaluator:
                 res = edit(self.model, x[i], int(y[i]), cfg)
                 preds = self.base_preds if res.steps == 0 or not res.finite else self.preds_for(res.after)
                 err = float((preds != self.labels).float().mean())
-                outcome = EditOutcome(
-                    None if idx is None else int(idx[i]), int(y[i]), res.success,
-                    res.steps if res.success else cfg.max_steps, err - self.base_error,
-                    int((preds != self.base_preds).sum()), res.finite, res.seconds)
+                outcome = EditOutcome(  # a wrecked edit (editing.guard) is no success
+                    None if idx is None else int(idx[i]), int(y[i]), res.accepted,
+                    res.steps if res.accepted else cfg.max_steps, err - self.base_error,
+                    int((preds != self.base_preds).sum()), res.finite, res.seconds, res.wrecked)
                 outcomes.append(outcome)
                 if on_outcome is not None:
                     on_outcome(outcome)

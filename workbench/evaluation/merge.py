@@ -8,9 +8,10 @@ hold the same edit, their outcomes must agree.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from .records import EditOutcome, EvalSummary
 
@@ -33,26 +34,100 @@ class Part:
     device: str | None
 
 
+def _int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _num(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+# (check, what it must be) of each EditOutcome field as a result file holds it
+_OUTCOME_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "index": (lambda v: v is None or (_int(v) and v >= 0), "null or an integer >= 0"),
+    "target": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "success": (lambda v: isinstance(v, bool), "true or false"),
+    "steps": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "drawdown": (lambda v: _num(v) and -1 <= v <= 1, "a number in [-1, 1]"),
+    "flipped": (lambda v: _int(v) and v >= 0, "an integer >= 0"),
+    "finite": (lambda v: isinstance(v, bool), "true or false"),
+    "edit_seconds": (lambda v: _num(v) and v >= 0, "a number >= 0"),
+    "wrecked": (lambda v: isinstance(v, bool), "true or false"),
+}
+_OPTIONAL = {"wrecked"}  # added later: older files lack it
+
+
+def outcome_from_json(d: object, where: str) -> EditOutcome:
+    """An :class:`EditOutcome` from its JSON form, every field checked (ValueError names it)."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: an edit outcome must be a JSON object, got {type(d).__name__}")
+    unknown = sorted(set(d) - set(_OUTCOME_CHECKS))
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {unknown} in an edit outcome")
+    for key, (ok, want) in _OUTCOME_CHECKS.items():
+        if key not in d:
+            if key in _OPTIONAL:
+                continue
+            raise ValueError(f"{where}: the edit outcome lacks the field {key!r}")
+        if not ok(d[key]):
+            raise ValueError(f"{where}: field {key!r} must be {want}, got {d[key]!r}")
+    return EditOutcome(**d)
+
+
+def read_outcome_line(line: str, where: str) -> tuple[dict[str, Any], EditOutcome]:
+    """One line of a ``.partial`` file: ``({"outcome": ..., "seconds": ...}, outcome)``."""
+    rec = json.loads(line)
+    if not isinstance(rec, dict) or "outcome" not in rec or not _num(rec.get("seconds")):
+        raise ValueError(f"{where}: not an edit line of an `evaluate --json` run "
+                         "(needs 'outcome' and a number 'seconds')")
+    return rec, outcome_from_json(rec["outcome"], where)
+
+
 def read_part(path: str | Path) -> Part:
-    """A result JSON or a ``.partial`` file as a :class:`Part` (a cut-short last line is ignored)."""
+    """A result JSON or a ``.partial`` file as a :class:`Part` (a cut-short last line is ignored).
+
+    Raises:
+        ValueError: naming the file and the missing or malformed field.
+    """
     p = Path(path)
+    try:
+        return _read_part(p)
+    except KeyError as err:
+        raise ValueError(f"{p} lacks the field {err}; pass files written by `python -m workbench evaluate "
+                         "--json` (or their .partial files)") from None
+    except (AttributeError, TypeError, IndexError) as err:
+        raise ValueError(f"{p} is not a result of `python -m workbench evaluate --json` ({err})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{p} is not a text (JSON) file") from None
+
+
+def _read_part(p: Path) -> Part:
     if p.name.endswith(".partial"):
-        header, *recs = [json.loads(line) for line in complete_lines(p)]
-        outcomes = [EditOutcome(**r["outcome"]) for r in recs]
+        lines = complete_lines(p)
+        header = json.loads(lines[0])
+        if not isinstance(header, dict):
+            raise ValueError(f"{p} line 1 is not the settings header of an `evaluate --json` run")
+        recs = [read_outcome_line(line, f"{p} line {j + 2}") for j, line in enumerate(lines[1:])]
+        outcomes = [o for _, o in recs]
         start = header.get("range", [0, header["edits"]])[0]
         return Part(p, {k: header.get(k) for k in (*SHARED, "editor_source")}, start, outcomes,
-                    float(recs[-1]["seconds"]) if recs else 0.0, header["checkpoint"], header.get("device"))
-    js = json.loads(p.read_text())
-    if "per_edit" not in js:
+                    float(recs[-1][0]["seconds"]) if recs else 0.0, header["checkpoint"], header.get("device"))
+    try:
+        js = json.loads(p.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{p} is not valid JSON ({err})") from None
+    if not isinstance(js, dict) or "per_edit" not in js:
         raise ValueError(f"{p} has no per_edit records; write it with `python -m workbench evaluate --json`")
+    if not isinstance(js["per_edit"], list):
+        raise ValueError(f"{p}: field 'per_edit' must be a list of edit outcomes")
     settings = {"method": js["editor"], "edits": js.get("edits_total", js["edits"]), "limit": js.get("limit"),
                 "editor_source": js.get("editor_source"),
                 **{k: js.get(k) for k in SHARED if k not in ("method", "edits", "limit")}}
     layers = settings["layers"]
     settings["layers"] = layers if "+" not in str(layers) else str(layers).split("+")  # as _layers_name writes it
     start = js.get("range", [0])[0]
-    return Part(p, settings, start, [EditOutcome(**e) for e in js["per_edit"]], float(js["seconds"]),
-                js["checkpoint"], js.get("device"))
+    outcomes = [outcome_from_json(e, f"{p} per_edit[{i}]") for i, e in enumerate(js["per_edit"])]
+    return Part(p, settings, start, outcomes, float(js["seconds"]), js["checkpoint"], js.get("device"))
 
 
 def complete_lines(p: Path, allow_empty: bool = False) -> list[str]:

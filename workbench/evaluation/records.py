@@ -81,6 +81,9 @@ class EditOutcome:
         flipped: number of predictions that changed against the base model.
         finite: False if the edit was abandoned because of non-finite values.
         edit_seconds: wall time of the edit itself (without scoring).
+        wrecked: the edit guard flagged the edit (``editing.guard``: non-finite weights or a
+            change out of all proportion); it then counts as a failure (``success`` False,
+            ``steps`` = k) even if the constraint held.
     """
 
     index: int | None
@@ -91,6 +94,7 @@ class EditOutcome:
     flipped: int
     finite: bool
     edit_seconds: float
+    wrecked: bool = False
 
     @property
     def noop(self) -> bool:
@@ -122,6 +126,7 @@ class EvalSummary:
             had to change something (NaN if there are none).
         editor_source: where lr/beta came from, ``"learned"`` | ``"tuned default"`` | ``"given"`` | ``"calibrated"``
             (``editing.choose_editor``); None when not recorded.
+        wrecked_edits: edits flagged by the edit guard (counted as failures above).
     """
 
     test_error: float
@@ -146,6 +151,7 @@ class EvalSummary:
     drawdown_abs_excl_noop: float = math.nan
     drawdown_signed_excl_noop: float = math.nan
     editor_source: str | None = None
+    wrecked_edits: int = 0
 
     @classmethod
     def from_outcomes(cls, outcomes: Sequence[EditOutcome], *, test_error: float, editor: str, layers: str,
@@ -163,7 +169,7 @@ class EvalSummary:
                    examples=examples, noop_edits=len(outcomes) - len(changing),
                    success_rate_excl_noop=x["success_rate"], mean_steps_excl_noop=x["mean_steps"],
                    drawdown_abs_excl_noop=x["drawdown_abs"], drawdown_signed_excl_noop=x["drawdown_signed"],
-                   editor_source=editor_source)
+                   editor_source=editor_source, wrecked_edits=sum(o.wrecked for o in outcomes))
 
     def to_json(self, per_edit: bool = True) -> dict[str, Any]:
         """A JSON-ready dict of every field (``per_edit`` as a list of dicts, if asked)."""

@@ -98,12 +98,12 @@ def _run_point(evaluator: Evaluator, cfg: EditorConfig, x: torch.Tensor, y: torc
     for i in range(len(x)):  # phase 1: edits only, stop once the target is out of reach
         res = edit(evaluator.model, x[i], int(y[i]), cfg)
         results.append(res)
-        failures += not res.success
+        failures += not res.accepted  # a wrecked edit (editing.guard) is a failure
         if failures > allowed_failures:
             break
     n_run = len(results)
-    success = sum(r.success for r in results) / n_run
-    steps = sum(r.steps if r.success else cfg.max_steps for r in results) / n_run
+    success = sum(r.accepted for r in results) / n_run
+    steps = sum(r.steps if r.accepted else cfg.max_steps for r in results) / n_run
     feasible = failures <= allowed_failures
     dd_abs = dd_signed = None
     if feasible:  # phase 2: score every edit of a qualifying point on the whole split

@@ -61,6 +61,19 @@ def _line(i: int, r: Any) -> str:
             f"top layer {r.top_layer}  [{layers}]  {r.seconds:.2f}s")
 
 
+def _trained_labels(folder: Path, bundle: Any) -> tuple[Any, Any]:
+    """``(labels trained on, noisy mask)`` of a run with recorded label noise, else ``(None, None)``."""
+    try:
+        from ..data.noise import LabelNoise
+    except ImportError:
+        return None, None
+    try:
+        noise = LabelNoise.load(folder)
+    except FileNotFoundError:
+        return None, None
+    return noise.apply(bundle.train_y[:noise.num_examples]), noise.mask()
+
+
 @command("localize", _args)
 def cmd_localize(args: argparse.Namespace) -> int:
     from ..data import load_for_card
@@ -75,11 +88,12 @@ def cmd_localize(args: argparse.Namespace) -> int:
     device = args.device or default_device()
     model, card = load_model(path, device=device)
     bundle = load_for_card(dict(card))
+    trained, noisy = _trained_labels(path, bundle)
     indices = [args.index] if args.index is not None else parse_indices(args.indices)
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None
     settings = {k: v for k, v in (("repeats", args.repeats), ("max_neurons", args.max_neurons),
                                    ("batch_size", args.batch_size)) if v is not None}
-    n = len(bundle.split(args.split)[1])
+    n = len(trained) if trained is not None and args.split == "train" else len(bundle.split(args.split)[1])
     bad = [i for i in indices if not 0 <= i < n]
     if bad:
         raise ValueError(f"index {bad[0]} out of range: the {args.split} split has {n} images (0..{n - 1})")
@@ -88,10 +102,11 @@ def cmd_localize(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     for i in indices:
         r = localize_example(model, bundle, i, split=args.split, label=args.label, quick=args.quick,
-                             seed=args.seed, layers=layers, **settings)
-        results.append({"index": i, "split": args.split, **r.to_dict()})
+                             seed=args.seed, layers=layers, trained_labels=trained, **settings)
+        flag = bool(noisy[i]) if noisy is not None and args.split == "train" else None
+        results.append({"index": i, "split": args.split, "noisy_label": flag, **r.to_dict()})
         if not to_stdout:
-            print(_line(i, r), flush=True)
+            print(_line(i, r) + ("" if flag is None else f"  noisy label: {flag}"), flush=True)
     doc = {"checkpoint": str(path), "split": args.split, "label": args.label, "quick": args.quick,
            "seed": args.seed, "seconds": time.perf_counter() - t0, "results": results}
     if to_stdout:

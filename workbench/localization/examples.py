@@ -38,16 +38,28 @@ def resolve_label(model: nn.Module, x: torch.Tensor, true: int, label: int | str
 
 def localize_example(model: nn.Module, bundle: DataBundle, index: int, *, split: str = "test",
                      limit: int | None = None, label: int | str | None = None, quick: bool = True,
-                     seed: int = 0, layers: Sequence[str] | str | None = None, **settings: Any) -> CriticalNeurons:
+                     seed: int = 0, layers: Sequence[str] | str | None = None,
+                     trained_labels: torch.Tensor | None = None, **settings: Any) -> CriticalNeurons:
     """:func:`critical_neurons` of image ``index`` of ``bundle``'s ``split`` (its first ``limit`` images).
 
     Args:
         label: ``None``/``"pred"`` (default: the model's prediction), ``"true"``, or a class.
         quick: the interactive setting (few repeats, capped steps); ``settings`` override fields.
+        trained_labels: ``(M,)`` the labels the model was trained on, for its first ``M`` training
+            images (a run with label noise: ``LabelNoise.apply``). Those images and labels are then
+            the reference pool, and on the ``train`` split they are the examples' labels.
     Raises:
         ValueError: ``index`` out of range (the message gives the range), or any bad setting.
     """
     xs, ys = bundle.split(split)
+    tx, ty = bundle.train_x, bundle.train_y
+    if trained_labels is not None:
+        if len(trained_labels) > len(ty):
+            raise ValueError(f"trained_labels has {len(trained_labels)} labels but the data set has {len(ty)} "
+                             "training images")
+        tx, ty = tx[:len(trained_labels)], trained_labels.to(ty.device).long()
+        if split == "train":
+            xs, ys = tx, ty
     n = len(ys) if limit is None else min(len(ys), limit)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
         raise ValueError(f"index {index!r} out of range: the {split} split has {n} images (0..{n - 1})")
@@ -56,6 +68,6 @@ def localize_example(model: nn.Module, bundle: DataBundle, index: int, *, split:
     keep = torch.ones(n, dtype=torch.bool)
     keep[index] = False
     other = (xs[:n][keep], ys[:n][keep]) if n > 1 else None
-    reference = (bundle.train_x, bundle.train_y) if len(bundle.train_y) else None
+    reference = (tx, ty) if len(ty) else None
     return critical_neurons(model, x, y, reference=reference, other=other, normalize=bundle.normalize,
                             layers=layers, seed=seed, quick=quick, **settings)

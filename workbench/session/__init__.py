@@ -2,7 +2,7 @@
 from .history_io import HISTORY_FILE, read_history, state_hash, write_history
 from .records import EditRecord
 from .opening import default_checkpoint, open_session, resolve_checkpoint
-from .session import EditSession
+from .session import MAX_ATTEMPTS, EditSession, SessionBusy
 
-__all__ = ["EditRecord", "EditSession", "HISTORY_FILE", "default_checkpoint", "open_session", "read_history",
-           "resolve_checkpoint", "state_hash", "write_history"]
+__all__ = ["EditRecord", "EditSession", "HISTORY_FILE", "MAX_ATTEMPTS", "SessionBusy", "default_checkpoint",
+           "open_session", "read_history", "resolve_checkpoint", "state_hash", "write_history"]

@@ -1,6 +1,7 @@
 """Set-up and export helpers of :class:`~workbench.session.EditSession`."""
 from __future__ import annotations
 
+import numbers
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
@@ -94,6 +95,36 @@ def build_evaluator(model: nn.Module, bundle: DataBundle, split: str, config: Ed
     except ImportError:  # the evaluator is optional; sessions work without reports
         return None
     return Evaluator(model, bundle, split=split, layers=config.layers, device=device, limit=limit)
+
+
+def as_index(index: object) -> int | tuple[int, ...]:
+    """An image index as the session records it: an ``int``, or a tuple of ints for a batch.
+
+    Accepts Python, numpy and torch integers (a 0-d integer tensor too) and sequences or 1-D
+    arrays of them. Refuses strings (``"12"`` would otherwise mean images 1 and 2), floats
+    and bools with TypeError, and an empty sequence with ValueError.
+    """
+    if isinstance(index, (str, bytes)):
+        raise TypeError(f"index must be an integer or a list of integers, got the string {index!r} "
+                        "(a string would be read character by character); pass e.g. 12, not '12'")
+    if isinstance(index, torch.Tensor) and index.dim() == 0:
+        index = index.item()
+    if hasattr(index, "ndim") and getattr(index, "ndim") == 0 and hasattr(index, "item"):
+        index = index.item()  # a numpy scalar array
+    if isinstance(index, numbers.Integral) and not isinstance(index, bool):
+        return int(index)
+    if isinstance(index, (Sequence, torch.Tensor)) or type(index).__name__ == "ndarray":
+        items = list(index)  # type: ignore[call-overload]
+        if not items:
+            raise ValueError("give at least one index")
+        out = []
+        for i in items:
+            v = as_index(i)
+            if isinstance(v, tuple):
+                raise TypeError(f"a batch index must be a flat list of integers, got {index!r}")
+            out.append(v)
+        return tuple(out)
+    raise TypeError(f"index must be an integer or a list of integers, got {index!r} ({type(index).__name__})")
 
 
 def black_image(mean: Sequence[float] | None, std: Sequence[float] | None) -> torch.Tensor | None:

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,12 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..editing.editor import EditorConfig, EditResult
+from .history_schema import (EDITS_DIR, REPORTS_DIR, HistoryFieldError, check_entry, check_header, check_uid,
+                             check_unique_uids, edit_file, inside, report_file)
 from .records import EditRecord
 
 FORMAT, VERSION = "editable-workbench-history", 1
-HISTORY_FILE, EDITS_DIR, REPORTS_DIR = "history.json", "edits", "reports"
+HISTORY_FILE = "history.json"
 
 
 def state_hash(state: Mapping[str, torch.Tensor]) -> str:
@@ -62,10 +63,11 @@ def entry(record: EditRecord, sha: str | None) -> dict[str, Any]:
         "y_ref": list(r.y_ref), "config": r.config.to_dict(), "success": r.success, "steps": r.steps,
         "losses": [v if math.isfinite(v) else None for v in r.losses], "seconds": r.seconds,
         "message": r.message, "finite": r.finite, "timestamp": record.timestamp,
-        "params": list(r.after),
+        "params": list(r.after), "wrecked": r.wrecked,
+        "relative_change": r.relative_change if math.isfinite(r.relative_change) else None,
     }
     if sha is not None:
-        out["file"], out["sha256"] = f"{EDITS_DIR}/{record.uid}.safetensors", sha
+        out["file"], out["sha256"] = edit_file(record.uid), sha
     return out
 
 
@@ -82,7 +84,7 @@ def write_dir_atomic(folder: Path, fill: Callable[[Path], None]) -> Path:
             raise ValueError(f"{folder} exists and is not an edit-history folder (no {HISTORY_FILE}); "
                              "choose a new or empty folder so nothing else gets overwritten")
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+    tmp = _new_sibling(folder, "tmp")
     try:
         fill(tmp)
     except BaseException:
@@ -96,6 +98,22 @@ def write_dir_atomic(folder: Path, fill: Callable[[Path], None]) -> Path:
     else:
         tmp.rename(folder)
     return folder
+
+
+def _new_sibling(folder: Path, kind: str) -> Path:
+    """A new, empty hidden folder beside ``folder`` with the user's normal permissions.
+
+    ``mkdir`` is exclusive like ``mkdtemp``, but honours the umask (``mkdtemp`` makes 0700,
+    which would leave a saved history unreadable to the user's group).
+    """
+    for _ in range(100):
+        tmp = folder.parent / f".{folder.name}.{kind}-{uuid.uuid4().hex[:8]}"
+        try:
+            tmp.mkdir()
+            return tmp
+        except FileExistsError:
+            continue
+    raise OSError(f"could not create a temporary folder beside {folder}")
 
 
 def preds_bytes(preds: torch.Tensor) -> bytes:
@@ -116,6 +134,11 @@ def write_history(folder: Path, header: dict[str, Any], applied: list[EditRecord
     updated with the hashes of the files written now.
     """
     folder = Path(folder)
+    uids = [rec.uid for rec in [*applied, *redo, *attempts]]
+    for uid in uids:
+        check_uid(uid)  # a uid names files: never a path (records.new_uid writes hex)
+    if len(set(uids)) != len(uids):
+        raise ValueError("two edit records share a uid; each needs its own (they name its files)")
     old: dict[str, str] = {}
     try:
         prev = json.loads((folder / HISTORY_FILE).read_text())
@@ -128,11 +151,13 @@ def write_history(folder: Path, header: dict[str, Any], applied: list[EditRecord
 
     def put(tmp: Path, name: str, make: Callable[[], bytes]) -> str:
         sha = shas.get(name)
-        if sha is not None and old.get(name) == sha and (folder / name).is_file():
+        src = folder / name
+        if sha is not None and old.get(name) == sha and src.is_file() and not src.is_symlink() \
+                and _stays_inside(folder, name):
             try:
-                os.link(folder / name, tmp / name)
+                os.link(src, tmp / name)
             except OSError:
-                shutil.copyfile(folder / name, tmp / name)
+                shutil.copyfile(src, tmp / name)
             return sha
         data = make()
         (tmp / name).write_bytes(data)
@@ -145,10 +170,10 @@ def write_history(folder: Path, header: dict[str, Any], applied: list[EditRecord
         entries: dict[str, list[dict[str, Any]]] = {"applied": [], "redo": []}
         for key, records in (("applied", applied), ("redo", redo)):
             for rec in records:
-                e = entry(rec, put(tmp, f"{EDITS_DIR}/{rec.uid}.safetensors", lambda: edit_bytes(rec)))
+                e = entry(rec, put(tmp, edit_file(rec.uid), lambda: edit_bytes(rec)))
                 rep = rec.report
                 if rep is not None:
-                    e["preds_file"] = f"{REPORTS_DIR}/{rec.uid}.safetensors"
+                    e["preds_file"] = report_file(rec.uid)
                     e["preds_sha256"] = put(tmp, e["preds_file"], lambda: preds_bytes(rep.preds_after))
                 entries[key].append(e)
         doc = {"format": FORMAT, "version": VERSION, **header, **entries,
@@ -156,6 +181,14 @@ def write_history(folder: Path, header: dict[str, Any], applied: list[EditRecord
         (tmp / HISTORY_FILE).write_text(json.dumps(doc, indent=1) + "\n")
 
     return write_dir_atomic(folder, fill)
+
+
+def _stays_inside(folder: Path, name: str) -> bool:
+    try:
+        inside(folder, name)
+        return True
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,8 +216,14 @@ def _fail(folder: Path, what: str) -> ValueError:
 
 
 def read_history(folder: str | Path, params: Mapping[str, torch.Tensor], base_hash: str,
-                 num_classes: int | None = None) -> LoadedHistory:
+                 num_classes: int | None = None,
+                 check_layers: Callable[[Any], object] | None = None) -> LoadedHistory:
     """Read and validate a history folder against a model's parameters and base-weights hash.
+
+    Every field is checked (:mod:`.history_schema`); ``check_layers(layers)`` raises ValueError
+    for an editable group the model does not have. Files are read only from
+    ``edits/<uid>.safetensors`` and ``reports/<uid>.safetensors`` inside ``folder`` (symlinks
+    that lead outside are refused).
 
     Raises:
         ValueError: naming what is wrong (missing or corrupted file, bad JSON, another base
@@ -192,6 +231,10 @@ def read_history(folder: str | Path, params: Mapping[str, torch.Tensor], base_ha
     """
     folder = Path(folder)
     path = folder / HISTORY_FILE
+    try:
+        inside(folder, HISTORY_FILE)
+    except HistoryFieldError as err:
+        raise _fail(folder, str(err)) from err
     if not path.is_file():
         raise _fail(folder, f"{HISTORY_FILE} is missing (was this folder written by EditSession.save?)")
     try:
@@ -209,16 +252,12 @@ def read_history(folder: str | Path, params: Mapping[str, torch.Tensor], base_ha
 
     def one(e: Any, where: str, with_file: bool) -> LoadedEdit:
         try:
-            if not isinstance(e, dict):
-                raise TypeError("entry is not an object")
+            e = check_entry(e, where, with_file=with_file, num_classes=num_classes, check_layers=check_layers)
             cfg = EditorConfig.from_dict(e["config"]).resolved()
-            y_ref = tuple(int(v) for v in e["y_ref"])
-            if not y_ref or (num_classes is not None and not all(0 <= v < num_classes for v in y_ref)):
-                raise ValueError(f"target labels {list(y_ref)} are not valid classes")
-            for key in ("uid", "success", "steps", "losses", "seconds"):
-                e[key]  # noqa: B018 - presence check
-        except (KeyError, TypeError, ValueError) as err:
-            raise _fail(folder, f"{where} is malformed ({type(err).__name__}: {err})") from err
+        except (TypeError, ValueError) as err:  # HistoryFieldError names the field; resolved() the setting
+            raise _fail(folder, str(err) if isinstance(err, HistoryFieldError) else
+                        f"{where}: field 'config' is not a valid editor setting ({err})") from err
+        y_ref = tuple(int(v) for v in e["y_ref"])
         if not with_file:
             return LoadedEdit(e, cfg, y_ref, {}, {})
         files: dict[str, str] = {}
@@ -248,10 +287,11 @@ def read_history(folder: str | Path, params: Mapping[str, torch.Tensor], base_ha
 
     def read_tensors(e: dict[str, Any], file_key: str, sha_key: str, where: str,
                      files: dict[str, str]) -> dict[str, torch.Tensor]:
-        name = e.get(file_key)
-        fpath = folder / str(name or "")
-        if not isinstance(name, str) or not name or Path(name).is_absolute() or ".." in Path(name).parts:
-            raise _fail(folder, f"{where} names no valid file ({name!r})")
+        name = e[file_key]  # check_entry made it edits/<uid>.safetensors or reports/<uid>.safetensors
+        try:
+            fpath = inside(folder, name)
+        except HistoryFieldError as err:
+            raise _fail(folder, f"{where}: {err}") from err
         if not fpath.is_file():
             raise _fail(folder, f"the file {name} of {where} is missing")
         data = fpath.read_bytes()
@@ -265,12 +305,17 @@ def read_history(folder: str | Path, params: Mapping[str, torch.Tensor], base_ha
         files[name] = sha
         return out
 
+    try:
+        check_header(doc)
+    except HistoryFieldError as err:
+        raise _fail(folder, str(err)) from err
     out: dict[str, list[LoadedEdit]] = {}
     for key in ("applied", "redo", "attempts"):
-        items = doc.get(key, [])
-        if not isinstance(items, list):
-            raise _fail(folder, f"'{key}' in {HISTORY_FILE} is not a list")
-        out[key] = [one(e, f"{key} edit #{i}", key != "attempts") for i, e in enumerate(items)]
+        out[key] = [one(e, f"{key} edit #{i}", key != "attempts") for i, e in enumerate(doc.get(key, []))]
+    try:
+        check_unique_uids([it.meta for key in out for it in out[key]])
+    except HistoryFieldError as err:
+        raise _fail(folder, str(err)) from err
     header = {k: v for k, v in doc.items() if k not in ("applied", "redo", "attempts")}
     return LoadedHistory(header, out["applied"], out["redo"], out["attempts"])
 
@@ -279,5 +324,7 @@ def to_result(item: LoadedEdit, before: dict[str, torch.Tensor], after: dict[str
     """Rebuild an :class:`EditResult` from a loaded entry and its before/after tensors."""
     m = item.meta
     losses = tuple(float("nan") if v is None else float(v) for v in m["losses"])
+    rel = m.get("relative_change", 0.0)
     return EditResult(bool(m["success"]), int(m["steps"]), losses, float(m["seconds"]), before, after,
-                      item.config, item.y_ref, str(m.get("message", "")), bool(m.get("finite", True)))
+                      item.config, item.y_ref, str(m.get("message", "")), bool(m.get("finite", True)),
+                      wrecked=bool(m.get("wrecked", False)), relative_change=math.nan if rel is None else float(rel))

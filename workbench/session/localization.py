@@ -59,8 +59,24 @@ class LocalizationMixin:
         cache: dict = self.__dict__.setdefault("_localized", {})
         if key not in cache:
             cache[key] = localize_example(self.model, self.bundle, index, split=self.split, limit=self.limit,
-                                          label=label, quick=quick, seed=seed, layers=layers, **settings)
+                                          label=label, quick=quick, seed=seed, layers=layers,
+                                          trained_labels=self._trained_labels(), **settings)
         return cache[key]
+
+    def _trained_labels(self) -> torch.Tensor | None:
+        """The labels the model was trained on when its folder records label noise (else None)."""
+        if "_trained" not in self.__dict__:
+            self.__dict__["_trained"] = None
+            folder = getattr(self, "checkpoint", None)
+            if folder is not None and self.bundle is not None:
+                from ..data.noise import LabelNoise
+
+                try:
+                    noise = LabelNoise.load(folder)
+                    self.__dict__["_trained"] = noise.apply(self.bundle.train_y[:noise.num_examples])
+                except (FileNotFoundError, ValueError):
+                    pass
+        return self.__dict__["_trained"]
 
     def cached_localization(self, index: int, *, quick: bool = True) -> CriticalNeurons | None:
         """The result of ``localize(index, quick=quick)`` at the current weights if it was run, else None."""

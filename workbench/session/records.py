@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..editing.editor import EditResult
+from ..editing.guard import COST_WARNING_PP
 
 if TYPE_CHECKING:  # the evaluator is optional at run time
     from ..evaluation import EditReport
@@ -48,6 +49,18 @@ class EditRecord:
     def success(self) -> bool:
         return self.result.success
 
+    @property
+    def cost_pp(self) -> float | None:
+        """This edit's accuracy cost on the evaluator's split, in percentage points
+        (``100 * step_report.drawdown``: > 0 means accuracy fell); None without a report."""
+        return None if self.step_report is None else 100.0 * self.step_report.drawdown
+
+    @property
+    def cost_warning(self) -> bool:
+        """Accuracy fell by more than :data:`~workbench.editing.guard.COST_WARNING_PP` points
+        with this edit (the UI shows the cost in a warning colour)."""
+        return self.cost_pp is not None and self.cost_pp > COST_WARNING_PP
+
     def summary(self) -> dict[str, Any]:
         """JSON-ready description (no tensors): what an export card or a table shows."""
         cfg = self.result.config
@@ -62,6 +75,8 @@ class EditRecord:
         if self.report is not None:
             out["test_error_after"] = self.report.error_after
             out["drawdown"] = self.report.drawdown
+        if self.result.wrecked:
+            out["wrecked"] = True
         return out
 
 

@@ -2,10 +2,13 @@
 save/load of the history and export of the edited model."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import threading
 import time
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -16,14 +19,23 @@ from ..editing.choice import EditorChoice, choose_for_config
 from ..editing.defaults import DEFAULT_LAYERS
 from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
+from ..models.registry import group_params
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
 from .analysis import AnalysisMixin
 from .calibrating import CalibrationMixin
-from .helpers import (build_evaluator, bundle_for_model, data_card, default_group, evaluator_fingerprint, export_card,
-                      load_bundle, report_from_preds)
+from .helpers import (as_index, build_evaluator, bundle_for_model, data_card, default_group, evaluator_fingerprint,
+                      export_card, load_bundle, report_from_preds)
 from .localization import LocalizationMixin
 from .views import ViewMixin
 from .records import EditRecord, target_of
+
+# Failed or refused attempts kept (as summaries without tensors, oldest dropped first): a
+# record of what was tried, bounded so that a long classroom session cannot grow without end.
+MAX_ATTEMPTS = 1000
+
+
+class SessionBusy(RuntimeError):
+    """Another action (an edit, undo, redo, reset, save or load) is running on this session."""
 
 if TYPE_CHECKING:
     from ..evaluation import EditReport, Evaluator
@@ -105,6 +117,8 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
         self._base = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
         self.base_hash = state_hash(self._base)
         self._shas: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._busy_with = ""
         self.last_autosave_error: Exception | None = None
         self.autosave_dir = ad = Path(autosave_dir) if autosave_dir is not None else None
         has_history = ad is not None and (ad / HISTORY_FILE).is_file()
@@ -215,13 +229,25 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
         Raises:
             ValueError, TypeError: bad input (the editor's checks); nothing changes.
         """
+        idx = None if index is None else as_index(index)
         self._check_edit(x, y_ref)
+        with self._exclusive("an edit"):
+            return self._edit(x, y_ref, config, idx, overrides, score)
+
+    def _edit(self, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor, config: EditorConfig | None,
+              idx: int | tuple[int, ...] | None, overrides: Mapping[str, Any], score: bool = True) -> EditResult:
         result = edit_fn(self.model, x, y_ref, self._config_for(config, overrides))
-        idx = tuple(int(i) for i in index) if isinstance(index, Sequence) else index
         target = target_of(result.y_ref, isinstance(x, torch.Tensor) and x.dim() == 4)
-        if not result.success:
-            self.attempts.append(EditRecord(result, idx, target, timestamp=time.time()))
+        if result.wrecked:  # the guard flagged it: refused, whatever the constraint says
+            result = dataclasses.replace(result, message=f"not applied (the model is unchanged): {result.message}")
+        if not result.accepted:
+            # kept as a summary (no tensors): 200 failed whole-model attempts used to hold 409 MiB
+            self.attempts.append(EditRecord(dataclasses.replace(result, before={}, after={}), idx, target,
+                                            timestamp=time.time()))
+            del self.attempts[:-MAX_ATTEMPTS]
             self._autosave()
+            return result
+        if result.steps == 0:  # the model already predicts y_ref: nothing changed, nothing to record
             return result
         current = self.params_at()
         report, step_report = self._score({**current, **result.after}, self._preds_now()) if score else (None, None)
@@ -270,35 +296,62 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
 
     def edit_index(self, index: int | Sequence[int], y_ref: int | Sequence[int] | torch.Tensor,
                    config: EditorConfig | None = None, *, score: bool = True, **overrides: Any) -> EditResult:
-        """Edit image(s) ``index`` of the evaluator's split (a list of indices = batch edit)."""
-        return self.edit(self.image(index), y_ref, config, index=index, score=score, **overrides)
+        """Edit image(s) ``index`` of the evaluator's split (a list of indices = batch edit).
+
+        ``index``: an int (numpy and torch integers too) or a sequence of them; a string or
+        a float is refused with TypeError. ``score``: see :meth:`edit`.
+        """
+        idx = as_index(index)
+        return self.edit(self.image(idx), y_ref, config, index=idx, score=score, **overrides)
 
     def undo(self) -> EditRecord:
         """Restore the weights from before the last edit, bit for bit; returns its record."""
-        if not self.history:
-            raise ValueError("nothing to undo: no edit is applied")
-        rec = self.history[-1]
-        rec.result.revert(self.model)
-        self._redo.append(self.history.pop())
-        self._autosave()
-        return rec
+        with self._exclusive("undo"):
+            if not self.history:
+                raise ValueError("nothing to undo: no edit is applied")
+            rec = self.history[-1]
+            rec.result.revert(self.model)
+            self._redo.append(self.history.pop())
+            self._autosave()
+            return rec
 
     def redo(self) -> EditRecord:
         """Re-apply the last undone edit; returns its record."""
-        if not self._redo:
-            raise ValueError("nothing to redo: no edit was undone since the last edit")
-        rec = self._redo[-1]
-        rec.result.apply(self.model)
-        self.history.append(self._redo.pop())
-        self._autosave()
-        return rec
+        with self._exclusive("redo"):
+            if not self._redo:
+                raise ValueError("nothing to redo: no edit was undone since the last edit")
+            rec = self._redo[-1]
+            rec.result.apply(self.model)
+            self.history.append(self._redo.pop())
+            self._autosave()
+            return rec
 
     def reset(self) -> None:
-        """Back to the base weights; history and redo stack cleared (attempts kept)."""
-        self.model.load_state_dict(self._base)
-        self.history.clear()
-        self._redo.clear()
-        self._autosave()
+        """Back to the base weights; history and redo stack cleared (attempts kept: they hold
+        summaries only, at most :data:`MAX_ATTEMPTS`)."""
+        with self._exclusive("reset"):
+            self.model.load_state_dict(self._base)
+            self.history.clear()
+            self._redo.clear()
+            self._autosave()
+
+    @contextlib.contextmanager
+    def _exclusive(self, action: str) -> Iterator[None]:
+        """Hold the session's lock for one state change; a concurrent call (a second click
+        while an edit runs, another thread) gets :class:`SessionBusy` and changes nothing."""
+        if not self._lock.acquire(blocking=False):
+            raise SessionBusy(f"the session is busy with {self._busy_with}; wait for it to finish, then try again")
+        self._busy_with = action
+        try:
+            yield
+        finally:
+            self._busy_with = ""
+            self._lock.release()
+
+    @property
+    def busy(self) -> bool:
+        """True while an edit, undo, redo, reset or load runs."""
+        return self._lock.locked()
 
     # -- scoring -----------------------------------------------------------------------
     def _preds_now(self) -> torch.Tensor | None:
@@ -320,11 +373,9 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
     # -- data helpers ------------------------------------------------------------------
     def image(self, index: int | Sequence[int]) -> torch.Tensor:
         """Normalised image(s) of the split: ``(C, H, W)`` for an int, ``(N, C, H, W)`` for a list."""
-        if not isinstance(index, int):
-            idx = [int(i) for i in index]
-            if not idx:
-                raise ValueError("give at least one index")
-            return torch.stack([self.image(i) for i in idx])
+        index = as_index(index)
+        if isinstance(index, tuple):
+            return torch.stack([self.image(i) for i in index])
         n = self.num_examples
         if isinstance(index, bool) or not 0 <= index < n:
             raise ValueError(f"index {index!r} out of range: the {self.split} split has {n} images (0..{n - 1})")
@@ -365,13 +416,17 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
     def save(self, folder: str | Path) -> Path:
         """Write the history (applied edits, redo stack, failed attempts) to ``folder``
         atomically: ``history.json`` + ``edits/<uid>.safetensors``. Returns the folder."""
+        with self._exclusive("a save"):
+            return self._save(folder)
+
+    def _save(self, folder: str | Path) -> Path:
         return write_history(Path(folder), self._header(), self.history, self._redo, self.attempts, self._shas)
 
     def _autosave(self) -> None:
         if self.autosave_dir is None:
             return
         try:
-            self.save(self.autosave_dir)
+            self._save(self.autosave_dir)
             self.last_autosave_error = None
         except (OSError, ValueError) as err:
             self.last_autosave_error = err
@@ -387,9 +442,14 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
         from the saved predictions when the evaluator's split matches the saved one, else
         by scoring each state again.
         """
+        with self._exclusive("loading a history"):
+            self._load_history(folder, rescore)
+
+    def _load_history(self, folder: str | Path, rescore: bool) -> None:
         params = dict(self.model.named_parameters())
         loaded = read_history(folder, {n: p.detach() for n, p in params.items()}, self.base_hash,
-                              getattr(self.model, "num_classes", None))
+                              getattr(self.model, "num_classes", None),
+                              check_layers=lambda layers: group_params(self.model, layers))
         state: dict[str, torch.Tensor] = {}
         ev = self.evaluator if rescore else None
         preds = ev.base_preds if ev is not None else None
@@ -455,5 +515,5 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
 
     def __repr__(self) -> str:
         return (f"EditSession({len(self.history)} edit(s) applied, {len(self._redo)} to redo, "
-                f"{len(self.attempts)} failed attempt(s), device={self.device})")
+                f"{len(self.attempts)} failed attempt(s), device={self.device}; {self.editor_choice.note})")
 

@@ -43,6 +43,9 @@ class ViewMixin:
     def _black(self) -> torch.Tensor | None:  # provided by AnalysisMixin
         raise NotImplementedError
 
+    def _exclusive(self, action: str) -> Any:  # provided by EditSession (the session's lock)
+        raise NotImplementedError
+
     # -- the split -----------------------------------------------------------------------
     def _ev(self) -> Evaluator:
         if self.evaluator is None:
@@ -139,13 +142,14 @@ class ViewMixin:
         if ev is None or not self.history:
             return None
         preds = ev.base_preds
-        for k, rec in enumerate(self.history):
-            if rec.report is None:
-                params = self.params_at(k + 1)
-                report = ev.score(params)
-                step = ev.score(params, reference_preds=preds)
-                self.history[k] = rec = dataclasses.replace(rec, report=report, step_report=step)
-            preds = rec.report.preds_after  # type: ignore[union-attr]
+        with self._exclusive("scoring the edits"):
+            for k, rec in enumerate(self.history):
+                if rec.report is None:
+                    params = self.params_at(k + 1)
+                    report = ev.score(params)
+                    step = ev.score(params, reference_preds=preds)
+                    self.history[k] = rec = dataclasses.replace(rec, report=report, step_report=step)
+                preds = rec.report.preds_after  # type: ignore[union-attr]
         return self.history[-1]
 
     # -- attribution of base vs current weights ------------------------------------------

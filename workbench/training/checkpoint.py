@@ -149,6 +149,10 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[
     except Exception as err:  # safetensors raises its own error types
         raise ValueError(f"{path} is not a readable safetensors file ({err}); re-download or retrain it") from err
     load_state_into(model, state, str(path))
+    if card.get("dropout"):  # example-tied or standard dropout: no weights, rebuilt from the card
+        from ..models.dropout import attach_from_card
+
+        attach_from_card(model, card["dropout"])
     return model.to(device).eval(), card
 
 

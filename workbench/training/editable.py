@@ -166,9 +166,9 @@ class EditableObjective(nn.Module):
         scale = lr / lr.detach()  # value 1; carries d/dlr (updates are linear in lr, grads held fixed)
         return {n: params[n] + (trace_params[n] - params[n]).detach() * scale for n in trace_params}
 
-    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int
-                ) -> tuple[torch.Tensor, dict[str, float]]:
-        """``(L_base + c_edit * L_edit + c_loc * L_loc, logs)``; see :meth:`terms`."""
+    def forward(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int,
+                indices: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """``(L_base + c_edit * L_edit + c_loc * L_loc, logs)``; see :meth:`terms` (``indices`` unused)."""
         terms, logs = self.terms(model, x, y, step)
         loss = terms["base"] + self.c_edit * terms["edit"] + self.c_loc * terms["loc"]
         logs["loss"] = float(loss.detach())

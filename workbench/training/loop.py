@@ -21,11 +21,16 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ..data import DataBundle, load_dataset, random_crop_flip
+from ..data.batch import batch_indices
+from ..data.noise import LabelNoise, flip_labels
 from ..device import default_device
 from ..evaluation.predict import error_rate, predict_logits
+from ..models.dropout import DropoutSpec, attach_dropout, default_sites, dropout_card, example_indices
 from ..models.spec import ModelSpec
+from .accounting import ACCOUNTING_FILE, GradientAccounting
 from .checkpoint import git_commit, load_model, load_state_into, load_weights, safe_torch_load, save_model
 from .recipes import Recipe
+from .snapshots import list_snapshots, save_snapshot
 
 STATE_FILE = "train_state.pt"
 LOG_FILE = "metrics.jsonl"
@@ -34,7 +39,9 @@ LOG_FILE = "metrics.jsonl"
 class Objective(Protocol):
     """What the loop minimises. ``extra_parameters`` are optimised with the model."""
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]: ...
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        """One step's loss. The batch's training-set positions: :func:`~workbench.data.batch.current_batch_indices`."""
+        ...
 
     def extra_parameters(self) -> dict[str, torch.Tensor]: ...
 
@@ -110,7 +117,15 @@ def spec_for_recipe(recipe: Recipe, bundle: DataBundle) -> ModelSpec:
 
 
 def build_for_recipe(recipe: Recipe, bundle: DataBundle) -> nn.Module:
-    return spec_for_recipe(recipe, bundle).build()
+    """The recipe's model, with its dropout attached (``recipe.dropout``)."""
+    return _with_dropout(recipe, spec_for_recipe(recipe, bundle).build())
+
+
+def _with_dropout(recipe: Recipe, model: nn.Module) -> nn.Module:
+    if recipe.dropout != "none":
+        attach_dropout(model, DropoutSpec(recipe.dropout, recipe.p_gen, recipe.p_mem, recipe.seed),
+                       default_sites(model))
+    return model
 
 
 def _legacy_config(model: nn.Module) -> dict | None:
@@ -131,6 +146,27 @@ def _init_weights(model: nn.Module, spec: ModelSpec, init_from: str) -> None:
         raise ValueError(f"init_from {init_from} has architecture {theirs}, but the recipe builds {spec}; "
                          "pick a matching --arch/--model")
     model.load_state_dict(init.state_dict())
+
+
+def _label_noise(recipe: Recipe, train_y: torch.Tensor, num_classes: int, out_dir: Path,
+                 rank0: bool, resume: bool) -> LabelNoise | None:
+    """Draw the recipe's label noise (a pure function of the labels and the seed) and record it.
+
+    A resumed run checks that the folder's record is the same draw.
+    """
+    if recipe.label_noise <= 0:
+        return None
+    noise = flip_labels(train_y, recipe.label_noise, num_classes, seed=recipe.label_noise_seed)
+    if rank0:
+        try:
+            old = LabelNoise.load(out_dir) if resume and (out_dir / STATE_FILE).exists() else None
+        except FileNotFoundError:
+            old = None
+        if old is not None and not (torch.equal(old.indices, noise.indices) and torch.equal(old.noisy, noise.noisy)):
+            raise ValueError(f"{out_dir} holds a run with other label noise ({old.summary()}); "
+                             "use another --out folder or --no-resume")
+        noise.save(out_dir)
+    return noise
 
 
 def evaluate_splits(model: nn.Module, bundle: DataBundle, recipe: Recipe, device: torch.device) -> dict[str, float]:
@@ -168,14 +204,24 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
     train_x, train_y = bundle.train_x, bundle.train_y
     if recipe.train_subset:
         train_x, train_y = train_x[:recipe.train_subset], train_y[:recipe.train_subset]
+    noise = _label_noise(recipe, train_y, bundle.num_classes, out_dir, rank0, resume)
+    if noise is not None:
+        train_y = noise.apply(train_y)
     spec = spec_for_recipe(recipe, bundle)
-    model = spec.build()
+    model = _with_dropout(recipe, spec.build())
     if recipe.init_from:
         _init_weights(model, spec, recipe.init_from)
     model.to(device)
     channels_last = recipe.channels_last and device.type == "cuda"
     if channels_last:
         model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    bs = recipe.batch_size
+    steps_per_epoch = max(1, len(train_x) // (bs * (dist.world if dist else 1)))
+    if objective is None and recipe.grad_accounting:
+        if dist is not None and dist.world > 1:
+            raise ValueError("grad_accounting (--grad-accounting) runs on one process; drop it under torchrun")
+        objective = GradientAccounting(noise.mask() if noise is not None else torch.zeros(len(train_y), dtype=torch.bool),
+                                       steps_per_epoch, out_dir, amp=recipe.amp)
     if objective is None:
         objective = CrossEntropyObjective(amp=recipe.amp)
     if isinstance(objective, nn.Module):
@@ -188,8 +234,6 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                        "lr": recipe.editor_hparam_lr or recipe.lr})
     opt = torch.optim.AdamW(groups, lr=recipe.lr)
     base_lrs = [g["lr"] for g in opt.param_groups]
-    bs = recipe.batch_size
-    steps_per_epoch = max(1, len(train_x) // (bs * (dist.world if dist else 1)))
     total = steps_per_epoch * recipe.epochs
     epoch, step, wall = 0, 0, 0.0
     state_path = out_dir / STATE_FILE
@@ -213,6 +257,12 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                 print(f"warning: resuming with a recipe that differs from the checkpoint's in {changed}; "
                       "pass --no-resume (or another --out) to start over", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if rank0 and epoch == 0:  # a fresh start: records of an earlier run in this folder would mislead
+        for stale in list_snapshots(out_dir).values():
+            stale.unlink()
+        (out_dir / ACCOUNTING_FILE).unlink(missing_ok=True)
+        if recipe.keep_epochs:
+            save_snapshot(out_dir, model, 0)
     card: dict[str, Any] = {}
     metrics: dict[str, float] = {}
     while epoch < recipe.epochs:
@@ -238,7 +288,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                 xb = xb.contiguous(memory_format=torch.channels_last)
             for g, lr0 in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr0 * _lr_factor(recipe, step, total, steps_per_epoch)
-            loss, logs = objective(train_model, xb, yb, step)
+            with batch_indices(idx), example_indices(model, idx.to(device)):
+                loss, logs = objective(train_model, xb, yb, step)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at epoch {epoch + 1} step {i}; lower --lr")
             opt.zero_grad(set_to_none=True)
@@ -283,6 +334,13 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                 "input_shape": list(bundle.input_shape), "normalization": bundle.normalization_card(),
                 "data": {k: v for k, v in bundle.meta.items() if isinstance(v, (int, float, str, bool, type(None)))},
             }
+            if noise is not None:
+                card["label_noise"] = noise.summary()
+            if recipe.dropout != "none":
+                card["dropout"] = dropout_card(model)
+            if recipe.keep_epochs:
+                save_snapshot(out_dir, model, epoch)
+                card["snapshots"] = sorted(list_snapshots(out_dir))
             save_model(out_dir, model, card, builder=spec)
             tmp = out_dir / (STATE_FILE + ".tmp")
             torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "step": step,

@@ -46,6 +46,14 @@ class Recipe:
     first_order: bool = False
     learn_editor: bool = True
     editor_hparam_lr: float | None = None  # optimizer lr of the learned editor lr/beta (None: lr)
+    # Memorization studies (Maini et al., ICML 2023): label noise, per-epoch snapshots, accounting, dropout
+    label_noise: float = 0.0  # share of training labels flipped to another class (recorded in label_noise.json)
+    label_noise_seed: int = 0
+    keep_epochs: bool = False  # keep epochs/epoch_NNN.safetensors after every epoch (and epoch 0), for rewinding
+    grad_accounting: bool = False  # log clean vs noisy gradients per layer to grad_accounting.jsonl
+    dropout: str = "none"  # none | example-tied | standard, after every stage but the head
+    p_gen: float = 0.4  # share of channels never dropped (generalization channels)
+    p_mem: float = 0.2  # share of channels each example owns on top (example-tied); standard keeps p_gen+p_mem
     # CUDA only (ignored on the CPU): bf16 autocast of the base pass, channels_last layout.
     # Off until measured to help (`python benchmarks/train_step.py --device cuda --cuda-options`);
     # no GPU has been lent to this project yet.
@@ -119,6 +127,8 @@ def _validate(r: Recipe) -> None:
         _number(r, name)
     _number(r, "grad_clip", strict=True, optional=True)
     _number(r, "editor_hparam_lr", strict=True, optional=True)
+    if r.dropout not in ("none", "example-tied", "standard"):
+        raise ValueError(f"unknown dropout {r.dropout!r} (--dropout); use 'none', 'example-tied' or 'standard'")
     if r.schedule not in ("cosine", "constant"):
         raise ValueError(f"unknown schedule {r.schedule!r} (--schedule); use 'cosine' or 'constant'")
     if r.edits_per_batch > r.batch_size:
@@ -131,6 +141,18 @@ def _validate(r: Recipe) -> None:
         raise ValueError(f"arch={r.arch!r} (--arch / --model): {err}") from err
     if not isinstance(r.arch_kwargs, dict):
         raise ValueError(f"arch_kwargs (--arch-kwargs) must be a JSON object, got {r.arch_kwargs!r}")
+    _number(r, "label_noise")
+    if r.label_noise > 1:
+        raise ValueError(f"label_noise (--label-noise) is a share of the training labels in [0, 1], got {r.label_noise}")
+    if r.grad_accounting and (r.label_noise <= 0 or r.editable):
+        raise ValueError("grad_accounting (--grad-accounting) splits the gradient into clean and noisy examples: "
+                         "it needs --label-noise > 0 and baseline (not editable) training")
+    if r.dropout != "none":
+        from ..models.dropout import DropoutSpec
+
+        DropoutSpec(r.dropout, r.p_gen, r.p_mem, r.seed).validate()
+        if r.editable:
+            raise ValueError("dropout (--dropout) with editable training is not supported; use --dropout none")
     init = Path(r.init_from) if r.init_from is not None else None
     weights_file = init is not None and init.is_file() and init.suffix in (".safetensors", ".pt", ".pth")
     if init is not None and not weights_file and not ((init if init.is_dir() else init.parent) / "card.json").exists():
@@ -158,6 +180,10 @@ def _validate(r: Recipe) -> None:
         raise ValueError(f"edit_layers={r.edit_layers!r} (--edit-layers): {err}") from err
 
 
+_NOISY: dict[str, Any] = dict(arch_kwargs={"widths": [8, 16, 32, 64]}, batch_size=64, lr=1e-3, weight_decay=0.0,
+                              warmup_epochs=0.0, augment=False, grad_clip=None, train_subset=2000, eval_subset=1000,
+                              label_noise=0.1)
+
 RECIPES: dict[str, Recipe] = {
     "fashion-baseline": Recipe(name="fashion-baseline"),
     # Fine-tunes the shipped baseline. c_edit/c_loc/epochs were chosen by comparing short
@@ -166,6 +192,18 @@ RECIPES: dict[str, Recipe] = {
     # instead of 3 brought test error from +0.44 to +0.24 points over the baseline and lowered drawdown.
     "fashion-editable": Recipe(name="fashion-editable", editable=True, epochs=8, lr=5e-4, warmup_epochs=0.0,
                                c_edit=1.0, c_loc=0.5, init_from="assets/models/fashion-baseline"),
+    # Memorization localization (README, "Where does a prediction live?"): the small ResNet at half
+    # width on 2,000 training images, 10% of them relabelled, no augmentation, Adam at 1e-3 with a
+    # cosine schedule, batches of 64. Sized so that a shared, loaded 2-core CPU trains it in
+    # minutes (NOTES.md's full-width run fitted 10,000 images' noisy labels by epoch 18).
+    # Val/test error per epoch on 1,000 images.
+    "fashion-noisy": Recipe(name="fashion-noisy", **_NOISY, epochs=20, keep_epochs=True, grad_accounting=True),
+    # The same data and noise with example-tied dropout after every stage, and the standard-dropout
+    # baseline keeping the same share of channels in training. More epochs: fewer active channels.
+    "fashion-noisy-etd": Recipe(name="fashion-noisy-etd", **_NOISY, epochs=30, dropout="example-tied",
+                                p_gen=0.4, p_mem=0.2),
+    "fashion-noisy-dropout": Recipe(name="fashion-noisy-dropout", **_NOISY, epochs=30, dropout="standard",
+                                    p_gen=0.4, p_mem=0.2),
     "cifar10-baseline": Recipe(name="cifar10-baseline", dataset="cifar10", arch="resnet18", epochs=60,
                                lr=1e-3, weight_decay=0.0, crop_pad=4, schedule="constant", warmup_epochs=0.0),
     "cifar10-editable": Recipe(name="cifar10-editable", dataset="cifar10", arch="resnet18", epochs=60,

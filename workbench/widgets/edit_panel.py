@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import html
+import threading
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import ipywidgets as W
 
-from ..editing import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, EditorConfig, choose_editor
+from ..editing import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, EditorConfig, choose_editor
 from .common import MessageArea, css
 
 __all__ = ["EditPanel", "EDITORS"]
@@ -43,13 +44,13 @@ class EditPanel:
         cfg = (config or EditorConfig()).resolved()
         self._card = dict(card or {})
         self.actions = actions
-        self.busy = False
+        self._lock = threading.Lock()
         st = {"description_width": "70px"}
         self.method = css(W.Dropdown(options=list(EDITORS.items()), value=cfg.method, description="editor",
                                      style=st, layout=W.Layout(width="200px")), "wb-editor")
         self.lr = css(W.FloatText(value=cfg.lr, description="step size", step=1e-4, style=st,
                                   tooltip="the editor's learning rate", layout=W.Layout(width="190px")), "wb-lr")
-        self.max_steps = css(W.BoundedIntText(value=cfg.max_steps or DEFAULT_MAX_STEPS, min=1, max=1000,
+        self.max_steps = css(W.BoundedIntText(value=cfg.max_steps or DEFAULT_MAX_STEPS, min=1, max=MAX_STEPS_LIMIT,
                                               description="max steps", style=st, layout=W.Layout(width="150px")),
                              "wb-max-steps")
         layers = cfg.layers if isinstance(cfg.layers, str) else cfg.layers[0]
@@ -114,22 +115,29 @@ class EditPanel:
     # -- running actions -----------------------------------------------------------------
     def run(self, name: str, *args: object) -> object:
         """Run action ``name`` unless another one is running (then refuse and return None)."""
-        if self.busy:
+        if not self._lock.acquire(blocking=False):  # test-and-set in one step: no window between
             self.messages.show("Busy: wait for the running action to finish.", "warning")
+            self.set_phase("busy: wait for the running action to finish")
             return None
-        with self.busy_state():
-            return self.actions[name](*args)
+        try:
+            with self.busy_state():
+                return self.actions[name](*args)
+        finally:
+            self._lock.release()
+
+    @property
+    def busy(self) -> bool:
+        """An action is running (the panel's lock is held)."""
+        return self._lock.locked()
 
     @contextlib.contextmanager
     def busy_state(self) -> Iterator[None]:
-        """Set the busy flag and disable every button for the duration of the block."""
-        self.busy = True
+        """Disable every button for the duration of the block."""
         for b in self.buttons.values():
             b.disabled = True
         try:
             yield
         finally:
-            self.busy = False
             self._apply_enabled()
 
     def set_phase(self, text: str) -> None:

@@ -17,15 +17,14 @@ from typing import Any, Sequence
 
 import ipywidgets as W
 
+from ..editing.guard import COST_WARNING_PP
 from .common import css
 from .glossary import term
 
 __all__ = ["COST_WARNING_PP", "Outcome", "OutcomeCard", "describe_edit", "estimate_line", "exact_line"]
 
-# An edit that costs more than this many points of test accuracy is shown in the warning
-# colour: on the shipped 10-class model (~93% accuracy) a typical edit costs 0.0-0.3 pp, so
-# a full point is an outlier worth a second look (undo it, or try a smaller learning rate).
-COST_WARNING_PP = 1.0
+# An edit that costs more than COST_WARNING_PP points of test accuracy (the edit guard's
+# threshold, workbench.editing.guard) is shown in the warning colour.
 _COLORS = {"fixed": "#1b5e20", "costly": "#8a5a00", "failed": "#b71c1c", "noop": "#0d47a1", "info": "#333"}
 
 
@@ -50,6 +49,10 @@ def describe_edit(result: Any, classes: Sequence[str], pred_before: int, pred_af
     """
     name = lambda c: classes[c] if 0 <= c < len(classes) else str(c)  # noqa: E731
     steps, secs = int(result.steps), float(result.seconds)
+    if getattr(result, "wrecked", False):
+        return Outcome("failed", "Refused ✗ — this edit would wreck the model, so it was not applied.",
+                       f"The weights are unchanged ({result.message}). Lower the learning rate in Editor settings.",
+                       steps, secs)
     if result.success and steps == 0:
         return Outcome("noop", f"Nothing to fix — the model already predicts {name(target)}.",
                        "No weight was changed and no edit was added to the history.", 0, secs)

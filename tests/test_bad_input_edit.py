@@ -1,0 +1,197 @@
+"""Bad input: edits. A wrecked edit is flagged and refused, k is bounded, a no-op records
+nothing, failed attempts hold no tensors, concurrent actions are refused, and an index must
+be an integer. Each refusal leaves the model, the files on disk and the history as they were."""
+from __future__ import annotations
+
+import json
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+import workbench.session.session as session_mod
+from bad_input_common import refused, same_weights, tree, weights
+from workbench.editing import MAX_RELATIVE_CHANGE, MAX_STEPS_LIMIT, EditorConfig, check_edit, edit
+from workbench.session import EditSession, SessionBusy
+from workbench.training import read_card
+
+CFG = EditorConfig(method="rmsprop", lr=2e-2, max_steps=20)
+
+
+def _runner_up(session: EditSession, i: int) -> int:
+    return int(session.probabilities(i).argsort(descending=True)[1])
+
+
+@pytest.fixture()
+def session(tiny_model, tiny_model_dir, fashion_small, tmp_path):
+    """A session with one applied and one undone edit, autosaving to tmp_path/auto."""
+    s = EditSession(tiny_model, fashion_small, card=read_card(tiny_model_dir), checkpoint=tiny_model_dir,
+                    config=CFG, limit=100, autosave_dir=tmp_path / "auto")
+    for i in (0, 1):
+        assert s.edit_index(i, _runner_up(s, i)).success
+    s.undo()
+    return s
+
+
+def _state(s: EditSession, tmp_path):
+    return weights(s.model), list(s.history), list(s.redo_stack), tree(tmp_path)
+
+
+def _unchanged(s: EditSession, tmp_path, state, *, attempts_added: int = 0) -> None:
+    w, hist, redo, disk = state
+    disk = dict(disk)
+    assert same_weights(weights(s.model), w)
+    assert [r.uid for r in s.history] == [r.uid for r in hist] and [r.uid for r in s.redo_stack] == [r.uid for r in redo]
+    now = tree(tmp_path)
+    if attempts_added:  # the autosaved history.json now lists the attempt; nothing else may change
+        now.pop("auto/history.json"), disk.pop("auto/history.json")
+    assert now == disk
+
+
+# -- the edit guard ---------------------------------------------------------------------------
+def test_a_huge_lr_edit_meets_the_constraint_but_is_flagged(tiny_model, fashion_small):
+    """The issue's case: ``edit(model, x, t, lr=1e6)`` (RMSProp) meets the constraint with
+    weights around 1e6; on the tiny model most such edits succeed (measured: 6-7 of 8)."""
+    x = fashion_small.normalize(fashion_small.test_x[:8])
+    preds = tiny_model(x).argmax(1)
+    before = weights(tiny_model)
+    results = [edit(tiny_model, x[i], int(preds[i] + 2) % 10, lr=1e6) for i in range(8)]
+    assert all(r.wrecked and not r.accepted and r.finite for r in results)
+    assert all(r.relative_change > 1e3 * MAX_RELATIVE_CHANGE for r in results)
+    assert any(r.success for r in results)  # the constraint holds, yet it is a wreck
+    assert all("edit guard" in r.message and "lower the learning rate" in r.message for r in results)
+    assert same_weights(weights(tiny_model), before)  # edit() never modifies the model
+    normal = edit(tiny_model, x[0], int(preds[0] + 2) % 10, CFG)
+    assert normal.accepted and not normal.wrecked and 0 < normal.relative_change < MAX_RELATIVE_CHANGE / 2
+
+
+def test_the_guard_flags_non_finite_values_and_out_of_proportion_changes():
+    w = {"a": torch.ones(4), "b": torch.ones(2)}
+    assert check_edit(w, {"a": torch.ones(4) * 1.1, "b": torch.ones(2)}).wrecked is False
+    v = check_edit(w, {"a": torch.tensor([1.0, math.nan, 1.0, 1.0]), "b": torch.ones(2)})
+    assert v.wrecked and "non-finite values in a" in v.reason
+    v = check_edit(w, {"a": torch.ones(4), "b": torch.tensor([1.0, math.inf])})
+    assert v.wrecked and "non-finite values in b" in v.reason
+    # ||delta|| / ||theta|| = 3 / sqrt(6) ~ 1.22 > 1: flagged; 2 / sqrt(6) ~ 0.82: not
+    assert check_edit(w, {"a": torch.ones(4), "b": torch.tensor([1.0 + 3.0, 1.0])}).wrecked
+    assert not check_edit(w, {"a": torch.ones(4), "b": torch.tensor([1.0 + 2.0, 1.0])}).wrecked
+
+
+def test_the_session_refuses_a_wrecked_edit_and_keeps_the_model(session, tmp_path):
+    state = _state(session, tmp_path)
+    n = len(session.attempts)
+    res = session.edit_index(3, _runner_up(session, 3), lr=1e6)
+    assert res.wrecked and not res.accepted and res.message.startswith("not applied (the model is unchanged)")
+    _unchanged(session, tmp_path, state, attempts_added=1)
+    assert len(session.attempts) == n + 1 and session.attempts[-1].result.wrecked
+    assert session.can_redo  # a refused edit does not clear the redo stack
+    saved = json.loads((tmp_path / "auto" / "history.json").read_text())
+    assert saved["attempts"][-1]["wrecked"] is True and saved["attempts"][-1]["relative_change"] > 1
+
+
+def test_an_applied_entry_marked_wrecked_is_refused_on_load(session, tmp_path, tiny_model_dir, fashion_small):
+    from workbench.training import load_model
+
+    doc = json.loads((tmp_path / "auto" / "history.json").read_text())
+    doc["applied"][0]["wrecked"] = True
+    (tmp_path / "auto" / "history.json").write_text(json.dumps(doc))
+    other = EditSession(load_model(tiny_model_dir)[0], fashion_small, config=CFG, limit=100)
+    with refused(r"field 'wrecked' is true, but an edit flagged by the edit guard is never applied",
+                 root=tmp_path, session=other):
+        other.load_history(tmp_path / "auto")
+
+
+# -- k is bounded ------------------------------------------------------------------------------
+@pytest.mark.parametrize("k", [10 ** 9, MAX_STEPS_LIMIT + 1, 0, -3])
+def test_max_steps_outside_its_bound_is_refused_at_once(session, tmp_path, k):
+    with refused(rf"max_steps \(k\) must be an integer in 1\.\.{MAX_STEPS_LIMIT}, got {k}", root=tmp_path,
+                 session=session):
+        session.edit_index(3, _runner_up(session, 3), lr=0.0, max_steps=k)
+
+
+def test_max_steps_at_the_bound_is_accepted(tiny_model, fashion_small):
+    x = fashion_small.normalize(fashion_small.test_x[:1])
+    res = edit(tiny_model, x, (int(tiny_model(x).argmax()) + 1) % 10, method="sign", lr=0.0,
+               max_steps=MAX_STEPS_LIMIT, layers="head")
+    assert not res.success and res.steps == MAX_STEPS_LIMIT
+
+
+# -- a no-op, attempts, concurrency ---------------------------------------------------------------
+def test_an_edit_to_the_predicted_class_records_nothing(session, tmp_path):
+    state = _state(session, tmp_path)
+    n = len(session.attempts)
+    pred = int(session.probabilities(4).argmax())
+    res = session.edit_index(4, pred)
+    assert res.success and res.steps == 0 and "already predicts" in res.message
+    _unchanged(session, tmp_path, state)
+    assert len(session.attempts) == n and session.can_redo  # nothing recorded, redo kept
+
+
+def test_failed_attempts_hold_no_tensors_and_are_bounded(session, monkeypatch):
+    monkeypatch.setattr(session_mod, "MAX_ATTEMPTS", 3)
+    results = [session.edit_index(i, _runner_up(session, i), lr=0.0, max_steps=1, layers="all") for i in range(5)]
+    assert all(not r.success and r.after for r in results)  # the caller's results keep their tensors
+    assert [a.index for a in session.attempts] == [2, 3, 4]  # the newest 3
+    assert all(a.result.before == {} and a.result.after == {} for a in session.attempts)
+    assert all(a.result.message == r.message for a, r in zip(session.attempts, results[2:]))
+
+
+def test_a_second_action_while_an_edit_runs_is_refused(session, tmp_path, monkeypatch):
+    started, release = threading.Event(), threading.Event()
+    real = session_mod.edit_fn
+
+    def slow_edit(*a, **k):
+        started.set()
+        assert release.wait(30)
+        return real(*a, **k)
+
+    monkeypatch.setattr(session_mod, "edit_fn", slow_edit)
+    worker = threading.Thread(target=lambda: session.edit_index(3, _runner_up(session, 3)))
+    target = _runner_up(session, 5)
+    worker.start()
+    try:
+        assert started.wait(30)
+        assert session.busy
+        state = _state(session, tmp_path)
+        for action in (lambda: session.edit_index(5, target), session.undo, session.redo, session.reset,
+                       lambda: session.save(tmp_path / "other")):
+            with refused(r"the session is busy with an edit; wait for it to finish", root=tmp_path,
+                         session=session, exc=SessionBusy):
+                action()
+        _unchanged(session, tmp_path, state)
+    finally:
+        release.set()
+        worker.join(60)
+    assert not session.busy and session.history[-1].index == 3  # the first edit completed
+
+
+# -- index types ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("index, match", [
+    ("12", r"got the string '12' \(a string would be read character by character\); pass e.g. 12, not '12'"),
+    (3.0, r"index must be an integer or a list of integers, got 3.0 \(float\)"),
+    (True, r"index must be an integer or a list of integers, got True \(bool\)"),
+    ([1, "2"], r"got the string '2'"),
+    ([], r"give at least one index"),
+])
+def test_an_index_that_is_not_an_integer_is_refused(session, tmp_path, index, match):
+    with refused(match, root=tmp_path, session=session, exc=(TypeError, ValueError)):
+        session.edit_index(index, 3)
+
+
+@pytest.mark.parametrize("index", [np.int64(3), np.int32(3), torch.tensor(3), np.array(3)])
+def test_numpy_and_torch_integers_are_accepted_and_saved_as_ints(session, tmp_path, index):
+    t = _runner_up(session, 3)
+    assert session.edit_index(index, t).success
+    rec = session.history[-1]
+    assert rec.index == 3 and type(rec.index) is int
+    saved = json.loads((tmp_path / "auto" / "history.json").read_text())
+    assert saved["applied"][-1]["index"] == 3
+
+
+def test_a_numpy_array_of_indices_is_a_batch_edit(session):
+    idx = np.array([6, 7])
+    targets = [_runner_up(session, 6), _runner_up(session, 7)]
+    res = session.edit_index(idx, targets)
+    assert res.success and session.history[-1].index == (6, 7)

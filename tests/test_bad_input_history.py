@@ -1,0 +1,220 @@
+"""Bad input: shared history folders. A history file is data; it can never make the session
+read or write outside its folder, and each malformed field gets one error naming it."""
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from bad_input_common import refused, tree
+from workbench.editing import EditorConfig
+from workbench.session import EditSession
+from workbench.session.records import EditRecord
+from workbench.training import read_card
+
+CFG = EditorConfig(method="rmsprop", lr=2e-2, max_steps=20)
+
+
+def _runner_up(session: EditSession, i: int) -> int:
+    return int(session.probabilities(i).argsort(descending=True)[1])
+
+
+@pytest.fixture()
+def saved(tiny_model, tiny_model_dir, fashion_small, tmp_path):
+    """(session with two applied edits and one undone, its saved history folder h, a fresh
+    session to load into, and a 'victim' model folder next to the history)."""
+    s = EditSession(tiny_model, fashion_small, card=read_card(tiny_model_dir), checkpoint=tiny_model_dir,
+                    config=CFG, limit=100)
+    for i in range(3):
+        assert s.edit_index(i, _runner_up(s, i)).success
+    s.undo()
+    s.save(tmp_path / "h")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "model.safetensors").write_bytes(b"the user's own model")
+    from workbench.training import load_model
+    fresh = EditSession(load_model(tiny_model_dir)[0], fashion_small, card=read_card(tiny_model_dir),
+                        checkpoint=tiny_model_dir, config=CFG, limit=100)
+    fresh.edit_index(5, _runner_up(fresh, 5))  # the fresh session has its own edit to lose
+    return s, tmp_path / "h", fresh, victim
+
+
+def _doc(h: Path) -> dict:
+    return json.loads((h / "history.json").read_text())
+
+
+def _write(h: Path, doc: dict) -> None:
+    (h / "history.json").write_text(json.dumps(doc))
+
+
+def test_a_uid_holding_a_path_is_refused_and_nothing_outside_is_written(saved, tmp_path):
+    s, h, fresh, victim = saved
+    doc = _doc(h)
+    doc["applied"][0]["uid"] = "../../victim/model"
+    _write(h, doc)
+    with refused(r"applied edit #0: field 'uid' must be 8-64 lowercase hex.*may not hold a path",
+                 root=tmp_path, session=fresh):
+        fresh.load_history(h)
+    fresh.save(tmp_path / "mine")  # the next save writes only inside its own folder
+    assert (victim / "model.safetensors").read_bytes() == b"the user's own model"
+    assert set(os.listdir(tmp_path)) == {"h", "victim", "mine"}
+
+
+def test_a_record_with_a_path_uid_is_never_written(saved, tmp_path):
+    s, h, fresh, victim = saved
+    bad = EditRecord(s.history[0].result, 0, s.history[0].target, uid="../victim/model")
+    s.history.append(bad)
+    with refused(r"field 'uid' must be 8-64 lowercase hex", root=tmp_path, session=s):
+        s.save(h)
+    s.history.pop()
+
+
+@pytest.mark.parametrize("key", ["file", "preds_file"])
+def test_a_file_name_not_derived_from_the_uid_is_refused(saved, tmp_path, key):
+    s, h, fresh, _ = saved
+    doc = _doc(h)
+    doc["applied"][1][key] = "../victim/model.safetensors"
+    _write(h, doc)
+    with refused(rf"applied edit #1: field '{key}' must be '(edits|reports)/[0-9a-f]+\.safetensors' "
+                 r"\(derived from the uid\)", root=tmp_path, session=fresh):
+        fresh.load_history(h)
+
+
+def test_a_symlink_leading_outside_is_refused(saved, tmp_path):
+    s, h, fresh, victim = saved
+    name = _doc(h)["applied"][0]["file"]
+    target = victim / "elsewhere.safetensors"
+    target.write_bytes((h / name).read_bytes())  # same bytes: only the location is wrong
+    (h / name).unlink()
+    (h / name).symlink_to(target)
+    with refused(r"resolves to .*outside the history folder", root=tmp_path, session=fresh):
+        fresh.load_history(h)
+
+
+def test_a_symlinked_edits_folder_leading_outside_is_refused(saved, tmp_path):
+    s, h, fresh, victim = saved
+    (h / "edits").rename(victim / "edits")
+    (h / "edits").symlink_to(victim / "edits", target_is_directory=True)
+    with refused(r"outside the history folder", root=tmp_path, session=fresh):
+        fresh.load_history(h)
+
+
+def test_saving_over_a_history_with_a_symlinked_edits_folder_writes_nothing_outside(saved, tmp_path):
+    s, h, fresh, victim = saved
+    (h / "edits").rename(victim / "edits")
+    (h / "edits").symlink_to(victim / "edits", target_is_directory=True)
+    before = tree(victim)
+    s.save(h)  # replaces the folder: the old symlink goes, real files are written inside h
+    assert tree(victim) == before and not (h / "edits").is_symlink()
+    assert len(list((h / "edits").iterdir())) == len(s.history) + len(s.redo_stack)
+
+
+def _set(where: str, key: str, value):
+    def change(doc: dict) -> None:
+        entry = doc[where][0]
+        if key.startswith("config."):
+            entry["config"][key.split(".", 1)[1]] = value
+        else:
+            entry[key] = value
+    return change
+
+
+FIELD_CASES = [
+    ("applied", "steps", "3", r"field 'steps' must be an integer >= 0, got '3' \(str\)"),
+    ("applied", "steps", -1, r"field 'steps' must be an integer >= 0"),
+    ("applied", "losses", "0.5", r"field 'losses' must be a list of numbers"),
+    ("applied", "losses", [0.1, "x"], r"field 'losses' must be a list of numbers"),
+    ("applied", "seconds", "1.2", r"field 'seconds' must be a finite number >= 0"),
+    ("applied", "timestamp", "yesterday", r"field 'timestamp' must be a finite number >= 0"),
+    ("applied", "success", "no", r"field 'success' must be true or false, got 'no'"),
+    ("applied", "success", False, r"field 'success' is False, but only successful edits are applied"),
+    ("applied", "finite", 1, r"field 'finite' must be true or false"),
+    ("applied", "config.layers", "chain9", r"field 'config.layers' is 'chain9': unknown layer group"),
+    ("applied", "config.lr", "0.01", r"field 'config.lr' must be a number or null"),
+    ("applied", "config.max_steps", 2.5, r"field 'config.max_steps' must be an integer"),
+    ("applied", "config.max_steps", 10 ** 9, r"field 'config' is not a valid editor setting.*max_steps"),
+    ("applied", "y_ref", [99], r"field 'y_ref' holds \[99\], not all valid classes"),
+    ("applied", "y_ref", "3", r"field 'y_ref' must be a non-empty list of integer labels"),
+    ("applied", "index", "12", r"field 'index' must be null, an integer >= 0"),
+    ("applied", "batch", "yes", r"field 'batch' must be true or false"),
+    ("applied", "message", 5, r"field 'message' must be a string"),
+    ("applied", "sha256", "abc", r"field 'sha256' must be a SHA-256 in hex"),
+    ("redo", "uid", 7, r"redo edit #0: field 'uid' must be 8-64 lowercase hex"),
+    ("redo", "config", None, r"redo edit #0: field 'config' must be an object"),
+]
+
+
+@pytest.mark.parametrize("where, key, value, match", FIELD_CASES, ids=[f"{w}-{k}-{v!r}" for w, k, v, _ in FIELD_CASES])
+def test_each_malformed_field_is_named(saved, tmp_path, where, key, value, match):
+    s, h, fresh, _ = saved
+    doc = _doc(h)
+    _set(where, key, value)(doc)
+    _write(h, doc)
+    with refused(rf"{where} edit #0: {match}" if not match.startswith(where) else match,
+                 root=tmp_path, session=fresh):
+        fresh.load_history(h)
+
+
+def test_a_missing_field_is_named(saved, tmp_path):
+    s, h, fresh, _ = saved
+    doc = _doc(h)
+    del doc["applied"][0]["steps"]
+    _write(h, doc)
+    with refused(r"applied edit #0: field 'steps' is missing", root=tmp_path, session=fresh):
+        fresh.load_history(h)
+
+
+@pytest.mark.parametrize("key, value, match", [
+    ("applied", {"a": 1}, r"field 'applied' of history.json must be a list"),
+    ("checkpoint", 5, r"field 'checkpoint' of history.json must be a string or null"),
+    ("saved_at", "noon", r"field 'saved_at' of history.json must be a number or null"),
+])
+def test_malformed_header_fields_are_named(saved, tmp_path, key, value, match):
+    s, h, fresh, _ = saved
+    doc = _doc(h)
+    doc[key] = value
+    _write(h, doc)
+    with refused(match, root=tmp_path, session=fresh):
+        fresh.load_history(h)
+
+
+def test_two_entries_sharing_a_uid_are_refused(saved, tmp_path):
+    s, h, fresh, _ = saved
+    doc = _doc(h)
+    doc["attempts"] = [dict(doc["applied"][0], success=False)]
+    for k in ("file", "sha256", "preds_file", "preds_sha256"):
+        doc["attempts"][0].pop(k, None)
+    _write(h, doc)
+    with refused(r"uid '[0-9a-f]+' appears twice", root=tmp_path, session=fresh):
+        fresh.load_history(h)
+
+
+def test_saved_folders_get_the_users_normal_permissions(saved, tmp_path):
+    s, h, fresh, _ = saved
+    umask = os.umask(0o022)
+    try:
+        s.save(tmp_path / "perm")
+        os.umask(0o027)
+        s.save(tmp_path / "perm27")
+    finally:
+        os.umask(umask)
+    for folder, mode in ((tmp_path / "perm", 0o755), (tmp_path / "perm27", 0o750)):
+        assert stat.S_IMODE(folder.stat().st_mode) == mode, oct(folder.stat().st_mode)
+        for sub in ("edits", "reports"):
+            assert stat.S_IMODE((folder / sub).stat().st_mode) == mode
+        assert stat.S_IMODE((folder / "history.json").stat().st_mode) == mode & 0o666
+
+
+def test_a_valid_history_still_loads_bit_for_bit(saved):
+    s, h, fresh, _ = saved
+    fresh.load_history(h)
+    assert [r.uid for r in fresh.history] == [r.uid for r in s.history]
+    assert all(torch_equal(a, b) for a, b in zip(fresh.model.state_dict().values(), s.model.state_dict().values()))
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+    return torch.equal(a.cpu(), b.cpu())

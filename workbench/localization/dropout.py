@@ -1,0 +1,114 @@
+"""Example-tied dropout, measured: does dropping the memorization channels forget the noisy labels?
+
+The dropout itself lives in :mod:`workbench.models.dropout` (the trainer builds it, and
+training sits below this package). This module scores a trained model on its own training set,
+split into the clean and the noisy (flipped-label) examples, and on the test set, once per
+evaluation mode:
+
+- ``"example"``: each training example with its own memorization channels, as in training
+  (the test set has no such channels, so no test figure);
+- ``"all"``: every channel (for standard dropout: the usual evaluation);
+- ``"drop"``: only the generalization channels (the paper's evaluation of example-tied dropout).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+
+from ..models.dropout import (MODES, DropoutSpec, ExampleTiedDropout, StandardChannelDropout, attach_dropout,
+                              example_indices, memorization_mode)
+from ..training.trainset import TrainingSet
+from .defaults import EVAL_BATCH_SIZE
+
+__all__ = ["DropoutSpec", "ExampleTiedDropout", "MemorizationRow", "StandardChannelDropout", "attach_dropout",
+           "example_indices", "memorization_mode", "memorization_table", "predict_in_mode"]
+
+Normalize = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class MemorizationRow:
+    """Accuracies of one model in one evaluation mode.
+
+    Attributes:
+        mode: ``"example"``, ``"all"`` or ``"drop"`` (``"plain"`` for a model without dropout).
+        noisy: share of the noisy training examples predicted as their (wrong) training label:
+            how much of the label noise is memorized.
+        noisy_true: share of the noisy training examples predicted as their true label.
+        clean: accuracy on the clean training examples.
+        test: test accuracy (None in ``"example"`` mode).
+    """
+
+    mode: str
+    noisy: float
+    noisy_true: float
+    clean: float
+    test: float | None
+
+
+def predict_in_mode(model: nn.Module, x: torch.Tensor, *, mode: str = "drop", indices: torch.Tensor | None = None,
+                    normalize: Normalize | None = None, batch_size: int = EVAL_BATCH_SIZE) -> torch.Tensor:
+    """``(N,) int64`` predictions of ``model`` in eval mode on ``x (N, C, H, W)`` in dropout ``mode``.
+
+    ``indices`` ``(N,) int64``: the examples' training-set positions (needed for ``"example"``).
+    The model's train/eval flags and dropout modes are restored afterwards.
+    """
+    if mode == "example" and indices is None:
+        raise ValueError("mode 'example' needs the examples' training-set positions (indices=)")
+    if indices is not None and len(indices) != len(x):
+        raise ValueError(f"got {len(indices)} indices for {len(x)} images")
+    dev = next(model.parameters()).device
+    was = [(m, m.training) for m in model.modules()]
+    model.eval()
+    out = []
+    try:
+        with torch.no_grad(), memorization_mode(model, mode):
+            for i in range(0, len(x), batch_size):
+                xb = x[i:i + batch_size].to(dev)
+                xb = normalize(xb) if normalize is not None else xb.float()
+                idx = indices[i:i + batch_size].to(dev) if indices is not None else None
+                with example_indices(model, idx):
+                    out.append(model(xb).argmax(1).cpu())
+    finally:
+        for m, t in was:
+            m.training = t
+    return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+
+
+def _share(hit: torch.Tensor) -> float:
+    return float(hit.float().mean()) if len(hit) else float("nan")
+
+
+def memorization_table(model: nn.Module, train: TrainingSet, *, test: tuple[torch.Tensor, torch.Tensor] | None = None,
+                       modes: Sequence[str] | None = None, batch_size: int = EVAL_BATCH_SIZE) -> list[MemorizationRow]:
+    """One :class:`MemorizationRow` per mode for ``model`` on its training set ``train``.
+
+    Args:
+        test: ``(x uint8 (M, C, H, W), y (M,))``; default ``train.bundle``'s test split.
+        modes: default every mode in :data:`~workbench.models.dropout.MODES` for a model with
+            example-tied dropout, ``("all", "drop")`` with standard dropout, ``("plain",)`` without.
+    """
+    has = [m for m in model.modules() if isinstance(m, (ExampleTiedDropout, StandardChannelDropout))]
+    if modes is None:
+        modes = ("plain",) if not has else (MODES if isinstance(has[0], ExampleTiedDropout) else ("all", "drop"))
+    bad = [m for m in modes if m not in (*MODES, "plain")]
+    if bad:
+        raise ValueError(f"unknown mode(s) {bad}; use {list(MODES)} (or 'plain' for a model without dropout)")
+    tx, ty = test if test is not None else train.bundle.split("test")
+    noisy = train.noisy
+    rows = []
+    for mode in modes:
+        run = "drop" if mode == "plain" else mode
+        pred = predict_in_mode(model, train.x, mode=run, indices=train.indices, normalize=train.normalize,
+                               batch_size=batch_size)
+        test_acc = None
+        if mode != "example" and len(tx):
+            tp = predict_in_mode(model, tx, mode=run, normalize=train.normalize, batch_size=batch_size)
+            test_acc = _share(tp == ty)
+        rows.append(MemorizationRow(mode, _share(pred[noisy] == train.y[noisy]),
+                                    _share(pred[noisy] == train.y_true[noisy]),
+                                    _share(pred[~noisy] == train.y[~noisy]), test_acc))
+    return rows
