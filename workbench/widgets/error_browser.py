@@ -121,7 +121,7 @@ class ErrorBrowser:
         paging = W.HBox([self.prev_button, self.page_label, self.next_button],
                         layout=W.Layout(align_items="center"))
         self.controls = controls
-        left = W.VBox([self.title, paging, self.grid, controls])
+        left = W.VBox([paging, self.grid, controls])
         self.widget = css(W.HBox([left, self.confusion], layout=W.Layout(flex_flow="row wrap")), "wb-error-browser")
         self.refresh()
 
@@ -208,10 +208,11 @@ class ErrorBrowser:
             if cell.index != int(item.index):  # send a thumbnail only when the cell shows another image
                 cell.index = int(item.index)
                 cell.image.value = self.png(cell.index)
-            cell.caption.value = (f"<div style='font-size:0.85em;line-height:1.25'><b>#{item.index}</b> "
-                                  f"({item.confidence:.0%} sure)<br>true: {html.escape(self.classes[item.true])}<br>"
-                                  f"pred: {html.escape(self.classes[item.pred])}{self._score_note(item.index)}</div>")
-            cell.button.description = f"select #{item.index}"
+            cell.caption.value = (f"<div style='font-size:0.85em;line-height:1.25' title='the model is "
+                                  f"{item.confidence:.0%} sure'><b>#{item.index}</b> said "
+                                  f"{html.escape(self.classes[item.pred])}<br>true: "
+                                  f"{html.escape(self.classes[item.true])}{self._score_note(item.index)}</div>")
+            cell.button.description = "select"
             cell.box.layout.visibility = "visible"
         n = len(self.visible)
         self.page_label.value = f"&nbsp;page {self.page + 1} / {self.pages} &nbsp;({n} of {len(self.errors)} errors)&nbsp;"

@@ -94,7 +94,7 @@ def probability_colors(c: int, *, true: int | None = None, pred: int | None = No
 
 def probability_figure(probs, classes: Sequence[str], *, true: int | None = None, pred: int | None = None,
                        target: int | None = None, title: str = "Class probabilities",
-                       height: int = 190, width: int | None = 440) -> go.Figure:
+                       height: int = 165, width: int | None = 440) -> go.Figure:
     """Bar chart of one image's class probabilities (values written upright above the bars).
 
     Args:

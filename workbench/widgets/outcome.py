@@ -112,7 +112,7 @@ class OutcomeCard:
         p = self.parts
         body = "".join(f"<div class='wb-card-{k}'>{v}</div>" for k, v in p.items() if k != "title" and v)
         self.widget.value = (f"<div style='border-left:6px solid {color};padding:6px 10px;background:#fafafa;"
-                             f"min-height:96px'><div class='wb-card-title' style='color:{color}'>{p.get('title', '')}"
+                             f"min-height:72px'><div class='wb-card-title' style='color:{color}'>{p.get('title', '')}"
                              f"</div>{body}</div>")
 
     def show_hint(self, text: str) -> None:

@@ -73,7 +73,7 @@ class TargetPicker:
                              "bars: <span style='color:#2e7d32'>■ true</span> <span style='color:#c62828'>■ predicted"
                              "</span> <span style='color:#1565c0'>■ target</span> ■ other</small>")
         self.widget = css(W.VBox([W.HBox([self.image, self.header], layout=W.Layout(align_items="center")),
-                                  W.HTML("<b>It should be:</b>"), self.button_box]), "wb-target-picker")
+                                  self.button_box]), "wb-target-picker")
         self.chart = css(W.VBox([self.figure, self.legend]), "wb-probabilities")
         self._set_enabled(False)
 
@@ -129,7 +129,8 @@ class TargetPicker:
             true = f"true: <b>{name(self.true)}</b>, " if self.true is not None else "your image, "
             self.header.value = (f"<div style='padding-left:8px'><b>{html.escape(self.name)}</b><br>{true}"
                                  f"predicted: <b>{name(self.pred)}</b> ({self.probs[self.pred]:.0%})<br>"
-                                 f"target: <b class='wb-target-name'>{name(self.target)}</b></div>")
+                                 f"it should be: <b class='wb-target-name'>{name(self.target)}</b> "
+                                 "<span style='color:#555'>(pick below)</span></div>")
 
     def _set_enabled(self, on: bool) -> None:
         for b in self.buttons:

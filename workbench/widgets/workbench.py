@@ -42,7 +42,7 @@ __all__ = ["DEFAULT_OUTPUT", "Workbench", "default_checkpoint", "open_session", 
 
 DEFAULT_OUTPUT = "workbench-output"  # beside the notebook (the kernel's working folder)
 # pixel sizes (image, error-browser thumbnail, changed-image strip) and attribution inches
-SIZES = {False: (112, 84, 56, 1.9), True: (168, 120, 84, 2.6)}
+SIZES = {False: (112, 76, 56, 1.9), True: (168, 120, 84, 2.6)}
 
 
 class Workbench(LocalizeActions):
@@ -87,7 +87,7 @@ class Workbench(LocalizeActions):
         self.messages = self.panel.messages  # the edit's messages: beside the Edit button
         self.card = OutcomeCard()
         self.browser_messages = MessageArea("browser")
-        self.browser = ErrorBrowser(self.images, classes, page_size=page_size, columns=page_size,
+        self.browser = ErrorBrowser(self.images, classes, page_size=page_size, columns=page_size, thumb_px=76,
                                     on_select=self._guarded("browser", "Opening the image", self.select),
                                     errors=session.current_errors(), confusion=session.confusion(),
                                     title="Mistakes of the current model: pick one to fix")
