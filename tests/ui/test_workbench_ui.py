@@ -50,8 +50,8 @@ def _edit_and_undo(page, root) -> None:
     expect(card).to_contain_text("Fixed ✓", timeout=60_000)
     expect(card).to_contain_text(re.compile(r"Test accuracy \d+\.\d% → \d+\.\d% \([−+]\d+\.\d\d pp"), timeout=60_000)
     expect(card).to_contain_text("other images changed")
-    expect(root.locator(".wb-edit")).to_be_enabled()
-    expect(root.locator(".wb-undo")).to_be_enabled()
+    expect(root.locator(".wb-edit")).to_be_enabled(timeout=60_000)  # after the probe, the last step
+    expect(root.locator(".wb-undo")).to_be_enabled(timeout=60_000)
     root.locator(".wb-undo").click()
     expect(card).to_contain_text("Undone")
     expect(card).to_contain_text("base model")

@@ -79,11 +79,11 @@ class ViewMixin:
         return self._ev().base_preds
 
     def raw_images(self) -> torch.Tensor:
-        """``(N, C, H, W) uint8`` images of the split as stored (a view, not a copy)."""
+        """``(N, C, H, W) uint8`` images of the split for display (``DataBundle.display_images``)."""
         ev = self._ev()
         n = len(ev.labels)
         if self.bundle is not None:
-            return self.bundle.split(self.split)[0][:n]
+            return self.bundle.display_images(self.bundle.split(self.split)[0][:n])
         return torch.stack([ev.raw_image(i) for i in range(n)])
 
     def current_preds(self) -> torch.Tensor:

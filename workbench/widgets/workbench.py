@@ -45,6 +45,13 @@ DEFAULT_OUTPUT = "workbench-output"  # beside the notebook (the kernel's working
 SIZES = {False: (112, 76, 56, 1.9), True: (168, 120, 84, 2.6)}
 
 
+def _display_note(session: Any) -> str:
+    """How the images are shown, when they are not plain pixels (``DataBundle.display``)."""
+    mode = getattr(session.bundle, "display", "pixels") if session.bundle is not None else "pixels"
+    return {"denormalized": " · images shown denormalized",
+            "min-max": " · images shown min-max scaled (normalisation unknown: pass mean/std)"}.get(mode, "")
+
+
 class Workbench(LocalizeActions):
     """Error browser, target picker, outcome card, details, history and localization on one session.
 
@@ -163,13 +170,18 @@ class Workbench(LocalizeActions):
             data: a torch ``Dataset`` of ``(image, label)``, ``(x, y)`` tensors, an ImageFolder
                 path or a ``DataBundle`` (see :func:`workbench.data.as_bundle`).
             classes: class names (default: the data set's ``classes``, else ``"0"``, ``"1"`` ...).
-            session_kw: go to :class:`~workbench.session.EditSession` (``mean=``, ``std=``, ``config=`` ...).
+            session_kw: go to :class:`~workbench.session.EditSession` (``mean=``, ``std=``, ``config=``,
+                ``calibration=`` ...).
             kw: go to :class:`Workbench`.
+
+        A model without tuned step sizes (anything but the project's ResNets) gets a calibrated one
+        first (:meth:`EditSession.prepare_editor`), shown in the status line.
         """
         from ..session import EditSession
 
         session = EditSession(model, data, classes=classes, limit=limit, device=device, **(session_kw or {}))
-        return cls(session, name=name or type(model).__name__, **kw)
+        session.prepare_editor()  # a model without tuned step sizes is calibrated before the panel shows them
+        return cls(session, name=name or type(model).__name__, note=session.editor_note, **kw)
 
     @classmethod
     def show(cls, folder: str | Path | None = None, *, limit: int | None = None, **kw: Any) -> Workbench:
@@ -362,7 +374,7 @@ class Workbench(LocalizeActions):
         s = self.session
         return (f"<b style='font-size:1.15em'>Editable Workbench</b> · {html.escape(self.name)} · "
                 f"{len(s.labels):,} {html.escape(s.split)} images · base accuracy {1 - s.base_error:.1%}"
-                f" · {html.escape(str(s.device))}")
+                f" · {html.escape(str(s.device))}{html.escape(_display_note(s))}")
 
     # -- display -------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kw: Any) -> Any:

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cli import command
 
+NAME = "localize"
+HELP = "where does a model's prediction for an image live? (critical-neuron search)"
 
 def parse_indices(text: str) -> list[int]:
     """``"3,5,9"`` or ``"10:20"`` (a range) or a mix: ``"1,4:6"`` -> ``[1, 4, 5]``."""
@@ -34,7 +35,7 @@ def parse_indices(text: str) -> list[int]:
     return out
 
 
-def _args(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="model folder (model.safetensors + card.json)")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--index", type=int, help="one image of the split")
@@ -54,7 +55,7 @@ def _args(p: argparse.ArgumentParser) -> None:
 
 
 def _line(i: int, r: Any) -> str:
-    cost = f"{r.accuracy_cost:+.1%}" if r.accuracy_cost is not None else "n/a"
+    cost = f"{r.accuracy_cost * 100:.1f} points" if r.accuracy_cost is not None else "n/a"
     layers = ", ".join(f"{k} {v:g}" for k, v in sorted(r.layer_counts.items(), key=lambda kv: -kv[1]) if v)[:120]
     return (f"#{i}: label {r.label} (model said {r.initial_prediction})  critical neurons {r.count:g} "
             f"(per repeat {list(r.counts)}, flipped {r.flip_rate:.0%} -> {r.flipped_to})  accuracy cost {cost}  "
@@ -74,12 +75,11 @@ def _trained_labels(folder: Path, bundle: Any) -> tuple[Any, Any]:
     return noise.apply(bundle.train_y[:noise.num_examples]), noise.mask()
 
 
-@command("localize", _args)
-def cmd_localize(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..data import load_for_card
     from ..device import default_device
     from ..training import load_model
-    from .examples import localize_example
+    from ..localization.examples import localize_example
 
     path = Path(args.checkpoint)
     if not path.exists():
