@@ -261,7 +261,7 @@ def test_attribution_controls_follow_the_method(wb):
         assert a.result is not None and a.result.method == method, a.messages.text
         assert (a.layer.layout.display == "") == (method == "LayerGradCam")
         assert (a.n_steps.layout.display == "") == (method == "Integrated Gradients")
-    assert "head" not in a.layer.options and list(a.layer.options) == wb.session.attribution_layers()
+    assert "head" not in a.layer.options and list(a.layer.options) == wb.session.cam_layers()
 
 
 def test_errors_from_logits_matches_evaluator(wb):

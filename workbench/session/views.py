@@ -239,8 +239,3 @@ class ViewMixin:
         with eval_mode(self.model):
             logits = functional_call(self.model, self.params_at(0), (xb,)) if self.history else self.model(xb)
         return torch.softmax(logits.float(), -1)[0].cpu()
-
-    def attribution_layers(self) -> list[str]:
-        """Layers LayerGradCam can explain: stages with a spatial output (not the head)."""
-        names = [str(n) for n in getattr(self.model, "stage_names", [])]
-        return [n for n in names if n not in ("head", "fc", "classifier")]

@@ -47,7 +47,7 @@ class _Side:
         self.card = OutcomeCard()
         self.picker = TargetPicker(classes, chart_width=380)
         self.metrics = MetricsPanel(session.raw_images(), session.labels, classes, on_select=on_select, width=480)
-        layers = session.attribution_layers()
+        layers = session.cam_layers()
         self.controller = Controller(session, Callbacks(
             selected=self.picker.show, target=self.picker.set_target, outcome=lambda o, _r: self.card.show_edit(o),
             estimate=self.card.show_estimate, attribution=self._attribution, reports=self._reports,
