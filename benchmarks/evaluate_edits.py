@@ -25,7 +25,8 @@ import torch
 
 from workbench.editing import EditorConfig, edit
 from workbench.evaluation import EvalSummary, Evaluator, predict_logits, random_label_edits
-from workbench.evaluation.cli import bundle_for_card, load_checkpoint
+from workbench.data import load_for_card as bundle_for_card  # noqa: E402
+from workbench.training import load_model as load_checkpoint
 
 DEFAULT_CHECKPOINT = Path("assets/models/fashion-baseline")
 

@@ -51,7 +51,7 @@ def test_evaluate_natural_protocol(tiny_model_dir, tmp_path, capsys):
     js = json.loads(out.read_text())
     assert js["protocol"] == "natural" and js["edits"] == 3
     model, _ = load_model(tiny_model_dir)
-    from workbench.evaluation.cli import bundle_for_card
+    from workbench.data import load_for_card as bundle_for_card
     from workbench.training import read_card
     ev = Evaluator(model, bundle_for_card(read_card(tiny_model_dir)), limit=300, device="cpu")
     for e in js["per_edit"]:  # misclassified images, edited to their true label
@@ -230,6 +230,9 @@ def test_results_carry_the_model_hash_and_attach_only_to_their_own_weights(tiny_
     shutil.copytree(tiny_model_dir, other)
     weights = load_file(str(other / "model.safetensors"))
     save_file({k: v + 1e-3 if v.is_floating_point() else v for k, v in weights.items()}, str(other / "model.safetensors"))
+    other_card = json.loads((other / "card.json").read_text())  # a card that records its own weights' hash
+    other_card["model_sha256"] = hashlib.sha256((other / "model.safetensors").read_bytes()).hexdigest()
+    (other / "card.json").write_text(json.dumps(other_card))
     results = []
     for folder in (model_dir, other):
         out = tmp_path / f"{folder.name}-rmsprop.json"
@@ -251,9 +254,13 @@ def test_results_carry_the_model_hash_and_attach_only_to_their_own_weights(tiny_
     assert attach.main([str(model_dir), *map(str, results), str(tmp_path / "stale.json")]) == 0
     card = json.loads((model_dir / "card.json").read_text())
     assert list(card["evaluation"]) == ["model-rmsprop"]
-    assert card["evaluation"]["model-rmsprop"] == json.loads(results[0].read_text())
-    assert {k: v for k, v in card.items() if k != "evaluation"} == {k: v for k, v in card_before.items()
-                                                                     if k != "evaluation"}
+    full = json.loads(results[0].read_text())
+    kept = card["evaluation"]["model-rmsprop"]  # the summary; the per-edit records stay in the result file
+    assert "per_edit" not in kept and kept["per_edit_file"] == str(results[0])
+    assert {k: v for k, v in kept.items() if k != "per_edit_file"} == {k: v for k, v in full.items() if k != "per_edit"}
+    assert card["model_sha256"] == sha
+    assert {k: v for k, v in card.items() if k not in ("evaluation", "model_sha256")} == \
+        {k: v for k, v in card_before.items() if k not in ("evaluation", "model_sha256")}
     assert "skipped" in capsys.readouterr().out
     # nothing of its own: the card is left alone, with a message
     assert attach.main([str(other), str(results[0])]) == 1

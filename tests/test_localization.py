@@ -194,3 +194,18 @@ def test_hooks_removed_when_the_forward_fails(tiny_model, example):
     with pytest.raises(RuntimeError, match="boom"):
         critical_neurons(f, x, y, reference=ref, normalize=norm, cost_size=0)
     assert _unchanged(f, before)
+
+
+def test_torchvision_resnet_sites_and_search():
+    tv = pytest.importorskip("torchvision")
+    m = tv.models.resnet18(num_classes=10).eval()
+    x = torch.randn(3, 32, 32)
+    sites = {s.name: s for s in find_sites(m, x.unsqueeze(0))}
+    assert "fc" not in sites and sites["conv1"].hook == "bn1" and sites["layer2.0.downsample.0"].hook == \
+        "layer2.0.downsample.1" and sites["layer4.1.conv2"].size == 512
+    with torch.no_grad():
+        y = int(m(x.unsqueeze(0)).argmax())
+    before = _state(m)
+    res = critical_neurons(m, x, y, repeats=1, max_neurons=3, layers=["layer4"])
+    assert 1 <= res.count <= 3 and all(n.startswith("layer4.") for n, _ in res.neurons)
+    assert _unchanged(m, before)

@@ -1,4 +1,4 @@
-"""Notebooks 02-04 run headlessly (nbclient) with small parameters and real (tiny) models.
+"""Notebooks 02-06 run headlessly (nbclient) with small parameters and real (tiny) models.
 
 The ``parameters`` cell keeps its defaults; a cell injected right after it overrides them
 (papermill's convention), so each notebook runs its real code paths in a few seconds.
@@ -16,7 +16,8 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
-NOTEBOOKS = ["02_editable_training.ipynb", "03_editor_comparison.ipynb", "04_edit_analysis.ipynb", "06_memorization.ipynb"]
+NOTEBOOKS = ["02_editable_training.ipynb", "03_editor_comparison.ipynb", "04_edit_analysis.ipynb",
+             "05_your_own_model.ipynb", "06_memorization.ipynb"]
 
 
 def run_notebook(name: str, params: dict[str, Any], timeout: int = 300) -> Any:
@@ -94,6 +95,20 @@ def test_03_skips_a_missing_editable_model_with_a_note(tiny_model_dir, tmp_path)
         "BASELINE_DIR": str(tiny_model_dir), "EDITABLE_DIR": str(tmp_path / "absent"), "N_EDITS": 2,
         "TEST_LIMIT": 200, "EDITORS": ["rmsprop", "gd"], "GROUPS": ["chain3", "head"]})
     assert "not found" in _text(nb) and "skipping" in _text(nb)
+
+
+@pytest.mark.skipif(not __import__("importlib").util.find_spec("workbench.models.adapter"),
+                    reason="any-model groups (issue 11a) not merged yet")
+def test_05_your_own_model_trains_edits_calibrates_and_reopens(tmp_path):
+    out = tmp_path / "exported"
+    nb = run_notebook("05_your_own_model.ipynb", {
+        "N_TRAIN": 256, "N_TEST": 160, "EPOCHS": 1, "GROUP": "layer2", "CALIBRATION_EDITS": 3, "CALIBRATION_VAL": 32,
+        "OUT_DIR": str(out)})
+    text = _text(nb)
+    assert "groups: ['conv1', 'bn1', 'layer1', 'layer2', 'layer3', 'layer4', 'fc', 'all']" in text
+    assert "calibrated rmsprop" in text and "same predictions: True" in text
+    card = json.loads((out / "card.json").read_text())
+    assert card["arch"] == "torchvision:resnet18" and card["editor_calibrations"]
 
 
 def test_06_memorization_trains_the_three_models_and_reports(tmp_path):

@@ -59,7 +59,8 @@ def test_bad_input_is_refused_by_the_cli_before_any_work(tmp_path, capsys, args,
 
 
 def test_cli_none_overrides_an_optional_field():
-    from workbench.cli import _train_args, recipe_from_args
+    from workbench.cli._common import recipe_from_args
+    from workbench.cli.train import add_arguments as _train_args
     import argparse
 
     p = argparse.ArgumentParser()

@@ -16,7 +16,8 @@ LIMIT = 200
 
 @pytest.fixture()
 def wb(tiny_model_dir, fashion_small):
-    return Workbench.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=0)
+    return Workbench.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=0,
+                                     page_size=4)
 
 
 def _select(wb, k=0):

@@ -101,6 +101,12 @@ class CalibrationMixin:
         if choice is not self.editor_choice:
             self.editor_choice, self.config = choice, choice.config  # type: ignore[attr-defined]
 
+    def prepare_editor(self) -> EditorChoice:
+        """The session's editor, calibrated now if its (method, group) has no tuned default
+        (otherwise that happens at the first edit); for UIs that show the step size up front."""
+        self._ensure_calibrated()
+        return self.editor_choice
+
     def calibration_card(self) -> dict[str, Any]:
         """``{"editor_calibrations": [...]}`` for an exported card (empty when none ran)."""
         return {CARD_KEY: [c.to_dict() for c in self.calibrations.values()]} if self.calibrations else {}

@@ -86,6 +86,23 @@ def bundle_for_model(model: nn.Module, data: Any, device: torch.device, *, class
     return bundle
 
 
+def check_edit_inputs(bundle: DataBundle | None, x: Any, y_ref: Any) -> None:
+    """Image shape and label range of an edit against the session's data (any model; the editor
+    checks the rest). Raises ValueError naming the expected shape or the classes."""
+    if bundle is None or not isinstance(x, torch.Tensor):
+        return
+    shape = tuple(bundle.input_shape)
+    if x.dim() not in (3, 4) or tuple(x.shape[-3:]) != shape:
+        raise ValueError(f"x has shape {tuple(x.shape)}; this session's images are {shape} (give (C, H, W) "
+                         f"or (N, {', '.join(map(str, shape))}), normalised, e.g. session.image(i))")
+    ys = y_ref.reshape(-1).tolist() if isinstance(y_ref, torch.Tensor) else \
+        [y_ref] if isinstance(y_ref, int) else list(y_ref) if isinstance(y_ref, Sequence) else []
+    bad = [v for v in ys if isinstance(v, int) and not isinstance(v, bool) and not 0 <= v < bundle.num_classes]
+    if bad:
+        raise ValueError(f"target label(s) {bad} out of range: the classes are 0..{bundle.num_classes - 1} "
+                         f"({', '.join(bundle.classes[:4])} ...)")
+
+
 def build_evaluator(model: nn.Module, bundle: DataBundle, split: str, config: EditorConfig,
                     device: torch.device, limit: int | None) -> Evaluator | None:
     """An Evaluator on ``split`` bound to the model's current (base) weights, or None when

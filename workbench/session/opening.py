@@ -75,3 +75,59 @@ def open_session(folder: str | Path | None = None, *, limit: int | None = None, 
         raise ValueError(f"{path} has {n_cls} classes but its data set has {len(session.evaluator.classes)}; "
                          "open a model trained on this data set")
     return session, note
+
+
+def open_model(*, checkpoint: str | Path | None = None, model: str | None = None, weights: str | Path | None = None,
+               dataset: str | None = None, data_root: str | Path | None = None, device: Any = "cpu"):
+    """``(model, card, bundle, weights_path)`` from the CLI's ``--checkpoint`` or ``--model/--weights``.
+
+    Args:
+        checkpoint: a model folder (``model.safetensors`` + ``card.json``); its card names its data set.
+        model: instead, a :class:`~workbench.models.spec.ModelSpec` string (``torchvision:resnet18``,
+            ``pkg.module:factory[:k=v,...]``, ``small-resnet``), built with the data set's classes and
+            channels where the builder takes them, with ``weights`` loaded into it.
+        weights: ``.safetensors``, or a ``.pt`` state dict (read with ``weights_only=True``).
+        dataset: ``fashion-mnist``, ``cifar10`` or ``imagefolder:PATH`` (default: the card's, else
+            Fashion-MNIST).
+    Returns:
+        The model in eval mode, its card (for ``--model``: a card recording the builder, the weights
+        file and the data set), the data bundle, and the weights file (for hashing).
+    Raises:
+        ValueError, FileNotFoundError: what is missing or does not fit, named.
+    """
+    from ..data import load_dataset, load_for_card
+    from ..models.spec import ModelSpec
+    from ..training.checkpoint import MODEL_FILE, load_model, load_weights
+
+    if (checkpoint is None) == (model is None):
+        raise ValueError("give either --checkpoint FOLDER (a model folder) or --model SPEC --weights FILE")
+    if checkpoint is not None:
+        path = Path(checkpoint)
+        if not path.exists():
+            raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; pass a model folder holding "
+                                    "model.safetensors and card.json (as written by `python -m workbench train`)")
+        if not path.is_dir():
+            raise ValueError(f"--checkpoint {str(path)!r} is a file; pass the model folder that holds "
+                             f"model.safetensors and card.json (here perhaps {str(path.parent)!r})")
+        net, card = load_model(path, device="cpu")
+        if weights is not None:
+            load_weights(net, weights)
+        bundle = load_dataset(dataset, data_root) if dataset else load_for_card(card)
+        wpath = Path(weights) if weights is not None else (path if path.is_file() else path / MODEL_FILE)
+        return net.to(device).eval(), card, bundle, wpath
+    assert model is not None
+    spec = ModelSpec.parse(model)
+    if weights is None:
+        raise ValueError(f"--model {model} needs --weights FILE (the trained weights, .safetensors or .pt); "
+                         "a freshly built model has random weights")
+    name = dataset or "fashion-mnist"
+    bundle = load_dataset(name, data_root)
+    c, h, _ = bundle.input_shape
+    spec = spec.with_defaults(num_classes=bundle.num_classes, in_channels=c,
+                              input_size=h if spec.kind == "arch" else None)
+    net = spec.build()
+    load_weights(net, weights)
+    card = {"arch": str(ModelSpec(spec.kind, spec.name)), "builder": {"kind": spec.kind, "name": spec.name},
+            "model_config": spec.kwargs, "dataset": name, "weights": str(weights),
+            "classes": list(bundle.classes), "input_shape": list(bundle.input_shape)}
+    return net.to(device).eval(), card, bundle, Path(weights)

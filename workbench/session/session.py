@@ -23,8 +23,8 @@ from ..models.registry import group_params
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
 from .analysis import AnalysisMixin
 from .calibrating import CalibrationMixin
-from .helpers import (as_index, build_evaluator, bundle_for_model, data_card, default_group, evaluator_fingerprint,
-                      export_card, load_bundle, report_from_preds)
+from .helpers import (as_index, build_evaluator, bundle_for_model, check_edit_inputs, data_card, default_group,
+                      evaluator_fingerprint, export_card, load_bundle, report_from_preds)
 from .localization import LocalizationMixin
 from .records import EditRecord, target_of
 
@@ -57,6 +57,8 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
         classes, mean, std, normalize, denormalize, resize: how to read ``bundle`` (see
             :func:`workbench.data.as_bundle`); ``classes`` default to the data's own names, else
             ``"0"``, ``"1"`` ... one per model output.
+        calibration: ``{"edits": 20, "val_limit": 500}``: the size of a step-size calibration
+            (see :meth:`calibrate`; also ``session.calibration_settings``).
         evaluator: an Evaluator bound to the base weights (reports are None without one).
         config: default :class:`EditorConfig` for :meth:`edit`. Its lr/beta left None (and no
             ``config`` at all) take the editor the model learned in Editable Training when the
@@ -89,7 +91,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  denormalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 resize: int | tuple[int, int] | None = None) -> None:
+                 resize: int | tuple[int, int] | None = None, calibration: Mapping[str, int] | None = None) -> None:
         self.device = torch.device(device) if device is not None else default_device()
         if isinstance(bundle, DataBundle) and \
                 tuple(bundle.input_shape) != tuple(getattr(model, "input_shape", bundle.input_shape)):
@@ -109,7 +111,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
         self.checkpoint = Path(checkpoint) if checkpoint is not None else None
         self.editor_choice: EditorChoice = choose_for_config(self.card, config)
         self.config: EditorConfig = self.editor_choice.config
-        self._init_calibration()
+        self._init_calibration(**dict(calibration or {}))
         self.history: list[EditRecord] = []
         self.attempts: list[EditRecord] = []
         self._redo: list[EditRecord] = []
@@ -227,7 +229,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
             ValueError, TypeError: bad input (the editor's checks); nothing changes.
         """
         idx = None if index is None else as_index(index)
-        self._check_edit(x, y_ref)
+        check_edit_inputs(self.bundle, x, y_ref)
         with self._exclusive("an edit"):
             return self._edit(x, y_ref, config, idx, overrides)
 
@@ -270,21 +272,6 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
             config = EditorConfig(c.method, c.lr if same else None, c.beta if same else None, c.beta2,
                                   c.max_steps, c.layers)
         return self._calibrated_choice(choose_for_config(self.card, config, **overrides)).config
-    def _check_edit(self, x: Any, y_ref: Any) -> None:
-        """Image shape and label range against the data (any model; the editor checks the rest)."""
-        if self.bundle is None or not isinstance(x, torch.Tensor):
-            return
-        shape = tuple(self.bundle.input_shape)
-        if x.dim() not in (3, 4) or tuple(x.shape[-3:]) != shape:
-            raise ValueError(f"x has shape {tuple(x.shape)}; this session's images are {shape} (give (C, H, W) "
-                             f"or (N, {', '.join(map(str, shape))}), normalised, e.g. session.image(i))")
-        ys = y_ref.reshape(-1).tolist() if isinstance(y_ref, torch.Tensor) else \
-            [y_ref] if isinstance(y_ref, int) else list(y_ref) if isinstance(y_ref, Sequence) else []
-        bad = [v for v in ys if isinstance(v, int) and not isinstance(v, bool) and not 0 <= v < self.bundle.num_classes]
-        if bad:
-            raise ValueError(f"target label(s) {bad} out of range: the classes are 0..{self.bundle.num_classes - 1} "
-                             f"({', '.join(self.bundle.classes[:4])} ...)")
-
     def group_names(self) -> list[str]:
         """The model's editable groups (module paths and aliases, then ``"all"``)."""
         from ..models.registry import group_names

@@ -11,6 +11,8 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
 from ..models.spec import ModelSpec, infer_spec
+from .card_checks import (SHA_FIELD, check_card, check_finite, check_sha, check_size, count_parameters_on_meta,
+                          file_sha256, read_card_file)
 
 MODEL_FILE, CARD_FILE = "model.safetensors", "card.json"
 
@@ -61,6 +63,7 @@ def save_model(folder: str | Path, model: nn.Module, card: dict[str, Any] | None
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tmp = folder / (MODEL_FILE + ".tmp")
     save_file(sd, str(tmp), metadata={"arch": str(arch), "builder": json.dumps(card["builder"])})
+    card[SHA_FIELD] = file_sha256(tmp)  # load_model verifies it
     tmp.replace(folder / MODEL_FILE)
     (folder / (CARD_FILE + ".tmp")).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
     (folder / (CARD_FILE + ".tmp")).replace(folder / CARD_FILE)
@@ -97,15 +100,28 @@ def _spec_for(model: nn.Module, card: dict[str, Any], builder: str | ModelSpec |
     return spec
 
 
+def model_sha256(path: str | Path) -> str:
+    """SHA-256 of a weights file, or of a model folder's ``model.safetensors``: which weights a
+    result belongs to."""
+    import hashlib
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_card(folder: str | Path) -> dict[str, Any]:
+    """The card of a model folder (a JSON object; ValueError naming the problem otherwise)."""
     path = Path(folder) / CARD_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} not found: a model folder holds {MODEL_FILE} and {CARD_FILE} "
                                 "(as written by `python -m workbench train`)")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON ({err}); the card is corrupted") from err
+    return read_card_file(path)
 
 
 def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -124,30 +140,48 @@ def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: st
     model.load_state_dict(state)
 
 
-def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Load a model folder; returns ``(model in eval mode, card)``.
+def load_model(folder: str | Path, device: str | torch.device = "cpu", *,
+               verify_sha256: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a model folder (or the path of its ``model.safetensors``); returns
+    ``(model in eval mode, card)``.
 
     The model is rebuilt from the card's ``builder`` (importing at most the module it names)
-    and its weights read from safetensors: no pickled code runs.
+    and its weights read from safetensors: no pickled code runs. Refused with ValueError
+    (:mod:`.card_checks`): a card that is not a UTF-8 JSON object, bad ``num_classes`` or
+    widths, a model above ``MAX_PARAMETERS`` (counted before it is built), a standard-library
+    factory, weights whose SHA-256 differs from the card's ``model_sha256`` (unless
+    ``verify_sha256=False``), weights holding NaN or inf, and any other file than
+    ``model.safetensors`` (e.g. ``weights.pt``: use :func:`load_weights`).
     """
     folder = Path(folder)
     if folder.is_file():
+        if folder.name != MODEL_FILE:
+            raise ValueError(f"load_model takes a model folder (or its {MODEL_FILE}), not {folder.name!r}: "
+                             f"to read a state dict into a model use load_weights(model, {str(folder)!r})")
         folder = folder.parent
     card = read_card(folder)
+    where = str(folder / CARD_FILE)
+    check_card(card, where)
     try:
         spec = ModelSpec.from_card(card)
-    except ValueError as err:
-        raise ValueError(f"{folder / CARD_FILE}: {err}") from err
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{where}: {err}") from err
     if spec.kind == "arch" and "widths" in spec.kwargs:  # cards store ResNet.config(): small_resnet takes it all
         spec = ModelSpec("arch", "small-resnet", spec.kwargs)
-    model = spec.build()
+    check_size(count_parameters_on_meta(spec.build), where)
     path = folder / MODEL_FILE
-    if not path.exists():
+    if not path.is_file():
         raise FileNotFoundError(f"{path} not found next to its card")
+    check_sha(path, card, verify_sha256)
+    try:
+        model = spec.build()
+    except (RuntimeError, OverflowError) as err:  # e.g. a negative size the checks above did not name
+        raise ValueError(f"{where}: cannot build {spec} ({err})") from err
     try:
         state = load_file(str(path), device="cpu")
     except Exception as err:  # safetensors raises its own error types
         raise ValueError(f"{path} is not a readable safetensors file ({err}); re-download or retrain it") from err
+    check_finite(state, path)
     load_state_into(model, state, str(path))
     if card.get("dropout"):  # example-tied or standard dropout: no weights, rebuilt from the card
         from ..models.dropout import attach_from_card
@@ -178,6 +212,7 @@ def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
                              "torch.save(model.state_dict(), path)")
     else:
         raise ValueError(f"{path}: unknown weights format {path.suffix!r}; use .safetensors or .pt")
+    check_finite(state, path)
     load_state_into(model, state, str(path))
     return model
 

@@ -79,7 +79,8 @@ class SessionView:
         self.classes = tuple(ev.classes)
         self.labels = ev.labels.cpu()
         n = len(self.labels)
-        self.images = session.bundle.split(session.split)[0][:n] if session.bundle is not None else \
+        self.images = session.bundle.display_images(session.bundle.split(session.split)[0][:n]) \
+            if session.bundle is not None else \
             torch.stack([ev.raw_image(i) for i in range(n)])
         self.index: int | None = None
         self.timings: dict[str, float] = {}

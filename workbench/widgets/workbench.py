@@ -176,6 +176,13 @@ class _Controller:
         return self.widget._repr_mimebundle_(**kw)
 
 
+def _display_note(session: Any) -> str:
+    """How the images are shown, when they are not plain pixels (``DataBundle.display``)."""
+    mode = getattr(session.bundle, "display", "pixels") if session.bundle is not None else "pixels"
+    return {"denormalized": "; images shown denormalized",
+            "min-max": "; images shown min-max scaled (normalisation unknown: pass mean/std)"}.get(mode, "")
+
+
 def _slug(title: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in title.strip()) or "model"
 
@@ -234,7 +241,7 @@ class Workbench(LocalizeActions, _Controller):
         self.header.value = (f"<h3 style='margin:4px 0'>Editable Workbench: {html.escape(self.name)}</h3>"
                              f"<div style='color:#555'>{len(view.labels)} {session.split} images, base test error "
                              f"{ev.base_error:.2%}" + (f" (card: {err:.2%} on the full split)" if err else "")
-                             + f", device {session.device}</div>")
+                             + f", device {session.device}" + _display_note(session) + "</div>")
 
         def section(title: str, *body: W.Widget) -> W.Widget:
             return W.VBox([W.HTML(f"<h4 style='margin:8px 0 2px 0'>{title}</h4>"), *body],
@@ -284,13 +291,18 @@ class Workbench(LocalizeActions, _Controller):
             data: a torch ``Dataset`` of ``(image, label)``, ``(x, y)`` tensors, an ImageFolder
                 path or a ``DataBundle`` (see :func:`workbench.data.as_bundle`).
             classes: class names (default: the data set's ``classes``, else ``"0"``, ``"1"`` ...).
-            session_kw: go to :class:`~workbench.session.EditSession` (``mean=``, ``std=``, ``config=`` ...).
+            session_kw: go to :class:`~workbench.session.EditSession` (``mean=``, ``std=``, ``config=``,
+                ``calibration=`` ...).
             kw: go to :class:`Workbench`.
+
+        A model without tuned step sizes (anything but the project's ResNets) gets a calibrated one
+        first (:meth:`EditSession.prepare_editor`), shown in the message area.
         """
         from ..session import EditSession
 
         session = EditSession(model, data, classes=classes, limit=limit, device=device, **(session_kw or {}))
-        return cls(session, name=name or type(model).__name__, **kw)
+        session.prepare_editor()  # a model without tuned step sizes is calibrated before the panel shows them
+        return cls(session, name=name or type(model).__name__, note=session.editor_note, **kw)
 
     @classmethod
     def compare(cls, baseline_folder: str | Path | None = None, editable_folder: str | Path | None = None,

@@ -12,8 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..cli import command
 
+NAME = "localize"
+HELP = "where does a model's prediction for an image live? (critical-neuron search)"
 
 def parse_indices(text: str) -> list[int]:
     """``"3,5,9"`` or ``"10:20"`` (a range) or a mix: ``"1,4:6"`` -> ``[1, 4, 5]``."""
@@ -34,7 +35,7 @@ def parse_indices(text: str) -> list[int]:
     return out
 
 
-def _args(p: argparse.ArgumentParser) -> None:
+def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", required=True, help="model folder (model.safetensors + card.json)")
     which = p.add_mutually_exclusive_group(required=True)
     which.add_argument("--index", type=int, help="one image of the split")
@@ -74,12 +75,11 @@ def _trained_labels(folder: Path, bundle: Any) -> tuple[Any, Any]:
     return noise.apply(bundle.train_y[:noise.num_examples]), noise.mask()
 
 
-@command("localize", _args)
-def cmd_localize(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..data import load_for_card
     from ..device import default_device
     from ..training import load_model
-    from .examples import localize_example
+    from ..localization.examples import localize_example
 
     path = Path(args.checkpoint)
     if not path.exists():

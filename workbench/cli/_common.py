@@ -1,0 +1,179 @@
+"""Helpers shared by the subcommands: recipe flags, model/data flags, the editor set-up."""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from ..editing import EditorChoice, choose_editor, get_method
+from ..editing.defaults import DEFAULT_LAYERS
+from ..evaluation import Evaluator
+from ..training.recipes import Recipe
+
+
+def parse_bool(s: str) -> bool:
+    if s.lower() in ("1", "true", "yes", "on"):
+        return True
+    if s.lower() in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {s!r}")
+
+
+def opt_none(conv: Callable[[str], Any]) -> Callable[[str], Any]:
+    return lambda s: None if s.lower() in ("none", "") else conv(s)
+
+
+def add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """One ``--flag`` per :class:`Recipe` field, so every recipe value can be overridden.
+
+    Flags not given stay out of the namespace (``SUPPRESS``), so ``--init-from none`` can set an
+    optional field to None.
+    """
+    g = p.add_argument_group("recipe overrides (default: the recipe's value)")
+    for f in dataclasses.fields(Recipe):
+        if f.name == "name":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        t = str(f.type)
+        if f.name == "arch_kwargs":
+            g.add_argument(flag, type=json.loads, default=argparse.SUPPRESS, help="JSON dict of architecture arguments")
+        elif f.name == "arch":
+            g.add_argument(flag, "--model", dest="arch", default=argparse.SUPPRESS,
+                           help="the model: small-resnet, torchvision:<name>[:k=v,...] or pkg.module:factory[:k=v,...]")
+        elif t.startswith("bool"):
+            g.add_argument(flag, type=parse_bool, nargs="?", const=True, default=argparse.SUPPRESS)
+        elif t.startswith("int"):
+            g.add_argument(flag, type=opt_none(int) if "None" in t else int, default=argparse.SUPPRESS)
+        elif t.startswith("float"):
+            g.add_argument(flag, type=opt_none(float) if "None" in t else float, default=argparse.SUPPRESS)
+        else:
+            g.add_argument(flag, type=opt_none(str) if "None" in t else str, default=argparse.SUPPRESS)
+
+
+def recipe_from_args(args: argparse.Namespace) -> Recipe:
+    from ..training.recipes import get_recipe
+
+    recipe = get_recipe(args.recipe)
+    over = {f.name: getattr(args, f.name) for f in dataclasses.fields(Recipe)
+            if f.name != "name" and hasattr(args, f.name)}
+    return recipe.override(**over)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command as typed, for cards and result files."""
+    return "python -m workbench " + " ".join(shlex.quote(a) for a in getattr(args, "_argv", []))
+
+
+def check_output_file(path: str | Path, flag: str) -> Path:
+    """An output file path, checked before any work: not a folder, its parent not a file.
+
+    Raises:
+        ValueError: naming ``flag`` and the fix (so a long run never fails at its very end).
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise ValueError(f"{flag} {str(p)!r} is a folder; give a file path such as {str(p / 'result.json')!r}")
+    for parent in p.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ValueError(f"{flag} {str(p)!r} cannot be written: {str(parent)!r} is a file, not a folder")
+            break
+    return p
+
+
+def parse_layers(text: str) -> str | tuple[str, ...]:
+    """``"chain3"`` -> ``"chain3"``; ``"chain3,head"`` -> ``("chain3", "head")``."""
+    parts = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not parts:
+        raise ValueError("--layers is empty; name a group such as chain3 or layer3.1")
+    return parts[0] if len(parts) == 1 else parts
+
+
+def layers_key(layers: str | tuple[str, ...]) -> str | list[str]:
+    return layers if isinstance(layers, str) else list(layers)
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+    """``--checkpoint FOLDER``, or ``--model SPEC --weights FILE`` (with ``--dataset``)."""
+    g = p.add_argument_group("the model: a model folder, or a model spec with its weights")
+    g.add_argument("--checkpoint", default=None, help="model folder (model.safetensors + card.json)")
+    g.add_argument("--model", default=None, metavar="SPEC",
+                   help="torchvision:resnet18[:kwarg=value,...], pkg.module:factory[:kwarg=value,...] or small-resnet; "
+                        "num_classes and in_channels default to the data set's")
+    g.add_argument("--weights", default=None, metavar="FILE",
+                   help="weights for --model (or to replace a checkpoint's): .safetensors, or a .pt state dict "
+                        "(read with weights_only=True)")
+    g.add_argument("--dataset", default=None, help="fashion-mnist, cifar10 or imagefolder:PATH (default: the "
+                                                    "checkpoint's data set, else fashion-mnist)")
+    g.add_argument("--data-root", default=None, help="where the data set's files are")
+
+
+def add_edit_args(p: argparse.ArgumentParser, edits: int) -> None:
+    add_model_args(p)
+    p.add_argument("--editor", default=None,
+                   help="gd, scaled_gd, sign (rprop), rmsprop, rmsprop_official, momentum, adam (default: the "
+                        "editor the model learned in Editable Training, recorded in its card; else rmsprop)")
+    p.add_argument("--layers", default=None, help="editable group(s): module paths such as layer3, layer3.1, fc, "
+                                                   "or aliases such as chain3; comma-separated for several "
+                                                   f"(default: the group of the learned editor, else {DEFAULT_LAYERS})")
+    p.add_argument("--edits", type=int, default=edits, help=f"number of independent edits (default {edits})")
+    p.add_argument("--max-steps", type=int, default=None, help="k: step budget per edit (default: the learned "
+                                                               "editor's, else 10)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the edit draw")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--batch-size", type=int, default=None,
+                   help="examples per forward pass (default: 256 on the CPU, 2048 on CUDA)")
+    p.add_argument("--json", default=None, metavar="OUT.json", help="also write the results as JSON")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+@dataclasses.dataclass
+class Setup:
+    """What ``evaluate`` and ``tune-editor`` work on."""
+
+    evaluator: Evaluator
+    card: dict[str, Any]
+    choice: EditorChoice
+    weights: Path  # the weights file (hashed into results)
+    source: str  # the checkpoint folder, or the --model spec with its weights
+    bundle: Any
+
+
+def setup(args: argparse.Namespace, split: str, limit: int | None) -> Setup:
+    """Validate the flags, load the model and its data, choose the editor, build the Evaluator."""
+    from ..models.registry import group_params
+    from ..session.helpers import default_group
+    from ..session.opening import open_model
+
+    if args.editor is not None:
+        get_method(args.editor)  # fail fast on an unknown editor
+    for name in ("edits", "max_steps", "batch_size"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.checkpoint is None and args.model is None:
+        raise ValueError("give --checkpoint FOLDER (a model folder), or --model SPEC --weights FILE "
+                         "(e.g. --model torchvision:resnet18 --weights model.safetensors)")
+    if args.checkpoint is not None and args.model is not None:
+        raise ValueError("give either --checkpoint or --model (with --weights), not both")
+    layers = parse_layers(args.layers) if args.layers is not None else None
+    model, card, bundle, weights = open_model(checkpoint=args.checkpoint, model=args.model, weights=args.weights,
+                                              dataset=args.dataset, data_root=args.data_root)
+    if layers is None and default_group(model) != DEFAULT_LAYERS and not card.get("editor"):
+        layers = default_group(model)
+    choice = choose_editor(card, method=args.editor, lr=getattr(args, "lr", None), beta=getattr(args, "beta", None),
+                           max_steps=args.max_steps, layers=layers)
+    group_params(model, choice.config.layers)  # unknown group -> ValueError naming the groups
+    ev = Evaluator(model, bundle, split=split, layers=choice.config.layers, device=args.device,
+                   batch_size=args.batch_size, limit=limit)
+    source = str(args.checkpoint) if args.checkpoint is not None else f"{args.model} (weights {args.weights})"
+    return Setup(ev, dict(card), choice, Path(weights), source, bundle)
+
+
+def header(ev: Evaluator, card: Mapping[str, Any], source: str) -> str:
+    epochs = f", {card['epochs']} epochs" if card.get("epochs") is not None else ""
+    return (f"model {source} ({card.get('arch')}{epochs}, {card.get('dataset')}); "
+            f"{len(ev)} {ev.split} images, base error {100 * ev.base_error:.2f}%; device {ev.device}; "
+            f"prefix cache {ev.cache_info()} built in {ev.setup_seconds:.1f} s")

@@ -1,0 +1,41 @@
+"""``python -m workbench train``: train a model folder (model.safetensors + card.json) from a recipe."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..training.recipes import RECIPES
+from ._common import add_recipe_args, command_line, recipe_from_args
+
+NAME = "train"
+HELP = "train a model folder from a recipe (any recipe field can be overridden)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--recipe", required=True, help=f"one of {sorted(RECIPES)}")
+    p.add_argument("--out", default=None, help="output model folder (default: runs/<recipe>)")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="start from these weights (.safetensors, a .pt state dict, or a model folder); "
+                        "same as --init-from")
+    p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_recipe_args(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..training.run import run_training
+
+    recipe = recipe_from_args(args)
+    if args.weights is not None:
+        if getattr(args, "init_from", None) is not None:
+            raise ValueError("give either --weights or --init-from, not both")
+        recipe = recipe.override(init_from=args.weights)
+    out = args.out or f"runs/{recipe.name}"
+    if Path(out).exists() and not Path(out).is_dir():
+        raise ValueError(f"--out {out!r} is a file; give a folder for the model (model.safetensors + card.json)")
+    res = run_training(recipe, out, resume=not args.no_resume, device=args.device, command=command_line(args),
+                       progress=not args.no_progress)
+    if res is not None and res.card:
+        print(f"model folder: {res.out_dir}  test_error={res.card.get('test_error')}")
+    return 0
