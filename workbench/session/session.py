@@ -222,11 +222,17 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
                 editor where it applies, else the tuned default (``editing.choose_editor``).
             index: the images' indices in the evaluator's split (recorded), if known.
         Returns:
-            The :class:`EditResult`. A successful edit is applied and pushed (the redo stack
-            is cleared); a failed one leaves the weights unchanged and goes to ``attempts``.
-            Treat its tensors as read-only: ``before`` shares storage with the session's state.
+            The :class:`EditResult`. An accepted edit (``result.accepted``) is applied and
+            pushed (the redo stack is cleared). A failed edit, or one the edit guard flags as
+            wrecking the model (``result.wrecked``: NaN/inf or a change larger than the weights,
+            see ``editing.guard``), leaves the weights exactly as they were and goes to
+            ``attempts`` as a summary (no tensors). An edit whose target the model already
+            predicts (0 steps) records nothing. Treat its tensors as read-only: ``before``
+            shares storage with the session's state.
         Raises:
-            ValueError, TypeError: bad input (the editor's checks); nothing changes.
+            ValueError, TypeError: bad input (the editor's checks, a non-integer index);
+                nothing changes.
+            SessionBusy: another action is running on this session; nothing changes.
         """
         idx = None if index is None else as_index(index)
         check_edit_inputs(self.bundle, x, y_ref)
