@@ -215,6 +215,8 @@ class Workbench(LocalizeActions, _Controller):
         self.root = css(W.VBox(), "wb-workbench")
         self.widget = self.root
         self._build(session, page_size, attribution_method, probe_views)
+        slow = session.evaluator.fast_path if session.evaluator.fast_path.startswith("full forward") else ""
+        note = "; ".join(n for n in (note, slow) if n)  # an untraceable model is scored by full forwards
         if note:
             self.messages.show(note, "warning")
             log.warning(note)
@@ -227,9 +229,10 @@ class Workbench(LocalizeActions, _Controller):
         self.browser = ErrorBrowser(view.images, view.classes, on_select=self.select, page_size=page_size,
                                     errors=errors, confusion=confusion,
                                     title="Misclassified test images (current weights)")
-        self.attribution = AttributionView([g for g in session.group_names() if g != "all"], self.messages,
-                                           method=attribution_method, layer=session.config.layers
-                                           if isinstance(session.config.layers, str) else "chain3")
+        cams = session.cam_layers()
+        self.attribution = AttributionView(cams, self.messages, method=attribution_method,
+                                           layer=session.config.layers if session.config.layers in cams
+                                           else cams[-1])
         self._init_common([view], session.group_names(), session.config)
         self.localization = LocalizationPanel(view.classes, {
             "localize": self._guarded("Where is it stored?", self.localize),
