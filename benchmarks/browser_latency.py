@@ -42,6 +42,9 @@ PANELS = {  # name -> CSS selector whose subtree changes when the panel is updat
 }
 WATCH = """(panels) => {
   window.__wb = {t0: null, seen: {}};
+  document.addEventListener("click", (ev) => {  // the click on Edit starts the clock
+    if (ev.target.closest && ev.target.closest(".wb-edit")) { window.__wb.seen = {}; window.__wb.t0 = performance.now(); }
+  }, true);
   const note = (name) => { if (window.__wb.t0 !== null && !(name in window.__wb.seen))
       window.__wb.seen[name] = performance.now() - window.__wb.t0; };
   for (const [name, sel] of Object.entries(panels)) {
@@ -58,8 +61,7 @@ WATCH = """(panels) => {
     }).observe(el, {subtree: true, childList: true, characterData: true, attributes: true});
   }
 }"""
-CLICK = """() => { window.__wb.seen = {}; window.__wb.t0 = performance.now();
-  document.querySelector('.wb-edit').click(); }"""
+
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -142,9 +144,16 @@ def main(args: argparse.Namespace) -> None:
                 thumbs.nth(k).click()
                 page.locator(".wb-target-true").click()
                 page.wait_for_timeout(300)  # let the selection's own updates settle
-                page.evaluate(CLICK)
-                page.wait_for_function("() => 'exact' in window.__wb.seen || /Not fixed|Nothing/.test("
-                                       "document.querySelector('.wb-card').textContent)", timeout=args.timeout * 1000)
+                page.locator(".wb-edit").click()
+                try:
+                    page.wait_for_function("() => 'exact' in window.__wb.seen || /Not fixed|Nothing|Refused/.test("
+                                           "document.querySelector('.wb-card').textContent)",
+                                           timeout=args.timeout * 1000)
+                except Exception:  # noqa: BLE001 - say what the page shows, then stop
+                    print("timed out; card:", page.locator(".wb-card").inner_text()[:300],
+                          "| seen:", page.evaluate("() => window.__wb.seen"),
+                          "| message:", page.locator(".wb-message-edit").inner_text()[:200])
+                    raise
                 page.wait_for_timeout(1500)  # panels that follow the exact figure
                 seen = page.evaluate("() => window.__wb.seen")
                 if "exact" not in seen:
