@@ -217,6 +217,25 @@ class Evaluator:
         p = self._params(params)
         return self._logits(p, self._prefix.cut_for(self.adapter, list(p))).argmax(1).cpu()
 
+    def preds_on(self, params: Params | EditResult, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """``(n,) int64`` predictions (CPU) on the examples ``indices`` only, ``params`` replaced.
+
+        Runs the same suffix as :meth:`score` on a subset (for quick estimates, see
+        :mod:`workbench.evaluation.estimate`); logits may differ from :meth:`score`'s in the
+        last bits, because the batches differ.
+        """
+        p = self._params(params)
+        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        cut = self._prefix.cut_for(self.adapter, list(p))
+        if cut is None:
+            return self.base_preds[idx].clone()
+        dev = {n: v.detach().to(self.device, non_blocking=True) for n, v in p.items()}
+        with torch.inference_mode():
+            logits = self._prefix.subset_logits(dev, cut, idx)  # type: ignore[arg-type]
+        if logits is None:  # this cache cannot run a subset: the whole split, then the subset
+            return self.preds_for(p)[idx]
+        return logits.argmax(1).cpu()
+
     def score(self, params: Params | EditResult, *, reference_preds: torch.Tensor | None = None) -> EditReport:
         """Score edited weights on the whole split.
 

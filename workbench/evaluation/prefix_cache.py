@@ -64,6 +64,14 @@ class StageCache:
     def batch_carry(self, stage: str, i: int, j: int) -> tuple:
         return (self._entering(stage, i, j),)
 
+    def subset_logits(self, params: dict[str, torch.Tensor], stage: str, idx: torch.Tensor) -> torch.Tensor | None:
+        """Logits of examples ``idx`` only (None when the activation is not cached)."""
+        act = self._activation(stage)
+        if act is None:
+            return None
+        b = self.data.batch_size
+        return torch.cat([self._run(params, act[idx[k:k + b].to(act.device)], stage) for k in range(0, len(idx), b)])
+
     def _run(self, params: dict[str, torch.Tensor], h: torch.Tensor, stage: str) -> torch.Tensor:
         if not params:
             return self.model(h, start=stage)
@@ -117,6 +125,30 @@ class GraphCache:
     def batch_carry(self, split: Split, i: int, j: int) -> tuple:
         return split.prefix(self.data.images(i, j))
 
+    def subset_logits(self, params: dict[str, torch.Tensor], split: Split, idx: torch.Tensor) -> torch.Tensor | None:
+        """Logits of examples ``idx`` only: the cached carries gathered batch by batch (None
+        when nothing is cached or a carry is not a per-example tensor)."""
+        if split.kind == "full":
+            return None
+        cached = self._cache.get(split.index)
+        if cached is None:
+            return None
+        out = torch.empty(0)
+        parts, order = [], []
+        for (i, j), carry in zip(self.data.bounds(), cached):
+            local = idx[(idx >= i) & (idx < j)]
+            if not len(local):
+                continue
+            if not all(isinstance(c, torch.Tensor) and c.dim() > 0 and c.shape[0] == j - i for c in carry):
+                return None
+            sel = (local - i).to(carry[0].device)
+            parts.append(split.suffix(tuple(c[sel] for c in carry), params))
+            order.append(local)
+        if not parts:
+            return out
+        logits, where = torch.cat(parts), torch.cat(order)
+        return _reorder(logits, where, idx)
+
     def _carries(self, split: Split) -> Iterator[tuple]:
         if split.kind == "full":  # nothing is cached: the carry is the images
             for i, j in self.data.bounds():
@@ -144,3 +176,9 @@ class GraphCache:
             out[where] = "not cached (over cache_limit_bytes)" if c is None else \
                 f"{len(c[0]) if c else 0} values per batch, {sum(_nbytes(b) for b in c) / 2 ** 20:.1f} MiB"
         return out
+
+
+def _reorder(logits: torch.Tensor, where: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Rows of ``logits`` (for examples ``where``) in the order of ``idx``."""
+    pos = {int(w): k for k, w in enumerate(where.tolist())}
+    return logits[torch.tensor([pos[int(i)] for i in idx.tolist()], dtype=torch.long, device=logits.device)]

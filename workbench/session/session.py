@@ -27,6 +27,7 @@ from .calibrating import CalibrationMixin
 from .helpers import (as_index, build_evaluator, bundle_for_model, check_edit_inputs, data_card, default_group,
                       evaluator_fingerprint, export_card, load_bundle, report_from_preds)
 from .localization import LocalizationMixin
+from .views import ViewMixin
 from .records import EditRecord, target_of
 
 # Failed or refused attempts kept (as summaries without tensors, oldest dropped first): a
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
     from ..evaluation import EditReport, Evaluator
 
 
-class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
+class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin):
     """Base weights, a stack of applied edits (undo/redo) and the current weights.
 
     The session edits ``model`` in place (pass a copy to keep the original); ``session.model``
@@ -225,7 +226,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
 
     # -- editing -----------------------------------------------------------------------
     def edit(self, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor, config: EditorConfig | None = None,
-             *, index: int | Sequence[int] | None = None, **overrides: Any) -> EditResult:
+             *, index: int | Sequence[int] | None = None, score: bool = True, **overrides: Any) -> EditResult:
         """Edit the current weights so that the model predicts ``y_ref`` for ``x``.
 
         Args:
@@ -236,6 +237,8 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
                 Unset lr/beta, and overrides that change the method or group, take the learned
                 editor where it applies, else the tuned default (``editing.choose_editor``).
             index: the images' indices in the evaluator's split (recorded), if known.
+            score: False pushes the record without its reports (the UI shows the outcome
+                first, then calls :meth:`complete_reports`); the weights are the same.
         Returns:
             The :class:`EditResult`. An accepted edit (``result.accepted``) is applied and
             pushed (the redo stack is cleared). A failed edit, or one the edit guard flags as
@@ -252,10 +255,10 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
         idx = None if index is None else as_index(index)
         check_edit_inputs(self.bundle, x, y_ref)
         with self._exclusive("an edit"):
-            return self._edit(x, y_ref, config, idx, overrides)
+            return self._edit(x, y_ref, config, idx, overrides, score)
 
     def _edit(self, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor, config: EditorConfig | None,
-              idx: int | tuple[int, ...] | None, overrides: Mapping[str, Any]) -> EditResult:
+              idx: int | tuple[int, ...] | None, overrides: Mapping[str, Any], score: bool = True) -> EditResult:
         result = edit_fn(self.adapter, x, y_ref, self._config_for(config, overrides))
         target = target_of(result.y_ref, isinstance(x, torch.Tensor) and x.dim() == 4)
         if result.wrecked:  # the guard flagged it: refused, whatever the constraint says
@@ -270,7 +273,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
         if result.steps == 0:  # the model already predicts y_ref: nothing changed, nothing to record
             return result
         current = self.params_at()
-        report, step_report = self._score({**current, **result.after}, self._preds_now())
+        report, step_report = self._score({**current, **result.after}, self._preds_now()) if score else (None, None)
         for n, v in result.before.items():  # share bit-identical tensors: halves the memory per edit
             same = current.get(n, self._base.get(n))
             if same is not None and torch.equal(v, same):
@@ -295,14 +298,14 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
         return self._calibrated_choice(choose_for_config(self.card, config, **overrides)).config
 
     def edit_index(self, index: int | Sequence[int], y_ref: int | Sequence[int] | torch.Tensor,
-                   config: EditorConfig | None = None, **overrides: Any) -> EditResult:
+                   config: EditorConfig | None = None, *, score: bool = True, **overrides: Any) -> EditResult:
         """Edit image(s) ``index`` of the evaluator's split (a list of indices = batch edit).
 
         ``index``: an int (numpy and torch integers too) or a sequence of them; a string or
-        a float is refused with TypeError.
+        a float is refused with TypeError. ``score``: see :meth:`edit`.
         """
         idx = as_index(index)
-        return self.edit(self.image(idx), y_ref, config, index=idx, **overrides)
+        return self.edit(self.image(idx), y_ref, config, index=idx, score=score, **overrides)
 
     def undo(self) -> EditRecord:
         """Restore the weights from before the last edit, bit for bit; returns its record."""
