@@ -16,7 +16,7 @@ It prints one line per method: AUROC for the true noise flags, and precision at 
 rate (the share of truly flipped labels among the top ``k`` scores, ``k`` = the number flipped).
 
     OMP_NUM_THREADS=1 python benchmarks/label_noise_detection.py --model runs/fashion-noisy
-    python benchmarks/label_noise_detection.py --model runs/fashion-noisy --subset 2000 --repeats 3
+    python benchmarks/label_noise_detection.py --model runs/fashion-noisy --repeats 3 --layers chain1,chain2,chain3,chain4
 """
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=1, help="critical-neuron search repeats per example")
     p.add_argument("--max-neurons", type=int, default=40, help="cap of one search (count = cap if reached)")
+    p.add_argument("--layers", default=None,
+                   help="comma-separated module paths to search (default: every conv/linear layer but the head)")
     p.add_argument("--folds", type=int, default=3, help="cross-validation folds for cleanlab")
     p.add_argument("--fold-epochs", type=int, default=None, help="epochs per fold model (default: the recipe's)")
     p.add_argument("--device", default="cpu")
@@ -70,16 +72,29 @@ def loss_scores(model: torch.nn.Module, ts: TrainingSet, pick: torch.Tensor, dev
 def critical_scores(model: torch.nn.Module, ts: TrainingSet, pick: torch.Tensor, args: argparse.Namespace
                     ) -> tuple[np.ndarray, list[dict]]:
     counts, details = [], []
+    layers = _layers(model, args.layers)
     for j, i in enumerate(pick.tolist()):
         r = critical_neurons(model, ts.normalize(ts.x[i:i + 1])[0].to(args.device), int(ts.y[i]),
                              reference=(ts.x, ts.y), normalize=ts.normalize, seed=args.seed + i,
-                             repeats=args.repeats, max_neurons=args.max_neurons, cost_size=0)
+                             repeats=args.repeats, max_neurons=args.max_neurons, cost_size=0, layers=layers)
         counts.append(r.count)
         details.append({"index": i, "count": r.count, "stopped": [rep.stopped for rep in r.repeats],
                         "layers": {k: v for k, v in r.layer_counts.items() if v}})
         if (j + 1) % 100 == 0:
             print(f"  critical neurons: {j + 1}/{len(pick)}", flush=True)
     return -np.asarray(counts, dtype=float), details
+
+
+def _layers(model: torch.nn.Module, spec: str | None) -> list[str] | None:
+    """``--layers chain1,chain2``: every conv/linear module under those paths (None: the default)."""
+    if not spec:
+        return None
+    roots = [p.strip() for p in spec.split(",") if p.strip()]
+    found = [n for n, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))
+             and any(n == r or n.startswith(r + ".") for r in roots)]
+    if not found:
+        raise SystemExit(f"--layers {spec}: no conv or linear layer under those module paths")
+    return found
 
 
 def out_of_sample_probs(folder: Path, ts: TrainingSet, args: argparse.Namespace, work: Path) -> np.ndarray:
@@ -149,7 +164,7 @@ def main(args: argparse.Namespace) -> dict:
 
     print(f"{'method':<42} {'AUROC':>7} {'prec@rate':>10} {'seconds':>9}")
     out: dict = {"model": str(folder), "subset": len(pick), "flipped": int(flags.sum()), "seed": args.seed,
-                 "repeats": args.repeats, "max_neurons": args.max_neurons, "folds": args.folds, "methods": {}}
+                 "repeats": args.repeats, "layers": args.layers, "max_neurons": args.max_neurons, "folds": args.folds, "methods": {}}
     for name, s in scores.items():
         auroc, prec = float(roc_auc_score(flags, s)), precision_at_k(s, flags)
         out["methods"][name] = {"auroc": auroc, "precision_at_rate": prec, "seconds": seconds[name]}

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Install (if needed) and open the Editable Workbench notebook in JupyterLab.
 #
-#   bash scripts/lab.sh                    # install, then JupyterLab on notebooks/01_workbench.ipynb
+#   bash scripts/lab.sh                    # install, then JupyterLab with notebooks/01_workbench.ipynb open
 #   bash scripts/lab.sh --no-browser --port 8899   # extra arguments go to `jupyter lab`
 #   bash scripts/lab.sh --install-only     # install and stop
+#
+# Saving the notebook replaces the workbench's widget output by a "run this cell to start"
+# note in the file (workbench.notebook_hygiene), so a reopened notebook shows no widget error.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,11 +28,13 @@ if [ "$INSTALL_ONLY" -eq 1 ]; then
 fi
 
 echo "[workbench] step 2/2: JupyterLab"
-lab_args=()
+lab_args=(--FileContentsManager.pre_save_hook=workbench.notebook_hygiene.pre_save_hook)
 [ "$(id -u)" -eq 0 ] && lab_args+=(--allow-root)
 if [ -f "$NOTEBOOK" ]; then
+    # The URL path opens the notebook itself (a file argument would only set the root folder
+    # and show the Launcher).
     echo "[workbench] opening $NOTEBOOK (stop with Ctrl-C)"
-    lab_args+=("$NOTEBOOK")
+    lab_args+=(--ServerApp.root_dir="$ROOT" --LabApp.default_url="/lab/tree/$NOTEBOOK")
 else
     echo "[workbench] $NOTEBOOK not found; starting JupyterLab in $ROOT (stop with Ctrl-C)"
 fi

@@ -139,7 +139,7 @@ def test_workbench_from_model_in_one_call(tiny_model, fashion_small):
     i = int(s.evaluator.base_preds.ne(s.evaluator.labels).nonzero()[0])
     wb.select(i)
     wb.set_target(int(s.evaluator.labels[i]))
-    (res,) = wb.edit()
+    res = wb.edit()  # the Workbench edits one session: one EditResult
     assert res.success and len(s.history) == 1
 
 
@@ -150,11 +150,11 @@ def test_workbench_shows_float_inputs_denormalized_and_says_so(tiny_model, fashi
     x = fashion_small.normalize(fashion_small.test_x[:60])  # float model inputs
     wb = Workbench.from_model(tiny_model, (x, fashion_small.test_y[:60]), probe_views=0)
     assert wb.session.bundle.display == "min-max" and "min-max scaled" in wb.header.value
-    shown = wb.view.images
+    shown = wb.images  # the rewritten workbench keeps the display images itself
     assert float(shown.min()) >= 0 and float(shown.max()) <= 1  # not raw normalised values
     wb2 = Workbench.from_model(tiny_model, (x, fashion_small.test_y[:60]), probe_views=0,
                                session_kw={"mean": fashion_small.mean, "std": fashion_small.std})
     assert "denormalized" in wb2.header.value
     idx = wb2.session.evaluator.labels.shape[0]
-    pixels = wb2.view.images * 255  # back to the original pixels (the held-out split aside)
+    pixels = wb2.images * 255  # back to the original pixels (the held-out split aside)
     assert pixels.shape[0] == idx and float((pixels - pixels.round()).abs().max()) < 1e-2

@@ -67,6 +67,8 @@ def test_search_flips_the_prediction_and_stops(tiny_model, example):
     assert res.neurons == res.repeats[0].neurons and len(set(res.neurons)) == len(res.neurons)
     assert sum(res.layer_counts.values()) == pytest.approx(res.count)
     assert res.top_layer is not None and res.layer_counts[res.top_layer] == max(res.layer_counts.values())
+    other = critical_neurons(tiny_model, x, (y + 1) % 10, reference=ref, normalize=norm, repeats=1)
+    assert other.counts == (0,) and other.repeats[0].stopped == "not_predicted" and other.flipped_to == y
     # it stops at the first flip: one neuron fewer still predicts y
     for r in res.repeats:
         assert _zero_by_hand(tiny_model, r.neurons[:-1], x) == y
@@ -122,6 +124,9 @@ def test_budget_stops_the_search(tiny_model, example):
     r = res.repeats[0]
     assert r.count == 1 and (r.stopped == "max_neurons") == (not r.flipped)
     assert set(res.layer_counts) == {"chain4.0.conv1", "chain4.0.conv2", "chain4.0.shortcut.0"}
+    timed = critical_neurons(tiny_model, x, y, reference=ref, normalize=norm, repeats=1, time_limit=1e-9,
+                             cost_size=0)
+    assert timed.repeats[0].stopped == "time_limit" and timed.counts == (0,) and timed.accuracy_cost is None
 
 
 def test_sites_default_to_every_conv_and_linear_but_the_classifier(tiny_model):

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from workbench.data.batch import batch_indices, current_batch_indices
 from workbench.data.noise import NOISE_FILE, LabelNoise, flip_labels
 from workbench.localization import split_accuracy
-from workbench.localization.dropout import memorization_table, predict_in_mode
+from workbench.localization.dropout import memorization_table, predict_in_mode, recalibrate_batchnorm
 from workbench.models import small_resnet
 from workbench.models.dropout import (
     DropoutSpec,
@@ -210,13 +210,18 @@ def test_example_tied_dropout_in_a_model_is_switchable_and_survives_save_load(tm
     # the report: one row per mode; "drop" is what plain evaluation (eval mode) measures
     ts = training_set(tmp_path, bundle=fashion_small)
     rows = {r.mode: r for r in memorization_table(model, ts, test=(fashion_small.test_x[:200], fashion_small.test_y[:200]))}
-    assert list(rows) == ["drop", "example", "all"] and rows["example"].test is None
+    assert list(rows) == ["drop", "example", "all", "drop+bn"] and rows["example"].test is None
     clean, noisy = split_accuracy(model, ts.x, ts.y, ts.noisy, normalize=ts.normalize)
     assert rows["drop"].clean == pytest.approx(clean) and rows["drop"].noisy == pytest.approx(noisy)
     own = predict_in_mode(model, ts.x, mode="example", indices=ts.indices, normalize=ts.normalize)
     assert rows["example"].clean == pytest.approx(float((own == ts.y)[~ts.noisy].float().mean()))
     with pytest.raises(ValueError, match="needs the examples' training-set positions"):
         predict_in_mode(model, ts.x, mode="example")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    recal = recalibrate_batchnorm(model, ts.x, normalize=ts.normalize)
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in before.items())  # the model is untouched
+    assert not torch.allclose(recal.chain4[0].bn1.running_var, model.chain4[0].bn1.running_var)
+    assert all(torch.equal(recal.state_dict()[k], v) for k, v in before.items() if "running" not in k and "num_batches" not in k)
     assert set(model.state_dict()) == set(small_resnet(widths=(8, 8, 16, 16)).state_dict())
 
 

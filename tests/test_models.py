@@ -81,5 +81,7 @@ def test_group_params_unknown_group_lists_valid_ones(models):
     assert "chain9" in msg and all(g in msg for g in group_names(model))
     with pytest.raises(ValueError, match="no editable group"):
         group_params(model, [])
-    with pytest.raises(TypeError, match="no editable groups"):
+    # any nn.Module has groups now: a bare Linear's own parameters, or "all"
+    assert group_params(torch.nn.Linear(2, 2), "all") == ["weight", "bias"]
+    with pytest.raises(ValueError, match="unknown layer group 'head'"):
         group_params(torch.nn.Linear(2, 2), "head")

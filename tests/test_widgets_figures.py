@@ -19,9 +19,10 @@ from workbench.widgets import (  # noqa: E402
     figure_png,
     image_png,
     live_figure,
-    metrics_figure,
+    per_class_figure,
     probability_figure,
     suggest_targets,
+    timeline_figure,
     update_confusion,
 )
 
@@ -44,15 +45,30 @@ def test_confusion_figure_blanks_diagonal_and_updates_in_place():
 
 def test_probability_and_metric_figures():
     p = torch.tensor([0.1, 0.6, 0.3])
-    fig = probability_figure(p, ["a", "b", "c"], true=2, pred=1, target=0)
+    fig = probability_figure(p, ["T-shirt/top", "Ankle boot", "c"], true=2, pred=1, target=0)
     assert list(fig.data[0].y) == pytest.approx(p.tolist())
     colors = list(fig.data[0].marker.color)
     assert len(set(colors)) == 3 and colors[0] != colors[1] != colors[2]
-    m = metrics_figure(0.9, 0.88, 0.87, [0.01, -0.02, 0.0], [0.0, 0.1, -0.1], [0.9, 0.89, 0.91], ["a", "b", "c"])
-    assert list(m.data[0].y) == [0.9, 0.88, 0.87] and m.data[0].text[2] == "87.00%"
-    assert m.data[1].x is None and list(m.data[1].y) == [0.9, 0.89, 0.91]  # x = edit number
-    assert list(m.data[2].y) == pytest.approx([1.0, -2.0, 0.0]) and list(m.data[3].y) == pytest.approx([0, 10, -10])
-    assert m.layout.yaxis.range == (0.82, 1.0)
+    assert fig.data[0].textangle == 0 and list(fig.data[0].x) == ["T-shirt/top", "Ankle boot", "c"]  # upright, full
+    m = per_class_figure([0.01, -0.02, 0.0], [0.0, 0.1, -0.1], ["a", "b", "c"])
+    assert list(m.data[0].y) == pytest.approx([1.0, -2.0, 0.0]) and list(m.data[1].y) == pytest.approx([0, 10, -10])
+    assert m.layout.legend.y >= 1 and m.layout.legend.yanchor == "bottom"  # above the plot: covers no bar
+    lo, hi = m.layout.yaxis.range
+    assert lo <= -10 and hi >= 10
+
+
+def test_timeline_axes_never_repeat_ticks_nor_span_150_percent():
+    one = timeline_figure([0.93])
+    lo, hi = one.layout.yaxis.range
+    assert 0.9 < lo < 0.93 < hi <= 1.0  # one point: a narrow range around it, not 0-150%
+    many = timeline_figure([0.9301, 0.9299, 0.9290, 0.9305])
+    lo, hi = many.layout.yaxis.range
+    step = many.layout.yaxis.dtick
+    ticks = [lo + k * step for k in range(int((hi - lo) / step) + 1)]
+    digits = int(many.layout.yaxis.tickformat[1:-1])
+    labels = [f"{t * 100:.{digits}f}" for t in ticks]
+    assert len(labels) == len(set(labels)) >= 2  # distinct tick labels
+    assert many.layout.xaxis.dtick == 1
 
 
 def test_live_figure_opens_with_full_state(monkeypatch):
@@ -78,27 +94,25 @@ def test_live_figure_opens_with_full_state(monkeypatch):
 def test_metrics_panel_sends_homogeneous_updates():
     """Each batched update sets one property on every trace it names: plotly's front end
     blanks a property that a batch sets on only some traces (x labels became 0, 1, 2)."""
+    from types import SimpleNamespace
+
+    from workbench.evaluation import EditReport
     from workbench.widgets import MetricsPanel
 
     classes = ["a", "b", "c"]
-    panel = MetricsPanel(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.tensor([0, 1, 2, 0]), classes,
-                         base_error=0.25)
+    panel = MetricsPanel(torch.zeros(4, 1, 28, 28, dtype=torch.uint8), torch.tensor([0, 1, 2, 0]), classes)
     sent = []
     panel.figure.observe(lambda c: sent.append(c["new"]) if c["new"] else None, names=["_py2js_update"])
-
-    from workbench.evaluation import EditReport
-
-    rep = EditReport(0.25, 0.5, 0.25, torch.tensor([0, 2, 2, 0]), torch.tensor([1]),
+    rep = EditReport(0.25, 0.5, 0.25, torch.tensor([0, 2, 2, 0]), torch.tensor([1, 3]),
                      torch.tensor([0.0, 0.0, float("nan")]), torch.tensor([0.5, 0.0, float("nan")]), 0.0)
-    panel.show(0.25, [0.5], rep, rep)
+    panel.show(SimpleNamespace(index=3, target=0, report=rep, step_report=rep), 1)
     assert sent and all("x" not in m["style_data"] for m in sent)
     for m in sent:
         for prop, vals in m["style_data"].items():
             assert all(isinstance(v, (list, tuple)) for v in vals), prop
-    assert list(panel.figure.data[0].y) == [0.75, 0.75, 0.5] and list(panel.figure.data[1].y) == [0.75, 0.5]
-    assert list(panel.figure.data[2].y) == [-50.0, 0.0, 0.0] and list(panel.figure.data[0].x) == [
-        "base", "before edit", "after edit"]
-    assert "+25.00 pp" in panel.drawdown.value and panel.flipped == [1]
+    assert list(panel.figure.data[0].y) == [-50.0, 0.0, 0.0] and list(panel.figure.data[0].x) == classes
+    assert panel.flipped == [1] and "Edit 1" in panel.heading.value  # the edited image #3 is not "other"
+    assert panel.strip_cells[0][1].description == "#1 ✗"
 
 
 def test_suggest_targets_puts_true_label_then_top_k_first():
@@ -121,7 +135,7 @@ def test_image_builders_never_touch_pyplot():
     assert len(fig.axes) == 1
     grid = attribution_grid(img, {"orig": [torch.rand(28, 28)] * 2 + [torch.randn(28, 28)],
                                   "target": [torch.rand(28, 28)] * 3})
-    assert len(grid.axes) == 8
+    assert len(grid.axes) == 8 + 2  # 2 rows x (image + 3 maps), plus two colorbars
     out = Image.open(io.BytesIO(figure_png(grid)))
     assert out.size[0] > 300
     after = set(matplotlib.pyplot.get_fignums()) if "matplotlib.pyplot" in sys.modules else set()

@@ -33,7 +33,7 @@ def test_panel_shows_count_chart_and_cost_and_edit_group_sets_the_group(wb):
     assert not panel.button.disabled and f"#{i}" in panel.button.description
     before = {k: v.clone() for k, v in wb.session.model.state_dict().items()}
     panel.button.click()
-    assert wb.messages.level != "error", wb.messages.text
+    assert wb.localization_messages.level != "error", wb.localization_messages.text
     res = wb.session.cached_localization(i)
     assert res is not None and panel.result is res
     assert f"<b class='wb-loc-count'>{res.count:g}</b>" in panel.summary.value
@@ -64,7 +64,7 @@ def test_browser_sorts_by_label_quality_and_critical_neurons(wb):
     assert vals == sorted(vals) and len(vals) == len(b.errors)
     b.sort.value = next(k for k, v in SCORE_SORTS.items() if v[0] == "critical")
     wb.localization.page_button.click()
-    assert wb.messages.level != "error", wb.messages.text
+    assert wb.localization_messages.level != "error", wb.localization_messages.text
     counts = wb.session.localized_counts()
     assert len(counts) == min(b.page_size, len(b.errors))
     shown = [e.index for e in b.visible[:len(counts)]]
@@ -77,6 +77,7 @@ def test_browser_sorts_by_label_quality_and_critical_neurons(wb):
 def test_localize_without_selection_shows_message(wb):
     wb.localize_page  # noqa: B018 - exists
     wb.localization.actions["localize"]()
-    assert wb.messages.level == "error" and "no image selected" in wb.messages.text
+    m = wb.localization_messages  # the message sits in the localization tab, beside its buttons
+    assert m.level == "error" and "no image selected" in m.text
     wb.localization.actions["edit_group"](None)
-    assert wb.messages.level == "error" and "click 'Where is it stored?' first" in wb.messages.text
+    assert m.level == "error" and "click 'Where is it stored?' first" in m.text

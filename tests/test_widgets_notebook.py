@@ -43,3 +43,20 @@ def test_workbench_notebook_runs(tiny_model_dir):
     assert not [o for o in outputs if o.output_type == "error"]
     views = [o for o in outputs if WIDGET in o.get("data", {})]
     assert len(views) == 2, "the workbench and the comparison each display one widget"
+    # saved through the server's pre-save hook (scripts/lab.sh), the file reopens with a note
+    from workbench.notebook_hygiene import NOTE, pre_save_hook
+
+    model = {"type": "notebook", "content": json.loads(nbformat.writes(nb))}
+    pre_save_hook(model, path="01_workbench.ipynb")
+    saved = [o for c in model["content"]["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
+    assert not [o for o in saved if WIDGET in o.get("data", {})]
+    assert sum(o.get("data", {}).get("text/markdown") == NOTE for o in saved) == 2
+    assert "run this cell" in NOTE
+
+
+def test_lab_and_app_scripts_open_the_workbench():
+    root = NB.parents[1]
+    lab = (root / "scripts" / "lab.sh").read_text()
+    assert "default_url=\"/lab/tree/$NOTEBOOK\"" in lab and "pre_save_hook=workbench.notebook_hygiene" in lab
+    app = (root / "scripts" / "app.sh").read_text()
+    assert "voila" in app and "--preheat_kernel=True" in app and "--strip_sources=True" in app

@@ -44,7 +44,7 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1500, "height": 2800}}
+    return {**browser_context_args, "viewport": {"width": 1366, "height": 768}}  # a classroom laptop
 
 
 def _free_port() -> int:
@@ -65,39 +65,75 @@ def write_notebook(root: Path, checkpoint: Path, limit: int) -> Path:
     return out
 
 
+def serve(cmd: list[str], cwd: Path, env: dict, probe: str, log_path: Path, what: str):
+    """Start a server process; wait until ``probe`` answers; return (process, log file)."""
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while True:
+        if proc.poll() is not None:
+            log.close()
+            raise RuntimeError(f"{what} exited with code {proc.returncode}; see {log_path}")
+        try:
+            with urllib.request.urlopen(probe, timeout=2) as r:
+                if r.status == 200:
+                    return proc, log
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            stop(proc, log)
+            raise RuntimeError(f"{what} did not answer on {probe} within 120 s; see {log_path}")
+        time.sleep(0.5)
+
+
+def stop(proc, log) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def _env(root: Path, port: int) -> dict:
+    return {**os.environ, "WB_UI_PORT": str(port), "WB_UI_ROOT": str(root), "JUPYTERLAB_GALATA_ROOT_DIR": str(root),
+            "MPLBACKEND": "Agg", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+
+
 @pytest.fixture(scope="session")
-def lab_url(tiny_model_dir, tmp_path_factory):
-    """Start JupyterLab (galata config) on a free port; yield its URL; stop it at the end."""
+def ui_root(tiny_model_dir, tmp_path_factory):
+    """A folder holding the workbench notebook pointed at the tiny test model."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found")
-    root = tmp_path_factory.mktemp("lab-root")
+    root = tmp_path_factory.mktemp("ui-root")
     write_notebook(root, Path(tiny_model_dir), UI_LIMIT)
+    return root
+
+
+@pytest.fixture(scope="session")
+def lab_url(ui_root, tmp_path_factory):
+    """Start JupyterLab (galata config) on a free port; yield its URL; stop it at the end."""
     port = _free_port()
-    env = {**os.environ, "WB_UI_PORT": str(port), "WB_UI_ROOT": str(root), "JUPYTERLAB_GALATA_ROOT_DIR": str(root),
-           "MPLBACKEND": "Agg", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    log = open(tmp_path_factory.mktemp("lab-log") / "jupyter.log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", f"--config={HERE / 'jupyter_server_config.py'}"],
-                            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    proc, log = serve([sys.executable, "-m", "jupyter", "lab", f"--config={HERE / 'jupyter_server_config.py'}"],
+                      ui_root, _env(ui_root, port), f"{url}/api/status",
+                      tmp_path_factory.mktemp("lab-log") / "jupyter.log", "jupyter lab")
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"jupyter lab exited with code {proc.returncode}; see {log.name}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/status", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"jupyter lab did not answer on {url} within 90 s; see {log.name}")
-            time.sleep(0.5)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+        stop(proc, log)
+
+
+@pytest.fixture(scope="session")
+def voila_url(ui_root, tmp_path_factory):
+    """Serve the notebook with Voila as scripts/app.sh does; yield the page URL."""
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "voila", NOTEBOOK.name, "--no-browser", f"--port={port}", "--strip_sources=True",
+           "--theme=light", "--Voila.ip=127.0.0.1", "--ServerApp.allow_root=True"]
+    proc, log = serve(cmd, ui_root, _env(ui_root, port), f"{url}/voila/static/voila.js",
+                      tmp_path_factory.mktemp("voila-log") / "voila.log", "voila")
+    try:
+        yield url
+    finally:
+        stop(proc, log)

@@ -3,6 +3,8 @@
 captum is imported lazily, so this package imports without it.
 """
 from .compare import AttributionSet, before_after
+from .layers import LayerInfo, cam_layers, default_cam_layer, layer_outputs
 from .methods import METHODS, REDUCTIONS, attribute, method_kwargs
 
-__all__ = ["AttributionSet", "METHODS", "REDUCTIONS", "attribute", "before_after", "method_kwargs"]
+__all__ = ["AttributionSet", "LayerInfo", "METHODS", "REDUCTIONS", "attribute", "before_after", "cam_layers",
+           "default_cam_layer", "layer_outputs", "method_kwargs"]

@@ -14,6 +14,8 @@ import torch.nn as nn
 from torch.func import functional_call
 
 from ..editing.editor import eval_mode
+from ..models import ModelAdapter, adapt
+from .layers import cam_layer
 
 Progress = Callable[[float], None]
 
@@ -75,17 +77,18 @@ class _Forward:
         return out
 
 
-def _check(model: nn.Module, x: torch.Tensor, target: int, method: str) -> torch.Tensor:
+def _check(adapter: ModelAdapter, x: torch.Tensor, target: int, method: str) -> torch.Tensor:
     if method not in _CAPTUM_NAMES:
         raise ValueError(f"unknown attribution method {method!r}; choose one of {list(_CAPTUM_NAMES)}")
     if not isinstance(x, torch.Tensor) or not torch.is_floating_point(x):
         raise TypeError("x must be a normalised float image tensor of shape (C, H, W)")
-    expected = tuple(getattr(model, "input_shape", x.shape[-3:]))
+    model = adapter.model
+    expected = tuple(adapter.input_shape or x.shape[-3:])
     if x.dim() == 4 and x.shape[0] == 1:
         x = x[0]
     if x.dim() != 3 or tuple(x.shape) != expected:
         raise ValueError(f"x has shape {tuple(x.shape)}; attribution takes one image of shape {expected}")
-    n_cls = getattr(model, "num_classes", None)
+    n_cls = adapter.num_classes
     if isinstance(target, bool) or not isinstance(target, int) or (n_cls is not None and not 0 <= target < n_cls):
         raise ValueError(f"target must be a class index in 0..{(n_cls or 1) - 1}, got {target!r}")
     p = next(model.parameters())
@@ -100,8 +103,8 @@ def _baseline(x: torch.Tensor, baseline: float | torch.Tensor | None) -> torch.T
     return torch.full_like(x, float(baseline))
 
 
-def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str = "Integrated Gradients", *,
-              params: Mapping[str, torch.Tensor] | None = None, layer: str = "chain3",
+def attribute(model: nn.Module | ModelAdapter, x: torch.Tensor, target: int, method: str = "Integrated Gradients", *,
+              params: Mapping[str, torch.Tensor] | None = None, layer: str | None = None,
               n_steps: int = 32, internal_batch_size: int | None = None,
               window: int = 4, stride: int | None = None, perturbations_per_eval: int = 32,
               baseline: float | torch.Tensor | None = None, relu: bool = False,
@@ -109,13 +112,15 @@ def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str = "Int
     """Attribution map of ``target``'s logit with respect to the pixels of ``x``.
 
     Args:
-        model: a workbench model (run in eval mode; its weights are not changed).
+        model: any classifier (or its adapter), run in eval mode; its weights are not changed.
         x: ``(C, H, W)`` float, normalised as the model expects.
         target: class index whose logit is explained.
         method: a key of :data:`METHODS`; see :data:`REDUCTIONS` for how each map is formed.
         params: parameters overriding the model's own (name -> tensor, any subset), e.g.
             ``EditResult.before``; evaluated with ``torch.func.functional_call``.
-        layer: stage whose output LayerGradCam explains (``"chain3"`` ... ).
+        layer: module path whose output LayerGradCam explains (``"chain3"``, ``"layer3.1"``
+            ...); default: the last spatial layer before the head (:func:`default_cam_layer`).
+            :func:`cam_layers` lists the layers it can use.
         n_steps: Integrated Gradients steps; ``internal_batch_size`` splits them into
             chunks (default 8 when ``progress`` is given, so progress moves).
         window, stride: Occlusion's square window and stride (stride defaults to window // 2).
@@ -132,7 +137,9 @@ def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str = "Int
         >>> amap.shape
         torch.Size([28, 28])
     """
-    xb = _check(model, x, target, method)
+    adapter = adapt(model)
+    model = adapter.model
+    xb = _check(adapter, x, target, method)
     if method != "Occlusion":
         xb.requires_grad_(True)  # captum would set it too, with a warning
     cls = METHODS[method]
@@ -151,7 +158,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str = "Int
             fwd = _Forward(model, params, 1, progress)
             out = cls(fwd).attribute(xb, target=target, abs=True)[0].amax(0)
         elif method == "LayerGradCam":
-            module = _stage(model, layer)
+            module = cam_layer(adapter, xb, layer)
             fwd = _Forward(model, params, 1, progress)
             attr = cls(fwd, module).attribute(xb, target=target, relu_attributions=relu)
             import captum.attr
@@ -171,13 +178,6 @@ def attribute(model: nn.Module, x: torch.Tensor, target: int, method: str = "Int
     if progress is not None:
         progress(1.0)
     return torch.nan_to_num(out.detach().float().cpu(), nan=0.0, posinf=0.0, neginf=0.0)
-
-
-def _stage(model: nn.Module, layer: str) -> nn.Module:
-    names = list(getattr(model, "stage_names", []))
-    if layer not in names or not isinstance(getattr(model, layer, None), nn.Module):
-        raise ValueError(f"unknown layer {layer!r} for LayerGradCam; this model has stages {names}")
-    return getattr(model, layer)
 
 
 def method_kwargs(method: str, **kw: Any) -> dict[str, Any]:

@@ -176,4 +176,4 @@ def header(ev: Evaluator, card: Mapping[str, Any], source: str) -> str:
     epochs = f", {card['epochs']} epochs" if card.get("epochs") is not None else ""
     return (f"model {source} ({card.get('arch')}{epochs}, {card.get('dataset')}); "
             f"{len(ev)} {ev.split} images, base error {100 * ev.base_error:.2f}%; device {ev.device}; "
-            f"prefix cache {ev.cache_info()} built in {ev.setup_seconds:.1f} s")
+            f"prefix cache {ev.cache_info()} built in {ev.setup_seconds:.1f} s; scoring: {ev.fast_path}")

@@ -55,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _line(i: int, r: Any) -> str:
-    cost = f"{r.accuracy_cost:+.1%}" if r.accuracy_cost is not None else "n/a"
+    cost = f"{r.accuracy_cost * 100:.1f} points" if r.accuracy_cost is not None else "n/a"
     layers = ", ".join(f"{k} {v:g}" for k, v in sorted(r.layer_counts.items(), key=lambda kv: -kv[1]) if v)[:120]
     return (f"#{i}: label {r.label} (model said {r.initial_prediction})  critical neurons {r.count:g} "
             f"(per repeat {list(r.counts)}, flipped {r.flip_rate:.0%} -> {r.flipped_to})  accuracy cost {cost}  "

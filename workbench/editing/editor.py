@@ -10,9 +10,8 @@ from typing import Iterator, Mapping, Sequence
 
 import torch
 import torch.nn as nn
-from torch.func import functional_call
 
-from ..models.registry import first_group_stage, group_params
+from ..models.adapter import ModelAdapter, adapt, check_logits
 from .constraint import edit_loss, satisfied
 from .guard import check_edit
 from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, default_for
@@ -174,7 +173,7 @@ def _model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
     return p.dtype, p.device
 
 
-def check_inputs(model: nn.Module, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor
+def check_inputs(model: nn.Module | ModelAdapter, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate and normalise edit inputs.
 
@@ -184,7 +183,8 @@ def check_inputs(model: nn.Module, x: torch.Tensor, y_ref: int | Sequence[int] |
     Returns:
         ``(x (N, C, H, W), y (N,) int64)`` on the model's device and dtype.
     """
-    dtype, device = _model_dtype_device(model)
+    adapter = adapt(model)
+    dtype, device = _model_dtype_device(adapter.model)
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"x must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
     if x.dtype == torch.uint8 or not torch.is_floating_point(x):
@@ -192,8 +192,8 @@ def check_inputs(model: nn.Module, x: torch.Tensor, y_ref: int | Sequence[int] |
                         "use bundle.normalize(x) on uint8 images first")
     if x.dim() == 3:
         x = x.unsqueeze(0)
-    expected = tuple(getattr(model, "input_shape", x.shape[1:]))
-    if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+    expected = adapter.input_shape or tuple(x.shape[1:])
+    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(expected):
         raise ValueError(f"x has shape {tuple(x.shape)}; this model takes (N, {', '.join(map(str, expected))}) "
                          f"or a single image {expected}")
     if x.shape[0] == 0:
@@ -213,7 +213,7 @@ def check_inputs(model: nn.Module, x: torch.Tensor, y_ref: int | Sequence[int] |
         raise TypeError(f"y_ref must be an int label, a list of ints or an integer tensor, got {y_ref!r}")
     if y.numel() != x.shape[0]:
         raise ValueError(f"{x.shape[0]} image(s) but {y.numel()} target label(s); give one label per image")
-    n_cls = getattr(model, "num_classes", None)
+    n_cls = adapter.num_classes
     if n_cls is not None and (bool((y < 0).any()) or bool((y >= n_cls).any())):
         raise ValueError(f"target label(s) {y.tolist()} out of range: this model has classes 0..{n_cls - 1}")
     return x.to(device=device, dtype=dtype), y.to(device)
@@ -236,13 +236,15 @@ def _as_tensor(v: float | torch.Tensor, device: torch.device, dtype: torch.dtype
     return v if isinstance(v, torch.Tensor) else torch.tensor(float(v), device=device, dtype=dtype)
 
 
-def run_editor(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EditorConfig, *,
+def run_editor(model: nn.Module | ModelAdapter, x: torch.Tensor, y: torch.Tensor, cfg: EditorConfig, *,
                params: Mapping[str, torch.Tensor] | None = None, differentiable: bool = False,
                lr: torch.Tensor | None = None, beta: torch.Tensor | None = None) -> EditTrace:
     """The editor loop over a parameter dict (no validation; see :func:`edit`).
 
     Args:
-        model: a workbench model in the mode the edit should run in (normally eval).
+        model: any classifier (or its :class:`ModelAdapter`) in the mode the edit should run in
+            (normally eval). Only the suffix after the group's cut is rerun at each step
+            (``ModelAdapter.split``).
         x: ``(N, C, H, W)`` float on the model's device; y: ``(N,)`` int64.
         cfg: a *resolved* config.
         params: starting parameters (default: the model's own, detached). For Editable
@@ -250,8 +252,10 @@ def run_editor(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EditorCo
         lr, beta: tensor overrides of ``cfg.lr``/``cfg.beta`` (learnable in training).
     """
     method = get_method(cfg.method)
-    names = group_params(model, cfg.layers)
-    start = first_group_stage(model, cfg.layers)
+    adapter = adapt(model)
+    model = adapter.model
+    names = adapter.params(cfg.layers)
+    split = adapter.split(names)
     base = dict(params) if params is not None else {n: p.detach() for n, p in model.named_parameters()}
     dtype, device = x.dtype, x.device
     hyper = Hyper(lr=_as_tensor(cfg.lr if lr is None else lr, device, dtype),  # type: ignore[arg-type]
@@ -259,16 +263,18 @@ def run_editor(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EditorCo
                   beta2=torch.tensor(cfg.beta2, device=device, dtype=dtype))
     frozen = {n: v for n, v in base.items() if n not in names}
     edited = {n: base[n] if differentiable else base[n].detach().clone().requires_grad_(True) for n in names}
-    # The stages before the first edited one do not change during the edit: run them once.
+    # Everything before the first edited module does not change during the edit: run it once.
     with torch.set_grad_enabled(differentiable):
-        h = functional_call(model, base, (x,), {"stop": start}) if start != "stem" else x
+        carry = split.prefix(x, base)
     state: dict = {}
     losses: list[float] = []
     success, finite, message, logits = False, True, "", None
     steps = 0
     for t in range(cfg.max_steps + 1):
         with torch.enable_grad():
-            logits = functional_call(model, {**frozen, **edited}, (h,), {"start": start})
+            logits = split.suffix(carry, {**frozen, **edited})
+            if t == 0:
+                _check_first_logits(adapter, logits, y)
             le = edit_loss(logits, y)
         cur = float(le.detach().max())
         losses.append(cur)
@@ -297,12 +303,20 @@ def run_editor(model: nn.Module, x: torch.Tensor, y: torch.Tensor, cfg: EditorCo
     return EditTrace(edited, success, steps, losses, finite, message or "edit succeeded", logits)
 
 
-def edit(model: nn.Module, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor,
+def _check_first_logits(adapter: ModelAdapter, logits: torch.Tensor, y: torch.Tensor) -> None:
+    """The model returns ``(N, classes)`` logits and every target is one of the classes."""
+    check_logits(logits, int(y.shape[0]), adapter.num_classes)
+    c = int(logits.shape[1])
+    if bool((y < 0).any()) or bool((y >= c).any()):
+        raise ValueError(f"target label(s) {y.tolist()} out of range: this model has classes 0..{c - 1}")
+
+
+def edit(model: nn.Module | ModelAdapter, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor,
          config: EditorConfig | None = None, **overrides) -> EditResult:
     """Edit ``model`` so that it predicts ``y_ref`` for ``x``; the model is not modified.
 
     Args:
-        model: a workbench model (see :mod:`workbench.models`).
+        model: any classifier ``nn.Module`` (or its :class:`~workbench.models.ModelAdapter`).
         x: ``(C, H, W)`` or ``(N, C, H, W)`` float32, normalised.
         y_ref: target label(s), one per image.
         config: an :class:`EditorConfig`; keyword ``overrides`` replace its fields
@@ -323,11 +337,13 @@ def edit(model: nn.Module, x: torch.Tensor, y_ref: int | Sequence[int] | torch.T
                             f"use {sorted(EditorConfig.__dataclass_fields__)}")
         config = EditorConfig(**{**config.__dict__, **overrides})
     cfg = config.resolved()
-    names = group_params(model, cfg.layers)  # validates the group before any work
-    xb, y = check_inputs(model, x, y_ref)
+    adapter = adapt(model)
+    model = adapter.model
+    names = adapter.params(cfg.layers)  # validates the group before any work
+    xb, y = check_inputs(adapter, x, y_ref)
     t0 = time.perf_counter()
     with eval_mode(model):
-        trace = run_editor(model, xb, y, cfg)
+        trace = run_editor(adapter, xb, y, cfg)
     if xb.is_cuda:
         torch.cuda.synchronize(xb.device)
     seconds = time.perf_counter() - t0

@@ -1,21 +1,25 @@
 """The fast evaluator: scores edited weights on a whole split by rerunning only the suffix.
 
-An edit changes the parameters of one or more stages (``stem``, ``chain1`` ... ``head``).
-Everything before the first changed stage computes exactly what the base model computes, so
-the evaluator caches, per stage and lazily, the activation entering that stage, plus the base
-logits. Scoring edited weights then costs one pass of the changed stages and the ones after
-them, in large batches, under ``torch.inference_mode``.
+An edit changes the parameters of a group. Everything before the first module it changes
+computes exactly what the base model computes, so the evaluator caches, lazily, what crosses
+that cut (:mod:`workbench.evaluation.prefix_cache`): for the project's ResNets the activation
+entering a stage, for any other model the values crossing a ``torch.fx`` graph cut (skip
+connections included). Scoring edited weights then costs one pass of the suffix, in large
+batches, under ``torch.inference_mode``. A model that cannot be traced is scored with the
+full forward (``fast_path`` says so, and a warning is issued once).
 
 Exactness: the cached prefix and the suffix run the very same operations, on the same batch
 slices, as a plain full forward in batches of ``batch_size``, so weights equal to the base
-give bit-identical logits (``torch.equal``) on the CPU.
+give bit-identical logits (``torch.equal``) on the CPU. At construction the fast path is
+checked against the full forward with perturbed weights of the group; a mismatch raises.
 """
 from __future__ import annotations
 
 import copy
 import sys
 import time
-from typing import Callable, Iterator, Mapping, Sequence
+import warnings
+from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -25,8 +29,13 @@ from ..data import DataBundle
 from ..device import default_device
 from ..editing import EditorConfig, EditResult, edit
 from ..editing.defaults import DEFAULT_LAYERS
-from ..models.registry import first_group_stage, group_params
+from ..models import ModelAdapter, Split, adapt, check_logits
+from .prefix_cache import GraphCache, StageCache, _Batches
 from .records import EditOutcome, EditReport, EvalSummary, Misclassified
+
+#: The fast path must match the full forward to within this, relative to the largest logit.
+FAST_PATH_RTOL = 1e-4
+FAST_PATH_CHECK_IMAGES = 8
 
 Params = Mapping[str, torch.Tensor]
 EditCallback = Callable[[int, EditResult, torch.Tensor], None]
@@ -48,24 +57,29 @@ class Evaluator:
     """Scores edited weights of one model on one split, reusing the frozen prefix.
 
     Args:
-        model: a workbench model (``model.stage_names``, ``model.groups()``). The evaluator
-            keeps its own eval-mode copy on ``device``, so the base weights are frozen at
-            construction: later changes to ``model`` do not affect it.
+        model: any classifier ``nn.Module`` returning ``(N, classes)`` logits, or its
+            :class:`~workbench.models.ModelAdapter`. The evaluator keeps its own eval-mode copy
+            on ``device``, so the base weights are frozen at construction: later changes to
+            ``model`` do not affect it.
         bundle: the data set; ``split`` is ``"test"`` (default), ``"val"`` or ``"train"``.
-        layers: the group(s) that edits will change; the activation entering its first stage
-            is cached at once. Other groups work too (their stage is cached on first use).
+        layers: the group(s) that edits will change (``"layer3"``, ``"layer3.1"``, ``"chain3"``
+            ...); what crosses its cut is cached at once. Other groups work too (their cut is
+            cached on first use).
         device: where to compute (default: :func:`workbench.default_device`).
         batch_size: examples per forward pass (default: 256 on the CPU, where small batches
             keep the activations in cache and run about 2x faster than 1000; 2048 on CUDA).
             Logits do not depend on it (bit-identical across batch sizes on the CPU).
         limit: score only the first ``limit`` examples of the split.
-        cache_limit_bytes: activations larger than this are not cached but recomputed
-            batch by batch from the nearest cached earlier stage (bounds memory).
+        cache_limit_bytes: a cut whose cached values would be larger than this is not cached
+            but recomputed batch by batch (bounds memory).
 
     Attributes:
         labels: ``(N,) int64`` true labels (CPU). base_logits: ``(N, C) float32`` (CPU).
         base_preds: ``(N,) int64`` (CPU). base_error: float in [0, 1].
-        classes: class names. stage: the first stage of ``layers``.
+        classes: class names. stage: where the suffix of ``layers`` starts (a stage name or
+        the first edited module). fast_path: how scores are computed, in words (it says when
+        the model could not be traced and the full forward is used). fast_path_error: the
+        largest difference between fast path and full forward at construction.
 
     Example:
         >>> ev = Evaluator(model, bundle, layers="chain3")
@@ -73,7 +87,7 @@ class Evaluator:
         >>> ev.score(res).drawdown
     """
 
-    def __init__(self, model: nn.Module, bundle: DataBundle, *, split: str = "test",
+    def __init__(self, model: nn.Module | ModelAdapter, bundle: DataBundle, *, split: str = "test",
                  layers: str | tuple[str, ...] = DEFAULT_LAYERS, device: torch.device | str | None = None,
                  batch_size: int | None = None, limit: int | None = None,
                  cache_limit_bytes: int = 2 * 1024 ** 3) -> None:
@@ -92,15 +106,17 @@ class Evaluator:
             x, y = x[:limit], y[:limit]
         if len(x) == 0:
             raise ValueError(f"the {split!r} split is empty; choose another split")
-        self.stage = first_group_stage(model, layers)  # validates the group (ValueError)
-        shape = tuple(getattr(model, "input_shape", bundle.input_shape))
+        given = adapt(model)
+        names = given.params(layers)  # validates the group (ValueError) before any work
+        shape = tuple(given.input_shape or bundle.input_shape)
         if shape != bundle.input_shape:
             raise ValueError(f"the model takes images of shape {shape} but {bundle.name} has "
                              f"{bundle.input_shape}; load the data set the model was trained on")
-        n_cls = int(getattr(model, "num_classes", bundle.num_classes))
+        n_cls = int(given.num_classes or bundle.num_classes)
         if n_cls != bundle.num_classes:
             raise ValueError(f"the model has {n_cls} classes but {bundle.name} has {bundle.num_classes}")
-        self.model = copy.deepcopy(model).to(self.device).eval().requires_grad_(False)
+        self.model = copy.deepcopy(given.model).to(self.device).eval().requires_grad_(False)
+        self.adapter = given.with_model(self.model)
         self.split, self.layers, self.batch_size = split, layers, batch_size
         self.cache_limit_bytes = cache_limit_bytes
         self.classes: tuple[str, ...] = tuple(bundle.classes)
@@ -108,12 +124,20 @@ class Evaluator:
         self._normalize = bundle.normalize
         self._x = x
         self.labels = y.clone()
-        self._stages: list[str] = list(self.model.stage_names)  # type: ignore[union-attr, arg-type]
-        self._stage_of = self._name_to_stage()
-        self._cache: dict[str, torch.Tensor | None] = {}  # None: too large, recomputed per batch
+        self._names = {n for n, _ in self.model.named_parameters()} | {n for n, _ in self.model.named_buffers()}
         self._memo: tuple[tuple, torch.Tensor] | None = None
         t0 = time.perf_counter()
-        self._base_dev = self._logits({}, self.stage)
+        self._check_output(bundle)
+        data = _Batches(x, self._normalize, self.device, batch_size)
+        self._prefix: StageCache | GraphCache = StageCache(self.adapter, data, cache_limit_bytes) \
+            if self.adapter.stages else GraphCache(self.adapter, data, cache_limit_bytes)
+        cut = self._prefix.cut_for(self.adapter, names)
+        self.stage = cut if isinstance(cut, str) else cut.cut if cut is not None else ""
+        self.fast_path = self._describe(cut)
+        if not isinstance(cut, str) and cut is not None and cut.kind == "full":
+            warnings.warn(f"Evaluator: {cut.note}", RuntimeWarning, stacklevel=2)
+        self._base_dev = self._logits({}, cut)
+        self.fast_path_error = self._check_fast_path(names, cut)
         self.base_logits = self._base_dev.cpu().clone()
         self.base_preds = self.base_logits.argmax(1)
         self.base_error = float((self.base_preds != self.labels).float().mean())
@@ -186,12 +210,31 @@ class Evaluator:
             ``(N, C) float32`` on the CPU.
         """
         p = self._params(params)
-        return self._logits(p, self._first_stage(p)).cpu().clone()
+        return self._logits(p, self._prefix.cut_for(self.adapter, list(p))).cpu().clone()
 
     def preds_for(self, params: Params | EditResult) -> torch.Tensor:
         """``(N,) int64`` predictions (CPU) of the base model with ``params`` replaced."""
         p = self._params(params)
-        return self._logits(p, self._first_stage(p)).argmax(1).cpu()
+        return self._logits(p, self._prefix.cut_for(self.adapter, list(p))).argmax(1).cpu()
+
+    def preds_on(self, params: Params | EditResult, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """``(n,) int64`` predictions (CPU) on the examples ``indices`` only, ``params`` replaced.
+
+        Runs the same suffix as :meth:`score` on a subset (for quick estimates, see
+        :mod:`workbench.evaluation.estimate`); logits may differ from :meth:`score`'s in the
+        last bits, because the batches differ.
+        """
+        p = self._params(params)
+        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
+        cut = self._prefix.cut_for(self.adapter, list(p))
+        if cut is None:
+            return self.base_preds[idx].clone()
+        dev = {n: v.detach().to(self.device, non_blocking=True) for n, v in p.items()}
+        with torch.inference_mode():
+            logits = self._prefix.subset_logits(dev, cut, idx)  # type: ignore[arg-type]
+        if logits is None:  # this cache cannot run a subset: the whole split, then the subset
+            return self.preds_for(p)[idx]
+        return logits.argmax(1).cpu()
 
     def score(self, params: Params | EditResult, *, reference_preds: torch.Tensor | None = None) -> EditReport:
         """Score edited weights on the whole split.
@@ -236,7 +279,7 @@ class Evaluator:
             target, or the step was abandoned as non-finite) leaves the base predictions.
         """
         cfg = (config or EditorConfig()).resolved()
-        group_params(self.model, cfg.layers)
+        self.adapter.params(cfg.layers)
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise ValueError("x must be an (n, C, H, W) float tensor of normalised images")
         y = torch.as_tensor(y).reshape(-1)
@@ -253,7 +296,7 @@ class Evaluator:
                    file=sys.stderr, disable=not progress, dynamic_ncols=True)
         try:
             for i in range(len(x)):
-                res = edit(self.model, x[i], int(y[i]), cfg)
+                res = edit(self.adapter, x[i], int(y[i]), cfg)
                 preds = self.base_preds if res.steps == 0 or not res.finite else self.preds_for(res.after)
                 err = float((preds != self.labels).float().mean())
                 outcome = EditOutcome(  # a wrecked edit (editing.guard) is no success
@@ -278,27 +321,16 @@ class Evaluator:
             max_steps=cfg.max_steps, split=self.split, examples=len(self))
 
     # ----------------------------------------------------------------- internals
-    def _name_to_stage(self) -> dict[str, str]:
-        out: dict[str, str] = {}
-        names = [n for n, _ in self.model.named_parameters()] + [n for n, _ in self.model.named_buffers()]
-        for n in names:
-            out[n] = next(s for s in self._stages if n.startswith(s + "."))
-        return out
-
     def _params(self, params: Params | EditResult) -> dict[str, torch.Tensor]:
         if isinstance(params, EditResult):
             params = params.after
         if not isinstance(params, Mapping):
             raise TypeError(f"params must be a mapping name -> tensor or an EditResult, got {type(params).__name__}")
-        unknown = [n for n in params if n not in self._stage_of]
+        unknown = [n for n in params if n not in self._names]
         if unknown:
             raise ValueError(f"unknown parameter name(s) {unknown[:3]}; names come from model.named_parameters(), "
-                             f"e.g. {next(iter(self._stage_of))!r}")
+                             f"e.g. {next(n for n, _ in self.model.named_parameters())!r}")
         return dict(params)
-
-    def _first_stage(self, params: Params) -> str | None:
-        touched = {self._stage_of[n] for n in params}
-        return next((s for s in self._stages if s in touched), None)
 
     def _check_preds(self, preds: torch.Tensor, what: str) -> torch.Tensor:
         p = torch.as_tensor(preds).reshape(-1).long().cpu()
@@ -306,62 +338,71 @@ class Evaluator:
             raise ValueError(f"{what} has {len(p)} entries; the {self.split!r} split here has {len(self.labels)}")
         return p
 
-    def _logits(self, params: dict[str, torch.Tensor], stage: str | None) -> torch.Tensor:
-        """``(N, C)`` logits on the device, running from ``stage`` with ``params`` overriding."""
-        if stage is None:
+    def _logits(self, params: dict[str, torch.Tensor], cut: str | Split | None) -> torch.Tensor:
+        """``(N, C)`` logits on the device, running the suffix of ``cut`` with ``params`` overriding."""
+        if cut is None:
             return self._base_dev
         key = _memo_key(params)
         if key is not None and self._memo is not None and self._memo[0][0] == key:
             return self._memo[1]
         dev = {n: v.detach().to(self.device, non_blocking=True) for n, v in params.items()}
         with torch.inference_mode():
-            outs = [self._run(dev, h, stage) for h in self._batches(stage)]
-            logits = torch.cat(outs).float()
+            logits = self._prefix.logits(dev, cut).float()  # type: ignore[arg-type]
         # The memo holds the tensors themselves, so their ids cannot be reused while it lives.
         self._memo = ((key, list(params.values())), logits) if key is not None else None
         return logits
 
-    def _run(self, params: dict[str, torch.Tensor], h: torch.Tensor, stage: str) -> torch.Tensor:
-        if not params:
-            return self.model(h, start=stage)
-        return functional_call(self.model, params, (h,), {"start": stage})
-
-    def _bounds(self) -> Iterator[tuple[int, int]]:
-        n, b = len(self.labels), self.batch_size
-        return ((i, min(i + b, n)) for i in range(0, n, b))
-
-    def _batches(self, stage: str) -> Iterator[torch.Tensor]:
-        """Activations entering ``stage``, batch by batch (from the cache when it fits)."""
-        act = self._activation(stage)
-        for i, j in self._bounds():
-            yield act[i:j] if act is not None else self._entering(stage, i, j)
-
-    def _entering(self, stage: str, i: int, j: int) -> torch.Tensor:
-        """Activation entering ``stage`` for examples ``i:j``, from the nearest cached stage."""
-        k = self._stages.index(stage)
-        for src in reversed(self._stages[:k]):
-            act = self._cache.get(src)
-            if act is not None:
-                return self.model(act[i:j], start=src, stop=stage)
-        h = self._normalize(self._x[i:j].to(self.device))
-        return h if stage == self._stages[0] else self.model(h, stop=stage)
-
-    def _activation(self, stage: str) -> torch.Tensor | None:
-        if stage not in self._cache:
+    def _check_output(self, bundle: DataBundle) -> None:
+        """The model takes the split's images and returns ``(n, classes)`` logits (ValueError)."""
+        n = min(2, len(self._x))
+        xs = self._normalize(self._x[:n].to(self.device))
+        try:
             with torch.inference_mode():
-                probe = self._entering(stage, 0, 1)
-                nbytes = probe.element_size() * probe.numel() * len(self.labels)
-                if nbytes > self.cache_limit_bytes:
-                    self._cache[stage] = None
-                else:
-                    self._cache[stage] = torch.cat([self._entering(stage, i, j) for i, j in self._bounds()])
-        return self._cache[stage]
+                out = self.model(xs)
+        except Exception as e:  # noqa: BLE001 - any failure here is a model/data mismatch
+            raise ValueError(f"the model failed on {bundle.name} images of shape {tuple(xs.shape[1:])}: "
+                             f"{type(e).__name__}: {e}. Give data the model was built for") from e
+        check_logits(out, n, self.num_classes)
+
+    def _check_fast_path(self, names: list[str], cut: str | Split | None) -> float:
+        """Fast path vs full forward on a few images, base and group-perturbed weights.
+
+        Returns the largest absolute difference; raises RuntimeError above the tolerance.
+        """
+        n = min(FAST_PATH_CHECK_IMAGES, len(self._x), self.batch_size)
+        xs = self._normalize(self._x[:n].to(self.device))
+        g = torch.Generator().manual_seed(0)
+        own = dict(self.model.named_parameters())
+        perturbed = {k: own[k] + 1e-2 * (own[k].detach().float().std().nan_to_num(0.0) + 1e-3) *
+                     torch.randn(own[k].shape, generator=g).to(own[k]) for k in names}
+        with torch.inference_mode():
+            full_base, full_edit = self.model(xs), functional_call(self.model, perturbed, (xs,))
+            carry = self._prefix.batch_carry(cut, 0, n)  # type: ignore[arg-type]
+            split = cut if isinstance(cut, Split) else self.adapter.split(names)
+            fast_edit = split.suffix(carry, perturbed)
+        worst = 0.0
+        for what, fast, full in (("base weights", self._base_dev[:n], full_base),
+                                 (f"perturbed {_layers_name(self.layers)}", fast_edit, full_edit)):
+            err = float((fast.float() - full.float()).abs().max())
+            scale = 1.0 + float(full.float().abs().max())
+            if not err <= FAST_PATH_RTOL * scale:
+                raise RuntimeError(f"the evaluator's fast path ({self.fast_path}) disagrees with the full forward "
+                                   f"on {n} images with {what}: max |difference| {err:.3g} (allowed "
+                                   f"{FAST_PATH_RTOL * scale:.3g}). This is a bug in the workbench; please report it "
+                                   "with the model's definition")
+            worst = max(worst, err)
+        return worst
+
+    def _describe(self, cut: str | Split | None) -> str:
+        if not isinstance(cut, Split):
+            return f"stages: cached activation entering {cut!r}, the suffix is rerun"
+        if cut.kind == "full":
+            return f"full forward: {cut.note}"
+        return f"graph cut (torch.fx) before {cut.cut!r}: the values crossing it are cached, the suffix is rerun"
 
     def cache_info(self) -> dict[str, str]:
-        """Cached stages and their sizes, e.g. ``{"chain3": "(10000, 32, 14, 14) 239.3 MiB"}``."""
-        return {s: ("not cached (over cache_limit_bytes)" if a is None else
-                    f"{tuple(a.shape)} {a.element_size() * a.numel() / 2 ** 20:.1f} MiB")
-                for s, a in self._cache.items()}
+        """What is cached and its size, e.g. ``{"chain3": "(10000, 32, 14, 14) 239.3 MiB"}``."""
+        return self._prefix.info()
 
     def __repr__(self) -> str:
         return (f"Evaluator({len(self)} {self.split} examples, layers={_layers_name(self.layers)!r}, "

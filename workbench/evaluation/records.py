@@ -221,3 +221,21 @@ def format_table(rows: Sequence[EvalSummary]) -> str:
                      f"| {_pct(r.test_error)} | {_pct(r.drawdown_abs)} | {_pct(r.drawdown_signed)} "
                      f"| {_pct(r.success_rate)} (k={r.max_steps}) | {r.mean_steps:.2f} | {r.seconds:.1f} |")
     return "\n".join(lines)
+
+
+def errors_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> list[Misclassified]:
+    """Misclassified examples from ``(N, C)`` logits and ``(N,)`` labels.
+
+    Returns:
+        ``list[Misclassified]`` in index order; confidence = softmax of the prediction,
+        margin = ``logit(pred) - logit(true)``.
+    """
+    logits, labels = logits.float().cpu(), labels.long().cpu()
+    preds = logits.argmax(1)
+    wrong = torch.nonzero(preds != labels).flatten()
+    lg = logits[wrong]
+    p, t = preds[wrong].view(-1, 1), labels[wrong].view(-1, 1)
+    conf = lg.softmax(1).gather(1, p).flatten()
+    margin = (lg.gather(1, p) - lg.gather(1, t)).flatten()
+    return [Misclassified(int(i), int(a), int(b), float(c), float(m)) for i, a, b, c, m in
+            zip(wrong.tolist(), t.flatten().tolist(), p.flatten().tolist(), conf.tolist(), margin.tolist())]

@@ -30,7 +30,9 @@ class SearchRepeat:
 
     Attributes:
         neurons: removed neurons in order, ``(layer, index)``.
-        flipped: the prediction changed from the label before a budget ran out.
+        flipped: the prediction is no longer the label, before a budget ran out (also when it never
+            was: ``stopped == "not_predicted"``, no neuron removed). When False the count is a
+            lower bound.
         prediction: the prediction on ``x`` after the removal (the label when not flipped).
         stopped: ``"flipped"``, ``"max_neurons"``, ``"time_limit"``, ``"exhausted"`` (every
             neuron removed) or ``"not_predicted"`` (the model did not predict the label at all).

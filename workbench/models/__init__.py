@@ -1,6 +1,9 @@
-"""Architectures with named editable groups (the paper's Table 2 subsets)."""
+"""The model adapter (groups for any ``nn.Module``, prefix/suffix splits) and the project's ResNets."""
+from .adapter import ALL, Group, ModelAdapter, adapt, check_logits
+from .graph import Split, split_for
 from .registry import ARCHITECTURES, build_model, first_group_stage, group_names, group_params
 from .resnet import BasicBlock, ResNet, cifar_resnet18, small_resnet
 
-__all__ = ["ARCHITECTURES", "BasicBlock", "ResNet", "build_model", "cifar_resnet18",
-           "first_group_stage", "group_names", "group_params", "small_resnet"]
+__all__ = ["ALL", "ARCHITECTURES", "BasicBlock", "Group", "ModelAdapter", "ResNet", "Split", "adapt",
+           "build_model", "check_logits", "cifar_resnet18", "first_group_stage", "group_names",
+           "group_params", "small_resnet", "split_for"]

@@ -1,10 +1,11 @@
-"""Architecture registry: names -> constructors, and group lookup."""
+"""Architecture registry (names -> constructors) and the group helpers over :class:`ModelAdapter`."""
 from __future__ import annotations
 
 from typing import Any, Callable
 
 import torch.nn as nn
 
+from .adapter import Group, ModelAdapter, adapt
 from .resnet import ResNet, cifar_resnet18, small_resnet
 
 ARCHITECTURES: dict[str, Callable[..., ResNet]] = {
@@ -20,36 +21,23 @@ def build_model(arch: str, **kwargs: Any) -> ResNet:
     return ARCHITECTURES[arch](**kwargs)
 
 
-def group_names(model: nn.Module) -> list[str]:
-    """Names of the model's editable groups (``stem``, ``chain1`` ..., ``head``, ``all``)."""
-    return list(_groups(model))
+def group_names(model: nn.Module | ModelAdapter, every: bool = False) -> list[str]:
+    """The model's inferred groups (``ModelAdapter.group_names``): e.g. ``stem``, ``chain1`` ...
+    ``head``, ``all`` for the project's ResNets, ``conv1`` ... ``fc``, ``all`` for torchvision's."""
+    return adapt(model).group_names(every)
 
 
-def group_params(model: nn.Module, group: str | list[str] | tuple[str, ...]) -> list[str]:
-    """Parameter names of one group, or of several groups joined (order kept, no duplicates)."""
-    groups = _groups(model)
-    wanted = [group] if isinstance(group, str) else list(group)
-    if not wanted:
-        raise ValueError(f"no editable group given; choose from {list(groups)}")
-    names: list[str] = []
-    for g in wanted:
-        if g not in groups:
-            raise ValueError(f"unknown layer group {g!r}; this model has {list(groups)}")
-        names += [n for n in groups[g] if n not in names]
-    return names
+def group_params(model: nn.Module | ModelAdapter, group: Group) -> list[str]:
+    """Parameter names of one group, or of several groups joined (order kept, no duplicates).
+
+    Raises ValueError for an unknown module path (naming close ones) or a group without
+    parameters (see :class:`ModelAdapter`).
+    """
+    return adapt(model).params(group)
 
 
-def first_group_stage(model: nn.Module, group: str | list[str] | tuple[str, ...]) -> str:
-    """The earliest stage touched by ``group`` (where the frozen prefix ends)."""
-    params = set(group_params(model, group))
-    for stage in model.stage_names:  # type: ignore[attr-defined,union-attr]
-        if any(p.startswith(stage + ".") for p in params):
-            return stage
-    raise ValueError(f"group {group!r} has no parameters")
-
-
-def _groups(model: nn.Module) -> dict[str, list[str]]:
-    if not hasattr(model, "groups"):
-        raise TypeError(f"{type(model).__name__} has no editable groups; use a workbench model "
-                        "(workbench.models.build_model) or add a groups() method")
-    return model.groups()  # type: ignore[operator]
+def first_group_stage(model: nn.Module | ModelAdapter, group: Group) -> str:
+    """Where the frozen prefix of ``group`` ends: a stage name for the project's ResNets, the
+    first edited graph node's target for traced models, ``""`` when the split is the full forward."""
+    a = adapt(model)
+    return a.split(a.params(group)).cut

@@ -77,6 +77,30 @@ class AnalysisMixin:
             kw["baseline"] = black
         return before_after(self.model, before, None, xi, labels, method, **kw)
 
+    def cam_layers(self, every: bool = False) -> list[str]:
+        """Module paths LayerGradCam can explain on this model, in forward order.
+
+        By default only the model's groups that qualify (``stem``, ``chain1`` ... for the
+        project's ResNets, ``layer1`` ... for torchvision's), else every layer that does;
+        with ``every`` every qualifying submodule (``layer3.1``, ``layer3.1.conv2`` ...).
+        """
+        from ..attribution import cam_layers
+
+        usable = cam_layers(self.model, self.image(0))
+        if every:
+            return usable
+        groups = set(self.group_names())
+        return [p for p in usable if p in groups] or usable
+
+    def default_cam_layer(self) -> str:
+        """The last spatial layer before the head (LayerGradCam's default)."""
+        from ..attribution import default_cam_layer
+
+        return default_cam_layer(self.model, self.image(0))
+
+    def group_names(self, every: bool = False) -> list[str]:  # provided by EditSession
+        raise NotImplementedError
+
     def _black(self) -> torch.Tensor | None:
         if self.bundle is not None:
             return black_image(self.bundle.mean, self.bundle.std)

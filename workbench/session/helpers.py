@@ -11,6 +11,7 @@ import torch.nn as nn
 
 from ..data import DataBundle
 from ..editing.editor import EditorConfig
+from ..models import ModelAdapter
 from .records import EditRecord
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ def check_edit_inputs(bundle: DataBundle | None, x: Any, y_ref: Any) -> None:
                          f"({', '.join(bundle.classes[:4])} ...)")
 
 
-def build_evaluator(model: nn.Module, bundle: DataBundle, split: str, config: EditorConfig,
+def build_evaluator(model: nn.Module | ModelAdapter, bundle: DataBundle, split: str, config: EditorConfig,
                     device: torch.device, limit: int | None) -> Evaluator | None:
     """An Evaluator on ``split`` bound to the model's current (base) weights, or None when
     the evaluation package has none."""

@@ -70,7 +70,7 @@ def open_session(folder: str | Path | None = None, *, limit: int | None = None, 
     session = EditSession.from_checkpoint(path, bundle=bundle, limit=limit, device=device, **kw)
     if session.evaluator is None:
         raise ValueError(f"{path}: no evaluator could be built for its data set; the workbench needs one")
-    n_cls = getattr(session.model, "num_classes", len(session.evaluator.classes))
+    n_cls = session.num_classes or len(session.evaluator.classes)
     if n_cls != len(session.evaluator.classes):
         raise ValueError(f"{path} has {n_cls} classes but its data set has {len(session.evaluator.classes)}; "
                          "open a model trained on this data set")

@@ -19,6 +19,7 @@ from ..editing.choice import EditorChoice, choose_for_config
 from ..editing.defaults import DEFAULT_LAYERS
 from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
+from ..models import ModelAdapter, ResNet, adapt
 from ..models.registry import group_params
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
 from .analysis import AnalysisMixin
@@ -26,6 +27,7 @@ from .calibrating import CalibrationMixin
 from .helpers import (as_index, build_evaluator, bundle_for_model, check_edit_inputs, data_card, default_group,
                       evaluator_fingerprint, export_card, load_bundle, report_from_preds)
 from .localization import LocalizationMixin
+from .views import ViewMixin
 from .records import EditRecord, target_of
 
 # Failed or refused attempts kept (as summaries without tensors, oldest dropped first): a
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     from ..evaluation import EditReport, Evaluator
 
 
-class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
+class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin):
     """Base weights, a stack of applied edits (undo/redo) and the current weights.
 
     The session edits ``model`` in place (pass a copy to keep the original); ``session.model``
@@ -83,7 +85,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
         >>> s.current_report().drawdown; s.undo(); s.redo(); s.save("runs/my-edits")
     """
 
-    def __init__(self, model: nn.Module, bundle: Any = None, *, evaluator: Evaluator | None = None,
+    def __init__(self, model: nn.Module | ModelAdapter, bundle: Any = None, *, evaluator: Evaluator | None = None,
                  config: EditorConfig | None = None, autosave_dir: str | Path | None = None,
                  resume: bool | None = None, device: str | torch.device | None = None,
                  card: Mapping[str, Any] | None = None, split: str = "test", limit: int | None = None,
@@ -93,12 +95,14 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
                  denormalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  resize: int | tuple[int, int] | None = None, calibration: Mapping[str, int] | None = None) -> None:
         self.device = torch.device(device) if device is not None else default_device()
-        if isinstance(bundle, DataBundle) and \
-                tuple(bundle.input_shape) != tuple(getattr(model, "input_shape", bundle.input_shape)):
-            raise ValueError(f"the data set {bundle.name!r} has images {bundle.input_shape} but the model takes "
-                             f"{tuple(getattr(model, 'input_shape'))}; load the data set the model was trained on")
-        if not isinstance(model, nn.Module):
+        if not isinstance(model, (nn.Module, ModelAdapter)):
             raise TypeError(f"the model must be a torch.nn.Module, got {type(model).__name__}")
+        self.adapter = adapt(model)
+        model = self.adapter.model
+        shape = self.adapter.input_shape
+        if isinstance(bundle, DataBundle) and shape is not None and tuple(bundle.input_shape) != tuple(shape):
+            raise ValueError(f"the data set {bundle.name!r} has images {bundle.input_shape} but the model takes "
+                             f"{tuple(shape)}; load the data set the model was trained on")
         self.model = model.to(self.device).eval()
         if bundle is not None:
             opts = {k: v for k, v in (("mean", mean), ("std", std), ("normalize", normalize),
@@ -130,7 +134,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
             raise ValueError(f"{ad} already holds a saved edit history. Pass resume=True to continue it, "
                              "or resume=False to start over (it is replaced at the next change).")
         if evaluator is None and bundle is not None:
-            evaluator = build_evaluator(self.model, bundle, split, self.config, self.device, limit)
+            evaluator = build_evaluator(self.adapter, bundle, split, self.config, self.device, limit)
         self.evaluator = evaluator
         if has_history and resume:
             self.load_history(ad)  # type: ignore[arg-type]
@@ -164,6 +168,18 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
         return session
 
     # -- state -------------------------------------------------------------------------
+    def group_names(self, every: bool = False) -> list[str]:
+        """The model's editable groups (``ModelAdapter.group_names``), e.g. ``["stem", ..., "all"]``
+        or ``["conv1", ..., "layer3", "layer4", "fc", "all"]``; with ``every`` every submodule too."""
+        return self.adapter.group_names(every)
+
+    @property
+    def num_classes(self) -> int | None:
+        """The number of classes (from the model's adapter, else the evaluator's data)."""
+        if self.adapter.num_classes is not None:
+            return self.adapter.num_classes
+        return self.evaluator.num_classes if self.evaluator is not None else None
+
     @property
     def can_undo(self) -> bool:
         return bool(self.history)
@@ -210,7 +226,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
 
     # -- editing -----------------------------------------------------------------------
     def edit(self, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor, config: EditorConfig | None = None,
-             *, index: int | Sequence[int] | None = None, **overrides: Any) -> EditResult:
+             *, index: int | Sequence[int] | None = None, score: bool = True, **overrides: Any) -> EditResult:
         """Edit the current weights so that the model predicts ``y_ref`` for ``x``.
 
         Args:
@@ -221,21 +237,29 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
                 Unset lr/beta, and overrides that change the method or group, take the learned
                 editor where it applies, else the tuned default (``editing.choose_editor``).
             index: the images' indices in the evaluator's split (recorded), if known.
+            score: False pushes the record without its reports (the UI shows the outcome
+                first, then calls :meth:`complete_reports`); the weights are the same.
         Returns:
-            The :class:`EditResult`. A successful edit is applied and pushed (the redo stack
-            is cleared); a failed one leaves the weights unchanged and goes to ``attempts``.
-            Treat its tensors as read-only: ``before`` shares storage with the session's state.
+            The :class:`EditResult`. An accepted edit (``result.accepted``) is applied and
+            pushed (the redo stack is cleared). A failed edit, or one the edit guard flags as
+            wrecking the model (``result.wrecked``: NaN/inf or a change larger than the weights,
+            see ``editing.guard``), leaves the weights exactly as they were and goes to
+            ``attempts`` as a summary (no tensors). An edit whose target the model already
+            predicts (0 steps) records nothing. Treat its tensors as read-only: ``before``
+            shares storage with the session's state.
         Raises:
-            ValueError, TypeError: bad input (the editor's checks); nothing changes.
+            ValueError, TypeError: bad input (the editor's checks, a non-integer index);
+                nothing changes.
+            SessionBusy: another action is running on this session; nothing changes.
         """
         idx = None if index is None else as_index(index)
         check_edit_inputs(self.bundle, x, y_ref)
         with self._exclusive("an edit"):
-            return self._edit(x, y_ref, config, idx, overrides)
+            return self._edit(x, y_ref, config, idx, overrides, score)
 
     def _edit(self, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor, config: EditorConfig | None,
-              idx: int | tuple[int, ...] | None, overrides: Mapping[str, Any]) -> EditResult:
-        result = edit_fn(self.model, x, y_ref, self._config_for(config, overrides))
+              idx: int | tuple[int, ...] | None, overrides: Mapping[str, Any], score: bool = True) -> EditResult:
+        result = edit_fn(self.adapter, x, y_ref, self._config_for(config, overrides))
         target = target_of(result.y_ref, isinstance(x, torch.Tensor) and x.dim() == 4)
         if result.wrecked:  # the guard flagged it: refused, whatever the constraint says
             result = dataclasses.replace(result, message=f"not applied (the model is unchanged): {result.message}")
@@ -249,7 +273,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
         if result.steps == 0:  # the model already predicts y_ref: nothing changed, nothing to record
             return result
         current = self.params_at()
-        report, step_report = self._score({**current, **result.after}, self._preds_now())
+        report, step_report = self._score({**current, **result.after}, self._preds_now()) if score else (None, None)
         for n, v in result.before.items():  # share bit-identical tensors: halves the memory per edit
             same = current.get(n, self._base.get(n))
             if same is not None and torch.equal(v, same):
@@ -272,21 +296,16 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
             config = EditorConfig(c.method, c.lr if same else None, c.beta if same else None, c.beta2,
                                   c.max_steps, c.layers)
         return self._calibrated_choice(choose_for_config(self.card, config, **overrides)).config
-    def group_names(self) -> list[str]:
-        """The model's editable groups (module paths and aliases, then ``"all"``)."""
-        from ..models.registry import group_names
-
-        return group_names(self.model)
 
     def edit_index(self, index: int | Sequence[int], y_ref: int | Sequence[int] | torch.Tensor,
-                   config: EditorConfig | None = None, **overrides: Any) -> EditResult:
+                   config: EditorConfig | None = None, *, score: bool = True, **overrides: Any) -> EditResult:
         """Edit image(s) ``index`` of the evaluator's split (a list of indices = batch edit).
 
         ``index``: an int (numpy and torch integers too) or a sequence of them; a string or
-        a float is refused with TypeError.
+        a float is refused with TypeError. ``score``: see :meth:`edit`.
         """
         idx = as_index(index)
-        return self.edit(self.image(idx), y_ref, config, index=idx, **overrides)
+        return self.edit(self.image(idx), y_ref, config, index=idx, score=score, **overrides)
 
     def undo(self) -> EditRecord:
         """Restore the weights from before the last edit, bit for bit; returns its record."""
@@ -391,9 +410,9 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
 
     # -- persistence -------------------------------------------------------------------
     def _header(self) -> dict[str, Any]:
-        cfg = getattr(self.model, "config", None)
+        cfg = self.model.config() if isinstance(self.model, ResNet) else None
         return {"base_sha256": self.base_hash, "checkpoint": str(self.checkpoint) if self.checkpoint else None,
-                "arch": self.card.get("arch"), "model_config": cfg() if callable(cfg) else None,
+                "arch": self.card.get("arch"), "model_config": cfg,
                 "config": self.config.to_dict(), "evaluator": evaluator_fingerprint(self.evaluator),
                 "saved_at": time.time()}
 
@@ -432,8 +451,8 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin):
     def _load_history(self, folder: str | Path, rescore: bool) -> None:
         params = dict(self.model.named_parameters())
         loaded = read_history(folder, {n: p.detach() for n, p in params.items()}, self.base_hash,
-                              getattr(self.model, "num_classes", None),
-                              check_layers=lambda layers: group_params(self.model, layers))
+                              self.num_classes,
+                              check_layers=lambda layers: group_params(self.adapter, layers))
         state: dict[str, torch.Tensor] = {}
         ev = self.evaluator if rescore else None
         preds = ev.base_preds if ev is not None else None

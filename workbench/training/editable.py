@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..editing import EditorConfig, edit_loss, eval_mode, get_method, run_editor
-from ..models.registry import first_group_stage, group_params
+from ..models.adapter import adapt
 from .recipes import Recipe
 
 
@@ -184,31 +184,37 @@ class EditableObjective(nn.Module):
             step: global step (seeds the edit sampling).
         """
         net: nn.Module = getattr(model, "module", model)  # the editor works on the unwrapped module
-        start = first_group_stage(net, self.cfg.layers)
+        adapter = adapt(net)
+        names = adapter.params(self.cfg.layers)
+        split = adapter.split(names)
         captured: dict[str, torch.Tensor] = {}
-        hook = getattr(net, start).register_forward_pre_hook(lambda _m, inp: captured.__setitem__("h", inp[0]))
+        # The project's ResNets: the locality batch enters the first edited stage as the training
+        # forward computed it. Other models: the prefix is rerun on the batch in eval mode below.
+        hook = net.get_submodule(split.cut).register_forward_pre_hook(
+            lambda _m, inp: captured.__setitem__("h", inp[0])) if split.kind == "stages" else None
         try:
             with autocast_if(self.amp, x):
                 logits = model(x)  # train mode, through DDP when distributed
         finally:
-            hook.remove()
+            if hook is not None:
+                hook.remove()
         base = F.cross_entropy(logits.float(), y)
         logs = {"L_base": float(base.detach())}
         zero = base.new_zeros(())
         if self.c_edit == 0 and self.c_loc == 0:
             return {"base": base, "edit": zero, "loc": zero}, logs
-        h = captured["h"].float()
         lr, beta = self.editor_lr(), self.editor_beta()
         idx, y_e = self._sample_edits(x, int(logits.shape[-1]), step)
         # Only the edited group's live parameters are swapped in; every other stage runs on the
         # module's own (equally live) parameters, so gradients reach them all the same.
         own = dict(net.named_parameters())
-        params = {n: own[n] for n in group_params(net, self.cfg.layers)}
+        params = {n: own[n] for n in names}
         l_edit: list[torch.Tensor] = []
         l_loc: list[torch.Tensor] = []
         successes, steps, nonfinite = 0, 0, 0
         before_logp: torch.Tensor | None = None
         with eval_mode(net):
+            carry = (captured["h"].float(),) if split.kind == "stages" else split.prefix(x)
             for j in range(len(idx)):
                 xe, ye = x[idx[j]].unsqueeze(0), y_e[j:j + 1]
                 trace = run_editor(net, xe, ye, self.cfg, params=params, differentiable=not self.first_order,
@@ -228,8 +234,8 @@ class EditableObjective(nn.Module):
                     l_edit.append(F.relu(edit_loss(le_logits, ye)).mean())  # type: ignore[arg-type]
                 if before_logp is None:
                     with torch.no_grad():
-                        before_logp = F.log_softmax(net(h, start=start), dim=-1)
-                after = functional_call(net, edited, (h,), {"start": start})
+                        before_logp = F.log_softmax(split.suffix(carry), dim=-1)
+                after = split.suffix(carry, edited)
                 after_logp = F.log_softmax(after, dim=-1)
                 l_loc.append(F.kl_div(after_logp, before_logp, log_target=True, reduction="batchmean"))
         n = max(1, len(idx))

@@ -1,18 +1,35 @@
-"""Small shared pieces of the widget layer: the message area and the error guard."""
+"""Small shared pieces of the widget layer: messages in plain words, CSS classes, the style sheet."""
 from __future__ import annotations
 
 import contextlib
 import html
 import logging
+import traceback
 from typing import Iterator
 
 import ipywidgets as W
 
-__all__ = ["MessageArea", "css", "log"]
+__all__ = ["MessageArea", "STYLE_SHEET", "css", "log", "plain_words"]
 
 log = logging.getLogger("workbench.widgets")
 
-_STYLE = {"info": "#0d47a1", "warning": "#8a5a00", "error": "#b71c1c", "success": "#1b5e20"}
+_COLORS = {"info": "#0d47a1", "warning": "#8a5a00", "error": "#b71c1c", "success": "#1b5e20"}
+
+# Classes set on the workbench's root: ``wb-present`` (presentation mode) scales the fonts.
+STYLE_SHEET = """<style>
+.wb-root { font-size: 13px; }
+.wb-root .wb-card { font-size: 14px; line-height: 1.45; }
+.wb-root .wb-card .wb-card-title { font-size: 17px; font-weight: 600; }
+.wb-root.wb-present { font-size: 17px; }
+.wb-root.wb-present .widget-button, .wb-root.wb-present .widget-label,
+.wb-root.wb-present .widget-html-content, .wb-root.wb-present .widget-toggle-button,
+.wb-root.wb-present .lm-TabBar-tabLabel { font-size: 17px; }
+.wb-root.wb-present .widget-button { height: 38px; }
+.wb-root.wb-present .wb-card { font-size: 19px; }
+.wb-root.wb-present .wb-card .wb-card-title { font-size: 24px; }
+.wb-root.wb-present .wb-advanced { display: none !important; }
+.wb-root .wb-message details summary { cursor: pointer; color: #555; }
+</style>"""
 
 
 def css(widget: W.DOMWidget, *classes: str) -> W.DOMWidget:
@@ -22,41 +39,59 @@ def css(widget: W.DOMWidget, *classes: str) -> W.DOMWidget:
     return widget
 
 
-class MessageArea:
-    """One HTML line (CSS class ``wb-message``) that shows notes and readable errors.
+def plain_words(err: BaseException) -> str:
+    """A user's mistake in plain words: the exception's message without its Python type.
 
-    Errors shown here are also logged on the ``workbench.widgets`` logger; nothing is
-    swallowed silently. ``last_error`` keeps the latest exception for programmatic checks.
+    Messages raised by the workbench already name the problem and the fix, and are shown as
+    they are. Unexpected errors keep their type, since that is all there is.
+    """
+    text = str(err).strip() or type(err).__name__
+    if isinstance(err, KeyError) and text.startswith("'") and text.endswith("'"):
+        text = text[1:-1]
+    if not isinstance(err, (ValueError, TypeError, FileNotFoundError, KeyError, PermissionError)):
+        text = f"something went wrong ({type(err).__name__}: {text})"
+    return text
+
+
+class MessageArea:
+    """One message line placed next to the controls whose actions it reports.
+
+    Errors are shown in plain words with the fix; the traceback sits behind a "details"
+    toggle (an HTML ``<details>`` element). Every error is also logged on the
+    ``workbench.widgets`` logger; nothing is swallowed silently. ``last_error`` keeps the
+    latest exception for programmatic checks.
     """
 
-    def __init__(self) -> None:
-        self.widget = css(W.HTML(value=""), "wb-message")
+    def __init__(self, name: str = "") -> None:
+        self.widget = css(W.HTML(value=""), "wb-message", *( [f"wb-message-{name}"] if name else []))
         self.level: str = ""
         self.text: str = ""
+        self.details: str = ""
         self.last_error: BaseException | None = None
 
-    def show(self, text: str, level: str = "info") -> None:
+    def show(self, text: str, level: str = "info", details: str = "") -> None:
         """Show ``text`` (plain text, escaped) with a level: info, success, warning or error."""
-        self.text, self.level = text, level
-        for lv in _STYLE:
+        self.text, self.level, self.details = text, level, details
+        for lv in _COLORS:
             self.widget.remove_class(f"wb-message-{lv}")
         self.widget.add_class(f"wb-message-{level}")
-        color = _STYLE.get(level, "#333")
+        color = _COLORS.get(level, "#333")
+        more = (f"<details><summary>details</summary><pre style='font-size:11px;white-space:pre-wrap;"
+                f"max-height:200px;overflow:auto'>{html.escape(details)}</pre></details>") if details else ""
         self.widget.value = (f'<div style="color:{color};padding:2px 4px;white-space:pre-wrap">'
-                             f'{html.escape(text)}</div>') if text else ""
+                             f'{html.escape(text)}{more}</div>') if text else ""
 
     def clear(self) -> None:
         self.show("", "info")
         self.last_error = None
 
     def error(self, err: BaseException, action: str = "") -> None:
-        """Show an exception as ``<action> failed: <Type>: <message>`` and log it."""
+        """Show an exception in plain words (``<action> did not work: <message>``) and log it."""
         self.last_error = err
-        prefix = f"{action} failed: " if action else ""
-        text = f"{prefix}{type(err).__name__}: {err}"
-        expected = isinstance(err, (ValueError, TypeError, FileNotFoundError, KeyError))
+        text = (f"{action} did not work: " if action else "") + plain_words(err)
+        expected = isinstance(err, (ValueError, TypeError, FileNotFoundError, KeyError, PermissionError))
         log.error(text, exc_info=None if expected else err)
-        self.show(text, "error")
+        self.show(text, "error", "".join(traceback.format_exception(type(err), err, err.__traceback__)))
 
     @contextlib.contextmanager
     def guard(self, action: str) -> Iterator[None]:

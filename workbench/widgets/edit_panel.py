@@ -1,9 +1,9 @@
-"""EditPanel: editor settings, Edit / Undo / Redo / Reset, history save/load, progress.
+"""EditPanel: Edit / Undo / Redo / Reset, the message line beside them, and the editor settings.
 
-The outcome of an edit is shown by each model's :class:`SessionView` status line.
-
-The panel owns the busy flag: while an action runs every action button is disabled and a
-second click (or a re-entrant call) is refused, so a double click cannot apply two edits.
+The settings (editor, learning rate, step budget, group) sit in a collapsed "Editor
+settings" section (hidden in presentation mode). The panel owns the busy flag: while an
+action runs every action button is disabled and a second click (or a re-entrant call) is
+refused, so a double click cannot apply two edits.
 """
 from __future__ import annotations
 
@@ -15,21 +15,23 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import ipywidgets as W
 
 from ..editing import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, EditorConfig, choose_editor
-from .common import css
+from .common import MessageArea, css
 
 __all__ = ["EditPanel", "EDITORS"]
 
 EDITORS = {"RMSProp": "rmsprop", "RMSProp (official eps)": "rmsprop_official", "GD": "gd", "scaled GD": "scaled_gd",
            "sign (RProp)": "sign", "Momentum": "momentum", "Adam": "adam"}
+_TIPS = {"edit": "Change the model's weights so that this image gets the target label",
+         "undo": "Take back the last edit (the weights return exactly)", "redo": "Re-apply the edit you undid",
+         "reset": "Back to the base model: every edit is taken back"}
 
 
 class EditPanel:
-    """Editor configuration and the action buttons.
+    """Action buttons, their message line and the editor configuration.
 
     Args:
-        groups: editable group names (``model.groups()`` keys), in order.
-        actions: name -> callable for ``edit``, ``undo``, ``redo``, ``reset``, ``save``,
-            ``load`` (the last two take the folder path typed in ``history_path``).
+        groups: editable group names, in order.
+        actions: name -> callable for ``edit``, ``undo``, ``redo``, ``reset``.
         config: initial :class:`EditorConfig` (method, lr, max steps, group).
         card: the model's card: a new method or group loads the editor the model learned
             where it applies, else the tuned default (``editing.choose_editor``).
@@ -43,49 +45,44 @@ class EditPanel:
         self._card = dict(card or {})
         self.actions = actions
         self._lock = threading.Lock()
-        self.method = W.Dropdown(options=list(EDITORS.items()), value=cfg.method, description="editor",
-                                 layout=W.Layout(width="190px"))
-        self.lr = W.FloatText(value=cfg.lr, description="lr", step=1e-4, layout=W.Layout(width="160px"))
-        self.max_steps = W.BoundedIntText(value=cfg.max_steps or DEFAULT_MAX_STEPS, min=1, max=MAX_STEPS_LIMIT,
-                                          description="max steps", layout=W.Layout(width="150px"))
+        st = {"description_width": "70px"}
+        self.method = css(W.Dropdown(options=list(EDITORS.items()), value=cfg.method, description="editor",
+                                     style=st, layout=W.Layout(width="200px")), "wb-editor")
+        self.lr = css(W.FloatText(value=cfg.lr, description="step size", step=1e-4, style=st,
+                                  tooltip="the editor's learning rate", layout=W.Layout(width="190px")), "wb-lr")
+        self.max_steps = css(W.BoundedIntText(value=cfg.max_steps or DEFAULT_MAX_STEPS, min=1, max=MAX_STEPS_LIMIT,
+                                              description="max steps", style=st, layout=W.Layout(width="150px")),
+                             "wb-max-steps")
         layers = cfg.layers if isinstance(cfg.layers, str) else cfg.layers[0]
         groups = list(groups)
-        self.group = W.Dropdown(options=groups, value=layers if layers in groups else
-                                (DEFAULT_LAYERS if DEFAULT_LAYERS in groups else groups[0]),
-                                description="group", layout=W.Layout(width="160px"))
+        self.group = css(W.Dropdown(options=groups, value=layers if layers in groups else
+                                    (DEFAULT_LAYERS if DEFAULT_LAYERS in groups else groups[0]),
+                                    description="layers", style=st, layout=W.Layout(width="200px")), "wb-group")
         self._beta = cfg.beta
         self._chosen_lr = float(cfg.lr)  # type: ignore[arg-type]
         self.editor_note = css(W.HTML(html.escape(note)), "wb-editor-source")
         self._note = note
-        for w, c in ((self.method, "wb-editor"), (self.lr, "wb-lr"), (self.max_steps, "wb-max-steps"),
-                     (self.group, "wb-group")):
-            css(w, c)
         self.method.observe(self._on_method, names="value")
         self.group.observe(self._on_group, names="value")
         self.lr.observe(self._on_lr, names="value")
         self.buttons: dict[str, W.Button] = {}
-        self._enabled: dict[str, bool] = {"undo": False, "redo": False}
+        self._enabled: dict[str, bool] = {"undo": False, "redo": False, "reset": False}
         for name, label, style in (("edit", "Edit", "success"), ("undo", "Undo", ""), ("redo", "Redo", ""),
                                    ("reset", "Reset", "warning")):
-            b = css(W.Button(description=label, button_style=style, layout=W.Layout(width="80px")), f"wb-{name}")
+            b = css(W.Button(description=label, button_style=style, tooltip=_TIPS[name],
+                             layout=W.Layout(width="90px" if name == "edit" else "76px")), f"wb-{name}")
             b.on_click(lambda _b, n=name: self.run(n))
             self.buttons[name] = b
-        self.history_path = W.Text(value="", placeholder="history folder", description="history",
-                                   layout=W.Layout(width="300px"))
-        for name, label in (("save", "Save history"), ("load", "Load history")):
-            b = css(W.Button(description=label, layout=W.Layout(width="110px")), f"wb-{name}")
-            b.on_click(lambda _b, n=name: self.run(n, self.history_path.value))
-            self.buttons[name] = b
-        self.progress = css(W.IntProgress(value=0, min=0, max=4, description="", bar_style="",
-                                          layout=W.Layout(width="160px")), "wb-progress")
         self.phase = css(W.HTML(""), "wb-phase")
+        self.messages = MessageArea("edit")
+        self.settings = W.VBox([W.HBox([self.method, self.lr, self.max_steps, self.group],
+                                       layout=W.Layout(flex_flow="row wrap")), self.editor_note])
+        self.advanced = css(W.Accordion(children=[self.settings], titles=("Editor settings",), selected_index=None),
+                            "wb-advanced")
         self.widget = css(W.VBox([
-            W.HBox([self.method, self.lr, self.max_steps, self.group], layout=W.Layout(flex_flow="row wrap")),
-            self.editor_note,
-            W.HBox([*(self.buttons[n] for n in ("edit", "undo", "redo", "reset")), self.progress, self.phase],
+            W.HBox([*(self.buttons[n] for n in ("edit", "undo", "redo", "reset")), self.phase],
                    layout=W.Layout(flex_flow="row wrap", align_items="center")),
-            W.HBox([self.history_path, self.buttons["save"], self.buttons["load"]]),
-        ]), "wb-edit-panel")
+            self.messages.widget, self.advanced]), "wb-edit-panel")
         self._apply_enabled()
 
     @property
@@ -112,13 +109,15 @@ class EditPanel:
     def _on_lr(self, _change=None) -> None:
         """The note under the editor says where lr came from (an lr typed by the user: as given)."""
         typed = self.lr.value != self._chosen_lr
-        self.editor_note.value = html.escape(self._note + ("; lr as typed" if typed else ""))
+        self.editor_note.value = "<small style='color:#555'>" + html.escape(
+            self._note + ("; lr as typed" if typed else "")) + "</small>"
 
     # -- running actions -----------------------------------------------------------------
     def run(self, name: str, *args: object) -> object:
         """Run action ``name`` unless another one is running (then refuse and return None)."""
         if not self._lock.acquire(blocking=False):  # test-and-set in one step: no window between
-            self.set_phase("busy: wait for the running action to finish", error=True)
+            self.messages.show("Busy: wait for the running action to finish.", "warning")
+            self.set_phase("busy: wait for the running action to finish")
             return None
         try:
             with self.busy_state():
@@ -136,23 +135,18 @@ class EditPanel:
         """Disable every button for the duration of the block."""
         for b in self.buttons.values():
             b.disabled = True
-        self.progress.value, self.progress.bar_style = 0, "info"
         try:
             yield
         finally:
             self._apply_enabled()
-            self.progress.bar_style = ""
 
-    def set_phase(self, text: str, step: int | None = None, *, error: bool = False) -> None:
-        """Show what is running now (and advance the progress bar to ``step``)."""
-        if step is not None:
-            self.progress.value = min(step, self.progress.max)
-        color = "#b71c1c" if error else "#555"
-        self.phase.value = f"<span style='color:{color}'>{html.escape(text)}</span>"
+    def set_phase(self, text: str) -> None:
+        """Show what is running now ("" when idle)."""
+        self.phase.value = f"<span style='color:#555'>{html.escape(text)}</span>" if text else ""
 
     def set_history_buttons(self, can_undo: bool, can_redo: bool) -> None:
-        """Enable Undo/Redo to match the session (applied after the busy state ends)."""
-        self._enabled.update(undo=can_undo, redo=can_redo)
+        """Enable Undo/Redo/Reset to match the session (applied after the busy state ends)."""
+        self._enabled.update(undo=can_undo, redo=can_redo, reset=can_undo or can_redo)
         if not self.busy:
             self._apply_enabled()
 

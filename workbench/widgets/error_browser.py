@@ -18,10 +18,12 @@ from .figures import confusion_figure, update_confusion
 from .images import image_png
 from .plotly_widget import live_figure
 
-__all__ = ["ErrorBrowser", "FILTERS", "SCORE_SORTS", "SORTS"]
+__all__ = ["DEFAULT_SORT", "ErrorBrowser", "FILTERS", "SCORE_SORTS", "SORTS"]
 
-# label -> (attribute, descending)
+# label -> (attribute, descending); "typical" is the distance of an error's margin from the
+# median margin of all listed errors (see DEFAULT_SORT).
 SORTS: dict[str, tuple[str, bool]] = {
+    "typical first": ("typical", False),
     "confidence (high first)": ("confidence", True),
     "confidence (low first)": ("confidence", False),
     "margin (high first)": ("margin", True),
@@ -42,20 +44,29 @@ FILTERS: dict[str, tuple[str, float] | None] = {
         ("critical", MEMORIZED_MAX_NEURONS),
 }
 ALL = -1
+# The first pick of a demo should be a typical, teachable mistake: neither a near-tie (fixed
+# by a nudge, nothing to see) nor the most confident mistake (often a mislabeled or odd
+# image whose fix is the costliest edit: +3 pp and 658 flipped predictions on the shipped
+# model). "typical first" lists errors whose margin logit(pred) - logit(true) is closest to
+# the median margin of all errors first.
+DEFAULT_SORT = "typical first"
 
 
 class _Cell:
     """One thumbnail: image, caption and a select button (widgets reused across pages)."""
 
-    def __init__(self, on_click: Callable[[int], None]) -> None:
+    def __init__(self, on_click: Callable[[int], None], px: int) -> None:
         self.index: int | None = None
-        self.image = W.Image(format="png", layout=W.Layout(width="84px", height="84px"))
-        self.caption = css(W.HTML(layout=W.Layout(width="118px")), "wb-thumb-caption")
-        self.button = css(W.Button(description="select", layout=W.Layout(width="112px")), "wb-thumb-select")
+        self.image = W.Image(format="png", layout=W.Layout(width=f"{px}px", height=f"{px}px"))
+        self.caption = css(W.HTML(), "wb-thumb-caption")
+        self.button = css(W.Button(description="select", layout=W.Layout(width="auto")), "wb-thumb-select")
         self.button.on_click(lambda _b: on_click(self.index) if self.index is not None else None)
         self.box = css(W.VBox([self.image, self.caption, self.button],
-                              layout=W.Layout(align_items="center", border="1px solid #ddd", padding="3px",
-                                              width="126px")), "wb-thumb")
+                              layout=W.Layout(align_items="center", border="1px solid #ddd", padding="3px")),
+                       "wb-thumb")
+
+    def resize(self, px: int) -> None:
+        self.image.layout.width = self.image.layout.height = f"{px}px"
 
 
 class ErrorBrowser:
@@ -73,7 +84,7 @@ class ErrorBrowser:
 
     def __init__(self, images, classes: Sequence[str], *, on_select: Callable[[int], None] | None = None,
                  page_size: int = 10, columns: int = 5, title: str = "Misclassified test images",
-                 errors: Sequence = (), confusion=None) -> None:
+                 errors: Sequence = (), confusion=None, thumb_px: int = 84) -> None:
         self.images, self.classes = images, tuple(classes)
         self.on_select = on_select
         self.page_size, self.page = page_size, 0
@@ -84,18 +95,19 @@ class ErrorBrowser:
                                       layout=W.Layout(width="190px"))
         self.filter_pred = W.Dropdown(options=opts, value=ALL, description="predicted",
                                       layout=W.Layout(width="210px"))
-        self.sort = W.Dropdown(options=list(SORTS) + list(SCORE_SORTS), value="confidence (high first)",
-                               description="sort", layout=W.Layout(width="250px"))
+        self.sort = css(W.Dropdown(options=list(SORTS) + list(SCORE_SORTS), value=DEFAULT_SORT, description="sort",
+                                   layout=W.Layout(width="280px")), "wb-sort")
         self.only = css(W.Dropdown(options=list(FILTERS), value="all", description="only",
-                                   layout=W.Layout(width="250px")), "wb-only")
+                                   layout=W.Layout(width="280px")), "wb-only")
         self.scores: dict[str, dict[int, float]] = {}
+        self._png: dict[int, bytes] = {}
         self.prev_button = css(W.Button(description="◀ prev", layout=W.Layout(width="80px")), "wb-prev")
         self.next_button = css(W.Button(description="next ▶", layout=W.Layout(width="80px")), "wb-next")
         self.page_label = css(W.HTML(), "wb-page-label")
         self.title = W.HTML(f"<b>{html.escape(title)}</b>")
-        self.cells = [_Cell(self.select) for _ in range(page_size)]
+        self.cells = [_Cell(self.select, thumb_px) for _ in range(page_size)]
         self.grid = W.GridBox([c.box for c in self.cells], layout=W.Layout(
-            grid_template_columns=f"repeat({columns}, 130px)", grid_gap="4px"))
+            grid_template_columns=f"repeat({columns}, max-content)", grid_gap="4px"))
         c = len(self.classes)
         self.confusion = live_figure(confusion_figure(confusion if confusion is not None else [[0] * c] * c,
                                                       self.classes))
@@ -104,11 +116,12 @@ class ErrorBrowser:
             w.observe(self._on_filter, names="value")
         self.prev_button.on_click(lambda _b: self.go_to(self.page - 1))
         self.next_button.on_click(lambda _b: self.go_to(self.page + 1))
-        controls = W.HBox([self.filter_true, self.filter_pred, self.sort, self.only],
-                          layout=W.Layout(flex_flow="row wrap"))
+        controls = css(W.HBox([self.filter_true, self.filter_pred, self.sort, self.only],
+                              layout=W.Layout(flex_flow="row wrap")), "wb-advanced-filters")
         paging = W.HBox([self.prev_button, self.page_label, self.next_button],
                         layout=W.Layout(align_items="center"))
-        left = W.VBox([self.title, controls, paging, self.grid])
+        self.controls = controls
+        left = W.VBox([paging, self.grid, controls])
         self.widget = css(W.HBox([left, self.confusion], layout=W.Layout(flex_flow="row wrap")), "wb-error-browser")
         self.refresh()
 
@@ -141,6 +154,10 @@ class ErrorBrowser:
             sign = -1.0 if desc else 1.0
             return sorted(items, key=lambda e: (e.index not in vals, sign * vals.get(e.index, 0.0), e.index))
         key, desc = SORTS[self.sort.value]
+        if key == "typical":
+            margins = sorted(e.margin for e in self.errors)
+            med = margins[len(margins) // 2] if margins else 0.0
+            return sorted(items, key=lambda e: (abs(e.margin - med), e.index))
         return sorted(items, key=lambda e: (getattr(e, key), -e.index if desc else e.index), reverse=desc)
 
     @property
@@ -188,12 +205,14 @@ class ErrorBrowser:
                 cell.index = None
                 cell.box.layout.visibility = "hidden"
                 continue
-            cell.index = int(item.index)
-            cell.image.value = image_png(self.images[item.index])
-            cell.caption.value = (f"<div style='font-size:11px;line-height:1.25'><b>#{item.index}</b> "
-                                  f"{item.confidence:.0%}<br>true: {html.escape(self.classes[item.true])}<br>"
-                                  f"pred: {html.escape(self.classes[item.pred])}{self._score_note(item.index)}</div>")
-            cell.button.description = f"select #{item.index}"
+            if cell.index != int(item.index):  # send a thumbnail only when the cell shows another image
+                cell.index = int(item.index)
+                cell.image.value = self.png(cell.index)
+            cell.caption.value = (f"<div style='font-size:0.85em;line-height:1.25' title='the model is "
+                                  f"{item.confidence:.0%} sure'><b>#{item.index}</b> said "
+                                  f"{html.escape(self.classes[item.pred])}<br>true: "
+                                  f"{html.escape(self.classes[item.true])}{self._score_note(item.index)}</div>")
+            cell.button.description = "select"
             cell.box.layout.visibility = "visible"
         n = len(self.visible)
         self.page_label.value = f"&nbsp;page {self.page + 1} / {self.pages} &nbsp;({n} of {len(self.errors)} errors)&nbsp;"
@@ -205,6 +224,16 @@ class ErrorBrowser:
         q, c = self.scores.get("label_quality", {}).get(index), self.scores.get("critical", {}).get(index)
         parts = ([f"label q {q:.2f}"] if q is not None else []) + ([f"{c:g} neurons"] if c is not None else [])
         return "<br><span style='color:#777'>" + ", ".join(parts) + "</span>" if parts else ""
+
+    def png(self, index: int) -> bytes:
+        """The thumbnail PNG of test image ``index`` (encoded once)."""
+        if index not in self._png:
+            self._png[index] = image_png(self.images[index])
+        return self._png[index]
+
+    def set_thumb_size(self, px: int) -> None:
+        for c in self.cells:
+            c.resize(px)
 
     def _highlight(self) -> None:
         for cell in self.cells:

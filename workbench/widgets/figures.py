@@ -11,11 +11,10 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 __all__ = [
-    "COLORS", "accuracy_range", "confusion_figure", "metrics_figure", "probability_colors", "probability_figure",
-    "update_confusion",
+    "COLORS", "confusion_figure", "per_class_figure", "pp_range", "probability_colors", "probability_figure",
+    "timeline_axes", "timeline_figure", "update_confusion",
 ]
 
 COLORS = {"base": "#9aa5b1", "true": "#2e7d32", "pred": "#c62828", "target": "#1565c0",
@@ -60,7 +59,7 @@ def confusion_figure(confusion, classes: Sequence[str], *, title: str = "Confusi
     fig = go.Figure(go.Heatmap(x=list(range(c)), y=list(range(c)), colorscale="Reds", showscale=False,
                                xgap=1, ygap=1, hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
                                **_confusion_values(cm)))
-    ticks = dict(tickmode="array", tickvals=list(range(c)), ticktext=[s[:9] for s in classes])
+    ticks = dict(tickmode="array", tickvals=list(range(c)), ticktext=list(classes), automargin=True)
     fig.update_layout(**_layout(title, height, width),
                       xaxis=dict(title="predicted", tickangle=-45, **ticks),
                       yaxis=dict(title="true", autorange="reversed", **ticks))
@@ -95,68 +94,94 @@ def probability_colors(c: int, *, true: int | None = None, pred: int | None = No
 
 def probability_figure(probs, classes: Sequence[str], *, true: int | None = None, pred: int | None = None,
                        target: int | None = None, title: str = "Class probabilities",
-                       height: int = 270, width: int | None = 440) -> go.Figure:
-    """Bar chart of one image's class probabilities.
+                       height: int = 165, width: int | None = 440) -> go.Figure:
+    """Bar chart of one image's class probabilities (values written upright above the bars).
 
     Args:
         probs: ``(C,)`` softmax probabilities (any float sequence).
-        classes: ``C`` class names.
+        classes: ``C`` class names (written in full).
         true, pred, target: class indices to colour (green, red, blue).
     """
     p = _np(probs)
-    fig = go.Figure(go.Bar(x=list(classes), y=p.tolist(),
+    fig = go.Figure(go.Bar(x=list(classes), y=p.tolist(), text=probability_text(p), textposition="outside",
+                           textangle=0, cliponaxis=False, textfont=dict(size=10),
                            marker_color=probability_colors(len(classes), true=true, pred=pred, target=target),
                            hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
-    fig.update_layout(**_layout(title, height, width), yaxis=dict(range=[0, 1], title="p"),
-                      xaxis=dict(tickangle=-45, automargin=True))
-    fig.update_layout(margin=dict(_MARGIN, r=30))
+    fig.update_layout(**_layout(title, height, width), yaxis=dict(range=[0, 1.12], title="p", tickformat=".0%"),
+                      xaxis=dict(tickangle=-35, automargin=True))
+    fig.update_layout(margin=dict(l=45, r=10, t=30, b=10))
     return fig
 
 
-def metrics_figure(base: float, before: float, after: float, step_change, total_change,
-                   accuracies: Sequence[float], classes: Sequence[str], *, height: int = 500,
-                   width: int | None = 640) -> go.Figure:
-    """The metrics panel in one figure (one widget instead of three).
+def probability_text(p) -> list[str]:
+    """Bar labels: the percentage where it is at least 1%, else nothing."""
+    return [f"{v:.0%}" if v >= 0.01 else "" for v in _np(p).tolist()]
+
+
+def per_class_figure(step_change, total_change, classes: Sequence[str], *, title: str = "",
+                     height: int = 260, width: int | None = 620) -> go.Figure:
+    """Per-class accuracy change in percentage points: this edit (blue) and the session (grey).
 
     Args:
-        base, before, after: test accuracy of the base model, before and after the last edit.
-        step_change, total_change: ``(C,)`` per-class accuracy change (fraction) of the last
-            edit alone and of the session vs the base model.
-        accuracies: test accuracy after each edit of the session; element 0 is the base model.
-        classes: ``C`` class names.
+        step_change, total_change: ``(C,)`` accuracy change per class, as fractions.
     Returns:
-        A figure with four traces, updated in place by the panel (only ``y``, ``text`` and
-        the first y range change): 0 accuracy bars (base / before / after), 1 session
-        timeline (x = edit number, implicit), 2 per-class change of this edit, 3 per-class
-        change of the session (both in percentage points).
+        Two bar traces (0: this edit, 1: all edits so far); the legend sits above the plot
+        area, so it never covers a bar, and every class name is written in full.
     """
-    fig = make_subplots(rows=2, cols=2, column_widths=[0.42, 0.58], row_heights=[0.45, 0.55],
-                        specs=[[{}, {}], [{"colspan": 2}, None]], vertical_spacing=0.2, horizontal_spacing=0.12,
-                        subplot_titles=("Test accuracy", "Session timeline (accuracy after each edit)",
-                                        "Per-class accuracy change (pp)"))
-    fig.add_trace(go.Bar(x=["base", "before edit", "after edit"], y=[base, before, after], name="accuracy",
-                         marker_color=[COLORS["base"], COLORS["before"], COLORS["after"]],
-                         text=[f"{v:.2%}" for v in (base, before, after)], textposition="auto",
-                         hovertemplate="%{x}: %{y:.2%}<extra></extra>", showlegend=False), row=1, col=1)
-    acc = _np(accuracies).tolist()
-    fig.add_trace(go.Scatter(y=acc, mode="lines+markers", name="timeline",  # x: the edit number (index)
-                             line_color=COLORS["after"], hovertemplate="edit %{x}: %{y:.2%}<extra></extra>",
-                             showlegend=False), row=1, col=2)
     s, t = _np(step_change) * 100, _np(total_change) * 100
-    fig.add_trace(go.Bar(x=list(classes), y=s.tolist(), name="this edit", marker_color=COLORS["after"]), row=2, col=1)
-    fig.add_trace(go.Bar(x=list(classes), y=t.tolist(), name="session", marker_color=COLORS["base"]), row=2, col=1)
-    fig.update_layout(**_layout("", height, width), barmode="group")
-    fig.update_layout(showlegend=True, legend=dict(orientation="h", y=0.47, x=1, xanchor="right"),
-                      margin=dict(l=50, r=10, t=30, b=60))
-    fig.update_annotations(font_size=12)
-    fig.update_yaxes(tickformat=".0%", range=accuracy_range(base, before, after), row=1, col=1)
-    fig.update_yaxes(tickformat=".1%", row=1, col=2)
-    fig.update_xaxes(title_text="edit #", dtick=1, rangemode="tozero", row=1, col=2)
-    fig.update_yaxes(title_text="pp", zeroline=True, row=2, col=1)
-    fig.update_xaxes(tickangle=-30, row=2, col=1)
+    fig = go.Figure([
+        go.Bar(x=list(classes), y=s.tolist(), name="this edit", marker_color=COLORS["after"],
+               hovertemplate="%{x}: %{y:+.2f} pp (this edit)<extra></extra>"),
+        go.Bar(x=list(classes), y=t.tolist(), name="all edits so far", marker_color=COLORS["base"],
+               hovertemplate="%{x}: %{y:+.2f} pp (all edits)<extra></extra>")])
+    fig.update_layout(**{**_layout(title, height, width), "showlegend": True}, barmode="group",
+                      legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),
+                      yaxis=dict(title="accuracy change (pp)", zeroline=True, zerolinecolor="#888",
+                                 range=pp_range(s, t)),
+                      xaxis=dict(tickangle=-30, automargin=True))
+    fig.update_layout(margin=dict(l=60, r=10, t=40, b=70))
     return fig
 
 
-def accuracy_range(*accuracies: float) -> list[float]:
-    """y range of the accuracy bars: from 5 points under the lowest value to 100%."""
-    return [max(0.0, min(accuracies) - 0.05), 1.0]
+def pp_range(*values) -> list[float]:
+    """y range of a per-class plot in pp: symmetric, at least +-0.5 pp, so that no bar is cut."""
+    m = max([float(np.abs(_np(v)).max(initial=0.0)) for v in values] + [0.5])
+    return [-1.15 * m, 1.15 * m]
+
+
+def timeline_figure(accuracies: Sequence[float], *, title: str = "Test accuracy after each edit",
+                    height: int = 240, width: int | None = 520) -> go.Figure:
+    """The session timeline: accuracy of the base model (edit 0) and after each edit.
+
+    The axes are set from the data: x ticks are whole edit numbers, the y range spans the
+    values with at least 1 pp of room (never 0-150% for a single point), and tick labels
+    have enough decimals not to repeat.
+    """
+    acc = _np(accuracies).tolist()
+    fig = go.Figure(go.Scatter(x=list(range(len(acc))), y=acc, mode="lines+markers", line_color=COLORS["after"],
+                               hovertemplate="after edit %{x}: %{y:.2%}<extra></extra>"))
+    fig.update_layout(**_layout(title, height, width), **timeline_axes(acc))
+    fig.update_layout(margin=dict(l=60, r=10, t=36, b=40))
+    return fig
+
+
+def timeline_axes(acc: Sequence[float]) -> dict:
+    """x and y axis settings of :func:`timeline_figure` for these accuracies."""
+    lo, hi = (min(acc), max(acc)) if acc else (0.9, 0.9)
+    pad = max(0.005, (hi - lo) * 0.15)
+    y0, y1 = max(0.0, lo - pad), min(1.0, hi + pad)
+    step = _nice_step((y1 - y0) / 4)
+    decimals = max(0, int(np.ceil(-np.log10(step * 100))))
+    return dict(xaxis=dict(title="edit #", tickmode="linear", tick0=0, dtick=max(1, len(acc) // 10 or 1),
+                           range=[-0.3, max(1, len(acc) - 1) + 0.3]),
+                yaxis=dict(range=[y0, y1], tickmode="linear", tick0=0, dtick=step,
+                           tickformat=f".{decimals}%"))
+
+
+def _nice_step(raw: float) -> float:
+    """1, 2 or 5 times a power of ten, >= raw."""
+    exp = np.floor(np.log10(max(raw, 1e-6)))
+    for m in (1, 2, 5, 10):
+        if m * 10 ** exp >= raw:
+            return float(m * 10 ** exp)
+    return float(10 ** (exp + 1))

@@ -97,6 +97,8 @@ class LocalizationPanel:
                  f"({result.flip_rate:.0%} of repeats)" if result.flipped_to is not None else
                  "the prediction did not change within the budget (a lower bound)")
         budget = "" if result.flip_rate == 1 else " (some repeats hit the budget: the count is a lower bound)"
+        if result.initial_prediction != result.label:
+            flips, budget = "the model does not predict it, so no neuron is needed", ""
         self.summary.value = (f"#{self.index}: the prediction <b>{html.escape(pred)}</b> needs "
                               f"<b class='wb-loc-count'>{result.count:g}</b> critical neuron(s) "
                               f"(mean of {reps} repeat(s): {list(result.counts)}){budget}; {flips}.")

@@ -1,17 +1,20 @@
-"""MetricsPanel: accuracy before/after, drawdown, per-class change, timeline, flipped strip.
+"""MetricsPanel: per-class accuracy change and the images the last edit changed.
 
-The three plots live in one FigureWidget (one front-end widget instead of three), created
-once; :meth:`MetricsPanel.show` swaps its trace data in place inside ``batch_update``.
+Both refer to the *applied* edit named in the panel's heading; after a failed attempt,
+an undo or a reset the heading and the figures move to the state the model is in, so no
+figure is ever left over from an earlier click. The per-class plot is one FigureWidget
+created once and updated in place; flipped thumbnails are encoded once per image.
 """
 from __future__ import annotations
 
 import html
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import ipywidgets as W
 
 from .common import css
-from .figures import accuracy_range, metrics_figure
+from .figures import per_class_figure, pp_range
+from .glossary import GLOSSARY, term
 from .images import image_png
 from .plotly_widget import live_figure
 
@@ -23,103 +26,100 @@ def _vec(t) -> list[float]:
     return [0.0 if v != v else float(v) for v in (t.tolist() if hasattr(t, "tolist") else t)]
 
 
-def _pp(x: float) -> str:
-    return f"{x * 100:+.2f} pp"
-
-
 class MetricsPanel:
-    """Scores of the last edit and of the session.
+    """Per-class change (this edit and all edits) and the strip of changed images.
 
     Args:
-        images: ``(N, C, H, W)`` uint8 test images (for the flipped strip).
+        images: ``(N, C, H, W)`` uint8 test images (for the strip).
         labels: ``(N,)`` true labels.
         classes: class names.
-        on_select: called with a test index when a flipped image is clicked.
-        strip_size: how many flipped images the strip shows.
+        on_select: called with a test index when a strip image is clicked.
+        strip_size: how many changed images the strip shows.
     """
 
     def __init__(self, images, labels, classes: Sequence[str], *, on_select: Callable[[int], None] | None = None,
-                 strip_size: int = 12, title: str = "", base_error: float = 0.0, width: int = 640) -> None:
+                 strip_size: int = 12, width: int = 620, thumb_px: int = 56) -> None:
         self.images, self.labels, self.classes = images, labels, tuple(classes)
         self.on_select = on_select
-        c, acc = len(self.classes), 1.0 - base_error
-        self.figure = live_figure(metrics_figure(acc, acc, acc, [0.0] * c, [0.0] * c, [acc], self.classes,
-                                                 width=width))
-        self.title = W.HTML(f"<b>{html.escape(title)}</b>" if title else "")
-        self.drawdown = css(W.HTML("drawdown: <i>no edit yet</i>"), "wb-drawdown")
+        c = len(self.classes)
+        self.figure = live_figure(per_class_figure([0.0] * c, [0.0] * c, self.classes, width=width))
+        self.heading = css(W.HTML("<i>No edit applied yet: the plots fill in after the first edit.</i>"),
+                           "wb-metrics-heading")
         self.flipped: list[int] = []
-        self.strip_label = css(W.HTML("flipped predictions: none"), "wb-flipped-label")
+        self._png: dict[int, bytes] = {}
+        self._shown: list[int | None] = [None] * strip_size
+        self.strip_label = css(W.HTML(""), "wb-flipped-label")
         self.strip_cells = []
         for k in range(strip_size):
-            img = W.Image(format="png", layout=W.Layout(width="56px", height="56px"))
-            btn = css(W.Button(description="", layout=W.Layout(width="80px")), "wb-flipped")
+            img = W.Image(format="png", layout=W.Layout(width=f"{thumb_px}px", height=f"{thumb_px}px"))
+            btn = css(W.Button(description="", tooltip=GLOSSARY["✓ / ✗"], layout=W.Layout(width="auto")),
+                      "wb-flipped")
             box = W.VBox([img, btn], layout=W.Layout(align_items="center", visibility="hidden"))
             self.strip_cells.append((img, btn, box))
             btn.on_click(lambda _b, k=k: self.open_flipped(k))
         self.strip = W.HBox([b for _, _, b in self.strip_cells], layout=W.Layout(flex_flow="row wrap"))
-        self.widget = css(W.VBox([self.title, self.drawdown, self.figure, self.strip_label, self.strip]),
-                          "wb-metrics")
+        self.widget = css(W.VBox([self.heading, self.figure, self.strip_label, self.strip]), "wb-metrics")
 
-    def show(self, base_error: float, timeline_errors: Sequence[float], step=None, total=None) -> None:
-        """Update every plot in place.
+    def set_thumb_size(self, px: int) -> None:
+        for img, _, _ in self.strip_cells:
+            img.layout.width = img.layout.height = f"{px}px"
 
-        Args:
-            base_error: test error of the base model (fraction).
-            timeline_errors: test error after each applied edit, oldest first (without the base).
-            step: ``EditReport`` of the last edit alone (after vs before it), or None.
-            total: ``EditReport`` of the session vs the base model, or None.
-        """
-        before = step.error_before if step is not None else base_error
-        after = step.error_after if step is not None else (total.error_after if total is not None else base_error)
+    def show(self, record: Any, n_edits: int, note: str = "") -> None:
+        """Show the applied edit ``record`` (an ``EditRecord`` with reports), or the base state (None)."""
         zeros = [0.0] * len(self.classes)
-        step_change = [-v for v in _vec(step.per_class_change)] if step is not None else zeros
-        total_change = [-v for v in _vec(total.per_class_change)] if total is not None else zeros
-        acc = [1 - base_error] + [1 - e for e in timeline_errors]
-        bars = [1 - base_error, 1 - before, 1 - after]
-        # One batch per set of properties: plotly's front end would blank a property that
-        # a mixed batch sets on some traces only (e.g. every trace's x when one x changes).
+        step = record.step_report if record is not None else None
+        total = record.report if record is not None else None
+        s = [-v * 100 for v in _vec(step.per_class_change)] if step is not None else zeros
+        t = [-v * 100 for v in _vec(total.per_class_change)] if total is not None else zeros
         with self.figure.batch_update():
-            self.figure.data[0].text = [f"{v:.2%}" for v in bars]
-            self.figure.layout.yaxis.range = accuracy_range(*bars)
-        with self.figure.batch_update():
-            for trace, y in zip(self.figure.data, (bars, acc, [v * 100 for v in step_change],
-                                                   [v * 100 for v in total_change])):
-                trace.y = y
-        if step is None and total is None:
-            self.drawdown.value = "drawdown: <i>no edit applied</i>"
+            self.figure.data[0].y = s
+            self.figure.data[1].y = t
+            self.figure.layout.yaxis.range = pp_range(s, t)
+        if record is None:
+            self.heading.value = ("<i>" + html.escape(note or "No edit applied: the model has its base weights.")
+                                  + "</i>")
         else:
-            parts = []
-            if step is not None:
-                parts.append(f"this edit <b class='wb-drawdown-step'>{_pp(step.drawdown)}</b>")
-            if total is not None:
-                parts.append(f"session <b class='wb-drawdown-total'>{_pp(total.drawdown)}</b> "
-                             f"(test error {total.error_after:.2%}, base {base_error:.2%})")
-            self.drawdown.value = "drawdown: " + ", ".join(parts)
+            what = f"#{record.index}" if isinstance(record.index, int) else "your image"
+            target = record.target if isinstance(record.target, int) else record.target[0]
+            self.heading.value = (f"<b>Edit {n_edits}</b> ({html.escape(what)} → "
+                                  f"{html.escape(self.classes[target])}): {term('per-class change')}"
+                                  + (f" <span style='color:#8a5a00'>({html.escape(note)})</span>" if note else ""))
         self.show_flipped(_vec(step.flipped) if step is not None else [],
-                          _vec(step.preds_after) if step is not None else None)
+                          _vec(step.preds_after) if step is not None else None,
+                          exclude=record.index if record is not None and isinstance(record.index, int) else None)
 
     def open_flipped(self, k: int) -> None:
-        """Open the ``k``-th image of the flipped strip (select it in the workbench)."""
+        """Open the ``k``-th image of the strip (select it in the workbench)."""
         if k < len(self.flipped) and self.on_select is not None:
             self.on_select(self.flipped[k])
 
-    def show_flipped(self, flipped: Sequence[float], preds_after=None) -> None:
+    def png(self, index: int) -> bytes:
+        if index not in self._png:
+            self._png[index] = image_png(self.images[index], scale=3)
+        return self._png[index]
+
+    def show_flipped(self, flipped: Sequence[float], preds_after=None, exclude: int | None = None) -> None:
         """Fill the strip with the first test images whose prediction the edit changed."""
-        self.flipped = [int(i) for i in flipped]
+        self.flipped = [int(i) for i in flipped if int(i) != exclude]
         for k, (img, btn, box) in enumerate(self.strip_cells):
             if k >= len(self.flipped):
                 box.layout.visibility = "hidden"
                 continue
             i = self.flipped[k]
-            img.value = image_png(self.images[i], scale=2)
+            if self._shown[k] != i:
+                self._shown[k] = i
+                img.value = self.png(i)
             new = int(preds_after[i]) if preds_after is not None else None
             ok = new is not None and new == int(self.labels[i])
             btn.description = f"#{i} {'✓' if ok else '✗'}"
             btn.tooltip = (f"true {self.classes[int(self.labels[i])]}, now predicted "
-                           f"{self.classes[new] if new is not None else '?'}")
+                           f"{self.classes[new] if new is not None else '?'}: "
+                           + ("the edit fixed it" if ok else "the edit broke it"))
             btn.button_style = "success" if ok else "danger"
             box.layout.visibility = "visible"
         n = len(self.flipped)
+        fixed = sum(1 for i in self.flipped if preds_after is not None and int(preds_after[i]) == int(self.labels[i]))
         shown = min(n, len(self.strip_cells))
-        self.strip_label.value = (f"flipped predictions of this edit: <b>{n}</b>"
-                                  + (f" (first {shown} shown; click to open)" if n else ""))
+        self.strip_label.value = (f"{term('other images changed')} by this edit: <b>{n}</b>"
+                                  + (f" — {fixed} now right ✓, {n - fixed} now wrong ✗"
+                                     f" (first {shown} shown; click one to open it)" if n else ""))

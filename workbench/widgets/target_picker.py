@@ -1,20 +1,25 @@
-"""TargetPicker: the selected image's class probabilities and one button per class.
+"""TargetPicker: the selected image, its class probabilities and one button per class.
 
 The buttons are ordered with the suggestions first: the true label, then the model's
-top-k predictions, then the remaining classes.
+top-k predictions, then the remaining classes. The probability chart is a FigureWidget
+updated in place (only the bar heights, labels and colours are sent).
 """
 from __future__ import annotations
 
 import html
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import ipywidgets as W
 import torch
 
 from .common import css
-from .figures import probability_colors, probability_figure
+from .figures import probability_colors, probability_figure, probability_text
+from .glossary import GLOSSARY
 from .images import image_png
 from .plotly_widget import live_figure
+
+if TYPE_CHECKING:
+    from .controller import Selection
 
 __all__ = ["TargetPicker", "suggest_targets"]
 
@@ -33,63 +38,70 @@ def suggest_targets(probs: Sequence[float], true: int | None, k: int = 3) -> lis
 
 
 class TargetPicker:
-    """Probability bar chart (a FigureWidget updated in place) plus target buttons.
+    """The image, a header (true / predicted), target buttons and the probability chart.
 
     Args:
         classes: class names.
         on_target: called with the chosen class index.
         k: how many top predictions to suggest after the true label.
-        title: heading (the model's name in a comparison).
+        image_px: displayed image size (presentation mode sets at least 160).
     """
 
     def __init__(self, classes: Sequence[str], *, on_target: Callable[[int], None] | None = None, k: int = 3,
-                 title: str = "Target label") -> None:
+                 image_px: int = 112, chart_width: int = 420) -> None:
         self.classes, self.k = tuple(classes), k
         self.on_target = on_target
         self.index: int | None = None
+        self.name = ""
         self.true: int | None = None
         self.pred: int | None = None
         self.target: int | None = None
         self.probs: list[float] = [0.0] * len(self.classes)
         self.order: list[int] = list(range(len(self.classes)))
-        self.figure = live_figure(probability_figure(self.probs, self.classes, title=title))
-        self.image = W.Image(value=image_png(torch.full((1, 28, 28), 240, dtype=torch.uint8)), format="png",
-                             layout=W.Layout(width="84px", height="84px"))
-        self.header = css(W.HTML("<i>select an image</i>"), "wb-target-header")
+        self._raw_key: object = None
+        self.figure = live_figure(probability_figure(self.probs, self.classes, title="", width=chart_width))
+        self.image = css(W.Image(value=image_png(torch.full((1, 28, 28), 235, dtype=torch.uint8)), format="png",
+                                 layout=W.Layout(width=f"{image_px}px", height=f"{image_px}px",
+                                                 border="1px solid #ccc")), "wb-picked-image")
+        self.header = css(W.HTML("<i>No image picked yet.</i>"), "wb-target-header")
         self.buttons = [css(W.Button(description=c, layout=W.Layout(width="auto")), "wb-target")
                         for c in self.classes]
         for k_, b in enumerate(self.buttons):
             b.on_click(lambda _b, k_=k_: self.choose(k_))
-        self.button_box = W.HBox(self.buttons, layout=W.Layout(flex_flow="row wrap", max_width="520px"))
-        self.widget = css(W.VBox([W.HBox([self.image, self.header]), self.button_box, self.figure]),
-                          "wb-target-picker")
+        self.button_box = css(W.HBox(self.buttons, layout=W.Layout(flex_flow="row wrap")), "wb-target-buttons")
+        self.legend = W.HTML(f"<small style='color:#555' title='{html.escape(GLOSSARY['bars'], quote=True)}'>"
+                             "bars: <span style='color:#2e7d32'>■ true</span> <span style='color:#c62828'>■ predicted"
+                             "</span> <span style='color:#1565c0'>■ target</span> ■ other</small>")
+        self.widget = css(W.VBox([W.HBox([self.image, self.header], layout=W.Layout(align_items="center")),
+                                  self.button_box]), "wb-target-picker")
+        self.chart = css(W.VBox([self.figure, self.legend]), "wb-probabilities")
         self._set_enabled(False)
 
-    def show(self, index: int, image, probs: Sequence[float], true: int | None) -> None:
-        """Show test image ``index``: its ``(C, H, W)`` image, ``(C,)`` probabilities and true label.
+    def set_image_size(self, px: int) -> None:
+        self.image.layout.width = self.image.layout.height = f"{px}px"
 
-        The target resets to the suggestion (the true label) whenever the image changes.
-        """
-        new_image = index != self.index
-        self.index, self.true = int(index), true
+    def show(self, sel: Selection) -> None:
+        """Show a selection; the target resets to the suggestion when the image changes."""
+        probs = sel.probs.tolist()
+        self.index, self.name, self.true = sel.index, sel.name, sel.true
         self.probs = [float(p) for p in probs]
-        self.pred = max(range(len(self.probs)), key=lambda c: self.probs[c])
-        self.order = suggest_targets(self.probs, true, self.k)
-        if new_image or self.target is None:
-            self.target = true if true is not None else self.order[0]
-        self.image.value = image_png(image)
+        self.pred = sel.pred
+        self.order = suggest_targets(self.probs, sel.true, self.k)
+        if self._raw_key is not sel.raw:  # a new image: send its PNG (never re-send an unchanged one)
+            self._raw_key = sel.raw
+            self.image.value = image_png(sel.raw, scale=6)
         self._set_enabled(True)
         self.refresh()
 
     def choose(self, target: int) -> None:
         """Pick ``target`` as the edit's target label (a button click)."""
-        self.target = int(target)
-        self.refresh()
         if self.on_target is not None:
-            self.on_target(self.target)
+            self.on_target(int(target))
+        else:
+            self.set_target(int(target))
 
-    def choose_silently(self, target: int) -> None:
-        """Set the target without calling ``on_target`` (used to sync several pickers)."""
+    def set_target(self, target: int) -> None:
+        """Show ``target`` as the chosen label (without calling ``on_target``)."""
         self.target = int(target)
         self.refresh()
 
@@ -97,23 +109,28 @@ class TargetPicker:
         """Update bars, colours, button order and styles in place."""
         with self.figure.batch_update():
             self.figure.data[0].y = self.probs
+            self.figure.data[0].text = probability_text(self.probs)
             self.figure.data[0].marker.color = probability_colors(len(self.classes), true=self.true,
                                                                   pred=self.pred, target=self.target)
-        self.button_box.children = [self.buttons[c] for c in self.order]
+        order = [self.buttons[c] for c in self.order]
+        if list(self.button_box.children) != order:
+            self.button_box.children = order
         suggested = set(self.order[:self.k + 1])
         for c, b in enumerate(self.buttons):
             b.button_style = "primary" if c == self.target else ""
-            b.icon = "star" if c in suggested else ""
+            b.icon = "star" if c in suggested and c != self.target else ("check" if c == self.target else "")
             for cls, on in (("wb-target-true", c == self.true), ("wb-target-suggested", c in suggested),
                             ("wb-target-selected", c == self.target)):
                 (b.add_class if on else b.remove_class)(cls)
-            b.tooltip = ("true label" if c == self.true else "suggested: top prediction" if c in suggested
-                         else "") + f" p={self.probs[c]:.3f}"
-        if self.index is not None and self.pred is not None:
-            name = lambda c: html.escape(self.classes[c]) if c is not None else "?"  # noqa: E731
-            self.header.value = (f"<b>#{self.index}</b> true: <b>{name(self.true)}</b>, predicted: "
-                                 f"<b>{name(self.pred)}</b> ({self.probs[self.pred]:.1%})<br>"
-                                 f"target: <b class='wb-target-name'>{name(self.target)}</b>")
+            b.tooltip = ("the true label; " if c == self.true else "suggested: a top prediction; "
+                         if c in suggested else "") + f"the model gives it {self.probs[c]:.1%}"
+        if self.pred is not None:
+            name = lambda c: html.escape(self.classes[c]) if c is not None else "unknown"  # noqa: E731
+            true = f"true: <b>{name(self.true)}</b>, " if self.true is not None else "your image, "
+            self.header.value = (f"<div style='padding-left:8px'><b>{html.escape(self.name)}</b><br>{true}"
+                                 f"predicted: <b>{name(self.pred)}</b> ({self.probs[self.pred]:.0%})<br>"
+                                 f"it should be: <b class='wb-target-name'>{name(self.target)}</b> "
+                                 "<span style='color:#555'>(pick below)</span></div>")
 
     def _set_enabled(self, on: bool) -> None:
         for b in self.buttons:

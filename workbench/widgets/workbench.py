@@ -1,279 +1,161 @@
-"""Workbench: the panels composed around one EditSession, and how to open one.
+"""Workbench: one screen around one EditSession.
 
-The interactive loop: ErrorBrowser -> select -> TargetPicker -> Edit -> the session edits,
-scores and records -> MetricsPanel, ProbePanel and AttributionView update in place.
+Top: a header line (model, accuracy, presentation mode). Then two columns: on the left the
+picked image, its target buttons and Edit / Undo / Redo / Reset (messages beside them);
+on the right the outcome card and the class probabilities. Below, tabs: the mistakes
+(error browser, your own image), the details of the last edit (per-class change, changed
+images, attribution, probe), the history (timeline, save, export, report), and any panel
+added with :meth:`Workbench.add_tab` (e.g. "Where is it stored?").
 
-Handlers stay thin: a button calls one method of this controller (guarded so that errors
-appear in the message area), the method calls the session, then the panels refresh.
-Methods called from code (``wb.edit()``) raise on bad input instead.
+A click goes to the :class:`~workbench.widgets.controller.Controller`, which calls the
+session and answers through the callbacks below; each updates its own panels in place.
 """
 from __future__ import annotations
 
 import html
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import ipywidgets as W
-import torch
 
-from .attribution_view import AttributionRequest, AttributionView
-from .common import MessageArea, css, log
+from .attribution_view import AttributionView
+from .common import STYLE_SHEET, MessageArea, css, log
+from .controller import Callbacks, Controller, Selection, attribution_rows
 from .edit_panel import EditPanel
 from .error_browser import ErrorBrowser
+from .glossary import glossary_html
+from .history_panel import HistoryPanel
 from .localization_panel import LocalizationPanel, LocalizeActions
-from .session_view import SessionView
+from .metrics_panel import MetricsPanel
+from .outcome import OutcomeCard
+from .probe_panel import ProbePanel
+from .report import build_report
+from .target_picker import TargetPicker
+from .upload import UploadPanel
 from ..session.opening import default_checkpoint, open_session, resolve_checkpoint
 
-__all__ = ["Workbench", "default_checkpoint", "open_session", "resolve_checkpoint"]
+if TYPE_CHECKING:
+    from ..session import EditRecord, EditSession
 
+__all__ = ["DEFAULT_OUTPUT", "Workbench", "default_checkpoint", "open_session", "resolve_checkpoint"]
 
-class _Controller:
-    """Shared actions of the workbench and the comparison: selection, target, edit stack."""
-
-    views: list[SessionView]
-    browser: ErrorBrowser
-    panel: EditPanel
-    messages: MessageArea
-
-    def _init_common(self, views: list[SessionView], groups: Sequence[str], config: Any) -> None:
-        self.views = views
-        self.selected: int | None = None
-        self.target: int | None = None
-        self.timings: dict[str, float] = {}
-        self._change_times: dict[str, float] = {}
-        self.panel = EditPanel(groups, {
-            "edit": self._guarded("Edit", self.edit), "undo": self._guarded("Undo", self.undo),
-            "redo": self._guarded("Redo", self.redo), "reset": self._guarded("Reset", self.reset),
-            "save": self._guarded("Save history", self.save_history),
-            "load": self._guarded("Load history", self.load_history)}, config=config,
-            card=getattr(self.views[0].session, "card", None),
-            note=getattr(getattr(self.views[0].session, "editor_choice", None), "note", ""))
-        self._sync_buttons()
-
-    def _guarded(self, action: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        def run(*args: Any) -> Any:
-            with self.messages.guard(action):
-                self.messages.clear()
-                out = fn(*args)
-                self.panel.set_phase(f"{action}: done", self.panel.progress.max)
-                return out
-            self.panel.set_phase(f"{action} failed (see message)", error=True)
-            return None
-        return run
-
-    # -- selection --------------------------------------------------------------------------
-    def select(self, index: int) -> None:
-        """Select test image ``index`` in every panel (a thumbnail or flipped-strip click)."""
-        n = len(self.views[0].labels)
-        if isinstance(index, bool) or not 0 <= int(index) < n:
-            raise ValueError(f"index {index!r} out of range: the split has {n} images (0..{n - 1})")
-        self.selected = int(index)
-        self.browser.select(self.selected, notify=False)
-        for v in self.views:
-            v.select(self.selected)
-        self.target = self.views[0].picker.target
-        for v in self.views[1:]:
-            if self.target is not None:
-                v.picker.choose_silently(self.target)
-        self._after_select()
-
-    def set_target(self, target: int) -> None:
-        """Use class ``target`` as the edit's target label (in every view)."""
-        n = len(self.views[0].classes)
-        if isinstance(target, bool) or not 0 <= int(target) < n:
-            raise ValueError(f"target {target!r} out of range: classes are 0..{n - 1}")
-        self.target = int(target)
-        for v in self.views:
-            v.picker.choose_silently(self.target)
-        self._after_select()
-
-    def _after_select(self) -> None:
-        pass
-
-    # -- edit stack -------------------------------------------------------------------------
-    def edit(self) -> list:
-        """Edit the selected image towards the target with the panel's settings, in every view.
-
-        Raises:
-            ValueError: nothing selected, no target, or invalid editor settings (nothing changes).
-        """
-        if self.selected is None:
-            raise ValueError("no image selected: click 'select' under a misclassified image first")
-        if self.target is None:
-            raise ValueError("no target label: click one of the class buttons first")
-        cfg = self.panel.config.resolved()  # validates before anything changes
-        t0 = time.perf_counter()
-        results = []
-        for k, v in enumerate(self.views):
-            self.panel.set_phase(f"editing{' ' + v.title if v.title else ''}…", 1 + k)
-            results.append(v.edit(self.selected, self.target, cfg))
-        self.panel.set_phase("updating panels…", self.panel.progress.max - 1)
-        t1 = time.perf_counter()
-        self._after_change(any(r.success for r in results))
-        self.timings = {**self.views[0].timings, **self._change_times, "after_change": time.perf_counter() - t1,
-                        "total": time.perf_counter() - t0}
-        return results
-
-    def undo(self) -> None:
-        """Undo the last edit in every view (ValueError when there is nothing to undo)."""
-        self._stack("undo")
-
-    def redo(self) -> None:
-        """Redo the last undone edit in every view."""
-        self._stack("redo")
-
-    def reset(self) -> None:
-        """Back to the base weights in every view."""
-        self._stack("reset")
-
-    def _stack(self, what: str) -> None:
-        if what in ("undo", "redo"):
-            ok = [v.session.can_undo if what == "undo" else v.session.can_redo for v in self.views]
-            if not all(ok):
-                raise ValueError(f"nothing to {what}: " + ("no edit is applied" if what == "undo"
-                                                            else "no edit was undone since the last edit"))
-        for v in self.views:
-            getattr(v.session, what)()
-            v.after_history_change(what)
-        self._after_change(True)
-
-    def save_history(self, folder: str | Path) -> list[Path]:
-        """Save each session's history (a comparison writes ``<folder>/<view title>``)."""
-        if not str(folder).strip():
-            raise ValueError("type a folder path into the 'history' box first")
-        out = []
-        for v in self.views:
-            target = Path(folder) if len(self.views) == 1 else Path(folder) / _slug(v.title)
-            out.append(v.session.save(target))
-        self.messages.show(f"saved the edit history to {', '.join(map(str, out))}", "success")
-        return out
-
-    def load_history(self, folder: str | Path) -> None:
-        """Load a saved history into the session(s); on any problem nothing changes."""
-        if not str(folder).strip():
-            raise ValueError("type the folder of a saved history into the 'history' box first")
-        for v in self.views:
-            v.session.load_history(Path(folder) if len(self.views) == 1 else Path(folder) / _slug(v.title))
-            v.after_history_change("load history")
-        self._after_change(True)
-
-    def _after_change(self, changed: bool) -> None:
-        t0 = time.perf_counter()
-        if changed:
-            self.browser.set_errors(*self.views[0].errors())
-        self._sync_buttons()
-        self._change_times = {"browser": time.perf_counter() - t0}
-
-    def _sync_buttons(self) -> None:
-        s = [v.session for v in self.views]
-        self.panel.set_history_buttons(all(x.can_undo for x in s), all(x.can_redo for x in s))
-
-    # -- display ----------------------------------------------------------------------------
-    widget: W.Widget
-
-    def _repr_mimebundle_(self, **kw: Any):
-        return self.widget._repr_mimebundle_(**kw)
+DEFAULT_OUTPUT = "workbench-output"  # beside the notebook (the kernel's working folder)
+# pixel sizes (image, error-browser thumbnail, changed-image strip) and attribution inches
+SIZES = {False: (112, 76, 56, 1.9), True: (168, 120, 84, 2.6)}
 
 
 def _display_note(session: Any) -> str:
     """How the images are shown, when they are not plain pixels (``DataBundle.display``)."""
     mode = getattr(session.bundle, "display", "pixels") if session.bundle is not None else "pixels"
-    return {"denormalized": "; images shown denormalized",
-            "min-max": "; images shown min-max scaled (normalisation unknown: pass mean/std)"}.get(mode, "")
+    return {"denormalized": " · images shown denormalized",
+            "min-max": " · images shown min-max scaled (normalisation unknown: pass mean/std)"}.get(mode, "")
 
 
-def _slug(title: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_" else "-" for c in title.strip()) or "model"
-
-
-class Workbench(LocalizeActions, _Controller):
-    """Error browser, target picker, editor, metrics, attribution and probe on one session.
+class Workbench(LocalizeActions):
+    """Error browser, target picker, outcome card, details, history and localization on one session.
 
     Args:
-        session: an ``EditSession`` with an evaluator.
-        note: a line shown in the message area at start (e.g. a model fallback).
+        session: an :class:`~workbench.session.EditSession` with an evaluator.
+        note: a line shown at start (e.g. a model fallback).
         page_size: thumbnails per page in the error browser.
-        attribution_method: the AttributionView's initial method.
+        attribution_method: the attribution panel's initial method.
         probe_views: augmented views per kind for the generalization probe (0 = off).
+        output_dir: where Save / Export / Report write (default ``workbench-output`` in the
+            current folder, i.e. beside the notebook).
+        presentation: start in presentation mode.
 
     Example:
         >>> wb = Workbench.from_checkpoint()          # assets/models/fashion-editable
         >>> wb                                        # displays in Jupyter
-        >>> wb.select(wb.browser.page_items[0].index); wb.set_target(wb.views[0].picker.true); wb.edit()
+        >>> wb.select(wb.browser.page_items[0].index); wb.edit()
     """
 
-    def __init__(self, session, *, note: str = "", page_size: int = 10, attribution_method: str = "Saliency",
-                 probe_views: int = 16, name: str = "") -> None:
-        self.messages = MessageArea()
-        self.name = name or (session.checkpoint.name if getattr(session, "checkpoint", None) else "model")
-        self.header = css(W.HTML(), "wb-header")
-        self.model_path = W.Text(value=str(getattr(session, "checkpoint", "") or ""), description="model",
-                                 layout=W.Layout(width="460px"))
-        self.open_button = css(W.Button(description="Open model", layout=W.Layout(width="110px")), "wb-open")
-        self.open_button.on_click(lambda _b: self._guarded("Open model", self.open)(self.model_path.value))
-        self.root = css(W.VBox(), "wb-workbench")
-        self.widget = self.root
-        self._build(session, page_size, attribution_method, probe_views)
+    def __init__(self, session: EditSession, *, note: str = "", page_size: int = 10,
+                 attribution_method: str = "Saliency", probe_views: int = 16, name: str = "",
+                 output_dir: str | Path | None = None, presentation: bool = False) -> None:
+        self.session = session
+        self.name = name or (Path(session.checkpoint).name if session.checkpoint else "model")
+        self.uploads: dict[str, Any] = {}
+        self.startup_seconds = 0.0  # record uid -> (C, H, W) uint8 of an uploaded image
+        classes, labels = session.classes, session.labels
+        self.images = session.raw_images()
+        self.controller = Controller(session, Callbacks(
+            selected=self._on_selected, target=self._on_target, phase=self._on_phase, outcome=self._on_outcome,
+            estimate=self._on_estimate, attribution=self._on_attribution, reports=self._on_reports,
+            probe=self._on_probe, history=self._on_history, attribution_options=self._attribution_options,
+            attribution_error=lambda err: self.attribution.messages.error(err, "Attribution"),
+            probe_views=probe_views))
+        self.picker = TargetPicker(classes, on_target=self._guarded("edit", "Choosing the target", self.set_target))
+        self.panel = EditPanel(session.group_names(), {
+            "edit": self._guarded("edit", "Edit", self.edit), "undo": self._guarded("edit", "Undo", self.undo),
+            "redo": self._guarded("edit", "Redo", self.redo), "reset": self._guarded("edit", "Reset", self.reset)},
+            config=session.config, card=session.card, note=session.editor_choice.note)
+        self.messages = self.panel.messages  # the edit's messages: beside the Edit button
+        self.card = OutcomeCard()
+        self.browser_messages = MessageArea("browser")
+        self.browser = ErrorBrowser(self.images, classes, page_size=page_size, columns=page_size, thumb_px=76,
+                                    on_select=self._guarded("browser", "Opening the image", self.select),
+                                    errors=session.current_errors(), confusion=session.confusion(),
+                                    title="Mistakes of the current model: pick one to fix")
+        self.upload = UploadPanel(self.select_upload)
+        self.metrics = MetricsPanel(self.images, labels, classes,
+                                    on_select=self._guarded("browser", "Opening the image", self.select))
+        layers = session.cam_layers()
+        self.attribution = AttributionView(layers, self.controller.explain, method=attribution_method,
+                                           layer=layers[-1] if layers else None)
+        self.probe = ProbePanel(classes)
+        self.history = HistoryPanel(Path(output_dir) if output_dir is not None else Path.cwd() / DEFAULT_OUTPUT, {
+            "save": session.save, "load": self._load_history, "export": session.export, "report": self.report})
+        self.localization_messages = MessageArea("localization")
+        self.localization = LocalizationPanel(classes, {
+            "localize": self._guarded("localization", "Where is it stored?", self.localize),
+            "page": self._guarded("localization", "Localize this page", self.localize_page),
+            "edit_group": self._guarded("localization", "Edit this group", self.edit_localized_group)},
+            session.group_names())
+        self.present = css(W.ToggleButton(value=presentation, description="Presentation mode", icon="desktop",
+                                          tooltip="larger images and fonts, fewer controls"), "wb-present-toggle")
+        self.present.observe(lambda c: self.set_presentation(bool(c["new"])), names="value")
+        self.header = css(W.HTML(self._header_html()), "wb-header")
+        ev = session.evaluator
+        slow = ev.fast_path if ev is not None and ev.fast_path.startswith("full forward") else ""
+        note = "; ".join(n for n in (note, slow) if n)  # an untraceable model is scored by full forwards
+        self.status = css(W.HTML(html.escape(note)), "wb-status")
+        self.glossary = css(W.Accordion(children=[W.HTML(glossary_html())], titles=("What the words mean",),
+                                        selected_index=None, layout=W.Layout(width="340px")), "wb-glossary-box")
+        left = css(W.VBox([self.picker.widget, self.panel.widget], layout=W.Layout(width="50%", min_width="420px",
+                                                                                     padding="0 8px 0 0")), "wb-left")
+        self.legend = css(W.HTML("<div style='color:#444;font-size:0.9em'><b>pp</b> percentage points · "
+                                 "<b>drawdown</b> accuracy lost by the edit · <b>other images changed</b> test "
+                                 "images whose prediction moved · <b>✓</b> now right, <b>✗</b> now wrong</div>",
+                                 layout=W.Layout(display="none")), "wb-legend")
+        right = css(W.VBox([self.card.widget, self.legend, self.picker.chart],
+                           layout=W.Layout(width="50%", min_width="420px")), "wb-right")
+        self.tabs = css(W.Tab(children=[
+            W.VBox([self.browser.widget, self.upload.widget, self.browser_messages.widget]),
+            W.VBox([self.metrics.widget, self.attribution.widget, self.probe.widget]),
+            self.history.widget, W.VBox([self.localization.widget, self.localization_messages.widget])]), "wb-tabs")
+        self.tabs.titles = ("Mistakes", "Details of the last edit", "History & export", "Where is it stored?")
+        self.widget = self.root = css(W.VBox([
+            W.HTML(STYLE_SHEET), W.HBox([self.header, W.HBox([self.glossary, self.present])], layout=W.Layout(
+                justify_content="space-between", align_items="flex-start")), self.status,
+            css(W.HBox([left, right], layout=W.Layout(flex_flow="row wrap")), "wb-main"), self.tabs]),
+            "wb-root", "wb-workbench")
+        self._sync_buttons()
+        self._show_history_panel()
+        self._refresh_localization(True)
+        if presentation:
+            self.set_presentation(True)
         if note:
-            self.messages.show(note, "warning")
             log.warning(note)
 
-    def _build(self, session, page_size: int, attribution_method: str, probe_views: int) -> None:
-        self.session = session
-        view = SessionView(session, on_select=self.select, on_target=self.set_target, probe_views=probe_views)
-        ev = session.evaluator
-        errors, confusion = view.errors()
-        self.browser = ErrorBrowser(view.images, view.classes, on_select=self.select, page_size=page_size,
-                                    errors=errors, confusion=confusion,
-                                    title="Misclassified test images (current weights)")
-        self.attribution = AttributionView([g for g in session.group_names() if g != "all"], self.messages,
-                                           method=attribution_method, layer=session.config.layers
-                                           if isinstance(session.config.layers, str) else "chain3")
-        self._init_common([view], session.group_names(), session.config)
-        self.localization = LocalizationPanel(view.classes, {
-            "localize": self._guarded("Where is it stored?", self.localize),
-            "page": self._guarded("Localize this page", self.localize_page),
-            "edit_group": self._guarded("Edit this group", self.edit_localized_group)}, session.group_names())
-        self._refresh_localization(True)
-        card = getattr(session, "card", {}) or {}
-        err = card.get("test_error")
-        self.header.value = (f"<h3 style='margin:4px 0'>Editable Workbench: {html.escape(self.name)}</h3>"
-                             f"<div style='color:#555'>{len(view.labels)} {session.split} images, base test error "
-                             f"{ev.base_error:.2%}" + (f" (card: {err:.2%} on the full split)" if err else "")
-                             + f", device {session.device}" + _display_note(session) + "</div>")
-
-        def section(title: str, *body: W.Widget) -> W.Widget:
-            return W.VBox([W.HTML(f"<h4 style='margin:8px 0 2px 0'>{title}</h4>"), *body],
-                          layout=W.Layout(border_top="1px solid #ccc", padding="2px"))
-
-        wrap = W.Layout(flex_flow="row wrap")
-        self.root.children = [
-            self.header, W.HBox([self.model_path, self.open_button]), self.messages.widget,
-            section("1. Pick a mistake", self.browser.widget),
-            W.HBox([section("2. Pick the target label", view.picker.widget),
-                    section("3. Edit", self.panel.widget, view.status, view.metrics.widget)], layout=wrap),
-            W.HBox([section("Attribution (selected image)", self.attribution.widget),
-                    section("Edit generalization", view.probe.widget)], layout=wrap),
-            section("Where is it stored? (critical neurons of the selected image's prediction)",
-                    self.localization.widget),
-        ]
-
-    @property
-    def view(self) -> SessionView:
-        return self.views[0]
-
+    # -- opening -------------------------------------------------------------------------
     @classmethod
     def from_checkpoint(cls, folder: str | Path | None = None, *, limit: int | None = None, device: Any = None,
                         bundle: Any = None, **kw: Any) -> Workbench:
         """Open a workbench on a model folder (default: ``assets/models/fashion-editable``, else
-        ``fashion-baseline`` with a visible note).
+        ``fashion-baseline`` with a visible note). ``kw`` go to :class:`Workbench`.
 
-        Args:
-            folder: model folder (``model.safetensors`` + ``card.json``).
-            limit: use only the first ``limit`` test images (faster start; None = all).
-            device: default CUDA when present, else CPU.
-            kw: go to :class:`Workbench` (``page_size``, ``attribution_method``, ``probe_views``).
         Raises:
             FileNotFoundError, ValueError: missing folder, corrupted or mismatched checkpoint.
         """
@@ -296,7 +178,7 @@ class Workbench(LocalizeActions, _Controller):
             kw: go to :class:`Workbench`.
 
         A model without tuned step sizes (anything but the project's ResNets) gets a calibrated one
-        first (:meth:`EditSession.prepare_editor`), shown in the message area.
+        first (:meth:`EditSession.prepare_editor`), shown in the status line.
         """
         from ..session import EditSession
 
@@ -305,51 +187,201 @@ class Workbench(LocalizeActions, _Controller):
         return cls(session, name=name or type(model).__name__, note=session.editor_note, **kw)
 
     @classmethod
-    def compare(cls, baseline_folder: str | Path | None = None, editable_folder: str | Path | None = None,
-                *, limit: int | None = None, device: Any = None, **kw: Any):
-        """A :class:`~workbench.widgets.compare.Comparison` of two models, the same edits applied to both
-        (defaults: ``assets/models/fashion-baseline`` and ``fashion-editable``)."""
-        from .compare import Comparison
+    def show(cls, folder: str | Path | None = None, *, limit: int | None = None, **kw: Any) -> Workbench:
+        """Display a progress line at once, then open the model and replace the line by the
+        workbench (for notebooks and the Voila app). Returns the workbench."""
+        from IPython.display import display
 
-        return Comparison.from_checkpoints(baseline_folder, editable_folder, limit=limit, device=device, **kw)
+        box = css(W.VBox([W.HTML("<b>Editable Workbench</b> — starting: loading the model and the test "
+                                 "images, then scoring the base model on every test image…")]), "wb-loading")
+        display(box)
+        t0 = time.perf_counter()
+        try:
+            wb = cls.from_checkpoint(folder, limit=limit, **kw)
+        except Exception as err:  # shown in the page, in plain words, and raised for the notebook
+            area = MessageArea("startup")
+            area.error(err, "Opening the model")
+            box.children = [area.widget]
+            raise
+        wb.startup_seconds = time.perf_counter() - t0
+        box.children = [wb.widget]
+        return wb
 
-    def open(self, folder: str | Path, *, limit: int | None = None, **kw: Any) -> None:
-        """Replace the model by another folder (``kw`` go to ``EditSession.from_checkpoint``).
+    # -- actions (raise on bad input; the buttons show the error beside themselves) ------
+    def select(self, index: int) -> Selection:
+        """Pick test image ``index``: it shows on the left, with its probabilities on the right."""
+        sel = self.controller.select(int(index))
+        self.browser.select(int(index), notify=False)
+        return sel
 
-        Raises on failure (the Open button shows the error); the workbench is then unchanged.
-        """
-        session, note = open_session(folder, limit=limit if limit is not None else self.session.limit,
-                                     device=self.session.device, **kw)
-        self.name = Path(session.checkpoint).name if session.checkpoint else "model"
-        self.selected, self.target = None, None
-        self._build(session, self.browser.page_size, self.attribution.method.value, self.view.probe_views)
-        self.messages.show(note or f"opened {session.checkpoint}", "warning" if note else "success")
+    def select_upload(self, data: bytes, name: str) -> Selection:
+        """Pick an image of your own (PNG or JPEG bytes)."""
+        sel = self.controller.select_upload(data, name)
+        self.browser.select(-1, notify=False)
+        return sel
 
-    # -- hooks ------------------------------------------------------------------------------
-    def _after_select(self) -> None:
-        self._request_attribution()
+    def set_target(self, target: int) -> None:
+        self.controller.set_target(int(target))
+
+    def edit(self) -> Any:
+        """Edit the picked image towards the target with the panel's settings."""
+        cfg = self.panel.config.resolved()  # validates before anything changes
+        result = self.controller.edit(cfg)
+        s = self.session
+        if result is not None and s.history and s.history[-1].result is result and \
+                self.controller.selection is not None and self.controller.selection.index is None:
+            self.uploads[s.history[-1].uid] = self.controller.selection.raw
+        return result
+
+    def undo(self) -> None:
+        self.controller.undo()
+
+    def redo(self) -> None:
+        self.controller.redo()
+
+    def reset(self) -> None:
+        self.controller.reset()
+
+    def _load_history(self, folder: Path) -> None:
+        self.controller.load_history(folder)
+
+    @property
+    def timings(self) -> dict[str, float]:
+        """Seconds from the click to each step of the last edit (``outcome``, ``estimate``...)."""
+        return self.controller.timings
+
+    def report(self, _target: Path | None = None) -> str:
+        """The session report (self-contained HTML): base model, every applied edit, plots."""
+        s = self.session
+        card = s.card or {}
+        model = {"name": self.name, "data set": card.get("dataset", "fashion-mnist"),
+                 "architecture": card.get("arch", "?"), "test images": len(s.labels)}
+        s.complete_reports()
+
+        def raw(rec: EditRecord) -> Any:
+            return self.images[rec.index] if isinstance(rec.index, int) else self.uploads.get(
+                rec.uid, self.images[0] * 0)
+
+        return build_report(title=f"Editable Workbench report: {self.name}", model=model, classes=s.classes,
+                            records=list(s.history), base_error=s.base_error, raw_image=raw,
+                            split_images=self.images, labels=s.labels)
+
+    def add_tab(self, title: str, widget: W.Widget) -> None:
+        """Add a panel as a tab below the main row (e.g. the "Where is it stored?" panel)."""
+        self.tabs.children = (*self.tabs.children, widget)
+        self.tabs.set_title(len(self.tabs.children) - 1, title)
+
+    def set_presentation(self, on: bool) -> None:
+        """Presentation mode: images >= 160 px, larger fonts, the advanced controls hidden."""
+        if self.present.value != on:
+            self.present.value = on  # calls back here
+            return
+        (self.root.add_class if on else self.root.remove_class)("wb-present")
+        image, thumb, flipped, cell = SIZES[on]
+        self.picker.set_image_size(image)
+        self.browser.set_thumb_size(thumb)
+        self.metrics.set_thumb_size(flipped)
+        self.attribution.cell = cell
+        for w in (self.attribution.controls, self.browser.controls):
+            w.layout.display = "none" if on else ""
+        self.legend.layout.display = "" if on else "none"
+        if self.controller.selection is not None:
+            self.controller.explain()
+
+    @property
+    def presentation(self) -> bool:
+        return bool(self.present.value)
+
+    # -- callbacks from the controller ---------------------------------------------------
+    @property
+    def selected(self) -> int | None:  # type: ignore[override]
+        """The picked test image's index (None: nothing picked, or an uploaded image)."""
+        sel = self.controller.selection
+        return sel.index if sel is not None else None
+
+    def _on_selected(self, sel: Selection) -> None:
+        self.picker.show(sel)
         self._refresh_localization(False)
 
-    def _after_change(self, changed: bool) -> None:
-        super()._after_change(changed)
-        t1 = time.perf_counter()
-        if changed and self.selected is not None:
-            self._request_attribution()
-        self._change_times["attribution"] = time.perf_counter() - t1
-        t2 = time.perf_counter()
-        self._refresh_localization(changed)
-        self._change_times["localization"] = time.perf_counter() - t2
+    def _on_target(self, target: int) -> None:
+        self.picker.set_target(target)
 
-    def _request_attribution(self) -> None:
-        if self.selected is None or self.target is None:
-            return
-        s, i = self.session, self.selected
-        base = s.params_at(0) if s.history else None
-        orig, tgt = int(s.evaluator.base_preds[i]), int(self.target)  # the base model's prediction
-        labels = {f"original: {self.view.classes[orig]}": orig, f"target: {self.view.classes[tgt]}": tgt}
-        black = None  # IG / Occlusion baseline: a black image, normalised like the inputs
-        if s.bundle is not None:
-            black = s.bundle.normalize(torch.zeros(s.bundle.input_shape, dtype=torch.uint8))
-        self.attribution.set_request(AttributionRequest(
-            s.model, base, None, s.image(i), self.view.images[i], labels,
-            title=f"#{i}: base weights vs current ({len(s.history)} edit(s))", baseline=black))
+    def _on_phase(self, text: str) -> None:
+        self.panel.set_phase(text)
+
+    def _on_outcome(self, outcome: Any, _result: Any) -> None:
+        self.card.show_edit(outcome)
+
+    def _on_estimate(self, est: Any, error_before: float) -> None:
+        self.card.show_estimate(est, error_before)
+
+    def _attribution_options(self) -> dict[str, Any] | None:
+        return self.attribution.options()
+
+    def _on_attribution(self, aset: Any, sel: Selection, rows: dict[str, int]) -> None:
+        self.attribution.show(aset, sel, rows, len(self.session.history))
+
+    def _on_reports(self, rec: EditRecord | None) -> None:
+        s = self.session
+        n = len(s.history)
+        just = self.card.status == "pending" and rec is not None
+        if just and rec is not None and rec.step_report is not None:
+            self.card.show_exact(rec.step_report, rec.report, n, rec.result.seconds, s.base_error,
+                                 rec.index if isinstance(rec.index, int) else None)
+        note = "" if just or self.card.status not in ("failed", "noop") else \
+            "the last attempt changed nothing; this is the edit before it"
+        self.metrics.show(rec, n, note if rec is not None else "")
+        self.browser.set_errors(s.current_errors(), s.confusion())
+        self._show_history_panel()
+        self._sync_buttons()
+        self._refresh_localization(True)
+
+    def _on_probe(self, rep: Any, sel: Selection, target: int) -> None:
+        self.probe.show(rep, sel.index, target)
+
+    def _on_history(self, what: str) -> None:
+        s = self.session
+        self.card.show_history(what, s.current_report(), len(s.history), s.base_error)
+        self.probe.clear(f"generalization probe: cleared ({what.lower()})")
+
+    # -- helpers -------------------------------------------------------------------------
+    def _guarded(self, where: str, action: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """A button handler: errors go to the message line beside the control used."""
+        def run(*args: Any) -> Any:
+            area = {"edit": self.panel.messages, "browser": self.browser_messages,
+                    "localization": self.localization_messages}[where]
+            area.clear()
+            with area.guard(action):
+                return fn(*args)
+            if where == "edit" and action == "Edit":
+                self.card.show_hint("The edit did not run: see the message beside the Edit button.")
+            self.panel.set_phase("")
+            return None
+        return run
+
+    def _sync_buttons(self) -> None:
+        self.panel.set_history_buttons(self.session.can_undo, self.session.can_redo)
+
+    def _show_history_panel(self) -> None:
+        s = self.session
+        acc = [1 - s.base_error] + [1 - r.report.error_after for r in s.history if r.report is not None]
+        rows = []
+        for r in s.history:
+            t = r.target if isinstance(r.target, int) else r.target[0]
+            dd = f"{r.step_report.drawdown * 100:+.2f} pp" if r.step_report is not None else "…"
+            rows.append((f"#{r.index}" if isinstance(r.index, int) else "your image", s.classes[t],
+                         str(r.result.steps), dd))
+        self.history.show(acc, rows)
+
+    def _header_html(self) -> str:
+        s = self.session
+        return (f"<b style='font-size:1.15em'>Editable Workbench</b> · {html.escape(self.name)} · "
+                f"{len(s.labels):,} {html.escape(s.split)} images · base accuracy {1 - s.base_error:.1%}"
+                f" · {html.escape(str(s.device))}{html.escape(_display_note(s))}")
+
+    # -- display -------------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kw: Any) -> Any:
+        return self.widget._repr_mimebundle_(**kw)
+
+
+

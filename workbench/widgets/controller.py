@@ -1,0 +1,267 @@
+"""The workbench's controller: one click goes widgets -> EditSession -> widgets, once.
+
+:class:`Controller` holds the selection (an image of the split or one of the user's own),
+the target and the edit stack actions. It calls the session only, and reports back through
+explicit callbacks (:class:`Callbacks`), in the order the numbers arrive:
+
+1. ``outcome``: the edit's result in plain words (success, new prediction, steps);
+2. ``estimate``: a drawdown estimate from a stratified sample, with its 95% interval;
+3. ``attribution``: maps of the selected image, base vs current weights;
+4. ``reports``: the exact reports on the whole split (metrics, flipped images, errors);
+5. ``probe``: does the edit carry over to augmented views of the image.
+
+Each callback updates its own panels in place, so the front end receives the card within
+the editor's time and the rest as it comes. The image of a selection is fetched once.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+from .outcome import Outcome, describe_edit
+
+if TYPE_CHECKING:
+    from ..editing import EditorConfig, EditResult
+    from ..session import EditRecord, EditSession
+
+__all__ = ["Callbacks", "Controller", "Selection"]
+
+
+@dataclass(frozen=True, eq=False)
+class Selection:
+    """The image being edited.
+
+    Attributes:
+        index: position in the session's split, or None for an uploaded image.
+        raw: ``(C, H, W) uint8`` for display; x: ``(C, H, W)`` normalised model input.
+        true: the true label (None when unknown: an uploaded image).
+        base_pred: the base model's prediction; probs: ``(C,)`` of the current weights.
+        name: what to call it (``#123`` or the file name).
+    """
+
+    index: int | None
+    raw: torch.Tensor
+    x: torch.Tensor
+    true: int | None
+    base_pred: int
+    probs: torch.Tensor
+    name: str
+
+    @property
+    def pred(self) -> int:
+        return int(self.probs.argmax())
+
+
+def _nop(*_a: Any) -> None:
+    return None
+
+
+@dataclass
+class Callbacks:
+    """What the controller tells the view; every field is optional."""
+
+    selected: Callable[[Selection], None] = _nop
+    target: Callable[[int], None] = _nop
+    phase: Callable[[str], None] = _nop
+    outcome: Callable[[Outcome, Any], None] = _nop
+    estimate: Callable[[Any, float], None] = _nop
+    attribution: Callable[[Any, Selection, dict[str, int]], None] = _nop
+    reports: Callable[[Any], None] = _nop
+    probe: Callable[[Any, Selection, int], None] = _nop
+    history: Callable[[str], None] = _nop
+    attribution_options: Callable[[], dict[str, Any] | None] = lambda: None
+    attribution_error: Callable[[BaseException], None] | None = None  # None: attribution errors raise
+    probe_views: int = 16
+
+
+@dataclass
+class Controller:
+    """Selection, target and the edit stack of one :class:`~workbench.session.EditSession`.
+
+    Methods raise ``ValueError`` with a plain-words message on bad input (the view shows it
+    next to the control that was used); nothing changes then.
+    """
+
+    session: EditSession
+    callbacks: Callbacks = field(default_factory=Callbacks)
+    selection: Selection | None = None
+    target: int | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    # -- selection -----------------------------------------------------------------------
+    def select(self, index: int) -> Selection:
+        """Select test image ``index`` of the session's split."""
+        s = self.session
+        n = len(s.labels)
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
+            raise ValueError(f"there is no test image #{index!r}: pick one of 0..{n - 1}")
+        raw = s.raw_images()[index]
+        x = s.image(index)
+        sel = Selection(index, raw, x, int(s.labels[index]), int(s.base_preds[index]), s.probabilities(x),
+                        f"#{index}")
+        return self._set_selection(sel, sel.true if sel.true is not None else sel.pred)
+
+    def select_upload(self, data: bytes, name: str) -> Selection:
+        """Select an image of the user's own (PNG or JPEG bytes); target: its prediction's runner-up."""
+        s = self.session
+        raw = s.image_from_bytes(data, name)
+        x = s.normalize(raw)
+        probs = s.probabilities(x)
+        base = int(s.base_probabilities(x).argmax())
+        sel = Selection(None, raw, x, None, base, probs, name)
+        return self._set_selection(sel, int(probs.argsort(descending=True)[1]))
+
+    def _set_selection(self, sel: Selection, target: int) -> Selection:
+        self.selection, self.target = sel, int(target)
+        self.callbacks.selected(sel)
+        self.callbacks.target(self.target)
+        self.explain()
+        return sel
+
+    def set_target(self, target: int) -> None:
+        """Use class ``target`` as the edit's target label."""
+        c = len(self.session.classes)
+        if isinstance(target, bool) or not 0 <= int(target) < c:
+            raise ValueError(f"there is no class {target!r}: pick one of 0..{c - 1}")
+        self.target = int(target)
+        self.callbacks.target(self.target)
+        self.explain()
+
+    def _refresh_selection(self) -> None:
+        sel = self.selection
+        if sel is not None:
+            self.selection = Selection(sel.index, sel.raw, sel.x, sel.true, sel.base_pred,
+                                       self.session.probabilities(sel.x), sel.name)
+            self.callbacks.selected(self.selection)
+
+    # -- the click -----------------------------------------------------------------------
+    def edit(self, config: EditorConfig | None = None) -> EditResult | None:
+        """Edit the selected image towards the target; returns the result (None for a no-op).
+
+        Raises:
+            ValueError: nothing selected, or invalid editor settings (nothing changes).
+        """
+        sel, target, cb, s = self.selection, self.target, self.callbacks, self.session
+        if sel is None:
+            raise ValueError("pick an image first: click one of the mistakes below, or upload your own")
+        if target is None:
+            raise ValueError("pick the label the image should have: click one of the class buttons")
+        cfg = (config or s.config).resolved()
+        t0 = time.perf_counter()
+        cb.phase("editing…")
+        if sel.pred == target:  # nothing to fix: never push an empty edit
+            from types import SimpleNamespace
+
+            noop = SimpleNamespace(success=True, steps=0, seconds=0.0, config=cfg, finite=True)
+            cb.outcome(describe_edit(noop, s.classes, sel.pred, sel.pred, target), None)
+            cb.phase("")
+            self.timings = {"outcome": time.perf_counter() - t0}
+            return None
+        result = s.edit(sel.x, target, cfg, index=sel.index, score=False)
+        applied = result.success and result.steps > 0 and bool(s.history) and s.history[-1].result is result
+        before = sel.pred
+        if applied:
+            self._refresh_selection()
+        assert self.selection is not None
+        cb.outcome(describe_edit(result, s.classes, before, self.selection.pred, target), result)
+        t = {"edit": result.seconds, "outcome": time.perf_counter() - t0}
+        if applied:
+            cb.phase("estimating the drawdown…")
+            cb.estimate(s.estimate_last(), self._error_before_last())
+            t["estimate"] = time.perf_counter() - t0
+            self.explain()
+            t["attribution"] = time.perf_counter() - t0
+            cb.phase("scoring every test image…")
+            rec = s.complete_reports()
+            cb.reports(rec)
+            t["reports"] = time.perf_counter() - t0
+            self._probe(result)
+            t["probe"] = time.perf_counter() - t0
+        else:
+            cb.reports(s.history[-1] if s.history else None)  # the figures of the weights as they are
+        cb.phase("")
+        t["total"] = time.perf_counter() - t0
+        self.timings = t
+        return result
+
+    def _error_before_last(self) -> float:
+        s = self.session
+        if len(s.history) < 2:
+            return s.base_error
+        prev = s.history[-2].report
+        return prev.error_after if prev is not None else s.base_error
+
+    def _probe(self, result: EditResult) -> None:
+        sel, cb = self.selection, self.callbacks
+        if sel is None or self.target is None or cb.probe_views <= 0:
+            return
+        rep = self.session.generalization(sel.x, self.target, n_views=cb.probe_views)
+        cb.probe(rep, sel, self.target)
+
+    def explain(self) -> None:
+        """Attribution of the selection (base vs current weights) for the view's options."""
+        sel, cb = self.selection, self.callbacks
+        opts = cb.attribution_options()
+        if sel is None or self.target is None or opts is None:
+            return
+        rows = attribution_rows(sel, self.target, self.session.classes)
+        try:
+            aset = self.session.explain(sel.x, list(rows.values()), **opts)
+        except Exception as err:  # noqa: BLE001 - a failed map must not undo the click that asked for it
+            if cb.attribution_error is None:
+                raise
+            cb.attribution_error(err)
+            return
+        cb.attribution(aset, sel, rows)
+
+    # -- the edit stack ------------------------------------------------------------------
+    def undo(self) -> EditRecord:
+        rec = self.session.undo()
+        self._after_stack("Undone")
+        return rec
+
+    def redo(self) -> EditRecord:
+        rec = self.session.redo()
+        self.session.complete_reports()
+        self._after_stack("Redone")
+        return rec
+
+    def reset(self) -> None:
+        self.session.reset()
+        self._after_stack("Back to the base model")
+
+    def load_history(self, folder: str | Path) -> None:
+        self.session.load_history(folder)
+        self.session.complete_reports()
+        self._after_stack(f"Loaded the history in {folder}")
+
+    def _after_stack(self, what: str) -> None:
+        self._refresh_selection()
+        self.callbacks.history(what)
+        self.callbacks.reports(self.session.history[-1] if self.session.history else None)
+        self.explain()
+
+
+def attribution_rows(sel: Selection, target: int, classes: tuple[str, ...]) -> dict[str, int]:
+    """Row title -> class for the attribution grid: at most two *different* labels.
+
+    The base model's prediction and the target first; when they are the same class (e.g.
+    an image that an edit broke, targeted back to its label), the current prediction or
+    the true label takes the second row, so the two rows never show the same map twice.
+    """
+    named = [("base prediction", sel.base_pred), ("target", target), ("now predicted", sel.pred),
+             ("true label", sel.true)]
+    rows: dict[str, int] = {}
+    for what, c in named:
+        if c is None or c in rows.values():
+            continue
+        also = [w for w, v in named if v == c and w != what and v is not None]
+        title = f"{what}{' = ' + ' = '.join(also) if also else ''}: {classes[c]}"
+        rows[title] = int(c)
+        if len(rows) == 2:
+            break
+    return rows

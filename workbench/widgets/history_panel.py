@@ -1,0 +1,124 @@
+"""HistoryPanel: the session timeline, the list of applied edits, saving and exporting.
+
+Everything is written under one output folder (default: ``workbench-output`` beside the
+notebook), in a sub-folder named by the name field: ``<name>/history`` (the edit history),
+``<name>/model`` (the edited model: ``model.safetensors`` + ``card.json`` with the edit
+list) and ``<name>/report.html``. The name is checked so that no file lands outside the
+folder. The report is also offered as a browser download.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import re
+import time
+from pathlib import Path
+from typing import Callable, Sequence
+
+import ipywidgets as W
+
+from .common import MessageArea, css
+from .figures import timeline_axes, timeline_figure
+from .plotly_widget import live_figure
+
+__all__ = ["HistoryPanel", "safe_name"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def safe_name(name: str) -> str:
+    """The name field's value, checked: letters, digits, ``.``, ``-``, ``_`` (ValueError otherwise)."""
+    name = name.strip()
+    if not _NAME.match(name) or ".." in name:
+        raise ValueError(f"{name!r} cannot be used as a name: use letters, digits, '-', '_' or '.', "
+                         "starting with a letter or digit (for example 'lesson-1')")
+    return name
+
+
+class HistoryPanel:
+    """Timeline, edit list, name field and the Save / Load / Export / Report buttons.
+
+    Args:
+        output_dir: the folder every file goes into.
+        actions: name -> callable(target folder) for ``save``, ``load``, ``export``, ``report``
+            (``report`` returns the HTML text).
+    """
+
+    def __init__(self, output_dir: str | Path, actions: dict[str, Callable[[Path], object]]) -> None:
+        self.output_dir = Path(output_dir)
+        self.actions = actions
+        self.figure = live_figure(timeline_figure([0.9]))
+        self.table = css(W.HTML("<i>No edit yet.</i>"), "wb-history-table")
+        self.name = css(W.Text(value=time.strftime("session-%Y%m%d-%H%M"), description="name",
+                               layout=W.Layout(width="260px")), "wb-history-name")
+        self.where = W.HTML("")
+        self.buttons: dict[str, W.Button] = {}
+        for key, label, tip in (("save", "Save history", "the edit history, to reload later"),
+                                ("load", "Load history", "load the history saved under this name"),
+                                ("export", "Export edited model", "model.safetensors + card.json with the edits"),
+                                ("report", "Download report", "one HTML file with every edit and the plots")):
+            b = css(W.Button(description=label, tooltip=tip, layout=W.Layout(width="auto")), f"wb-{key}")
+            b.on_click(lambda _b, k=key: self.run(k))
+            self.buttons[key] = b
+        self.messages = MessageArea("history")
+        self.download = css(W.HTML(""), "wb-download")
+        self._update_where()
+        self.name.observe(lambda _c: self._update_where(), names="value")
+        self.widget = css(W.VBox([
+            W.HBox([self.figure, self.table], layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([self.name, *self.buttons.values()], layout=W.Layout(flex_flow="row wrap", align_items="center")),
+            self.where, self.messages.widget, self.download]), "wb-history")
+
+    def _update_where(self) -> None:
+        self.where.value = (f"<small style='color:#555'>files go to {html.escape(str(self.output_dir))}/"
+                            f"{html.escape(self.name.value.strip())}/</small>")
+
+    def folder(self, what: str) -> Path:
+        """``<output_dir>/<name>/<what>``, checked to stay inside ``output_dir``."""
+        root = self.output_dir.resolve()
+        path = (root / safe_name(self.name.value) / what).resolve()
+        if root not in path.parents:
+            raise ValueError(f"{path} is outside {root}; choose another name")
+        return path
+
+    def run(self, key: str) -> object:
+        self.messages.clear()
+        label = self.buttons[key].description
+        with self.messages.guard(label):
+            target = self.folder({"save": "history", "load": "history", "export": "model",
+                                  "report": "report.html"}[key])
+            if key == "load" and not target.exists():
+                raise FileNotFoundError(f"no history saved under the name {self.name.value.strip()!r} "
+                                        f"(looked in {target}); type the name you saved it with")
+            out = self.actions[key](target)
+            if key == "report":
+                text = str(out)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_text(text, encoding="utf-8")
+                data = base64.b64encode(text.encode("utf-8")).decode()
+                self.download.value = (f"<a download='{html.escape(target.parent.name)}-report.html' "
+                                       f"href='data:text/html;charset=utf-8;base64,{data}' "
+                                       "style='font-weight:600'>⬇ click to download report.html</a>")
+            self.messages.show({"save": f"Saved the history to {target}",
+                                "load": f"Loaded the history from {target}",
+                                "export": f"Exported the edited model to {target}",
+                                "report": f"Wrote the report to {target}"}[key], "success")
+            return out
+        return None
+
+    def show(self, accuracies: Sequence[float], rows: Sequence[tuple[str, str, str, str]]) -> None:
+        """Timeline (base + one accuracy per applied edit) and the edit list
+        (``(what, target, steps, drawdown)`` per edit)."""
+        with self.figure.batch_update():
+            self.figure.data[0].x = list(range(len(accuracies)))
+            self.figure.data[0].y = list(accuracies)
+        with self.figure.batch_update():
+            self.figure.update_layout(**timeline_axes(list(accuracies)))
+        if not rows:
+            self.table.value = "<i>No edit applied.</i>"
+            return
+        body = "".join(f"<tr><td>{n}</td>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>"
+                       for n, r in enumerate(rows, 1))
+        self.table.value = ("<table class='wb-edits' style='border-collapse:collapse;margin-left:12px'>"
+                            "<tr><th>#</th><th>image</th><th>target</th><th>steps</th><th>drawdown</th></tr>"
+                            f"{body}</table>")

@@ -1,0 +1,155 @@
+"""The outcome card: what the last click did, in plain words.
+
+``Fixed ✓ — now predicts Shirt. Test accuracy 93.0% → 92.9% (−0.13 pp); 127 other images
+changed; 21 ms``. The card fills in three steps, as the numbers arrive: the edit itself
+(success, new prediction, steps), a drawdown estimate from a stratified sample with its 95%
+interval, then the exact figures on the whole split. Each part is replaced, never left over
+from an earlier click: a failed edit clears the figures of the previous one.
+
+:func:`describe_edit` and the ``*_line`` helpers are pure (text from records); the card
+only joins their output into one HTML widget.
+"""
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import ipywidgets as W
+
+from ..editing.guard import COST_WARNING_PP
+from .common import css
+from .glossary import term
+
+__all__ = ["COST_WARNING_PP", "Outcome", "OutcomeCard", "describe_edit", "estimate_line", "exact_line"]
+
+# An edit that costs more than COST_WARNING_PP points of test accuracy (the edit guard's
+# threshold, workbench.editing.guard) is shown in the warning colour.
+_COLORS = {"fixed": "#1b5e20", "costly": "#8a5a00", "failed": "#b71c1c", "noop": "#0d47a1", "info": "#333"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The first part of the card. status: ``fixed``, ``failed`` or ``noop``."""
+
+    status: str
+    title: str
+    detail: str
+    steps: int
+    seconds: float
+
+
+def describe_edit(result: Any, classes: Sequence[str], pred_before: int, pred_after: int,
+                  target: int) -> Outcome:
+    """Plain words for an :class:`~workbench.editing.EditResult`.
+
+    Args:
+        pred_before, pred_after: the edited image's predicted class before and after the click.
+        target: the label the edit asked for.
+    """
+    name = lambda c: classes[c] if 0 <= c < len(classes) else str(c)  # noqa: E731
+    steps, secs = int(result.steps), float(result.seconds)
+    if getattr(result, "wrecked", False):
+        return Outcome("failed", "Refused ✗ — this edit would wreck the model, so it was not applied.",
+                       f"The weights are unchanged ({result.message}). Lower the learning rate in Editor settings.",
+                       steps, secs)
+    if result.success and steps == 0:
+        return Outcome("noop", f"Nothing to fix — the model already predicts {name(target)}.",
+                       "No weight was changed and no edit was added to the history.", 0, secs)
+    if result.success:
+        return Outcome("fixed", f"Fixed ✓ — now predicts {name(pred_after)}.",
+                       f"{steps} {term('steps')} of the editor.", steps, secs)
+    k = int(getattr(result.config, "max_steps", steps) or steps)
+    if not getattr(result, "finite", True):
+        why = "the update blew up (non-finite numbers): the learning rate is far too large."
+        fix = "Lower the learning rate in Editor settings and try again."
+    else:
+        why = f"after {steps} of {k} steps the model still prefers {name(pred_after)} to {name(target)}."
+        fix = "Allow more steps or a larger learning rate in Editor settings, or pick another target."
+    return Outcome("failed", f"Not fixed ✗ — {why}", f"The weights are unchanged. {fix}", steps, secs)
+
+
+def _pp(x: float) -> str:
+    return f"{x * 100:+.2f} pp".replace("-", "−")
+
+
+def estimate_line(est: Any, error_before: float) -> str:
+    """``≈ 93.0% → 92.9% (−0.13 pp, 95% interval −0.30 to +0.04 pp), estimate from 1,000 images``."""
+    acc0 = 1 - error_before
+    acc1 = acc0 - est.drawdown
+    return (f"Test accuracy ≈ {acc0:.1%} → {acc1:.1%} ({_pp(-est.drawdown)}; {term('95% interval')} "
+            f"{_pp(-est.high)} to {_pp(-est.low)}), {term('estimate')} from {est.sample:,} of {est.total:,} images; "
+            f"exact figure follows…")
+
+
+def exact_line(step: Any, seconds: float | None = None, index: int | None = None) -> str:
+    """``Test accuracy 93.0% → 92.9% (−0.13 pp); 127 other images changed; 21 ms``.
+
+    ``index``: the edited test image (not counted among the "other" images changed).
+    """
+    flipped = step.flipped.tolist() if hasattr(step.flipped, "tolist") else list(step.flipped)
+    n = len(flipped) - (1 if index is not None and index in flipped else 0)
+    tail = f"; {seconds * 1000:.0f} ms" if seconds is not None else ""
+    return (f"Test accuracy {1 - step.error_before:.1%} → {1 - step.error_after:.1%} "
+            f"({_pp(-step.drawdown)}; {term('drawdown')} {step.drawdown * 100:.2f} {term('pp')}); "
+            f"{n:,} {term('other images changed')}{tail}")
+
+
+class OutcomeCard:
+    """The card (CSS ``wb-card``; its ``data``-like classes ``wb-card-<status>`` say the state)."""
+
+    def __init__(self) -> None:
+        self.widget = css(W.HTML(), "wb-card")
+        self.status = "empty"
+        self.parts: dict[str, str] = {}
+        self.show_hint("Pick a mistake below, choose the label it should have, then press Edit.")
+
+    def _render(self, status: str, color: str) -> None:
+        for s in ("empty", "fixed", "costly", "failed", "noop", "history", "pending"):
+            self.widget.remove_class(f"wb-card-{s}")
+        self.status = status
+        self.widget.add_class(f"wb-card-{status}")
+        p = self.parts
+        body = "".join(f"<div class='wb-card-{k}'>{v}</div>" for k, v in p.items() if k != "title" and v)
+        self.widget.value = (f"<div style='border-left:6px solid {color};padding:6px 10px;background:#fafafa;"
+                             f"min-height:72px'><div class='wb-card-title' style='color:{color}'>{p.get('title', '')}"
+                             f"</div>{body}</div>")
+
+    def show_hint(self, text: str) -> None:
+        self.parts = {"title": html.escape(text)}
+        self._render("empty", _COLORS["info"])
+
+    def show_edit(self, outcome: Outcome) -> None:
+        """Step 1: the edit itself; clears every figure of the previous click."""
+        self.parts = {"title": html.escape(outcome.title) if "<" not in outcome.title else outcome.title,
+                      "detail": outcome.detail + (f" {outcome.seconds * 1000:.0f} ms." if outcome.status != "noop"
+                                                  else ""),
+                      "estimate": "", "exact": "", "session": ""}
+        self._render("pending" if outcome.status == "fixed" else outcome.status,
+                     _COLORS["fixed" if outcome.status == "fixed" else outcome.status])
+
+    def show_estimate(self, est: Any, error_before: float) -> None:
+        """Step 2: the quick estimate (only after a successful edit)."""
+        self.parts["estimate"] = estimate_line(est, error_before)
+        self._render(self.status, _COLORS["fixed"])
+
+    def show_exact(self, step: Any, total: Any, n_edits: int, edit_seconds: float, base_error: float,
+                   index: int | None = None) -> None:
+        """Step 3: exact figures of this edit and of the whole session."""
+        costly = step.drawdown * 100 > COST_WARNING_PP
+        self.parts["estimate"] = ""
+        self.parts["exact"] = exact_line(step, edit_seconds, index)
+        if costly:
+            self.parts["exact"] += (f"<br><b>This fix cost more than {COST_WARNING_PP:g} pp of accuracy</b>: "
+                                    "consider Undo, or a smaller learning rate.")
+        self.parts["session"] = (f"<span style='color:#555'>All {n_edits} edit(s) so far: accuracy "
+                                 f"{1 - base_error:.1%} → {1 - total.error_after:.1%} ({_pp(-total.drawdown)})</span>")
+        status = "costly" if costly else "fixed"
+        self._render(status, _COLORS[status])
+
+    def show_history(self, text: str, total: Any, n_edits: int, base_error: float) -> None:
+        """After Undo / Redo / Reset / Load: where the session stands now."""
+        line = (f"Test accuracy now {1 - total.error_after:.1%} (base model {1 - base_error:.1%}, "
+                f"{_pp(-total.drawdown)})" if total is not None else f"Test accuracy {1 - base_error:.1%} (base model)")
+        self.parts = {"title": html.escape(text), "exact": line, "session": f"{n_edits} edit(s) applied"}
+        self._render("history", _COLORS["info"])
