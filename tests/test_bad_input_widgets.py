@@ -7,7 +7,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 pytest.importorskip("plotly")
 
-import workbench.session.records as records_mod  # noqa: E402
+import workbench.widgets.outcome as outcome_mod  # noqa: E402
 from bad_input_common import same_weights, weights  # noqa: E402
 from workbench.widgets import Workbench  # noqa: E402
 
@@ -23,7 +23,7 @@ def _pick_first_error(wb) -> int:
     cell = wb.browser.cells[0]
     cell.button.click()
     i = cell.index
-    wb.views[0].picker.buttons[int(wb.view.labels[i])].click()
+    wb.picker.buttons[int(wb.session.labels[i])].click()
     return i
 
 
@@ -31,15 +31,15 @@ def test_success_shows_its_cost_and_a_warning_colour_above_the_threshold(wb, mon
     _pick_first_error(wb)
     wb.panel.buttons["edit"].click()
     rec = wb.session.history[-1]
-    status = wb.views[0].status.value
-    assert "success" in status and "cost: test accuracy" in status and f"{-rec.cost_pp:+.2f} pp" in status
-    assert ("wb-cost-warning" in status) == (rec.cost_pp > records_mod.COST_WARNING_PP)
+    card = wb.card.widget.value
+    assert wb.card.status in ("fixed", "costly") and "Fixed ✓" in card and "Test accuracy" in card
+    assert (wb.card.status == "costly") == (rec.cost_pp > outcome_mod.COST_WARNING_PP)
     wb.panel.buttons["undo"].click()
-    monkeypatch.setattr(records_mod, "COST_WARNING_PP", -100.0)  # every cost is above it now
+    monkeypatch.setattr(outcome_mod, "COST_WARNING_PP", -100.0)  # every cost is above it now
     _pick_first_error(wb)
     wb.panel.buttons["edit"].click()
     assert len(wb.session.history) == 1
-    assert "wb-cost-warning" in wb.views[0].status.value and "#e65100" in wb.views[0].status.value
+    assert wb.card.status == "costly" and "This fix cost more than" in wb.card.widget.value
 
 
 def test_a_wrecked_edit_is_shown_as_refused_and_changes_nothing(wb):
@@ -47,8 +47,8 @@ def test_a_wrecked_edit_is_shown_as_refused_and_changes_nothing(wb):
     before, n = weights(wb.session.model), len(wb.session.history)
     wb.panel.lr.value = 1e6
     wb.panel.buttons["edit"].click()
-    status = wb.views[0].status.value
-    assert "refused" in status and "edit guard" in status and "success" not in status
+    card = wb.card.widget.value
+    assert wb.card.status == "failed" and "Refused ✗" in card and "weights are unchanged" in card and "Fixed" not in card
     assert same_weights(weights(wb.session.model), before) and len(wb.session.history) == n
 
 
@@ -58,4 +58,4 @@ def test_a_double_click_on_edit_adds_one_entry(wb):
     after_first = weights(wb.session.model)
     wb.panel.buttons["edit"].click()  # the target is now predicted: a no-op
     assert len(wb.session.history) == 1 and same_weights(weights(wb.session.model), after_first)
-    assert "nothing to change" in wb.views[0].status.value
+    assert wb.card.status == "noop" and "already predicts" in wb.card.widget.value
