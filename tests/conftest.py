@@ -53,3 +53,26 @@ def tiny_model(tiny_model_dir):
 
     model, _ = load_model(tiny_model_dir)
     return model
+
+
+@pytest.fixture
+def edit_calls(monkeypatch):
+    """Counts the evaluator's edits; ``calls.crash_after = n`` raises KeyboardInterrupt (Ctrl-C) at edit n + 1,
+    as a run stopped mid-way would (used by the CLI resume and bad-input tests)."""
+    import workbench.evaluation.evaluator as evaluator_module
+
+    real_edit = evaluator_module.edit
+
+    class Calls(list):
+        crash_after: int | None = None
+
+    calls = Calls()
+
+    def counting_edit(*args, **kwargs):
+        calls.append(1)
+        if calls.crash_after is not None and len(calls) > calls.crash_after:
+            raise KeyboardInterrupt
+        return real_edit(*args, **kwargs)
+
+    monkeypatch.setattr(evaluator_module, "edit", counting_edit)
+    return calls

@@ -13,28 +13,6 @@ from workbench.cli import main
 FAST = ["--edits", "4", "--limit", "200", "--lr", "2e-3", "--max-steps", "3", "--no-progress"]
 
 
-@pytest.fixture
-def edit_calls(monkeypatch):
-    """Counts the evaluator's edits; ``calls.crash_after = n`` raises KeyboardInterrupt (Ctrl-C) at edit n + 1."""
-    import workbench.evaluation.evaluator as evaluator_module
-
-    real_edit = evaluator_module.edit
-
-    class Calls(list):
-        crash_after: int | None = None
-
-    calls = Calls()
-
-    def counting_edit(*args, **kwargs):
-        calls.append(1)
-        if calls.crash_after is not None and len(calls) > calls.crash_after:
-            raise KeyboardInterrupt
-        return real_edit(*args, **kwargs)
-
-    monkeypatch.setattr(evaluator_module, "edit", counting_edit)
-    return calls
-
-
 def _refused(argv, match, capsys, *roots):
     before = [tree(r) for r in roots]
     rc = main(argv)

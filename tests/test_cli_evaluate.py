@@ -96,29 +96,6 @@ def test_tune_editor_small_grid_and_write_defaults(tiny_model_dir, tmp_path, cap
     assert Path(defaults.__file__).read_text() != target.read_text()
 
 
-@pytest.fixture
-def edit_calls(monkeypatch):
-    """Counts the evaluator's edits; ``calls.crash_after = n`` stops the run (KeyboardInterrupt) at edit n + 1,
-    as a session stopped mid-run would."""
-    import workbench.evaluation.evaluator as evaluator_module
-
-    real_edit = evaluator_module.edit
-
-    class Calls(list):
-        crash_after: int | None = None
-
-    calls = Calls()
-
-    def counting_edit(*args, **kwargs):
-        calls.append(1)
-        if calls.crash_after is not None and len(calls) > calls.crash_after:
-            raise KeyboardInterrupt
-        return real_edit(*args, **kwargs)
-
-    monkeypatch.setattr(evaluator_module, "edit", counting_edit)
-    return calls
-
-
 def test_an_interrupted_evaluation_resumes_where_it_stopped(tiny_model_dir, tmp_path, edit_calls, capsys):
     calls = edit_calls
     argv = ["evaluate", "--checkpoint", str(tiny_model_dir), "--edits", "6", "--limit", "300", "--lr", "2e-3",

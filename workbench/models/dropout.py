@@ -256,30 +256,26 @@ def has_example_tied(model: nn.Module) -> bool:
 
 
 @contextlib.contextmanager
-def example_indices(model: nn.Module, indices: torch.Tensor | None) -> Iterator[None]:
-    """Within the block, the dropout sites see ``indices`` ``(N,) int64`` as the batch's example positions."""
+def _set_on_sites(model: nn.Module, attr: str, value: object) -> Iterator[None]:
+    """Within the block, every dropout site of ``model`` has ``attr`` set to ``value``."""
     sites = _sites(model)
-    old = [s.indices for s in sites]
+    old = [getattr(s, attr) for s in sites]
     for s in sites:
-        s.indices = indices
+        setattr(s, attr, value)
     try:
         yield
     finally:
         for s, o in zip(sites, old):
-            s.indices = o
+            setattr(s, attr, o)
 
 
-@contextlib.contextmanager
-def memorization_mode(model: nn.Module, mode: str) -> Iterator[None]:
+def example_indices(model: nn.Module, indices: torch.Tensor | None) -> contextlib.AbstractContextManager[None]:
+    """Within the block, the dropout sites see ``indices`` ``(N,) int64`` as the batch's example positions."""
+    return _set_on_sites(model, "indices", indices)
+
+
+def memorization_mode(model: nn.Module, mode: str) -> contextlib.AbstractContextManager[None]:
     """Within the block, evaluation uses ``mode``: ``"drop"`` (default), ``"example"`` or ``"all"``."""
     if mode not in MODES:
         raise ValueError(f"unknown memorization mode {mode!r}; use one of {list(MODES)}")
-    sites = _sites(model)
-    old = [s.mode for s in sites]
-    for s in sites:
-        s.mode = mode
-    try:
-        yield
-    finally:
-        for s, o in zip(sites, old):
-            s.mode = o
+    return _set_on_sites(model, "mode", mode)
