@@ -45,8 +45,10 @@ def test_success_shows_its_cost_and_a_warning_colour_above_the_threshold(wb, mon
 def test_a_wrecked_edit_is_shown_as_refused_and_changes_nothing(wb):
     _pick_first_error(wb)
     before, n = weights(wb.session.model), len(wb.session.history)
-    wb.panel.lr.value = 1e6
+    wb.panel.lr.value = 1e3  # meets the constraint (at 1e6 it may not, on one thread) with a change ~1e4x the weights
     wb.panel.buttons["edit"].click()
+    flagged = wb.session.attempts[-1].result
+    assert flagged.success and flagged.wrecked  # the guard, not the constraint, is what refused it
     card = wb.card.widget.value
     assert wb.card.status == "failed" and "Refused ✗" in card and "weights are unchanged" in card and "Fixed" not in card
     assert same_weights(weights(wb.session.model), before) and len(wb.session.history) == n
