@@ -13,6 +13,7 @@ never imports a module that the kernel is importing too.
 from __future__ import annotations
 
 import html
+import sys
 import threading
 import time
 from pathlib import Path
@@ -22,6 +23,11 @@ if TYPE_CHECKING:
     from .workbench import Workbench
 
 __all__ = ["Progress", "show"]
+
+# While the kernel imports (pure Python, holding the GIL), the scoring thread needs the GIL
+# back after every torch call; at Python's default 5 ms switch interval it would wait up
+# to 5 ms each time. 0.5 ms lets it run at nearly full speed; restored once imported.
+SWITCH_INTERVAL = 0.0005
 
 
 class Progress:
@@ -36,9 +42,15 @@ class Progress:
         self.step = 0
         self.done = self.total = 0
         self.libraries = False  # the widget libraries are imported
+        self.marks: dict[str, float] = {}  # what was done -> seconds since the start
+
+    def mark(self, what: str) -> None:
+        self.marks[what] = time.perf_counter() - self.t0
 
     def images(self, done: int, total: int) -> None:
         """The evaluator's callback: ``done`` of ``total`` test images read."""
+        if self.step == 0:
+            self.mark("model and images loaded")
         self.step, self.done, self.total = max(self.step, 1), done, total
 
     def html(self) -> str:
@@ -76,20 +88,27 @@ def show(folder: str | Path | None = None, *, limit: int | None = None, device: 
     from ..session.opening import open_session  # the core, torch included, before the thread
     from .. import data, evaluation, training  # noqa: F401 - imported here, not in the thread
 
+    progress.mark("core imported")
     opened: dict[str, Any] = {}
 
     def work() -> None:
         try:
             opened["session"] = open_session(folder, limit=limit, device=device, bundle=bundle,
                                              progress=progress.images)
+            progress.mark("base model scored")
         except BaseException as err:  # noqa: BLE001 - handed to the kernel's thread, which raises it
             opened["error"] = err
 
     thread = threading.Thread(target=work, name="workbench-open", daemon=True)
-    thread.start()
-    from .workbench import Workbench  # the widget libraries, while the thread scores
-
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)  # the scoring thread waits less for the GIL between torch calls
+    try:
+        thread.start()
+        from .workbench import Workbench  # the widget libraries, while the thread scores
+    finally:
+        sys.setswitchinterval(interval)
     progress.libraries = True
+    progress.mark("widget libraries imported")
     while thread.is_alive():
         line.value = progress.html()
         thread.join(0.25)
@@ -104,6 +123,7 @@ def show(folder: str | Path | None = None, *, limit: int | None = None, device: 
     progress.step = 2
     line.value = progress.html()
     wb = Workbench(session, note=note, **kw)
-    wb.startup_seconds = time.perf_counter() - progress.t0
+    progress.mark("screen built")
+    wb.startup_seconds, wb.startup_steps = progress.marks["screen built"], dict(progress.marks)
     box.children = [wb.widget]
     return wb

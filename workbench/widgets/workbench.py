@@ -75,8 +75,9 @@ class Workbench(LocalizeActions):
                  output_dir: str | Path | None = None, presentation: bool = False) -> None:
         self.session = session
         self.name = name or (Path(session.checkpoint).name if session.checkpoint else "model")
-        self.uploads: dict[str, Any] = {}
-        self.startup_seconds = 0.0  # record uid -> (C, H, W) uint8 of an uploaded image
+        self.uploads: dict[str, Any] = {}  # record uid -> (C, H, W) uint8 of an uploaded image
+        self.startup_seconds = 0.0  # set by widgets.show: seconds to a usable workbench, and its steps
+        self.startup_steps: dict[str, float] = {}
         classes, labels = session.classes, session.labels
         self.images = session.raw_images()
         self.controller = Controller(session, Callbacks(
