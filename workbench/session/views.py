@@ -167,6 +167,13 @@ class ViewMixin:
         base = self.params_at(0) if self.history else None
         return before_after(self.model, base, None, xi, list(dict.fromkeys(int(v) for v in labels)), method, **kw)
 
+    @property
+    def scoring_note(self) -> str:
+        """A plain-words note when every score needs a full forward (an untraceable model:
+        edits are scored more slowly), else ``""``."""
+        ev = self.evaluator
+        return ev.fast_path if ev is not None and ev.fast_path.startswith("full forward") else ""
+
     # -- images of the user's own --------------------------------------------------------
     @property
     def input_shape(self) -> tuple[int, int, int]:

@@ -117,9 +117,7 @@ class Workbench(LocalizeActions):
                                           tooltip="larger images and fonts, fewer controls"), "wb-present-toggle")
         self.present.observe(lambda c: self.set_presentation(bool(c["new"])), names="value")
         self.header = css(W.HTML(self._header_html()), "wb-header")
-        ev = session.evaluator
-        slow = ev.fast_path if ev is not None and ev.fast_path.startswith("full forward") else ""
-        note = "; ".join(n for n in (note, slow) if n)  # an untraceable model is scored by full forwards
+        note = "; ".join(n for n in (note, session.scoring_note) if n)  # an untraceable model: full forwards
         self.status = css(W.HTML(html.escape(note)), "wb-status")
         self.glossary = css(W.Accordion(children=[W.HTML(glossary_html())], titles=("What the words mean",),
                                         selected_index=None, layout=W.Layout(width="340px")), "wb-glossary-box")
