@@ -118,7 +118,7 @@ def test_error_browser_lists_the_union_and_an_image_only_the_editable_model_gets
     assert base.card.status == "noop" and "Nothing to fix" in base.card.widget.value
     assert editable.card.status in ("fixed", "costly", "failed")
     assert not base.session.history  # nothing was pushed on the side that needed no edit
-    assert "needed no edit" in cmp.verdict.value and "wb-verdict-final" in cmp.verdict.value
+    assert "no edit needed" in cmp.verdict.value and "wb-verdict-final" in cmp.verdict.value
     if editable.session.history:
         cost = editable.session.history[-1].step_report.drawdown * 100
         assert f"{cost:+.2f} pp".replace("-", "−") in cmp.verdict.value
@@ -156,6 +156,8 @@ def test_both_outcome_cards_show_before_either_side_does_its_slow_work(cmp):
                     note(f"{part} {name}")
         side.card.widget.observe(on_card, names="value")
         side.attribution.image.observe(lambda _c, name=name: note(f"attribution {name}"), names="value")
+    verdicts: list[str] = []
+    cmp.verdict.observe(lambda c: verdicts.append(c["new"]), names="value")
     cmp.panel.buttons["edit"].click()
     assert order[:2] == ["detail L", "detail R"]  # both outcomes (fixed, steps) first
     assert order[2:4] == ["estimate L", "estimate R"]
@@ -167,6 +169,10 @@ def test_both_outcome_cards_show_before_either_side_does_its_slow_work(cmp):
         assert f"{v:+.2f} pp".replace("-", "−") in cmp.verdict.value
     who = "paid the same" if abs(left - right) < 0.005 else f"{cmp.names[0 if left < right else 1]} paid less"
     assert who in cmp.verdict.value
+    # the verdict so far: the outcomes, then the estimates (marked as such), then the exact figures
+    assert len(verdicts) == 3 and all("wb-verdict-pending" in v for v in verdicts[:2])
+    assert "Fixed" in verdicts[0] and "≈" in verdicts[1] and "estimate" in verdicts[1]
+    assert verdicts[2] == cmp.verdict.value and "≈" not in verdicts[2]
 
 
 def test_a_failed_edit_on_one_side_shows_as_failed_and_the_verdict_has_no_stale_figure(cmp):

@@ -69,7 +69,7 @@ def verdict_html(names: Sequence[str], attempts: Sequence[Attempt], totals: Sequ
 
     A side that was not fixed (or refused) is named as such, with no figure: its weights did
     not change, so there is no cost to compare. A side that already predicted the target
-    needed no edit and paid 0 pp.
+    needed no edit: it paid 0 pp.
     """
     esc = [html.escape(n) for n in names]
     target = html.escape(classes[attempts[0].target]) if 0 <= attempts[0].target < len(classes) else "?"
@@ -86,7 +86,7 @@ def verdict_html(names: Sequence[str], attempts: Sequence[Attempt], totals: Sequ
     def figure(k: int) -> str:
         a, c = attempts[k], cost(attempts[k])
         if a.outcome.status == "noop":
-            return f"{esc[k]} needed no edit (it already predicts {target}): 0 pp"
+            return f"{esc[k]} 0 pp (no edit needed: it already predicts {target})"
         return f"{esc[k]} {'' if exact else '≈ '}{_pp(c) if c is not None else '…'}"
 
     failed = [k for k, a in enumerate(attempts) if a.outcome.status == "failed"]
