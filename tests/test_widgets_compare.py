@@ -234,3 +234,25 @@ def test_edit_with_nothing_selected_says_so_and_changes_nothing(cmp):
     assert cmp.messages.level == "error" and "pick an image" in cmp.messages.text
     assert not any(s.session.history for s in cmp.sides)
     assert all(s.card.status == "empty" for s in cmp.sides)
+
+
+def test_an_error_on_the_second_side_takes_the_first_sides_edit_back(cmp):
+    base_state = _params(cmp)
+    first, i = _both_fixable(cmp, 2)
+    _edit_true(cmp, first)
+    cmp.panel.buttons["undo"].click()
+    assert not cmp.panel.buttons["redo"].disabled
+    right = cmp.sides[1].session
+
+    def refuse(*_a, **_kw):  # e.g. that session busy with another action
+        raise ValueError("the session is busy with an edit; wait for it to finish, then try again")
+    right.edit = refuse
+    _open(cmp, i)
+    cmp.picker.buttons[int(right.labels[i])].click()
+    cmp.panel.buttons["edit"].click()
+    assert cmp.messages.level == "error" and "busy" in cmp.messages.text
+    assert not any(s.session.history for s in cmp.sides)
+    assert all(_same(a, b) for a, b in zip(_params(cmp), base_state))
+    # the first side's redo stack now has the taken-back edit on top, so the earlier undone
+    # click cannot be redone in step: Redo is off
+    assert cmp.panel.buttons["undo"].disabled and cmp.panel.buttons["redo"].disabled

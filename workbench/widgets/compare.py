@@ -259,6 +259,8 @@ class Comparison:
         except Exception:
             if attempts[0].applied:  # the sides never drift apart: take the first edit back
                 ctrl[0].undo()
+                self._redone.clear()  # its redo stack now holds that edit on top: nothing to redo
+                self._after_change()
             raise
         self.picker.show(ctrl[0].selection)  # type: ignore[arg-type]
         self._show_verdict(attempts, exact=False)
