@@ -86,6 +86,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for one click's panels")
     p.add_argument("--startup-only", action="store_true", help="time the startups only (no clicks)")
     p.add_argument("--repeats", type=int, default=1, help="JupyterLab startups to time (fresh kernel each)")
+    p.add_argument("--compare", action="store_true",
+                   help="time the Comparison's click instead (baseline vs editable, the same edit on both)")
     return p
 
 
@@ -95,13 +97,15 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _notebook(folder: Path, checkpoint: str | None, limit: int | None) -> Path:
+def _notebook(folder: Path, checkpoint: str | None, limit: int | None, compare: bool = False) -> Path:
     import nbformat
 
     nb = nbformat.read(NOTEBOOK, as_version=4)
     cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
     ckpt = str(Path(checkpoint).resolve()) if checkpoint else str(ROOT / "assets" / "models" / "fashion-editable")
-    cell.source = f"CHECKPOINT = {ckpt!r}\nLIMIT = {limit!r}\nCOMPARE = False"
+    models = ROOT / "assets" / "models"
+    cell.source = (f"CHECKPOINT = {ckpt!r}\nLIMIT = {limit!r}\nCOMPARE = {compare!r}\n"
+                   f"BASELINE = {str(models / 'fashion-baseline')!r}\nEDITABLE = {str(models / 'fashion-editable')!r}")
     out = folder / NOTEBOOK.name
     nbformat.write(nb, out)
     return out
@@ -180,6 +184,59 @@ def lab_startup(browser, folder: Path, repeats: int) -> list[tuple[float, float]
     return out
 
 
+COMPARE_WATCH = """() => {
+  window.__cmp = {t0: null, seen: {}, last: 0};
+  const root = document.querySelector('.wb-comparison');
+  root.addEventListener("click", (ev) => {
+    if (ev.target.closest && ev.target.closest(".wb-edit")) {
+      window.__cmp.seen = {}; window.__cmp.t0 = performance.now();
+      window.__cmp.before = root.querySelector('.wb-verdict').textContent; }
+  }, true);
+  new MutationObserver(() => {
+    const c = window.__cmp;
+    if (c.t0 === null) return;
+    const now = performance.now() - c.t0;
+    c.last = now;
+    const cards = root.querySelectorAll('.wb-compare-card .wb-card');
+    if (!('outcomes' in c.seen) && cards.length === 2 &&
+        [...cards].every(e => /Fixed|Not fixed|Nothing to fix|Refused/.test(e.textContent))) c.seen.outcomes = now;
+    const v = root.querySelector('.wb-verdict').textContent;
+    if (!('verdict' in c.seen) && v !== c.before && root.querySelector('.wb-verdict .wb-verdict-final'))
+      c.seen.verdict = now;  // the exact verdict (the estimate's is wb-verdict-pending)
+  }).observe(root, {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
+def compare_clicks(page, args: argparse.Namespace) -> None:
+    """The Comparison's Edit click: both outcome cards, the exact verdict, every panel."""
+    root = page.locator(".wb-comparison")
+    page.evaluate(COMPARE_WATCH)
+    thumbs = root.locator(".wb-thumb-select")
+    rows = []
+    print(f"{'click':>5} {'outcomes':>11} {'verdict':>11} {'all':>11}")
+    for k in range(min(args.clicks + 1, thumbs.count())):
+        before = root.locator(".wb-target-header").inner_text()
+        thumbs.nth(k).click()
+        page.wait_for_function("(b) => document.querySelector('.wb-comparison .wb-target-header').innerText !== b",
+                               arg=before)
+        page.wait_for_timeout(300)
+        root.locator(".wb-edit").click()
+        page.wait_for_function("() => 'verdict' in window.__cmp.seen", timeout=args.timeout * 1000)
+        page.wait_for_timeout(2500)  # panels that follow the verdict
+        c = page.evaluate("() => window.__cmp")
+        row = {"outcomes": c["seen"].get("outcomes", float("nan")) / 1000, "verdict": c["seen"]["verdict"] / 1000,
+               "all": c["last"] / 1000}
+        print(f"{k:>5} " + " ".join(f"{row[n]:>10.3f}s" for n in ("outcomes", "verdict", "all"))
+              + ("  (warm-up)" if k == 0 else ""))
+        if k > 0:
+            rows.append(row)
+        root.locator(".wb-undo").click()
+        page.wait_for_timeout(2500)
+    med = {n: statistics.median(r[n] for r in rows) for n in ("outcomes", "verdict", "all")}
+    print(f"compare click: both outcomes {med['outcomes']:.2f}s, verdict {med['verdict']:.2f}s, "
+          f"all panels {med['all']:.2f}s (median of {len(rows)}); load {os.getloadavg()[0]:.1f}")
+
+
 def main(args: argparse.Namespace) -> None:
     from playwright.sync_api import sync_playwright
 
@@ -187,7 +244,7 @@ def main(args: argparse.Namespace) -> None:
         sys.exit(f"{CHROMIUM} not found: apt-get install -y chromium")
     folder = Path(tempfile.mkdtemp(prefix="wb-browser-"))
     port = _free_port()
-    proc = _serve(folder, _notebook(folder, args.checkpoint, args.limit), port, folder / "voila.log")
+    proc = _serve(folder, _notebook(folder, args.checkpoint, args.limit, args.compare), port, folder / "voila.log")
     rows: list[dict[str, float]] = []
     try:
         with sync_playwright() as pw:
@@ -201,6 +258,16 @@ def main(args: argparse.Namespace) -> None:
             startup = time.perf_counter() - t0
             print(f"startup: page request to a usable workbench {startup:.1f}s "
                   f"(fresh kernel: imports, model, data, base scores; `scripts/app.sh` preheats one)")
+            if args.compare:
+                try:
+                    page.locator(".wb-comparison .wb-thumb-select").first.wait_for(state="visible")
+                except Exception:  # noqa: BLE001 - show what the page holds, then stop
+                    page.screenshot(path=str(ROOT / "test-artifacts" / "browser-compare-failed.png"), full_page=True)
+                    print("the comparison did not appear; voila log:\n", (folder / "voila.log").read_text()[-3000:])
+                    raise
+                compare_clicks(page, args)
+                browser.close()
+                return
             if args.lr is not None:
                 page.locator(".wb-advanced .lm-AccordionPanel-title, .wb-advanced "
                              ".jupyter-widget-Collapse-header").first.click()
