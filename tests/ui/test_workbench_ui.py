@@ -2,7 +2,8 @@
 
 JupyterLab: run the notebook, pick a mistake; the Edit button and the outcome card are then
 in the viewport (one screen). Edit: the card says "Fixed ✓" and gives the exact figures;
-Undo brings the base model back. Voila: the page has no code, loads the workbench, an
+Undo brings the base model back; presentation mode then shows a larger image and fonts and
+hides the editor settings (as computed by the browser). Voila: the page has no code, loads the workbench, an
 edit works and Undo works. Screenshots go to ``test-artifacts/`` (also on failure).
 Run alone with ``pytest -m ui``.
 """
@@ -74,9 +75,31 @@ def test_workbench_one_screen_in_jupyterlab(page, lab_url):
         if news.count():
             news.first.click()
         _edit_and_undo(page, out)
+        _presentation(out)
         assert not errors, f"errors in the page: {errors}"
     finally:
         _shot(page, "ui-workbench-lab.png")
+
+
+def _font_px(locator) -> float:
+    return float(locator.evaluate("e => parseFloat(getComputedStyle(e).fontSize)"))
+
+
+def _presentation(root) -> None:
+    """Presentation mode as the browser draws it: a larger image and fonts, no editor settings, the legend."""
+    title, image = root.locator(".wb-card .wb-card-title"), root.locator(".wb-picked-image")
+    before = (_font_px(title), _font_px(root.locator(".wb-root")), image.bounding_box()["width"])
+    expect(root.locator(".wb-legend")).to_be_hidden()
+    expect(root.locator(".wb-advanced")).to_be_visible()
+    root.locator(".wb-present-toggle").click()
+    expect(root.locator(".wb-root.wb-present")).to_have_count(1)
+    expect(root.locator(".wb-legend")).to_be_visible()
+    expect(root.locator(".wb-legend")).to_contain_text("drawdown")
+    expect(root.locator(".wb-advanced")).to_be_hidden()
+    expect(root.locator(".wb-attr-controls")).to_be_hidden()
+    expect(image).to_have_css("width", re.compile(r"(1[6-9]\d|[2-9]\d\d)(\.\d+)?px"))
+    after = (_font_px(title), _font_px(root.locator(".wb-root")), image.bounding_box()["width"])
+    assert after[0] > before[0] and after[1] > before[1] and after[2] >= 160 > before[2], (before, after)
 
 
 @pytest.mark.ui
