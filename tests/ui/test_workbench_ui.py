@@ -31,13 +31,13 @@ def _edit_and_undo(page, root) -> None:
     thumbs = root.locator(".wb-thumb-select")
     expect(thumbs.first).to_be_visible(timeout=180_000)
     root.locator(".wb-root").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    errors_before = root.locator(".wb-page-label").inner_text()  # "page 1 / 27  (270 of 270 errors)"
     thumbs.first.click()
     header = root.locator(".wb-target-header")
     expect(header).to_contain_text(re.compile(r"#\d+"))
-    # one screen: after the pick, the Edit button and the outcome card are in the viewport
-    expect(root.locator(".wb-edit")).to_be_in_viewport()
-    expect(root.locator(".wb-card")).to_be_in_viewport()
-    expect(root.locator(".wb-picked-image")).to_be_in_viewport()
+    # one screen: after the pick, the image, the Edit button and the outcome card are wholly in the viewport
+    for what in (".wb-edit", ".wb-undo", ".wb-card", ".wb-picked-image", ".wb-target-true"):
+        expect(root.locator(what)).to_be_in_viewport(ratio=1)
     # the tiny model needs a larger step: open the editor settings
     root.locator(".wb-advanced .lm-AccordionPanel-title, .wb-advanced .jupyter-widget-Collapse-header").first.click()
     lr = root.locator(".wb-lr input")
@@ -55,7 +55,10 @@ def _edit_and_undo(page, root) -> None:
     expect(root.locator(".wb-undo")).to_be_enabled(timeout=60_000)
     root.locator(".wb-undo").click()
     expect(card).to_contain_text("Undone")
-    expect(card).to_contain_text("base model")
+    base = re.search(r"base accuracy (\d+\.\d%)", root.locator(".wb-header").inner_text()).group(1)
+    expect(card).to_contain_text(f"Test accuracy {base} (base model)")  # the base weights' numbers again
+    expect(card).to_contain_text("0 edit(s) applied")
+    expect(root.locator(".wb-page-label")).to_have_text(errors_before)  # the base model's mistakes again
     expect(root.locator(".wb-redo")).to_be_enabled()
 
 
