@@ -7,22 +7,25 @@
 #
 # --preheat_kernel keeps one kernel that has already run the notebook, so the page is
 # usable a few seconds after it is opened (the model is loaded and scored in advance).
-# Run `bash scripts/lab.sh --install-only` once first (it installs the venv, voila included).
+# Installs first when needed (scripts/install.sh: seconds once the venv exists).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="${WORKBENCH_VENV:-.venv}"
 NOTEBOOK="${WORKBENCH_APP_NOTEBOOK:-notebooks/01_workbench.ipynb}"
-if [ ! -x "$VENV/bin/python" ]; then
-    echo "[workbench] no venv at $VENV: run \`bash scripts/lab.sh --install-only\` first" >&2
+if [ ! -f "$NOTEBOOK" ]; then
+    echo "[workbench] $NOTEBOOK not found: set WORKBENCH_APP_NOTEBOOK to a notebook that exists" >&2
     exit 1
 fi
-if ! "$VENV/bin/python" -c "import voila" 2>/dev/null; then
-    echo "[workbench] voila is not installed in $VENV: run \`bash scripts/lab.sh --install-only\`" >&2
-    exit 1
-fi
-args=(--no-browser --port=8866 --strip_sources=True --preheat_kernel=True --pool_size=1
-      --theme=light --show_tracebacks=False)
-echo "[workbench] serving $NOTEBOOK with Voila on http://localhost:8866 (stop with Ctrl-C)"
+echo "[workbench] step 1/2: install"
+bash scripts/install.sh
+PORT=8866
+for arg in "$@"; do
+    case "$arg" in --port=*) PORT="${arg#--port=}" ;; esac
+done
+args=(--no-browser --strip_sources=True --preheat_kernel=True --pool_size=1 --theme=light --show_tracebacks=False)
+case " $* " in *" --port="*) ;; *) args+=(--port="$PORT") ;; esac
+[ "$(id -u)" -eq 0 ] && args+=(--ServerApp.allow_root=True)
+echo "[workbench] step 2/2: serving $NOTEBOOK with Voila on http://localhost:$PORT (stop with Ctrl-C)"
 exec "$VENV/bin/python" -m voila "$NOTEBOOK" "${args[@]}" "$@"

@@ -1,4 +1,4 @@
-"""Your own image, Save / Load / Export / Report, and the comparison: simulated clicks."""
+"""Your own image, Save / Load / Export / Report: simulated clicks (the comparison: test_widgets_compare)."""
 from __future__ import annotations
 
 import base64
@@ -18,7 +18,7 @@ from PIL import Image  # noqa: E402
 
 from bs4 import BeautifulSoup  # noqa: E402  (installed with jupyterlab, through nbconvert)
 
-from workbench.widgets import Comparison, Workbench  # noqa: E402
+from workbench.widgets import Workbench  # noqa: E402
 from workbench.widgets.history_panel import safe_name  # noqa: E402
 
 LIMIT = 300
@@ -244,31 +244,3 @@ def test_load_of_an_unknown_name_says_so(wb):
     wb.history.name.value = "never-saved"
     wb.history.buttons["load"].click()
     assert wb.history.messages.level == "error" and "no history saved" in wb.history.messages.text.lower()
-
-
-def test_compare_summary_union_and_attribution_for_both(tiny_model_dir, fashion_small, tmp_path):
-    from workbench.session import EditSession
-
-    s = EditSession.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu")
-    wrong = s.evaluator.misclassified()[-1]
-    assert s.edit_index(wrong.index, wrong.true, lr=LR).success
-    s.export(tmp_path / "edited")
-    cmp = Comparison.from_checkpoints(tiny_model_dir, tmp_path / "edited", bundle=fashion_small, limit=LIMIT,
-                                      device="cpu")
-    cmp.panel.lr.value = LR
-    left, right = (x.session for x in cmp.sides)
-    union = {e.index for e in left.current_errors()} | {e.index for e in right.current_errors()}
-    assert {e.index for e in cmp.browser.errors} == union and wrong.index in union
-    cmp.browser.cells[0].button.click()
-    i = cmp.sides[0].controller.selection.index
-    assert all(x.controller.selection.index == i for x in cmp.sides)
-    assert all(x.attribution.result is not None for x in cmp.sides)  # attribution for both models
-    cmp.picker.buttons[int(left.labels[i])].click()
-    cmp.panel.buttons["edit"].click()
-    assert cmp.messages.level != "error", cmp.messages.text
-    for x in cmp.sides:
-        assert x.card.status in ("fixed", "costly", "failed", "noop")
-    if all(x.session.history for x in cmp.sides):
-        assert "paid" in cmp.verdict.value and "pp" in cmp.verdict.value
-        cmp.panel.buttons["undo"].click()
-        assert not any(x.session.history for x in cmp.sides)

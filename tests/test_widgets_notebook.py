@@ -60,3 +60,4 @@ def test_lab_and_app_scripts_open_the_workbench():
     assert "default_url=\"/lab/tree/$NOTEBOOK\"" in lab and "pre_save_hook=workbench.notebook_hygiene" in lab
     app = (root / "scripts" / "app.sh").read_text()
     assert "voila" in app and "--preheat_kernel=True" in app and "--strip_sources=True" in app
+    assert "bash scripts/install.sh" in app  # from a fresh clone, app.sh installs first (as lab.sh does)

@@ -72,6 +72,8 @@ class Evaluator:
         limit: score only the first ``limit`` examples of the split.
         cache_limit_bytes: a cut whose cached values would be larger than this is not cached
             but recomputed batch by batch (bounds memory).
+        progress: called as ``progress(images_read, total)`` while the base model is scored
+            (for a progress line; it runs in the scoring thread).
 
     Attributes:
         labels: ``(N,) int64`` true labels (CPU). base_logits: ``(N, C) float32`` (CPU).
@@ -90,7 +92,8 @@ class Evaluator:
     def __init__(self, model: nn.Module | ModelAdapter, bundle: DataBundle, *, split: str = "test",
                  layers: str | tuple[str, ...] = DEFAULT_LAYERS, device: torch.device | str | None = None,
                  batch_size: int | None = None, limit: int | None = None,
-                 cache_limit_bytes: int = 2 * 1024 ** 3) -> None:
+                 cache_limit_bytes: int = 2 * 1024 ** 3,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         if not isinstance(bundle, DataBundle):
             raise TypeError(f"bundle must be a workbench DataBundle (workbench.data.load_dataset), "
                             f"got {type(bundle).__name__}")
@@ -136,7 +139,11 @@ class Evaluator:
         self.fast_path = self._describe(cut)
         if not isinstance(cut, str) and cut is not None and cut.kind == "full":
             warnings.warn(f"Evaluator: {cut.note}", RuntimeWarning, stacklevel=2)
-        self._base_dev = self._logits({}, cut)
+        data.progress = progress
+        try:
+            self._base_dev = self._logits({}, cut)
+        finally:
+            data.progress = None
         self.fast_path_error = self._check_fast_path(names, cut)
         self.base_logits = self._base_dev.cpu().clone()
         self.base_preds = self.base_logits.argmax(1)

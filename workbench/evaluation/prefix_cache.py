@@ -35,13 +35,17 @@ class _Batches:
 
     def __init__(self, x: torch.Tensor, normalize: Normalize, device: torch.device, batch_size: int) -> None:
         self.x, self.normalize, self.device, self.batch_size = x, normalize, device, batch_size
+        self.progress: Callable[[int, int], None] | None = None  # (images read, total), while set
 
     def bounds(self) -> list[tuple[int, int]]:
         n, b = len(self.x), self.batch_size
         return [(i, min(i + b, n)) for i in range(0, n, b)]
 
     def images(self, i: int, j: int) -> torch.Tensor:
-        return self.normalize(self.x[i:j].to(self.device))
+        out = self.normalize(self.x[i:j].to(self.device))
+        if self.progress is not None:
+            self.progress(j, len(self.x))
+        return out
 
 
 class StageCache:
@@ -96,9 +100,20 @@ class StageCache:
         if stage not in self._cache:
             probe = self._entering(stage, 0, 1)
             nbytes = probe.element_size() * probe.numel() * len(self.data.x)
-            self._cache[stage] = None if nbytes > self.limit else \
-                torch.cat([self._entering(stage, i, j) for i, j in self.data.bounds()])
+            self._cache[stage] = None if nbytes > self.limit else self._fill(stage)
         return self._cache[stage]
+
+    def _fill(self, stage: str) -> torch.Tensor:
+        """The activation entering ``stage`` for every example, written batch by batch into one
+        tensor (no concatenation: half the peak memory, and no copy of the whole cache)."""
+        out: torch.Tensor | None = None
+        for i, j in self.data.bounds():
+            h = self._entering(stage, i, j)
+            if out is None:
+                out = h.new_empty((len(self.data.x), *h.shape[1:]))
+            out[i:j] = h
+        assert out is not None  # the split is never empty (checked by the Evaluator)
+        return out
 
     def info(self) -> dict[str, str]:
         return {s: ("not cached (over cache_limit_bytes)" if a is None else

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numbers
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -105,14 +105,16 @@ def check_edit_inputs(bundle: DataBundle | None, x: Any, y_ref: Any) -> None:
 
 
 def build_evaluator(model: nn.Module | ModelAdapter, bundle: DataBundle, split: str, config: EditorConfig,
-                    device: torch.device, limit: int | None) -> Evaluator | None:
+                    device: torch.device, limit: int | None,
+                    progress: Callable[[int, int], None] | None = None) -> Evaluator | None:
     """An Evaluator on ``split`` bound to the model's current (base) weights, or None when
-    the evaluation package has none."""
+    the evaluation package has none. ``progress(images_read, total)`` follows the base scoring."""
     try:
         from ..evaluation import Evaluator
     except ImportError:  # the evaluator is optional; sessions work without reports
         return None
-    return Evaluator(model, bundle, split=split, layers=config.layers, device=device, limit=limit)
+    return Evaluator(model, bundle, split=split, layers=config.layers, device=device, limit=limit,
+                     progress=progress)
 
 
 def as_index(index: object) -> int | tuple[int, ...]:

@@ -76,6 +76,8 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
         card: the base model's card (from ``load_model``), copied into exports.
         split, limit: the evaluator's split and size (used by :meth:`image` without an evaluator).
         checkpoint: the base model folder (recorded in saved histories and exports).
+        progress: called as ``progress(images_read, total)`` while the evaluator scores the
+            base model (a progress line; see :func:`workbench.widgets.show`).
 
     Example:
         >>> s = EditSession(my_model, my_test_dataset)             # any model, any data set
@@ -93,7 +95,8 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
                  mean: Sequence[float] | None = None, std: Sequence[float] | None = None,
                  normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  denormalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                 resize: int | tuple[int, int] | None = None, calibration: Mapping[str, int] | None = None) -> None:
+                 resize: int | tuple[int, int] | None = None, calibration: Mapping[str, int] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> None:
         self.device = torch.device(device) if device is not None else default_device()
         if not isinstance(model, (nn.Module, ModelAdapter)):
             raise TypeError(f"the model must be a torch.nn.Module, got {type(model).__name__}")
@@ -134,7 +137,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
             raise ValueError(f"{ad} already holds a saved edit history. Pass resume=True to continue it, "
                              "or resume=False to start over (it is replaced at the next change).")
         if evaluator is None and bundle is not None:
-            evaluator = build_evaluator(self.adapter, bundle, split, self.config, self.device, limit)
+            evaluator = build_evaluator(self.adapter, bundle, split, self.config, self.device, limit, progress)
         self.evaluator = evaluator
         if has_history and resume:
             self.load_history(ad)  # type: ignore[arg-type]

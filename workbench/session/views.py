@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..evaluation.estimate import DrawdownEstimate, StratifiedSample
 
 IMAGE_TYPES = ("png", "jpeg", "jpg")
+ERRORS_KEPT = 16  # states whose error lists current_errors keeps
 
 
 class ViewMixin:
@@ -95,13 +96,22 @@ class ViewMixin:
         return rep.preds_after if rep is not None else ev.preds_for(self.params_at())
 
     def current_errors(self) -> list[Misclassified]:
-        """The current model's misclassified examples (confidence and margin from its logits)."""
+        """The current model's misclassified examples (confidence and margin from its logits).
+
+        Kept per state (the uids of the applied edits; the last few states), so that Undo,
+        Redo and a second view of the same session do not score the whole split again."""
         ev = self._ev()
         if not self.history:
             return list(ev.misclassified())
         from ..evaluation.records import errors_from_logits
 
-        return errors_from_logits(ev.logits_for(self.params_at()), ev.labels)
+        key = tuple(r.uid for r in self.history)
+        cache: dict[tuple[str, ...], list[Misclassified]] = self.__dict__.setdefault("_errors_by_state", {})
+        if key not in cache:
+            cache[key] = errors_from_logits(ev.logits_for(self.params_at()), ev.labels)
+            for old in list(cache)[:-ERRORS_KEPT]:
+                del cache[old]
+        return list(cache[key])
 
     def confusion(self) -> torch.Tensor:
         """``(C, C) int64`` confusion counts of the current weights (row = true class)."""
@@ -166,6 +176,13 @@ class ViewMixin:
             kw["baseline"] = black
         base = self.params_at(0) if self.history else None
         return before_after(self.model, base, None, xi, list(dict.fromkeys(int(v) for v in labels)), method, **kw)
+
+    @property
+    def scoring_note(self) -> str:
+        """A plain-words note when every score needs a full forward (an untraceable model:
+        edits are scored more slowly), else ``""``."""
+        ev = self.evaluator
+        return ev.fast_path if ev is not None and ev.fast_path.startswith("full forward") else ""
 
     # -- images of the user's own --------------------------------------------------------
     @property

@@ -29,6 +29,8 @@ STYLE_SHEET = """<style>
 .wb-root.wb-present .wb-card .wb-card-title { font-size: 24px; }
 .wb-root.wb-present .wb-advanced { display: none !important; }
 .wb-root .wb-message details summary { cursor: pointer; color: #555; }
+.wb-root .wb-tabs .lm-TabBar-tab { flex: 0 0 auto; min-width: fit-content; max-width: none; }
+.wb-root .wb-present-toggle { width: auto; min-width: fit-content; }
 </style>"""
 
 

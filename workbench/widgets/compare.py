@@ -5,21 +5,29 @@ model paid less for the same fix. Below: one error browser listing the union of 
 models' mistakes, the editor panel, and per model the probabilities, the per-class change
 and the attribution of the picked image. Each model has its own
 :class:`~workbench.widgets.controller.Controller`; this class only keeps them in step.
+
+One click runs each controller phase on both sides before the next phase: both edits and
+both outcome cards first, then both estimates (the verdict so far), then both exact
+reports (the verdict), then the attributions, the per-class plots and the error browser.
+Undo / Redo / Reset move both sides by one *comparison step* (the edits one click
+applied, on one side or both), so the two models stay in step after a failed edit.
 """
 from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import ipywidgets as W
 
 from .attribution_view import AttributionView
 from .common import STYLE_SHEET, MessageArea, css, log
-from .controller import Callbacks, Controller
+from .controller import Attempt, Callbacks, Controller
 from .edit_panel import EditPanel
 from .error_browser import ErrorBrowser
 from .metrics_panel import MetricsPanel
+from .glossary import term
 from .outcome import OutcomeCard
 from .target_picker import TargetPicker
 from ..paths import shipped_model
@@ -28,7 +36,7 @@ from ..session.opening import open_session
 if TYPE_CHECKING:
     from ..session import EditSession
 
-__all__ = ["Comparison", "union_errors"]
+__all__ = ["Comparison", "error_notes", "union_errors", "verdict_html"]
 
 
 def union_errors(left: list, right: list) -> list:
@@ -36,6 +44,84 @@ def union_errors(left: list, right: list) -> list:
     out = {e.index: e for e in right}
     out.update({e.index: e for e in left})
     return [out[i] for i in sorted(out)]
+
+
+def error_notes(left: list, right: list, names: Sequence[str]) -> dict[int, str]:
+    """Which model gets each image of :func:`union_errors` wrong (a line under its thumbnail)."""
+    wrong = [{e.index for e in left}, {e.index for e in right}]
+    return {i: "both wrong" if i in wrong[0] and i in wrong[1] else
+            f"only {names[0] if i in wrong[0] else names[1]} wrong" for i in wrong[0] | wrong[1]}
+
+
+def _pp(x: float) -> str:
+    return f"{x:+.2f} pp".replace("-", "−")
+
+
+def verdict_html(names: Sequence[str], attempts: Sequence[Attempt], totals: Sequence[float] | None,
+                 classes: Sequence[str], *, exact: bool) -> str:
+    """The summary line: which model paid less for one click's edit.
+
+    Args:
+        names: the two models' titles. attempts: each side's :class:`Attempt` of the click.
+        totals: each side's drawdown of all applied edits so far, in pp (shown when exact).
+        exact: the figures are the exact reports (``attempt.record``); else the estimates
+            (``attempt.estimate``), or only the outcomes while no estimate is there yet.
+
+    A side that was not fixed (or refused) is named as such, with no figure: its weights did
+    not change, so there is no cost to compare. A side that already predicted the target
+    needed no edit: it paid 0 pp.
+    """
+    esc = [html.escape(n) for n in names]
+    target = html.escape(classes[attempts[0].target]) if 0 <= attempts[0].target < len(classes) else "?"
+
+    def cost(a: Attempt) -> float | None:
+        if a.outcome.status == "noop":
+            return 0.0
+        if exact and a.record is not None and a.record.step_report is not None:
+            return a.record.step_report.drawdown * 100
+        if not exact and a.estimate is not None:
+            return a.estimate.drawdown * 100
+        return None
+
+    def figure(k: int) -> str:
+        a, c = attempts[k], cost(attempts[k])
+        if a.outcome.status == "noop":
+            return f"{esc[k]} 0 pp (no edit needed: it already predicts {target})"
+        return f"{esc[k]} {'' if exact else '≈ '}{_pp(c) if c is not None else '…'}"
+
+    failed = [k for k, a in enumerate(attempts) if a.outcome.status == "failed"]
+    costs = [cost(a) for a in attempts]
+    if failed:
+        short = [html.escape(attempts[k].outcome.title.split(" — ")[0]) for k in failed]
+        text = "; ".join(f"<b>{esc[k]}: {t}</b> (its weights are unchanged)" for k, t in zip(failed, short))
+        rest = [k for k in range(2) if k not in failed]
+        text += (f". No cost to compare for this image; {term('drawdown')} of {figure(rest[0])}" if rest
+                 else ". Neither model was changed, so there is no cost to compare")
+        text += ". Allow more steps or a larger step size in Editor settings, or pick another image."
+    elif any(c is None for c in costs):
+        text = ("Both models edited (" + ", ".join(
+            f"{esc[k]}: {html.escape(attempts[k].outcome.title.split(' — ')[0])}" for k in range(2))
+            + "); working out what each paid…")
+    else:
+        c0, c1 = costs
+        assert c0 is not None and c1 is not None
+        who = ("Both models paid the same" if abs(c0 - c1) < 0.005
+               else f"<b>{esc[0 if c0 < c1 else 1]} paid less</b>")
+        how = "exact, on every test image" if exact else f"{term('estimate')}; the exact figures follow…"
+        text = f"{'' if exact else '≈ '}{who} for this fix: {term('drawdown')} {figure(0)}, {figure(1)} ({how})."
+    if exact and totals is not None:
+        text += (f"<br><span style='color:#555'>All edits so far: {esc[0]} {_pp(totals[0])}, "
+                 f"{esc[1]} {_pp(totals[1])}.</span>")
+    state = "final" if exact else "pending"
+    return f"<div class='wb-verdict-text wb-verdict-{state}' style='font-size:1.05em;padding:4px'>{text}</div>"
+
+
+@dataclass(frozen=True)
+class _Step:
+    """One comparison click on the stack: which sides pushed an edit, and the verdict shown."""
+
+    applied: tuple[bool, bool]
+    verdict: str
 
 
 class _Side:
@@ -62,7 +148,9 @@ class _Side:
         if self.card.status == "pending" and rec is not None and rec.step_report is not None:
             self.card.show_exact(rec.step_report, rec.report, len(s.history), rec.result.seconds, s.base_error,
                                  rec.index if isinstance(rec.index, int) else None)
-        self.metrics.show(rec, len(s.history))
+        note = "" if rec is None or self.card.status not in ("failed", "noop") else \
+            "the last attempt changed nothing; this is the edit before it"
+        self.metrics.show(rec, len(s.history), note)
 
     def _history(self, what: str) -> None:
         s = self.session
@@ -98,10 +186,14 @@ class Comparison:
                                         "reset": self._guarded("Reset", self.reset)}, config=left.config,
                                card=left.card, note=left.editor_choice.note)
         self.messages = self.panel.messages
-        self.verdict = css(W.HTML("<i>Edit an image: the same fix is applied to both models.</i>"), "wb-verdict")
+        self.verdict = css(W.HTML("<i>Edit an image: the same fix is applied to both models, and this line says "
+                                  "which one paid less for it.</i>"), "wb-verdict")
+        self._done: list[_Step] = []  # comparison steps applied (Undo takes back the last one)
+        self._redone: list[_Step] = []  # steps undone (Redo applies the last one again)
         self.browser = ErrorBrowser(left.raw_images(), classes, page_size=page_size, columns=page_size,
                                     on_select=self._guarded("Opening the image", self.select),
-                                    errors=self.errors(), confusion=left.confusion(),
+                                    errors=union_errors(*self._side_errors()), confusion=left.confusion(),
+                                    notes=error_notes(*self._side_errors(), names),
                                     title=f"Mistakes of either model (confusion: {names[0]})")
         header = W.HTML(f"<b style='font-size:1.15em'>Compare</b>: {html.escape(names[0])} (accuracy "
                         f"{1 - left.base_error:.1%}) vs {html.escape(names[1])} ({1 - right.base_error:.1%}); "
@@ -134,7 +226,11 @@ class Comparison:
 
     # -- actions -------------------------------------------------------------------------
     def errors(self) -> list:
-        return union_errors(self.sides[0].session.current_errors(), self.sides[1].session.current_errors())
+        """The union of both models' current mistakes (see :func:`union_errors`)."""
+        return union_errors(*self._side_errors())
+
+    def _side_errors(self) -> tuple[list, list]:
+        return self.sides[0].session.current_errors(), self.sides[1].session.current_errors()
 
     def select(self, index: int) -> None:
         for s in self.sides:
@@ -149,58 +245,101 @@ class Comparison:
         self.picker.set_target(int(target))
 
     def edit(self) -> list:
-        cfg = self.panel.config.resolved()
-        results = []
-        for s in self.sides:
-            self.panel.set_phase(f"editing {s.title}…")
-            results.append(s.controller.edit(cfg))
-        self.panel.set_phase("")
-        self.picker.show(self.sides[0].controller.selection)  # type: ignore[arg-type]
+        """Edit the picked image on both sides; returns both results (None for a no-op).
+
+        Each phase runs on both sides before the next one starts (see the module's doc), so
+        both outcome cards and the verdict so far show within the editors' time.
+        """
+        cfg = self.panel.config.resolved()  # validates before anything changes
+        ctrl = [s.controller for s in self.sides]
+        self.panel.set_phase("editing both models…")
+        attempts = [ctrl[0].apply(cfg)]
+        try:
+            attempts.append(ctrl[1].apply(cfg))
+        except Exception:
+            if attempts[0].applied:  # the sides never drift apart: take the first edit back
+                ctrl[0].undo()
+                self._redone.clear()  # its redo stack now holds that edit on top: nothing to redo
+                self._after_change()
+            raise
+        self.picker.show(ctrl[0].selection)  # type: ignore[arg-type]
+        self._show_verdict(attempts, exact=False)
+        if any(a.applied for a in attempts):
+            self._redone.clear()
+            self._done.append(_Step((attempts[0].applied, attempts[1].applied), ""))
+        self.panel.set_phase("estimating what each model paid…")
+        for c, a in zip(ctrl, attempts):
+            c.estimate(a)
+        self._show_verdict(attempts, exact=False)
+        self.panel.set_phase("scoring every test image, both models…")
+        for c, a in zip(ctrl, attempts):
+            if a.result is not None:
+                c.score(a)
+        verdict = self._show_verdict(attempts, exact=True)
+        if self._done and any(a.applied for a in attempts):
+            self._done[-1] = _Step(self._done[-1].applied, verdict)
+        self.panel.set_phase("attribution of both models…")
+        for c, a in zip(ctrl, attempts):
+            if a.applied:
+                c.explain()
         self._after_change()
-        return results
+        for c, a in zip(ctrl, attempts):
+            c.finish(a)
+        self.panel.set_phase("")
+        return [a.result for a in attempts]
 
     def undo(self) -> None:
-        self._stack("undo")
+        """Take back the last click's edits, on the side(s) that applied one."""
+        if not self._done:
+            raise ValueError("nothing to undo: no edit is applied")
+        step = self._done.pop()
+        for s, on in zip(self.sides, step.applied):
+            if on:
+                s.controller.undo()
+        self._redone.append(step)
+        self._after_stack("Undone")
 
     def redo(self) -> None:
-        self._stack("redo")
+        """Apply the last undone click's edits again, on the same side(s)."""
+        if not self._redone:
+            raise ValueError("nothing to redo: no edit was undone since the last edit")
+        step = self._redone.pop()
+        for s, on in zip(self.sides, step.applied):
+            if on:
+                s.controller.redo()
+        self._done.append(step)
+        self._after_stack("Redone")
 
     def reset(self) -> None:
-        self._stack("reset")
-
-    def _stack(self, what: str) -> None:
-        ok = [s.session.can_undo if what == "undo" else s.session.can_redo if what == "redo" else True
-              for s in self.sides]
-        if not all(ok):
-            raise ValueError("nothing to undo: no edit is applied" if what == "undo" else
-                             "nothing to redo: no edit was undone since the last edit")
+        """Both models back to their base weights."""
         for s in self.sides:
-            getattr(s.controller, what)()
+            s.controller.reset()
+        self._done.clear()
+        self._redone.clear()
+        self._after_stack("Back to the base models")
+
+    def _after_stack(self, what: str) -> None:
         if self.sides[0].controller.selection is not None:
             self.picker.show(self.sides[0].controller.selection)
+        n = len(self._done)
+        now = (f"{n} edit{'s' if n != 1 else ''} still applied; the last one:" if n else
+               "No edit is applied: both models have their base weights.")
+        self.verdict.value = (f"<div class='wb-verdict-text'><i>{html.escape(what)}.</i> {now}</div>"
+                              + (self._done[-1].verdict if n else ""))
         self._after_change()
 
-    def _after_change(self) -> None:
-        self.browser.set_errors(self.errors(), self.sides[0].session.confusion())
-        self.verdict.value = self.verdict_html()
-        s = [x.session for x in self.sides]
-        self.panel.set_history_buttons(all(x.can_undo for x in s), all(x.can_redo for x in s))
+    def _show_verdict(self, attempts: list[Attempt], *, exact: bool) -> str:
+        totals = [s.session.history[-1].report.drawdown * 100 if s.session.history and s.session.history[-1].report
+                  is not None else 0.0 for s in self.sides]
+        self.verdict.value = verdict_html(self.names, attempts, totals if exact else None,
+                                          self.sides[0].session.classes, exact=exact)
+        return self.verdict.value
 
-    def verdict_html(self) -> str:
-        """Which model paid less for the last edit (and for all edits so far)."""
-        recs = [s.session.history[-1] if s.session.history else None for s in self.sides]
-        if any(r is None or r.step_report is None for r in recs):
-            return "<i>No edit applied to both models yet.</i>"
-        cost = [r.step_report.drawdown * 100 for r in recs]  # type: ignore[union-attr]
-        total = [r.report.drawdown * 100 for r in recs]  # type: ignore[union-attr]
-        if abs(cost[0] - cost[1]) < 0.005:
-            who = "Both models paid the same for this fix"
-        else:
-            k = 0 if cost[0] < cost[1] else 1
-            who = f"<b>{html.escape(self.names[k])} paid less</b> for this fix"
-        return (f"<div class='wb-verdict-text' style='font-size:1.05em;padding:4px'>{who}: drawdown "
-                f"{html.escape(self.names[0])} {cost[0]:+.2f} pp, {html.escape(self.names[1])} {cost[1]:+.2f} pp "
-                f"(all edits so far: {total[0]:+.2f} pp vs {total[1]:+.2f} pp).</div>")
+    def _after_change(self) -> None:
+        left, right = self._side_errors()
+        self.browser.set_errors(union_errors(left, right), self.sides[0].session.confusion(),
+                                error_notes(left, right, self.names))
+        self.panel.set_history_buttons(bool(self._done), bool(self._redone))
 
     def _guarded(self, action: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         def run(*args: Any) -> Any:

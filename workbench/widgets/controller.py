@@ -12,12 +12,17 @@ explicit callbacks (:class:`Callbacks`), in the order the numbers arrive:
 
 Each callback updates its own panels in place, so the front end receives the card within
 the editor's time and the rest as it comes. The image of a selection is fetched once.
+:meth:`Controller.edit` runs the phases in this order; each phase is also a method of its
+own (``apply``, ``estimate``, ``explain``, ``score``, ``probe``, ``finish``), so that a view
+driving two controllers (the comparison) can show both outcomes before either side does
+its slower work.
 """
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -26,9 +31,10 @@ from .outcome import Outcome, describe_edit
 
 if TYPE_CHECKING:
     from ..editing import EditorConfig, EditResult
+    from ..evaluation.estimate import DrawdownEstimate
     from ..session import EditRecord, EditSession
 
-__all__ = ["Callbacks", "Controller", "Selection"]
+__all__ = ["Attempt", "Callbacks", "Controller", "Selection"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +60,27 @@ class Selection:
     @property
     def pred(self) -> int:
         return int(self.probs.argmax())
+
+
+@dataclass(eq=False)
+class Attempt:
+    """One click's edit, filled in phase by phase (see :meth:`Controller.edit`).
+
+    Attributes:
+        result: the editor's result (None: a no-op, the model already predicts the target).
+        applied: the edit was accepted and pushed on the session's history.
+        outcome: the card's plain words; target: the label asked for; t0: ``perf_counter()`` at the click.
+        estimate: the quick drawdown estimate (after :meth:`Controller.estimate`).
+        record: the pushed record with its exact reports (after :meth:`Controller.score`).
+    """
+
+    result: EditResult | None
+    applied: bool
+    outcome: Outcome
+    target: int
+    t0: float
+    estimate: DrawdownEstimate | None = None
+    record: EditRecord | None = None
 
 
 def _nop(*_a: Any) -> None:
@@ -142,6 +169,30 @@ class Controller:
     def edit(self, config: EditorConfig | None = None) -> EditResult | None:
         """Edit the selected image towards the target; returns the result (None for a no-op).
 
+        The phases below, in order, each reporting through its callback as soon as its
+        numbers are known: :meth:`apply` (outcome), :meth:`estimate`, :meth:`explain`
+        (attribution), :meth:`score` (exact reports), :meth:`probe`. A view that drives
+        several controllers (the comparison) calls the phases itself, side by side.
+
+        Raises:
+            ValueError: nothing selected, or invalid editor settings (nothing changes).
+        """
+        attempt = self.apply(config)
+        if attempt.applied:
+            self.estimate(attempt)
+            self.explain()
+            self._mark(attempt, "attribution")
+            self.score(attempt)
+            self.probe(attempt)
+        elif attempt.result is not None:
+            self.score(attempt)  # the figures of the weights as they are
+        return self.finish(attempt)
+
+    def apply(self, config: EditorConfig | None = None) -> Attempt:
+        """Phase 1: edit the selection towards the target (no scoring) and report the outcome.
+
+        A selection the model already predicts as the target is a no-op (nothing is pushed).
+
         Raises:
             ValueError: nothing selected, or invalid editor settings (nothing changes).
         """
@@ -152,41 +203,62 @@ class Controller:
             raise ValueError("pick the label the image should have: click one of the class buttons")
         cfg = (config or s.config).resolved()
         t0 = time.perf_counter()
+        self.timings = {}
         cb.phase("editing…")
         if sel.pred == target:  # nothing to fix: never push an empty edit
-            from types import SimpleNamespace
-
             noop = SimpleNamespace(success=True, steps=0, seconds=0.0, config=cfg, finite=True)
-            cb.outcome(describe_edit(noop, s.classes, sel.pred, sel.pred, target), None)
-            cb.phase("")
-            self.timings = {"outcome": time.perf_counter() - t0}
-            return None
-        result = s.edit(sel.x, target, cfg, index=sel.index, score=False)
-        applied = result.success and result.steps > 0 and bool(s.history) and s.history[-1].result is result
-        before = sel.pred
-        if applied:
-            self._refresh_selection()
-        assert self.selection is not None
-        cb.outcome(describe_edit(result, s.classes, before, self.selection.pred, target), result)
-        t = {"edit": result.seconds, "outcome": time.perf_counter() - t0}
-        if applied:
-            cb.phase("estimating the drawdown…")
-            cb.estimate(s.estimate_last(), self._error_before_last())
-            t["estimate"] = time.perf_counter() - t0
-            self.explain()
-            t["attribution"] = time.perf_counter() - t0
-            cb.phase("scoring every test image…")
-            rec = s.complete_reports()
-            cb.reports(rec)
-            t["reports"] = time.perf_counter() - t0
-            self._probe(result)
-            t["probe"] = time.perf_counter() - t0
+            attempt = Attempt(None, False, describe_edit(noop, s.classes, sel.pred, sel.pred, target), target, t0)
         else:
-            cb.reports(s.history[-1] if s.history else None)  # the figures of the weights as they are
-        cb.phase("")
-        t["total"] = time.perf_counter() - t0
-        self.timings = t
-        return result
+            result = s.edit(sel.x, target, cfg, index=sel.index, score=False)
+            applied = result.success and result.steps > 0 and bool(s.history) and s.history[-1].result is result
+            before = sel.pred
+            if applied:
+                self._refresh_selection()
+            assert self.selection is not None
+            attempt = Attempt(result, applied, describe_edit(result, s.classes, before, self.selection.pred, target),
+                              target, t0)
+            self.timings["edit"] = result.seconds
+        cb.outcome(attempt.outcome, attempt.result)
+        self._mark(attempt, "outcome")
+        return attempt
+
+    def estimate(self, attempt: Attempt) -> None:
+        """Phase 2 (an applied edit only): the drawdown estimate from a stratified sample."""
+        if not attempt.applied:
+            return
+        self.callbacks.phase("estimating the drawdown…")
+        attempt.estimate = self.session.estimate_last()
+        self.callbacks.estimate(attempt.estimate, self._error_before_last())
+        self._mark(attempt, "estimate")
+
+    def score(self, attempt: Attempt) -> None:
+        """Phase 3: the exact reports on the whole split (after a failed edit: those of the
+        weights as they are, so no panel keeps a figure of an earlier click)."""
+        s = self.session
+        if attempt.applied:
+            self.callbacks.phase("scoring every test image…")
+            attempt.record = s.complete_reports()
+            self.callbacks.reports(attempt.record)
+        else:
+            self.callbacks.reports(s.history[-1] if s.history else None)
+        self._mark(attempt, "reports")
+
+    def probe(self, attempt: Attempt) -> None:
+        """Phase 4 (an applied edit only): does the edit carry over to augmented views of the image."""
+        sel, cb = self.selection, self.callbacks
+        if attempt.applied and sel is not None and self.target is not None and cb.probe_views > 0:
+            rep = self.session.generalization(sel.x, self.target, n_views=cb.probe_views)
+            cb.probe(rep, sel, self.target)
+        self._mark(attempt, "probe")
+
+    def finish(self, attempt: Attempt) -> EditResult | None:
+        """End of the click: clear the phase line; ``timings["total"]``; returns the result."""
+        self.callbacks.phase("")
+        self._mark(attempt, "total")
+        return attempt.result
+
+    def _mark(self, attempt: Attempt, name: str) -> None:
+        self.timings[name] = time.perf_counter() - attempt.t0
 
     def _error_before_last(self) -> float:
         s = self.session
@@ -194,13 +266,6 @@ class Controller:
             return s.base_error
         prev = s.history[-2].report
         return prev.error_after if prev is not None else s.base_error
-
-    def _probe(self, result: EditResult) -> None:
-        sel, cb = self.selection, self.callbacks
-        if sel is None or self.target is None or cb.probe_views <= 0:
-            return
-        rep = self.session.generalization(sel.x, self.target, n_views=cb.probe_views)
-        cb.probe(rep, sel, self.target)
 
     def explain(self) -> None:
         """Attribution of the selection (base vs current weights) for the view's options."""

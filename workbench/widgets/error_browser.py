@@ -8,7 +8,7 @@ every edit, undo, redo and reset).
 from __future__ import annotations
 
 import html
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import ipywidgets as W
 
@@ -78,14 +78,18 @@ class ErrorBrowser:
         on_select: called with the test index when the user selects an image.
         page_size, columns: grid geometry.
         errors, confusion: the initial list and ``(C, C)`` counts (see :meth:`set_errors`).
+        notes: a plain-text line per test index under its caption (the comparison says which
+            model gets the image wrong).
     Items are any objects with ``index, true, pred, confidence, margin`` attributes
     (``workbench.evaluation.Misclassified``).
     """
 
     def __init__(self, images, classes: Sequence[str], *, on_select: Callable[[int], None] | None = None,
                  page_size: int = 10, columns: int = 5, title: str = "Misclassified test images",
-                 errors: Sequence = (), confusion=None, thumb_px: int = 84) -> None:
+                 errors: Sequence = (), confusion=None, thumb_px: int = 84,
+                 notes: Mapping[int, str] | None = None) -> None:
         self.images, self.classes = images, tuple(classes)
+        self.notes: dict[int, str] = dict(notes or {})
         self.on_select = on_select
         self.page_size, self.page = page_size, 0
         self.errors: list = list(errors)
@@ -126,9 +130,11 @@ class ErrorBrowser:
         self.refresh()
 
     # -- data ---------------------------------------------------------------------------
-    def set_errors(self, errors: Sequence, confusion=None) -> None:
-        """Replace the listed errors (and the heatmap counts, ``(C, C)``); keeps filters."""
+    def set_errors(self, errors: Sequence, confusion=None, notes: Mapping[int, str] | None = None) -> None:
+        """Replace the listed errors (and the heatmap counts, ``(C, C)``, and the caption notes); keeps filters."""
         self.errors = list(errors)
+        if notes is not None:
+            self.notes = dict(notes)
         if confusion is not None:
             update_confusion(self.confusion, confusion)
         self.refresh()
@@ -223,6 +229,8 @@ class ErrorBrowser:
     def _score_note(self, index: int) -> str:
         q, c = self.scores.get("label_quality", {}).get(index), self.scores.get("critical", {}).get(index)
         parts = ([f"label q {q:.2f}"] if q is not None else []) + ([f"{c:g} neurons"] if c is not None else [])
+        if index in self.notes:
+            parts.insert(0, html.escape(self.notes[index]))
         return "<br><span style='color:#777'>" + ", ".join(parts) + "</span>" if parts else ""
 
     def png(self, index: int) -> bytes:

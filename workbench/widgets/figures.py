@@ -20,6 +20,12 @@ __all__ = [
 COLORS = {"base": "#9aa5b1", "true": "#2e7d32", "pred": "#c62828", "target": "#1565c0",
           "before": "#9aa5b1", "after": "#1565c0", "up": "#2e7d32", "down": "#c62828"}
 _MARGIN = dict(l=40, r=10, t=36, b=40)
+_AXIS = dict(gridcolor="#ebf0f8", linecolor="#ebf0f8", zerolinecolor="#ebf0f8", automargin=True, ticks="")
+# What the figures take from "plotly_white" (every colour they draw is set explicitly). That
+# template is deep-copied and validated for every figure (~20 ms each, at startup) and sent to
+# the browser with every FigureWidget (~6 KB); this one is built once and is 0.4 KB.
+TEMPLATE = go.layout.Template(layout=dict(paper_bgcolor="white", plot_bgcolor="white", font=dict(color="#2a3f5f"),
+                                          xaxis=_AXIS, yaxis=_AXIS, hoverlabel=dict(align="left")))
 
 
 def _np(x) -> np.ndarray:
@@ -31,7 +37,7 @@ def _np(x) -> np.ndarray:
 
 def _layout(title: str, height: int, width: int | None = None, **kw) -> dict:
     out = dict(title=dict(text=title, font=dict(size=13)), height=height, margin=_MARGIN,
-               template="plotly_white", showlegend=False, **kw)
+               template=TEMPLATE, showlegend=False, **kw)
     if width is not None:
         out["width"] = width
     return out

@@ -19,6 +19,7 @@ import plotly.graph_objects as go
 
 from ..localization import QUICK, group_counts
 from .common import css
+from .figures import TEMPLATE
 from .plotly_widget import live_figure
 
 __all__ = ["LocalizationPanel", "LocalizeActions", "localization_figure"]
@@ -35,7 +36,7 @@ def localization_figure(layer_counts: Mapping[str, float], highlight: Sequence[s
                hovertemplate="%{x}: %{y:.2g} neurons<extra></extra>"),
         layout=dict(title=dict(text=title, font=dict(size=12)), height=260, width=560,
                     margin=dict(l=40, r=10, t=30, b=90), yaxis=dict(title="removed neurons", rangemode="tozero"),
-                    xaxis=dict(tickangle=-45, tickfont=dict(size=9)), template="plotly_white"))
+                    xaxis=dict(tickangle=-45, tickfont=dict(size=9)), template=TEMPLATE))
 
 
 class LocalizationPanel:

@@ -13,7 +13,6 @@ session and answers through the callbacks below; each updates its own panels in 
 from __future__ import annotations
 
 import html
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -76,8 +75,9 @@ class Workbench(LocalizeActions):
                  output_dir: str | Path | None = None, presentation: bool = False) -> None:
         self.session = session
         self.name = name or (Path(session.checkpoint).name if session.checkpoint else "model")
-        self.uploads: dict[str, Any] = {}
-        self.startup_seconds = 0.0  # record uid -> (C, H, W) uint8 of an uploaded image
+        self.uploads: dict[str, Any] = {}  # record uid -> (C, H, W) uint8 of an uploaded image
+        self.startup_seconds = 0.0  # set by widgets.show: seconds to a usable workbench, and its steps
+        self.startup_steps: dict[str, float] = {}
         classes, labels = session.classes, session.labels
         self.images = session.raw_images()
         self.controller = Controller(session, Callbacks(
@@ -117,9 +117,7 @@ class Workbench(LocalizeActions):
                                           tooltip="larger images and fonts, fewer controls"), "wb-present-toggle")
         self.present.observe(lambda c: self.set_presentation(bool(c["new"])), names="value")
         self.header = css(W.HTML(self._header_html()), "wb-header")
-        ev = session.evaluator
-        slow = ev.fast_path if ev is not None and ev.fast_path.startswith("full forward") else ""
-        note = "; ".join(n for n in (note, slow) if n)  # an untraceable model is scored by full forwards
+        note = "; ".join(n for n in (note, session.scoring_note) if n)  # an untraceable model: full forwards
         self.status = css(W.HTML(html.escape(note)), "wb-status")
         self.glossary = css(W.Accordion(children=[W.HTML(glossary_html())], titles=("What the words mean",),
                                         selected_index=None, layout=W.Layout(width="340px")), "wb-glossary-box")
@@ -189,23 +187,10 @@ class Workbench(LocalizeActions):
     @classmethod
     def show(cls, folder: str | Path | None = None, *, limit: int | None = None, **kw: Any) -> Workbench:
         """Display a progress line at once, then open the model and replace the line by the
-        workbench (for notebooks and the Voila app). Returns the workbench."""
-        from IPython.display import display
+        workbench (for notebooks and the Voila app): :func:`workbench.widgets.launch.show`."""
+        from .launch import show
 
-        box = css(W.VBox([W.HTML("<b>Editable Workbench</b> — starting: loading the model and the test "
-                                 "images, then scoring the base model on every test image…")]), "wb-loading")
-        display(box)
-        t0 = time.perf_counter()
-        try:
-            wb = cls.from_checkpoint(folder, limit=limit, **kw)
-        except Exception as err:  # shown in the page, in plain words, and raised for the notebook
-            area = MessageArea("startup")
-            area.error(err, "Opening the model")
-            box.children = [area.widget]
-            raise
-        wb.startup_seconds = time.perf_counter() - t0
-        box.children = [wb.widget]
-        return wb
+        return show(folder, limit=limit, **kw)
 
     # -- actions (raise on bad input; the buttons show the error beside themselves) ------
     def select(self, index: int) -> Selection:

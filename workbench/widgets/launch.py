@@ -1,0 +1,129 @@
+"""Opening the workbench with a progress line, the slow steps side by side.
+
+:func:`show` displays a progress line at once, then does the two slow things of a start at
+the same time: a thread loads the model and the test images and scores the base model
+(torch works outside the GIL), while the kernel imports the widget libraries (plotly,
+matplotlib, ipywidgets; pure Python). The line says which step is running and how many
+test images are scored; it is replaced by the workbench, or by a plain-words error.
+
+This module imports only the standard library at import time, so ``from workbench.widgets
+import show`` is quick; the core (torch) is imported before the thread starts, so the thread
+never imports a module that the kernel is importing too.
+"""
+from __future__ import annotations
+
+import html
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .workbench import Workbench
+
+__all__ = ["Progress", "show"]
+
+# While the kernel imports (pure Python, holding the GIL), the scoring thread needs the GIL
+# back after every torch call; at Python's default 5 ms switch interval it would wait up
+# to 5 ms each time. 0.5 ms lets it run at nearly full speed; restored once imported.
+SWITCH_INTERVAL = 0.0005
+
+
+class Progress:
+    """What the opening thread has done so far (written by it, read by the kernel's loop)."""
+
+    STEPS = ("loading the model and the test images", "scoring the base model on the test images",
+             "building the screen")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.t0 = time.perf_counter()
+        self.step = 0
+        self.done = self.total = 0
+        self.libraries = False  # the widget libraries are imported
+        self.marks: dict[str, float] = {}  # what was done -> seconds since the start
+
+    def mark(self, what: str) -> None:
+        self.marks[what] = time.perf_counter() - self.t0
+
+    def images(self, done: int, total: int) -> None:
+        """The evaluator's callback: ``done`` of ``total`` test images read."""
+        if self.step == 0:
+            self.mark("model and images loaded")
+        self.step, self.done, self.total = max(self.step, 1), done, total
+
+    def html(self) -> str:
+        rows = []
+        for k, what in enumerate(self.STEPS):
+            mark = "✓" if k < self.step else "▸" if k == self.step else "·"
+            extra = f": {self.done:,} / {self.total:,}" if k == 1 and self.total else ""
+            style = "font-weight:bold" if k == self.step else "color:#777" if k > self.step else "color:#2e7d32"
+            rows.append(f"<div style='{style}'>{mark} {k + 1}. {html.escape(what)}{extra}</div>")
+        libs = "✓ widget libraries loaded" if self.libraries else "▸ loading the widget libraries (alongside)"
+        return (f"<div class='wb-loading-text' style='font-size:1.05em;line-height:1.5'><b>Editable Workbench</b>"
+                f" — starting {html.escape(self.name)} ({time.perf_counter() - self.t0:.0f} s)"
+                f"{''.join(rows)}<div style='color:#777'>{libs}</div></div>")
+
+
+def show(folder: str | Path | None = None, *, limit: int | None = None, device: Any = None, bundle: Any = None,
+         **kw: Any) -> Workbench:
+    """Display a progress line at once, open the model folder (default: the shipped
+    ``fashion-editable``) and replace the line by the workbench. For notebooks and the Voila
+    app. ``kw`` go to :class:`~workbench.widgets.Workbench`. Returns the workbench.
+
+    Raises:
+        FileNotFoundError, ValueError: what :func:`workbench.session.opening.open_session`
+            raises; the same message is shown in the page, in plain words.
+    """
+    import ipywidgets as W
+    from IPython.display import display
+
+    progress = Progress(Path(str(folder)).name if folder is not None else "the default model")
+    line = W.HTML(progress.html())
+    box = W.VBox([line])
+    box.add_class("wb-loading")
+    display(box)
+
+    from ..session.opening import open_session  # the core, torch included, before the thread
+    from .. import data, evaluation, training  # noqa: F401 - imported here, not in the thread
+
+    progress.mark("core imported")
+    opened: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            opened["session"] = open_session(folder, limit=limit, device=device, bundle=bundle,
+                                             progress=progress.images)
+            progress.mark("base model scored")
+        except BaseException as err:  # noqa: BLE001 - handed to the kernel's thread, which raises it
+            opened["error"] = err
+
+    thread = threading.Thread(target=work, name="workbench-open", daemon=True)
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(SWITCH_INTERVAL)  # the scoring thread waits less for the GIL between torch calls
+    try:
+        thread.start()
+        from .workbench import Workbench  # the widget libraries, while the thread scores
+    finally:
+        sys.setswitchinterval(interval)
+    progress.libraries = True
+    progress.mark("widget libraries imported")
+    while thread.is_alive():
+        line.value = progress.html()
+        thread.join(0.25)
+    if "error" in opened:
+        from .common import MessageArea
+
+        area = MessageArea("startup")
+        area.error(opened["error"], "Opening the model")
+        box.children = [area.widget]
+        raise opened["error"]
+    session, note = opened["session"]
+    progress.step = 2
+    line.value = progress.html()
+    wb = Workbench(session, note=note, **kw)
+    progress.mark("screen built")
+    wb.startup_seconds, wb.startup_steps = progress.marks["screen built"], dict(progress.marks)
+    box.children = [wb.widget]
+    return wb
