@@ -4,8 +4,8 @@ JupyterLab: run the notebook, pick a mistake; the Edit button and the outcome ca
 wholly in the viewport (one screen). Edit: the card says "Fixed ✓" and gives the exact
 figures; Undo brings back the base model's accuracy and mistakes; presentation mode then
 shows a larger image and fonts and hides the editor settings (as the browser computes them).
-Voila: the page has no code, loads the workbench, an edit works and Undo works. Screenshots go to ``test-artifacts/`` (also on failure).
-Run alone with ``pytest -m ui``.
+Voila: the page has no code, loads the workbench, an edit works and Undo works.
+Screenshots go to ``test-artifacts/`` (also on failure). Run alone with ``pytest -m ui``.
 """
 from __future__ import annotations
 
