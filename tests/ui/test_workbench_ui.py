@@ -3,7 +3,8 @@
 JupyterLab: run the notebook, pick a mistake; the Edit button and the outcome card are then
 wholly in the viewport (one screen). Edit: the card says "Fixed ✓" and gives the exact
 figures; Undo brings back the base model's accuracy and mistakes; presentation mode then
-shows a larger image and fonts and hides the editor settings (as the browser computes them).
+shows a larger image and fonts and hides the editor settings (as the browser computes them);
+after Redo, "Download report" saves the HTML file.
 Voila: the page has no code, loads the workbench, an edit works and Undo works.
 Screenshots go to ``test-artifacts/`` (also on failure). Run alone with ``pytest -m ui``.
 """
@@ -79,6 +80,7 @@ def test_workbench_one_screen_in_jupyterlab(page, lab_url):
             news.first.click()
         _edit_and_undo(page, out)
         _presentation(out)
+        _redo_and_download_report(page, out)
         assert not errors, f"errors in the page: {errors}"
     finally:
         _shot(page, "ui-workbench-lab.png")
@@ -103,6 +105,21 @@ def _presentation(root) -> None:
     expect(image).to_have_css("width", re.compile(r"(1[6-9]\d|[2-9]\d\d)(\.\d+)?px"))
     after = (_font_px(title), _font_px(root.locator(".wb-root")), image.bounding_box()["width"])
     assert after[0] > before[0] and after[1] > before[1] and after[2] >= 160 > before[2], (before, after)
+
+
+def _redo_and_download_report(page, root) -> None:
+    """Redo, then "Download report" in the History tab: the browser saves one self-contained HTML file."""
+    root.locator(".wb-redo").click()
+    expect(root.locator(".wb-card")).to_contain_text("Redone")
+    root.locator(".wb-tabs .lm-TabBar-tab", has_text="History").click()
+    root.locator(".wb-report").click()
+    link = root.locator(".wb-download a")
+    expect(link).to_be_visible()
+    with page.expect_download() as d:
+        link.click()
+    text = Path(d.value.path()).read_text(encoding="utf-8")
+    assert d.value.suggested_filename.endswith(".html") and text.count("<section class='edit'>") == 1
+    assert "data:image/png;base64," in text and not re.search(r"(src|href)=['\"]?(https?:)?//", text)
 
 
 @pytest.mark.ui
