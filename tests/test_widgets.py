@@ -6,7 +6,9 @@ compares against what the session computed for the same state.
 """
 from __future__ import annotations
 
+import io
 import math
+import re
 
 import pytest
 import torch
@@ -37,6 +39,11 @@ def _weights(wb):
 
 def _same(a, b):
     return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def _change(report):
+    """The per-class plot's values for ``report``: accuracy change in pp, NaN (absent class) as 0."""
+    return [0.0 if math.isnan(c) else c for c in (-report.per_class_change * 100).tolist()]
 
 
 def _select_first(wb, k=0):
@@ -132,8 +139,7 @@ def test_edit_shows_outcome_card_then_exact_figures_in_place(wb):
     assert "estimate" not in wb.card.parts["estimate"]  # the estimate line is replaced by the exact one
     assert fig is wb.metrics.figure and tuple(fig.data) == traces  # same FigureWidget, data swapped
     for trace, report in ((fig.data[0], step), (fig.data[1], rec.report)):
-        change = (-report.per_class_change * 100).tolist()
-        assert list(trace.y) == pytest.approx([0.0 if math.isnan(c) else c for c in change])
+        assert list(trace.y) == pytest.approx(_change(report))
     assert wb.metrics.flipped == [j for j in step.flipped.tolist() if j != i]
     rep = s.generalization(n_views=4)
     assert wb.probe.report.after == pytest.approx(rep.after)
@@ -175,7 +181,15 @@ def test_failed_edit_is_shown_as_failed_and_clears_the_previous_figures(wb):
     assert "Test accuracy" not in card and "pp" not in card  # nothing left over from the previous edit
     assert "after 1 of 1 steps" in card and "l_e" not in card  # plain words, no jargon
     assert len(wb.session.history) == n and _same(_weights(wb), weights)
-    assert "last attempt changed nothing" in wb.metrics.heading.value  # the figures say what they show
+    # the panels below show the applied edit (the state the model is in), and say so
+    prev = wb.session.history[-1]
+    heading = wb.metrics.heading.value
+    assert "last attempt changed nothing" in heading and f"#{prev.index}" in heading
+    assert list(wb.metrics.figure.data[0].y) == pytest.approx(_change(prev.step_report))
+    assert wb.metrics.flipped == [j for j in prev.step_report.flipped.tolist() if j != prev.index]
+    assert wb.probe.report is not None and f"#{prev.index}" in wb.probe.text.value
+    assert "last attempt changed nothing" in wb.probe.text.value  # not shown as the failed attempt's probe
+    assert f"#{i}" in wb.attribution.info.value  # the maps are of the image just tried
 
 
 def test_no_op_edit_adds_nothing(wb):
@@ -288,20 +302,53 @@ def test_edit_panel_config_follows_the_widgets(wb):
     assert rec.index == i and rec.result.config == cfg
 
 
+def _px(widget) -> int:
+    return int(widget.layout.width.rstrip("px"))
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    return Image.open(io.BytesIO(data)).size
+
+
+def _font_px(sheet: str, selector: str) -> int:
+    """The font-size (px) of the rule whose selector list is exactly ``selector``."""
+    m = re.search(r"(?m)^" + re.escape(selector) + r"\s*\{[^}]*font-size:\s*(\d+)px", sheet)
+    assert m, f"no font-size rule for {selector!r}"
+    return int(m.group(1))
+
+
 def test_presentation_mode(wb):
+    from workbench.widgets.common import STYLE_SHEET
+
     _select_first(wb)
     assert "wb-present" not in wb.root._dom_classes
+    normal = (_px(wb.picker.image), _px(wb.browser.cells[0].image), _px(wb.metrics.strip_cells[0][0]),
+              _png_size(wb.attribution.image.value))
     wb.present.value = True
     assert "wb-present" in wb.root._dom_classes and wb.presentation
-    assert int(wb.picker.image.layout.width.rstrip("px")) >= 160
-    assert int(wb.browser.cells[0].image.layout.width.rstrip("px")) >= 120
+    assert _px(wb.picker.image) >= 160
+    assert _px(wb.browser.cells[0].image) >= 120 and _px(wb.metrics.strip_cells[0][0]) > normal[2]
+    big = _png_size(wb.attribution.image.value)  # the maps are redrawn larger
+    assert big[0] > normal[3][0] and big[1] > normal[3][1]
+    # larger fonts: the sheet in the workbench scales the text under .wb-present
+    assert any(getattr(c, "value", None) == STYLE_SHEET for c in wb.root.children)
+    for sel in (".wb-root", ".wb-root .wb-card", ".wb-root .wb-card .wb-card-title"):
+        assert _font_px(STYLE_SHEET, sel.replace(".wb-root", ".wb-root.wb-present", 1)) > _font_px(STYLE_SHEET, sel)
+    # fewer controls: method pickers, filters and the editor settings are hidden
     assert wb.attribution.controls.layout.display == "none" and wb.browser.controls.layout.display == "none"
+    assert re.search(r"\.wb-root\.wb-present \.wb-advanced\s*\{\s*display:\s*none", STYLE_SHEET)
+    assert any("wb-advanced" in c._dom_classes for c in wb.panel.widget.children)
     assert wb.legend.layout.display == "" and "drawdown" in wb.legend.value  # the terms explained on screen
-    assert wb.attribution.cell > 2
+    main = next(c for c in wb.root.children if "wb-main" in c._dom_classes)
+    right = next(c for c in main.children if "wb-right" in c._dom_classes)
+    assert wb.legend in right.children and wb.card.widget in right.children  # beside the outcome card
     wb.present.value = False
     assert "wb-present" not in wb.root._dom_classes and wb.attribution.controls.layout.display == ""
     assert wb.legend.layout.display == "none"
-    assert int(wb.picker.image.layout.width.rstrip("px")) < 160
+    assert (_px(wb.picker.image), _px(wb.browser.cells[0].image), _px(wb.metrics.strip_cells[0][0]),
+            _png_size(wb.attribution.image.value)) == normal
 
 
 def test_outcome_terms_are_all_explained(wb):

@@ -1,10 +1,12 @@
 """The workbench in a real browser at 1366x768: JupyterLab and the Voila page (Debian chromium).
 
 JupyterLab: run the notebook, pick a mistake; the Edit button and the outcome card are then
-in the viewport (one screen). Edit: the card says "Fixed ✓" and gives the exact figures;
-Undo brings the base model back. Voila: the page has no code, loads the workbench, an
-edit works and Undo works. Screenshots go to ``test-artifacts/`` (also on failure).
-Run alone with ``pytest -m ui``.
+wholly in the viewport (one screen). Edit: the card says "Fixed ✓" and gives the exact
+figures; Undo brings back the base model's accuracy and mistakes; presentation mode then
+shows a larger image and fonts and hides the editor settings (as the browser computes them);
+after Redo, "Download report" saves the HTML file.
+Voila: the page has no code, loads the workbench, an edit works and Undo works.
+Screenshots go to ``test-artifacts/`` (also on failure). Run alone with ``pytest -m ui``.
 """
 from __future__ import annotations
 
@@ -30,13 +32,13 @@ def _edit_and_undo(page, root) -> None:
     thumbs = root.locator(".wb-thumb-select")
     expect(thumbs.first).to_be_visible(timeout=180_000)
     root.locator(".wb-root").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    errors_before = root.locator(".wb-page-label").inner_text()  # "page 1 / 27  (270 of 270 errors)"
     thumbs.first.click()
     header = root.locator(".wb-target-header")
     expect(header).to_contain_text(re.compile(r"#\d+"))
-    # one screen: after the pick, the Edit button and the outcome card are in the viewport
-    expect(root.locator(".wb-edit")).to_be_in_viewport()
-    expect(root.locator(".wb-card")).to_be_in_viewport()
-    expect(root.locator(".wb-picked-image")).to_be_in_viewport()
+    # one screen: after the pick, the image, the Edit button and the outcome card are wholly in the viewport
+    for what in (".wb-edit", ".wb-undo", ".wb-card", ".wb-picked-image", ".wb-target-true"):
+        expect(root.locator(what)).to_be_in_viewport(ratio=1)
     # the tiny model needs a larger step: open the editor settings
     root.locator(".wb-advanced .lm-AccordionPanel-title, .wb-advanced .jupyter-widget-Collapse-header").first.click()
     lr = root.locator(".wb-lr input")
@@ -54,7 +56,10 @@ def _edit_and_undo(page, root) -> None:
     expect(root.locator(".wb-undo")).to_be_enabled(timeout=60_000)
     root.locator(".wb-undo").click()
     expect(card).to_contain_text("Undone")
-    expect(card).to_contain_text("base model")
+    base = re.search(r"base accuracy (\d+\.\d%)", root.locator(".wb-header").inner_text()).group(1)
+    expect(card).to_contain_text(f"Test accuracy {base} (base model)")  # the base weights' numbers again
+    expect(card).to_contain_text("0 edit(s) applied")
+    expect(root.locator(".wb-page-label")).to_have_text(errors_before)  # the base model's mistakes again
     expect(root.locator(".wb-redo")).to_be_enabled()
 
 
@@ -74,9 +79,47 @@ def test_workbench_one_screen_in_jupyterlab(page, lab_url):
         if news.count():
             news.first.click()
         _edit_and_undo(page, out)
+        _presentation(out)
+        _redo_and_download_report(page, out)
         assert not errors, f"errors in the page: {errors}"
     finally:
         _shot(page, "ui-workbench-lab.png")
+
+
+def _font_px(locator) -> float:
+    return float(locator.evaluate("e => parseFloat(getComputedStyle(e).fontSize)"))
+
+
+def _presentation(root) -> None:
+    """Presentation mode as the browser draws it: a larger image and fonts, no editor settings, the legend."""
+    title, image = root.locator(".wb-card .wb-card-title"), root.locator(".wb-picked-image")
+    before = (_font_px(title), _font_px(root.locator(".wb-root")), image.bounding_box()["width"])
+    expect(root.locator(".wb-legend")).to_be_hidden()
+    expect(root.locator(".wb-advanced")).to_be_visible()
+    root.locator(".wb-present-toggle").click()
+    expect(root.locator(".wb-root.wb-present")).to_have_count(1)
+    expect(root.locator(".wb-legend")).to_be_visible()
+    expect(root.locator(".wb-legend")).to_contain_text("drawdown")
+    expect(root.locator(".wb-advanced")).to_be_hidden()
+    expect(root.locator(".wb-attr-controls")).to_be_hidden()
+    expect(image).to_have_css("width", re.compile(r"(1[6-9]\d|[2-9]\d\d)(\.\d+)?px"))
+    after = (_font_px(title), _font_px(root.locator(".wb-root")), image.bounding_box()["width"])
+    assert after[0] > before[0] and after[1] > before[1] and after[2] >= 160 > before[2], (before, after)
+
+
+def _redo_and_download_report(page, root) -> None:
+    """Redo, then "Download report" in the History tab: the browser saves one self-contained HTML file."""
+    root.locator(".wb-redo").click()
+    expect(root.locator(".wb-card")).to_contain_text("Redone")
+    root.locator(".wb-tabs .lm-TabBar-tab", has_text="History").click()
+    root.locator(".wb-report").click()
+    link = root.locator(".wb-download a")
+    expect(link).to_be_visible()
+    with page.expect_download() as d:
+        link.click()
+    text = Path(d.value.path()).read_text(encoding="utf-8")
+    assert d.value.suggested_filename.endswith(".html") and text.count("<section class='edit'>") == 1
+    assert "data:image/png;base64," in text and not re.search(r"(src|href)=['\"]?(https?:)?//", text)
 
 
 @pytest.mark.ui

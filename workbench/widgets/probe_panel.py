@@ -22,6 +22,7 @@ class ProbePanel:
     def __init__(self, classes: Sequence[str]) -> None:
         self.classes = tuple(classes)
         self.report = None
+        self._text = ""
         self.text = css(W.HTML("<i>generalization probe: runs after an edit</i>"), "wb-probe")
         self.bars = {k: css(W.FloatProgress(value=0.0, min=0.0, max=1.0, description=k, bar_style=style,
                                             layout=W.Layout(width="300px")), f"wb-probe-bar-{k}")
@@ -39,11 +40,17 @@ class ProbePanel:
             self.labels[k].value = f"<b>{v:.0%}</b>"
         where = f"#{index}" if index is not None else "the edited image"
         n = report.n_views * max(1, len(report.per_kind))
-        self.text.value = (f"edit of {where} → <b>{html.escape(self.classes[target])}</b>: "
-                           f"<span class='wb-probe-after'>{report.after:.0%}</span> of {n} augmented views "
-                           f"now predicted as the target (before the edit: {report.before:.0%})")
+        self._text = (f"edit of {where} → <b>{html.escape(self.classes[target])}</b>: "
+                      f"<span class='wb-probe-after'>{report.after:.0%}</span> of {n} augmented views "
+                      f"now predicted as the target (before the edit: {report.before:.0%})")
+        self.text.value = self._text
         self.kinds.value = "<small>" + ", ".join(f"{k}: {b:.0%} → {a:.0%}"
                                                   for k, (b, a) in report.per_kind.items()) + "</small>"
+
+    def mark_earlier(self, note: str) -> None:
+        """Say that the probe shown is of an earlier edit (after a failed or no-op attempt)."""
+        if self.report is not None:
+            self.text.value = f"{self._text} <span style='color:#8a5a00'>({html.escape(note)})</span>"
 
     def clear(self, text: str = "generalization probe: runs after an edit") -> None:
         self.report = None

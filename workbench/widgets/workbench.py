@@ -316,6 +316,8 @@ class Workbench(LocalizeActions):
         note = "" if just or self.card.status not in ("failed", "noop") else \
             "the last attempt changed nothing; this is the edit before it"
         self.metrics.show(rec, n, note if rec is not None else "")
+        if note and rec is not None:  # the probe, too, is of the edit before the failed attempt
+            self.probe.mark_earlier(note)
         self.browser.set_errors(s.current_errors(), s.confusion())
         self._show_history_panel()
         self._sync_buttons()
