@@ -86,7 +86,7 @@ class ErrorBrowser:
 
     def __init__(self, images, classes: Sequence[str], *, on_select: Callable[[int], None] | None = None,
                  page_size: int = 10, columns: int = 5, title: str = "Misclassified test images",
-                 errors: Sequence = (), confusion=None, thumb_px: int = 84,
+                 errors: Sequence = (), confusion=None, thumb_px: int = 76,
                  notes: Mapping[int, str] | None = None) -> None:
         self.images, self.classes = images, tuple(classes)
         self.notes: dict[int, str] = dict(notes or {})

@@ -94,7 +94,7 @@ class Workbench(LocalizeActions):
         self.messages = self.panel.messages  # the edit's messages: beside the Edit button
         self.card = OutcomeCard()
         self.browser_messages = MessageArea("browser")
-        self.browser = ErrorBrowser(self.images, classes, page_size=page_size, columns=page_size, thumb_px=76,
+        self.browser = ErrorBrowser(self.images, classes, page_size=page_size, columns=page_size,
                                     on_select=self._guarded("browser", "Opening the image", self.select),
                                     errors=session.current_errors(), confusion=session.confusion(),
                                     title="Mistakes of the current model: pick one to fix")
@@ -142,8 +142,7 @@ class Workbench(LocalizeActions):
         self._sync_buttons()
         self._show_history_panel()
         self._refresh_localization(True)
-        if presentation:
-            self.set_presentation(True)
+        self.set_presentation(presentation)  # applies SIZES (the one place for every size) either way
         if note:
             log.warning(note)
 
