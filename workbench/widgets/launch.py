@@ -3,7 +3,8 @@
 :func:`show` displays a progress line at once, then does the two slow things of a start at
 the same time: a thread loads the model and the test images and scores the base model
 (torch works outside the GIL), while the kernel imports the widget libraries (plotly,
-matplotlib, ipywidgets; pure Python). The line says which step is running and how many
+matplotlib, ipywidgets; pure Python). The imports start once the loading (Python as
+well, so it would wait for the GIL) is done and the scoring has begun. The line says which step is running and how many
 test images are scored; it is replaced by the workbench, or by a plain-words error.
 
 This module imports only the standard library at import time, so ``from workbench.widgets
@@ -104,7 +105,9 @@ def show(folder: str | Path | None = None, *, limit: int | None = None, device: 
     sys.setswitchinterval(SWITCH_INTERVAL)  # the scoring thread waits less for the GIL between torch calls
     try:
         thread.start()
-        from .workbench import Workbench  # the widget libraries, while the thread scores
+        while progress.step == 0 and thread.is_alive():  # loading is Python too: let it have the GIL
+            thread.join(0.02)
+        from .workbench import Workbench  # the widget libraries, while the thread scores (torch, no GIL)
     finally:
         sys.setswitchinterval(interval)
     progress.libraries = True
