@@ -48,7 +48,8 @@ def build_report(*, title: str, model: Mapping[str, Any], classes: Sequence[str]
         title: the heading (e.g. the session name).
         model: facts about the base model: ``name``, ``dataset``, ``arch``, ``examples``.
         records: the applied ``EditRecord`` objects, oldest first (with their reports).
-        raw_image: record -> ``(C, H, W) uint8`` edited image (a test image or an upload).
+        raw_image: record -> ``(C, H, W) uint8`` edited image (a test image or an upload), or
+            None when the image is not known (an upload whose edit came from a saved history).
         split_images, labels: ``(N, C, H, W) uint8`` images and ``(N,)`` labels of the split.
     """
     name = lambda c: html.escape(classes[int(c)])  # noqa: E731
@@ -69,7 +70,9 @@ def build_report(*, title: str, model: Mapping[str, Any], classes: Sequence[str]
         true = f", true label {name(labels[rec.index])}" if isinstance(rec.index, int) else ""
         row = [f"<section class='edit'><h3>Edit {n}: {where}{true} → {name(target)}</h3>",
                "<div style='display:flex;gap:16px;align-items:flex-start'>",
-               _img(image_png(raw_image(rec), scale=4), 112, where),
+               _img(image_png(raw, scale=4), 112, where) if (raw := raw_image(rec)) is not None else
+               "<div class='missing-image' style='width:112px'><i>your image: not kept (the edit was loaded from a "
+               "saved history, which holds the weights, not the image)</i></div>",
                "<div><p>Outcome: " + ("fixed ✓" if res.success else "not fixed ✗")
                + f" in {res.steps} step(s), {res.seconds * 1000:.0f} ms ({html.escape(res.config.method)}, "
                f"step size {res.config.lr:g}).</p>"]

@@ -243,8 +243,7 @@ class Workbench(LocalizeActions):
         s.complete_reports()
 
         def raw(rec: EditRecord) -> Any:
-            return self.images[rec.index] if isinstance(rec.index, int) else self.uploads.get(
-                rec.uid, self.images[0] * 0)
+            return self.images[rec.index] if isinstance(rec.index, int) else self.uploads.get(rec.uid)
 
         return build_report(title=f"Editable Workbench report: {self.name}", model=model, classes=s.classes,
                             records=list(s.history), base_error=s.base_error, raw_image=raw,
