@@ -74,21 +74,29 @@ def test_timeline_axes_never_repeat_ticks_nor_span_150_percent():
 def test_live_figure_opens_with_full_state(monkeypatch):
     from ipywidgets.widgets import widget as ipw
 
+    from workbench.widgets.plotly_widget import _FigureWidget
+
     opened = []
     real = ipw.comm.create_comm
     monkeypatch.setattr(ipw.comm, "create_comm", lambda **kw: opened.append(kw["data"]["state"]) or real(**kw))
+    monkeypatch.setattr(_FigureWidget, "_carrier", None)  # as in a fresh kernel
     fig = probability_figure([0.2, 0.8], ["a", "b"])
     w = live_figure(fig)
     assert isinstance(w, go.FigureWidget) and w.comm is not None
     # the comm-open message itself carries the data and layout: no empty first render
     state = opened[-1]
     assert state["_widget_data"][0]["y"] == [0.2, 0.8] and state["_widget_layout"]["height"] == fig.layout.height
-    # plotly's code is sent as data and evaluated once per page: the module itself is tiny
+    # plotly's code is sent as data, by one figure only, and evaluated once per page: the module is tiny
     assert len(state["_esm"]) < 5_000 and "export" in state["_plotly_src"] and len(state["_plotly_src"]) > 10 ** 6
+    second = live_figure(probability_figure([0.5, 0.5], ["a", "b"]))
+    assert opened[-1]["_plotly_src"] == "" and second.comm is not None  # 5 MB less per figure
+    w.close()  # the carrier is gone: the next figure carries the bundle again
+    third = live_figure(probability_figure([0.1, 0.9], ["a", "b"]))
+    assert len(opened[-1]["_plotly_src"]) > 10 ** 6 and _FigureWidget._carrier is third
     plain = go.FigureWidget(fig)  # plotly's own widget opens with an empty figure
     assert plain.comm is not None and opened[-1]["_widget_data"] == []
-    w.data[0].y = [0.5, 0.5]
-    assert list(w.data[0].y) == [0.5, 0.5]
+    second.data[0].y = [0.3, 0.7]
+    assert list(second.data[0].y) == [0.3, 0.7]
 
 
 def test_metrics_panel_sends_homogeneous_updates():

@@ -39,6 +39,9 @@ def _edit_and_undo(page, root) -> None:
     # one screen: after the pick, the image, the Edit button and the outcome card are wholly in the viewport
     for what in (".wb-edit", ".wb-undo", ".wb-card", ".wb-picked-image", ".wb-target-true"):
         expect(root.locator(what)).to_be_in_viewport(ratio=1)
+    # plotly draws: the chart whose model carries plotly's bundle and one that waits for it
+    expect(root.locator(".wb-probabilities .trace.bars path")).to_have_count(10)
+    expect(root.locator(".wb-confusion .heatmaplayer image")).to_have_count(1)
     # the tiny model needs a larger step: open the editor settings
     root.locator(".wb-advanced .lm-AccordionPanel-title, .wb-advanced .jupyter-widget-Collapse-header").first.click()
     lr = root.locator(".wb-lr input")

@@ -113,8 +113,8 @@ class ErrorBrowser:
         self.grid = W.GridBox([c.box for c in self.cells], layout=W.Layout(
             grid_template_columns=f"repeat({columns}, max-content)", grid_gap="4px"))
         c = len(self.classes)
-        self.confusion = live_figure(confusion_figure(confusion if confusion is not None else [[0] * c] * c,
-                                                      self.classes))
+        self.confusion = css(live_figure(confusion_figure(confusion if confusion is not None else [[0] * c] * c,
+                                                          self.classes)), "wb-confusion")
         self.confusion.data[0].on_click(self._on_heatmap_click)
         for w in (self.filter_true, self.filter_pred, self.sort, self.only):
             w.observe(self._on_filter, names="value")

@@ -5,8 +5,9 @@ machine (figures rendered empty, or stopped updating):
 
 * the comm opens only once the figure's data and layout are set, so the first drawing
   never misses them;
-* plotly's ~5 MB front-end bundle is evaluated once per page instead of once per figure
-  (see ``_ESM``), so no figure misses anywidget's 2 s limit for initialising a model.
+* plotly's ~5 MB front-end bundle is sent and evaluated once per page instead of once per
+  figure (see ``_ESM``), so no figure misses anywidget's 2 s limit for initialising a model,
+  and a start does not push 25 MB through the kernel, the server and the browser.
 """
 from __future__ import annotations
 
@@ -25,18 +26,25 @@ __all__ = ["live_figure"]
 # initialising a model and stop receiving updates. This wrapper imports the bundle (sent as
 # the ``_plotly_src`` trait) once per page, returns from ``initialize`` at once (queueing the
 # figure edits that arrive meanwhile) and lets ``render`` wait for plotly's own widget
-# definition (a fresh one per model).
+# definition (a fresh one per model). Only one live figure of the kernel (the "carrier")
+# sends the bundle; the others wait for the page to have loaded it (the front end creates
+# every widget model of the kernel, displayed or not, also after a page reload).
 _ESM = """
 const KEY = Symbol.for("editable-workbench/plotly-widget");
 const MESSAGES = ["_py2js_addTraces", "_py2js_deleteTraces", "_py2js_moveTraces", "_py2js_restyle",
                   "_py2js_relayout", "_py2js_update", "_py2js_animate", "_py2js_removeLayoutProps",
                   "_py2js_removeTraceProps"];
 function load(model) {
-  if (!globalThis[KEY]) {
-    const url = URL.createObjectURL(new Blob([model.get("_plotly_src")], {type: "text/javascript"}));
+  const src = model.get("_plotly_src");
+  if (!globalThis[KEY] && src) {
+    const url = URL.createObjectURL(new Blob([src], {type: "text/javascript"}));
     globalThis[KEY] = import(url).finally(() => URL.revokeObjectURL(url));
   }
-  return globalThis[KEY];
+  if (globalThis[KEY]) return globalThis[KEY];
+  // Only one figure of the kernel carries the bundle: wait until its model has loaded it.
+  return new Promise((resolve) => {
+    const wait = setInterval(() => { if (globalThis[KEY]) { clearInterval(wait); resolve(globalThis[KEY]); } }, 20);
+  });
 }
 export default () => {
   let inner = null, ready = null;
@@ -89,10 +97,15 @@ class _FigureWidget(go.FigureWidget):
     _esm = _ESM
     _plotly_src = traitlets.Unicode("").tag(sync=True)
 
+    _carrier: _FigureWidget | None = None  # the live figure whose model carries plotly's bundle
+
     def __init__(self, fig: go.Figure) -> None:
         self._defer_open = True
         super().__init__(fig)
-        self._plotly_src = _plotly_bundle()
+        carrier = _FigureWidget._carrier
+        if carrier is None or carrier.comm is None:  # none yet, or it was closed: this one carries it
+            self._plotly_src = _plotly_bundle()
+            _FigureWidget._carrier = self
         self._defer_open = False
         self.open()
 
