@@ -290,25 +290,22 @@ class Comparison:
 
     def undo(self) -> None:
         """Take back the last click's edits, on the side(s) that applied one."""
-        if not self._done:
-            raise ValueError("nothing to undo: no edit is applied")
-        step = self._done.pop()
-        for s, on in zip(self.sides, step.applied):
-            if on:
-                s.controller.undo()
-        self._redone.append(step)
-        self._after_stack("Undone")
+        self._move(self._done, self._redone, "undo", "nothing to undo: no edit is applied")
 
     def redo(self) -> None:
         """Apply the last undone click's edits again, on the same side(s)."""
-        if not self._redone:
-            raise ValueError("nothing to redo: no edit was undone since the last edit")
-        step = self._redone.pop()
+        self._move(self._redone, self._done, "redo", "nothing to redo: no edit was undone since the last edit")
+
+    def _move(self, source: list[_Step], target: list[_Step], action: str, empty: str) -> None:
+        """One click's step from ``source`` to ``target``, undoing or redoing it on its side(s)."""
+        if not source:
+            raise ValueError(empty)
+        step = source.pop()
         for s, on in zip(self.sides, step.applied):
             if on:
-                s.controller.redo()
-        self._done.append(step)
-        self._after_stack("Redone")
+                getattr(s.controller, action)()
+        target.append(step)
+        self._after_stack("Undone" if action == "undo" else "Redone")
 
     def reset(self) -> None:
         """Both models back to their base weights."""
