@@ -21,11 +21,15 @@ fi
 echo "[workbench] step 1/2: install"
 bash scripts/install.sh
 PORT=8866
-for arg in "$@"; do
-    case "$arg" in --port=*) PORT="${arg#--port=}" ;; esac
+GIVEN_PORT=0
+prev=""
+for arg in "$@"; do  # --port=9000 or --port 9000
+    case "$arg" in --port=*) PORT="${arg#--port=}"; GIVEN_PORT=1 ;; esac
+    if [ "$prev" = "--port" ]; then PORT="$arg"; GIVEN_PORT=1; fi
+    prev="$arg"
 done
 args=(--no-browser --strip_sources=True --preheat_kernel=True --pool_size=1 --theme=light --show_tracebacks=False)
-case " $* " in *" --port="*) ;; *) args+=(--port="$PORT") ;; esac
+[ "$GIVEN_PORT" -eq 1 ] || args+=(--port="$PORT")
 [ "$(id -u)" -eq 0 ] && args+=(--ServerApp.allow_root=True)
 echo "[workbench] step 2/2: serving $NOTEBOOK with Voila on http://localhost:$PORT (stop with Ctrl-C)"
 exec "$VENV/bin/python" -m voila "$NOTEBOOK" "${args[@]}" "$@"

@@ -79,3 +79,20 @@ def test_importing_the_widgets_package_is_light():
             "assert not heavy, heavy; "
             "missing = [n for n in w.__all__ if getattr(w, n, None) is None]; assert not missing, missing")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_show_puts_a_mistyped_option_in_the_page_and_raises(tiny_model_dir, displayed):
+    with pytest.raises(TypeError, match="probe_view"):
+        launch.show(tiny_model_dir, limit=60, probe_view=0)  # meant probe_views
+    (area,) = displayed[0].children
+    assert "Opening the workbench did not work" in area.value and "probe_view" in area.value
+
+
+def test_workbench_show_returns_the_subclass(tiny_model_dir, displayed):
+    from workbench.widgets import Workbench
+
+    class Mine(Workbench):
+        pass
+
+    wb = Mine.show(tiny_model_dir, limit=60, probe_views=0)
+    assert type(wb) is Mine and list(displayed[0].children) == [wb.widget]

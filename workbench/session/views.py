@@ -105,8 +105,8 @@ class ViewMixin:
             return list(ev.misclassified())
         from ..evaluation.records import errors_from_logits
 
-        key = tuple(r.uid for r in self.history)
-        cache: dict[tuple[str, ...], list[Misclassified]] = self.__dict__.setdefault("_errors_by_state", {})
+        key = (id(ev), *(r.uid for r in self.history))  # a replaced evaluator is never served old lists
+        cache: dict[tuple[object, ...], list[Misclassified]] = self.__dict__.setdefault("_errors_by_state", {})
         if key not in cache:
             cache[key] = errors_from_logits(ev.logits_for(self.params_at()), ev.labels)
             for old in list(cache)[:-ERRORS_KEPT]:

@@ -137,7 +137,8 @@ class _Side:
         self.controller = Controller(session, Callbacks(
             selected=self.picker.show, target=self.picker.set_target, outcome=lambda o, _r: self.card.show_edit(o),
             estimate=self.card.show_estimate, attribution=self._attribution, reports=self._reports,
-            history=self._history, attribution_options=lambda: self.attribution.options(), probe_views=0))
+            history=self._history, attribution_options=lambda: self.attribution.options(),
+            attribution_error=lambda err: self.attribution.messages.error(err, "Attribution"), probe_views=0))
         self.attribution = AttributionView(layers, self.controller.explain, layer=layers[-1] if layers else None)
 
     def _attribution(self, aset: Any, sel: Any, rows: dict[str, int]) -> None:
@@ -233,7 +234,7 @@ class Comparison:
         return self.sides[0].session.current_errors(), self.sides[1].session.current_errors()
 
     def select(self, index: int) -> None:
-        for s in self.sides:
+        for s in self.sides:  # a bad index raises on the first side; attribution errors go to each side's line
             s.controller.select(int(index))
         self.picker.show(self.sides[0].controller.selection)  # type: ignore[arg-type]
         self.picker.set_target(self.sides[0].controller.target)  # type: ignore[arg-type]
@@ -261,6 +262,8 @@ class Comparison:
                 ctrl[0].undo()
                 self._redone.clear()  # its redo stack now holds that edit on top: nothing to redo
                 self._after_change()
+            self.verdict.value = ("<div class='wb-verdict-text'><i>This edit was taken back on both models: "
+                                  f"{html.escape(self.names[1])} could not be edited (see the message).</i></div>")
             raise
         self.picker.show(ctrl[0].selection)  # type: ignore[arg-type]
         self._show_verdict(attempts, exact=False)
@@ -278,11 +281,13 @@ class Comparison:
         verdict = self._show_verdict(attempts, exact=True)
         if self._done and any(a.applied for a in attempts):
             self._done[-1] = _Step(self._done[-1].applied, verdict)
-        self.panel.set_phase("attribution of both models…")
-        for c, a in zip(ctrl, attempts):
-            if a.applied:
-                c.explain()
-        self._after_change()
+        try:
+            self.panel.set_phase("attribution of both models…")
+            for c, a in zip(ctrl, attempts):
+                if a.applied:
+                    c.explain()
+        finally:  # the error list and the Undo button follow the edits whatever happens
+            self._after_change()
         for c, a in zip(ctrl, attempts):
             c.finish(a)
         self.panel.set_phase("")
@@ -343,6 +348,7 @@ class Comparison:
             self.messages.clear()
             with self.messages.guard(action):
                 return fn(*args)
+            self.panel.set_phase("")  # never leave "editing both models…" beside an error
             return None
         return run
 

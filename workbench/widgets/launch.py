@@ -4,16 +4,19 @@
 the same time: a thread loads the model and the test images and scores the base model
 (torch works outside the GIL), while the kernel imports the widget libraries (plotly,
 matplotlib, ipywidgets; pure Python). The imports start once the loading (Python as
-well, so it would wait for the GIL) is done and the scoring has begun. The line says which step is running and how many
-test images are scored; it is replaced by the workbench, or by a plain-words error.
+well, so it would wait for the GIL) is done and the scoring has begun. The line says which
+step is running and how many test images are scored; it is replaced by the workbench, or by
+a plain-words error.
 
 This module imports only the standard library at import time, so ``from workbench.widgets
-import show`` is quick; the core (torch) is imported before the thread starts, so the thread
-never imports a module that the kernel is importing too.
+import show`` is quick; the core (torch, the data, evaluation and training packages) is
+imported before the thread starts, so the thread imports at most what a data set loads
+lazily (torchvision for CIFAR-10), which the widget modules never import.
 """
 from __future__ import annotations
 
 import html
+import inspect
 import sys
 import threading
 import time
@@ -68,14 +71,16 @@ class Progress:
 
 
 def show(folder: str | Path | None = None, *, limit: int | None = None, device: Any = None, bundle: Any = None,
-         **kw: Any) -> Workbench:
+         workbench: type[Workbench] | None = None, **kw: Any) -> Workbench:
     """Display a progress line at once, open the model folder (default: the shipped
     ``fashion-editable``) and replace the line by the workbench. For notebooks and the Voila
-    app. ``kw`` go to :class:`~workbench.widgets.Workbench`. Returns the workbench.
+    app. ``kw`` go to :class:`~workbench.widgets.Workbench` (or the subclass ``workbench``).
+    Returns the workbench.
 
     Raises:
         FileNotFoundError, ValueError: what :func:`workbench.session.opening.open_session`
-            raises; the same message is shown in the page, in plain words.
+            raises, or a bad ``kw`` (TypeError); the same message is shown in the page, in
+            plain words, in place of the progress line.
     """
     import ipywidgets as W
     from IPython.display import display
@@ -101,31 +106,38 @@ def show(folder: str | Path | None = None, *, limit: int | None = None, device: 
             opened["error"] = err
 
     thread = threading.Thread(target=work, name="workbench-open", daemon=True)
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(SWITCH_INTERVAL)  # the scoring thread waits less for the GIL between torch calls
     try:
-        thread.start()
-        while progress.step == 0 and thread.is_alive():  # loading is Python too: let it have the GIL
-            thread.join(0.02)
-        from .workbench import Workbench  # the widget libraries, while the thread scores (torch, no GIL)
-    finally:
-        sys.setswitchinterval(interval)
-    progress.libraries = True
-    progress.mark("widget libraries imported")
-    while thread.is_alive():
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)  # the scoring thread waits less for the GIL between torch calls
+        try:
+            thread.start()
+            while progress.step == 0 and thread.is_alive():  # loading is Python too: let it have the GIL
+                thread.join(0.02)
+            if "error" in opened:  # e.g. a missing folder: say so now, not after the imports
+                raise opened["error"]
+            from .workbench import Workbench  # the widget libraries, while the thread scores (torch, no GIL)
+        finally:
+            sys.setswitchinterval(interval)
+        cls = workbench or Workbench
+        inspect.signature(cls).bind(None, **kw)  # a mistyped keyword fails now, not after the scoring
+        progress.libraries = True
+        progress.mark("widget libraries imported")
+        while thread.is_alive():
+            line.value = progress.html()
+            thread.join(0.25)
+        if "error" in opened:
+            raise opened["error"]
+        session, note = opened["session"]
+        progress.step = 2
         line.value = progress.html()
-        thread.join(0.25)
-    if "error" in opened:
+        wb = cls(session, note=note, **kw)
+    except Exception as err:  # shown in the page, in plain words, and raised for the notebook
         from .common import MessageArea
 
         area = MessageArea("startup")
-        area.error(opened["error"], "Opening the model")
+        area.error(err, "Opening the model" if err is opened.get("error") else "Opening the workbench")
         box.children = [area.widget]
-        raise opened["error"]
-    session, note = opened["session"]
-    progress.step = 2
-    line.value = progress.html()
-    wb = Workbench(session, note=note, **kw)
+        raise
     progress.mark("screen built")
     wb.startup_seconds, wb.startup_steps = progress.marks["screen built"], dict(progress.marks)
     box.children = [wb.widget]

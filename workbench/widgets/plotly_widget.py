@@ -26,9 +26,9 @@ __all__ = ["live_figure"]
 # initialising a model and stop receiving updates. This wrapper imports the bundle (sent as
 # the ``_plotly_src`` trait) once per page, returns from ``initialize`` at once (queueing the
 # figure edits that arrive meanwhile) and lets ``render`` wait for plotly's own widget
-# definition (a fresh one per model). Only one live figure of the kernel (the "carrier")
-# sends the bundle; the others wait for the page to have loaded it (the front end creates
-# every widget model of the kernel, displayed or not, also after a page reload).
+# definition (a fresh one per model). Only one figure of the kernel, never displayed (the
+# "carrier"), sends the bundle; the others wait for the page to have loaded it (the front end
+# creates every widget model of the kernel, displayed or not, also after a page reload).
 _ESM = """
 const KEY = Symbol.for("editable-workbench/plotly-widget");
 const MESSAGES = ["_py2js_addTraces", "_py2js_deleteTraces", "_py2js_moveTraces", "_py2js_restyle",
@@ -97,17 +97,24 @@ class _FigureWidget(go.FigureWidget):
     _esm = _ESM
     _plotly_src = traitlets.Unicode("").tag(sync=True)
 
-    _carrier: _FigureWidget | None = None  # the live figure whose model carries plotly's bundle
+    _carrier: _FigureWidget | None = None  # the kernel's never-displayed figure that carries plotly's bundle
 
-    def __init__(self, fig: go.Figure) -> None:
+    def __init__(self, fig: go.Figure, *, carrier: bool = False) -> None:
         self._defer_open = True
         super().__init__(fig)
-        carrier = _FigureWidget._carrier
-        if carrier is None or carrier.comm is None:  # none yet, or it was closed: this one carries it
+        if carrier:
             self._plotly_src = _plotly_bundle()
-            _FigureWidget._carrier = self
         self._defer_open = False
         self.open()
+
+    @classmethod
+    def ensure_carrier(cls) -> _FigureWidget:
+        """The carrier: an empty figure that is never displayed, so closing any panel's figure
+        never takes the bundle away; the front end creates its model (and so loads plotly) all
+        the same, also after a page reload. A new one is made if it was closed (``close_all``)."""
+        if cls._carrier is None or cls._carrier.comm is None:
+            cls._carrier = cls(go.Figure(), carrier=True)
+        return cls._carrier
 
     def open(self) -> None:
         if not getattr(self, "_defer_open", False):
@@ -116,4 +123,5 @@ class _FigureWidget(go.FigureWidget):
 
 def live_figure(fig: go.Figure) -> go.FigureWidget:
     """Wrap a figure from a pure builder into a FigureWidget (then update it in place)."""
+    _FigureWidget.ensure_carrier()
     return _FigureWidget(fig)

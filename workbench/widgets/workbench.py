@@ -189,7 +189,7 @@ class Workbench(LocalizeActions):
         workbench (for notebooks and the Voila app): :func:`workbench.widgets.launch.show`."""
         from .launch import show
 
-        return show(folder, limit=limit, **kw)
+        return show(folder, limit=limit, workbench=cls, **kw)
 
     # -- actions (raise on bad input; the buttons show the error beside themselves) ------
     def select(self, index: int) -> Selection:
