@@ -202,6 +202,16 @@ def test_no_op_edit_adds_nothing(wb):
     assert not wb.session.history and not wb.session.attempts and _same(_weights(wb), base) and i is not None
 
 
+def test_no_op_after_an_edit_says_the_details_are_of_the_edit_before(wb):
+    i = _edit_ok(wb)
+    heading = wb.metrics.heading.value
+    assert "Edit 1" in heading and "changed nothing" not in heading
+    wb.picker.buttons[wb.controller.selection.pred].click()  # the edited image already predicts it
+    wb.panel.buttons["edit"].click()
+    assert wb.card.status == "noop" and len(wb.session.history) == 1 and wb.session.history[-1].index == i
+    assert "Edit 1" in wb.metrics.heading.value and "changed nothing" in wb.metrics.heading.value
+
+
 def test_undo_redo_reset_leave_no_stale_figure(wb):
     base = _weights(wb)
     _edit_ok(wb)

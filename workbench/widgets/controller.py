@@ -184,8 +184,8 @@ class Controller:
             self._mark(attempt, "attribution")
             self.score(attempt)
             self.probe(attempt)
-        elif attempt.result is not None:
-            self.score(attempt)  # the figures of the weights as they are
+        else:  # failed or no-op: the figures of the weights as they are, marked as such
+            self.score(attempt)
         return self.finish(attempt)
 
     def apply(self, config: EditorConfig | None = None) -> Attempt:
