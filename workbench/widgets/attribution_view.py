@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import ipywidgets as W
 
 from ..attribution import METHODS, REDUCTIONS, method_kwargs
-from .common import MessageArea, css
+from .common import SIZES, MessageArea, css
 from .glossary import GLOSSARY
 from .images import attribution_grid, figure_png
 
@@ -42,7 +42,7 @@ class AttributionView:
         self.messages = MessageArea("attribution")
         self.on_compute = on_compute
         self.result: Any = None  # the last AttributionSet
-        self.cell = 1.9
+        self.cell = SIZES[False][3]  # attribution inches per map (presentation mode: larger)
         layers = list(layers) or ["-"]
         self.method = css(W.Dropdown(options=list(METHODS), value=method, description="method",
                                      layout=W.Layout(width="250px")), "wb-attr-method")

@@ -9,11 +9,15 @@ from typing import Iterator
 
 import ipywidgets as W
 
-__all__ = ["MessageArea", "STYLE_SHEET", "css", "log", "plain_words"]
+__all__ = ["MessageArea", "SIZES", "STYLE_SHEET", "css", "log", "plain_words"]
 
 log = logging.getLogger("workbench.widgets")
 
 _COLORS = {"info": "#0d47a1", "warning": "#8a5a00", "error": "#b71c1c", "success": "#1b5e20"}
+
+# The one place for the panels' sizes, per presentation mode (off, on): pixel sizes of the
+# picked image, the error-browser thumbnails and the changed-image strip, and attribution inches.
+SIZES = {False: (112, 76, 56, 1.9), True: (168, 120, 84, 2.6)}
 
 # Classes set on the workbench's root: ``wb-present`` (presentation mode) scales the fonts.
 STYLE_SHEET = """<style>

@@ -146,12 +146,7 @@ class _Side:
 
     def _reports(self, rec: Any) -> None:
         s = self.session
-        if self.card.status == "pending" and rec is not None and rec.step_report is not None:
-            self.card.show_exact(rec.step_report, rec.report, len(s.history), rec.result.seconds, s.base_error,
-                                 rec.index if isinstance(rec.index, int) else None)
-        note = "" if rec is None or self.card.status not in ("failed", "noop") else \
-            "the last attempt changed nothing; this is the edit before it"
-        self.metrics.show(rec, len(s.history), note)
+        self.metrics.show(rec, len(s.history), self.card.show_reports(rec, len(s.history), s.base_error))
 
     def _history(self, what: str) -> None:
         s = self.session

@@ -13,7 +13,7 @@ from typing import Callable, Mapping, Sequence
 import ipywidgets as W
 
 from ..localization.defaults import MEMORIZED_MAX_NEURONS, MISLABELED_MAX_QUALITY
-from .common import css
+from .common import SIZES, css
 from .figures import confusion_figure, update_confusion
 from .images import image_png
 from .plotly_widget import live_figure
@@ -86,7 +86,7 @@ class ErrorBrowser:
 
     def __init__(self, images, classes: Sequence[str], *, on_select: Callable[[int], None] | None = None,
                  page_size: int = 10, columns: int = 5, title: str = "Misclassified test images",
-                 errors: Sequence = (), confusion=None, thumb_px: int = 76,
+                 errors: Sequence = (), confusion=None, thumb_px: int = SIZES[False][1],
                  notes: Mapping[int, str] | None = None) -> None:
         self.images, self.classes = images, tuple(classes)
         self.notes: dict[int, str] = dict(notes or {})

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import ipywidgets as W
 
-from .common import css
+from .common import SIZES, css
 from .figures import per_class_figure, pp_range
 from .glossary import GLOSSARY, term
 from .images import image_png
@@ -38,7 +38,7 @@ class MetricsPanel:
     """
 
     def __init__(self, images, labels, classes: Sequence[str], *, on_select: Callable[[int], None] | None = None,
-                 strip_size: int = 12, width: int = 620, thumb_px: int = 56) -> None:
+                 strip_size: int = 12, width: int = 620, thumb_px: int = SIZES[False][2]) -> None:
         self.images, self.labels, self.classes = images, labels, tuple(classes)
         self.on_select = on_select
         c = len(self.classes)

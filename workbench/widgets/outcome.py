@@ -21,7 +21,10 @@ from ..editing.guard import COST_WARNING_PP
 from .common import css
 from .glossary import term
 
-__all__ = ["COST_WARNING_PP", "Outcome", "OutcomeCard", "describe_edit", "estimate_line", "exact_line"]
+__all__ = ["COST_WARNING_PP", "EARLIER_EDIT_NOTE", "Outcome", "OutcomeCard", "describe_edit", "estimate_line", "exact_line"]
+
+# What the detail panels say after an attempt that changed nothing (they show the applied edit before it).
+EARLIER_EDIT_NOTE = "the last attempt changed nothing; this is the edit before it"
 
 # An edit that costs more than COST_WARNING_PP points of test accuracy (the edit guard's
 # threshold, workbench.editing.guard) is shown in the warning colour.
@@ -146,6 +149,19 @@ class OutcomeCard:
                                  f"{1 - base_error:.1%} → {1 - total.error_after:.1%} ({_pp(-total.drawdown)})</span>")
         status = "costly" if costly else "fixed"
         self._render(status, _COLORS[status])
+
+    def show_reports(self, rec: Any, n_edits: int, base_error: float) -> str:
+        """The exact reports of the weights as they are (``rec``: the last applied ``EditRecord``,
+        or None). A just-applied edit's card gets its exact figures; returns the note the detail
+        panels carry: after a failed or no-op attempt, that they show the edit before it."""
+        if rec is None:
+            return ""
+        if self.status == "pending":
+            if rec.step_report is not None:
+                self.show_exact(rec.step_report, rec.report, n_edits, rec.result.seconds, base_error,
+                                rec.index if isinstance(rec.index, int) else None)
+            return ""
+        return EARLIER_EDIT_NOTE if self.status in ("failed", "noop") else ""
 
     def show_history(self, text: str, total: Any, n_edits: int, base_error: float) -> None:
         """After Undo / Redo / Reset / Load: where the session stands now."""

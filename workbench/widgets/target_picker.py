@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import ipywidgets as W
 import torch
 
-from .common import css
+from .common import SIZES, css
 from .figures import probability_colors, probability_figure, probability_text
 from .glossary import GLOSSARY
 from .images import image_png
@@ -48,7 +48,7 @@ class TargetPicker:
     """
 
     def __init__(self, classes: Sequence[str], *, on_target: Callable[[int], None] | None = None, k: int = 3,
-                 image_px: int = 112, chart_width: int = 420) -> None:
+                 image_px: int = SIZES[False][0], chart_width: int = 420) -> None:
         self.classes, self.k = tuple(classes), k
         self.on_target = on_target
         self.index: int | None = None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 import ipywidgets as W
 
 from .attribution_view import AttributionView
-from .common import STYLE_SHEET, MessageArea, css, log
+from .common import SIZES, STYLE_SHEET, MessageArea, css, log
 from .controller import Callbacks, Controller, Selection, attribution_rows
 from .edit_panel import EditPanel
 from .error_browser import ErrorBrowser
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_OUTPUT", "Workbench", "default_checkpoint", "open_session", "resolve_checkpoint"]
 
 DEFAULT_OUTPUT = "workbench-output"  # beside the notebook (the kernel's working folder)
-# pixel sizes (image, error-browser thumbnail, changed-image strip) and attribution inches
-SIZES = {False: (112, 76, 56, 1.9), True: (168, 120, 84, 2.6)}
 
 
 def _display_note(session: Any) -> str:
@@ -306,15 +304,9 @@ class Workbench(LocalizeActions):
 
     def _on_reports(self, rec: EditRecord | None) -> None:
         s = self.session
-        n = len(s.history)
-        just = self.card.status == "pending" and rec is not None
-        if just and rec is not None and rec.step_report is not None:
-            self.card.show_exact(rec.step_report, rec.report, n, rec.result.seconds, s.base_error,
-                                 rec.index if isinstance(rec.index, int) else None)
-        note = "" if just or self.card.status not in ("failed", "noop") else \
-            "the last attempt changed nothing; this is the edit before it"
-        self.metrics.show(rec, n, note if rec is not None else "")
-        if note and rec is not None:  # the probe, too, is of the edit before the failed attempt
+        note = self.card.show_reports(rec, len(s.history), s.base_error)
+        self.metrics.show(rec, len(s.history), note)
+        if note:  # the probe, too, is of the edit before the failed attempt
             self.probe.mark_earlier(note)
         self.browser.set_errors(s.current_errors(), s.confusion())
         self._show_history_panel()
