@@ -1,4 +1,5 @@
-"""The README's "Your own model" snippets run verbatim (a torchvision model and a custom nn.Module)."""
+"""The README's own-model example and the snippets of docs/own-model.md run as written
+(a torchvision model, and a custom nn.Module defined in its own file)."""
 from __future__ import annotations
 
 import importlib.util
@@ -13,15 +14,26 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _blocks() -> list[str]:
+def _python_blocks(text: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+def _readme_block() -> str:
     readme = (ROOT / "README.md").read_text()
     start = readme.index("\n## Your own model")
-    section = readme[start:readme.index("\n## ", start + 5)]
-    return re.findall(r"```python\n(.*?)```", section, re.S)
+    (block,) = _python_blocks(readme[start:readme.index("\n## ", start + 5)])
+    return block
 
 
-def test_the_section_has_the_three_snippets():
-    blocks = _blocks()
+def _docs_blocks() -> list[str]:
+    return _python_blocks((ROOT / "docs" / "own-model.md").read_text())
+
+
+def test_the_readme_and_the_page_have_their_snippets():
+    block = _readme_block()
+    assert "EditSession(model" in block and "session.edit(" in block and "session.export(" in block
+    assert len(block.strip().splitlines()) <= 15, "the README's example should stay about 10 lines"
+    blocks = _docs_blocks()
     assert len(blocks) == 3 and "torchvision.models.resnet18" in blocks[0]
     assert blocks[1].startswith("# my_models.py") and "from my_models import SmallCNN" in blocks[2]
 
@@ -29,15 +41,17 @@ def test_the_section_has_the_three_snippets():
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("workbench.models.adapter") is None,
                     reason="any-model groups (issue 11a) not merged yet")
-def test_the_snippets_run_verbatim(tmp_path):
-    tv, module, custom = _blocks()
+def test_the_snippets_run_as_written(tmp_path):
+    readme = _readme_block()
+    tv, module, custom = _docs_blocks()
     (tmp_path / "my_models.py").write_text(module)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(tmp_path)]), "MPLBACKEND": "Agg"}
-    for name, code in (("torchvision", tv), ("custom", custom)):
+    for name, code in (("README", readme), ("torchvision", tv), ("custom", custom)):
         res = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
                              timeout=600)
         assert res.returncode == 0, f"{name} snippet failed:\n{res.stderr[-3000:]}"
         assert "calibrated" in res.stdout, res.stdout
+    assert (tmp_path / "runs" / "my-model" / "card.json").exists()
     assert (tmp_path / "runs" / "my-resnet18" / "card.json").exists()
     card = (tmp_path / "runs" / "my-cnn" / "card.json").read_text()
     assert "my_models:SmallCNN" in card
