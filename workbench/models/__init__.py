@@ -3,7 +3,8 @@ from .adapter import ALL, Group, ModelAdapter, adapt, check_logits
 from .graph import Split, split_for
 from .registry import ARCHITECTURES, build_model, first_group_stage, group_names, group_params
 from .resnet import BasicBlock, ResNet, cifar_resnet18, small_resnet
+from .resnet9 import ResNet9, resnet9
 
-__all__ = ["ALL", "ARCHITECTURES", "BasicBlock", "Group", "ModelAdapter", "ResNet", "Split", "adapt",
+__all__ = ["ALL", "ARCHITECTURES", "BasicBlock", "Group", "ModelAdapter", "ResNet", "ResNet9", "Split", "adapt",
            "build_model", "check_logits", "cifar_resnet18", "first_group_stage", "group_names",
-           "group_params", "small_resnet", "split_for"]
+           "group_params", "resnet9", "small_resnet", "split_for"]

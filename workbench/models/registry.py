@@ -7,10 +7,12 @@ import torch.nn as nn
 
 from .adapter import Group, ModelAdapter, adapt
 from .resnet import ResNet, cifar_resnet18, small_resnet
+from .resnet9 import resnet9
 
 ARCHITECTURES: dict[str, Callable[..., ResNet]] = {
     "small-resnet": small_resnet,
     "resnet18": cifar_resnet18,
+    "resnet9": resnet9,
 }
 
 

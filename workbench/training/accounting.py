@@ -60,6 +60,7 @@ class GradientAccounting:
         self._sums: dict[str, list[float]] = {}  # layer -> [clean, noisy, cos sum, cos count, #params]
         self._steps = 0
         self._epoch: int | None = None
+        self.last_logits: torch.Tensor | None = None  # the last batch's (B, C) logits, for the dynamics recorder
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         indices = current_batch_indices()
@@ -69,6 +70,7 @@ class GradientAccounting:
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp and x.is_cuda else contextlib.nullcontext()
         with amp:
             logits = model(x)
+        self.last_logits = logits.detach()
         per = F.cross_entropy(logits.float(), y, reduction="none")
         flags = self.noisy[indices.cpu()].to(per.device)
         named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]

@@ -29,6 +29,7 @@ from ..models.dropout import DropoutSpec, attach_dropout, default_sites, dropout
 from ..models.spec import ModelSpec
 from .accounting import ACCOUNTING_FILE, GradientAccounting
 from .checkpoint import git_commit, load_model, load_state_into, load_weights, safe_torch_load, save_model
+from .dynamics import DynamicsRecorder, clear_dynamics
 from .recipes import Recipe
 from .snapshots import list_snapshots, save_snapshot
 
@@ -47,15 +48,21 @@ class Objective(Protocol):
 
 
 class CrossEntropyObjective:
-    """Baseline: plain cross-entropy (bf16 autocast on CUDA when ``amp``)."""
+    """Baseline: plain cross-entropy (bf16 autocast on CUDA when ``amp``).
+
+    ``last_logits``: the last batch's ``(B, C)`` logits, detached (the dynamics recorder reads
+    them; an objective without this attribute trains without recording dynamics).
+    """
 
     def __init__(self, amp: bool = False) -> None:
         self.amp = amp
+        self.last_logits: torch.Tensor | None = None
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp and x.is_cuda else contextlib.nullcontext()
         with amp:
             logits = model(x)
+        self.last_logits = logits.detach()
         loss = F.cross_entropy(logits.float(), y)
         return loss, {"loss": float(loss.detach())}
 
@@ -76,10 +83,49 @@ def _lr_factor(recipe: Recipe, step: int, total: int, steps_per_epoch: int) -> f
         return (step + 1) / warm
     if recipe.schedule == "constant":
         return 1.0
+    progress = min(1.0, (step - warm) / max(1, total - warm))
+    if recipe.schedule == "triangle":
+        return 1.0 - progress
     if recipe.schedule != "cosine":
-        raise ValueError(f"unknown schedule {recipe.schedule!r}; use 'cosine' or 'constant'")
-    progress = (step - warm) / max(1, total - warm)
-    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        raise ValueError(f"unknown schedule {recipe.schedule!r}; use 'cosine', 'constant' or 'triangle'")
+    return 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def _optimizer(recipe: Recipe, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
+    """AdamW (decoupled weight decay) or SGD with momentum (weight decay as L2 in the gradient)."""
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+    return torch.optim.AdamW(groups, lr=recipe.lr)
+
+
+def _recorder(recipe: Recipe, objective: Any, out_dir: Path, n: int, dist: Any) -> DynamicsRecorder | None:
+    """The run's dynamics recorder, or None (turned off, a multi-process run, or an objective without ``last_logits``)."""
+    if not recipe.record_dynamics:
+        return None
+    if (dist is not None and dist.world > 1) or not hasattr(objective, "last_logits"):
+        print("note: training dynamics are not recorded (they need one process and the baseline or "
+              "gradient-accounting objective)", file=sys.stderr)
+        return None
+    return DynamicsRecorder(out_dir, n)
+
+
+def _fit_metrics(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, noisy: torch.Tensor | None,
+                 recorder: DynamicsRecorder | None, bundle: DataBundle, device: torch.device) -> dict[str, float]:
+    """How well the training labels are fitted: ``fit_noisy``, the eval-mode accuracy on the flipped
+    labels of the noisy examples; ``train_acc_clean``/``train_acc_noisy``, the share predicted with
+    their given label when their batch was seen this epoch (from the recorder)."""
+    out: dict[str, float] = {}
+    if recorder is not None:
+        out["train_acc"] = recorder.accuracy()
+        if noisy is not None:
+            out["train_acc_clean"], out["train_acc_noisy"] = recorder.accuracy(~noisy), recorder.accuracy(noisy)
+    if noisy is not None and bool(noisy.any()):
+        was = model.training
+        model.eval()
+        logits = predict_logits(model, train_x[noisy], normalize=bundle.normalize, device=device)
+        model.train(was)
+        out["fit_noisy"] = 1.0 - error_rate(logits, train_y[noisy])
+    return out
 
 
 def _editor_metrics(objective: Any, extra: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -232,7 +278,7 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
     if extra:
         groups.append({"params": list(extra.values()), "weight_decay": 0.0,
                        "lr": recipe.editor_hparam_lr or recipe.lr})
-    opt = torch.optim.AdamW(groups, lr=recipe.lr)
+    opt = _optimizer(recipe, groups)
     base_lrs = [g["lr"] for g in opt.param_groups]
     total = steps_per_epoch * recipe.epochs
     epoch, step, wall = 0, 0, 0.0
@@ -261,11 +307,19 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
         for stale in list_snapshots(out_dir).values():
             stale.unlink()
         (out_dir / ACCOUNTING_FILE).unlink(missing_ok=True)
+        clear_dynamics(out_dir)
         if recipe.keep_epochs:
             save_snapshot(out_dir, model, 0)
     card: dict[str, Any] = {}
     metrics: dict[str, float] = {}
+    # --- training dynamics and the epochs that skip gradient accounting (recipe.accounting_every)
+    recorder = _recorder(recipe, objective, out_dir, len(train_x), dist) if rank0 else None
+    plain = CrossEntropyObjective(amp=recipe.amp)
+    noisy_mask = noise.mask() if noise is not None else None
     while epoch < recipe.epochs:
+        epoch_objective: Objective = objective
+        if isinstance(objective, GradientAccounting) and epoch % recipe.accounting_every:
+            epoch_objective = plain
         t0 = time.perf_counter()
         model.train()
         # Seeded per epoch, so a resumed run replays exactly what an uninterrupted one does.
@@ -289,7 +343,9 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
             for g, lr0 in zip(opt.param_groups, base_lrs):
                 g["lr"] = lr0 * _lr_factor(recipe, step, total, steps_per_epoch)
             with batch_indices(idx), example_indices(model, idx.to(device)):
-                loss, logs = objective(train_model, xb, yb, step)
+                loss, logs = epoch_objective(train_model, xb, yb, step)
+            if recorder is not None:
+                recorder.update(idx, getattr(epoch_objective, "last_logits"), yb)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss at epoch {epoch + 1} step {i}; lower --lr")
             opt.zero_grad(set_to_none=True)
@@ -316,7 +372,11 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
             dist.broadcast_buffers_(model)
         if rank0:
             metrics.update(evaluate_splits(model, bundle, recipe, device))
-        metrics.update(_editor_metrics(objective, extra))
+        metrics.update(_editor_metrics(epoch_objective, extra))
+        if rank0:
+            metrics.update(_fit_metrics(model, train_x, train_y, noisy_mask, recorder, bundle, device))
+        if recorder is not None:
+            recorder.end_epoch(epoch)  # before the train state: a crash between the two redoes the epoch
         if rank0:
             row = {"epoch": epoch, "step": step, "wall_time_s": round(wall, 1), **metrics}
             with open(out_dir / LOG_FILE, "a") as fh:
