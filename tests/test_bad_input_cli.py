@@ -263,3 +263,75 @@ def test_a_bad_workbench_device_variable_names_it(monkeypatch):
     monkeypatch.setenv("WORKBENCH_DEVICE", "nosuchdevice")
     with pytest.raises(ValueError, match="WORKBENCH_DEVICE 'nosuchdevice' is not a device; choose one of: cpu"):
         default_device()
+
+
+# --- merge-results: nested JSON, parts checked against the seeded draw, output naming an input ---
+
+def _nested(depth: int = 100_000) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("kind", ["json", "partial-header", "partial-line"])
+def test_nested_json_in_a_part_is_a_one_line_error(tmp_path, capsys, kind):
+    part = tmp_path / ("p.json" if kind == "json" else "p.json.partial")
+    part.write_text({"json": '{"per_edit": ' + _nested() + "}",
+                     "partial-header": _nested() + "\n",
+                     "partial-line": '{"edits": 4}\n{"outcome": ' + _nested() + ', "seconds": 1}\n'}[kind])
+    err = _refused(["merge-results", str(part), "--json", str(tmp_path / "m.json")], "nested too deeply", capsys,
+                   tmp_path)
+    assert str(part) in err and err.count("\n") == 1
+
+
+def test_a_nested_partial_file_is_refused_on_resume(tiny_model_dir, tmp_path, capsys, edit_calls):
+    (tmp_path / "r.json.partial").write_text(_nested() + "\n")
+    _refused(["evaluate", "--checkpoint", str(tiny_model_dir), *FAST, "--json", str(tmp_path / "r.json")],
+             "nested too deeply", capsys, tmp_path)
+    assert len(edit_calls) == 0
+
+
+def _finished(tiny_model_dir, tmp_path, *extra):
+    assert main(["evaluate", "--checkpoint", str(tiny_model_dir), *FAST, *extra,
+                 "--json", str(tmp_path / "w.json")]) == 0
+    return json.loads((tmp_path / "w.json").read_text())
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda o, js: o.update(target=(o["target"] + 1) % 10), "but this run's seed draws image"),
+    (lambda o, js: o.update(index=(o["index"] + 1) % 200), "but this run's seed draws image"),
+    (lambda o, js: o.update(index=5000), "has image 5000, outside the test split of this run (200 images"),
+    (lambda o, js: o.update(success=True, steps=js["max_steps"] + 2), "succeeded in 5 steps, more than k = 3"),
+    (lambda o, js: o.update(success=False, steps=1), "failed but counts 1 steps"),
+    (lambda o, js: o.update(drawdown=0.5), "has drawdown +0.500000 with only"),
+    (lambda o, js: o.update(success=True, wrecked=True), "both a success and wrecked"),
+])
+def test_merge_results_checks_each_part_against_the_seeded_draw(tiny_model_dir, tmp_path, capsys, change, match):
+    js = _finished(tiny_model_dir, tmp_path)
+    change(js["per_edit"][1], js)
+    (tmp_path / "w.json").write_text(json.dumps(js))
+    capsys.readouterr()
+    err = _refused(["merge-results", str(tmp_path / "w.json"), "--json", str(tmp_path / "m.json")], match, capsys,
+                   tmp_path)
+    assert f"{tmp_path / 'w.json'} per_edit[1]: edit 1" in err and "Merge only unchanged parts" in err
+
+
+def test_merge_results_refuses_an_index_outside_the_split_of_a_natural_run(tiny_model_dir, tmp_path, capsys):
+    """No seeded draw without the model here (natural edits are its mistakes): the split's bounds still hold."""
+    js = _finished(tiny_model_dir, tmp_path, "--protocol", "natural")
+    js["per_edit"][0]["index"] = 200
+    (tmp_path / "w.json").write_text(json.dumps(js))
+    capsys.readouterr()
+    _refused(["merge-results", str(tmp_path / "w.json"), "--json", str(tmp_path / "m.json")],
+             "per_edit[0]: edit 0 has image 200, outside the test split", capsys, tmp_path)
+
+
+@pytest.mark.parametrize("spelling", ["same", "dotted", "symlink"])
+def test_merge_results_refuses_an_output_naming_one_of_its_parts(tiny_model_dir, tmp_path, capsys, spelling):
+    _finished(tiny_model_dir, tmp_path)
+    part = tmp_path / "w.json"
+    out = {"same": str(part), "dotted": str(tmp_path / "." / "w.json"),
+           "symlink": str(tmp_path / "link.json")}[spelling]
+    if spelling == "symlink":
+        (tmp_path / "link.json").symlink_to(part)
+    capsys.readouterr()
+    err = _refused(["merge-results", str(part), "--json", out], "would replace that part", capsys, tmp_path)
+    assert f"names the part {part}" in err and "--json merged.json" in err
