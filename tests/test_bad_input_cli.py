@@ -299,9 +299,11 @@ def _finished(tiny_model_dir, tmp_path, *extra):
     (lambda o, js: o.update(target=(o["target"] + 1) % 10), "but this run's seed draws image"),
     (lambda o, js: o.update(index=(o["index"] + 1) % 200), "but this run's seed draws image"),
     (lambda o, js: o.update(index=5000), "has image 5000, outside the test split of this run (200 images"),
-    (lambda o, js: o.update(success=True, steps=js["max_steps"] + 2), "succeeded in 5 steps, more than k = 3"),
+    (lambda o, js: o.update(success=True, wrecked=False, steps=js["max_steps"] + 2),
+     "succeeded in 5 steps, more than k = 3"),
     (lambda o, js: o.update(success=False, steps=1), "failed but counts 1 steps"),
-    (lambda o, js: o.update(drawdown=0.5), "has drawdown +0.500000 with only"),
+    (lambda o, js: o.update(success=False, wrecked=False, finite=True, steps=js["max_steps"], flipped=1, drawdown=0.5),
+     "has drawdown +0.500000 with only 1 of 200 prediction(s) flipped"),
     (lambda o, js: o.update(success=True, wrecked=True), "both a success and wrecked"),
 ])
 def test_merge_results_checks_each_part_against_the_seeded_draw(tiny_model_dir, tmp_path, capsys, change, match):
