@@ -112,7 +112,7 @@ def out_of_sample_probs(folder: Path, ts: TrainingSet, args: argparse.Namespace,
         held = (folds == k).nonzero().flatten()
         keep = (folds != k).nonzero().flatten()
         bundle = dataclasses.replace(ts.bundle, train_x=ts.x[keep], train_y=ts.y[keep])
-        res = train(recipe, work / f"fold{k}", bundle=bundle, device=args.device, progress=False, resume=False,
+        res = train(recipe, work / f"fold{k}", bundle=bundle, device=args.device, progress=False, overwrite=True,
                     command="benchmarks/label_noise_detection.py (cleanlab fold)")
         model = res.model.eval()
         with torch.no_grad():

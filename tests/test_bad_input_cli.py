@@ -151,3 +151,189 @@ def test_an_appended_fake_outcome_is_refused_on_resume(tiny_model_dir, tmp_path,
     capsys.readouterr()
     _refused(["evaluate", "--checkpoint", str(tiny_model_dir), *FAST, "--json", str(tmp_path / "a.json")],
              "target 99, but this run's seed draws", capsys, tmp_path)
+
+
+# --- train --out: a finished model is never replaced without --overwrite (issue 17, section 4) ---
+
+TINY_FLAGS = ["--recipe", "fashion-baseline", "--train-subset", "64", "--batch-size", "32", "--eval-subset", "50",
+              "--arch-kwargs", '{"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1]}', "--warmup-epochs", "0",
+              "--device", "cpu", "--no-progress"]
+
+
+def _tiny_cli_recipe(epochs: int):
+    """The recipe ``train TINY_FLAGS --epochs N`` builds."""
+    from workbench.training import get_recipe
+
+    return get_recipe("fashion-baseline").override(
+        epochs=epochs, train_subset=64, batch_size=32, eval_subset=50, warmup_epochs=0.0,
+        arch_kwargs={"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1]})
+
+
+class _Stop(Exception):
+    pass
+
+
+def _unfinished_run(folder, fashion_small, capsys):
+    """A real run of ``TINY_FLAGS --epochs 2`` stopped at the start of its second epoch."""
+    from workbench.training import train
+    from workbench.training.loop import CrossEntropyObjective
+
+    recipe, obj = _tiny_cli_recipe(2), CrossEntropyObjective()
+
+    def dying(model, x, y, step):
+        if step == 2:  # 64 images / 32 per batch: step 2 opens epoch 2
+            raise _Stop
+        return obj(model, x, y, step)
+    dying.extra_parameters = obj.extra_parameters  # type: ignore[attr-defined]
+    with pytest.raises(_Stop):
+        train(recipe, folder, objective=dying, bundle=fashion_small, device="cpu", progress=False)
+    capsys.readouterr()
+    assert json.loads((folder / "card.json").read_text())["epochs"] == 1 and (folder / "train_state.pt").exists()
+
+
+@pytest.mark.parametrize("state", [True, False], ids=["with-train-state", "model-folder-only"])
+@pytest.mark.parametrize("extra", [[], ["--no-resume"], ["--epochs", "2"]], ids=["same", "no-resume", "other-epochs"])
+def test_train_refuses_a_folder_holding_a_finished_model(tiny_model_dir, tmp_path, capsys, state, extra):
+    """The issue's case: `train --out` over a trained model exited 0 and left a model at 90% error."""
+    import shutil
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    if not state:
+        (folder / "train_state.pt").unlink()  # as a shipped or exported model folder
+    err = _refused(["train", *TINY_FLAGS, "--epochs", "1", *extra, "--out", str(folder)], str(folder), capsys,
+                   tmp_path)
+    assert "holds a finished model (recipe 'tiny', 2 epochs, test error" in err
+    assert "training would replace it. Pass --overwrite" in err and "another --out" in err
+    assert f"--init-from {folder}" in err and err.count("\n") == 1
+
+
+def test_train_refuses_another_recipe_in_an_unfinished_run(tmp_path, capsys, fashion_small):
+    folder = tmp_path / "run"
+    _unfinished_run(folder, fashion_small, capsys)
+    err = _refused(["train", *TINY_FLAGS, "--epochs", "2", "--lr", "1e-3", "--out", str(folder)], str(folder),
+                   capsys, tmp_path)
+    assert "holds an unfinished run (recipe 'fashion-baseline', epoch 1 of 2" in err
+    assert "of another recipe (differs in: lr)" in err and "--overwrite" in err and "another --out" in err
+    err = _refused(["train", *TINY_FLAGS, "--epochs", "2", "--no-resume", "--out", str(folder)], "--no-resume",
+                   capsys, tmp_path)
+    assert "unfinished run" in err and "Pass --overwrite" in err
+
+
+def test_train_resumes_an_unfinished_run_of_the_same_recipe_and_overwrites_only_when_asked(tmp_path, capsys,
+                                                                                            fashion_small):
+    folder = tmp_path / "run"
+    _unfinished_run(folder, fashion_small, capsys)
+    capsys.readouterr()
+    assert main(["train", *TINY_FLAGS, "--epochs", "2", "--out", str(folder)]) == 0
+    assert "resuming from" in capsys.readouterr().err
+    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2] and json.loads((folder / "card.json").read_text())["epochs"] == 2
+    # now finished: refused again, then replaced with --overwrite (the old run's log goes with it)
+    _refused(["train", *TINY_FLAGS, "--epochs", "1", "--out", str(folder)], "holds a finished model", capsys,
+             tmp_path)
+    assert main(["train", *TINY_FLAGS, "--epochs", "1", "--lr", "1e-3", "--overwrite", "--out", str(folder)]) == 0
+    card = json.loads((folder / "card.json").read_text())
+    assert card["epochs"] == 1 and card["recipe"]["lr"] == 1e-3
+    assert [json.loads(line)["epoch"] for line in (folder / "metrics.jsonl").read_text().splitlines()] == [1]
+
+
+# --- --device: one line naming the valid choices, on every subcommand that takes it (section 6) ---
+
+def _bad_devices() -> list[str]:
+    import torch
+
+    return ["nosuchdevice", "cuda:99", "meta", *([] if torch.cuda.is_available() else ["cuda"])]
+
+
+@pytest.mark.parametrize("device", _bad_devices())
+@pytest.mark.parametrize("cmd", ["train", "evaluate", "tune-editor", "localize"])
+def test_a_bad_device_is_one_line_naming_the_choices(tiny_model_dir, tmp_path, capsys, cmd, device):
+    argv = {"train": ["train", *[a for a in TINY_FLAGS if a not in ("--device", "cpu")], "--out", str(tmp_path / "m")],
+            "evaluate": ["evaluate", "--checkpoint", str(tiny_model_dir), *FAST, "--json", str(tmp_path / "r.json")],
+            "tune-editor": ["tune-editor", "--checkpoint", str(tiny_model_dir), "--edits", "2"],
+            "localize": ["localize", "--checkpoint", str(tiny_model_dir), "--index", "0"]}[cmd]
+    err = _refused([*argv, "--device", device], f"--device {device!r} is not", capsys, tmp_path, tiny_model_dir)
+    assert "choose one of: cpu" in err and err.count("\n") == 1
+
+
+def test_a_bad_workbench_device_variable_names_it(monkeypatch):
+    from workbench.device import default_device
+
+    monkeypatch.setenv("WORKBENCH_DEVICE", "nosuchdevice")
+    with pytest.raises(ValueError, match="WORKBENCH_DEVICE 'nosuchdevice' is not a device; choose one of: cpu"):
+        default_device()
+
+
+# --- merge-results: nested JSON, parts checked against the seeded draw, output naming an input ---
+
+def _nested(depth: int = 100_000) -> str:
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("kind", ["json", "partial-header", "partial-line"])
+def test_nested_json_in_a_part_is_a_one_line_error(tmp_path, capsys, kind):
+    part = tmp_path / ("p.json" if kind == "json" else "p.json.partial")
+    part.write_text({"json": '{"per_edit": ' + _nested() + "}",
+                     "partial-header": _nested() + "\n",
+                     "partial-line": '{"edits": 4}\n{"outcome": ' + _nested() + ', "seconds": 1}\n'}[kind])
+    err = _refused(["merge-results", str(part), "--json", str(tmp_path / "m.json")], "nested too deeply", capsys,
+                   tmp_path)
+    assert str(part) in err and err.count("\n") == 1
+
+
+def test_a_nested_partial_file_is_refused_on_resume(tiny_model_dir, tmp_path, capsys, edit_calls):
+    (tmp_path / "r.json.partial").write_text(_nested() + "\n")
+    _refused(["evaluate", "--checkpoint", str(tiny_model_dir), *FAST, "--json", str(tmp_path / "r.json")],
+             "nested too deeply", capsys, tmp_path)
+    assert len(edit_calls) == 0
+
+
+def _finished(tiny_model_dir, tmp_path, *extra):
+    assert main(["evaluate", "--checkpoint", str(tiny_model_dir), *FAST, *extra,
+                 "--json", str(tmp_path / "w.json")]) == 0
+    return json.loads((tmp_path / "w.json").read_text())
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda o, js: o.update(target=(o["target"] + 1) % 10), "but this run's seed draws image"),
+    (lambda o, js: o.update(index=(o["index"] + 1) % 200), "but this run's seed draws image"),
+    (lambda o, js: o.update(index=5000), "has image 5000, outside the test split of this run (200 images"),
+    (lambda o, js: o.update(success=True, wrecked=False, steps=js["max_steps"] + 2),
+     "succeeded in 5 steps, more than k = 3"),
+    (lambda o, js: o.update(success=False, steps=1), "failed but counts 1 steps"),
+    (lambda o, js: o.update(success=False, wrecked=False, finite=True, steps=js["max_steps"], flipped=1, drawdown=0.5),
+     "has drawdown +0.500000 with only 1 of 200 prediction(s) flipped"),
+    (lambda o, js: o.update(success=True, wrecked=True), "both a success and wrecked"),
+])
+def test_merge_results_checks_each_part_against_the_seeded_draw(tiny_model_dir, tmp_path, capsys, change, match):
+    js = _finished(tiny_model_dir, tmp_path)
+    change(js["per_edit"][1], js)
+    (tmp_path / "w.json").write_text(json.dumps(js))
+    capsys.readouterr()
+    err = _refused(["merge-results", str(tmp_path / "w.json"), "--json", str(tmp_path / "m.json")], match, capsys,
+                   tmp_path)
+    assert f"{tmp_path / 'w.json'} per_edit[1]: edit 1" in err and "Merge only unchanged parts" in err
+
+
+def test_merge_results_refuses_an_index_outside_the_split_of_a_natural_run(tiny_model_dir, tmp_path, capsys):
+    """No seeded draw without the model here (natural edits are its mistakes): the split's bounds still hold."""
+    js = _finished(tiny_model_dir, tmp_path, "--protocol", "natural")
+    js["per_edit"][0]["index"] = 200
+    (tmp_path / "w.json").write_text(json.dumps(js))
+    capsys.readouterr()
+    _refused(["merge-results", str(tmp_path / "w.json"), "--json", str(tmp_path / "m.json")],
+             "per_edit[0]: edit 0 has image 200, outside the test split", capsys, tmp_path)
+
+
+@pytest.mark.parametrize("spelling", ["same", "dotted", "symlink"])
+def test_merge_results_refuses_an_output_naming_one_of_its_parts(tiny_model_dir, tmp_path, capsys, spelling):
+    _finished(tiny_model_dir, tmp_path)
+    part = tmp_path / "w.json"
+    out = {"same": str(part), "dotted": str(tmp_path / "." / "w.json"),
+           "symlink": str(tmp_path / "link.json")}[spelling]
+    if spelling == "symlink":
+        (tmp_path / "link.json").symlink_to(part)
+    capsys.readouterr()
+    err = _refused(["merge-results", str(part), "--json", out], "would replace that part", capsys, tmp_path)
+    assert f"names the part {part}" in err and "--json merged.json" in err

@@ -174,8 +174,11 @@ def test_a_run_split_with_range_merges_into_the_unsplit_result(tiny_model_dir, t
     strip = lambda es: [{k: v for k, v in e.items() if k != "edit_seconds"} for e in es]  # noqa: E731
     assert strip(merged["per_edit"]) == strip(whole["per_edit"])
     assert [(m["first_edit"], m["edits"]) for m in merged["merged_from"]] == [(0, 3), (2, 4)]
-    # parts that disagree on a shared edit are not one run
-    tampered = b | {"per_edit": [b["per_edit"][0] | {"steps": 99}, *b["per_edit"][1:]]}
+    # parts that disagree on a shared edit are not one run (a change that each part alone could hold)
+    shared = b["per_edit"][0]
+    assert shared["finite"]
+    changed = {"steps": 1} if shared["success"] and shared["steps"] == 0 else {"flipped": shared["flipped"] + 1}
+    tampered = b | {"per_edit": [shared | changed, *b["per_edit"][1:]]}
     (tmp_path / "tampered.json").write_text(json.dumps(tampered))
     capsys.readouterr()
     assert main(["merge-results", parts[0], str(tmp_path / "tampered.json"), "--json", str(tmp_path / "t.json")]) == 2

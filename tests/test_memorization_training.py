@@ -103,7 +103,12 @@ def test_noisy_recipe_records_exactly_the_flipped_indices_it_trained_with(tmp_pa
 
 def test_resuming_into_a_folder_with_other_label_noise_is_refused(tmp_path, fashion_small):
     train(_recipe(), tmp_path, bundle=fashion_small, device="cpu", progress=False)
-    with pytest.raises(ValueError, match="other label noise"):
+    with pytest.raises(ValueError, match="holds a finished model"):  # another recipe: refused before the noise
+        train(_recipe(epochs=2, label_noise_seed=1), tmp_path, bundle=fashion_small, device="cpu", progress=False)
+    card = json.loads((tmp_path / "card.json").read_text())
+    card["recipe"].update(epochs=2, label_noise_seed=1)  # the card of an unfinished run with the other seed
+    (tmp_path / "card.json").write_text(json.dumps(card))
+    with pytest.raises(ValueError, match="other label noise"):  # the folder's record is of another draw
         train(_recipe(epochs=2, label_noise_seed=1), tmp_path, bundle=fashion_small, device="cpu", progress=False)
 
 
@@ -120,7 +125,7 @@ def test_keep_epochs_writes_one_safetensors_snapshot_per_epoch(tmp_path, fashion
         load_snapshot(tmp_path, 7)
     # a fresh start in the same folder drops the old run's snapshots
     train(_recipe(epochs=1, keep_epochs=True), tmp_path, bundle=fashion_small, device="cpu", progress=False,
-          resume=False)
+          overwrite=True)
     assert list(list_snapshots(tmp_path)) == [0, 1]
 
 

@@ -70,11 +70,17 @@ def test_cli_none_overrides_an_optional_field():
 
 
 def test_resume_from_another_architecture_is_refused(tmp_path, fashion_small):
-    train(tiny_recipe(), tmp_path, bundle=fashion_small, device="cpu", progress=False)
-    other = tiny_recipe(arch_kwargs={"widths": [8, 8, 16, 32], "blocks": [1, 1, 1, 1]}, epochs=2)
+    """A train state whose architecture is not the recipe's (its card says otherwise) is not loaded."""
+    recipe = tiny_recipe(epochs=2)
+    train(recipe.override(epochs=1), tmp_path, bundle=fashion_small, device="cpu", progress=False)
+    card = json.loads((tmp_path / "card.json").read_text())
+    card["recipe"] = json.loads(json.dumps(recipe.override(arch_kwargs={"widths": [8, 8, 16, 32],
+                                                                         "blocks": [1, 1, 1, 1]}).to_dict()))
+    (tmp_path / "card.json").write_text(json.dumps(card))  # an unfinished run of a wider model, as far as the card says
     before = (tmp_path / STATE_FILE).read_bytes()
     with pytest.raises(ValueError, match="cannot resume .* architecture"):
-        train(other, tmp_path, bundle=fashion_small, device="cpu", progress=False)
+        train(recipe.override(arch_kwargs=card["recipe"]["arch_kwargs"]), tmp_path, bundle=fashion_small,
+              device="cpu", progress=False)
     assert (tmp_path / STATE_FILE).read_bytes() == before
 
 
@@ -154,10 +160,18 @@ def test_card_and_metrics_record_the_editable_run(tmp_path, fashion_small):
         assert torch.equal(model.state_dict()[k], v)
 
 
-def test_resume_with_a_changed_recipe_warns(tmp_path, fashion_small, capsys):
-    train(tiny_recipe(), tmp_path, bundle=fashion_small, device="cpu", progress=False)
-    capsys.readouterr()
-    train(tiny_recipe(epochs=2, lr=1e-3), tmp_path, bundle=fashion_small, device="cpu", progress=False)
-    err = capsys.readouterr().err
-    assert "resuming" in err and "at epoch 1/2" in err
-    assert "warning" in err and "['lr']" in err and "--no-resume" in err
+def test_a_finished_model_is_reused_by_its_recipe_and_refused_to_another(tmp_path, fashion_small):
+    first = train(tiny_recipe(), tmp_path, bundle=fashion_small, device="cpu", progress=False)
+    files = {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()}
+    again = train(tiny_recipe(), tmp_path, bundle=fashion_small, device="cpu", progress=False)  # nothing left to do
+    assert again.card == json.loads(files["card.json"]) and again.card["test_error"] == first.card["test_error"]
+    assert all(torch.equal(v, first.model.state_dict()[k]) for k, v in again.model.state_dict().items())
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == files
+    with pytest.raises(ValueError, match=r"holds a finished model \(recipe 'tiny', 1 epochs.*--overwrite"):
+        train(tiny_recipe(epochs=2, lr=1e-3), tmp_path, bundle=fashion_small, device="cpu", progress=False)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir() if p.is_file()} == files
+    res = train(tiny_recipe(epochs=2, lr=1e-3), tmp_path, bundle=fashion_small, device="cpu", progress=False,
+                overwrite=True)
+    assert res.card["epochs"] == 2 and res.card["recipe"]["lr"] == 1e-3
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]  # the old run's log went with it

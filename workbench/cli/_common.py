@@ -8,6 +8,8 @@ import shlex
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+import torch
+
 from ..editing import EditorChoice, choose_editor, get_method
 from ..editing.defaults import DEFAULT_LAYERS
 from ..evaluation import Evaluator
@@ -123,11 +125,23 @@ def add_edit_args(p: argparse.ArgumentParser, edits: int) -> None:
     p.add_argument("--max-steps", type=int, default=None, help="k: step budget per edit (default: the learned "
                                                                "editor's, else 10)")
     p.add_argument("--seed", type=int, default=0, help="seed of the edit draw")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    add_device_arg(p)
     p.add_argument("--batch-size", type=int, default=None,
                    help="examples per forward pass (default: 256 on the CPU, 2048 on CUDA)")
     p.add_argument("--json", default=None, metavar="OUT.json", help="also write the results as JSON")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    """``--device``, as every subcommand that computes takes it (checked by :func:`device_from_args`)."""
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+
+
+def device_from_args(args: argparse.Namespace) -> torch.device:
+    """``--device`` checked against this machine before any work (ValueError naming the valid choices)."""
+    from ..device import resolve_device
+
+    return resolve_device(args.device, what="--device")
 
 
 @dataclasses.dataclass
@@ -148,6 +162,7 @@ def setup(args: argparse.Namespace, split: str, limit: int | None) -> Setup:
     from ..session.helpers import default_group
     from ..session.opening import open_model
 
+    device = device_from_args(args)
     if args.editor is not None:
         get_method(args.editor)  # fail fast on an unknown editor
     for name in ("edits", "max_steps", "batch_size"):
@@ -166,7 +181,7 @@ def setup(args: argparse.Namespace, split: str, limit: int | None) -> Setup:
     choice = choose_editor(card, method=args.editor, lr=getattr(args, "lr", None), beta=getattr(args, "beta", None),
                            max_steps=args.max_steps, layers=layers)
     group_params(model, choice.config.layers)  # unknown group -> ValueError naming the groups
-    ev = Evaluator(model, bundle, split=split, layers=choice.config.layers, device=args.device,
+    ev = Evaluator(model, bundle, split=split, layers=choice.config.layers, device=device,
                    batch_size=args.batch_size, limit=limit)
     source = str(args.checkpoint) if args.checkpoint is not None else f"{args.model} (weights {args.weights})"
     return Setup(ev, dict(card), choice, Path(weights), source, bundle)

@@ -19,7 +19,7 @@ from typing import Any, Sequence
 from ..editing import EditorChoice
 from ..editing.defaults import has_tuned_default
 from ..evaluation import Evaluator
-from ..evaluation.merge import complete_lines, read_outcome_line
+from ..evaluation.merge import ADDED_LATER, check_outcome, complete_lines, parse_json, read_outcome_line
 from ..evaluation.protocols import PROTOCOLS, make_edits
 from ..evaluation.records import EditOutcome
 from ..training.checkpoint import model_sha256
@@ -101,14 +101,17 @@ class _Partial:
         """Read the finished edits (when resuming) and rewrite the file with them.
 
         ``draw``: ``(index, target)`` of each edit of this run, from its seed; every saved
-        outcome must match its position in it, or the file is refused (not rewritten).
+        outcome must match its position in it and pass :func:`~workbench.evaluation.merge.check_outcome`,
+        or the file is refused (not rewritten).
         """
         done: list[EditOutcome] = []
+        first = self.settings.get("range", [0])[0]
         if resume and self.path.exists():
             lines = complete_lines(self.path, allow_empty=True)
-            header = json.loads(lines[0]) if lines else None
-            if header is not None and "editor_source" not in header:  # written before it was recorded
-                header["editor_source"] = self.settings.get("editor_source")
+            header = parse_json(lines[0], f"{self.path} line 1") if lines else None
+            if isinstance(header, dict):
+                for key in ADDED_LATER:  # written before it was recorded
+                    header.setdefault(key, self.settings.get(key))
             if header != self.settings:
                 diff = sorted(k for k in self.settings if header is None or header.get(k) != self.settings[k])
                 raise ValueError(f"{self.path} holds an interrupted run with other settings (differs in: "
@@ -120,13 +123,12 @@ class _Partial:
                 except ValueError as err:
                     raise ValueError(f"{err}; the file was changed or is damaged. Pass --no-resume to start "
                                      "over") from None
-                if j >= len(draw) and draw:
-                    raise ValueError(f"{where}: this run has only {len(draw)} edits; the file holds more. "
-                                     "Pass --no-resume to start over")
-                if draw and (o.index, o.target) != draw[j]:
-                    raise ValueError(f"{where}: edit {j} has image {o.index} and target {o.target}, but this run's "
-                                     f"seed draws image {draw[j][0]} and target {draw[j][1]}; the file was changed "
-                                     "or belongs to another run. Pass --no-resume to start over")
+                try:
+                    if draw and j >= len(draw):
+                        raise ValueError(f"{where}: this run has only {len(draw)} edits; the file holds more")
+                    check_outcome(o, first + j, self.settings, draw[j] if draw else None, where)
+                except ValueError as err:
+                    raise ValueError(f"{err}. Pass --no-resume to start over") from None
                 done.append(o)
                 self._spent = float(rec["seconds"])
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
         "model_sha256": sha, "method": cfg.method, "lr": cfg.lr, "beta": cfg.beta, "max_steps": cfg.max_steps,
         "layers": layers_key(cfg.layers), "protocol": args.protocol, "edits": args.edits, "seed": args.seed,
         "split": ev.split, "limit": args.limit, "device": ev.device.type, "checkpoint": st.source,
-        "test_error": ev.base_error, "examples": len(ev), "editor_source": choice.source}
+        "test_error": ev.base_error, "examples": len(ev), "classes": ev.num_classes, "editor_source": choice.source}
     if args.range is not None:
         settings["range"] = [start, stop]
     partial = _Partial(Path(args.json + ".partial"), settings) if args.json else None
@@ -208,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
         out = {**summary.to_json(), **choice.to_json(), "checkpoint": st.source, "seed": args.seed,
                "device": str(ev.device), "command": command_line(args),
                "model_test_error_card": card.get("test_error"),
-               "model_sha256": sha, "limit": args.limit}
+               "model_sha256": sha, "limit": args.limit, "classes": ev.num_classes}
         if args.range is not None:
             out |= {"range": [start, stop], "edits_total": args.edits}
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")

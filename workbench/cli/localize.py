@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ._common import add_device_arg, device_from_args
 
 NAME = "localize"
 HELP = "where does a model's prediction for an image live? (critical-neuron search)"
@@ -50,7 +51,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layers", default=None, help="module paths to search, e.g. chain1,chain2 (default: all but "
                    "the classifier)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    add_device_arg(p)
     p.add_argument("--json", default=None, metavar="OUT.json", help="write every result as JSON ('-': stdout)")
 
 
@@ -77,15 +78,14 @@ def _trained_labels(folder: Path, bundle: Any) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_for_card
-    from ..device import default_device
     from ..training import load_model
     from ..localization.examples import localize_example
 
+    device = device_from_args(args)
     path = Path(args.checkpoint)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; pass a model folder holding "
                                 "model.safetensors and card.json")
-    device = args.device or default_device()
     model, card = load_model(path, device=device)
     bundle = load_for_card(dict(card))
     trained, noisy = _trained_labels(path, bundle)

@@ -22,12 +22,15 @@ def run(args: argparse.Namespace) -> int:
     """Join the parts of one evaluate run (``--range`` parts, an unfinished run's .partial) into one result."""
     from ..evaluation.merge import merge_parts, read_part
 
-    check_output_file(args.json, "--json")
+    target = check_output_file(args.json, "--json")
     for p in args.parts:
         if not Path(p).exists():
             raise FileNotFoundError(f"{p} does not exist; pass the JSON or .partial files of one evaluate run")
         if not Path(p).is_file():
             raise ValueError(f"{p} is a folder; pass the JSON or .partial files of one evaluate run")
+        if target.resolve() == Path(p).resolve() or (target.exists() and target.samefile(p)):
+            raise ValueError(f"--json {args.json!r} names the part {p}; writing the result there would replace "
+                             "that part. Give a new file, e.g. --json merged.json")
     out = merge_parts([read_part(p) for p in args.parts])
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(out, indent=2) + "\n")

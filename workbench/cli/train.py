@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from ..training.out_folder import plan_start
 from ..training.recipes import RECIPES
-from ._common import add_recipe_args, command_line, recipe_from_args
+from ._common import add_device_arg, add_recipe_args, command_line, device_from_args, recipe_from_args
 
 NAME = "train"
 HELP = "train a model folder from a recipe (any recipe field can be overridden)"
@@ -17,8 +17,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default=None, metavar="FILE",
                    help="start from these weights (.safetensors, a .pt state dict, or a model folder); "
                         "same as --init-from")
-    p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start over even if --out holds a model or a run (replaced after the first epoch)")
+    p.add_argument("--no-resume", action="store_true",
+                   help="never resume: refuse an --out that holds an unfinished run (with --overwrite: start over)")
+    add_device_arg(p)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     add_recipe_args(p)
 
@@ -32,10 +35,13 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("give either --weights or --init-from, not both")
         recipe = recipe.override(init_from=args.weights)
     out = args.out or f"runs/{recipe.name}"
-    if Path(out).exists() and not Path(out).is_dir():
-        raise ValueError(f"--out {out!r} is a file; give a folder for the model (model.safetensors + card.json)")
-    res = run_training(recipe, out, resume=not args.no_resume, device=args.device, command=command_line(args),
-                       progress=not args.no_progress)
+    device_from_args(args)  # checked before any work
+    recipe.validate()
+    # before any work (and before joining a process group); stricter than the library: a finished
+    # model is never "resumed" from the command line, only replaced with --overwrite
+    plan_start(out, recipe, resume=not args.no_resume, overwrite=args.overwrite, reuse_finished=False)
+    res = run_training(recipe, out, resume=not args.no_resume, overwrite=args.overwrite, device=args.device,
+                       command=command_line(args), progress=not args.no_progress)
     if res is not None and res.card:
         print(f"model folder: {res.out_dir}  test_error={res.card.get('test_error')}")
     return 0

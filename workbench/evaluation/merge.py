@@ -3,7 +3,9 @@
 A part is a result JSON (``evaluate --json``, with or without ``--range``) or the
 ``OUT.json.partial`` file of an unfinished run. Parts must share every setting (weights,
 editor, protocol, N, seed, split); together they must cover edits ``0..N-1``. Where two parts
-hold the same edit, their outcomes must agree.
+hold the same edit, their outcomes must agree. Every edit is checked as a resumed run checks
+it (:func:`check_outcome`): its image lies in the split, it is the image and target the run's
+seed draws (random protocol), and its figures are ones an edit can give.
 """
 from __future__ import annotations
 
@@ -11,13 +13,17 @@ import json
 import math
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeGuard
 
+from .protocols import random_draw
 from .records import EditOutcome, EvalSummary
 
 # settings that must agree between the parts, as named in a ``.partial`` header
 SHARED = ("model_sha256", "method", "lr", "beta", "max_steps", "layers", "protocol", "edits", "seed", "split",
-          "limit", "test_error", "examples")
+          "limit", "test_error", "examples", "classes")
+ADDED_LATER = ("editor_source", "classes")  # settings that older files lack
+MAX_EXAMPLES = 10_000_000  # largest split a result can claim (the seeded draw permutes all of it)
+Draw = tuple[int, int | None]  # (image index, target) of one edit; target None: not known
 _OUTCOME_FIELDS = [f.name for f in fields(EditOutcome)]
 
 
@@ -33,8 +39,12 @@ class Part:
     checkpoint: str
     device: str | None
 
+    def where(self, j: int) -> str:
+        """Where the part's ``j``-th edit is written, for messages."""
+        return f"{self.path} line {j + 2}" if self.path.name.endswith(".partial") else f"{self.path} per_edit[{j}]"
 
-def _int(v: object) -> bool:
+
+def _int(v: object) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -74,9 +84,79 @@ def outcome_from_json(d: object, where: str) -> EditOutcome:
     return EditOutcome(**d)
 
 
+def parse_json(text: str, where: str) -> Any:
+    """``json.loads``, with JSON nested too deeply for the parser (RecursionError) a ValueError naming ``where``."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError(f"{where} is JSON nested too deeply to be written by `python -m workbench evaluate "
+                         "--json`") from None
+
+
+def _inconsistency(o: EditOutcome, k: object, examples: object) -> str | None:
+    """What in ``o`` no edit of a run with ``k`` steps on ``examples`` images gives (None: nothing)."""
+    if o.success and o.wrecked:
+        return "is both a success and wrecked (the edit guard makes a wrecked edit a failure)"
+    if _int(k) and o.success and o.steps > k:
+        return f"succeeded in {o.steps} steps, more than k = {k}"
+    if _int(k) and not o.success and o.steps != k:
+        return f"failed but counts {o.steps} steps (a failed edit counts k = {k})"
+    if ((o.success and o.steps == 0) or not o.finite) and o.flipped:
+        return f"changed no weight but flipped {o.flipped} prediction(s)"
+    if _int(examples) and examples > 0:
+        if o.flipped > examples:
+            return f"flipped {o.flipped} predictions of {examples} images"
+        if abs(o.drawdown) > (o.flipped + 0.5) / examples:  # each flip moves the error by 1/examples at most
+            return f"has drawdown {o.drawdown:+.6f} with only {o.flipped} of {examples} prediction(s) flipped"
+    return None
+
+
+def check_outcome(o: EditOutcome, position: int, settings: Mapping[str, Any], draw: Draw | None,
+                  where: str) -> None:
+    """Edit ``position`` of a run with these (:data:`SHARED`) settings, as a resumed run or a merge checks it.
+
+    Args:
+        draw: the image and target the run's seed draws at ``position`` (None: not known here).
+    Raises:
+        ValueError: starting with ``where``; the caller adds the fix.
+    """
+    examples = settings.get("examples")
+    if o.index is not None and _int(examples) and o.index >= examples:
+        raise ValueError(f"{where}: edit {position} has image {o.index}, outside the {settings.get('split')} split "
+                         f"of this run ({examples} images, 0..{examples - 1}); the file was changed")
+    if draw is not None and (o.index != draw[0] or (draw[1] is not None and o.target != draw[1])):
+        target = f" and target {draw[1]}" if draw[1] is not None else ""
+        raise ValueError(f"{where}: edit {position} has image {o.index} and target {o.target}, but this run's seed "
+                         f"draws image {draw[0]}{target}; the file was changed or belongs to another run")
+    problem = _inconsistency(o, settings.get("max_steps"), examples)
+    if problem:
+        raise ValueError(f"{where}: edit {position} {problem}; no edit gives that, so the file was changed")
+
+
+def seeded_draw(settings: Mapping[str, Any]) -> list[Draw] | None:
+    """``(index, target)`` of each of the run's N edits, from its seed (random protocol only; None otherwise).
+
+    The targets are known only where the settings record the number of classes.
+    """
+    n, seed, examples, classes = (settings.get(k) for k in ("edits", "seed", "examples", "classes"))
+    if not (_int(n) and _int(examples) and 1 <= n <= examples <= MAX_EXAMPLES):
+        raise ValueError(f"the settings say {n!r} edits of {examples!r} images; a run of `evaluate` draws at most "
+                         f"one edit per image, from at most {MAX_EXAMPLES} images")
+    if settings.get("protocol") != "random" or not _int(seed):
+        return None
+    if classes is not None and not (_int(classes) and classes >= 1):
+        raise ValueError(f"the settings say {classes!r} classes; expected an integer >= 1")
+    try:
+        idx, y = random_draw(examples, n, seed, classes)
+    except RuntimeError as err:  # a seed out of the generator's range
+        raise ValueError(f"the settings' seed {seed} cannot seed a draw ({err})") from None
+    targets = y.tolist() if y is not None else [None] * n
+    return list(zip(idx.tolist(), targets))
+
+
 def read_outcome_line(line: str, where: str) -> tuple[dict[str, Any], EditOutcome]:
     """One line of a ``.partial`` file: ``({"outcome": ..., "seconds": ...}, outcome)``."""
-    rec = json.loads(line)
+    rec = parse_json(line, where)
     if not isinstance(rec, dict) or "outcome" not in rec or not _num(rec.get("seconds")):
         raise ValueError(f"{where}: not an edit line of an `evaluate --json` run "
                          "(needs 'outcome' and a number 'seconds')")
@@ -104,7 +184,7 @@ def read_part(path: str | Path) -> Part:
 def _read_part(p: Path) -> Part:
     if p.name.endswith(".partial"):
         lines = complete_lines(p)
-        header = json.loads(lines[0])
+        header = parse_json(lines[0], f"{p} line 1")
         if not isinstance(header, dict):
             raise ValueError(f"{p} line 1 is not the settings header of an `evaluate --json` run")
         recs = [read_outcome_line(line, f"{p} line {j + 2}") for j, line in enumerate(lines[1:])]
@@ -113,7 +193,7 @@ def _read_part(p: Path) -> Part:
         return Part(p, {k: header.get(k) for k in (*SHARED, "editor_source")}, start, outcomes,
                     float(recs[-1][0]["seconds"]) if recs else 0.0, header["checkpoint"], header.get("device"))
     try:
-        js = json.loads(p.read_text())
+        js = parse_json(p.read_text(), str(p))
     except json.JSONDecodeError as err:
         raise ValueError(f"{p} is not valid JSON ({err})") from None
     if not isinstance(js, dict) or "per_edit" not in js:
@@ -133,9 +213,9 @@ def _read_part(p: Path) -> Part:
 def complete_lines(p: Path, allow_empty: bool = False) -> list[str]:
     """The lines of a ``.partial`` file up to the first one that is not complete JSON."""
     out = []
-    for line in p.read_text().splitlines():
+    for j, line in enumerate(p.read_text().splitlines()):
         try:
-            json.loads(line)
+            parse_json(line, f"{p} line {j + 1}")
         except json.JSONDecodeError:
             break
         out.append(line)
@@ -150,16 +230,27 @@ def merge_parts(parts: Sequence[Part]) -> dict[str, Any]:
         raise ValueError("no parts given; pass the JSON and .partial files of one evaluate run")
     first = parts[0]
     for part in parts[1:]:
-        diff = [k for k in SHARED if part.settings.get(k) != first.settings.get(k)]
+        diff = [k for k in SHARED if part.settings.get(k) != first.settings.get(k)
+                and not (k in ADDED_LATER and None in (part.settings.get(k), first.settings.get(k)))]
         if diff:
             raise ValueError(f"{part.path} is not part of the same run as {first.path}: they differ in "
                              f"{', '.join(diff)}; merge only the parts of one evaluate command")
+    try:
+        draw = seeded_draw(first.settings)
+    except ValueError as err:
+        raise ValueError(f"{first.path}: {err}; it is not a result of `python -m workbench evaluate --json`") from None
     n = int(first.settings["edits"])
     by_position: dict[int, EditOutcome] = {}
     for part in parts:
-        for i, o in enumerate(part.outcomes, start=part.start):
-            if i >= n:
-                raise ValueError(f"{part.path} holds edit {i}, but the run has only N = {n} edits")
+        for j, o in enumerate(part.outcomes):
+            i = part.start + j
+            if not _int(i) or not 0 <= i < n:
+                raise ValueError(f"{part.path} holds edit {i}, but the run has only N = {n} edits (0..{n - 1})")
+            try:
+                check_outcome(o, i, part.settings, draw[i] if draw else None, part.where(j))
+            except ValueError as err:
+                raise ValueError(f"{err}. Merge only unchanged parts of one evaluate run (rerun a part with "
+                                 "`evaluate ... --range START:STOP --json PART.json`)") from None
             seen = by_position.get(i)
             if seen is not None and _key(seen) != _key(o):
                 raise ValueError(f"edit {i} differs between the parts ({_key(seen)} vs {_key(o)}); "
@@ -172,7 +263,8 @@ def merge_parts(parts: Sequence[Part]) -> dict[str, Any]:
     s = first.settings
     summary = summarize(s, [by_position[i] for i in range(n)], sum(p.seconds for p in parts))
     devices = sorted({p.device for p in parts if p.device})
-    return {**summary.to_json(), "checkpoint": first.checkpoint, "seed": s["seed"], "device": ",".join(devices),
+    return {**summary.to_json(), "checkpoint": first.checkpoint, "seed": s["seed"], "classes": s.get("classes"),
+            "device": ",".join(devices),
             "command": "python -m workbench merge-results " + " ".join(str(p.path) for p in parts),
             "model_sha256": s["model_sha256"], "limit": s["limit"],
             "merged_from": [{"file": p.path.name, "first_edit": p.start, "edits": len(p.outcomes)} for p in parts]}

@@ -79,10 +79,21 @@ def random_label_edits(source: DataBundle | Evaluator, n: int, seed: int = 0, *,
     else:
         raise TypeError(f"source must be a DataBundle or an Evaluator, got {type(source).__name__}")
     _check_n(n, len(images), f"{split} images")
-    g = torch.Generator().manual_seed(int(seed))
-    idx = torch.randperm(len(images), generator=g)[:n]
-    y = torch.randint(0, c, (n,), generator=g)
+    idx, y = random_draw(len(images), n, seed, c)
+    assert y is not None
     return EditSet(normalize(images[idx]), y, idx, "random", split)
+
+
+def random_draw(examples: int, n: int, seed: int, classes: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The random protocol's draw, a pure function of the seed (``merge-results`` checks parts against it).
+
+    Returns:
+        ``(n,) int64`` distinct image indices in ``0..examples-1`` and ``(n,) int64`` labels in
+        ``0..classes-1`` (None when ``classes`` is None: the indices alone).
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    idx = torch.randperm(examples, generator=g)[:n]
+    return idx, (torch.randint(0, classes, (n,), generator=g) if classes is not None else None)
 
 
 def natural_edits(evaluator: Evaluator, n: int, seed: int = 0) -> EditSet:

@@ -22,19 +22,17 @@ from tqdm.auto import tqdm
 
 from ..data import DataBundle, load_dataset, random_crop_flip
 from ..data.batch import batch_indices
-from ..data.noise import LabelNoise, flip_labels
-from ..device import default_device
+from ..data.noise import NOISE_FILE, LabelNoise, flip_labels
+from ..device import resolve_device
 from ..evaluation.predict import error_rate, predict_logits
 from ..models.dropout import DropoutSpec, attach_dropout, default_sites, dropout_card, example_indices
 from ..models.spec import ModelSpec
 from .accounting import ACCOUNTING_FILE, GradientAccounting
 from .checkpoint import git_commit, load_model, load_state_into, load_weights, safe_torch_load, save_model
 from .dynamics import DynamicsRecorder, clear_dynamics
+from .out_folder import LOG_FILE, RESUME, STATE_FILE, plan_start
 from .recipes import Recipe
 from .snapshots import list_snapshots, save_snapshot
-
-STATE_FILE = "train_state.pt"
-LOG_FILE = "metrics.jsonl"
 
 
 class Objective(Protocol):
@@ -142,15 +140,6 @@ def _editor_card(objective: Any, extra: dict[str, torch.Tensor]) -> dict[str, An
     return {name: float(t.detach().mean()) for name, t in extra.items()}
 
 
-def _recipe_changes(out_dir: Path, recipe: Recipe) -> list[str]:
-    """Recipe fields (other than ``epochs``) that differ from those in ``out_dir``'s card."""
-    try:
-        old = json.loads((out_dir / "card.json").read_text()).get("recipe", {})
-    except (OSError, ValueError):
-        return []
-    return sorted(k for k, v in recipe.to_dict().items() if k != "epochs" and k in old and old[k] != v)
-
-
 def spec_for_recipe(recipe: Recipe, bundle: DataBundle) -> ModelSpec:
     """The model a recipe trains: ``recipe.arch`` (a project architecture, ``torchvision:<name>``
     or ``module:factory``, see :class:`ModelSpec`) with ``arch_kwargs``, plus the data's
@@ -231,17 +220,23 @@ def evaluate_splits(model: nn.Module, bundle: DataBundle, recipe: Recipe, device
 
 def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = None, resume: bool = True,
           device: torch.device | str | None = None, bundle: DataBundle | None = None,
-          command: str | None = None, progress: bool = True, dist: Any = None) -> TrainResult:
+          command: str | None = None, progress: bool = True, dist: Any = None,
+          overwrite: bool = False) -> TrainResult:
     """Train (or resume training) per ``recipe`` and write a model folder to ``out_dir``.
 
     ``out_dir`` receives ``model.safetensors`` + ``card.json`` (after every epoch),
     ``train_state.pt`` (optimizer and progress, for resuming) and ``metrics.jsonl``.
+    A folder that already holds a run is checked first (:func:`~workbench.training.out_folder.plan_start`):
+    an unfinished run of the same recipe is resumed (``resume``), a finished one of the same
+    recipe is returned as it is; anything else is refused, with nothing written, unless
+    ``overwrite`` (start over; the old model is replaced after the first epoch).
     ``dist`` (see :mod:`workbench.training.distributed`) has ``.rank``, ``.world``,
     ``.wrap(model)``, ``.barrier()``, ``.all_reduce_mean_(tensors)`` and ``.broadcast_buffers_(model)``.
     """
     recipe.validate()
     out_dir = Path(out_dir)
-    device = torch.device(device) if device is not None else default_device()
+    resume = plan_start(out_dir, recipe, resume=resume, overwrite=overwrite) == RESUME
+    device = resolve_device(device)
     rank0 = dist is None or dist.rank == 0
     torch.manual_seed(recipe.seed + (dist.rank if dist else 0))
     if bundle is None:
@@ -298,15 +293,12 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
         epoch, step, wall = int(st["epoch"]), int(st["step"]), float(st["wall_time_s"])
         if rank0:
             print(f"resuming from {state_path} at epoch {epoch}/{recipe.epochs}", file=sys.stderr)
-            changed = _recipe_changes(out_dir, recipe)
-            if changed:
-                print(f"warning: resuming with a recipe that differs from the checkpoint's in {changed}; "
-                      "pass --no-resume (or another --out) to start over", file=sys.stderr)
     out_dir.mkdir(parents=True, exist_ok=True)
     if rank0 and epoch == 0:  # a fresh start: records of an earlier run in this folder would mislead
         for stale in list_snapshots(out_dir).values():
             stale.unlink()
-        (out_dir / ACCOUNTING_FILE).unlink(missing_ok=True)
+        for name in (ACCOUNTING_FILE, LOG_FILE, STATE_FILE, *(() if noise is not None else (NOISE_FILE,))):
+            (out_dir / name).unlink(missing_ok=True)
         clear_dynamics(out_dir)
         if recipe.keep_epochs:
             save_snapshot(out_dir, model, 0)

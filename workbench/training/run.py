@@ -23,9 +23,10 @@ def make_objective(recipe: Recipe, rank: int = 0) -> Any:
 
 
 def run_training(recipe: Recipe, out: str | Path, *, resume: bool = True, device: str | None = None,
-                 command: str | None = None, progress: bool = True) -> TrainResult | None:
+                 command: str | None = None, progress: bool = True, overwrite: bool = False) -> TrainResult | None:
     """Train per ``recipe``; under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) with DDP.
 
+    ``resume``/``overwrite``: what to do with a folder that holds a run, as :func:`~workbench.training.train`.
     Returns the result on every rank (``card`` is filled on rank 0 only).
     """
     recipe.validate()  # fail before joining a process group
@@ -34,7 +35,7 @@ def run_training(recipe: Recipe, out: str | Path, *, resume: bool = True, device
     dist = from_env(device)
     try:
         objective = make_objective(recipe, dist.rank if dist else 0)
-        res = train(recipe, out, objective=objective, resume=resume,
+        res = train(recipe, out, objective=objective, resume=resume, overwrite=overwrite,
                     device=dist.device if dist else device, command=command, progress=progress, dist=dist)
         dump = os.environ.get(DUMP_ENV)
         if dump:
