@@ -337,3 +337,21 @@ def test_merge_results_refuses_an_output_naming_one_of_its_parts(tiny_model_dir,
     capsys.readouterr()
     err = _refused(["merge-results", str(part), "--json", out], "would replace that part", capsys, tmp_path)
     assert f"names the part {part}" in err and "--json merged.json" in err
+
+
+def test_a_recipe_field_added_after_a_run_began_does_not_block_its_resume(tmp_path):
+    """A card written before a Recipe field existed lacks it: that counts as the field's default
+    (resume goes on); the same field recorded with another value is a real difference (refused)."""
+    from workbench.training.out_folder import inspect_out
+    from workbench.training.recipes import get_recipe
+
+    recipe = get_recipe("fashion-baseline").override(epochs=3)
+    old = recipe.to_dict()
+    del old["record_dynamics"]  # a run begun before the field existed
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "card.json").write_text(json.dumps({"recipe": old, "epochs": 1}))
+    assert inspect_out(folder).differences(recipe) == []
+    old["record_dynamics"] = not recipe.record_dynamics
+    (folder / "card.json").write_text(json.dumps({"recipe": old, "epochs": 1}))
+    assert inspect_out(folder).differences(recipe) == ["record_dynamics"]

@@ -162,7 +162,7 @@ def test_train_records_dynamics_each_epoch_and_a_resumed_run_matches_an_uninterr
 
 def test_a_fresh_start_clears_old_dynamics_and_recording_can_be_turned_off(tmp_path, fashion_small):
     train(_recipe(epochs=2), tmp_path, bundle=fashion_small, device="cpu", progress=False)
-    train(_recipe(epochs=1), tmp_path, resume=False, bundle=fashion_small, device="cpu", progress=False)
+    train(_recipe(epochs=1), tmp_path, overwrite=True, bundle=fashion_small, device="cpu", progress=False)
     assert read_dynamics(tmp_path).epochs == [1]  # epoch 2 of the earlier run is gone
     train(_recipe(epochs=1, record_dynamics=False), tmp_path / "off", bundle=fashion_small, device="cpu",
           progress=False)

@@ -62,8 +62,12 @@ class OutFolder:
         if self.recipe is None:
             return None
         new = json.loads(json.dumps(recipe.to_dict()))  # as the card holds it: lists, not tuples
+        # a field the card lacks was added to Recipe after the run began; its default keeps the
+        # behaviour the run was trained with, so it counts as that default
+        defaults = json.loads(json.dumps(Recipe().to_dict()))
         keys = sorted(set(new) | set(self.recipe))
-        return [k for k in keys if k not in RESUME_MAY_DIFFER and new.get(k) != self.recipe.get(k)]
+        return [k for k in keys if k not in RESUME_MAY_DIFFER
+                and new.get(k) != self.recipe.get(k, defaults.get(k))]
 
 
 def _card(path: Path) -> dict[str, Any] | None:
