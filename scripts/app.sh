@@ -7,6 +7,9 @@
 #
 # --preheat_kernel keeps one kernel that has already run the notebook, so the page is
 # usable a few seconds after it is opened (the model is loaded and scored in advance).
+# WORKBENCH_TRACEBACKS=0: an error in the page is shown in plain words, without the Python
+# traceback (server paths, the venv's layout); --show_tracebacks=False does the same for
+# Voila's own cell errors. JupyterLab keeps the traceback behind a "details" toggle.
 # Installs first when needed (scripts/install.sh: seconds once the venv exists).
 set -euo pipefail
 
@@ -31,5 +34,6 @@ done
 args=(--no-browser --strip_sources=True --preheat_kernel=True --pool_size=1 --theme=light --show_tracebacks=False)
 [ "$GIVEN_PORT" -eq 1 ] || args+=(--port="$PORT")
 [ "$(id -u)" -eq 0 ] && args+=(--ServerApp.allow_root=True)
+export WORKBENCH_TRACEBACKS=0  # inherited by the kernels Voila starts (workbench/widgets/common.py)
 echo "[workbench] step 2/2: serving $NOTEBOOK with Voila on http://localhost:$PORT (stop with Ctrl-C)"
 exec "$VENV/bin/python" -m voila "$NOTEBOOK" "${args[@]}" "$@"

@@ -61,3 +61,246 @@ def test_a_double_click_on_edit_adds_one_entry(wb):
     wb.panel.buttons["edit"].click()  # the target is now predicted: a no-op
     assert len(wb.session.history) == 1 and same_weights(weights(wb.session.model), after_first)
     assert wb.card.status == "noop" and "already predicts" in wb.card.widget.value
+
+
+# -- HTML from data: class names, file names, model and history names are shown as text ---------
+# The payloads run script when parsed as HTML (an <img> whose onerror fires, a <script>); a plain-text
+# name would show them literally. Ten distinct names: one per Fashion-MNIST class.
+HOSTILE = tuple(f"<img src=x onerror=alert({k})>" if k % 2 == 0 else f"<script>alert({k})</script>" for k in range(10))
+HOSTILE_NAME = "<img src=x onerror=alert('model')>"
+
+
+def _hostile_parts(markup_text: str) -> list[str]:
+    """What in ``markup_text`` (parsed as a browser would) could run script: <script> elements, on*
+    attributes, and <img> elements whose source is not an embedded PNG."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(markup_text, "html.parser")
+    found = [str(t) for t in soup.find_all("script")]
+    found += [str(t) for t in soup.find_all(True) if any(a.lower().startswith("on") for a in t.attrs)]
+    found += [str(t) for t in soup.find_all("img") if not str(t.get("src", "")).startswith("data:image/png;base64,")]
+    return found
+
+
+def _html_widgets(root):
+    """Every ipywidgets.HTML under ``root`` (children of boxes, tabs and accordions)."""
+    import ipywidgets as W
+
+    todo, out = [root], []
+    while todo:
+        w = todo.pop()
+        if isinstance(w, W.HTML):
+            out.append(w)
+        todo.extend(getattr(w, "children", ()) or ())
+    return out
+
+
+def _assert_shown_as_text(root, *, must_show: tuple[str, ...] = ()) -> str:
+    """No HTML widget under ``root`` renders markup from data, none shows the product's own markup
+    escaped (a value built without the template), and each of ``must_show`` is there as text."""
+    import re
+
+    from bs4 import BeautifulSoup
+    from workbench.widgets.markup import HTML
+
+    widgets = _html_widgets(root)
+    assert widgets and all(isinstance(w, HTML) for w in widgets), \
+        [type(w).__name__ for w in widgets if not isinstance(w, HTML)]  # the escaping widget, everywhere
+    text = ""
+    for w in widgets:
+        assert not _hostile_parts(w.value), w.value
+        assert not re.search(r"&lt;/?(div|span|b|i|br|small|abbr|table|tr|td|details|h4|ul|li|a)\b", w.value) \
+            and "&amp;lt;" not in w.value, w.value  # no product markup or data escaped twice
+        text += BeautifulSoup(w.value, "html.parser").get_text() + "\n"
+    for s in must_show:
+        assert s in text, f"{s!r} is not shown as text"
+    return text
+
+
+def _figure_labels(fig) -> list[str]:
+    """Class names as plotly gets them: bar categories and tick labels."""
+    out = [str(v) for t in fig.data for v in (t.x if t.x is not None else ()) if isinstance(v, str)]
+    for axis in (fig.layout.xaxis, fig.layout.yaxis):
+        out += [str(v) for v in (axis.ticktext or ())]
+    return out
+
+
+@pytest.fixture()
+def hostile_bundle(fashion_small):
+    from workbench.data import as_bundle
+
+    return as_bundle(fashion_small, classes=HOSTILE)
+
+
+@pytest.fixture()
+def hostile_wb(tiny_model_dir, hostile_bundle, tmp_path):
+    w = Workbench.from_checkpoint(tiny_model_dir, bundle=hostile_bundle, limit=300, device="cpu", probe_views=0,
+                                  name=HOSTILE_NAME, output_dir=tmp_path / "out")
+    w.panel.lr.value = 1e-2
+    return w
+
+
+def _pick_most_confident_error(wb, *, lr: float, max_steps: int) -> int:
+    """Through the widgets: sort the mistakes by margin, select the first, target its true label.
+    Returns the test index."""
+    wb.browser.sort.value = "margin (high first)"
+    i = _pick_first_error(wb)
+    wb.panel.lr.value, wb.panel.max_steps.value = lr, max_steps
+    return i
+
+
+def test_hostile_class_names_show_as_text_on_fixed_not_fixed_errors_and_history(hostile_wb):
+    wb = hostile_wb
+    _assert_shown_as_text(wb.widget, must_show=(HOSTILE_NAME,))
+    # Not fixed: a large margin and a step of 1e-9 cannot flip it (premise checked); nothing changes
+    i = _pick_most_confident_error(wb, lr=1e-9, max_steps=1)
+    err = next(e for e in wb.session.current_errors() if e.index == i)
+    assert err.margin > 0.5
+    before = weights(wb.session.model)
+    wb.panel.buttons["edit"].click()
+    assert wb.card.status == "failed" and "Not fixed ✗" in wb.card.widget.value
+    assert same_weights(weights(wb.session.model), before) and not wb.session.history
+    pred, true = HOSTILE[err.pred], HOSTILE[err.true]
+    _assert_shown_as_text(wb.widget, must_show=(f"still prefers {pred} to {true}", f"true: {true}"))
+    # Fixed (the fixture's step size), then the edit list and the plots
+    _pick_first_error(wb)
+    wb.panel.lr.value, wb.panel.max_steps.value = 1e-2, 100
+    wb.panel.buttons["edit"].click()
+    rec = wb.session.history[-1]
+    assert wb.card.status in ("fixed", "costly") and len(wb.session.history) == 1
+    _assert_shown_as_text(wb.widget, must_show=(f"Fixed ✓ — now predicts {HOSTILE[rec.target]}.",
+                                                f"Edit 1 (#{rec.index} → {HOSTILE[rec.target]})"))
+    assert HOSTILE[rec.target] in _assert_shown_as_text(wb.history.table)  # the edit list
+    for fig in (wb.picker.figure, wb.metrics.figure, wb.browser.confusion):
+        labels = _figure_labels(fig)
+        assert labels and not any("<" in s for s in labels)  # plotly renders <b>, <a>, <span style>
+        assert "&lt;img src=x onerror=alert(0)&gt;" in labels
+    # Undo: the card says where the session stands, still as text
+    wb.panel.buttons["undo"].click()
+    assert not wb.session.history
+    _assert_shown_as_text(wb.widget)
+
+
+def test_hostile_names_in_messages_and_the_report_show_as_text(hostile_wb):
+    wb = hostile_wb
+    _pick_first_error(wb)
+    wb.panel.buttons["edit"].click()
+    before, hist = weights(wb.session.model), list(wb.session.history)
+    # an upload whose file name is markup: refused, named as text
+    wb.upload.load(b"not an image", "<img src=x onerror=alert('file')>.png")
+    assert wb.upload.messages.level == "error" and "could not be read" in wb.upload.messages.text
+    # a history name that is markup: refused by Load, named as text (and in the "files go to" line)
+    wb.history.name.value = "<script>alert('history')</script>"
+    wb.history.buttons["load"].click()
+    assert wb.history.messages.level == "error" and "cannot be used as a name" in wb.history.messages.text
+    assert same_weights(weights(wb.session.model), before) and wb.session.history == hist
+    _assert_shown_as_text(wb.widget, must_show=("Opening <img src=x onerror=alert('file')>.png did not work",
+                                                "<script>alert('history')</script>"))
+    # the report: every name as text (the file, and the widget's download link)
+    wb.history.name.value = "lesson-1"
+    wb.history.buttons["report"].click()
+    assert wb.history.messages.level == "success", wb.history.messages.text
+    report = (wb.history.output_dir / "lesson-1" / "report.html").read_text(encoding="utf-8")
+    from bs4 import BeautifulSoup
+
+    assert not _hostile_parts(report)
+    text = BeautifulSoup(report, "html.parser").get_text()
+    assert HOSTILE_NAME in text and f"→ {HOSTILE[hist[-1].target]}" in text
+    _assert_shown_as_text(wb.history.widget)
+
+
+def test_hostile_names_show_as_text_on_both_cards_of_the_comparison(tiny_model_dir, hostile_bundle):
+    from workbench.session.opening import open_session
+    from workbench.widgets import Comparison
+
+    sides = [open_session(tiny_model_dir, bundle=hostile_bundle, limit=300, device="cpu")[0] for _ in range(2)]
+    names = ("<img src=x onerror=alert('left')>", "<script>alert('right')</script>")
+    cmp = Comparison(*sides, names=names)
+    cmp.browser.sort.value = "margin (high first)"
+    cell = cmp.browser.cells[0]
+    cell.button.click()
+    cmp.picker.buttons[int(sides[0].labels[cell.index])].click()
+    err = next(e for e in sides[0].current_errors() if e.index == cell.index)
+    assert err.margin > 0.5  # the premise of "not fixed" below
+    cmp.panel.lr.value, cmp.panel.max_steps.value = 1e-9, 1
+    before = [weights(s.model) for s in sides]
+    cmp.panel.buttons["edit"].click()
+    assert [s.card.status for s in cmp.sides] == ["failed", "failed"]
+    assert all(same_weights(weights(s.model), b) and not s.history for s, b in zip(sides, before))
+    _assert_shown_as_text(cmp.widget, must_show=(f"{names[0]}: Not fixed ✗", f"{names[1]}: Not fixed ✗",
+                                                 f"still prefers {HOSTILE[err.pred]} to {HOSTILE[err.true]}"))
+    cmp.panel.lr.value, cmp.panel.max_steps.value = 1e-2, 100
+    cmp.panel.buttons["edit"].click()
+    assert [s.card.status in ("fixed", "costly") for s in cmp.sides] == [True, True]
+    _assert_shown_as_text(cmp.widget, must_show=(f"Fixed ✓ — now predicts {HOSTILE[err.true]}.",
+                                                 f"All edits so far: {names[0]}"))
+
+
+def test_a_product_card_title_with_markup_in_a_plain_string_is_escaped():
+    """The card escapes a title given as a plain str (only Markup from the templates goes in as HTML)."""
+    from workbench.widgets.outcome import Outcome, OutcomeCard
+
+    card = OutcomeCard()
+    card.show_edit(Outcome("fixed", HOSTILE[0], HOSTILE[1], 3, 0.01))  # type: ignore[arg-type]
+    assert not _hostile_parts(card.widget.value) and "&lt;img src=x onerror=alert(0)&gt;" in card.widget.value
+
+
+def test_the_html_widget_escapes_a_plain_string_and_keeps_template_markup():
+    """A value built by concatenation (a plain str) shows its tags as text; only template output renders."""
+    from workbench.widgets.markup import HTML, markup
+
+    w = HTML(f"<b>{HOSTILE[0]}</b>")
+    assert not _hostile_parts(w.value) and w.value.startswith("&lt;b&gt;")
+    w.value = markup("<b>{}</b>", HOSTILE[1])
+    assert w.value == "<b>&lt;script&gt;alert(1)&lt;/script&gt;</b>"
+
+
+# -- tracebacks: behind "details" in JupyterLab, never in the Voila page ---------------------------
+def _boom_click(wb, monkeypatch):
+    """An Edit click that hits an unexpected error (not a user's mistake)."""
+    def boom(*_a, **_k):
+        raise RuntimeError("boom in /srv/venv/lib/python3.11/site-packages/x.py")
+
+    monkeypatch.setattr(wb.session, "edit", boom)
+    _pick_first_error(wb)
+    before = weights(wb.session.model)
+    wb.panel.buttons["edit"].click()
+    assert same_weights(weights(wb.session.model), before) and not wb.session.history
+    return wb.panel.messages
+
+
+@pytest.mark.parametrize("env", [{"VOILA_SERVER_URL": "/", "VOILA_BASE_URL": "/", "VOILA_APP_PORT": "8866"},
+                                 {"WORKBENCH_TRACEBACKS": "0"}], ids=["voila-kernel", "app.sh"])
+def test_an_error_in_the_voila_page_shows_no_traceback(wb, monkeypatch, env):
+    for k in ("VOILA_SERVER_URL", "VOILA_BASE_URL", "VOILA_APP_PORT", "WORKBENCH_TRACEBACKS"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    m = _boom_click(wb, monkeypatch)
+    value = m.widget.value
+    assert "Edit did not work: something went wrong (RuntimeError: boom" in m.text  # the message stays
+    assert "<details>" not in value and "Traceback" not in value and 'File "' not in value and not m.details
+    assert isinstance(m.last_error, RuntimeError)  # kept for programmatic checks
+
+
+def test_an_error_in_jupyterlab_keeps_its_traceback_behind_details(wb, monkeypatch):
+    for k in ("VOILA_SERVER_URL", "VOILA_BASE_URL", "VOILA_APP_PORT", "WORKBENCH_TRACEBACKS"):
+        monkeypatch.delenv(k, raising=False)
+    m = _boom_click(wb, monkeypatch)
+    assert "<details>" in m.widget.value and "Traceback" in m.details and "RuntimeError: boom" in m.details
+    monkeypatch.setenv("VOILA_SERVER_URL", "/")
+    monkeypatch.setenv("WORKBENCH_TRACEBACKS", "1")  # an explicit setting wins (debugging a served page)
+    wb.panel.buttons["edit"].click()
+    assert "Traceback" in m.details
+
+
+def test_the_voila_variables_are_those_voila_sets_and_app_sh_hides_tracebacks():
+    """The kernel-side check uses Voila's own names for its kernels' environment; scripts/app.sh says 0."""
+    from pathlib import Path
+
+    from voila.utils import ENV_VARIABLE
+    from workbench.widgets import common
+
+    assert set(common._VOILA_ENV) <= {str(e.value) for e in ENV_VARIABLE}
+    app = (Path(__file__).resolve().parents[1] / "scripts" / "app.sh").read_text()
+    assert f"export {common.TRACEBACKS_ENV}=0" in app

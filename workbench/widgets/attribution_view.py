@@ -9,7 +9,6 @@ renders what it is given.
 """
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import ipywidgets as W
@@ -18,6 +17,7 @@ from ..attribution import METHODS, REDUCTIONS, method_kwargs
 from .common import SIZES, MessageArea, css
 from .glossary import GLOSSARY
 from .images import attribution_grid, figure_png
+from .markup import HTML, markup
 
 if TYPE_CHECKING:
     from .controller import Selection
@@ -55,7 +55,8 @@ class AttributionView:
         self.compute_button = css(W.Button(description="Compute", layout=W.Layout(width="auto")), "wb-attr-compute")
         self.progress = css(W.FloatProgress(value=0.0, min=0.0, max=1.0, layout=W.Layout(width="100px")),
                             "wb-attr-progress")
-        self.info = css(W.HTML("<i>Pick an image to see which pixels drive the prediction.</i>"), "wb-attr-info")
+        self.info = css(HTML(markup("<i>Pick an image to see which pixels drive the prediction.</i>")),
+                        "wb-attr-info")
         self.image = css(W.Image(format="png", layout=W.Layout(max_width="760px")), "wb-attr-image")
         self.compute_button.on_click(lambda _b: self.request(force=True))
         for w in (self.method, self.layer, self.n_steps):
@@ -85,7 +86,7 @@ class AttributionView:
     def options(self) -> dict[str, Any] | None:
         """Keyword arguments for ``EditSession.explain``, or None when maps are not wanted now."""
         if not (self.auto.value or self._force):
-            self.info.value = "<i>Press Compute to explain this image.</i>"
+            self.info.value = markup("<i>Press Compute to explain this image.</i>")
             return None
         self.progress.value, self.progress.bar_style = 0.0, "info"
         kw = method_kwargs(self.method.value, layer=self.layer.value, n_steps=int(self.n_steps.value))
@@ -99,10 +100,9 @@ class AttributionView:
         cols = ("base model", f"now ({n_edits} edit{'s' if n_edits != 1 else ''})", "now - base")
         self.image.value = figure_png(attribution_grid(sel.raw, maps, columns=cols, cell=self.cell,
                                                        fontsize=13 if self.cell > 2 else 10))
-        self.info.value = (f"<span title='{html.escape(GLOSSARY['attribution'], quote=True)}'>"
-                           f"{html.escape(sel.name)}, {html.escape(self.method.value)}: "
-                           f"{html.escape(REDUCTIONS[self.method.value])}; red pushes towards the row's label, "
-                           f"blue away; {aset.seconds * 1000:.0f} ms</span>")
+        self.info.value = markup("<span title='{}'>{}, {}: {}; red pushes towards the row's label, blue away; "
+                                 "{:.0f} ms</span>", GLOSSARY["attribution"], sel.name, self.method.value,
+                                 REDUCTIONS[self.method.value], aset.seconds * 1000)
         self.progress.bar_style = "success"
         self.progress.value = 1.0
 

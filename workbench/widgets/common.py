@@ -2,16 +2,33 @@
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
+import os
 import traceback
 from typing import Iterator
 
 import ipywidgets as W
 
-__all__ = ["MessageArea", "SIZES", "STYLE_SHEET", "css", "log", "plain_words"]
+from .markup import HTML, Markup, markup
+
+__all__ = ["MessageArea", "SIZES", "STYLE_SHEET", "TRACEBACKS_ENV", "css", "log", "plain_words", "show_tracebacks"]
 
 log = logging.getLogger("workbench.widgets")
+
+# Error messages carry the Python traceback behind a "details" toggle in JupyterLab, never in
+# the Voila page (server paths, the venv's layout). TRACEBACKS_ENV decides when it is set
+# ("1": shown, anything else: hidden); scripts/app.sh sets it to 0. When it is not set, a
+# kernel started by Voila (which puts these variables in its kernels' environment) hides them.
+TRACEBACKS_ENV = "WORKBENCH_TRACEBACKS"
+_VOILA_ENV = ("VOILA_SERVER_URL", "VOILA_BASE_URL", "VOILA_APP_PORT")
+
+
+def show_tracebacks() -> bool:
+    """Whether error messages show the traceback (see ``TRACEBACKS_ENV``); read at each error."""
+    given = os.environ.get(TRACEBACKS_ENV)
+    if given is not None:
+        return given.strip().lower() in ("1", "true", "yes")
+    return not any(k in os.environ for k in _VOILA_ENV)
 
 _COLORS = {"info": "#0d47a1", "warning": "#8a5a00", "error": "#b71c1c", "success": "#1b5e20"}
 
@@ -20,7 +37,7 @@ _COLORS = {"info": "#0d47a1", "warning": "#8a5a00", "error": "#b71c1c", "success
 SIZES = {False: (112, 76, 56, 1.9), True: (168, 120, 84, 2.6)}
 
 # Classes set on the workbench's root: ``wb-present`` (presentation mode) scales the fonts.
-STYLE_SHEET = """<style>
+STYLE_SHEET = Markup("""<style>
 .wb-root { font-size: 13px; }
 .wb-root .wb-card { font-size: 14px; line-height: 1.45; }
 .wb-root .wb-card .wb-card-title { font-size: 17px; font-weight: 600; }
@@ -35,7 +52,7 @@ STYLE_SHEET = """<style>
 .wb-root .wb-message details summary { cursor: pointer; color: #555; }
 .wb-root .wb-tabs .lm-TabBar-tab { flex: 0 0 auto; min-width: fit-content; max-width: none; }
 .wb-root .wb-present-toggle { width: auto; min-width: fit-content; }
-</style>"""
+</style>""")
 
 
 def css(widget: W.DOMWidget, *classes: str) -> W.DOMWidget:
@@ -63,13 +80,14 @@ class MessageArea:
     """One message line placed next to the controls whose actions it reports.
 
     Errors are shown in plain words with the fix; the traceback sits behind a "details"
-    toggle (an HTML ``<details>`` element). Every error is also logged on the
-    ``workbench.widgets`` logger; nothing is swallowed silently. ``last_error`` keeps the
-    latest exception for programmatic checks.
+    toggle (an HTML ``<details>`` element), except where :func:`show_tracebacks` says no
+    (the Voila page). Every error is also logged on the ``workbench.widgets`` logger
+    (with its traceback where tracebacks are shown); nothing is swallowed silently.
+    ``last_error`` keeps the latest exception for programmatic checks.
     """
 
     def __init__(self, name: str = "") -> None:
-        self.widget = css(W.HTML(value=""), "wb-message", *( [f"wb-message-{name}"] if name else []))
+        self.widget = css(HTML(value=""), "wb-message", *([f"wb-message-{name}"] if name else []))
         self.level: str = ""
         self.text: str = ""
         self.details: str = ""
@@ -82,10 +100,10 @@ class MessageArea:
             self.widget.remove_class(f"wb-message-{lv}")
         self.widget.add_class(f"wb-message-{level}")
         color = _COLORS.get(level, "#333")
-        more = (f"<details><summary>details</summary><pre style='font-size:11px;white-space:pre-wrap;"
-                f"max-height:200px;overflow:auto'>{html.escape(details)}</pre></details>") if details else ""
-        self.widget.value = (f'<div style="color:{color};padding:2px 4px;white-space:pre-wrap">'
-                             f'{html.escape(text)}{more}</div>') if text else ""
+        more = markup("<details><summary>details</summary><pre style='font-size:11px;white-space:pre-wrap;"
+                      "max-height:200px;overflow:auto'>{}</pre></details>", details) if details else ""
+        self.widget.value = markup("<div style='color:{};padding:2px 4px;white-space:pre-wrap'>{}{}</div>",
+                                   color, text, more) if text else ""
 
     def clear(self) -> None:
         self.show("", "info")
@@ -96,8 +114,9 @@ class MessageArea:
         self.last_error = err
         text = (f"{action} did not work: " if action else "") + plain_words(err)
         expected = isinstance(err, (ValueError, TypeError, FileNotFoundError, KeyError, PermissionError))
-        log.error(text, exc_info=None if expected else err)
-        self.show(text, "error", "".join(traceback.format_exception(type(err), err, err.__traceback__)))
+        shown = show_tracebacks()
+        log.error(text, exc_info=None if expected or not shown else err)
+        self.show(text, "error", "".join(traceback.format_exception(type(err), err, err.__traceback__)) if shown else "")
 
     @contextlib.contextmanager
     def guard(self, action: str) -> Iterator[None]:

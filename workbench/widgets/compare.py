@@ -14,7 +14,6 @@ applied, on one side or both), so the two models stay in step after a failed edi
 """
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -28,6 +27,7 @@ from .edit_panel import EditPanel
 from .error_browser import ErrorBrowser
 from .metrics_panel import MetricsPanel
 from .glossary import term
+from .markup import HTML, Markup, join, markup
 from .outcome import OutcomeCard
 from .target_picker import TargetPicker
 from ..paths import shipped_model
@@ -58,7 +58,7 @@ def _pp(x: float) -> str:
 
 
 def verdict_html(names: Sequence[str], attempts: Sequence[Attempt], totals: Sequence[float] | None,
-                 classes: Sequence[str], *, exact: bool) -> str:
+                 classes: Sequence[str], *, exact: bool) -> Markup:
     """The summary line: which model paid less for one click's edit.
 
     Args:
@@ -71,8 +71,7 @@ def verdict_html(names: Sequence[str], attempts: Sequence[Attempt], totals: Sequ
     not change, so there is no cost to compare. A side that already predicted the target
     needed no edit: it paid 0 pp.
     """
-    esc = [html.escape(n) for n in names]
-    target = html.escape(classes[attempts[0].target]) if 0 <= attempts[0].target < len(classes) else "?"
+    target = classes[attempts[0].target] if 0 <= attempts[0].target < len(classes) else "?"
 
     def cost(a: Attempt) -> float | None:
         if a.outcome.status == "noop":
@@ -83,37 +82,41 @@ def verdict_html(names: Sequence[str], attempts: Sequence[Attempt], totals: Sequ
             return a.estimate.drawdown * 100
         return None
 
-    def figure(k: int) -> str:
+    def figure(k: int) -> Markup:
         a, c = attempts[k], cost(attempts[k])
         if a.outcome.status == "noop":
-            return f"{esc[k]} 0 pp (no edit needed: it already predicts {target})"
-        return f"{esc[k]} {'' if exact else '≈ '}{_pp(c) if c is not None else '…'}"
+            return markup("{} 0 pp (no edit needed: it already predicts {})", names[k], target)
+        return markup("{} {}{}", names[k], "" if exact else "≈ ", _pp(c) if c is not None else "…")
+
+    def short(k: int) -> Markup:  # "Fixed ✓" of the card's title (markup already)
+        return markup("{}", attempts[k].outcome.title).split(" — ")[0]
 
     failed = [k for k, a in enumerate(attempts) if a.outcome.status == "failed"]
     costs = [cost(a) for a in attempts]
     if failed:
-        short = [html.escape(attempts[k].outcome.title.split(" — ")[0]) for k in failed]
-        text = "; ".join(f"<b>{esc[k]}: {t}</b> (its weights are unchanged)" for k, t in zip(failed, short))
+        text = join((markup("<b>{}: {}</b> (its weights are unchanged)", names[k], short(k)) for k in failed), "; ")
         rest = [k for k in range(2) if k not in failed]
-        text += (f". No cost to compare for this image; {term('drawdown')} of {figure(rest[0])}" if rest
-                 else ". Neither model was changed, so there is no cost to compare")
-        text += ". Allow more steps or a larger step size in Editor settings, or pick another image."
+        text += (markup(". No cost to compare for this image; {} of {}", term("drawdown"), figure(rest[0])) if rest
+                 else markup(". Neither model was changed, so there is no cost to compare"))
+        text += markup(". Allow more steps or a larger step size in Editor settings, or pick another image.")
     elif any(c is None for c in costs):
-        text = ("Both models edited (" + ", ".join(
-            f"{esc[k]}: {html.escape(attempts[k].outcome.title.split(' — ')[0])}" for k in range(2))
-            + "); working out what each paid…")
+        text = markup("Both models edited ({}); working out what each paid…",
+                      join((markup("{}: {}", names[k], short(k)) for k in range(2)), ", "))
     else:
         c0, c1 = costs
         assert c0 is not None and c1 is not None
-        who = ("Both models paid the same" if abs(c0 - c1) < 0.005
-               else f"<b>{esc[0 if c0 < c1 else 1]} paid less</b>")
-        how = "exact, on every test image" if exact else f"{term('estimate')}; the exact figures follow…"
-        text = f"{'' if exact else '≈ '}{who} for this fix: {term('drawdown')} {figure(0)}, {figure(1)} ({how})."
+        who = (markup("Both models paid the same") if abs(c0 - c1) < 0.005
+               else markup("<b>{} paid less</b>", names[0 if c0 < c1 else 1]))
+        how = (markup("exact, on every test image") if exact
+               else markup("{}; the exact figures follow…", term("estimate")))
+        text = markup("{}{} for this fix: {} {}, {} ({}).", "" if exact else "≈ ", who, term("drawdown"), figure(0),
+                      figure(1), how)
     if exact and totals is not None:
-        text += (f"<br><span style='color:#555'>All edits so far: {esc[0]} {_pp(totals[0])}, "
-                 f"{esc[1]} {_pp(totals[1])}.</span>")
+        text += markup("<br><span style='color:#555'>All edits so far: {} {}, {} {}.</span>", names[0],
+                       _pp(totals[0]), names[1], _pp(totals[1]))
     state = "final" if exact else "pending"
-    return f"<div class='wb-verdict-text wb-verdict-{state}' style='font-size:1.05em;padding:4px'>{text}</div>"
+    return markup("<div class='wb-verdict-text wb-verdict-{}' style='font-size:1.05em;padding:4px'>{}</div>",
+                  state, text)
 
 
 @dataclass(frozen=True)
@@ -121,7 +124,7 @@ class _Step:
     """One comparison click on the stack: which sides pushed an edit, and the verdict shown."""
 
     applied: tuple[bool, bool]
-    verdict: str
+    verdict: Markup
 
 
 class _Side:
@@ -153,7 +156,7 @@ class _Side:
         self.card.show_history(what, s.current_report(), len(s.history), s.base_error)
 
     def column(self) -> W.Widget:
-        return css(W.VBox([W.HTML(f"<h4 style='margin:4px 0'>{html.escape(self.title)}</h4>"), self.picker.chart,
+        return css(W.VBox([HTML(markup("<h4 style='margin:4px 0'>{}</h4>", self.title)), self.picker.chart,
                            self.metrics.widget, self.attribution.widget],
                           layout=W.Layout(border="1px solid #ddd", padding="4px", width="50%")), "wb-compare-column")
 
@@ -182,8 +185,8 @@ class Comparison:
                                         "reset": self._guarded("Reset", self.reset)}, config=left.config,
                                card=left.card, note=left.editor_choice.note)
         self.messages = self.panel.messages
-        self.verdict = css(W.HTML("<i>Edit an image: the same fix is applied to both models, and this line says "
-                                  "which one paid less for it.</i>"), "wb-verdict")
+        self.verdict = css(HTML(markup("<i>Edit an image: the same fix is applied to both models, and this line "
+                                       "says which one paid less for it.</i>")), "wb-verdict")
         self._done: list[_Step] = []  # comparison steps applied (Undo takes back the last one)
         self._redone: list[_Step] = []  # steps undone (Redo applies the last one again)
         self.browser = ErrorBrowser(left.raw_images(), classes, page_size=page_size, columns=page_size,
@@ -191,14 +194,14 @@ class Comparison:
                                     errors=union_errors(*self._side_errors()), confusion=left.confusion(),
                                     notes=error_notes(*self._side_errors(), names),
                                     title=f"Mistakes of either model (confusion: {names[0]})")
-        header = W.HTML(f"<b style='font-size:1.15em'>Compare</b>: {html.escape(names[0])} (accuracy "
-                        f"{1 - left.base_error:.1%}) vs {html.escape(names[1])} ({1 - right.base_error:.1%}); "
-                        "every edit is applied to both")
-        cards = W.HBox([css(W.VBox([W.HTML(f"<b>{html.escape(s.title)}</b>"), s.card.widget],
+        header = HTML(markup("<b style='font-size:1.15em'>Compare</b>: {} (accuracy {:.1%}) vs {} ({:.1%}); "
+                             "every edit is applied to both", names[0], 1 - left.base_error, names[1],
+                             1 - right.base_error))
+        cards = W.HBox([css(W.VBox([HTML(markup("<b>{}</b>", s.title)), s.card.widget],
                                    layout=W.Layout(width="50%", padding="0 4px")), "wb-compare-card")
                         for s in self.sides])
         summary = css(W.VBox([cards, self.verdict]), "wb-compare-summary")
-        self.widget = css(W.VBox([W.HTML(STYLE_SHEET), header, summary,
+        self.widget = css(W.VBox([HTML(STYLE_SHEET), header, summary,
                                   W.HBox([self.picker.widget, self.panel.widget], layout=W.Layout(flex_flow="row wrap")),
                                   self.browser.widget, W.HBox([s.column() for s in self.sides])]),
                           "wb-root", "wb-comparison")
@@ -257,14 +260,14 @@ class Comparison:
                 ctrl[0].undo()
                 self._redone.clear()  # its redo stack now holds that edit on top: nothing to redo
                 self._after_change()
-            self.verdict.value = ("<div class='wb-verdict-text'><i>This edit was taken back on both models: "
-                                  f"{html.escape(self.names[1])} could not be edited (see the message).</i></div>")
+            self.verdict.value = markup("<div class='wb-verdict-text'><i>This edit was taken back on both models: "
+                                        "{} could not be edited (see the message).</i></div>", self.names[1])
             raise
         self.picker.show(ctrl[0].selection)  # type: ignore[arg-type]
         self._show_verdict(attempts, exact=False)
         if any(a.applied for a in attempts):
             self._redone.clear()
-            self._done.append(_Step((attempts[0].applied, attempts[1].applied), ""))
+            self._done.append(_Step((attempts[0].applied, attempts[1].applied), Markup()))
         self.panel.set_phase("estimating what each model paid…")
         for c, a in zip(ctrl, attempts):
             c.estimate(a)
@@ -321,11 +324,11 @@ class Comparison:
         n = len(self._done)
         now = (f"{n} edit{'s' if n != 1 else ''} still applied; the last one:" if n else
                "No edit is applied: both models have their base weights.")
-        self.verdict.value = (f"<div class='wb-verdict-text'><i>{html.escape(what)}.</i> {now}</div>"
-                              + (self._done[-1].verdict if n else ""))
+        self.verdict.value = markup("<div class='wb-verdict-text'><i>{}.</i> {}</div>{}", what, now,
+                                    self._done[-1].verdict if n else "")
         self._after_change()
 
-    def _show_verdict(self, attempts: list[Attempt], *, exact: bool) -> str:
+    def _show_verdict(self, attempts: list[Attempt], *, exact: bool) -> Markup:
         totals = [s.session.history[-1].report.drawdown * 100 if s.session.history and s.session.history[-1].report
                   is not None else 0.0 for s in self.sides]
         self.verdict.value = verdict_html(self.names, attempts, totals if exact else None,

@@ -8,7 +8,6 @@ refused, so a double click cannot apply two edits.
 from __future__ import annotations
 
 import contextlib
-import html
 import threading
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -16,6 +15,7 @@ import ipywidgets as W
 
 from ..editing import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, EditorConfig, choose_editor
 from .common import MessageArea, css
+from .markup import HTML, markup
 
 __all__ = ["EditPanel", "EDITORS"]
 
@@ -60,7 +60,7 @@ class EditPanel:
                                     description="layers", style=st, layout=W.Layout(width="200px")), "wb-group")
         self._beta = cfg.beta
         self._chosen_lr = float(cfg.lr)  # type: ignore[arg-type]
-        self.editor_note = css(W.HTML(html.escape(note)), "wb-editor-source")
+        self.editor_note = css(HTML(note), "wb-editor-source")
         self._note = note
         self.method.observe(self._on_method, names="value")
         self.group.observe(self._on_group, names="value")
@@ -73,7 +73,7 @@ class EditPanel:
                              layout=W.Layout(width="90px" if name == "edit" else "76px")), f"wb-{name}")
             b.on_click(lambda _b, n=name: self.run(n))
             self.buttons[name] = b
-        self.phase = css(W.HTML(""), "wb-phase")
+        self.phase = css(HTML(""), "wb-phase")
         self.messages = MessageArea("edit")
         self.settings = W.VBox([W.HBox([self.method, self.lr, self.max_steps, self.group],
                                        layout=W.Layout(flex_flow="row wrap")), self.editor_note])
@@ -109,8 +109,8 @@ class EditPanel:
     def _on_lr(self, _change=None) -> None:
         """The note under the editor says where lr came from (an lr typed by the user: as given)."""
         typed = self.lr.value != self._chosen_lr
-        self.editor_note.value = "<small style='color:#555'>" + html.escape(
-            self._note + ("; lr as typed" if typed else "")) + "</small>"
+        self.editor_note.value = markup("<small style='color:#555'>{}{}</small>", self._note,
+                                        "; lr as typed" if typed else "")
 
     # -- running actions -----------------------------------------------------------------
     def run(self, name: str, *args: object) -> object:
@@ -142,7 +142,7 @@ class EditPanel:
 
     def set_phase(self, text: str) -> None:
         """Show what is running now ("" when idle)."""
-        self.phase.value = f"<span style='color:#555'>{html.escape(text)}</span>" if text else ""
+        self.phase.value = markup("<span style='color:#555'>{}</span>", text) if text else ""
 
     def set_history_buttons(self, can_undo: bool, can_redo: bool) -> None:
         """Enable Undo/Redo/Reset to match the session (applied after the busy state ends)."""

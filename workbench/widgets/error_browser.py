@@ -7,7 +7,6 @@ every edit, undo, redo and reset).
 """
 from __future__ import annotations
 
-import html
 from typing import Callable, Mapping, Sequence
 
 import ipywidgets as W
@@ -16,6 +15,7 @@ from ..localization.defaults import MEMORIZED_MAX_NEURONS, MISLABELED_MAX_QUALIT
 from .common import SIZES, css
 from .figures import confusion_figure, update_confusion
 from .images import image_png
+from .markup import HTML, Markup, join, markup
 from .plotly_widget import live_figure
 
 __all__ = ["DEFAULT_SORT", "ErrorBrowser", "FILTERS", "SCORE_SORTS", "SORTS"]
@@ -58,7 +58,7 @@ class _Cell:
     def __init__(self, on_click: Callable[[int], None], px: int) -> None:
         self.index: int | None = None
         self.image = W.Image(format="png", layout=W.Layout(width=f"{px}px", height=f"{px}px"))
-        self.caption = css(W.HTML(), "wb-thumb-caption")
+        self.caption = css(HTML(), "wb-thumb-caption")
         self.button = css(W.Button(description="select", layout=W.Layout(width="auto")), "wb-thumb-select")
         self.button.on_click(lambda _b: on_click(self.index) if self.index is not None else None)
         self.box = css(W.VBox([self.image, self.caption, self.button],
@@ -107,8 +107,8 @@ class ErrorBrowser:
         self._png: dict[int, bytes] = {}
         self.prev_button = css(W.Button(description="◀ prev", layout=W.Layout(width="80px")), "wb-prev")
         self.next_button = css(W.Button(description="next ▶", layout=W.Layout(width="80px")), "wb-next")
-        self.page_label = css(W.HTML(), "wb-page-label")
-        self.title = W.HTML(f"<b>{html.escape(title)}</b>")
+        self.page_label = css(HTML(), "wb-page-label")
+        self.title = HTML(markup("<b>{}</b>", title))
         self.cells = [_Cell(self.select, thumb_px) for _ in range(page_size)]
         self.grid = W.GridBox([c.box for c in self.cells], layout=W.Layout(
             grid_template_columns=f"repeat({columns}, max-content)", grid_gap="4px"))
@@ -214,24 +214,25 @@ class ErrorBrowser:
             if cell.index != int(item.index):  # send a thumbnail only when the cell shows another image
                 cell.index = int(item.index)
                 cell.image.value = self.png(cell.index)
-            cell.caption.value = (f"<div style='font-size:0.85em;line-height:1.25' title='the model is "
-                                  f"{item.confidence:.0%} sure'><b>#{item.index}</b> said "
-                                  f"{html.escape(self.classes[item.pred])}<br>true: "
-                                  f"{html.escape(self.classes[item.true])}{self._score_note(item.index)}</div>")
+            cell.caption.value = markup("<div style='font-size:0.85em;line-height:1.25' title='the model is {:.0%} "
+                                        "sure'><b>#{}</b> said {}<br>true: {}{}</div>", item.confidence, item.index,
+                                        self.classes[item.pred], self.classes[item.true],
+                                        self._score_note(item.index))
             cell.button.description = "select"
             cell.box.layout.visibility = "visible"
         n = len(self.visible)
-        self.page_label.value = f"&nbsp;page {self.page + 1} / {self.pages} &nbsp;({n} of {len(self.errors)} errors)&nbsp;"
+        self.page_label.value = markup("&nbsp;page {} / {} &nbsp;({} of {} errors)&nbsp;", self.page + 1, self.pages,
+                                       n, len(self.errors))
         self.prev_button.disabled = self.page == 0
         self.next_button.disabled = self.page >= self.pages - 1
         self._highlight()
 
-    def _score_note(self, index: int) -> str:
+    def _score_note(self, index: int) -> Markup:
         q, c = self.scores.get("label_quality", {}).get(index), self.scores.get("critical", {}).get(index)
         parts = ([f"label q {q:.2f}"] if q is not None else []) + ([f"{c:g} neurons"] if c is not None else [])
         if index in self.notes:
-            parts.insert(0, html.escape(self.notes[index]))
-        return "<br><span style='color:#777'>" + ", ".join(parts) + "</span>" if parts else ""
+            parts.insert(0, self.notes[index])
+        return markup("<br><span style='color:#777'>{}</span>", join(parts, ", ")) if parts else Markup()
 
     def png(self, index: int) -> bytes:
         """The thumbnail PNG of test image ``index`` (encoded once)."""

@@ -3,7 +3,9 @@
 Every builder takes plain numbers (tensors, arrays or sequences) and returns a fresh
 ``go.Figure``; none of them keeps state or touches a display. The panels wrap a figure
 once in ``go.FigureWidget`` and afterwards only swap trace data in place (see
-``update_*`` helpers), so the browser never redraws a panel from scratch.
+``update_*`` helpers), so the browser never redraws a panel from scratch. Class names are
+data: they go into a figure through :func:`~workbench.widgets.markup.plot_label` (plotly
+renders some tags in labels and hover text), so they show as written.
 """
 from __future__ import annotations
 
@@ -11,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+
+from .markup import plot_label
 
 __all__ = [
     "COLORS", "confusion_figure", "per_class_figure", "pp_range", "probability_colors", "probability_figure",
@@ -33,6 +37,10 @@ def _np(x) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=float)
+
+
+def _labels(classes: Sequence[str]) -> list[str]:
+    return [plot_label(c) for c in classes]
 
 
 def _layout(title: str, height: int, width: int | None = None, **kw) -> dict:
@@ -65,7 +73,7 @@ def confusion_figure(confusion, classes: Sequence[str], *, title: str = "Confusi
     fig = go.Figure(go.Heatmap(x=list(range(c)), y=list(range(c)), colorscale="Reds", showscale=False,
                                xgap=1, ygap=1, hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>",
                                **_confusion_values(cm)))
-    ticks = dict(tickmode="array", tickvals=list(range(c)), ticktext=list(classes), automargin=True)
+    ticks = dict(tickmode="array", tickvals=list(range(c)), ticktext=_labels(classes), automargin=True)
     fig.update_layout(**_layout(title, height, width),
                       xaxis=dict(title="predicted", tickangle=-45, **ticks),
                       yaxis=dict(title="true", autorange="reversed", **ticks))
@@ -109,7 +117,7 @@ def probability_figure(probs, classes: Sequence[str], *, true: int | None = None
         true, pred, target: class indices to colour (green, red, blue).
     """
     p = _np(probs)
-    fig = go.Figure(go.Bar(x=list(classes), y=p.tolist(), text=probability_text(p), textposition="outside",
+    fig = go.Figure(go.Bar(x=_labels(classes), y=p.tolist(), text=probability_text(p), textposition="outside",
                            textangle=0, cliponaxis=False, textfont=dict(size=10),
                            marker_color=probability_colors(len(classes), true=true, pred=pred, target=target),
                            hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
@@ -136,9 +144,9 @@ def per_class_figure(step_change, total_change, classes: Sequence[str], *, title
     """
     s, t = _np(step_change) * 100, _np(total_change) * 100
     fig = go.Figure([
-        go.Bar(x=list(classes), y=s.tolist(), name="this edit", marker_color=COLORS["after"],
+        go.Bar(x=_labels(classes), y=s.tolist(), name="this edit", marker_color=COLORS["after"],
                hovertemplate="%{x}: %{y:+.2f} pp (this edit)<extra></extra>"),
-        go.Bar(x=list(classes), y=t.tolist(), name="all edits so far", marker_color=COLORS["base"],
+        go.Bar(x=_labels(classes), y=t.tolist(), name="all edits so far", marker_color=COLORS["base"],
                hovertemplate="%{x}: %{y:+.2f} pp (all edits)<extra></extra>")])
     fig.update_layout(**{**_layout(title, height, width), "showlegend": True}, barmode="group",
                       legend=dict(orientation="h", x=1, xanchor="right", y=1.02, yanchor="bottom"),

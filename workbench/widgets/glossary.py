@@ -1,7 +1,7 @@
 """Every term the workbench shows, with a one-line explanation (tooltips and the legend)."""
 from __future__ import annotations
 
-import html
+from .markup import Markup, join, markup
 
 __all__ = ["GLOSSARY", "glossary_html", "term"]
 
@@ -23,15 +23,14 @@ GLOSSARY: dict[str, str] = {
 }
 
 
-def term(name: str) -> str:
+def term(name: str) -> Markup:
     """``name`` as HTML with its explanation as a hover tooltip (dotted underline)."""
-    tip = html.escape(GLOSSARY[name], quote=True)
-    return f"<abbr class='wb-term' title='{tip}' style='text-decoration:underline dotted;cursor:help'>" \
-           f"{html.escape(name)}</abbr>"
+    return markup("<abbr class='wb-term' title='{}' style='text-decoration:underline dotted;cursor:help'>{}</abbr>",
+                  GLOSSARY[name], name)
 
 
-def glossary_html(names: list[str] | None = None) -> str:
+def glossary_html(names: list[str] | None = None) -> Markup:
     """A compact legend: one line per term."""
     items = names or list(GLOSSARY)
-    rows = "".join(f"<li><b>{html.escape(n)}</b>: {html.escape(GLOSSARY[n])}</li>" for n in items)
-    return f"<ul class='wb-glossary' style='margin:2px 0;padding-left:18px'>{rows}</ul>"
+    rows = join(markup("<li><b>{}</b>: {}</li>", n, GLOSSARY[n]) for n in items)
+    return markup("<ul class='wb-glossary' style='margin:2px 0;padding-left:18px'>{}</ul>", rows)

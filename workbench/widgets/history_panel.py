@@ -9,7 +9,6 @@ folder. The report is also offered as a browser download.
 from __future__ import annotations
 
 import base64
-import html
 import re
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ import ipywidgets as W
 
 from .common import MessageArea, css
 from .figures import timeline_axes, timeline_figure
+from .markup import HTML, join, markup
 from .plotly_widget import live_figure
 
 __all__ = ["HistoryPanel", "safe_name"]
@@ -48,10 +48,10 @@ class HistoryPanel:
         self.output_dir = Path(output_dir)
         self.actions = actions
         self.figure = live_figure(timeline_figure([0.9]))
-        self.table = css(W.HTML("<i>No edit yet.</i>"), "wb-history-table")
+        self.table = css(HTML(markup("<i>No edit yet.</i>")), "wb-history-table")
         self.name = css(W.Text(value=time.strftime("session-%Y%m%d-%H%M"), description="name",
                                layout=W.Layout(width="260px")), "wb-history-name")
-        self.where = W.HTML("")
+        self.where = HTML("")
         self.buttons: dict[str, W.Button] = {}
         for key, label, tip in (("save", "Save history", "the edit history, to reload later"),
                                 ("load", "Load history", "load the history saved under this name"),
@@ -61,7 +61,7 @@ class HistoryPanel:
             b.on_click(lambda _b, k=key: self.run(k))
             self.buttons[key] = b
         self.messages = MessageArea("history")
-        self.download = css(W.HTML(""), "wb-download")
+        self.download = css(HTML(""), "wb-download")
         self._update_where()
         self.name.observe(lambda _c: self._update_where(), names="value")
         self.widget = css(W.VBox([
@@ -70,8 +70,8 @@ class HistoryPanel:
             self.where, self.messages.widget, self.download]), "wb-history")
 
     def _update_where(self) -> None:
-        self.where.value = (f"<small style='color:#555'>files go to {html.escape(str(self.output_dir))}/"
-                            f"{html.escape(self.name.value.strip())}/</small>")
+        self.where.value = markup("<small style='color:#555'>files go to {}/{}/</small>", str(self.output_dir),
+                                  self.name.value.strip())
 
     def folder(self, what: str) -> Path:
         """``<output_dir>/<name>/<what>``, checked to stay inside ``output_dir``."""
@@ -96,9 +96,9 @@ class HistoryPanel:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(text, encoding="utf-8")
                 data = base64.b64encode(text.encode("utf-8")).decode()
-                self.download.value = (f"<a download='{html.escape(target.parent.name)}-report.html' "
-                                       f"href='data:text/html;charset=utf-8;base64,{data}' "
-                                       "style='font-weight:600'>⬇ click to download report.html</a>")
+                self.download.value = markup("<a download='{}-report.html' href='data:text/html;charset=utf-8;"
+                                             "base64,{}' style='font-weight:600'>⬇ click to download report.html</a>",
+                                             target.parent.name, data)
             self.messages.show({"save": f"Saved the history to {target}",
                                 "load": f"Loaded the history from {target}",
                                 "export": f"Exported the edited model to {target}",
@@ -115,10 +115,10 @@ class HistoryPanel:
         with self.figure.batch_update():
             self.figure.update_layout(**timeline_axes(list(accuracies)))
         if not rows:
-            self.table.value = "<i>No edit applied.</i>"
+            self.table.value = markup("<i>No edit applied.</i>")
             return
-        body = "".join(f"<tr><td>{n}</td>" + "".join(f"<td>{html.escape(v)}</td>" for v in r) + "</tr>"
-                       for n, r in enumerate(rows, 1))
-        self.table.value = ("<table class='wb-edits' style='border-collapse:collapse;margin-left:12px'>"
-                            "<tr><th>#</th><th>image</th><th>target</th><th>steps</th><th>drawdown</th></tr>"
-                            f"{body}</table>")
+        body = join(markup("<tr><td>{}</td>{}</tr>", n, join(markup("<td>{}</td>", v) for v in r))
+                    for n, r in enumerate(rows, 1))
+        self.table.value = markup("<table class='wb-edits' style='border-collapse:collapse;margin-left:12px'>"
+                                  "<tr><th>#</th><th>image</th><th>target</th><th>steps</th><th>drawdown</th></tr>"
+                                  "{}</table>", body)

@@ -138,7 +138,7 @@ def attribution_grid(image, maps: Mapping[str, Sequence], *, columns: Sequence[s
         ax0.imshow(_hwc(image), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
         ax0.set_xticks([])
         ax0.set_yticks([])
-        ax0.set_ylabel(row, fontsize=fontsize - 1)
+        ax0.set_ylabel(row, fontsize=fontsize - 1, parse_math=False)  # a class name is text
         if r == 0:
             ax0.set_title("image", fontsize=fontsize)
         for c, col in enumerate(columns):

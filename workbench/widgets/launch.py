@@ -15,7 +15,6 @@ lazily (torchvision for CIFAR-10), which the widget modules never import.
 """
 from __future__ import annotations
 
-import html
 import inspect
 import sys
 import threading
@@ -57,17 +56,20 @@ class Progress:
             self.mark("model and images loaded")
         self.step, self.done, self.total = max(self.step, 1), done, total
 
-    def html(self) -> str:
+    def html(self) -> Any:
+        """The progress line (:class:`~workbench.widgets.markup.Markup`; the folder's name escaped)."""
+        from .markup import join, markup  # the widget libraries: imported by show() before the first call
+
         rows = []
         for k, what in enumerate(self.STEPS):
             mark = "✓" if k < self.step else "▸" if k == self.step else "·"
             extra = f": {self.done:,} / {self.total:,}" if k == 1 and self.total else ""
             style = "font-weight:bold" if k == self.step else "color:#777" if k > self.step else "color:#2e7d32"
-            rows.append(f"<div style='{style}'>{mark} {k + 1}. {html.escape(what)}{extra}</div>")
+            rows.append(markup("<div style='{}'>{} {}. {}{}</div>", style, mark, k + 1, what, extra))
         libs = "✓ widget libraries loaded" if self.libraries else "▸ loading the widget libraries (alongside)"
-        return (f"<div class='wb-loading-text' style='font-size:1.05em;line-height:1.5'><b>Editable Workbench</b>"
-                f" — starting {html.escape(self.name)} ({time.perf_counter() - self.t0:.0f} s)"
-                f"{''.join(rows)}<div style='color:#777'>{libs}</div></div>")
+        return markup("<div class='wb-loading-text' style='font-size:1.05em;line-height:1.5'><b>Editable Workbench</b>"
+                      " — starting {} ({:.0f} s){}<div style='color:#777'>{}</div></div>", self.name,
+                      time.perf_counter() - self.t0, join(rows), libs)
 
 
 def show(folder: str | Path | None = None, *, limit: int | None = None, device: Any = None, bundle: Any = None,
@@ -85,8 +87,10 @@ def show(folder: str | Path | None = None, *, limit: int | None = None, device: 
     import ipywidgets as W
     from IPython.display import display
 
+    from .markup import HTML
+
     progress = Progress(Path(str(folder)).name if folder is not None else "the default model")
-    line = W.HTML(progress.html())
+    line = HTML(progress.html())
     box = W.VBox([line])
     box.add_class("wb-loading")
     display(box)

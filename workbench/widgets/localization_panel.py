@@ -11,7 +11,6 @@ View state only (the selected index, the shown result); the search runs through
 """
 from __future__ import annotations
 
-import html
 from typing import Any, Callable, Mapping, Sequence
 
 import ipywidgets as W
@@ -20,6 +19,7 @@ import plotly.graph_objects as go
 from ..localization import QUICK, group_counts
 from .common import css
 from .figures import TEMPLATE
+from .markup import HTML, markup, plot_label
 from .plotly_widget import live_figure
 
 __all__ = ["LocalizationPanel", "LocalizeActions", "localization_figure"]
@@ -31,7 +31,7 @@ def localization_figure(layer_counts: Mapping[str, float], highlight: Sequence[s
     """Bar chart: removed neurons per layer (mean over repeats), ``highlight``-ed layers in orange."""
     names = list(layer_counts)
     return go.Figure(
-        go.Bar(x=names, y=[float(layer_counts[n]) for n in names],
+        go.Bar(x=[plot_label(n) for n in names], y=[float(layer_counts[n]) for n in names],
                marker_color=[_TOP if n in highlight else _BAR for n in names],
                hovertemplate="%{x}: %{y:.2g} neurons<extra></extra>"),
         layout=dict(title=dict(text=title, font=dict(size=12)), height=260, width=560,
@@ -64,8 +64,9 @@ class LocalizationPanel:
                                                 "(for the 'fewest critical neurons' sort)"), "wb-loc-page")
         self.edit_button = css(W.Button(description="edit this group", button_style="warning", disabled=True,
                                         layout=W.Layout(width="190px")), "wb-loc-edit-group")
-        self.summary = css(W.HTML("<i>select an image, then click 'Where is it stored?'</i>"), "wb-loc-summary")
-        self.cost = css(W.HTML(""), "wb-loc-cost")
+        self.summary = css(HTML(markup("<i>select an image, then click 'Where is it stored?'</i>")),
+                           "wb-loc-summary")
+        self.cost = css(HTML(""), "wb-loc-cost")
         self.figure = live_figure(localization_figure({}))
         self.button.on_click(lambda _b: self.actions["localize"]())
         self.page_button.on_click(lambda _b: self.actions["page"]())
@@ -94,26 +95,26 @@ class LocalizationPanel:
                n in _layers_of(self.group, list(result.layer_counts), self.groups)]
         reps = len(result.counts)
         pred = self.classes[result.label] if 0 <= result.label < len(self.classes) else str(result.label)
-        flips = (f"then the model says <b>{html.escape(self.classes[result.flipped_to])}</b> "
-                 f"({result.flip_rate:.0%} of repeats)" if result.flipped_to is not None else
+        flips = (markup("then the model says <b>{}</b> ({:.0%} of repeats)", self.classes[result.flipped_to],
+                        result.flip_rate) if result.flipped_to is not None else
                  "the prediction did not change within the budget (a lower bound)")
         budget = "" if result.flip_rate == 1 else " (some repeats hit the budget: the count is a lower bound)"
         if result.initial_prediction != result.label:
             flips, budget = "the model does not predict it, so no neuron is needed", ""
-        self.summary.value = (f"#{self.index}: the prediction <b>{html.escape(pred)}</b> needs "
-                              f"<b class='wb-loc-count'>{result.count:g}</b> critical neuron(s) "
-                              f"(mean of {reps} repeat(s): {list(result.counts)}){budget}; {flips}.")
+        self.summary.value = markup("#{}: the prediction <b>{}</b> needs <b class='wb-loc-count'>{:g}</b> critical "
+                                    "neuron(s) (mean of {} repeat(s): {}){}; {}.", self.index, pred, result.count,
+                                    reps, list(result.counts), budget, flips)
         if result.accuracy_before is not None:
             n = result.settings.cost_size
-            self.cost.value = (f"Cost elsewhere: removing them takes accuracy on {n} other test images from "
-                               f"{result.accuracy_before:.1%} to {result.accuracy_after:.1%} "
-                               f"(<b>{-result.accuracy_cost * 100:+.1f} points</b>).")
+            self.cost.value = markup("Cost elsewhere: removing them takes accuracy on {} other test images from "
+                                     "{:.1%} to {:.1%} (<b>{:+.1f} points</b>).", n, result.accuracy_before,
+                                     result.accuracy_after, -result.accuracy_cost * 100)
         else:
             self.cost.value = ""
         fig = self.figure
         with fig.batch_update():
             names = list(result.layer_counts)
-            fig.data[0].x = names
+            fig.data[0].x = [plot_label(n) for n in names]
             fig.data[0].y = [float(result.layer_counts[n]) for n in names]
             fig.data[0].marker.color = [_TOP if n in top else _BAR for n in names]
             fig.layout.title.text = f"#{self.index}: where the removed neurons sit (mean per repeat)"
@@ -122,7 +123,7 @@ class LocalizationPanel:
 
     def clear(self, text: str) -> None:
         self.result, self.group = None, None
-        self.summary.value = f"<i>{html.escape(text)}</i>"
+        self.summary.value = markup("<i>{}</i>", text)
         self.cost.value = ""
         with self.figure.batch_update():
             self.figure.data[0].x, self.figure.data[0].y = [], []

@@ -7,7 +7,6 @@ created once and updated in place; flipped thumbnails are encoded once per image
 """
 from __future__ import annotations
 
-import html
 from typing import Any, Callable, Sequence
 
 import ipywidgets as W
@@ -16,6 +15,7 @@ from .common import SIZES, css
 from .figures import per_class_figure, pp_range
 from .glossary import GLOSSARY, term
 from .images import image_png
+from .markup import HTML, markup
 from .plotly_widget import live_figure
 
 __all__ = ["MetricsPanel"]
@@ -43,12 +43,12 @@ class MetricsPanel:
         self.on_select = on_select
         c = len(self.classes)
         self.figure = live_figure(per_class_figure([0.0] * c, [0.0] * c, self.classes, width=width))
-        self.heading = css(W.HTML("<i>No edit applied yet: the plots fill in after the first edit.</i>"),
+        self.heading = css(HTML(markup("<i>No edit applied yet: the plots fill in after the first edit.</i>")),
                            "wb-metrics-heading")
         self.flipped: list[int] = []
         self._png: dict[int, bytes] = {}
         self._shown: list[int | None] = [None] * strip_size
-        self.strip_label = css(W.HTML(""), "wb-flipped-label")
+        self.strip_label = css(HTML(""), "wb-flipped-label")
         self.strip_cells = []
         for k in range(strip_size):
             img = W.Image(format="png", layout=W.Layout(width=f"{thumb_px}px", height=f"{thumb_px}px"))
@@ -76,14 +76,13 @@ class MetricsPanel:
             self.figure.data[1].y = t
             self.figure.layout.yaxis.range = pp_range(s, t)
         if record is None:
-            self.heading.value = ("<i>" + html.escape(note or "No edit applied: the model has its base weights.")
-                                  + "</i>")
+            self.heading.value = markup("<i>{}</i>", note or "No edit applied: the model has its base weights.")
         else:
             what = f"#{record.index}" if isinstance(record.index, int) else "your image"
             target = record.target if isinstance(record.target, int) else record.target[0]
-            self.heading.value = (f"<b>Edit {n_edits}</b> ({html.escape(what)} → "
-                                  f"{html.escape(self.classes[target])}): {term('per-class change')}"
-                                  + (f" <span style='color:#8a5a00'>({html.escape(note)})</span>" if note else ""))
+            self.heading.value = markup("<b>Edit {}</b> ({} → {}): {}{}", n_edits, what, self.classes[target],
+                                        term("per-class change"),
+                                        markup(" <span style='color:#8a5a00'>({})</span>", note) if note else "")
         self.show_flipped(_vec(step.flipped) if step is not None else [],
                           _vec(step.preds_after) if step is not None else None,
                           exclude=record.index if record is not None and isinstance(record.index, int) else None)
@@ -120,6 +119,6 @@ class MetricsPanel:
         n = len(self.flipped)
         fixed = sum(1 for i in self.flipped if preds_after is not None and int(preds_after[i]) == int(self.labels[i]))
         shown = min(n, len(self.strip_cells))
-        self.strip_label.value = (f"{term('other images changed')} by this edit: <b>{n}</b>"
-                                  + (f" — {fixed} now right ✓, {n - fixed} now wrong ✗"
-                                     f" (first {shown} shown; click one to open it)" if n else ""))
+        self.strip_label.value = markup("{} by this edit: <b>{}</b>{}", term("other images changed"), n,
+                                        f" — {fixed} now right ✓, {n - fixed} now wrong ✗ (first {shown} shown; "
+                                        "click one to open it)" if n else "")

@@ -6,20 +6,19 @@ changed; 21 ms``. The card fills in three steps, as the numbers arrive: the edit
 interval, then the exact figures on the whole split. Each part is replaced, never left over
 from an earlier click: a failed edit clears the figures of the previous one.
 
-:func:`describe_edit` and the ``*_line`` helpers are pure (text from records); the card
-only joins their output into one HTML widget.
+:func:`describe_edit` and the ``*_line`` helpers are pure (markup from records, class names
+escaped by :func:`~workbench.widgets.markup.markup`); the card only joins their output into
+one HTML widget.
 """
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from typing import Any, Sequence
-
-import ipywidgets as W
 
 from ..editing.guard import COST_WARNING_PP
 from .common import css
 from .glossary import term
+from .markup import HTML, Markup, join, markup
 
 __all__ = ["COST_WARNING_PP", "EARLIER_EDIT_NOTE", "Outcome", "OutcomeCard", "describe_edit", "estimate_line", "exact_line"]
 
@@ -33,11 +32,12 @@ _COLORS = {"fixed": "#1b5e20", "costly": "#8a5a00", "failed": "#b71c1c", "noop":
 
 @dataclass(frozen=True)
 class Outcome:
-    """The first part of the card. status: ``fixed``, ``failed`` or ``noop``."""
+    """The first part of the card. status: ``fixed``, ``failed`` or ``noop``; title and
+    detail are HTML (:class:`~workbench.widgets.markup.Markup`, data escaped)."""
 
     status: str
-    title: str
-    detail: str
+    title: Markup
+    detail: Markup
     steps: int
     seconds: float
 
@@ -53,39 +53,41 @@ def describe_edit(result: Any, classes: Sequence[str], pred_before: int, pred_af
     name = lambda c: classes[c] if 0 <= c < len(classes) else str(c)  # noqa: E731
     steps, secs = int(result.steps), float(result.seconds)
     if getattr(result, "wrecked", False):
-        return Outcome("failed", "Refused ✗ — this edit would wreck the model, so it was not applied.",
-                       f"The weights are unchanged ({result.message}). Lower the learning rate in Editor settings.",
-                       steps, secs)
+        return Outcome("failed", markup("Refused ✗ — this edit would wreck the model, so it was not applied."),
+                       markup("The weights are unchanged ({}). Lower the learning rate in Editor settings.",
+                              result.message), steps, secs)
     if result.success and steps == 0:
-        return Outcome("noop", f"Nothing to fix — the model already predicts {name(target)}.",
-                       "No weight was changed and no edit was added to the history.", 0, secs)
+        return Outcome("noop", markup("Nothing to fix — the model already predicts {}.", name(target)),
+                       markup("No weight was changed and no edit was added to the history."), 0, secs)
     if result.success:
-        return Outcome("fixed", f"Fixed ✓ — now predicts {name(pred_after)}.",
-                       f"{steps} {term('steps')} of the editor.", steps, secs)
+        return Outcome("fixed", markup("Fixed ✓ — now predicts {}.", name(pred_after)),
+                       markup("{} {} of the editor.", steps, term("steps")), steps, secs)
     k = int(getattr(result.config, "max_steps", steps) or steps)
     if not getattr(result, "finite", True):
-        why = "the update blew up (non-finite numbers): the learning rate is far too large."
+        why = markup("the update blew up (non-finite numbers): the learning rate is far too large.")
         fix = "Lower the learning rate in Editor settings and try again."
     else:
-        why = f"after {steps} of {k} steps the model still prefers {name(pred_after)} to {name(target)}."
+        why = markup("after {} of {} steps the model still prefers {} to {}.", steps, k, name(pred_after),
+                     name(target))
         fix = "Allow more steps or a larger learning rate in Editor settings, or pick another target."
-    return Outcome("failed", f"Not fixed ✗ — {why}", f"The weights are unchanged. {fix}", steps, secs)
+    return Outcome("failed", markup("Not fixed ✗ — {}", why), markup("The weights are unchanged. {}", fix),
+                   steps, secs)
 
 
 def _pp(x: float) -> str:
     return f"{x * 100:+.2f} pp".replace("-", "−")
 
 
-def estimate_line(est: Any, error_before: float) -> str:
+def estimate_line(est: Any, error_before: float) -> Markup:
     """``≈ 93.0% → 92.9% (−0.13 pp, 95% interval −0.30 to +0.04 pp), estimate from 1,000 images``."""
     acc0 = 1 - error_before
     acc1 = acc0 - est.drawdown
-    return (f"Test accuracy ≈ {acc0:.1%} → {acc1:.1%} ({_pp(-est.drawdown)}; {term('95% interval')} "
-            f"{_pp(-est.high)} to {_pp(-est.low)}), {term('estimate')} from {est.sample:,} of {est.total:,} images; "
-            f"exact figure follows…")
+    return markup("Test accuracy ≈ {:.1%} → {:.1%} ({}; {} {} to {}), {} from {:,} of {:,} images; "
+                  "exact figure follows…", acc0, acc1, _pp(-est.drawdown), term("95% interval"), _pp(-est.high),
+                  _pp(-est.low), term("estimate"), est.sample, est.total)
 
 
-def exact_line(step: Any, seconds: float | None = None, index: int | None = None) -> str:
+def exact_line(step: Any, seconds: float | None = None, index: int | None = None) -> Markup:
     """``Test accuracy 93.0% → 92.9% (−0.13 pp); 127 other images changed; 21 ms``.
 
     ``index``: the edited test image (not counted among the "other" images changed).
@@ -93,18 +95,18 @@ def exact_line(step: Any, seconds: float | None = None, index: int | None = None
     flipped = step.flipped.tolist() if hasattr(step.flipped, "tolist") else list(step.flipped)
     n = len(flipped) - (1 if index is not None and index in flipped else 0)
     tail = f"; {seconds * 1000:.0f} ms" if seconds is not None else ""
-    return (f"Test accuracy {1 - step.error_before:.1%} → {1 - step.error_after:.1%} "
-            f"({_pp(-step.drawdown)}; {term('drawdown')} {step.drawdown * 100:.2f} {term('pp')}); "
-            f"{n:,} {term('other images changed')}{tail}")
+    return markup("Test accuracy {:.1%} → {:.1%} ({}; {} {:.2f} {}); {:,} {}{}", 1 - step.error_before,
+                  1 - step.error_after, _pp(-step.drawdown), term("drawdown"), step.drawdown * 100, term("pp"), n,
+                  term("other images changed"), tail)
 
 
 class OutcomeCard:
     """The card (CSS ``wb-card``; its ``data``-like classes ``wb-card-<status>`` say the state)."""
 
     def __init__(self) -> None:
-        self.widget = css(W.HTML(), "wb-card")
+        self.widget = css(HTML(), "wb-card")
         self.status = "empty"
-        self.parts: dict[str, str] = {}
+        self.parts: dict[str, Markup] = {}
         self.show_hint("Pick a mistake below, choose the label it should have, then press Edit.")
 
     def _render(self, status: str, color: str) -> None:
@@ -113,21 +115,20 @@ class OutcomeCard:
         self.status = status
         self.widget.add_class(f"wb-card-{status}")
         p = self.parts
-        body = "".join(f"<div class='wb-card-{k}'>{v}</div>" for k, v in p.items() if k != "title" and v)
-        self.widget.value = (f"<div style='border-left:6px solid {color};padding:6px 10px;background:#fafafa;"
-                             f"min-height:72px'><div class='wb-card-title' style='color:{color}'>{p.get('title', '')}"
-                             f"</div>{body}</div>")
+        body = join(markup("<div class='wb-card-{}'>{}</div>", k, v) for k, v in p.items() if k != "title" and v)
+        self.widget.value = markup("<div style='border-left:6px solid {0};padding:6px 10px;background:#fafafa;"
+                                   "min-height:72px'><div class='wb-card-title' style='color:{0}'>{1}</div>{2}</div>",
+                                   color, p.get("title", ""), body)
 
     def show_hint(self, text: str) -> None:
-        self.parts = {"title": html.escape(text)}
+        self.parts = {"title": markup("{}", text)}
         self._render("empty", _COLORS["info"])
 
     def show_edit(self, outcome: Outcome) -> None:
         """Step 1: the edit itself; clears every figure of the previous click."""
-        self.parts = {"title": html.escape(outcome.title) if "<" not in outcome.title else outcome.title,
-                      "detail": outcome.detail + (f" {outcome.seconds * 1000:.0f} ms." if outcome.status != "noop"
-                                                  else ""),
-                      "estimate": "", "exact": "", "session": ""}
+        ms = markup(" {:.0f} ms.", outcome.seconds * 1000) if outcome.status != "noop" else ""
+        self.parts = {"title": markup("{}", outcome.title), "detail": markup("{}{}", outcome.detail, ms),
+                      "estimate": Markup(), "exact": Markup(), "session": Markup()}
         self._render("pending" if outcome.status == "fixed" else outcome.status,
                      _COLORS["fixed" if outcome.status == "fixed" else outcome.status])
 
@@ -140,13 +141,14 @@ class OutcomeCard:
                    index: int | None = None) -> None:
         """Step 3: exact figures of this edit and of the whole session."""
         costly = step.drawdown * 100 > COST_WARNING_PP
-        self.parts["estimate"] = ""
+        self.parts["estimate"] = Markup()
         self.parts["exact"] = exact_line(step, edit_seconds, index)
         if costly:
-            self.parts["exact"] += (f"<br><b>This fix cost more than {COST_WARNING_PP:g} pp of accuracy</b>: "
-                                    "consider Undo, or a smaller learning rate.")
-        self.parts["session"] = (f"<span style='color:#555'>All {n_edits} edit(s) so far: accuracy "
-                                 f"{1 - base_error:.1%} → {1 - total.error_after:.1%} ({_pp(-total.drawdown)})</span>")
+            self.parts["exact"] += markup("<br><b>This fix cost more than {:g} pp of accuracy</b>: consider Undo, "
+                                          "or a smaller learning rate.", COST_WARNING_PP)
+        self.parts["session"] = markup("<span style='color:#555'>All {} edit(s) so far: accuracy {:.1%} → {:.1%} "
+                                       "({})</span>", n_edits, 1 - base_error, 1 - total.error_after,
+                                       _pp(-total.drawdown))
         status = "costly" if costly else "fixed"
         self._render(status, _COLORS[status])
 
@@ -165,7 +167,8 @@ class OutcomeCard:
 
     def show_history(self, text: str, total: Any, n_edits: int, base_error: float) -> None:
         """After Undo / Redo / Reset / Load: where the session stands now."""
-        line = (f"Test accuracy now {1 - total.error_after:.1%} (base model {1 - base_error:.1%}, "
-                f"{_pp(-total.drawdown)})" if total is not None else f"Test accuracy {1 - base_error:.1%} (base model)")
-        self.parts = {"title": html.escape(text), "exact": line, "session": f"{n_edits} edit(s) applied"}
+        line = (markup("Test accuracy now {:.1%} (base model {:.1%}, {})", 1 - total.error_after, 1 - base_error,
+                       _pp(-total.drawdown)) if total is not None
+                else markup("Test accuracy {:.1%} (base model)", 1 - base_error))
+        self.parts = {"title": markup("{}", text), "exact": line, "session": markup("{} edit(s) applied", n_edits)}
         self._render("history", _COLORS["info"])

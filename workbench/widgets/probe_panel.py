@@ -6,12 +6,12 @@ updated in place.
 """
 from __future__ import annotations
 
-import html
 from typing import Sequence
 
 import ipywidgets as W
 
 from .common import css
+from .markup import HTML, Markup, join, markup
 
 __all__ = ["ProbePanel"]
 
@@ -22,13 +22,13 @@ class ProbePanel:
     def __init__(self, classes: Sequence[str]) -> None:
         self.classes = tuple(classes)
         self.report = None
-        self._text = ""
-        self.text = css(W.HTML("<i>generalization probe: runs after an edit</i>"), "wb-probe")
+        self._text = Markup()
+        self.text = css(HTML(markup("<i>generalization probe: runs after an edit</i>")), "wb-probe")
         self.bars = {k: css(W.FloatProgress(value=0.0, min=0.0, max=1.0, description=k, bar_style=style,
                                             layout=W.Layout(width="300px")), f"wb-probe-bar-{k}")
                      for k, style in (("before", ""), ("after", "info"))}
-        self.labels = {k: W.HTML("") for k in self.bars}
-        self.kinds = css(W.HTML(""), "wb-probe-kinds")
+        self.labels = {k: HTML("") for k in self.bars}
+        self.kinds = css(HTML(""), "wb-probe-kinds")
         rows = [W.HBox([self.bars[k], self.labels[k]]) for k in self.bars]
         self.widget = css(W.VBox([self.text, *rows, self.kinds]), "wb-probe-panel")
 
@@ -37,20 +37,20 @@ class ProbePanel:
         self.report = report
         for k, v in (("before", report.before), ("after", report.after)):
             self.bars[k].value = float(v)
-            self.labels[k].value = f"<b>{v:.0%}</b>"
+            self.labels[k].value = markup("<b>{:.0%}</b>", v)
         where = f"#{index}" if index is not None else "the edited image"
         n = report.n_views * max(1, len(report.per_kind))
-        self._text = (f"edit of {where} → <b>{html.escape(self.classes[target])}</b>: "
-                      f"<span class='wb-probe-after'>{report.after:.0%}</span> of {n} augmented views "
-                      f"now predicted as the target (before the edit: {report.before:.0%})")
+        self._text = markup("edit of {} → <b>{}</b>: <span class='wb-probe-after'>{:.0%}</span> of {} augmented "
+                            "views now predicted as the target (before the edit: {:.0%})", where,
+                            self.classes[target], report.after, n, report.before)
         self.text.value = self._text
-        self.kinds.value = "<small>" + ", ".join(f"{k}: {b:.0%} → {a:.0%}"
-                                                  for k, (b, a) in report.per_kind.items()) + "</small>"
+        self.kinds.value = markup("<small>{}</small>", join((f"{k}: {b:.0%} → {a:.0%}"
+                                                             for k, (b, a) in report.per_kind.items()), ", "))
 
     def mark_earlier(self, note: str) -> None:
         """Say that the probe shown is of an earlier edit (after a failed or no-op attempt)."""
         if self.report is not None:
-            self.text.value = f"{self._text} <span style='color:#8a5a00'>({html.escape(note)})</span>"
+            self.text.value = markup("{} <span style='color:#8a5a00'>({})</span>", self._text, note)
 
     def clear(self, text: str = "generalization probe: runs after an edit") -> None:
         self.report = None
@@ -58,4 +58,4 @@ class ProbePanel:
             self.bars[k].value = 0.0
             self.labels[k].value = ""
         self.kinds.value = ""
-        self.text.value = f"<i>{html.escape(text)}</i>"
+        self.text.value = markup("<i>{}</i>", text)

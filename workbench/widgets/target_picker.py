@@ -6,7 +6,6 @@ updated in place (only the bar heights, labels and colours are sent).
 """
 from __future__ import annotations
 
-import html
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import ipywidgets as W
@@ -16,6 +15,7 @@ from .common import SIZES, css
 from .figures import probability_colors, probability_figure, probability_text
 from .glossary import GLOSSARY
 from .images import image_png
+from .markup import HTML, markup
 from .plotly_widget import live_figure
 
 if TYPE_CHECKING:
@@ -63,15 +63,15 @@ class TargetPicker:
         self.image = css(W.Image(value=image_png(torch.full((1, 28, 28), 235, dtype=torch.uint8)), format="png",
                                  layout=W.Layout(width=f"{image_px}px", height=f"{image_px}px",
                                                  border="1px solid #ccc")), "wb-picked-image")
-        self.header = css(W.HTML("<i>No image picked yet.</i>"), "wb-target-header")
+        self.header = css(HTML(markup("<i>No image picked yet.</i>")), "wb-target-header")
         self.buttons = [css(W.Button(description=c, layout=W.Layout(width="auto")), "wb-target")
                         for c in self.classes]
         for k_, b in enumerate(self.buttons):
             b.on_click(lambda _b, k_=k_: self.choose(k_))
         self.button_box = css(W.HBox(self.buttons, layout=W.Layout(flex_flow="row wrap")), "wb-target-buttons")
-        self.legend = W.HTML(f"<small style='color:#555' title='{html.escape(GLOSSARY['bars'], quote=True)}'>"
-                             "bars: <span style='color:#2e7d32'>■ true</span> <span style='color:#c62828'>■ predicted"
-                             "</span> <span style='color:#1565c0'>■ target</span> ■ other</small>")
+        self.legend = HTML(markup("<small style='color:#555' title='{}'>bars: <span style='color:#2e7d32'>■ true"
+                                  "</span> <span style='color:#c62828'>■ predicted</span> <span style='color:#1565c0'>"
+                                  "■ target</span> ■ other</small>", GLOSSARY["bars"]))
         self.widget = css(W.VBox([W.HBox([self.image, self.header], layout=W.Layout(align_items="center")),
                                   self.button_box]), "wb-target-picker")
         self.chart = css(W.VBox([self.figure, self.legend]), "wb-probabilities")
@@ -125,12 +125,12 @@ class TargetPicker:
             b.tooltip = ("the true label; " if c == self.true else "suggested: a top prediction; "
                          if c in suggested else "") + f"the model gives it {self.probs[c]:.1%}"
         if self.pred is not None:
-            name = lambda c: html.escape(self.classes[c]) if c is not None else "unknown"  # noqa: E731
-            true = f"true: <b>{name(self.true)}</b>, " if self.true is not None else "your image, "
-            self.header.value = (f"<div style='padding-left:8px'><b>{html.escape(self.name)}</b><br>{true}"
-                                 f"predicted: <b>{name(self.pred)}</b> ({self.probs[self.pred]:.0%})<br>"
-                                 f"it should be: <b class='wb-target-name'>{name(self.target)}</b> "
-                                 "<span style='color:#555'>(pick below)</span></div>")
+            name = lambda c: self.classes[c] if c is not None else "unknown"  # noqa: E731
+            true = markup("true: <b>{}</b>, ", name(self.true)) if self.true is not None else "your image, "
+            self.header.value = markup("<div style='padding-left:8px'><b>{}</b><br>{}predicted: <b>{}</b> ({:.0%})<br>"
+                                       "it should be: <b class='wb-target-name'>{}</b> <span style='color:#555'>"
+                                       "(pick below)</span></div>", self.name, true, name(self.pred),
+                                       self.probs[self.pred], name(self.target))
 
     def _set_enabled(self, on: bool) -> None:
         for b in self.buttons:

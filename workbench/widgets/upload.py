@@ -11,6 +11,7 @@ from typing import Callable
 import ipywidgets as W
 
 from .common import MessageArea, css
+from .markup import HTML, markup
 
 __all__ = ["UploadPanel"]
 
@@ -28,8 +29,8 @@ class UploadPanel:
         self.button = css(W.FileUpload(accept="image/png,image/jpeg,.png,.jpg,.jpeg", multiple=False,
                                        description="Your own image…", layout=W.Layout(width="auto")), "wb-upload")
         self.button.observe(self._on_value, names="value")
-        self.widget = css(W.VBox([W.HBox([self.button, W.HTML("<small style='color:#555'>PNG or JPEG; it is "
-                                                               "resized to the model's input</small>")],
+        self.widget = css(W.VBox([W.HBox([self.button, HTML(markup("<small style='color:#555'>PNG or JPEG; it is "
+                                                                  "resized to the model's input</small>"))],
                                          layout=W.Layout(align_items="center")), self.messages.widget]),
                           "wb-upload-panel")
 

@@ -12,7 +12,6 @@ session and answers through the callbacks below; each updates its own panels in 
 """
 from __future__ import annotations
 
-import html
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -26,6 +25,7 @@ from .error_browser import ErrorBrowser
 from .glossary import glossary_html
 from .history_panel import HistoryPanel
 from .localization_panel import LocalizationPanel, LocalizeActions
+from .markup import HTML, Markup, markup
 from .metrics_panel import MetricsPanel
 from .outcome import OutcomeCard
 from .probe_panel import ProbePanel
@@ -114,17 +114,17 @@ class Workbench(LocalizeActions):
         self.present = css(W.ToggleButton(value=presentation, description="Presentation mode", icon="desktop",
                                           tooltip="larger images and fonts, fewer controls"), "wb-present-toggle")
         self.present.observe(lambda c: self.set_presentation(bool(c["new"])), names="value")
-        self.header = css(W.HTML(self._header_html()), "wb-header")
+        self.header = css(HTML(self._header_html()), "wb-header")
         note = "; ".join(n for n in (note, session.scoring_note) if n)  # an untraceable model: full forwards
-        self.status = css(W.HTML(html.escape(note)), "wb-status")
-        self.glossary = css(W.Accordion(children=[W.HTML(glossary_html())], titles=("What the words mean",),
+        self.status = css(HTML(note), "wb-status")
+        self.glossary = css(W.Accordion(children=[HTML(glossary_html())], titles=("What the words mean",),
                                         selected_index=None, layout=W.Layout(width="340px")), "wb-glossary-box")
         left = css(W.VBox([self.picker.widget, self.panel.widget], layout=W.Layout(width="50%", min_width="420px",
                                                                                      padding="0 8px 0 0")), "wb-left")
-        self.legend = css(W.HTML("<div style='color:#444;font-size:0.9em'><b>pp</b> percentage points · "
-                                 "<b>drawdown</b> accuracy lost by the edit · <b>other images changed</b> test "
-                                 "images whose prediction moved · <b>✓</b> now right, <b>✗</b> now wrong</div>",
-                                 layout=W.Layout(display="none")), "wb-legend")
+        self.legend = css(HTML(markup("<div style='color:#444;font-size:0.9em'><b>pp</b> percentage points · "
+                                      "<b>drawdown</b> accuracy lost by the edit · <b>other images changed</b> "
+                                      "test images whose prediction moved · <b>✓</b> now right, <b>✗</b> now "
+                                      "wrong</div>"), layout=W.Layout(display="none")), "wb-legend")
         right = css(W.VBox([self.card.widget, self.legend, self.picker.chart],
                            layout=W.Layout(width="50%", min_width="420px")), "wb-right")
         self.tabs = css(W.Tab(children=[
@@ -133,7 +133,7 @@ class Workbench(LocalizeActions):
             self.history.widget, W.VBox([self.localization.widget, self.localization_messages.widget])]), "wb-tabs")
         self.tabs.titles = ("Mistakes", "Details of the last edit", "History & export", "Where is it stored?")
         self.widget = self.root = css(W.VBox([
-            W.HTML(STYLE_SHEET), W.HBox([self.header, W.HBox([self.glossary, self.present])], layout=W.Layout(
+            HTML(STYLE_SHEET), W.HBox([self.header, W.HBox([self.glossary, self.present])], layout=W.Layout(
                 justify_content="space-between", align_items="flex-start")), self.status,
             css(W.HBox([left, right], layout=W.Layout(flex_flow="row wrap")), "wb-main"), self.tabs]),
             "wb-root", "wb-workbench")
@@ -350,11 +350,11 @@ class Workbench(LocalizeActions):
                          str(r.result.steps), dd))
         self.history.show(acc, rows)
 
-    def _header_html(self) -> str:
+    def _header_html(self) -> Markup:
         s = self.session
-        return (f"<b style='font-size:1.15em'>Editable Workbench</b> · {html.escape(self.name)} · "
-                f"{len(s.labels):,} {html.escape(s.split)} images · base accuracy {1 - s.base_error:.1%}"
-                f" · {html.escape(str(s.device))}{html.escape(_display_note(s))}")
+        return markup("<b style='font-size:1.15em'>Editable Workbench</b> · {} · {:,} {} images · base accuracy "
+                      "{:.1%} · {}{}", self.name, len(s.labels), s.split, 1 - s.base_error, str(s.device),
+                      _display_note(s))
 
     # -- display -------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kw: Any) -> Any:
