@@ -134,7 +134,7 @@ def hostile_bundle(fashion_small):
 
 @pytest.fixture()
 def hostile_wb(tiny_model_dir, hostile_bundle, tmp_path):
-    w = Workbench.from_checkpoint(tiny_model_dir, bundle=hostile_bundle, limit=300, device="cpu", probe_views=0,
+    w = Workbench.from_checkpoint(tiny_model_dir, bundle=hostile_bundle, limit=300, device="cpu", probe_views=2,
                                   name=HOSTILE_NAME, output_dir=tmp_path / "out")
     w.panel.lr.value = 1e-2
     return w
@@ -175,6 +175,13 @@ def test_hostile_class_names_show_as_text_on_fixed_not_fixed_errors_and_history(
         labels = _figure_labels(fig)
         assert labels and not any("<" in s for s in labels)  # plotly renders <b>, <a>, <span style>
         assert "&lt;img src=x onerror=alert(0)&gt;" in labels
+    assert wb.probe.report is not None and HOSTILE[rec.target] in _assert_shown_as_text(wb.probe.widget)
+    # "Where is it stored?" names the class the prediction flips to
+    wb.localization.button.click()
+    assert wb.localization.result is not None and wb.localization_messages.level != "error"
+    loc = _assert_shown_as_text(wb.localization.widget)
+    assert HOSTILE[wb.localization.result.label] in loc and not any("<" in s for s in _figure_labels(
+        wb.localization.figure))
     # Undo: the card says where the session stands, still as text
     wb.panel.buttons["undo"].click()
     assert not wb.session.history
