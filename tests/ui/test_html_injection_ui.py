@@ -66,7 +66,8 @@ def test_hostile_names_never_run_in_jupyterlab(page, lab_url, ui_root, tiny_mode
         out.locator(".wb-target-true").click()
         out.locator(".wb-edit").click()
         card = out.locator(".wb-card")
-        expect(card).to_contain_text(re.compile(r"Fixed ✓ — now predicts (" + CLASS.pattern + r")\."), timeout=60_000)
+        fixed = re.compile(r"Fixed ✓ — now predicts (" + CLASS.pattern + r")\.")
+        expect(card).to_contain_text(fixed, timeout=60_000)
         expect(card).to_contain_text("other images changed", timeout=60_000)
         ticks = out.locator(".wb-probabilities .xtick text")
         expect(ticks.first).to_have_text(CLASS)  # plotly draws the name as text

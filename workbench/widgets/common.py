@@ -116,7 +116,8 @@ class MessageArea:
         expected = isinstance(err, (ValueError, TypeError, FileNotFoundError, KeyError, PermissionError))
         shown = show_tracebacks()
         log.error(text, exc_info=None if expected or not shown else err)
-        self.show(text, "error", "".join(traceback.format_exception(type(err), err, err.__traceback__)) if shown else "")
+        details = "".join(traceback.format_exception(type(err), err, err.__traceback__)) if shown else ""
+        self.show(text, "error", details)
 
     @contextlib.contextmanager
     def guard(self, action: str) -> Iterator[None]:

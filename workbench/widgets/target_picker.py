@@ -70,8 +70,8 @@ class TargetPicker:
             b.on_click(lambda _b, k_=k_: self.choose(k_))
         self.button_box = css(W.HBox(self.buttons, layout=W.Layout(flex_flow="row wrap")), "wb-target-buttons")
         self.legend = HTML(markup("<small style='color:#555' title='{}'>bars: <span style='color:#2e7d32'>■ true"
-                                  "</span> <span style='color:#c62828'>■ predicted</span> <span style='color:#1565c0'>"
-                                  "■ target</span> ■ other</small>", GLOSSARY["bars"]))
+                                  "</span> <span style='color:#c62828'>■ predicted</span> "
+                                  "<span style='color:#1565c0'>■ target</span> ■ other</small>", GLOSSARY["bars"]))
         self.widget = css(W.VBox([W.HBox([self.image, self.header], layout=W.Layout(align_items="center")),
                                   self.button_box]), "wb-target-picker")
         self.chart = css(W.VBox([self.figure, self.legend]), "wb-probabilities")
