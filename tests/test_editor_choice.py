@@ -159,7 +159,7 @@ def test_session_and_panel_use_the_learned_editor(tiny_model, fashion_small):
     pytest.importorskip("ipywidgets")
     from workbench.widgets.edit_panel import EditPanel
 
-    p = EditPanel(["chain3", "head"], {}, config=s.config, card=CARD, note=s.editor_choice.note)
+    p = EditPanel(["chain3", "head"], {}, config=s.config, choose=s.resolve_editor, note=s.editor_choice.note)
     assert "learned" in p.editor_note.value
     p.method.value = "gd"
     assert p.lr.value == DEFAULTS["gd"]["lr"] and "tuned default" in p.editor_note.value
@@ -211,5 +211,5 @@ def test_switching_the_method_in_the_panel_takes_the_session_step_size_of_a_mode
     group = wb.panel.group.value
     wb.panel.method.value = "gd"
     cal = s.calibrate("gd", group)  # the one the panel asked for (kept), or searched now
-    assert "calibrated gd" in wb.panel.editor_note.value and "tuned default" not in wb.panel.editor_note.value
+    assert "calibrated gd" in wb.panel.editor_note.value and "(the tuned default" not in wb.panel.editor_note.value
     assert wb.panel.lr.value == pytest.approx(cal.lr) and wb.panel.config.lr == pytest.approx(cal.lr)
