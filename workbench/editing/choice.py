@@ -2,10 +2,12 @@
 
 Editable Training learns the editor's ``lr`` and ``beta`` and records them in the model's card
 (``card["editor"]``, with ``"learned": true``). The model was trained to be edited by exactly that
-editor, so it is the default for that model: :func:`choose_editor` is the one place that turns a
-card (plus whatever the user gave explicitly) into an :class:`EditorConfig`. The CLI
-(``evaluate``, ``tune-editor``), :class:`workbench.session.EditSession`, the workbench and
-``analysis.editor_for`` all go through it.
+editor, so it is the default for that model: :func:`choose_editor` holds the rules that turn a card
+(plus whatever the user gave explicitly) into an :class:`EditorConfig`, without looking at the
+model. Whatever edits a model (the CLI's ``evaluate`` and ``tune-editor``,
+:class:`workbench.session.EditSession` and, through it, the workbench's editor panel) calls
+:class:`workbench.evaluation.editor_resolver.EditorResolver`, which applies these rules and adds
+a calibrated step size where the tuned default was not measured for that model and group.
 
 Rules:
 
