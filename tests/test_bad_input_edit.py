@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-import workbench.session.session as session_mod
+import workbench.session.actions as session_mod
 from bad_input_common import refused, same_weights, tree, weights
 from workbench.editing import MAX_RELATIVE_CHANGE, MAX_STEPS_LIMIT, EditorConfig, check_edit, edit
 from workbench.session import EditSession, SessionBusy

@@ -61,12 +61,12 @@ def test_evaluate_natural_protocol(tiny_model_dir, tmp_path, capsys):
 def test_tune_editor_small_grid_and_write_defaults(tiny_model_dir, tmp_path, capsys):
     import workbench.editing.defaults as defaults
 
-    target = tmp_path / "defaults.py"
-    shutil.copy(defaults.__file__, target)
+    before = defaults.DEFAULTS_FILE.read_text()
+    target = tmp_path / "tuned" / defaults.DEFAULTS_FILE.name
     out = tmp_path / "tune.json"
     rc = main(["tune-editor", "--checkpoint", str(tiny_model_dir), "--editor", "rmsprop", "--edits", "8",
                "--val-limit", "300", "--lrs", "1e-6,3e-3,1e-2", "--betas", "0.5", "--refine", "1", "--json", str(out),
-               "--write-defaults", "--defaults-file", str(target), "--no-progress"])
+               "--write-defaults", str(target.parent), "--no-progress"])
     assert rc == 0
     text = capsys.readouterr().out
     js = json.loads(out.read_text())
@@ -87,13 +87,14 @@ def test_tune_editor_small_grid_and_write_defaults(tiny_model_dir, tmp_path, cap
     assert best["drawdown_abs"] == min(p["drawdown_abs"] for p in feasible) and best["success_rate"] >= 0.95
     assert f"best: rmsprop lr={best['lr']:.3g}" in text
     # the defaults file now holds the winner and records where it came from
-    spec = importlib.util.spec_from_file_location("tuned_defaults", target)
-    mod = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(mod)  # type: ignore[union-attr]
-    assert mod.DEFAULTS["rmsprop"] == {"lr": best["lr"], "beta": 0.5}
-    assert mod.DEFAULTS["gd"] == defaults.DEFAULTS["gd"]
-    assert "rmsprop: lr=" in mod.SOURCE and str(tiny_model_dir) in mod.SOURCE and "tune-editor" in mod.SOURCE
-    assert Path(defaults.__file__).read_text() != target.read_text()
+    doc = defaults.load_defaults(target)
+    tuned = {m: {"lr": v["lr"], "beta": v["beta"]} for m, v in doc["methods"].items()}
+    assert tuned["rmsprop"] == {"lr": best["lr"], "beta": 0.5}
+    assert tuned["gd"] == defaults.DEFAULTS["gd"]
+    prov = doc["methods"]["rmsprop"]["provenance"]  # the command, the model and the result that found it
+    assert "val success" in prov["result"] and prov["model"]["checkpoint"] == str(tiny_model_dir)
+    assert "tune-editor" in prov["command"] and prov["date"]
+    assert defaults.DEFAULTS_FILE.read_text() != target.read_text() and defaults.DEFAULTS_FILE.read_text() == before
 
 
 def test_an_interrupted_evaluation_resumes_where_it_stopped(tiny_model_dir, tmp_path, edit_calls, capsys):
@@ -279,9 +280,9 @@ def test_tune_editor_bad_grid_exits_2(tiny_model_dir, capsys):
 def test_tune_editor_refuses_to_write_chain3_defaults_from_another_group(tiny_model_dir, capsys):
     import workbench.editing.defaults as defaults
 
-    before = Path(defaults.__file__).read_text()
+    before = defaults.DEFAULTS_FILE.read_text()
     assert main(["tune-editor", "--checkpoint", str(tiny_model_dir), "--layers", "all", "--write-defaults",
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "GROUP_DEFAULTS" in err and "'all'" in err
-    assert Path(defaults.__file__).read_text() == before
+    assert defaults.DEFAULTS_FILE.read_text() == before

@@ -159,7 +159,7 @@ def test_session_and_panel_use_the_learned_editor(tiny_model, fashion_small):
     pytest.importorskip("ipywidgets")
     from workbench.widgets.edit_panel import EditPanel
 
-    p = EditPanel(["chain3", "head"], {}, config=s.config, card=CARD, note=s.editor_choice.note)
+    p = EditPanel(["chain3", "head"], {}, config=s.config, choose=s.resolve_editor, note=s.editor_choice.note)
     assert "learned" in p.editor_note.value
     p.method.value = "gd"
     assert p.lr.value == DEFAULTS["gd"]["lr"] and "tuned default" in p.editor_note.value
@@ -193,3 +193,23 @@ def test_results_table_recomputes_noops_for_older_result_files(capsys):
     lines = capsys.readouterr().out.splitlines()
     assert "no-op" in lines[0] and len(lines) == 4
     assert f"| {len(noops)} |" in lines[3] and "| given |" in lines[3]  # the lr 4e-3 row, sorted last
+
+
+def test_switching_the_method_in_the_panel_takes_the_session_step_size_of_a_model_without_tuned_defaults(
+        fashion_small):
+    """The panel asks the session for a new method's lr: a model without tuned defaults gets the
+    calibrated one (not the ResNet-tuned table's), and the panel says so."""
+    pytest.importorskip("ipywidgets")
+    from workbench.session import EditSession
+    from workbench.widgets import Workbench
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(16, 10))
+    s = EditSession(net, fashion_small.subset(val=80, test=100), device="cpu")
+    s.calibration_settings.update(edits=4, val_limit=80)
+    wb = Workbench(s)
+    group = wb.panel.group.value
+    wb.panel.method.value = "gd"
+    cal = s.calibrate("gd", group)  # the one the panel asked for (kept), or searched now
+    assert "calibrated gd" in wb.panel.editor_note.value and "(the tuned default" not in wb.panel.editor_note.value
+    assert wb.panel.lr.value == pytest.approx(cal.lr) and wb.panel.config.lr == pytest.approx(cal.lr)

@@ -122,6 +122,7 @@ def test_wheel_ships_the_package_and_its_models(tmp_path):
     (wheel,) = tmp_path.glob("*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "workbench/paths.py" in names and "workbench/py.typed" in names
+    assert "workbench/editing/editor_defaults.json" in names  # the editor defaults are package data
     assert any(n.startswith("workbench/cli") for n in names)
     data = [n for n in names if ".data/data/share/editable-workbench/models/" in n]
     for name in ("fashion-baseline", "fashion-editable"):

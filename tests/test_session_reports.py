@@ -104,14 +104,14 @@ def test_generalization_and_attribution_compare_with_the_state_before_the_last_e
     assert session.edit_index(wrong.index, wrong.true).success
     rep = session.generalization(n_views=8)
     assert rep.targets == (wrong.true,) and 0.0 <= rep.before <= 1.0 and 0.0 <= rep.after <= 1.0
-    s = session.attribution(wrong.index, method="Saliency")
+    s = session.explain(wrong.index, method="Saliency", against="last")
     assert s.labels == (wrong.pred, wrong.true)
     assert int(s.probs_before.argmax()) == wrong.pred and int(s.probs_after.argmax()) == wrong.true
     with pytest.raises(ValueError, match="against"):
         session.generalization(against="yesterday")
     session.undo()
     with pytest.raises(ValueError, match="no edit"):
-        session.attribution(0)
+        session.explain(0, against="last")
 
 
 def test_load_restores_saved_reports_without_scoring(session, tmp_path, tiny_model_dir, fashion_small, monkeypatch):

@@ -2,9 +2,9 @@
 
 captum is imported lazily, so this package imports without it.
 """
-from .compare import AttributionSet, before_after
+from .compare import AttributionSet, before_after, class_probabilities
 from .layers import LayerInfo, cam_layers, default_cam_layer, layer_outputs
 from .methods import METHODS, REDUCTIONS, attribute, method_kwargs
 
-__all__ = ["AttributionSet", "LayerInfo", "METHODS", "REDUCTIONS", "attribute", "before_after", "cam_layers",
+__all__ = ["AttributionSet", "LayerInfo", "METHODS", "REDUCTIONS", "attribute", "before_after", "cam_layers", "class_probabilities",
            "default_cam_layer", "layer_outputs", "method_kwargs"]

@@ -57,7 +57,9 @@ class AttributionSet:
 
 
 @torch.no_grad()
-def _probs(model: nn.Module, params: Mapping[str, torch.Tensor] | None, x: torch.Tensor) -> torch.Tensor:
+def class_probabilities(model: nn.Module, params: Mapping[str, torch.Tensor] | None, x: torch.Tensor) -> torch.Tensor:
+    """``(classes,)`` softmax of ``model`` for one normalised ``(C, H, W)`` image, under ``params``
+    (name -> tensor, overriding the model's own; None or empty: the model's own weights), on the CPU."""
     p = next(model.parameters())
     xb = x.to(device=p.device, dtype=p.dtype).reshape(1, *x.shape[-3:])
     with eval_mode(model):
@@ -101,5 +103,5 @@ def before_after(model: nn.Module, before_params: Mapping[str, torch.Tensor] | N
         maps.append(attribute(model, x, lab, method, params=params, progress=sub, **kw))
     n = len(labs)
     return AttributionSet(method, labs, tuple(maps[:n]), tuple(maps[n:]),
-                          _probs(model, before_params, x), _probs(model, after_params, x),
+                          class_probabilities(model, before_params, x), class_probabilities(model, after_params, x),
                           time.perf_counter() - t0)

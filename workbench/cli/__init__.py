@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         mod.add_arguments(sub.add_parser(name, help=getattr(mod, "HELP", None),
                                          description=getattr(mod, "HELP", None)))
     args = parser.parse_args(argv)
-    args._argv = argv
+    args.argv = argv  # the command line as given (command_line() records it)
     try:
         return int(cmds[args.command].run(args))
     except (ValueError, TypeError, OSError) as err:  # a user's mistake: the message names it, no traceback

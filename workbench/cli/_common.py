@@ -10,9 +10,10 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from ..editing import EditorChoice, choose_editor, get_method
+from ..editing import EditorChoice, get_method
 from ..editing.defaults import DEFAULT_LAYERS
 from ..evaluation import Evaluator
+from ..evaluation.editor_resolver import EditorResolver
 from ..training.recipes import Recipe
 
 
@@ -66,7 +67,7 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 
 def command_line(args: argparse.Namespace) -> str:
     """The command as typed, for cards and result files."""
-    return "python -m workbench " + " ".join(shlex.quote(a) for a in getattr(args, "_argv", []))
+    return "python -m workbench " + " ".join(shlex.quote(a) for a in getattr(args, "argv", []))
 
 
 def check_output_file(path: str | Path, flag: str) -> Path:
@@ -154,12 +155,12 @@ class Setup:
     weights: Path  # the weights file (hashed into results)
     source: str  # the checkpoint folder, or the --model spec with its weights
     bundle: Any
+    resolver: EditorResolver  # the one resolver of the editor (calibrates where needed)
 
 
 def setup(args: argparse.Namespace, split: str, limit: int | None) -> Setup:
     """Validate the flags, load the model and its data, choose the editor, build the Evaluator."""
     from ..models.registry import group_params
-    from ..session.helpers import default_group
     from ..session.opening import open_model
 
     device = device_from_args(args)
@@ -176,15 +177,15 @@ def setup(args: argparse.Namespace, split: str, limit: int | None) -> Setup:
     layers = parse_layers(args.layers) if args.layers is not None else None
     model, card, bundle, weights = open_model(checkpoint=args.checkpoint, model=args.model, weights=args.weights,
                                               dataset=args.dataset, data_root=args.data_root)
-    if layers is None and default_group(model) != DEFAULT_LAYERS and not card.get("editor"):
-        layers = default_group(model)
-    choice = choose_editor(card, method=args.editor, lr=getattr(args, "lr", None), beta=getattr(args, "beta", None),
-                           max_steps=args.max_steps, layers=layers)
+    resolver = EditorResolver(model, card, bundle, device=device, batch_size=args.batch_size, seed=args.seed,
+                              edits=getattr(args, "calibration_edits", None))
+    choice = resolver.resolve(method=args.editor, lr=getattr(args, "lr", None), beta=getattr(args, "beta", None),
+                              max_steps=args.max_steps, layers=layers, calibrate=False)
     group_params(model, choice.config.layers)  # unknown group -> ValueError naming the groups
     ev = Evaluator(model, bundle, split=split, layers=choice.config.layers, device=device,
                    batch_size=args.batch_size, limit=limit)
     source = str(args.checkpoint) if args.checkpoint is not None else f"{args.model} (weights {args.weights})"
-    return Setup(ev, dict(card), choice, Path(weights), source, bundle)
+    return Setup(ev, dict(card), choice, Path(weights), source, bundle, resolver)
 
 
 def header(ev: Evaluator, card: Mapping[str, Any], source: str) -> str:

@@ -16,14 +16,11 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..editing import EditorChoice
-from ..editing.defaults import has_tuned_default
-from ..evaluation import Evaluator
 from ..evaluation.merge import ADDED_LATER, check_outcome, complete_lines, parse_json, read_outcome_line
 from ..evaluation.protocols import PROTOCOLS, make_edits
 from ..evaluation.records import EditOutcome
 from ..training.checkpoint import model_sha256
-from ._common import Setup, add_edit_args, check_output_file, command_line, header, layers_key, setup
+from ._common import add_edit_args, check_output_file, command_line, header, layers_key, setup
 
 NAME = "evaluate"
 HELP = "N independent edits of a model: success rate, mean steps, drawdown"
@@ -61,27 +58,6 @@ def _parse_range(text: str | None, n: int) -> tuple[int, int]:
     if not 0 <= a < b <= n:
         raise ValueError(f"--range {text} must satisfy 0 <= START < STOP <= N = --edits {n}, e.g. --range 0:{n // 2}")
     return a, b
-
-
-def calibrated(st: Setup, args: argparse.Namespace) -> EditorChoice:
-    """The editor choice, with a calibrated lr where it fell back to a tuned default that this
-    model and group do not have (see :func:`workbench.evaluation.calibrate`)."""
-    from ..evaluation.calibration import CALIBRATION_EDITS, CALIBRATION_VAL_LIMIT, calibrate
-
-    choice = st.choice
-    cfg = choice.config
-    if choice.sources.get("lr") != "tuned default" or has_tuned_default(st.evaluator.model, cfg.layers):
-        return choice
-    split = "val" if len(st.bundle.val_y) else "test"
-    val = Evaluator(st.evaluator.model, st.bundle, split=split, layers=cfg.layers, device=st.evaluator.device,
-                    batch_size=args.batch_size, limit=CALIBRATION_VAL_LIMIT)
-    cal = calibrate(val, cfg.method, cfg.layers, edits=args.calibration_edits or CALIBRATION_EDITS,
-                    max_steps=cfg.max_steps, seed=args.seed)
-    beta = cal.beta if choice.sources.get("beta") == "tuned default" and cal.beta is not None else cfg.beta
-    new = dataclasses.replace(cfg, lr=cal.lr, beta=beta).resolved()
-    sources = {k: "calibrated" if v == "tuned default" else v for k, v in choice.sources.items()}
-    kinds = set(sources.values())
-    return EditorChoice(new, kinds.pop() if len(kinds) == 1 else "given", sources, cal.note())
 
 
 class _Partial:
@@ -152,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         check_output_file(args.json + ".partial", "--json (its .partial file)")
     st = setup(args, args.split, args.limit)
     ev, card = st.evaluator, st.card
-    choice = calibrated(st, args)
+    choice = st.resolver.calibrated(st.choice)  # a model or group without a tuned default: calibrated
     cfg = choice.config
     start, stop = _parse_range(args.range, args.edits)
     edits = make_edits(args.protocol, ev, args.edits, args.seed)
@@ -194,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"\ninterrupted: {finished[0]} of {total} edits finished; nothing was saved (without --json a "
                   "run cannot resume). Rerun with --json OUT.json to make it resumable.", file=sys.stderr)
         else:
-            again = [a for a in getattr(args, "_argv", []) if a != "--no-resume"]
+            again = [a for a in getattr(args, "argv", []) if a != "--no-resume"]
             print(f"\ninterrupted: {finished[0]} of {total} edits finished and saved in {partial.path}. Resume with:\n"
                   "  python -m workbench " + " ".join(shlex.quote(a) for a in again), file=sys.stderr)
         return 130

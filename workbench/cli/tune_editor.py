@@ -1,7 +1,8 @@
 """``python -m workbench tune-editor``: grid-search an editor's lr (and beta) on a validation slice,
 the paper's rule (least drawdown among settings with >= 95% success within k). Works on any
 model (``--checkpoint`` or ``--model``/``--weights``); ``--write-defaults`` stores the winner as the
-project's tuned default (for the default model's group only)."""
+project's tuned default (for the default model's group only) in ``editing/editor_defaults.json``,
+or in ``FOLDER/editor_defaults.json`` with ``--write-defaults FOLDER``."""
 from __future__ import annotations
 
 import argparse
@@ -10,13 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-from ..editing.defaults import DEFAULT_LAYERS, has_tuned_default
+from ..editing.defaults import DEFAULT_LAYERS, DEFAULTS_FILE, has_tuned_default, write_defaults
 from ..evaluation.calibration import CALIBRATION_LRS
-from ..evaluation.tuning import parse_floats, tune_editor, write_defaults
+from ..evaluation.tuning import parse_floats, tune_editor
 from ._common import add_edit_args, check_output_file, command_line, header, parse_layers, setup
 
 NAME = "tune-editor"
 HELP = "search an editor's learning rate (and beta) on the validation split"
+PACKAGE = ""  # --write-defaults without a folder: the package's defaults file
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,10 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--betas", default=None, help="comma-separated betas (default: per editor)")
     p.add_argument("--target-success", type=float, default=0.95, help="required success rate within k")
     p.add_argument("--refine", type=int, default=2, help="bisection steps of lr at the success boundary, per beta")
-    p.add_argument("--write-defaults", action="store_true",
-                   help="store the winner in workbench/editing/defaults.py (DEFAULTS and SOURCE)")
-    p.add_argument("--defaults-file", default=None, help=argparse.SUPPRESS)
-
+    p.add_argument("--write-defaults", nargs="?", const=PACKAGE, default=None, metavar="FOLDER",
+                   help="store the winner, with the command, model and date, as the tuned default: in "
+                        f"FOLDER/{DEFAULTS_FILE.name} if given (created from the package's values), else in "
+                        "the package's workbench/editing/editor_defaults.json")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,14 +40,18 @@ def run(args: argparse.Namespace) -> int:
     lrs, betas = parse_floats(args.lrs, "--lrs"), parse_floats(args.betas, "--betas")
     if args.json:
         check_output_file(args.json, "--json")
-    if args.write_defaults and parse_layers(args.layers or DEFAULT_LAYERS) != DEFAULT_LAYERS:  # before loading anything
+    writes = args.write_defaults is not None
+    if writes and args.write_defaults:
+        check_output_file(Path(args.write_defaults) / DEFAULTS_FILE.name, "--write-defaults")
+    if writes and parse_layers(args.layers or DEFAULT_LAYERS) != DEFAULT_LAYERS:  # before loading anything
         raise ValueError(f"--write-defaults stores the defaults of group {DEFAULT_LAYERS!r}; for --layers "
-                         f"{args.layers!r}, put the winner into GROUP_DEFAULTS in workbench/editing/defaults.py")
+                         f"{args.layers!r}, put the winner into GROUP_DEFAULTS (the 'groups' entry of "
+                         f"workbench/editing/{DEFAULTS_FILE.name}) by hand")
     st = setup(args, "val", args.val_limit)
     ev, card, choice = st.evaluator, st.card, st.choice
     print(header(ev, card, st.source))
     cfg = choice.config
-    if args.write_defaults and cfg.layers != DEFAULT_LAYERS:
+    if writes and cfg.layers != DEFAULT_LAYERS:
         raise ValueError(f"--write-defaults stores the defaults of group {DEFAULT_LAYERS!r}, but this model's "
                          f"learned editor edits {cfg.layers!r}; pass --layers {DEFAULT_LAYERS}")
     reference = cfg if choice.source == "learned" else None
@@ -81,15 +87,19 @@ def run(args: argparse.Namespace) -> int:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
         print(f"wrote {args.json}")
-    if args.write_defaults:
+    if writes:
         if b is None:
             print("error: nothing to write: no setting met the success target", file=sys.stderr)
             return 1
-        note = (f"lr={b.lr:.4g}" + ("" if b.beta is None else f", beta={b.beta:g}")
-                + f" (val success {100 * b.success_rate:.1f}%, drawdown {100 * (b.drawdown_abs or 0):.2f}% abs, "
-                f"{res.edits} random-label edits of {len(ev)} val images, k={res.max_steps}, layers {res.layers}); "
-                f"checkpoint {st.source} ({card.get('epochs')} epochs, test error {card.get('test_error')}, "
-                f"commit {card.get('commit')}); `{command_line(args)}`; {datetime.date.today().isoformat()}")
-        path = write_defaults(res.editor, b.lr, b.beta, note, args.defaults_file)
+        from ..training.checkpoint import git_commit
+
+        provenance = {
+            "command": command_line(args),
+            "result": f"val success {100 * b.success_rate:.1f}%, drawdown {100 * (b.drawdown_abs or 0):.2f}% abs, "
+                      f"{res.edits} random-label edits of {len(ev)} val images, k={res.max_steps}, layers {res.layers}",
+            "model": {"checkpoint": st.source, "arch": card.get("arch"), "epochs": card.get("epochs"),
+                      "test_error": card.get("test_error"), "commit": card.get("commit")},
+            "date": datetime.date.today().isoformat(), "commit": git_commit()}
+        path = write_defaults(res.editor, b.lr, b.beta, provenance, args.write_defaults or None)
         print(f"updated {path}")
     return 0

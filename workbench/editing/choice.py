@@ -2,10 +2,12 @@
 
 Editable Training learns the editor's ``lr`` and ``beta`` and records them in the model's card
 (``card["editor"]``, with ``"learned": true``). The model was trained to be edited by exactly that
-editor, so it is the default for that model: :func:`choose_editor` is the one place that turns a
-card (plus whatever the user gave explicitly) into an :class:`EditorConfig`. The CLI
-(``evaluate``, ``tune-editor``), :class:`workbench.session.EditSession`, the workbench and
-``analysis.editor_for`` all go through it.
+editor, so it is the default for that model: :func:`choose_editor` holds the rules that turn a card
+(plus whatever the user gave explicitly) into an :class:`EditorConfig`, without looking at the
+model. Whatever edits a model (the CLI's ``evaluate`` and ``tune-editor``,
+:class:`workbench.session.EditSession` and, through it, the workbench's editor panel) calls
+:class:`workbench.evaluation.editor_resolver.EditorResolver`, which applies these rules and adds
+a calibrated step size where the tuned default was not measured for that model and group.
 
 Rules:
 
@@ -23,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS
+from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD
 from .editor import EditorConfig
 from .optimizers import get_method
 
@@ -93,7 +95,7 @@ def choose_editor(card: Mapping[str, Any] | None = None, *, method: str | None =
         'tuned default'
     """
     learned = learned_editor(card)
-    m = get_method(method if method is not None else (learned.method if learned else "rmsprop")).name
+    m = get_method(method if method is not None else (learned.method if learned else DEFAULT_METHOD)).name
     group = _key(layers) if layers is not None else (learned.layers if learned else DEFAULT_LAYERS)
     applies = learned is not None and get_method(learned.method).name == m and _key(learned.layers) == _key(group)
     fallback = "learned" if applies else "tuned default"
@@ -123,7 +125,7 @@ def _note(cfg: EditorConfig, sources: dict[str, str], learned: EditorConfig | No
     elif kinds == {"given"}:
         why = "as given"
     elif kinds == {"tuned default"}:
-        why = "the tuned default (workbench/editing/defaults.py)"
+        why = "the tuned default (workbench/editing/editor_defaults.json)"
     else:
         why = ", ".join(f"{k} {v}" for k, v in sources.items())
     if learned is not None and not applies:

@@ -1,52 +1,74 @@
-"""Default hyperparameters of each editor for the default model.
+"""The editor's defaults, read from the data file beside this module (``editor_defaults.json``).
 
-``python -m workbench tune-editor`` produced these (see ``SOURCE``). Every default keeps
->= 95% success within k = 10 steps on the validation slice while minimising drawdown.
+The file holds the default editor (method, group, k), the tuned ``{"lr", "beta"}`` of every
+method and of every other group that was tuned, each with its provenance (the command, the
+model it ran on, the result and the date). ``python -m workbench tune-editor --write-defaults``
+produced them and writes them back through :func:`write_defaults`; this module is the only
+one that reads or writes the file. Every default keeps >= 95% success within k = 10 steps on
+the validation slice while minimising drawdown.
+
+Example:
+    >>> from workbench.editing.defaults import DEFAULT_METHOD, default_for
+    >>> DEFAULT_METHOD, default_for("gd", "all")["lr"]
+    ('rmsprop', 0.000562)
 """
 from __future__ import annotations
 
-DEFAULT_MAX_STEPS = 10
-# Upper bound on k accepted by EditorConfig (and the widget). The paper uses k = 10; 1000 is
-# 100x that and, at one forward + backward of one image per step, still finishes in seconds
-# on a CPU (about 2 ms a step for chain3 of the small ResNet, 20 ms for the whole model).
-# Without a bound, lr=0 with max_steps=10**9 never returns.
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping
+
+DEFAULTS_FILE = Path(__file__).with_name("editor_defaults.json")  # package data (pyproject package-data)
+# Upper bound on k accepted by EditorConfig (and the widget): a bound on the input, not a tuned
+# value. The paper uses k = 10; 1000 is 100x that and, at one forward + backward of one image per
+# step, still finishes in seconds on a CPU (about 2 ms a step for chain3 of the small ResNet, 20 ms
+# for the whole model). Without a bound, lr=0 with max_steps=10**9 never returns.
 MAX_STEPS_LIMIT = 1000
-DEFAULT_LAYERS = "chain3"
 
-# method -> {"lr": float, "beta": float | None}. rmsprop_official was not tuned separately: it
-# carries rmsprop's values (also the official code's lr 1e-3, beta 0.5).
-DEFAULTS: dict[str, dict[str, float | None]] = {
-    "gd": {"lr": 0.00316, "beta": None},
-    "scaled_gd": {"lr": 0.1, "beta": None},
-    "sign": {"lr": 0.001, "beta": None},
-    "rmsprop": {"lr": 0.001, "beta": 0.5},
-    "momentum": {"lr": 0.001, "beta": 0.9},
-    "adam": {"lr": 0.001, "beta": 0.5},
-    "rmsprop_official": {"lr": 0.001, "beta": 0.5},
-}
-SOURCE = (
-    'rmsprop: lr=0.001, beta=0.5 (val success 100.0%, drawdown 7.34% abs, 100 random-label edits of 2000 val images, k=10, layers chain3); checkpoint assets/models/fashion-baseline (15 epochs, test error 0.06729999929666519, commit 38e7a62e13567522162732642af1683b4a7f26c4); `python -m workbench tune-editor --checkpoint assets/models/fashion-baseline --editor rmsprop --layers chain3 --edits 100 --no-progress --json logs_local/tune_rmsprop.json --write-defaults`; 2026-11-25\n'
-    'gd: lr=0.00316 (val success 96.0%, drawdown 4.69% abs, 100 random-label edits of 2000 val images, k=10, layers chain3); checkpoint assets/models/fashion-baseline (15 epochs, test error 0.06729999929666519, commit 38e7a62e13567522162732642af1683b4a7f26c4); `python -m workbench tune-editor --checkpoint assets/models/fashion-baseline --editor gd --layers chain3 --edits 100 --no-progress --json logs_local/tune_gd.json --write-defaults`; 2026-11-25\n'
-    'sign: lr=0.001 (val success 100.0%, drawdown 7.44% abs, 100 random-label edits of 2000 val images, k=10, layers chain3); checkpoint assets/models/fashion-baseline (15 epochs, test error 0.06729999929666519, commit 38e7a62e13567522162732642af1683b4a7f26c4); `python -m workbench tune-editor --checkpoint assets/models/fashion-baseline --editor sign --layers chain3 --edits 100 --no-progress --json logs_local/tune_sign.json --write-defaults`; 2026-11-25\n'
-    'adam: lr=0.001, beta=0.5 (val success 100.0%, drawdown 7.84% abs, 100 random-label edits of 2000 val images, k=10, layers chain3); checkpoint assets/models/fashion-baseline (15 epochs, test error 0.06729999929666519, commit 38e7a62e13567522162732642af1683b4a7f26c4); `python -m workbench tune-editor --checkpoint assets/models/fashion-baseline --editor adam --layers chain3 --edits 100 --no-progress --json logs_local/tune_adam.json --write-defaults`; 2026-11-25\n'
-    'momentum: lr=0.001, beta=0.9 (val success 97.0%, drawdown 7.10% abs, 100 random-label edits of 2000 val images, k=10, layers chain3); checkpoint assets/models/fashion-baseline (15 epochs, test error 0.06729999929666519, commit 38e7a62e13567522162732642af1683b4a7f26c4); `python -m workbench tune-editor --checkpoint assets/models/fashion-baseline --editor momentum --layers chain3 --edits 100 --no-progress --json logs_local/tune_momentum.json --write-defaults`; 2026-11-25\n'
-    'scaled_gd: lr=0.1 (val success 99.0%, drawdown 4.86% abs, 100 random-label edits of 2000 val images, k=10, layers chain3); checkpoint assets/models/fashion-baseline (15 epochs, test error 0.06729999929666519, commit 38e7a62e13567522162732642af1683b4a7f26c4); `python -m workbench tune-editor --checkpoint assets/models/fashion-baseline --editor scaled_gd --layers chain3 --edits 100 --no-progress --json logs_local/tune_scaled_gd.json --write-defaults`; 2026-11-25\n'
-)
+Table = dict[str, dict[str, float | None]]
 
-# Overrides for other editable groups: group -> method -> {"lr", "beta"}. Methods missing here
-# fall back to DEFAULTS. Whole model ("all"): `python -m workbench tune-editor --checkpoint
-# assets/models/fashion-baseline --editor <m> --layers all --edits 100 --val-limit 2000
-# --lrs 0.0001,0.000316,0.001,0.00316,0.01 --refine 2` (adam: --lrs 0.0001,0.000316,0.001,0.00316
-# --betas 0.9), results/tune/tune_all_layers_*.json, session 2, 2026-11-25. The chain3 values
-# would be far off here: GD at 3.16e-3 costs 65% validation drawdown on the whole model, 5.62e-4 costs 33%.
-GROUP_DEFAULTS: dict[str, dict[str, dict[str, float | None]]] = {
-    "all": {
-        "gd": {"lr": 0.000562, "beta": None},
-        "sign": {"lr": 0.000178, "beta": None},
-        "rmsprop": {"lr": 0.000178, "beta": 0.5},
-        "adam": {"lr": 0.000237, "beta": 0.9},
-    },
-}
+
+def load_defaults(path: str | Path = DEFAULTS_FILE) -> dict[str, Any]:
+    """The defaults document at ``path`` (default: the package's), checked.
+
+    Raises:
+        ValueError: the file is not a defaults document (names the file and what is missing).
+    """
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a readable editor-defaults JSON file ({err}); restore it from the "
+                         "package, or write it again with `python -m workbench tune-editor --write-defaults`") from None
+    missing = [k for k in ("editor", "methods", "groups") if not isinstance(doc.get(k), dict)]
+    if missing:
+        raise ValueError(f"{path} lacks {', '.join(missing)}; it is not an editor-defaults file")
+    return doc
+
+
+def _table(methods: Mapping[str, Any]) -> Table:
+    return {m: {"lr": float(v["lr"]), "beta": None if v.get("beta") is None else float(v["beta"])}
+            for m, v in methods.items()}
+
+
+_DOC = load_defaults()
+DEFAULT_METHOD: str = str(_DOC["editor"]["method"])
+DEFAULT_LAYERS: str = str(_DOC["editor"]["layers"])
+DEFAULT_MAX_STEPS: int = int(_DOC["editor"]["max_steps"])
+# method -> {"lr": float, "beta": float | None}, for DEFAULT_LAYERS
+DEFAULTS: Table = _table(_DOC["methods"])
+# Other editable groups: group -> method -> {"lr", "beta"}; methods missing here fall back to DEFAULTS.
+GROUP_DEFAULTS: dict[str, Table] = {g: _table(v["methods"]) for g, v in _DOC["groups"].items()}
+
+
+def provenance(method: str, layers: str = DEFAULT_LAYERS) -> dict[str, Any]:
+    """Where the tuned values of ``method`` on ``layers`` came from: ``{"command", "model", "result",
+    "date"}`` (or ``{"note"}``); ``{}`` where none is recorded."""
+    if layers != DEFAULT_LAYERS:
+        return dict(_DOC["groups"].get(layers, {}).get("provenance", {}))
+    return dict(_DOC["methods"].get(method, {}).get("provenance", {}))
 
 
 def default_for(method: str, layers: object = DEFAULT_LAYERS) -> dict[str, float | None]:
@@ -56,10 +78,39 @@ def default_for(method: str, layers: object = DEFAULT_LAYERS) -> dict[str, float
 
 
 def has_tuned_default(model: object, layers: object) -> bool:
-    """Whether the tuned defaults above were measured for this kind of model and group: the
-    project's ResNets (``workbench.models.ResNet``) on ``chain3`` or a group of ``GROUP_DEFAULTS``.
-    Any other model or group gets a calibrated step size (``workbench.evaluation.calibrate``)."""
+    """Whether the tuned defaults were measured for this kind of model and group: the project's
+    ResNets (``workbench.models.ResNet``, see the file's ``tuned_for``) on ``DEFAULT_LAYERS`` or a
+    group of ``GROUP_DEFAULTS``. Any other model or group gets a calibrated step size
+    (``workbench.evaluation.calibrate``)."""
     from ..models.resnet import ResNet
 
     key = layers if isinstance(layers, str) else None
     return isinstance(model, ResNet) and key is not None and (key == DEFAULT_LAYERS or key in GROUP_DEFAULTS)
+
+
+def write_defaults(method: str, lr: float, beta: float | None, provenance: Mapping[str, Any],
+                   folder: str | Path | None = None) -> Path:
+    """Store ``method``'s tuned lr/beta for ``DEFAULT_LAYERS`` with its ``provenance``.
+
+    Args:
+        method: canonical method name (``"rmsprop"``...).
+        provenance: ``{"command", "model", "result", "date"}`` of the run that found them.
+        folder: write ``folder/editor_defaults.json`` (created; starting from the one already
+            there, else from the package's); None rewrites the package's file.
+    Returns:
+        The file written. It is replaced atomically: a reader sees the old or the new file.
+    """
+    path = DEFAULTS_FILE if folder is None else Path(folder) / DEFAULTS_FILE.name
+    doc = load_defaults(path if path.is_file() else DEFAULTS_FILE)
+    doc["methods"][method] = {"lr": float(f"{lr:.4g}"), "beta": None if beta is None else float(beta),
+                              "provenance": dict(provenance)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(doc, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path

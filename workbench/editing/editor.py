@@ -14,7 +14,7 @@ import torch.nn as nn
 from ..models.adapter import ModelAdapter, adapt, check_logits
 from .constraint import edit_loss, satisfied
 from .guard import check_edit
-from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, default_for
+from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD, MAX_STEPS_LIMIT, default_for
 from .optimizers import Hyper, get_method
 
 Layers = "str | tuple[str, ...]"
@@ -29,7 +29,7 @@ class EditorConfig:
     ``beta`` is RMSProp/Momentum's decay and Adam's beta1 (restricted to [0.1, 1]).
     """
 
-    method: str = "rmsprop"
+    method: str = DEFAULT_METHOD
     lr: float | None = None
     beta: float | None = None
     beta2: float = 0.999
@@ -76,7 +76,7 @@ class EditorConfig:
     @classmethod
     def from_dict(cls, d: Mapping) -> "EditorConfig":
         layers = d.get("layers", DEFAULT_LAYERS)
-        return cls(d.get("method", "rmsprop"), d.get("lr"), d.get("beta"), d.get("beta2", 0.999),
+        return cls(d.get("method", DEFAULT_METHOD), d.get("lr"), d.get("beta"), d.get("beta2", 0.999),
                    int(d.get("max_steps", DEFAULT_MAX_STEPS)),
                    layers if isinstance(layers, str) else tuple(layers))
 

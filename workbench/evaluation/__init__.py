@@ -1,10 +1,12 @@
-"""Edit metrics (drawdown, success, steps), the fast evaluator and the edit protocols."""
+"""Edit metrics (drawdown, success, steps), the fast evaluator, the edit protocols and the one
+resolver of the editor (learned > tuned > calibrated > given)."""
 from .calibration import Calibration, calibrate
+from .editor_resolver import EditorResolver
 from .evaluator import Evaluator
 from .predict import error_rate, predict_logits
 from .protocols import PROTOCOLS, EditSet, make_edits, natural_edits, random_label_edits
 from .records import EditOutcome, EditReport, EvalSummary, Misclassified, format_table
 
-__all__ = ["Calibration", "calibrate", "EditOutcome", "EditReport", "EditSet", "EvalSummary", "Evaluator", "Misclassified", "PROTOCOLS",
+__all__ = ["Calibration", "calibrate", "EditOutcome", "EditorResolver", "EditReport", "EditSet", "EvalSummary", "Evaluator", "Misclassified", "PROTOCOLS",
            "error_rate", "format_table", "make_edits", "natural_edits", "predict_logits",
            "random_label_edits"]

@@ -1,6 +1,6 @@
 """Step sizes for a model without a tuned default: a short search on a few validation edits.
 
-The tuned defaults (``editing/defaults.py``) were measured on the project's Fashion-MNIST
+The tuned defaults (``editing/editor_defaults.json``) were measured on the project's Fashion-MNIST
 ResNet; borrowed by another model they can fail every edit or wreck the model (GD at the
 borrowed lr cost 18.7% drawdown on torchvision resnet18's ``fc``). :func:`calibrate` applies the
 paper's rule on the model at hand: among learning rates that keep at least ``target_success``
@@ -26,10 +26,10 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 from ..editing import EditorConfig, get_method
-from ..editing.defaults import DEFAULT_MAX_STEPS, default_for
-from .evaluator import Evaluator, _layers_name
+from ..editing.defaults import DEFAULT_MAX_STEPS, DEFAULT_METHOD, default_for
+from .evaluator import Evaluator, layers_name
 from .protocols import random_label_edits
-from .tuning import TunePoint, _run_point
+from .tuning import TunePoint, run_point
 
 CALIBRATION_LRS: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 CALIBRATION_EDITS = 20
@@ -74,7 +74,7 @@ class Calibration:
         """One line for the UI and the CLI."""
         beta = "" if self.beta is None else f" beta={self.beta:g}"
         dd = "not scored" if self.drawdown_abs is None else f"{100 * self.drawdown_abs:.2f}%"
-        head = (f"calibrated {self.method} lr={self.lr:.3g}{beta} on {_layers_name(self.layers)}: success "
+        head = (f"calibrated {self.method} lr={self.lr:.3g}{beta} on {layers_name(self.layers)}: success "
                 f"{100 * self.success_rate:.0f}%, drawdown {dd} on {self.edits} random-label validation edits "
                 f"({self.examples} images, {self.seconds:.1f} s)")
         if not self.feasible:
@@ -95,7 +95,7 @@ class Calibration:
                       "points": tuple(tuple(p) for p in d.get("points", ()))})
 
 
-def calibrate(evaluator: Evaluator, method: str = "rmsprop", layers: str | Sequence[str] | None = None, *,
+def calibrate(evaluator: Evaluator, method: str = DEFAULT_METHOD, layers: str | Sequence[str] | None = None, *,
               beta: float | None = None, edits: int = CALIBRATION_EDITS, seed: int = 0,
               max_steps: int = DEFAULT_MAX_STEPS, target_success: float = TARGET_SUCCESS, refine: int = 2,
               lrs: Sequence[float] = CALIBRATION_LRS) -> Calibration:
@@ -124,7 +124,7 @@ def calibrate(evaluator: Evaluator, method: str = "rmsprop", layers: str | Seque
     points: list[TunePoint] = []
     extra = 0
     for lr in sorted(lrs):
-        points.append(_run_point(evaluator, cfg(lr), x, y, allowed))
+        points.append(run_point(evaluator, cfg(lr), x, y, allowed))
         if points[-1].feasible:
             extra += 1
             if extra == 2:
@@ -137,7 +137,7 @@ def calibrate(evaluator: Evaluator, method: str = "rmsprop", layers: str | Seque
         lr = float(f"{math.sqrt(max(bad) * min(good)):.3g}")
         if lr in (max(bad), min(good)):
             break
-        points.append(_run_point(evaluator, cfg(lr), x, y, allowed))
+        points.append(run_point(evaluator, cfg(lr), x, y, allowed))
     ok = [p for p in points if p.feasible]
     best = min(ok, key=lambda p: (p.drawdown_abs, p.mean_steps)) if ok else \
         max(points, key=lambda p: (p.success_rate, -p.lr))

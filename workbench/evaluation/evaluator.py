@@ -30,7 +30,7 @@ from ..device import default_device
 from ..editing import EditorConfig, EditResult, edit
 from ..editing.defaults import DEFAULT_LAYERS
 from ..models import ModelAdapter, Split, adapt, check_logits
-from .prefix_cache import GraphCache, StageCache, _Batches
+from .prefix_cache import Batches, GraphCache, StageCache
 from .records import EditOutcome, EditReport, EvalSummary, Misclassified
 
 #: The fast path must match the full forward to within this, relative to the largest logit.
@@ -41,7 +41,8 @@ Params = Mapping[str, torch.Tensor]
 EditCallback = Callable[[int, EditResult, torch.Tensor], None]
 
 
-def _layers_name(layers: str | tuple[str, ...] | list[str]) -> str:
+def layers_name(layers: str | tuple[str, ...] | list[str]) -> str:
+    """A group as one string: ``"chain3"``, ``("chain3", "head")`` -> ``"chain3+head"``."""
     return layers if isinstance(layers, str) else "+".join(layers)
 
 
@@ -131,7 +132,7 @@ class Evaluator:
         self._memo: tuple[tuple, torch.Tensor] | None = None
         t0 = time.perf_counter()
         self._check_output(bundle)
-        data = _Batches(x, self._normalize, self.device, batch_size)
+        data = Batches(x, self._normalize, self.device, batch_size)
         self._prefix: StageCache | GraphCache = StageCache(self.adapter, data, cache_limit_bytes) \
             if self.adapter.stages else GraphCache(self.adapter, data, cache_limit_bytes)
         cut = self._prefix.cut_for(self.adapter, names)
@@ -163,6 +164,15 @@ class Evaluator:
         if not -len(self) <= int(i) < len(self):
             raise IndexError(f"index {i} out of range for the {len(self)} examples of the {self.split!r} split")
         return self._x[int(i)]
+
+    @property
+    def stored_images(self) -> torch.Tensor:
+        """The split's examples as stored: ``(N, C, H, W) uint8`` on the CPU (shared, not a copy)."""
+        return self._x
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """``x (..., C, H, W) uint8`` -> normalised float on ``x``'s device (the data set's transform)."""
+        return self._normalize(x)
 
     def images(self, indices: torch.Tensor | list[int]) -> torch.Tensor:
         """Examples ``indices``, normalised: ``(n, C, H, W) float32`` on the evaluator's device."""
@@ -299,7 +309,7 @@ class Evaluator:
 
         t0 = time.perf_counter()
         outcomes: list[EditOutcome] = list(previous)
-        bar = tqdm(total=len(outcomes) + len(x), initial=len(outcomes), desc=f"{protocol} edits ({cfg.method}, {_layers_name(cfg.layers)})",
+        bar = tqdm(total=len(outcomes) + len(x), initial=len(outcomes), desc=f"{protocol} edits ({cfg.method}, {layers_name(cfg.layers)})",
                    file=sys.stderr, disable=not progress, dynamic_ncols=True)
         try:
             for i in range(len(x)):
@@ -323,7 +333,7 @@ class Evaluator:
         finally:
             bar.close()
         return EvalSummary.from_outcomes(
-            outcomes, test_error=self.base_error, editor=cfg.method, layers=_layers_name(cfg.layers),
+            outcomes, test_error=self.base_error, editor=cfg.method, layers=layers_name(cfg.layers),
             protocol=protocol, seconds=previous_seconds + time.perf_counter() - t0, lr=cfg.lr, beta=cfg.beta,
             max_steps=cfg.max_steps, split=self.split, examples=len(self))
 
@@ -389,7 +399,7 @@ class Evaluator:
             fast_edit = split.suffix(carry, perturbed)
         worst = 0.0
         for what, fast, full in (("base weights", self._base_dev[:n], full_base),
-                                 (f"perturbed {_layers_name(self.layers)}", fast_edit, full_edit)):
+                                 (f"perturbed {layers_name(self.layers)}", fast_edit, full_edit)):
             err = float((fast.float() - full.float()).abs().max())
             scale = 1.0 + float(full.float().abs().max())
             if not err <= FAST_PATH_RTOL * scale:
@@ -412,5 +422,5 @@ class Evaluator:
         return self._prefix.info()
 
     def __repr__(self) -> str:
-        return (f"Evaluator({len(self)} {self.split} examples, layers={_layers_name(self.layers)!r}, "
+        return (f"Evaluator({len(self)} {self.split} examples, layers={layers_name(self.layers)!r}, "
                 f"base error {100 * self.base_error:.2f}%, device={self.device})")

@@ -30,7 +30,7 @@ def _nbytes(carry: Sequence[object]) -> int:
     return sum(c.element_size() * c.numel() for c in carry if isinstance(c, torch.Tensor))
 
 
-class _Batches:
+class Batches:
     """The split's images, normalised on the device, in fixed batches."""
 
     def __init__(self, x: torch.Tensor, normalize: Normalize, device: torch.device, batch_size: int) -> None:
@@ -53,7 +53,7 @@ class StageCache:
 
     kind = "stages"
 
-    def __init__(self, adapter: ModelAdapter, data: _Batches, cache_limit_bytes: int) -> None:
+    def __init__(self, adapter: ModelAdapter, data: Batches, cache_limit_bytes: int) -> None:
         self.model, self.data, self.limit = adapter.model, data, cache_limit_bytes
         self.stages: list[str] = list(adapter.stages or ())
         self._cache: dict[str, torch.Tensor | None] = {}  # None: too large, recomputed per batch
@@ -124,7 +124,7 @@ class StageCache:
 class GraphCache:
     """The values crossing each cut of a traced model, per batch."""
 
-    def __init__(self, adapter: ModelAdapter, data: _Batches, cache_limit_bytes: int) -> None:
+    def __init__(self, adapter: ModelAdapter, data: Batches, cache_limit_bytes: int) -> None:
         self.model: nn.Module = adapter.model
         self.data, self.limit = data, cache_limit_bytes
         self._cache: dict[int, list[tuple] | None] = {}  # cut index -> per-batch carries (None: too large)

@@ -71,7 +71,7 @@ def random_label_edits(source: DataBundle | Evaluator, n: int, seed: int = 0, *,
     from .evaluator import Evaluator
 
     if isinstance(source, Evaluator):
-        images, normalize, c, split = source._x, source._normalize, source.num_classes, source.split
+        images, normalize, c, split = source.stored_images, source.normalize, source.num_classes, source.split
     elif isinstance(source, DataBundle):
         images = source.split(split)[0]
         images = images if limit is None else images[:limit]
@@ -106,7 +106,7 @@ def natural_edits(evaluator: Evaluator, n: int, seed: int = 0) -> EditSet:
     _check_n(n, len(wrong), f"misclassified {evaluator.split} images")
     g = torch.Generator().manual_seed(int(seed))
     idx = wrong[torch.randperm(len(wrong), generator=g)[:n]]
-    return EditSet(evaluator._normalize(evaluator._x[idx]), evaluator.labels[idx].clone(), idx,
+    return EditSet(evaluator.normalize(evaluator.stored_images[idx]), evaluator.labels[idx].clone(), idx,
                    "natural", evaluator.split)
 
 

@@ -8,20 +8,17 @@ slice, with the :class:`Evaluator`.
 """
 from __future__ import annotations
 
-import ast
 import math
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import torch
 
 from ..editing import EditorConfig, edit, get_method
-from ..editing import defaults as defaults_module
 from ..editing.defaults import DEFAULT_MAX_STEPS, DEFAULTS
-from .evaluator import Evaluator, _layers_name
+from .evaluator import Evaluator, layers_name
 from .protocols import random_label_edits
 
 BETA_GRID: dict[str, tuple[float, ...]] = {"rmsprop": (0.5, 0.9), "momentum": (0.5, 0.9), "adam": (0.9, 0.5)}
@@ -90,8 +87,8 @@ class TuneResult:
         return "\n".join(lines)
 
 
-def _run_point(evaluator: Evaluator, cfg: EditorConfig, x: torch.Tensor, y: torch.Tensor,
-               allowed_failures: int) -> TunePoint:
+def run_point(evaluator: Evaluator, cfg: EditorConfig, x: torch.Tensor, y: torch.Tensor,
+              allowed_failures: int) -> TunePoint:
     """One grid point: the edits (stopping once too many failed), then their drawdown if it qualifies."""
     t1 = time.perf_counter()
     results, failures = [], 0
@@ -166,7 +163,7 @@ def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: in
     bar = tqdm(total=len(grid) + refine * len(betas), desc=f"tuning {m.name}", file=sys.stderr,
                disable=not progress, dynamic_ncols=True)
     for cfg in grid:
-        points.append(_run_point(evaluator, cfg, x, y, allowed_failures))
+        points.append(run_point(evaluator, cfg, x, y, allowed_failures))
         bar.update(1)
         bar.set_postfix(lr=f"{cfg.lr:.3g}", success=f"{100 * points[-1].success_rate:.0f}%")
     for beta in betas:
@@ -181,64 +178,23 @@ def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: in
             lr = float(f"{math.sqrt(max(bad) * min(good)):.3g}")
             if lr in (max(bad), min(good)):
                 break
-            points.append(_run_point(evaluator, config(lr, beta), x, y, allowed_failures))
+            points.append(run_point(evaluator, config(lr, beta), x, y, allowed_failures))
             bar.update(1)
     ref_point = None
     if ref is not None:
         ref_beta = None if m.beta_range is None else ref.beta
         ref_point = next((p for p in points if p.lr == ref.lr and p.beta == ref_beta), None)
         if ref_point is None:
-            ref_point = _run_point(evaluator, config(float(ref.lr), ref_beta), x, y, allowed_failures)  # type: ignore[arg-type]
+            ref_point = run_point(evaluator, config(float(ref.lr), ref_beta), x, y, allowed_failures)  # type: ignore[arg-type]
             points.append(ref_point)
     bar.close()
     order = {b: i for i, b in enumerate(betas)}
     points.sort(key=lambda p: (order.get(p.beta, len(order)), p.lr))
     ok = [p for p in points if p.feasible]
     best = min(ok, key=lambda p: (p.drawdown_abs, p.mean_steps)) if ok else None
-    return TuneResult(m.name, _layers_name(layers), evaluator.split, len(evaluator), edits, max_steps,
+    return TuneResult(m.name, layers_name(layers), evaluator.split, len(evaluator), edits, max_steps,
                       target_success, evaluator.base_error, tuple(points), best, time.perf_counter() - t0,
                       ref_point)
-
-
-def write_defaults(method: str, lr: float, beta: float | None, note: str, path: str | Path | None = None) -> Path:
-    """Set ``DEFAULTS[method]`` in ``editing/defaults.py`` and record ``note`` in its ``SOURCE``.
-
-    ``SOURCE`` keeps one line per tuned method (``"<method>: <note>"``); a line of another
-    method is kept, and the "provisional" line is kept until every method is tuned.
-    """
-    m = get_method(method)
-    path = Path(path) if path is not None else Path(defaults_module.__file__)
-    text = path.read_text()
-    tree = ast.parse(text)
-    spans: dict[str, tuple[int, int]] = {}
-    values: dict[str, Any] = {}
-    for node in tree.body:
-        target = node.targets[0] if isinstance(node, ast.Assign) else getattr(node, "target", None)
-        if isinstance(target, ast.Name) and target.id in ("DEFAULTS", "SOURCE") and node.end_lineno:
-            spans[target.id] = (node.lineno, node.end_lineno)
-            values[target.id] = ast.literal_eval(node.value)  # type: ignore[attr-defined]
-    if set(spans) != {"DEFAULTS", "SOURCE"}:
-        raise ValueError(f"{path} has no DEFAULTS/SOURCE assignments to update")
-    table: dict[str, dict[str, float | None]] = dict(values["DEFAULTS"])
-    table[m.name] = {"lr": float(f"{lr:.4g}"), "beta": None if beta is None else float(beta)}
-    lines = [ln for ln in str(values["SOURCE"]).splitlines() if ln.strip()]
-    tuned = {ln.split(":", 1)[0] for ln in lines if ln.split(":", 1)[0] in table}
-    lines = [ln for ln in lines if ln.split(":", 1)[0] != m.name] + [f"{m.name}: {note}"]
-    tuned.add(m.name)
-    if tuned >= set(table):
-        lines = [ln for ln in lines if ln.split(":", 1)[0] in table]
-    new = {
-        "DEFAULTS": ["DEFAULTS: dict[str, dict[str, float | None]] = {"]
-        + [f"    {k!r}: {{\"lr\": {v['lr']!r}, \"beta\": {v['beta']!r}}},".replace("'", '"') for k, v in table.items()]
-        + ["}"],
-        "SOURCE": ["SOURCE = ("] + [f"    {ln + chr(10)!r}" for ln in lines] + [")"],
-    }
-    out = text.splitlines()
-    for name, (a, b) in sorted(spans.items(), key=lambda kv: -kv[1][0]):
-        out[a - 1:b] = new[name]
-    path.write_text("\n".join(out) + "\n")
-    compile(path.read_text(), str(path), "exec")
-    return path
 
 
 def _check_grid_values(name: str, values: Sequence[float]) -> None:

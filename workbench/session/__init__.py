@@ -1,4 +1,5 @@
-"""The edit session: base weights, edit stack with undo/redo, save/load, export."""
+"""The edit session: a facade over the edit stack, scoring, inspection, localization, uploads
+and persistence (see :class:`EditSession`)."""
 from .history_io import HISTORY_FILE, read_history, state_hash, write_history
 from .records import EditRecord
 from .opening import default_checkpoint, open_session, resolve_checkpoint

@@ -25,21 +25,6 @@ def load_bundle(card: Mapping[str, Any]) -> DataBundle:
     return load_for_card(dict(card))
 
 
-def default_group(model: nn.Module) -> str:
-    """The group edited when none is named: ``chain3`` (the tuned default) where the model has
-    it, else the last inferred group before the head (``layer4`` of a torchvision ResNet)."""
-    from ..editing.defaults import DEFAULT_LAYERS
-    from ..models.registry import group_names
-
-    try:
-        names = [g for g in group_names(model) if g != "all"]
-    except (TypeError, ValueError):
-        return DEFAULT_LAYERS
-    if DEFAULT_LAYERS in names or not names:
-        return DEFAULT_LAYERS
-    return names[-2] if len(names) >= 2 else names[-1]
-
-
 def bundle_for_model(model: nn.Module, data: Any, device: torch.device, *, classes: Sequence[str] | None = None,
                      **data_kw: Any) -> DataBundle:
     """``data`` (any form :func:`workbench.data.as_bundle` takes) as a bundle checked against ``model``.

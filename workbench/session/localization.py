@@ -1,35 +1,41 @@
 """Localization for :class:`~workbench.session.EditSession`: where a prediction lives, and which
-test labels look wrong. The widgets reach the localization library through these methods only."""
+test labels look wrong. The widgets reach the localization library through the session only."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 import torch.nn as nn
 
-from .records import EditRecord
+from .stack import EditStack
 
 if TYPE_CHECKING:
     from ..data import DataBundle
     from ..evaluation import Evaluator
     from ..localization import CriticalNeurons
 
+_UNSET = object()
 
-class LocalizationMixin:
-    """Critical-neuron search on the session's current weights, cached per weights state."""
 
-    model: nn.Module
-    history: list[EditRecord]
-    bundle: DataBundle | None
-    evaluator: Evaluator | None
-    split: str
-    limit: int | None
+class Localization:
+    """Critical-neuron search on the current weights, cached per weights state.
 
-    def params_at(self, step: int | None = None) -> dict[str, torch.Tensor]:  # provided by EditSession
-        raise NotImplementedError
+    Args:
+        model: the session's model (searched at its current weights).
+        stack: the edit stack (which weights are current).
+        bundle: the data set (its training images are searched), or None.
+        evaluator: for :meth:`label_quality`, or None.
+        split, limit: the session's split (the images ``index`` refers to).
+        checkpoint: the model folder, whose label-noise record gives the labels trained on.
+    """
 
-    def _weights_tag(self) -> tuple[str, ...]:
-        return tuple(rec.uid for rec in self.history)
+    def __init__(self, model: nn.Module, stack: EditStack, bundle: DataBundle | None, evaluator: Evaluator | None,
+                 split: str, limit: int | None, checkpoint: Path | None) -> None:
+        self.model, self.stack, self.bundle, self.evaluator = model, stack, bundle, evaluator
+        self.split, self.limit, self.checkpoint = split, limit, checkpoint
+        self._cache: dict[tuple[Any, ...], CriticalNeurons] = {}
+        self._trained: Any = _UNSET
 
     def localize(self, index: int, *, quick: bool = True, label: int | str | None = None, seed: int = 0,
                  layers: Sequence[str] | str | None = None, **settings: Any) -> CriticalNeurons:
@@ -55,33 +61,31 @@ class LocalizationMixin:
                              "build the session with a bundle (EditSession.from_checkpoint does)")
         key = (int(index) if isinstance(index, int) else index, quick, label, seed,
                tuple(layers) if isinstance(layers, (list, tuple)) else layers,
-               tuple(sorted(settings.items())), self._weights_tag())
-        cache: dict = self.__dict__.setdefault("_localized", {})
-        if key not in cache:
-            cache[key] = localize_example(self.model, self.bundle, index, split=self.split, limit=self.limit,
-                                          label=label, quick=quick, seed=seed, layers=layers,
-                                          trained_labels=self._trained_labels(), **settings)
-        return cache[key]
+               tuple(sorted(settings.items())), self.stack.weights_tag())
+        if key not in self._cache:
+            self._cache[key] = localize_example(self.model, self.bundle, index, split=self.split, limit=self.limit,
+                                                label=label, quick=quick, seed=seed, layers=layers,
+                                                trained_labels=self._trained_labels(), **settings)
+        return self._cache[key]
 
     def _trained_labels(self) -> torch.Tensor | None:
         """The labels the model was trained on when its folder records label noise (else None)."""
-        if "_trained" not in self.__dict__:
-            self.__dict__["_trained"] = None
-            folder = getattr(self, "checkpoint", None)
-            if folder is not None and self.bundle is not None:
+        if self._trained is _UNSET:
+            self._trained = None
+            if self.checkpoint is not None and self.bundle is not None:
                 from ..data.noise import LabelNoise
 
                 try:
-                    noise = LabelNoise.load(folder)
-                    self.__dict__["_trained"] = noise.apply(self.bundle.train_y[:noise.num_examples])
+                    noise = LabelNoise.load(self.checkpoint)
+                    self._trained = noise.apply(self.bundle.train_y[:noise.num_examples])
                 except (FileNotFoundError, ValueError):
                     pass
-        return self.__dict__["_trained"]
+        return self._trained
 
     def cached_localization(self, index: int, *, quick: bool = True) -> CriticalNeurons | None:
         """The result of ``localize(index, quick=quick)`` at the current weights if it was run, else None."""
-        tag = self._weights_tag()
-        for key, res in self.__dict__.get("_localized", {}).items():
+        tag = self.stack.weights_tag()
+        for key, res in self._cache.items():
             if key[0] == index and key[1] == quick and key[2] is None and key[4] is None and not key[5] \
                     and key[6] == tag:
                 return res
@@ -90,9 +94,9 @@ class LocalizationMixin:
     def localized_counts(self) -> dict[int, float]:
         """``{index: mean critical-neuron count}`` of the images localized (default label) at the
         current weights; the quick setting's count when both were run."""
-        tag = self._weights_tag()
+        tag = self.stack.weights_tag()
         out: dict[int, float] = {}
-        for key, res in sorted(self.__dict__.get("_localized", {}).items(), key=lambda kv: not kv[0][1]):
+        for key, res in sorted(self._cache.items(), key=lambda kv: not kv[0][1]):
             idx, _quick, label, _seed, layers, settings, t = key
             if t == tag and label is None and layers is None and not settings and idx not in out:
                 out[idx] = res.count
@@ -108,6 +112,6 @@ class LocalizationMixin:
         ev = self.evaluator
         if ev is None:
             raise ValueError("label quality needs an evaluator (build the session with a data set)")
-        logits = ev.logits_for(self.params_at()) if self.history else ev.base_logits
+        logits = ev.logits_for(self.stack.params_at()) if self.stack.history else ev.base_logits
         p = torch.softmax(logits.float().cpu(), 1)
         return p.gather(1, ev.labels.cpu().view(-1, 1)).flatten()

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from ..editing.defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD
+
 
 SCHEDULES = ("cosine", "constant", "triangle")
 OPTIMIZERS = ("adamw", "sgd")
@@ -42,11 +44,11 @@ class Recipe:
     init_from: str | None = None  # model folder to start from (fine-tuning)
     # Editable Training (used when editable=True)
     editable: bool = False
-    edit_layers: str = "chain3"
-    editor: str = "rmsprop"
+    edit_layers: str = DEFAULT_LAYERS
+    editor: str = DEFAULT_METHOD
     editor_lr: float = 1e-3
     editor_beta: float = 0.5
-    edit_steps: int = 10
+    edit_steps: int = DEFAULT_MAX_STEPS
     c_edit: float = 0.01
     c_loc: float = 0.01
     edits_per_batch: int = 1

@@ -183,7 +183,7 @@ class Comparison:
                                         "undo": self._guarded("Undo", self.undo),
                                         "redo": self._guarded("Redo", self.redo),
                                         "reset": self._guarded("Reset", self.reset)}, config=left.config,
-                               card=left.card, note=left.editor_choice.note)
+                               choose=left.resolve_editor, note=left.editor_choice.note)
         self.messages = self.panel.messages
         self.verdict = css(HTML(markup("<i>Edit an image: the same fix is applied to both models, and this line "
                                        "says which one paid less for it.</i>")), "wb-verdict")

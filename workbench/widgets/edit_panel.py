@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Sequence
 
 import ipywidgets as W
 
-from ..editing import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, EditorConfig, choose_editor
+from ..editing import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, EditorChoice, EditorConfig
 from .common import MessageArea, css
 from .markup import HTML, markup
 
@@ -33,16 +33,17 @@ class EditPanel:
         groups: editable group names, in order.
         actions: name -> callable for ``edit``, ``undo``, ``redo``, ``reset``.
         config: initial :class:`EditorConfig` (method, lr, max steps, group).
-        card: the model's card: a new method or group loads the editor the model learned
-            where it applies, else the tuned default (``editing.choose_editor``).
+        choose: the session's editor resolver (``session.resolve_editor``), called as
+            ``choose(method=, layers=, max_steps=)`` when the method or group changes: it gives
+            the learned editor where it applies, else the tuned default, else a calibrated one.
         note: where the initial editor's values came from (``EditorChoice.note``), shown under it.
     """
 
     def __init__(self, groups: Sequence[str], actions: dict[str, Callable[..., object]], *,
-                 config: EditorConfig | None = None, card: Mapping[str, Any] | None = None,
+                 choose: Callable[..., EditorChoice], config: EditorConfig | None = None,
                  note: str = "") -> None:
         cfg = (config or EditorConfig()).resolved()
-        self._card = dict(card or {})
+        self._choose = choose
         self.actions = actions
         self._lock = threading.Lock()
         st = {"description_width": "70px"}
@@ -97,10 +98,14 @@ class EditPanel:
             self._on_method()
 
     def _on_method(self, _change=None) -> None:
-        """A new editor loads its lr and beta for the current group: learned where the card has
-        them for this method and group, else tuned."""
-        choice = choose_editor(self._card, method=self.method.value, layers=self.group.value,
-                               max_steps=int(self.max_steps.value))
+        """A new editor loads its lr and beta for the current group from the session's resolver:
+        learned where the card has them for this method and group, else tuned, else calibrated."""
+        try:
+            choice = self._choose(method=self.method.value, layers=self.group.value,
+                                  max_steps=int(self.max_steps.value))
+        except ValueError as err:  # e.g. no data to calibrate with: say so, keep the step size shown
+            self.messages.error(err, "Choosing the step size")
+            return
         c = choice.config
         self._chosen_lr, self._note = float(c.lr), choice.note  # type: ignore[arg-type]
         self.lr.value, self._beta = float(c.lr), c.beta  # type: ignore[arg-type]

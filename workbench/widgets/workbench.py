@@ -88,7 +88,7 @@ class Workbench(LocalizeActions):
         self.panel = EditPanel(session.group_names(), {
             "edit": self._guarded("edit", "Edit", self.edit), "undo": self._guarded("edit", "Undo", self.undo),
             "redo": self._guarded("edit", "Redo", self.redo), "reset": self._guarded("edit", "Reset", self.reset)},
-            config=session.config, card=session.card, note=session.editor_choice.note)
+            config=session.config, choose=session.resolve_editor, note=session.editor_choice.note)
         self.messages = self.panel.messages  # the edit's messages: beside the Edit button
         self.card = OutcomeCard()
         self.browser_messages = MessageArea("browser")
