@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..training.recipes import RECIPES
-from ._common import add_recipe_args, command_line, recipe_from_args
+from ._common import add_recipe_args, add_trust_arg, command_line, recipe_from_args
 
 NAME = "train"
 HELP = "train a model folder from a recipe (any recipe field can be overridden)"
@@ -20,6 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-resume", action="store_true", help="start over even if --out holds a checkpoint")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_trust_arg(p)
     add_recipe_args(p)
 
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     if Path(out).exists() and not Path(out).is_dir():
         raise ValueError(f"--out {out!r} is a file; give a folder for the model (model.safetensors + card.json)")
     res = run_training(recipe, out, resume=not args.no_resume, device=args.device, command=command_line(args),
-                       progress=not args.no_progress)
+                       progress=not args.no_progress, trust_code=args.trust_code)
     if res is not None and res.card:
         print(f"model folder: {res.out_dir}  test_error={res.card.get('test_error')}")
     return 0
