@@ -200,6 +200,7 @@ def test_timm_models_round_trip_from_the_registry(tmp_path, fashion_small, capsy
     assert rc == 0, capsys.readouterr().err
 
 
+@pytest.mark.filterwarnings("ignore:Evaluator. the model could not be traced")  # the full forward is used
 def test_hugging_face_configs_round_trip_without_code_or_downloads(tmp_path, fashion_small, capsys):
     pytest.importorskip("transformers")
     from workbench.models.builders import HFImageClassifier
@@ -224,3 +225,15 @@ def test_hugging_face_configs_round_trip_without_code_or_downloads(tmp_path, fas
     rc = main(["evaluate", "--model", f"hf:{cfg}", "--weights", str(folder / "model.safetensors"),
                "--layers", "model.classifier", "--edits", "2", "--limit", "100", "--lr", "1e-3", "--no-progress"])
     assert rc == 0, capsys.readouterr().err
+
+
+def test_an_older_card_naming_a_torchvision_model_class_opens_without_trust(tmp_path):
+    vit = torchvision.models.VisionTransformer(image_size=28, patch_size=7, num_layers=1, num_heads=2,
+                                               hidden_dim=16, mlp_dim=16, num_classes=10)
+    folder = save_model(tmp_path / "vit", vit)
+    card = json.loads((folder / "card.json").read_text())
+    assert card["builder"] == {"kind": "torchvision", "name": "VisionTransformer"}
+    card["builder"] = {"kind": "factory", "name": "torchvision.models.vision_transformer:VisionTransformer"}
+    (folder / "card.json").write_text(json.dumps(card))  # as infer_spec wrote it before the closed set
+    back, _ = load_model(folder)
+    assert _same_state(back, vit)

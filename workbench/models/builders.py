@@ -19,7 +19,8 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-__all__ = ["ALIASES", "HFImageClassifier", "accepts", "build", "hf_settings", "hf_spec_from_folder", "set_in_channels"]
+__all__ = ["ALIASES", "HFImageClassifier", "accepts", "build", "hf_settings", "hf_spec_from_folder", "set_in_channels",
+           "torchvision_class"]
 
 # Keyword arguments a card may not pass to timm.create_model: each loads weights from a file or the hub.
 TIMM_REFUSED = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "pretrained_strict", "checkpoint_path",
@@ -87,6 +88,18 @@ def _tv_builder(name: str) -> Callable[..., Any]:
     except ValueError:
         raise ValueError(f"torchvision has no model {name!r}; see torchvision.models.list_models() "
                          "(e.g. resnet18, mobilenet_v3_small, vit_b_16)") from None
+
+
+def torchvision_class(target: str) -> bool:
+    """Whether ``module:Name`` is a model class that ``torchvision.models`` exports and defines
+    in that very module (e.g. ``torchvision.models.vision_transformer:VisionTransformer``)."""
+    mod, _, attr = target.partition(":")
+    if not mod.startswith("torchvision.models") or not attr.isidentifier():
+        return False
+    import torchvision.models as tvm
+
+    cls = getattr(tvm, attr, None)
+    return isinstance(cls, type) and issubclass(cls, nn.Module) and cls.__module__ == mod
 
 
 def _torchvision(name: str, kw: dict[str, Any]) -> nn.Module:

@@ -157,7 +157,10 @@ class ModelSpec:
         if card.get("builder"):
             b = card["builder"]
             kw = card.get("model_config") or b.get("kwargs") or {}
-            return cls(str(b["kind"]), str(b["name"]), dict(kw) if isinstance(kw, dict) else kw, trust_code)
+            kind, name = str(b["kind"]), str(b["name"])
+            if kind == "factory" and builders.torchvision_class(name):  # older cards: a torchvision model class
+                kind, name = "torchvision", name.partition(":")[2]
+            return cls(kind, name, dict(kw) if isinstance(kw, dict) else kw, trust_code)
         if "arch" not in card or "model_config" not in card:
             raise ValueError("the card records no 'builder' (nor 'arch'/'model_config'): it does not say how "
                              "to rebuild the model; it was not written by workbench's save_model")
