@@ -158,11 +158,23 @@ def export_card(card: Mapping[str, Any], history: Sequence[EditRecord], base_has
 
 
 def data_card(bundle: DataBundle | None) -> dict[str, Any]:
-    """What a model card needs to reopen a model with its data: classes, image shape, normalisation."""
+    """What a model card needs to reopen a model with its data: classes, image shape,
+    normalisation and, where the bundle was read from a named data set or an ImageFolder tree,
+    ``dataset`` (``"fashion-mnist"``, ``"imagefolder:/abs/path"``) with the folder's ``data``
+    settings (image size, channels, split fractions and seed), which ``load_for_card`` reads back."""
     if bundle is None:
         return {}
-    return {"classes": list(bundle.classes), "input_shape": list(bundle.input_shape), "mean": list(bundle.mean),
-            "std": list(bundle.std), "normalization": bundle.normalization_card()}
+    from ..data.datasets import FOLDER_KEYS, LOADERS
+
+    out = {"classes": list(bundle.classes), "input_shape": list(bundle.input_shape), "mean": list(bundle.mean),
+           "std": list(bundle.std), "normalization": bundle.normalization_card()}
+    meta = bundle.meta or {}
+    if all(k in meta for k in FOLDER_KEYS) and bundle.source and Path(bundle.source).is_dir():
+        out["dataset"] = f"imagefolder:{Path(bundle.source).resolve()}"
+        out["data"] = {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool, type(None)))}
+    elif bundle.name in LOADERS:
+        out["dataset"] = bundle.name
+    return out
 
 
 def evaluator_fingerprint(ev: Evaluator | None) -> dict[str, Any] | None:

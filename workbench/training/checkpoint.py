@@ -1,6 +1,7 @@
 """Model folders: ``model.safetensors`` + ``card.json`` (with how to rebuild the model); safe loading only."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 from pathlib import Path
@@ -11,8 +12,9 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
 from ..models.spec import ModelSpec, infer_spec
-from .card_checks import (SHA_FIELD, check_card, check_finite, check_sha, check_size, count_parameters_on_meta,
-                          file_sha256, read_card_file)
+from ..models.safety import check_size
+from .card_checks import (SHA_FIELD, check_card, check_finite, check_input_shape, check_sha, check_weights_size,
+                          file_sha256, read_card_file, state_mismatch)
 
 MODEL_FILE, CARD_FILE = "model.safetensors", "card.json"
 
@@ -37,7 +39,7 @@ def git_commit(cwd: str | Path | None = None) -> str:
 
 
 def save_model(folder: str | Path, model: nn.Module, card: dict[str, Any] | None = None, *,
-               builder: str | ModelSpec | None = None) -> Path:
+               builder: str | ModelSpec | None = None, trust_code: bool = False) -> Path:
     """Write ``model.safetensors`` (weights + buffers) and ``card.json`` into ``folder``.
 
     Works for any ``nn.Module``: the card records how to rebuild it (``builder``, see
@@ -49,13 +51,15 @@ def save_model(folder: str | Path, model: nn.Module, card: dict[str, Any] | None
         builder: how to rebuild the model: ``"torchvision:resnet18:num_classes=10"``, an
             importable ``"mypkg.models:make_cnn:width=32"``, or a ModelSpec. Default: the spec
             the model was built from (``ModelSpec.build``, ``--model``), else the card's
-            ``builder``, else inferred (the project's ResNets, torchvision models, importable
-            classes without required arguments).
+            ``builder``, else inferred (the project's ResNets, torchvision and timm models,
+            Hugging Face configs, importable classes without required arguments).
+        trust_code: lets a ``module:factory`` ``builder`` (or card builder) be built here, to check
+            that it builds this architecture (a spec the model was built from needs no new trust).
     Raises:
-        ValueError: the builder is unknown, or builds a model with other weight names or shapes.
+        ValueError: the builder is unknown, untrusted, or builds a model with other weight names or shapes.
     """
     card = dict(card or {})
-    spec = _spec_for(model, card, builder)
+    spec = _spec_for(model, card, builder, trust_code)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     arch = card.get("arch") or (spec.name if spec.kind == "arch" else str(ModelSpec(spec.kind, spec.name)))
@@ -70,19 +74,22 @@ def save_model(folder: str | Path, model: nn.Module, card: dict[str, Any] | None
     return folder
 
 
-def _spec_for(model: nn.Module, card: dict[str, Any], builder: str | ModelSpec | None) -> ModelSpec:
+def _spec_for(model: nn.Module, card: dict[str, Any], builder: str | ModelSpec | None, trust_code: bool) -> ModelSpec:
     if builder is not None:
-        spec = ModelSpec.parse(builder) if isinstance(builder, str) else builder
+        spec = ModelSpec.parse(builder, trust_code=trust_code) if isinstance(builder, str) else builder
+        if trust_code and not spec.trust_code:
+            spec = dataclasses.replace(spec, trust_code=True)
     else:
         found = ModelSpec.of(model)
         if found is None and card.get("builder"):
-            found = ModelSpec.from_card(card)
+            found = ModelSpec.from_card(card, trust_code=trust_code)
         spec = found or infer_spec(model)  # type: ignore[assignment]
         if spec is None:
             raise ValueError(
                 f"save_model cannot tell how to rebuild a {type(model).__name__}: pass "
-                "builder='torchvision:<name>:num_classes=10' (a torchvision model) or builder='mypkg.models:make_model"
-                ":width=32' (an importable function or class that returns it); a model defined in a notebook "
+                "builder='torchvision:<name>:num_classes=10' (a torchvision model), builder='timm:<name>', or "
+                "builder='mypkg.models:make_model:width=32' with trust_code=True (an importable function or class "
+                "that returns it); a model defined in a notebook "
                 "cell cannot be rebuilt from its card, so move its class into a .py module")
     try:
         with torch.device("meta"):  # no memory, no init cost: only names and shapes matter
@@ -126,32 +133,28 @@ def read_card(folder: str | Path) -> dict[str, Any]:
 
 def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """``load_state_dict`` with an error that says what does not match and what to do."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        detail = "; ".join(filter(None, [
-            f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
-            f"shape mismatch {shapes[:3]}" if shapes else ""]))
+    detail = state_mismatch(model.state_dict(), state)
+    if detail:
         raise ValueError(f"{source} does not match the model's architecture ({detail}). "
                          "Load it with the architecture recorded in its card.json.")
     model.load_state_dict(state)
 
 
-def load_model(folder: str | Path, device: str | torch.device = "cpu", *,
-               verify_sha256: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(folder: str | Path, device: str | torch.device = "cpu", *, verify_sha256: bool = True,
+               trust_code: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """Load a model folder (or the path of its ``model.safetensors``); returns
     ``(model in eval mode, card)``.
 
-    The model is rebuilt from the card's ``builder`` (importing at most the module it names)
-    and its weights read from safetensors: no pickled code runs. Refused with ValueError
-    (:mod:`.card_checks`): a card that is not a UTF-8 JSON object, bad ``num_classes`` or
-    widths, a model above ``MAX_PARAMETERS`` (counted before it is built), a standard-library
-    factory, weights whose SHA-256 differs from the card's ``model_sha256`` (unless
-    ``verify_sha256=False``), weights holding NaN or inf, and any other file than
-    ``model.safetensors`` (e.g. ``weights.pt``: use :func:`load_weights`).
+    Opening a folder never calls code that the folder chooses: the card's ``builder`` must be
+    one of the closed set (torchvision, timm, a Hugging Face config, the project's own models),
+    and a ``module:factory`` builder is refused unless ``trust_code=True``. The weights are read
+    from safetensors (no pickles) and checked before anything is built. Refused with ValueError
+    (:mod:`.card_checks`): a card that is not a UTF-8 JSON object, bad ``num_classes``, widths or
+    image shape, a dotted or standard-library factory, weights whose SHA-256 differs from the
+    card's ``model_sha256`` (unless ``verify_sha256=False``), weights whose names, shapes or kinds
+    differ from the model's or that hold NaN or inf, a model above ``MAX_PARAMETERS`` (counted on
+    the meta device), an image shape that disagrees with the model or its data set, and any other
+    file than ``model.safetensors`` (e.g. ``weights.pt``: use :func:`load_weights`).
     """
     folder = Path(folder)
     if folder.is_file():
@@ -163,25 +166,36 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu", *,
     where = str(folder / CARD_FILE)
     check_card(card, where)
     try:
-        spec = ModelSpec.from_card(card)
+        spec = ModelSpec.from_card(card, trust_code=trust_code)
+        if spec.kind == "arch" and "widths" in spec.kwargs:  # cards store ResNet.config(): small_resnet takes it all
+            spec = ModelSpec("arch", "small-resnet", spec.kwargs)
+        spec.check_trusted()  # before any import, file read or build
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{where}: {err}") from err
-    if spec.kind == "arch" and "widths" in spec.kwargs:  # cards store ResNet.config(): small_resnet takes it all
-        spec = ModelSpec("arch", "small-resnet", spec.kwargs)
-    check_size(count_parameters_on_meta(spec.build), where)
     path = folder / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found next to its card")
+    check_weights_size(path)
     check_sha(path, card, verify_sha256)
-    try:
-        model = spec.build()
-    except (RuntimeError, OverflowError) as err:  # e.g. a negative size the checks above did not name
-        raise ValueError(f"{where}: cannot build {spec} ({err})") from err
     try:
         state = load_file(str(path), device="cpu")
     except Exception as err:  # safetensors raises its own error types
         raise ValueError(f"{path} is not a readable safetensors file ({err}); re-download or retrain it") from err
     check_finite(state, path)
+    try:
+        with torch.device("meta"):  # names, shapes, size and image shape, with no memory and no weights
+            meta = spec.build()
+    except (RuntimeError, OverflowError) as err:  # e.g. a negative size the checks above did not name
+        raise ValueError(f"{where}: cannot build {spec} ({err})") from err
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from err
+    check_size(sum(int(t.numel()) for t in meta.state_dict().values()), where)
+    detail = state_mismatch(meta.state_dict(), state)
+    if detail:
+        raise ValueError(f"{path} does not match the model's architecture that its card describes ({detail}); "
+                         "the weights or the card were changed: re-download or retrain the model")
+    check_input_shape(card, meta, where)
+    model = spec.build()
     load_state_into(model, state, str(path))
     if card.get("dropout"):  # example-tied or standard dropout: no weights, rebuilt from the card
         from ..models.dropout import attach_from_card
@@ -190,30 +204,36 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu", *,
     return model.to(device).eval(), card
 
 
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a weights file into ``model`` (in place): ``.safetensors``, or a ``.pt``/``.pth``
-    state dict read with ``weights_only=True`` (a model folder works too)."""
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict in a weights file, checked: ``.safetensors``, or a ``.pt``/``.pth``/``.bin``
+    state dict read with ``weights_only=True`` (a model folder works too); finite values only."""
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"weights file {path} does not exist")
+    if path.suffix not in (".safetensors", ".pt", ".pth", ".bin"):
+        raise ValueError(f"{path}: unknown weights format {path.suffix!r}; use .safetensors or a .pt state dict")
+    check_weights_size(path)
     if path.suffix == ".safetensors":
         try:
             state = load_file(str(path), device="cpu")
         except Exception as err:  # noqa: BLE001
             raise ValueError(f"{path} is not a readable safetensors file ({err})") from err
-    elif path.suffix in (".pt", ".pth", ".bin"):
+    else:
         state = safe_torch_load(path)
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise ValueError(f"{path} does not hold a state dict (name -> tensor); save one with "
                              "torch.save(model.state_dict(), path)")
-    else:
-        raise ValueError(f"{path}: unknown weights format {path.suffix!r}; use .safetensors or .pt")
     check_finite(state, path)
-    load_state_into(model, state, str(path))
+    return state
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a weights file into ``model`` (in place): see :func:`read_weights`."""
+    load_state_into(model, read_weights(path), str(Path(path)))
     return model
 
 
@@ -221,5 +241,7 @@ def safe_torch_load(path: str | Path) -> Any:
     """``torch.load`` restricted to tensors and plain containers (no pickled code)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"refusing to load {path}: it is not a plain weights/state file ({err})") from err
+    except Exception as err:  # torch's own message suggests weights_only=False: never do that with a shared file
+        raise ValueError(f"refusing to load {path}: it is not a plain weights file (a pickle of code or objects, "
+                         f"or damaged: {type(err).__name__}); save weights with safetensors or "
+                         "torch.save(model.state_dict(), path)") from None
