@@ -141,7 +141,9 @@ def add_edit_args(p: argparse.ArgumentParser, edits: int) -> None:
     p.add_argument("--batch-size", type=int, default=None,
                    help="examples per forward pass (default: 256 on the CPU, 2048 on CUDA)")
     p.add_argument("--json", default=None, metavar="OUT.json", help="also write the results as JSON")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
+                   help="hide the progress bar (evaluate shows it only when stderr is a terminal, and under "
+                        "torchrun only on rank 0)")
 
 
 def add_device_arg(p: argparse.ArgumentParser) -> None:

@@ -332,10 +332,20 @@ class Evaluator:
                     bar.set_postfix(success=f"{100 * ok:.1f}%", drawdown=f"{100 * dd:.2f}%")
         finally:
             bar.close()
+        return self.summarize(outcomes, cfg, protocol=protocol, seconds=previous_seconds + time.perf_counter() - t0)
+
+    def summarize(self, outcomes: Sequence[EditOutcome], config: EditorConfig, *, protocol: str,
+                  seconds: float) -> EvalSummary:
+        """The paper's metrics over ``outcomes`` (in the order given) of edits made with ``config`` on this split.
+
+        :meth:`evaluate_edits` returns this; ``evaluate`` under torchrun calls it on rank 0 with
+        every rank's outcomes, put back in the order of the draw.
+        """
+        cfg = config.resolved()
         return EvalSummary.from_outcomes(
             outcomes, test_error=self.base_error, editor=cfg.method, layers=layers_name(cfg.layers),
-            protocol=protocol, seconds=previous_seconds + time.perf_counter() - t0, lr=cfg.lr, beta=cfg.beta,
-            max_steps=cfg.max_steps, split=self.split, examples=len(self))
+            protocol=protocol, seconds=seconds, lr=cfg.lr, beta=cfg.beta, max_steps=cfg.max_steps,
+            split=self.split, examples=len(self))
 
     # ----------------------------------------------------------------- internals
     def _params(self, params: Params | EditResult) -> dict[str, torch.Tensor]:
