@@ -1,8 +1,11 @@
 """Model folders: ``model.safetensors`` + ``card.json`` (with how to rebuild the model); safe loading only."""
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -11,12 +14,14 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
+from ..folder_io import TMP_PREFIX, FolderExists, clean_tmp, folder_lock, new_id, read_bounded
 from ..models.spec import ModelSpec, infer_spec
 from ..models.safety import check_size
 from .card_checks import (SHA_FIELD, check_card, check_finite, check_input_shape, check_sha, check_weights_size,
                           file_sha256, read_card_file, state_mismatch)
 
 MODEL_FILE, CARD_FILE = "model.safetensors", "card.json"
+MAX_CARD_BYTES = 64 * 2**20  # a card lists every edit of an export: far below this
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
@@ -39,15 +44,22 @@ def git_commit(cwd: str | Path | None = None) -> str:
 
 
 def save_model(folder: str | Path, model: nn.Module, card: dict[str, Any] | None = None, *,
-               builder: str | ModelSpec | None = None, trust_code: bool = False) -> Path:
+               builder: str | ModelSpec | None = None, trust_code: bool = False, overwrite: bool = True,
+               replaces: str | None = None) -> Path:
     """Write ``model.safetensors`` (weights + buffers) and ``card.json`` into ``folder``.
 
     Works for any ``nn.Module``: the card records how to rebuild it (``builder``, see
     :class:`~workbench.models.spec.ModelSpec`), so :func:`load_model` reopens it without pickles.
+    Everything is written inside ``folder``, holding its ``.lock`` (:mod:`workbench.folder_io`):
+    each file in one atomic step, and a model already there stays complete in
+    ``folder/.previous-export/`` until both new files are in place, so a process killed
+    mid-way never loses it (the next ``save_model`` into the folder puts it back, or removes
+    it once the new model is complete; see :func:`interrupted_export`).
 
     Args:
         model: the model (any device).
-        card: fields to record (data set, classes, metrics ...).
+        card: fields to record (data set, classes, metrics ...); its ``export_id``, if any,
+            identifies this save for ``replaces``.
         builder: how to rebuild the model: ``"torchvision:resnet18:num_classes=10"``, an
             importable ``"mypkg.models:make_cnn:width=32"``, or a ModelSpec. Default: the spec
             the model was built from (``ModelSpec.build``, ``--model``), else the card's
@@ -55,23 +67,128 @@ def save_model(folder: str | Path, model: nn.Module, card: dict[str, Any] | None
             Hugging Face configs, importable classes without required arguments).
         trust_code: lets a ``module:factory`` ``builder`` (or card builder) be built here, to check
             that it builds this architecture (a spec the model was built from needs no new trust).
+        overwrite: replace a model already in ``folder`` (training rewrites its own folder
+            each epoch); with False, only the model whose card records
+            ``export_id == replaces`` may be replaced (``EditSession.export`` passes False).
     Raises:
         ValueError: the builder is unknown, untrusted, or builds a model with other weight names or shapes.
+        FolderExists: (a ValueError) ``overwrite`` is False and ``folder`` holds another model.
     """
     card = dict(card or {})
     spec = _spec_for(model, card, builder, trust_code)
     folder = Path(folder)
+    _check_model_target(folder, overwrite, replaces)  # before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     arch = card.get("arch") or (spec.name if spec.kind == "arch" else str(ModelSpec(spec.kind, spec.name)))
     card = {**card, "arch": arch, "model_config": spec.kwargs, "builder": {"kind": spec.kind, "name": spec.name}}
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = folder / (MODEL_FILE + ".tmp")
-    save_file(sd, str(tmp), metadata={"arch": str(arch), "builder": json.dumps(card["builder"])})
-    card[SHA_FIELD] = file_sha256(tmp)  # load_model verifies it
-    tmp.replace(folder / MODEL_FILE)
-    (folder / (CARD_FILE + ".tmp")).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
-    (folder / (CARD_FILE + ".tmp")).replace(folder / CARD_FILE)
+    with folder_lock(folder, "saving the model"):
+        _check_model_target(folder, overwrite, replaces)
+        restore_interrupted_export(folder)
+        clean_tmp(folder)
+        try:
+            _write_pair(folder, sd, card)
+        except BaseException:
+            with contextlib.suppress(OSError):  # the model that was there is put back whole
+                restore_interrupted_export(folder)
+                clean_tmp(folder)
+            raise
     return folder
+
+
+def _write_pair(folder: Path, sd: dict[str, torch.Tensor], card: dict[str, Any]) -> None:
+    """Weights and card through temporary files, the model already there kept in
+    ``.previous-export`` while the two are replaced (see :func:`save_model`)."""
+    tmp = folder / f"{TMP_PREFIX}{new_id()}"
+    save_file(sd, str(tmp), metadata={"arch": str(card["arch"]), "builder": json.dumps(card["builder"])})
+    _fsync(tmp)
+    card[SHA_FIELD] = file_sha256(tmp)  # load_model verifies it
+    card_tmp = folder / f"{TMP_PREFIX}{new_id()}"
+    card_tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    _fsync(card_tmp)
+    previous = _keep_previous(folder)
+    os.replace(tmp, folder / MODEL_FILE)  # from here until the card is in place, the pair
+    os.replace(card_tmp, folder / CARD_FILE)  # differs: .previous-export holds the complete old one
+    if previous is not None:
+        shutil.rmtree(previous)
+
+
+PREVIOUS_DIR = ".previous-export"  # inside a model folder, while save_model replaces its model
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _consistent(folder: Path) -> bool:
+    """Whether ``folder``'s card and weights belong together (the card's SHA-256 matches)."""
+    try:
+        card = json.loads(read_bounded(folder / CARD_FILE, MAX_CARD_BYTES, "the card"))
+        return isinstance(card, dict) and card.get(SHA_FIELD) == file_sha256(folder / MODEL_FILE)
+    except (OSError, ValueError):
+        return False
+
+
+def interrupted_export(folder: str | Path) -> Path | None:
+    """The complete earlier model that a killed ``save_model`` left in ``folder/.previous-export``
+    while ``folder``'s own card and weights do not belong together, else None."""
+    prev = Path(folder) / PREVIOUS_DIR
+    if prev.is_dir() and not prev.is_symlink() and not _consistent(Path(folder)) and _consistent(prev):
+        return prev
+    return None
+
+
+def restore_interrupted_export(folder: Path) -> None:
+    """Put back the model a killed ``save_model`` kept in ``.previous-export`` (when the
+    folder's pair does not match), or remove that copy (when it does). Call holding the lock."""
+    prev = folder / PREVIOUS_DIR
+    if prev.is_symlink() or (prev.exists() and not prev.is_dir()):
+        prev.unlink()
+    elif prev.is_dir():
+        if interrupted_export(folder) is not None:
+            for name in (MODEL_FILE, CARD_FILE):  # copies in: the kept model stays whole until both are back
+                tmp = folder / f"{TMP_PREFIX}{new_id()}"
+                shutil.copyfile(prev / name, tmp)
+                _fsync(tmp)
+                os.replace(tmp, folder / name)
+        shutil.rmtree(prev)
+
+
+def _keep_previous(folder: Path) -> Path | None:
+    """Hard-link (or copy) the model in ``folder`` into ``folder/.previous-export`` in one
+    atomic step (a temporary folder, then a rename); None when there is no complete model."""
+    if not all((folder / n).is_file() and not (folder / n).is_symlink() for n in (MODEL_FILE, CARD_FILE)):
+        return None
+    tmp = folder / f"{TMP_PREFIX}{new_id()}"
+    tmp.mkdir()
+    for name in (MODEL_FILE, CARD_FILE):
+        try:
+            os.link(folder / name, tmp / name)
+        except OSError:
+            shutil.copy2(folder / name, tmp / name)
+    os.rename(tmp, folder / PREVIOUS_DIR)
+    return folder / PREVIOUS_DIR
+
+
+def _check_model_target(folder: Path, overwrite: bool, replaces: str | None) -> None:
+    """Refuse a file as the folder, and (without ``overwrite``) a folder holding another model."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file; give a folder path for the model")
+    names = [n for n in (MODEL_FILE, CARD_FILE, PREVIOUS_DIR) if (folder / n).is_symlink() or (folder / n).exists()]
+    if overwrite or not names:
+        return
+    try:
+        card = json.loads(read_bounded(folder / CARD_FILE, MAX_CARD_BYTES, "the card"))
+        eid = card.get("export_id") if isinstance(card, dict) else None
+    except (OSError, ValueError, RecursionError):
+        eid = None
+    if replaces is None or eid != replaces:
+        raise FolderExists(f"{folder} already holds a model ({', '.join(names)}); nothing was written. Pass "
+                           "overwrite=True to replace it, or export to a new folder", folder)
 
 
 def _spec_for(model: nn.Module, card: dict[str, Any], builder: str | ModelSpec | None, trust_code: bool) -> ModelSpec:
