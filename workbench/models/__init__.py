@@ -1,9 +1,9 @@
 """The model adapter (groups for any ``nn.Module``, prefix/suffix splits) and the project's ResNets."""
-from .adapter import ALL, Group, ModelAdapter, adapt, check_logits
+from .adapter import ALL, Group, ModelAdapter, adapt, check_logits, forward_logits, logits_of
 from .graph import Split, split_for
 from .registry import ARCHITECTURES, build_model, first_group_stage, group_names, group_params
 from .resnet import BasicBlock, ResNet, cifar_resnet18, small_resnet
 
 __all__ = ["ALL", "ARCHITECTURES", "BasicBlock", "Group", "ModelAdapter", "ResNet", "Split", "adapt",
-           "build_model", "check_logits", "cifar_resnet18", "first_group_stage", "group_names",
+           "build_model", "check_logits", "forward_logits", "logits_of", "cifar_resnet18", "first_group_stage", "group_names",
            "group_params", "small_resnet", "split_for"]

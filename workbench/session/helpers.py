@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from ..data import DataBundle
 from ..editing.editor import EditorConfig
-from ..models import ModelAdapter
+from ..models import ModelAdapter, check_logits, logits_of
 from .records import EditRecord
 
 if TYPE_CHECKING:
@@ -27,17 +27,10 @@ def load_bundle(card: Mapping[str, Any]) -> DataBundle:
 
 def default_group(model: nn.Module) -> str:
     """The group edited when none is named: ``chain3`` (the tuned default) where the model has
-    it, else the last inferred group before the head (``layer4`` of a torchvision ResNet)."""
+    it, else :meth:`ModelAdapter.default_group` (the middle block of the model's trunk)."""
     from ..editing.defaults import DEFAULT_LAYERS
-    from ..models.registry import group_names
 
-    try:
-        names = [g for g in group_names(model) if g != "all"]
-    except (TypeError, ValueError):
-        return DEFAULT_LAYERS
-    if DEFAULT_LAYERS in names or not names:
-        return DEFAULT_LAYERS
-    return names[-2] if len(names) >= 2 else names[-1]
+    return ModelAdapter(model).default_group(prefer=DEFAULT_LAYERS) if isinstance(model, nn.Module) else DEFAULT_LAYERS
 
 
 def bundle_for_model(model: nn.Module, data: Any, device: torch.device, *, classes: Sequence[str] | None = None,
@@ -71,10 +64,7 @@ def bundle_for_model(model: nn.Module, data: Any, device: torch.device, *, class
                          "model was trained on, or pass resize=(H, W) to resize them") from None
     finally:
         model.train(was)
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != len(x):
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"the model's output for {len(x)} images is {got}, not (N, classes) logits; wrap the "
-                         "model so that forward(x) returns one logits tensor")
+    out = check_logits(logits_of(out), len(x))
     n_out = int(out.shape[1])
     if classes is None and bundle.meta.get("classes_from") == "labels" and n_out > bundle.num_classes:
         bundle = dataclasses.replace(bundle, classes=tuple(str(i) for i in range(n_out)))

@@ -19,7 +19,7 @@ from ..editing.choice import EditorChoice, choose_for_config
 from ..editing.defaults import DEFAULT_LAYERS
 from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
-from ..models import ModelAdapter, ResNet, adapt
+from ..models import ModelAdapter, ResNet, adapt, forward_logits
 from ..models.registry import group_params
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
 from .analysis import AnalysisMixin
@@ -408,7 +408,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
         p = next(self.model.parameters())
         xb = xi.to(device=p.device, dtype=p.dtype)
         with eval_mode(self.model):
-            out = torch.softmax(self.model(xb.unsqueeze(0) if xb.dim() == 3 else xb).float(), -1).cpu()
+            out = torch.softmax(forward_logits(self.model, xb.unsqueeze(0) if xb.dim() == 3 else xb).float(), -1).cpu()
         return out[0] if xb.dim() == 3 else out
 
     # -- persistence -------------------------------------------------------------------

@@ -247,12 +247,11 @@ class ViewMixin:
     @torch.no_grad()
     def base_probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """``(C,)`` softmax of the *base* weights for one normalised ``(C, H, W)`` image."""
-        from torch.func import functional_call
-
         from ..editing.editor import eval_mode
+        from ..models import forward_logits
 
         p = next(self.model.parameters())
         xb = x.to(device=p.device, dtype=p.dtype).reshape(1, *x.shape[-3:])
         with eval_mode(self.model):
-            logits = functional_call(self.model, self.params_at(0), (xb,)) if self.history else self.model(xb)
+            logits = forward_logits(self.model, xb, self.params_at(0) if self.history else None)
         return torch.softmax(logits.float(), -1)[0].cpu()
