@@ -23,13 +23,12 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
-from torch.func import functional_call
 
 from ..data import DataBundle
 from ..device import default_device
 from ..editing import EditorConfig, EditResult, edit
 from ..editing.defaults import DEFAULT_LAYERS
-from ..models import ModelAdapter, Split, adapt, check_logits
+from ..models import ModelAdapter, Split, adapt, check_logits, forward_logits
 from .prefix_cache import Batches, GraphCache, StageCache
 from .records import EditOutcome, EditReport, EvalSummary, Misclassified
 
@@ -385,7 +384,7 @@ class Evaluator:
         xs = self._normalize(self._x[:n].to(self.device))
         try:
             with torch.inference_mode():
-                out = self.model(xs)
+                out = forward_logits(self.model, xs)
         except Exception as e:  # noqa: BLE001 - any failure here is a model/data mismatch
             raise ValueError(f"the model failed on {bundle.name} images of shape {tuple(xs.shape[1:])}: "
                              f"{type(e).__name__}: {e}. Give data the model was built for") from e
@@ -403,7 +402,7 @@ class Evaluator:
         perturbed = {k: own[k] + 1e-2 * (own[k].detach().float().std().nan_to_num(0.0) + 1e-3) *
                      torch.randn(own[k].shape, generator=g).to(own[k]) for k in names}
         with torch.inference_mode():
-            full_base, full_edit = self.model(xs), functional_call(self.model, perturbed, (xs,))
+            full_base, full_edit = forward_logits(self.model, xs), forward_logits(self.model, xs, perturbed)
             carry = self._prefix.batch_carry(cut, 0, n)  # type: ignore[arg-type]
             split = cut if isinstance(cut, Split) else self.adapter.split(names)
             fast_edit = split.suffix(carry, perturbed)

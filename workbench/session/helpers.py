@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from ..data import DataBundle
 from ..editing.editor import EditorConfig
-from ..models import ModelAdapter
+from ..models import ModelAdapter, check_logits, logits_of
 from .records import EditRecord
 
 if TYPE_CHECKING:
@@ -56,10 +56,7 @@ def bundle_for_model(model: nn.Module, data: Any, device: torch.device, *, class
                          "model was trained on, or pass resize=(H, W) to resize them") from None
     finally:
         model.train(was)
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != len(x):
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"the model's output for {len(x)} images is {got}, not (N, classes) logits; wrap the "
-                         "model so that forward(x) returns one logits tensor")
+    out = check_logits(logits_of(out), len(x))
     n_out = int(out.shape[1])
     if classes is None and bundle.meta.get("classes_from") == "labels" and n_out > bundle.num_classes:
         bundle = dataclasses.replace(bundle, classes=tuple(str(i) for i in range(n_out)))

@@ -27,6 +27,7 @@ from ..data.noise import NOISE_FILE, LabelNoise, flip_labels
 from ..device import resolve_device
 from ..evaluation.predict import error_rate, predict_logits
 from ..models.dropout import DropoutSpec, attach_dropout, default_sites, dropout_card, example_indices
+from ..models.outputs import forward_logits
 from ..models.spec import ModelSpec
 from .accounting import ACCOUNTING_FILE, GradientAccounting
 from .checkpoint import git_commit, load_model, load_state_into, load_weights, safe_torch_load, save_model
@@ -60,7 +61,7 @@ class CrossEntropyObjective:
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp and x.is_cuda else contextlib.nullcontext()
         with amp:
-            logits = model(x)
+            logits = forward_logits(model, x)
         self.last_logits = logits.detach()
         loss = F.cross_entropy(logits.float(), y)
         return loss, {"loss": float(loss.detach())}
