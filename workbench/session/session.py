@@ -109,7 +109,8 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
         self.model = model.to(self.device).eval()
         if bundle is not None:
             opts = {k: v for k, v in (("mean", mean), ("std", std), ("normalize", normalize),
-                                      ("denormalize", denormalize), ("resize", resize)) if v is not None}
+                                      ("denormalize", denormalize), ("resize", resize),
+                                      ("input_shape", shape or (card or {}).get("input_shape"))) if v is not None}
             bundle = bundle_for_model(self.model, bundle, self.device, classes=classes, **opts)
         if config is None and default_group(self.model) != DEFAULT_LAYERS:  # a model without chain3
             config = EditorConfig(layers=default_group(self.model))
@@ -388,7 +389,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
         if self.evaluator is not None:
             return self.evaluator.image(index).to(self.device)
         assert self.bundle is not None
-        x = self.bundle.split(self.split)[0][index:index + 1]
+        x = self.bundle.image_source(self.split).images([index])
         return self.bundle.normalize(x.to(self.device))[0]
 
     @property
@@ -398,7 +399,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
             return int(len(self.evaluator.labels))
         if self.bundle is None:
             raise ValueError("this session has no data set; pass images to edit() or build it with a bundle")
-        n = len(self.bundle.split(self.split)[1])
+        n = len(self.bundle.labels(self.split))
         return n if self.limit is None else min(n, self.limit)
 
     @torch.no_grad()

@@ -80,11 +80,12 @@ class ViewMixin:
         return self._ev().base_preds
 
     def raw_images(self) -> torch.Tensor:
-        """``(N, C, H, W) uint8`` images of the split for display (``DataBundle.display_images``)."""
+        """``(N, C, H, W) uint8`` images of the split for display (``DataBundle.display_images``);
+        for a streamed split, thumbnails made on demand (``DataBundle.display_view``)."""
         ev = self._ev()
         n = len(ev.labels)
         if self.bundle is not None:
-            return self.bundle.display_images(self.bundle.split(self.split)[0][:n])
+            return self.bundle.display_view(self.split, n)  # type: ignore[return-value]
         return torch.stack([ev.raw_image(i) for i in range(n)])
 
     def current_preds(self) -> torch.Tensor:
