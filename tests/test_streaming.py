@@ -93,12 +93,30 @@ def test_streamed_and_in_memory_data_give_identical_predictions_reports_and_edit
 def test_a_streamed_split_refuses_tensor_use_with_the_fix(tmp_path):
     random_folder(tmp_path, n=6)
     b = as_bundle(str(tmp_path))
-    for use in (lambda: b.test_x[:2], lambda: b.split("test"), lambda: torch.cat([b.test_x]), lambda: b.test_x.float()):
+    for use in (lambda: b.test_x[:2], lambda: b.split("test"), lambda: torch.cat([b.test_x]), lambda: b.test_x.float(),
+                lambda: b.test_x.size(0)):
         with pytest.raises((StreamedSplitError, AttributeError), match="image_source"):
             use()
     src = b.image_source("test")
     assert len(src) == 6 and src.images([5, 0]).shape == (2, 3, 64, 64)
     assert torch.equal(torch.cat(list(src.batches(batch_size=4, workers=0))), src.images(range(6)))
+
+
+def test_a_dataset_streams_when_asked_with_the_same_split_and_scores():
+    from torch.utils.data import TensorDataset
+
+    x = torch.randint(0, 256, (40, 3, 16, 16), generator=torch.Generator().manual_seed(2), dtype=torch.uint8)
+    y = torch.arange(40) % 3
+    norm = dict(mean=(.5,) * 3, std=(.25,) * 3)
+    streamed, memory = as_bundle(TensorDataset(x, y), stream=True, **norm), as_bundle((x, y), **norm)
+    assert streamed.is_streamed("test") and streamed.is_streamed("val") and not memory.is_streamed("test")
+    for split in ("test", "val"):
+        assert torch.equal(streamed.image_source(split).images(range(len(memory.labels(split)))), memory.split(split)[0])
+        assert torch.equal(streamed.labels(split), memory.labels(split))
+    model = small_cnn()
+    a = Evaluator(model, streamed, layers="2", device="cpu", batch_size=8, workers=0)
+    b = Evaluator(model, memory, layers="2", device="cpu", batch_size=8)
+    assert torch.equal(a.base_logits, b.base_logits)
 
 
 def test_memory_budget_is_respected_and_results_are_identical(tmp_path, monkeypatch, tiny_model, fashion_small):

@@ -155,8 +155,8 @@ def _read(data: Any, size: tuple[int, int] | None, stream: bool | None, limit: i
         return dataset_to_tensors(data, size, limit=limit)
     src: ImageSource = data if isinstance(data, DatasetSource) else DatasetSource(data, size)
     if limit is not None:
-        src = src.take(range(min(limit, len(src))))
-    if stream is None and src.nbytes() <= IN_MEMORY_MAX_BYTES:
+        src = src.subset(range(min(limit, len(src))))
+    if stream is None and src.stored_bytes() <= IN_MEMORY_MAX_BYTES:
         return dataset_to_tensors(data, size, limit=limit)
     return src, src.labels, _classes_of(data), _normalize_of(data)
 
@@ -169,7 +169,7 @@ def _hold_out(x: Images, y: torch.Tensor, fraction: float, seed: int
     perm = torch.randperm(len(x), generator=g)
     vi, ti = perm[:n_val].sort().values, perm[n_val:].sort().values
     if isinstance(x, ImageSource):
-        return x.take(vi), y[vi], x.take(ti), y[ti], n_val
+        return x.subset(vi), y[vi], x.subset(ti), y[ti], n_val
     return x[vi], y[vi], x[ti], y[ti], n_val
 
 
@@ -297,7 +297,7 @@ def _folder(root: str | Path, size: tuple[int, int] | None, input_shape: Sequenc
     channels = 1 if shape is not None and shape[0] == 1 else 3
     src, found = open_folder(root, size=size, channels=channels)
     names = tuple(classes) if classes is not None else found
-    x: Images = src if limit is None else src.take(range(min(limit, len(src))))
+    x: Images = src if limit is None else src.subset(range(min(limit, len(src))))
     y = x.labels
     if stream is False:
         x = x.images(range(len(x)))

@@ -188,7 +188,7 @@ class DataBundle:
         def cut(t: Any, n: int | None) -> Any:
             if n is None:
                 return t
-            return t.take(range(min(n, len(t)))) if isinstance(t, ImageSource) else t[:n]
+            return t.subset(range(min(n, len(t)))) if isinstance(t, ImageSource) else t[:n]
         return dataclasses.replace(self, train_x=cut(self.train_x, train), train_y=cut(self.train_y, train),
                                    val_x=cut(self.val_x, val), val_y=cut(self.val_y, val),
                                    test_x=cut(self.test_x, test), test_y=cut(self.test_y, test),

@@ -98,7 +98,7 @@ class ImageSource:
         ``(b, C, H, W)`` as stored, on ``device`` (default CPU)."""
         raise NotImplementedError
 
-    def take(self, indices: Indices) -> ImageSource:
+    def subset(self, indices: Indices) -> ImageSource:
         """The images ``indices`` of this source, as a source (no image is read)."""
         raise NotImplementedError
 
@@ -106,7 +106,7 @@ class ImageSource:
         """A cheap identity of the images and labels (None when none can be computed safely)."""
         return None
 
-    def nbytes(self) -> int:
+    def stored_bytes(self) -> int:
         """Bytes the whole split takes as stored."""
         c, h, w = self.image_shape
         return len(self) * c * h * w * torch.empty(0, dtype=self.stored_dtype).element_size()
@@ -150,7 +150,7 @@ class TensorSource(ImageSource):
         for k in range(0, len(idx), batch_size):
             yield self.x[idx[k:k + batch_size]].to(dev, non_blocking=True)
 
-    def take(self, indices: Indices) -> TensorSource:
+    def subset(self, indices: Indices) -> TensorSource:
         if isinstance(indices, range) and indices.step == 1 and 0 <= indices.start <= indices.stop:
             return TensorSource(self.x[indices.start:indices.stop], self._y[indices.start:indices.stop])
         idx = _positions(indices, len(self))
@@ -180,7 +180,7 @@ class DatasetSource(ImageSource):
         if not (hasattr(dataset, "__getitem__") and hasattr(dataset, "__len__")):
             raise TypeError(f"cannot read images from a {type(dataset).__name__}: pass a torch Dataset of "
                             "(image, label), an (x, y) pair of tensors or an ImageFolder path")
-        self.dataset, self.size, self.index = dataset, size, index
+        self.dataset, self.resize_to, self.positions = dataset, size, index
         self._fp, self._all_labels, self._first = fingerprint, _labels, _first
         if len(dataset) == 0:
             raise ValueError("the data set is empty")
@@ -207,16 +207,16 @@ class DatasetSource(ImageSource):
 
     # -- the source -------------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self.index) if self.index is not None else len(self.dataset)
+        return len(self.positions) if self.positions is not None else len(self.dataset)
 
     def _pos(self, k: torch.Tensor) -> torch.Tensor:
-        return self.index[k] if self.index is not None else k
+        return self.positions[k] if self.positions is not None else k
 
     @property
     def labels(self) -> torch.Tensor:
         if self._all_labels is None:
             self._all_labels = _targets(self.dataset)
-        return self._all_labels if self.index is None else self._all_labels[self.index]
+        return self._all_labels if self.positions is None else self._all_labels[self.positions]
 
     def _read(self, pos: int) -> torch.Tensor:
         item = self.dataset[pos]
@@ -224,7 +224,7 @@ class DatasetSource(ImageSource):
             raise TypeError(f"item {pos} of the data set is a {type(item).__name__}; the workbench needs "
                             "(image, label) pairs")
         img = as_chw(item[0], pos)
-        return resized(img.unsqueeze(0), self.size)[0] if self.size is not None else img
+        return resized(img.unsqueeze(0), self.resize_to)[0] if self.resize_to is not None else img
 
     @property
     def _image0(self) -> torch.Tensor:
@@ -271,18 +271,18 @@ class DatasetSource(ImageSource):
         for xb in loader:
             yield xb.to(dev, non_blocking=True)
 
-    def take(self, indices: Indices) -> DatasetSource:
+    def subset(self, indices: Indices) -> DatasetSource:
         pos = self._pos(_positions(indices, len(self)))
         fp = self.fingerprint()
-        return DatasetSource(self.dataset, self.size, index=pos, _labels=self._all_labels, _first=None,
-                             fingerprint=None if fp is None else f"{fp}|take:{tensor_sha256(pos)}")
+        return DatasetSource(self.dataset, self.resize_to, index=pos, _labels=self._all_labels, _first=None,
+                             fingerprint=None if fp is None else f"{fp}|subset:{tensor_sha256(pos)}")
 
     def fingerprint(self) -> str | None:
         if self._fp is None:
             self._fp = _dataset_fingerprint(self.dataset)
-            if self._fp is not None and self.index is not None:
-                self._fp += f"|take:{tensor_sha256(self.index)}"
-        return None if self._fp is None else f"{self._fp}|size:{self.size}"
+            if self._fp is not None and self.positions is not None:
+                self._fp += f"|subset:{tensor_sha256(self.positions)}"
+        return None if self._fp is None else f"{self._fp}|size:{self.resize_to}"
 
     def __repr__(self) -> str:
         return f"DatasetSource({type(self.dataset).__name__}, {len(self)} images, streamed)"

@@ -136,7 +136,7 @@ class Evaluator:
         if limit is not None:
             if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
                 raise ValueError(f"limit must be a positive integer (or None for the whole split), got {limit!r}")
-            src = src.take(range(min(limit, len(src))))
+            src = src.subset(range(min(limit, len(src))))
         if len(src) == 0:
             raise ValueError(f"the {split!r} split is empty; choose another split")
         given = adapt(model)

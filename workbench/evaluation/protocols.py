@@ -74,7 +74,7 @@ def random_label_edits(source: DataBundle | Evaluator, n: int, seed: int = 0, *,
         images, normalize, c, split = source.source, source.normalize, source.num_classes, source.split
     elif isinstance(source, DataBundle):
         images = source.image_source(split)
-        images = images if limit is None else images.take(range(min(limit, len(images))))
+        images = images if limit is None else images.subset(range(min(limit, len(images))))
         normalize, c = source.normalize, source.num_classes
     else:
         raise TypeError(f"source must be a DataBundle or an Evaluator, got {type(source).__name__}")
