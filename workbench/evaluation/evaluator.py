@@ -160,7 +160,6 @@ class Evaluator:
         self._names = {n for n, _ in self.model.named_parameters()} | {n for n, _ in self.model.named_buffers()}
         self._memo: tuple[tuple, torch.Tensor] | None = None
         t0 = time.perf_counter()
-        self._check_output(bundle)
         self.budget = MemoryBudget(default_budget(self.device) if memory_budget is None else memory_budget)
         # base logits on the CPU and the device, the memo's logits, labels, predictions, margins, quality
         self.budget.reserve("per-image records", len(src) * (3 * 4 * n_cls + 3 * 8 + 2 * 4), force=True)
