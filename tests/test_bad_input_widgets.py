@@ -42,13 +42,20 @@ def test_success_shows_its_cost_and_a_warning_colour_above_the_threshold(wb, mon
     assert wb.card.status == "costly" and "This fix cost more than" in wb.card.widget.value
 
 
-def test_a_wrecked_edit_is_shown_as_refused_and_changes_nothing(wb):
+def test_a_wrecked_edit_is_shown_as_refused_and_changes_nothing(wb, monkeypatch):
+    """An edit that meets its constraint but that the guard flags is refused. Built without
+    depending on round-off: a guard limit of 0 flags every edit that moves a weight, and
+    k = 100 steps of lr 1e-2 (an edit that takes a few steps) meets the constraint."""
+    import workbench.editing.guard as guard_mod
+
     _pick_first_error(wb)
     before, n = weights(wb.session.model), len(wb.session.history)
-    wb.panel.lr.value = 1e3  # meets the constraint (at 1e6 it may not, on one thread) with a change ~1e4x the weights
+    monkeypatch.setattr(guard_mod, "MAX_RELATIVE_CHANGE", 0.0)
+    wb.panel.max_steps.value = 100
     wb.panel.buttons["edit"].click()
     flagged = wb.session.attempts[-1].result
-    assert flagged.success and flagged.wrecked  # the guard, not the constraint, is what refused it
+    assert flagged.success and flagged.wrecked and flagged.relative_change > 0  # the guard refused it
+    assert "the guard allows 0x" in flagged.message
     card = wb.card.widget.value
     assert wb.card.status == "failed" and "Refused ✗" in card and "weights are unchanged" in card and "Fixed" not in card
     assert same_weights(weights(wb.session.model), before) and len(wb.session.history) == n

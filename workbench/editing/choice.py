@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS
-from .editor import EditorConfig
+from .config import EditorConfig, check_override_names
 from .optimizers import get_method
 
 SOURCES = ("learned", "tuned default", "given", "calibrated")  # calibrated: workbench.evaluation.calibrate
@@ -140,9 +140,7 @@ def choose_for_config(card: Mapping[str, Any] | None, config: EditorConfig | Non
 
     Without ``config``, nothing but the overrides counts as given.
     """
-    unknown = set(overrides) - set(EditorConfig.__dataclass_fields__)
-    if unknown:
-        raise TypeError(f"unknown edit option(s) {sorted(unknown)}; use {sorted(EditorConfig.__dataclass_fields__)}")
+    check_override_names(overrides)
     given: dict[str, Any] = {} if config is None else {
         "method": config.method, "lr": config.lr, "beta": config.beta, "max_steps": config.max_steps,
         "layers": config.layers}

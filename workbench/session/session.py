@@ -19,6 +19,8 @@ from ..editing.choice import EditorChoice, choose_for_config
 from ..editing.defaults import DEFAULT_LAYERS
 from ..editing.editor import EditorConfig, EditResult, eval_mode
 from ..editing.editor import edit as edit_fn
+from ..editing.config import check_overrides
+from ..editing.inputs import check_images
 from ..models import ModelAdapter, ResNet, adapt
 from ..models.registry import group_params
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, state_hash, to_result, write_history
@@ -33,6 +35,7 @@ from .records import EditRecord, target_of
 # Failed or refused attempts kept (as summaries without tensors, oldest dropped first): a
 # record of what was tried, bounded so that a long classroom session cannot grow without end.
 MAX_ATTEMPTS = 1000
+PROBABILITY_CHUNK = 512  # images per forward pass in probabilities()
 
 
 class SessionBusy(RuntimeError):
@@ -256,6 +259,7 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
             SessionBusy: another action is running on this session; nothing changes.
         """
         idx = None if index is None else as_index(index)
+        check_overrides(config, overrides)
         check_edit_inputs(self.bundle, x, y_ref)
         with self._exclusive("an edit"):
             return self._edit(x, y_ref, config, idx, overrides, score)
@@ -403,13 +407,15 @@ class EditSession(AnalysisMixin, LocalizationMixin, CalibrationMixin, ViewMixin)
 
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor | int) -> torch.Tensor:
-        """Softmax of the current model: ``(C,)`` for one image (or an index), ``(N, C)`` for a batch."""
-        xi = self.image(x) if isinstance(x, int) else x
-        p = next(self.model.parameters())
-        xb = xi.to(device=p.device, dtype=p.dtype)
+        """Softmax of the current model: ``(C,)`` for one image (or an index), ``(N, C)`` for a batch.
+
+        ``x`` is checked as :meth:`edit` checks it (same shape error); a batch runs in chunks."""
+        xi = x if isinstance(x, torch.Tensor) else self.image(x)  # type: ignore[arg-type]
+        check_edit_inputs(self.bundle, xi, ())
+        xb = check_images(self.adapter, xi)
         with eval_mode(self.model):
-            out = torch.softmax(self.model(xb.unsqueeze(0) if xb.dim() == 3 else xb).float(), -1).cpu()
-        return out[0] if xb.dim() == 3 else out
+            out = torch.cat([torch.softmax(self.model(c).float(), -1).cpu() for c in xb.split(PROBABILITY_CHUNK)])
+        return out[0] if xi.dim() == 3 else out
 
     # -- persistence -------------------------------------------------------------------
     def _header(self) -> dict[str, Any]:
