@@ -3,8 +3,8 @@
 Every editor argument is checked here, once: a config cannot be built with a wrong type
 (``lr="0.1"``, ``layers=None``), and :meth:`EditorConfig.resolved` checks the ranges once the
 tuned defaults are filled in. Each message names the argument and how to fix it.
-:func:`with_overrides` applies keyword overrides (``edit(..., lr=...)``) and refuses unknown
-ones. ``edit()``, ``EditSession.edit`` and ``choose_editor`` all go through this module.
+:func:`with_overrides` applies keyword overrides (``edit(..., lr=...)``; None means the default)
+and refuses unknown ones. ``edit()``, ``EditSession.edit`` and ``choose_editor`` all go through this module.
 """
 from __future__ import annotations
 
@@ -152,8 +152,16 @@ def check_overrides(config: object, overrides: Mapping[str, Any]) -> None:
 
 
 def with_overrides(config: EditorConfig | None, **overrides: Any) -> EditorConfig:
-    """``config`` (default ``EditorConfig()``) with keyword ``overrides`` of its fields, checked."""
+    """``config`` (default ``EditorConfig()``) with keyword ``overrides`` of its fields, checked.
+
+    An override of None means the default, as in ``EditSession.edit``: the tuned lr/beta, and
+    ``EditorConfig()``'s method, k, beta2 and group (``edit(model, x, 3, layers=None)`` edits
+    ``chain3``)."""
     check_overrides(config, {})
     check_override_names(overrides)
     base = EditorConfig() if config is None else config
-    return EditorConfig(**{**base.__dict__, **overrides}) if overrides else base
+    given = {k: getattr(_DEFAULT, k) if v is None else v for k, v in overrides.items()}
+    return EditorConfig(**{**base.__dict__, **given}) if given else base
+
+
+_DEFAULT = EditorConfig()
