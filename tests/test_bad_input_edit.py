@@ -212,7 +212,7 @@ ARG_CASES = [
     ({"max_steps": 2.5}, ValueError, r"max_steps \(k\) must be an integer in 1\.\.1000, got 2\.5"),
     ({"method": 3}, TypeError, r"method must be an editor's name such as 'rmsprop', got 3 \(int\)"),
     ({"layers": ["chain3", 3]}, TypeError, r"layers must hold group names \(non-empty strings\), got 3"),
-    ({"layers": []}, ValueError, r"layers is an empty list; name an editable group"),
+    ({"layers": []}, ValueError, r"layers is an empty list; give at least one group: name an editable group"),
     ({"lr": True}, TypeError, r"lr \(the learning rate\) must be a number.*got True \(bool\)"),
     ({"lr": -1.0}, ValueError, r"lr \(the learning rate\) must be a finite number >= 0, got -1\.0"),
     ({"learning_rate": 0.1}, TypeError, r"unknown edit option\(s\) \['learning_rate'\]; use \['beta', 'beta2', "),

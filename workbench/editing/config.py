@@ -53,7 +53,7 @@ def _check_layers(layers: object) -> None:
     if not isinstance(layers, (list, tuple)):
         raise TypeError(f"layers must be a group name or a list of group names, got {_got(layers)}; {fix}")
     if not layers:
-        raise ValueError(f"layers is an empty list; {fix}")
+        raise ValueError(f"layers is an empty list; give at least one group: {fix}")
     bad = [g for g in layers if not isinstance(g, str) or not g]
     if bad:
         raise TypeError(f"layers must hold group names (non-empty strings), got {bad[0]!r} in {list(layers)!r}; {fix}")
