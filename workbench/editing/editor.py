@@ -15,7 +15,6 @@ from ..models.adapter import ModelAdapter, adapt, check_logits
 from .constraint import edit_loss, satisfied
 from .config import EditorConfig, with_overrides
 from .guard import check_edit
-from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD, MAX_STEPS_LIMIT, default_for
 from .inputs import check_inputs
 from .optimizers import Hyper, get_method
 from .reach import unreachable_target
