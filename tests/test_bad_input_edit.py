@@ -289,7 +289,9 @@ def test_probabilities_refuses_an_image_of_another_size_as_edit_does(session, tm
 def test_probabilities_of_a_batch_run_in_chunks(session, monkeypatch):
     x = session.image(list(range(20)))
     whole = session.probabilities(x)
-    monkeypatch.setattr(session_mod, "PROBABILITY_CHUNK", 7)
+    import workbench.session.inspection as inspection
+
+    monkeypatch.setattr(inspection, "PROBABILITY_CHUNK", 7)
     chunked = session.probabilities(x)
     assert chunked.shape == (20, session.num_classes)
     torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-6)  # batch size may change round-off only
