@@ -26,6 +26,24 @@ CFG = EditorConfig(method="rmsprop", lr=2e-2, max_steps=20)
 KILLED = 77  # exit status of a child killed at its chosen step
 
 
+@contextlib.contextmanager
+def _replace_fails_at(monkeypatch, k: int):
+    """``os.replace`` raises "No space left on device" at its ``k``-th call (1-based) inside the block."""
+    real, calls = os.replace, [0]
+
+    def fail_at_k(*args, **kw):
+        calls[0] += 1
+        if calls[0] == k:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(os, "replace", fail_at_k)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(os, "replace", real)
+
+
 def _runner_up(session: EditSession, i: int) -> int:
     return int(session.probabilities(i).argsort(descending=True)[1])
 
@@ -301,18 +319,8 @@ def test_a_save_failing_at_every_file_replace_keeps_the_previous_history(two_sta
     total = calls[0]
     assert total >= 3  # the new tensor files, then history.json
     for k in range(1, total + 1):
-        calls[0] = 0
-
-        def fail_at_k(*args, **kw):
-            calls[0] += 1
-            if calls[0] == k:
-                raise OSError(28, "No space left on device")
-            return real(*args, **kw)
-
-        monkeypatch.setattr(os, "replace", fail_at_k)
-        with refused(r"No space left on device", root=h, session=s, exc=OSError):
+        with _replace_fails_at(monkeypatch, k), refused(r"No space left on device", root=h, session=s, exc=OSError):
             s.save(h)
-        monkeypatch.setattr(os, "replace", real)
         reader.load_history(h)
         assert _same(_state(reader), a), f"a failure at replace #{k} changed the saved history"
 
@@ -357,20 +365,10 @@ def test_an_export_failing_at_every_file_replace_keeps_the_previous_model(two_st
     s.export(out)
     before = weights(load_model(out)[0])
     s.redo()
-    real = os.replace
     for k in (1, 2):  # the weights, then the card
-        calls = [0]
-
-        def fail_at_k(*args, **kw):
-            calls[0] += 1
-            if calls[0] == k:
-                raise OSError(28, "No space left on device")
-            return real(*args, **kw)
-
-        monkeypatch.setattr(os, "replace", fail_at_k)
-        with refused(r"No space left on device", root=out, session=s, exc=OSError):
+        with _replace_fails_at(monkeypatch, k), refused(r"No space left on device", root=out, session=s,
+                                                        exc=OSError):
             s.export(out)
-        monkeypatch.setattr(os, "replace", real)
         assert same_weights(weights(load_model(out)[0]), before), f"a failure at replace #{k} lost the export"
         assert PREVIOUS_DIR not in os.listdir(out)
 
