@@ -7,14 +7,14 @@ import pytest
 pytest.importorskip("ipywidgets")
 pytest.importorskip("plotly")
 
-import workbench.widgets.outcome as outcome_mod  # noqa: E402
+import workbench.widgets.panels.outcome_card as outcome_mod  # noqa: E402
 from bad_input_common import same_weights, weights  # noqa: E402
-from workbench.widgets import Workbench  # noqa: E402
+from workbench.widgets import show  # noqa: E402
 
 
 @pytest.fixture()
 def wb(tiny_model_dir, fashion_small):
-    w = Workbench.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=300, device="cpu", probe_views=0)
+    w = show(tiny_model_dir, bundle=fashion_small, limit=300, device="cpu", probe_views=0)
     w.panel.lr.value = 1e-2
     return w
 
@@ -134,8 +134,8 @@ def hostile_bundle(fashion_small):
 
 @pytest.fixture()
 def hostile_wb(tiny_model_dir, hostile_bundle, tmp_path):
-    w = Workbench.from_checkpoint(tiny_model_dir, bundle=hostile_bundle, limit=300, device="cpu", probe_views=2,
-                                  name=HOSTILE_NAME, output_dir=tmp_path / "out")
+    w = show(tiny_model_dir, bundle=hostile_bundle, limit=300, device="cpu", probe_views=2, name=HOSTILE_NAME,
+             output_dir=tmp_path / "out")
     w.panel.lr.value = 1e-2
     return w
 
@@ -245,7 +245,8 @@ def test_hostile_names_show_as_text_on_both_cards_of_the_comparison(tiny_model_d
 
 def test_a_product_card_title_with_markup_in_a_plain_string_is_escaped():
     """The card escapes a title given as a plain str (only Markup from the templates goes in as HTML)."""
-    from workbench.widgets.outcome import Outcome, OutcomeCard
+    from workbench.widgets.panels.outcome_card import OutcomeCard
+    from workbench.widgets.wording import Outcome
 
     card = OutcomeCard()
     card.show_edit(Outcome("fixed", HOSTILE[0], HOSTILE[1], 3, 0.01))  # type: ignore[arg-type]

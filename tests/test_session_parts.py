@@ -74,7 +74,7 @@ def test_a_broken_defaults_file_is_named_with_the_fix(tmp_path):
 
 def test_the_panel_says_why_it_has_no_step_size_for_a_new_method():
     pytest.importorskip("ipywidgets")
-    from workbench.widgets.edit_panel import EditPanel
+    from workbench.widgets.panels.edit_panel import EditPanel
 
     s = EditSession(_net(), None, device="cpu")  # no data: a step size cannot be calibrated
     p = EditPanel(s.group_names(), {}, config=s.config, choose=s.resolve_editor, note=s.editor_choice.note)

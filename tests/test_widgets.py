@@ -19,7 +19,7 @@ pytest.importorskip("plotly")
 from plotly.callbacks import InputDeviceState, Points  # noqa: E402
 
 from workbench.evaluation.records import errors_from_logits  # noqa: E402
-from workbench.widgets import SORTS, Workbench  # noqa: E402
+from workbench.widgets import SORTS, show  # noqa: E402
 
 LIMIT = 300
 LR = 1e-2  # the tiny test model needs a larger editor step than the shipped default
@@ -27,8 +27,7 @@ LR = 1e-2  # the tiny test model needs a larger editor step than the shipped def
 
 @pytest.fixture()
 def wb(tiny_model_dir, fashion_small, tmp_path):
-    w = Workbench.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=4,
-                                  output_dir=tmp_path / "out")
+    w = show(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=4, output_dir=tmp_path / "out")
     w.panel.lr.value = LR
     return w
 
@@ -146,7 +145,7 @@ def test_edit_shows_outcome_card_then_exact_figures_in_place(wb):
     cur = s.current_preds()
     assert {e.index for e in wb.browser.errors} == set(torch.nonzero(cur != s.labels).flatten().tolist())
     assert torch.allclose(torch.tensor(wb.picker.figure.data[0].y), s.probabilities(i), atol=1e-6)
-    t = wb.timings
+    t = wb.controller.timings
     assert t["outcome"] <= t["estimate"] <= t["reports"] <= t["total"]
     assert list(wb.history.figure.data[0].y) == pytest.approx([1 - s.base_error, 1 - rec.report.error_after])
 
@@ -264,7 +263,7 @@ def test_bad_input_is_explained_beside_the_button(wb, caplog):
     assert m.widget in wb.panel.widget.children  # beside the Edit button
     assert not wb.session.history and _same(_weights(wb), base) and wb.card.status == "empty"
     with pytest.raises(ValueError, match="pick an image first"):
-        wb.edit()
+        wb.controller.edit()
     _select_first(wb)
     wb.panel.lr.value = -1.0
     wb.panel.buttons["edit"].click()

@@ -16,10 +16,10 @@ from typing import Callable, Sequence
 
 import ipywidgets as W
 
-from .common import MessageArea, css
-from .figures import timeline_axes, timeline_figure
-from .markup import HTML, join, markup
-from .plotly_widget import live_figure
+from ..common import MessageArea, css
+from ..plots.charts import timeline_axes, timeline_figure
+from ..markup import HTML, join, markup
+from ..plots.live import live_figure
 
 __all__ = ["HistoryPanel", "safe_name"]
 
