@@ -1,8 +1,11 @@
-"""Workbench widgets without a browser: simulated clicks against a real tiny model.
+"""Workbench widgets without a browser: the controller's actions and simulated clicks against a
+real tiny model.
 
-Clicks are ``Button.click()`` (handlers run synchronously); plots are checked through the
-FigureWidget data (``fig.data[i].y``), labels through their HTML values. Every check
-compares against what the session computed for the same state.
+A test about a control clicks it (``Button.click()``: handlers run synchronously); the others
+act through the controller (``wb.controller.select / set_target / edit / undo ...``), as a
+click would. Plots are checked through the FigureWidget data (``fig.data[i].y``), labels
+through their HTML values. Every check compares against what the session computed for the
+same state.
 """
 from __future__ import annotations
 
@@ -46,16 +49,17 @@ def _change(report):
 
 
 def _select_first(wb, k=0):
-    cell = wb.browser.cells[k]
-    cell.button.click()
-    return cell.index
+    """Select the k-th error of the browser's page (as its "select" button does); returns its index."""
+    i = int(wb.browser.page_items[k].index)
+    wb.controller.select(i)
+    return i
 
 
 def _edit_ok(wb, k=0):
-    """Select the k-th listed error, target its true label, click Edit; the edit must succeed."""
+    """Select the k-th listed error, target its true label, Edit; the edit must succeed."""
     i = _select_first(wb, k)
-    wb.picker.buttons[int(wb.session.labels[i])].click()
-    wb.panel.buttons["edit"].click()
+    wb.controller.set_target(int(wb.session.labels[i]))
+    wb.controller.edit()
     assert wb.messages.level != "error", wb.messages.text
     assert wb.session.history and wb.session.history[-1].index == i
     return i
@@ -171,10 +175,10 @@ def test_failed_edit_is_shown_as_failed_and_clears_the_previous_figures(wb):
     n, weights = len(wb.session.history), _weights(wb)
     i = _select_first(wb, 1)
     target = (int(wb.session.labels[i]) + 1) % 10
-    wb.picker.buttons[target].click()
+    wb.controller.set_target(target)
     wb.panel.max_steps.value = 1
     wb.panel.lr.value = 1e-9
-    wb.panel.buttons["edit"].click()
+    wb.controller.edit()
     card = wb.card.widget.value
     assert wb.card.status == "failed" and "Not fixed ✗" in card and "weights are unchanged" in card
     assert "Test accuracy" not in card and "pp" not in card  # nothing left over from the previous edit
@@ -194,9 +198,9 @@ def test_failed_edit_is_shown_as_failed_and_clears_the_previous_figures(wb):
 def test_no_op_edit_adds_nothing(wb):
     i = _select_first(wb)
     pred = wb.controller.selection.pred
-    wb.picker.buttons[pred].click()
+    wb.controller.set_target(pred)
     base = _weights(wb)
-    wb.panel.buttons["edit"].click()
+    wb.controller.edit()
     assert wb.card.status == "noop" and "already predicts" in wb.card.widget.value
     assert not wb.session.history and not wb.session.attempts and _same(_weights(wb), base) and i is not None
 
@@ -205,8 +209,8 @@ def test_no_op_after_an_edit_says_the_details_are_of_the_edit_before(wb):
     i = _edit_ok(wb)
     heading = wb.metrics.heading.value
     assert "Edit 1" in heading and "changed nothing" not in heading
-    wb.picker.buttons[wb.controller.selection.pred].click()  # the edited image already predicts it
-    wb.panel.buttons["edit"].click()
+    wb.controller.set_target(wb.controller.selection.pred)  # the edited image already predicts it
+    wb.controller.edit()
     assert wb.card.status == "noop" and len(wb.session.history) == 1 and wb.session.history[-1].index == i
     assert "Edit 1" in wb.metrics.heading.value and "changed nothing" in wb.metrics.heading.value
 
@@ -216,14 +220,14 @@ def test_undo_redo_reset_leave_no_stale_figure(wb):
     _edit_ok(wb)
     edited = _weights(wb)
     assert not wb.panel.buttons["undo"].disabled and wb.panel.buttons["redo"].disabled
-    wb.panel.buttons["undo"].click()
+    wb.controller.undo()
     assert not wb.session.history and _same(_weights(wb), base)
     assert wb.card.status == "history" and "base model" in wb.card.widget.value
     assert "No edit applied" in wb.metrics.heading.value and list(wb.metrics.figure.data[0].y) == [0.0] * 10
     assert wb.probe.report is None and not wb.metrics.flipped
-    wb.panel.buttons["redo"].click()
+    wb.controller.redo()
     assert len(wb.session.history) == 1 and _same(_weights(wb), edited) and "Edit 1" in wb.metrics.heading.value
-    wb.panel.buttons["reset"].click()
+    wb.controller.reset()
     assert not wb.session.history and _same(_weights(wb), base) and wb.panel.buttons["undo"].disabled
     assert {e.index for e in wb.browser.errors} == {e.index for e in wb.session.evaluator.misclassified()}
 

@@ -39,10 +39,11 @@ def _png(arr, fmt="PNG") -> bytes:
 
 
 def _edit(wb, k):
-    wb.browser.cells[k].button.click()
-    i = wb.controller.selection.index
-    wb.picker.buttons[int(wb.session.labels[i])].click()
-    wb.panel.buttons["edit"].click()
+    """Select the k-th error of the browser's page, target its true label, Edit."""
+    i = int(wb.browser.page_items[k].index)
+    wb.controller.select(i)
+    wb.controller.set_target(int(wb.session.labels[i]))
+    wb.controller.edit()
     return wb.session.history[-1].index == i if wb.session.history else False
 
 
@@ -59,7 +60,7 @@ def test_upload_a_good_image_and_edit_it(wb):
     assert "your image" in wb.picker.header.value and "my-shirt.jpg" in wb.picker.header.value
     target = wb.controller.target
     assert target != sel.pred
-    wb.panel.buttons["edit"].click()
+    wb.controller.edit()
     assert wb.messages.level != "error", wb.messages.text
     if wb.session.history:
         rec = wb.session.history[-1]
@@ -77,7 +78,7 @@ def test_upload_a_good_image_and_edit_it(wb):
     ("fake.png", _png(np.zeros((8, 8), dtype="uint8"), "GIF"), "is a GIF file"),  # the type, by content
 ], ids=["text", "png-named-txt", "truncated-png", "gif", "gif-named-png"])
 def test_upload_a_bad_file_gets_a_clear_message(wb, name, data, words):
-    wb.browser.cells[0].button.click()
+    wb.controller.select(int(wb.browser.page_items[0].index))
     before, header = wb.controller.selection, wb.picker.header.value
     assert not wb.upload.load(data, name)
     m = wb.upload.messages
@@ -93,8 +94,8 @@ def test_an_uploaded_copy_of_a_test_image_edits_like_it_and_is_in_the_report(wb)
     sel = wb.controller.selection
     assert sel.index is None and torch.equal(sel.raw, raw) and sel.pred == e.pred
     assert torch.allclose(sel.x, wb.session.image(e.index), atol=1e-6)
-    wb.picker.buttons[e.true].click()
-    wb.panel.buttons["edit"].click()
+    wb.controller.set_target(e.true)
+    wb.controller.edit()
     assert wb.session.history, wb.card.widget.value
     rec = wb.session.history[-1]
     assert rec.index is None and rec.target == e.true and wb.card.status in ("fixed", "costly")
@@ -211,7 +212,7 @@ def test_save_export_and_report_stay_in_the_folder(wb, tmp_path):
     assert all(str(w).startswith("out/lesson-1/") for w in written)  # nothing outside the folder
     # load it back after a reset
     weights = {k: v.clone() for k, v in s.model.state_dict().items()}
-    wb.panel.buttons["reset"].click()
+    wb.controller.reset()
     wb.history.buttons["load"].click()
     assert wb.history.messages.level == "success" and len(s.history) == n
     assert all(torch.equal(v, s.model.state_dict()[k]) for k, v in weights.items())
