@@ -1,4 +1,4 @@
-"""Pure plot builders of the widget layer (STYLE.md principle 4): numbers in, a figure out.
+"""Pure plot builders of the widget layer: numbers in, a figure out.
 
 - :mod:`.charts`: plotly figures (confusion heatmap, class probabilities, per-class change,
   timeline, critical neurons per layer) and the in-place ``update_*`` helpers;
