@@ -187,9 +187,8 @@ class Controller:
         self.timings[name] = time.perf_counter() - attempt.t0
 
     def _error_before_last(self) -> float:
-        s = self.session
-        prev = s.history[-2].report if len(s.history) >= 2 else None
-        return prev.error_after if prev is not None else s.base_error
+        prev = self.session.history[-2].report if len(self.session.history) >= 2 else None
+        return prev.error_after if prev is not None else self.session.base_error
 
     def _reports(self, record: EditRecord | None) -> None:
         self.callbacks.reports(record)
@@ -212,8 +211,7 @@ class Controller:
         cb.attribution(aset, sel, rows)
 
     def choose_editor(self, **kw: Any) -> EditorChoice:
-        """The editor for a method / group the view picked (``EditSession.resolve_editor``: learned,
-        else tuned, else calibrated)."""
+        """The editor for the method / group the view picked (the session's one resolver)."""
         return self.session.resolve_editor(**kw)
 
     # -- the edit stack and its files ----------------------------------------------------
@@ -257,8 +255,7 @@ class Controller:
 
     # -- "Where is it stored?" -----------------------------------------------------------
     def localize(self, quick: bool | None = None) -> Any:
-        """Run the critical-neuron search for the selected image (``quick``: default the view's
-        setting) and show it; returns the :class:`~workbench.localization.CriticalNeurons`."""
+        """The critical-neuron search for the selection (``quick``: default the view's setting)."""
         index = self.selection.index if self.selection is not None else None
         if index is None:
             raise ValueError("no image selected: click 'select' under an image first")
@@ -287,8 +284,7 @@ class Controller:
         return group
 
     def refresh_scores(self) -> None:
-        """After a change of the weights: the error browser's per-image scores, and the
-        selection's localization (cached for these weights, else none)."""
+        """After a change of the weights: per-image scores and the selection's cached localization."""
         self._scores("label_quality", lambda: dict(enumerate(self.session.label_quality().tolist())))
         self._scores("critical", self.session.localized_counts)
         self._show_localization()
