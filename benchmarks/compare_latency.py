@@ -83,9 +83,10 @@ class Clock:
 
 
 def _click(view, clock: Clock, index: int, label: int) -> float:
-    """Select ``index``, target ``label``, press Edit; seconds until the handler returned."""
-    view.select(index)
-    view.set_target(label)
+    """Select ``index``, target ``label`` (the view's controller), press Edit; seconds until the handler returned."""
+    actions = view.lockstep if hasattr(view, "lockstep") else view.controller
+    actions.select(index)
+    actions.set_target(label)
     clock.start()
     view.panel.buttons["edit"].click()
     total = time.perf_counter() - clock.t0
@@ -113,8 +114,9 @@ def _fmt(v: float | None) -> str:
 def main(args: argparse.Namespace) -> None:
     import torch
 
-    from workbench.widgets import Comparison, Workbench
     from workbench.paths import shipped_model
+    from workbench.session.opening import open_session
+    from workbench.widgets import Comparison, Workbench
 
     t0 = time.perf_counter()
     cmp = Comparison.from_checkpoints(args.baseline, args.editable, limit=args.limit, device=args.device)
@@ -141,8 +143,9 @@ def main(args: argparse.Namespace) -> None:
     wb = wclock = None
     if not args.no_single:
         t1 = time.perf_counter()
-        wb = Workbench.from_checkpoint(args.editable if args.editable is not None else shipped_model("fashion-editable"),
-                                       limit=args.limit, device=args.device, probe_views=16)
+        session, _ = open_session(args.editable if args.editable is not None else shipped_model("fashion-editable"),
+                                  limit=args.limit, device=args.device)
+        wb = Workbench(session, probe_views=16)  # no progress line to display (show() would print it)
         wb.panel.method.value, wb.panel.group.value = cmp.panel.method.value, cmp.panel.group.value
         wb.panel.lr.value = cmp.panel.lr.value  # the same editor as the comparison's
         wclock = Clock()
@@ -195,8 +198,8 @@ def main(args: argparse.Namespace) -> None:
     if args.profile:
         prof = cProfile.Profile()
         for index in profiled[:args.profile]:
-            cmp.select(index)
-            cmp.set_target(int(left.labels[index]))
+            cmp.lockstep.select(index)
+            cmp.lockstep.set_target(int(left.labels[index]))
             prof.enable()
             cmp.panel.buttons["edit"].click()
             prof.disable()

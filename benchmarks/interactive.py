@@ -77,9 +77,9 @@ def open_model(args: argparse.Namespace):
 
 def one_click(wb, index: int) -> dict[str, float] | None:
     """Select ``index``, target its true label, press Edit; seconds from the click, or None if it failed."""
-    wb.reset()
-    wb.select(index)
-    wb.set_target(int(wb.session.labels[index]))
+    wb.controller.reset()
+    wb.controller.select(index)
+    wb.controller.set_target(int(wb.session.labels[index]))
     t0 = time.perf_counter()
     wb.panel.buttons["edit"].click()
     total = time.perf_counter() - t0
@@ -87,7 +87,7 @@ def one_click(wb, index: int) -> dict[str, float] | None:
         raise RuntimeError(wb.messages.text)
     if not wb.session.history:
         return None
-    out = {p: wb.timings[p] for p in PHASES}
+    out = {p: wb.controller.timings[p] for p in PHASES}
     out["total"] = total
     out["steps"] = float(wb.session.history[-1].result.steps)
     return out
@@ -96,7 +96,8 @@ def one_click(wb, index: int) -> dict[str, float] | None:
 def main(args: argparse.Namespace) -> None:
     import torch
 
-    from workbench.widgets import Workbench, resolve_checkpoint
+    from workbench.session.opening import open_session, resolve_checkpoint
+    from workbench.widgets import Workbench
 
     t0 = time.perf_counter()
     if args.model:
@@ -106,8 +107,8 @@ def main(args: argparse.Namespace) -> None:
         if note:
             print(note)
         name = path.name
-        wb = Workbench.from_checkpoint(path, limit=args.limit, device=args.device, attribution_method=args.method,
-                                       probe_views=args.probe_views)
+        session, _ = open_session(path, limit=args.limit, device=args.device)
+        wb = Workbench(session, attribution_method=args.method, probe_views=args.probe_views)
     wb.attribution.n_steps.value = args.ig_steps
     s = wb.session
     print(f"model {name}: {len(s.labels)} test images, base error {s.base_error:.2%}, "

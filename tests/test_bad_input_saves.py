@@ -390,11 +390,10 @@ def test_two_workbenches_on_one_name_get_a_refusal_in_words_and_an_overwrite_but
                                                                                     tmp_path):
     pytest.importorskip("ipywidgets")
     pytest.importorskip("plotly")
-    from workbench.widgets import Workbench
+    from workbench.widgets import Workbench, show
 
     def student() -> Workbench:
-        w = Workbench.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=50, device="cpu", probe_views=0,
-                                      output_dir=tmp_path / "out")
+        w = show(tiny_model_dir, bundle=fashion_small, limit=50, device="cpu", probe_views=0, output_dir=tmp_path / "out")
         s = w.session
         s.edit_index(0, _runner_up(s, 0), CFG)
         return w

@@ -18,38 +18,38 @@ pytest.importorskip("plotly")
 
 from PIL import Image, ImageFile  # noqa: E402
 
-import workbench.widgets.outcome as outcome_mod  # noqa: E402
+import workbench.widgets.panels.outcome_card as outcome_mod  # noqa: E402
 from bad_input_common import refused, same_weights, weights  # noqa: E402
 from workbench.data.decode import MAX_UPLOAD_PIXELS  # noqa: E402
-from workbench.widgets import Workbench  # noqa: E402
+from workbench.widgets import show  # noqa: E402
 
 
 @pytest.fixture()
 def wb(tiny_model_dir, fashion_small):
-    w = Workbench.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=300, device="cpu", probe_views=0)
+    w = show(tiny_model_dir, bundle=fashion_small, limit=300, device="cpu", probe_views=0)
     w.panel.lr.value = 1e-2
     return w
 
 
 def _pick_first_error(wb) -> int:
-    cell = wb.browser.cells[0]
-    cell.button.click()
-    i = cell.index
-    wb.picker.buttons[int(wb.session.labels[i])].click()
+    """Select the first error of the browser's page and target its true label; returns its index."""
+    i = int(wb.browser.page_items[0].index)
+    wb.controller.select(i)
+    wb.controller.set_target(int(wb.session.labels[i]))
     return i
 
 
 def test_success_shows_its_cost_and_a_warning_colour_above_the_threshold(wb, monkeypatch):
     _pick_first_error(wb)
-    wb.panel.buttons["edit"].click()
+    wb.controller.edit()
     rec = wb.session.history[-1]
     card = wb.card.widget.value
     assert wb.card.status in ("fixed", "costly") and "Fixed ✓" in card and "Test accuracy" in card
     assert (wb.card.status == "costly") == (rec.cost_pp > outcome_mod.COST_WARNING_PP)
-    wb.panel.buttons["undo"].click()
+    wb.controller.undo()
     monkeypatch.setattr(outcome_mod, "COST_WARNING_PP", -100.0)  # every cost is above it now
     _pick_first_error(wb)
-    wb.panel.buttons["edit"].click()
+    wb.controller.edit()
     assert len(wb.session.history) == 1
     assert wb.card.status == "costly" and "This fix cost more than" in wb.card.widget.value
 
@@ -64,7 +64,7 @@ def test_a_wrecked_edit_is_shown_as_refused_and_changes_nothing(wb, monkeypatch)
     before, n = weights(wb.session.model), len(wb.session.history)
     monkeypatch.setattr(guard_mod, "MAX_RELATIVE_CHANGE", 0.0)
     wb.panel.max_steps.value = 100
-    wb.panel.buttons["edit"].click()
+    wb.controller.edit()
     flagged = wb.session.attempts[-1].result
     assert flagged.success and flagged.wrecked and flagged.relative_change > 0  # the guard refused it
     assert "the guard allows 0x" in flagged.message
@@ -153,8 +153,8 @@ def hostile_bundle(fashion_small):
 
 @pytest.fixture()
 def hostile_wb(tiny_model_dir, hostile_bundle, tmp_path):
-    w = Workbench.from_checkpoint(tiny_model_dir, bundle=hostile_bundle, limit=300, device="cpu", probe_views=2,
-                                  name=HOSTILE_NAME, output_dir=tmp_path / "out")
+    w = show(tiny_model_dir, bundle=hostile_bundle, limit=300, device="cpu", probe_views=2, name=HOSTILE_NAME,
+             output_dir=tmp_path / "out")
     w.panel.lr.value = 1e-2
     return w
 
@@ -176,7 +176,7 @@ def test_hostile_class_names_show_as_text_on_fixed_not_fixed_errors_and_history(
     err = next(e for e in wb.session.current_errors() if e.index == i)
     assert err.margin > 0.5
     before = weights(wb.session.model)
-    wb.panel.buttons["edit"].click()
+    wb.controller.edit()
     assert wb.card.status == "failed" and "Not fixed ✗" in wb.card.widget.value
     assert same_weights(weights(wb.session.model), before) and not wb.session.history
     pred, true = HOSTILE[err.pred], HOSTILE[err.true]
@@ -184,7 +184,7 @@ def test_hostile_class_names_show_as_text_on_fixed_not_fixed_errors_and_history(
     # Fixed (the fixture's step size), then the edit list and the plots
     _pick_first_error(wb)
     wb.panel.lr.value, wb.panel.max_steps.value = 1e-2, 100
-    wb.panel.buttons["edit"].click()
+    wb.controller.edit()
     rec = wb.session.history[-1]
     assert wb.card.status in ("fixed", "costly") and len(wb.session.history) == 1
     _assert_shown_as_text(wb.widget, must_show=(f"Fixed ✓ — now predicts {HOSTILE[rec.target]}.",
@@ -196,13 +196,13 @@ def test_hostile_class_names_show_as_text_on_fixed_not_fixed_errors_and_history(
         assert "&lt;img src=x onerror=alert(0)&gt;" in labels
     assert wb.probe.report is not None and HOSTILE[rec.target] in _assert_shown_as_text(wb.probe.widget)
     # "Where is it stored?" names the class the prediction flips to
-    wb.localization.button.click()
+    wb.controller.localize()
     assert wb.localization.result is not None and wb.localization_messages.level != "error"
     loc = _assert_shown_as_text(wb.localization.widget)
     assert HOSTILE[wb.localization.result.label] in loc and not any("<" in s for s in _figure_labels(
         wb.localization.figure))
     # Undo: the card says where the session stands, still as text
-    wb.panel.buttons["undo"].click()
+    wb.controller.undo()
     assert not wb.session.history
     _assert_shown_as_text(wb.widget)
 
@@ -210,7 +210,7 @@ def test_hostile_class_names_show_as_text_on_fixed_not_fixed_errors_and_history(
 def test_hostile_names_in_messages_and_the_report_show_as_text(hostile_wb):
     wb = hostile_wb
     _pick_first_error(wb)
-    wb.panel.buttons["edit"].click()
+    wb.controller.edit()
     before, hist = weights(wb.session.model), list(wb.session.history)
     # an upload whose file name is markup: refused, named as text
     wb.upload.load(b"not an image", "<img src=x onerror=alert('file')>.png")
@@ -243,20 +243,20 @@ def test_hostile_names_show_as_text_on_both_cards_of_the_comparison(tiny_model_d
     names = ("<img src=x onerror=alert('left')>", "<script>alert('right')</script>")
     cmp = Comparison(*sides, names=names)
     cmp.browser.sort.value = "margin (high first)"
-    cell = cmp.browser.cells[0]
-    cell.button.click()
-    cmp.picker.buttons[int(sides[0].labels[cell.index])].click()
-    err = next(e for e in sides[0].current_errors() if e.index == cell.index)
+    i = int(cmp.browser.page_items[0].index)
+    cmp.lockstep.select(i)
+    cmp.lockstep.set_target(int(sides[0].labels[i]))
+    err = next(e for e in sides[0].current_errors() if e.index == i)
     assert err.margin > 0.5  # the premise of "not fixed" below
     cmp.panel.lr.value, cmp.panel.max_steps.value = 1e-9, 1
     before = [weights(s.model) for s in sides]
-    cmp.panel.buttons["edit"].click()
+    cmp.lockstep.edit()
     assert [s.card.status for s in cmp.sides] == ["failed", "failed"]
     assert all(same_weights(weights(s.model), b) and not s.history for s, b in zip(sides, before))
     _assert_shown_as_text(cmp.widget, must_show=(f"{names[0]}: Not fixed ✗", f"{names[1]}: Not fixed ✗",
                                                  f"still prefers {HOSTILE[err.pred]} to {HOSTILE[err.true]}"))
     cmp.panel.lr.value, cmp.panel.max_steps.value = 1e-2, 100
-    cmp.panel.buttons["edit"].click()
+    cmp.lockstep.edit()
     assert [s.card.status in ("fixed", "costly") for s in cmp.sides] == [True, True]
     _assert_shown_as_text(cmp.widget, must_show=(f"Fixed ✓ — now predicts {HOSTILE[err.true]}.",
                                                  f"All edits so far: {names[0]}"))
@@ -264,7 +264,8 @@ def test_hostile_names_show_as_text_on_both_cards_of_the_comparison(tiny_model_d
 
 def test_a_product_card_title_with_markup_in_a_plain_string_is_escaped():
     """The card escapes a title given as a plain str (only Markup from the templates goes in as HTML)."""
-    from workbench.widgets.outcome import Outcome, OutcomeCard
+    from workbench.widgets.panels.outcome_card import OutcomeCard
+    from workbench.widgets.wording import Outcome
 
     card = OutcomeCard()
     card.show_edit(Outcome("fixed", HOSTILE[0], HOSTILE[1], 3, 0.01))  # type: ignore[arg-type]
@@ -351,7 +352,7 @@ def _encode(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
 
 def _upload_refused(wb, data: bytes, name: str, words: str) -> None:
     """The upload panel shows ``words`` (a regex) in plain words; selection, model, history unchanged."""
-    wb.browser.cells[0].button.click()
+    wb.controller.select(int(wb.browser.page_items[0].index))
     before, header, w, n = wb.controller.selection, wb.picker.header.value, weights(wb.session.model), \
         len(wb.session.history)
     assert not wb.upload.load(data, name)

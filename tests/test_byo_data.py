@@ -137,9 +137,9 @@ def test_workbench_from_model_in_one_call(tiny_model, fashion_small):
     assert len(s.evaluator) == len(s.bundle.test_y) == 96 and s.evaluator.classes == fashion_small.classes
     assert wb.name == "ResNet" and "chain3" in wb.panel.group.options
     i = int(s.evaluator.base_preds.ne(s.evaluator.labels).nonzero()[0])
-    wb.select(i)
-    wb.set_target(int(s.evaluator.labels[i]))
-    res = wb.edit()  # the Workbench edits one session: one EditResult
+    wb.controller.select(i)
+    wb.controller.set_target(int(s.evaluator.labels[i]))
+    res = wb.controller.edit()  # the Workbench edits one session: one EditResult
     assert res.success and len(s.history) == 1
 
 

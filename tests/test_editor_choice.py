@@ -157,7 +157,7 @@ def test_session_and_panel_use_the_learned_editor(tiny_model, fashion_small):
     assert (given.config.lr, given.config.beta, given.editor_choice.source) == (1e-2, 0.7, "given")
 
     pytest.importorskip("ipywidgets")
-    from workbench.widgets.edit_panel import EditPanel
+    from workbench.widgets.panels.edit_panel import EditPanel
 
     p = EditPanel(["chain3", "head"], {}, config=s.config, choose=s.resolve_editor, note=s.editor_choice.note)
     assert "learned" in p.editor_note.value

@@ -31,6 +31,24 @@ def test_the_session_is_plain_composition_of_its_parts(tiny_model, fashion_small
     assert s.history is s.stack.history and s.params_at().keys() == set(s.stack.edited_names())
 
 
+def test_the_session_says_whether_an_edit_was_applied(tiny_model, fashion_small):
+    """``applied_record``: the record of an edit that is the last applied one; None for a no-op,
+    a failed attempt, or an edit that was undone (the one answer the widgets read)."""
+    s = EditSession(tiny_model, fashion_small.subset(test=60), device="cpu")
+    i, j = [k for k in range(60) if int(s.base_preds[k]) != int(s.labels[k])][:2]
+    done = s.edit_index(i, int(s.labels[i]), lr=1e-2)
+    assert done.success and done.steps > 0 and s.applied_record(done) is s.history[-1]
+    noop = s.edit_index(j, int(s.current_preds()[j]))  # the model already predicts it: nothing pushed
+    assert noop.steps == 0 and s.applied_record(noop) is None and len(s.history) == 1
+    failed = s.edit_index(j, int(s.labels[j]), lr=1e-12, max_steps=1)  # one tiny step cannot flip it
+    assert not failed.success and s.applied_record(failed) is None and s.attempts[-1].result.steps == 1
+    assert s.applied_record(done) is s.history[-1]  # still the last applied edit
+    s.undo()
+    assert s.applied_record(done) is None
+    s.redo()
+    assert s.applied_record(done) is s.history[-1]
+
+
 def test_explain_is_one_entry_point_with_one_default(tiny_model, fashion_small):
     s = EditSession(tiny_model, fashion_small.subset(test=60), device="cpu")
     with pytest.raises(ValueError, match="pass labels="):
@@ -74,7 +92,7 @@ def test_a_broken_defaults_file_is_named_with_the_fix(tmp_path):
 
 def test_the_panel_says_why_it_has_no_step_size_for_a_new_method():
     pytest.importorskip("ipywidgets")
-    from workbench.widgets.edit_panel import EditPanel
+    from workbench.widgets.panels.edit_panel import EditPanel
 
     s = EditSession(_net(), None, device="cpu")  # no data: a step size cannot be calibrated
     p = EditPanel(s.group_names(), {}, config=s.config, choose=s.resolve_editor, note=s.editor_choice.note)

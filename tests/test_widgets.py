@@ -1,8 +1,11 @@
-"""Workbench widgets without a browser: simulated clicks against a real tiny model.
+"""Workbench widgets without a browser: the controller's actions and simulated clicks against a
+real tiny model.
 
-Clicks are ``Button.click()`` (handlers run synchronously); plots are checked through the
-FigureWidget data (``fig.data[i].y``), labels through their HTML values. Every check
-compares against what the session computed for the same state.
+A test about a control clicks it (``Button.click()``: handlers run synchronously); the others
+act through the controller (``wb.controller.select / set_target / edit / undo ...``), as a
+click would. Plots are checked through the FigureWidget data (``fig.data[i].y``), labels
+through their HTML values. Every check compares against what the session computed for the
+same state.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ pytest.importorskip("plotly")
 from plotly.callbacks import InputDeviceState, Points  # noqa: E402
 
 from workbench.evaluation.records import errors_from_logits  # noqa: E402
-from workbench.widgets import SORTS, Workbench  # noqa: E402
+from workbench.widgets import SORTS, show  # noqa: E402
 
 LIMIT = 300
 LR = 1e-2  # the tiny test model needs a larger editor step than the shipped default
@@ -27,8 +30,7 @@ LR = 1e-2  # the tiny test model needs a larger editor step than the shipped def
 
 @pytest.fixture()
 def wb(tiny_model_dir, fashion_small, tmp_path):
-    w = Workbench.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=4,
-                                  output_dir=tmp_path / "out")
+    w = show(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=4, output_dir=tmp_path / "out")
     w.panel.lr.value = LR
     return w
 
@@ -47,16 +49,17 @@ def _change(report):
 
 
 def _select_first(wb, k=0):
-    cell = wb.browser.cells[k]
-    cell.button.click()
-    return cell.index
+    """Select the k-th error of the browser's page (as its "select" button does); returns its index."""
+    i = int(wb.browser.page_items[k].index)
+    wb.controller.select(i)
+    return i
 
 
 def _edit_ok(wb, k=0):
-    """Select the k-th listed error, target its true label, click Edit; the edit must succeed."""
+    """Select the k-th listed error, target its true label, Edit; the edit must succeed."""
     i = _select_first(wb, k)
-    wb.picker.buttons[int(wb.session.labels[i])].click()
-    wb.panel.buttons["edit"].click()
+    wb.controller.set_target(int(wb.session.labels[i]))
+    wb.controller.edit()
     assert wb.messages.level != "error", wb.messages.text
     assert wb.session.history and wb.session.history[-1].index == i
     return i
@@ -146,7 +149,7 @@ def test_edit_shows_outcome_card_then_exact_figures_in_place(wb):
     cur = s.current_preds()
     assert {e.index for e in wb.browser.errors} == set(torch.nonzero(cur != s.labels).flatten().tolist())
     assert torch.allclose(torch.tensor(wb.picker.figure.data[0].y), s.probabilities(i), atol=1e-6)
-    t = wb.timings
+    t = wb.controller.timings
     assert t["outcome"] <= t["estimate"] <= t["reports"] <= t["total"]
     assert list(wb.history.figure.data[0].y) == pytest.approx([1 - s.base_error, 1 - rec.report.error_after])
 
@@ -172,10 +175,10 @@ def test_failed_edit_is_shown_as_failed_and_clears_the_previous_figures(wb):
     n, weights = len(wb.session.history), _weights(wb)
     i = _select_first(wb, 1)
     target = int(wb.controller.selection.probs.argmin())  # never the prediction (label + 1 could be)
-    wb.picker.buttons[target].click()
+    wb.controller.set_target(target)
     wb.panel.max_steps.value = 1
     wb.panel.lr.value = 1e-9  # one step this small cannot make the least likely class the top one
-    wb.panel.buttons["edit"].click()
+    wb.controller.edit()
     card = wb.card.widget.value
     assert wb.card.status == "failed" and "Not fixed ✗" in card and "weights are unchanged" in card
     assert "Test accuracy" not in card and "pp" not in card  # nothing left over from the previous edit
@@ -195,9 +198,9 @@ def test_failed_edit_is_shown_as_failed_and_clears_the_previous_figures(wb):
 def test_no_op_edit_adds_nothing(wb):
     i = _select_first(wb)
     pred = wb.controller.selection.pred
-    wb.picker.buttons[pred].click()
+    wb.controller.set_target(pred)
     base = _weights(wb)
-    wb.panel.buttons["edit"].click()
+    wb.controller.edit()
     assert wb.card.status == "noop" and "already predicts" in wb.card.widget.value
     assert not wb.session.history and not wb.session.attempts and _same(_weights(wb), base) and i is not None
 
@@ -206,8 +209,8 @@ def test_no_op_after_an_edit_says_the_details_are_of_the_edit_before(wb):
     i = _edit_ok(wb)
     heading = wb.metrics.heading.value
     assert "Edit 1" in heading and "changed nothing" not in heading
-    wb.picker.buttons[wb.controller.selection.pred].click()  # the edited image already predicts it
-    wb.panel.buttons["edit"].click()
+    wb.controller.set_target(wb.controller.selection.pred)  # the edited image already predicts it
+    wb.controller.edit()
     assert wb.card.status == "noop" and len(wb.session.history) == 1 and wb.session.history[-1].index == i
     assert "Edit 1" in wb.metrics.heading.value and "changed nothing" in wb.metrics.heading.value
 
@@ -217,14 +220,14 @@ def test_undo_redo_reset_leave_no_stale_figure(wb):
     _edit_ok(wb)
     edited = _weights(wb)
     assert not wb.panel.buttons["undo"].disabled and wb.panel.buttons["redo"].disabled
-    wb.panel.buttons["undo"].click()
+    wb.controller.undo()
     assert not wb.session.history and _same(_weights(wb), base)
     assert wb.card.status == "history" and "base model" in wb.card.widget.value
     assert "No edit applied" in wb.metrics.heading.value and list(wb.metrics.figure.data[0].y) == [0.0] * 10
     assert wb.probe.report is None and not wb.metrics.flipped
-    wb.panel.buttons["redo"].click()
+    wb.controller.redo()
     assert len(wb.session.history) == 1 and _same(_weights(wb), edited) and "Edit 1" in wb.metrics.heading.value
-    wb.panel.buttons["reset"].click()
+    wb.controller.reset()
     assert not wb.session.history and _same(_weights(wb), base) and wb.panel.buttons["undo"].disabled
     assert {e.index for e in wb.browser.errors} == {e.index for e in wb.session.evaluator.misclassified()}
 
@@ -264,7 +267,7 @@ def test_bad_input_is_explained_beside_the_button(wb, caplog):
     assert m.widget in wb.panel.widget.children  # beside the Edit button
     assert not wb.session.history and _same(_weights(wb), base) and wb.card.status == "empty"
     with pytest.raises(ValueError, match="pick an image first"):
-        wb.edit()
+        wb.controller.edit()
     _select_first(wb)
     wb.panel.lr.value = -1.0
     wb.panel.buttons["edit"].click()

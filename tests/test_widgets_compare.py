@@ -58,10 +58,10 @@ def _open(c: Comparison, index: int):
 
 
 def _edit_true(c: Comparison, index: int) -> None:
-    """Open ``index``, target its true label, press Edit."""
-    _open(c, index)
-    c.picker.buttons[int(c.sides[0].session.labels[index])].click()
-    c.panel.buttons["edit"].click()
+    """Select ``index`` on both sides, target its true label, Edit (the lockstep's actions)."""
+    c.lockstep.select(index)
+    c.lockstep.set_target(int(c.sides[0].session.labels[index]))
+    c.lockstep.edit()
     assert c.messages.level != "error", c.messages.text
 
 
@@ -128,12 +128,12 @@ def test_error_browser_lists_the_union_and_an_image_only_the_editable_model_gets
 
 def test_attribution_shows_for_both_models_and_follows_the_edit(cmp):
     i, = _both_fixable(cmp, 1)
-    _open(cmp, i)
+    cmp.lockstep.select(i)
     before = [s.attribution.result for s in cmp.sides]
     assert all(r is not None for r in before)
     assert all(f"#{i}" in s.attribution.info.value for s in cmp.sides)
-    cmp.picker.buttons[int(cmp.sides[0].session.labels[i])].click()
-    cmp.panel.buttons["edit"].click()
+    cmp.lockstep.set_target(int(cmp.sides[0].session.labels[i]))
+    cmp.lockstep.edit()
     assert all(s.session.history for s in cmp.sides)
     for s, old in zip(cmp.sides, before):
         assert s.attribution.result is not old  # recomputed with the edited weights
@@ -142,8 +142,8 @@ def test_attribution_shows_for_both_models_and_follows_the_edit(cmp):
 
 def test_both_outcome_cards_show_before_either_side_does_its_slow_work(cmp):
     i, = _both_fixable(cmp, 1)
-    _open(cmp, i)
-    cmp.picker.buttons[int(cmp.sides[0].session.labels[i])].click()
+    cmp.lockstep.select(i)
+    cmp.lockstep.set_target(int(cmp.sides[0].session.labels[i]))
     order: list[str] = []  # what each side's panels showed, in the order the front end receives it
 
     def note(tag: str) -> None:
@@ -158,7 +158,7 @@ def test_both_outcome_cards_show_before_either_side_does_its_slow_work(cmp):
         side.attribution.image.observe(lambda _c, name=name: note(f"attribution {name}"), names="value")
     verdicts: list[str] = []
     cmp.verdict.observe(lambda c: verdicts.append(c["new"]), names="value")
-    cmp.panel.buttons["edit"].click()
+    cmp.lockstep.edit()
     assert order[:2] == ["detail L", "detail R"]  # both outcomes (fixed, steps) first
     assert order[2:4] == ["estimate L", "estimate R"]
     assert order[4:6] == ["exact L", "exact R"]
@@ -202,10 +202,10 @@ def test_a_failed_edit_on_one_side_shows_as_failed_and_the_verdict_has_no_stale_
     assert f"{cmp.names[1]} {old[1]:+.2f} pp".replace("-", "−") not in v.split("<br>")[0]  # the old click's figure
     assert "changed nothing" in editable.metrics.heading.value  # its details say they are the edit before
     # Undo takes back this click's edit only where one was applied: both sides back at one edit each
-    cmp.panel.buttons["undo"].click()
+    cmp.lockstep.undo()
     assert [len(s.session.history) for s in cmp.sides] == [1, 1]
     assert "Undone" in cmp.verdict.value and "1 edit still applied" in cmp.verdict.value
-    cmp.panel.buttons["undo"].click()
+    cmp.lockstep.undo()
     assert [len(s.session.history) for s in cmp.sides] == [0, 0]
     assert cmp.panel.buttons["undo"].disabled and not cmp.panel.buttons["redo"].disabled
 
@@ -217,16 +217,16 @@ def test_undo_redo_keep_both_sides_in_step_bit_for_bit(cmp):
     edited, verdict = _params(cmp), cmp.verdict.value
     assert all(len(s.session.history) == 1 for s in cmp.sides)
     assert not any(_same(a, b) for a, b in zip(edited, base_state))
-    cmp.panel.buttons["undo"].click()
+    cmp.lockstep.undo()
     assert all(_same(a, b) for a, b in zip(_params(cmp), base_state))
     assert all(s.card.status == "history" for s in cmp.sides)
     assert "No edit is applied" in cmp.verdict.value and "paid" not in cmp.verdict.value
     assert {e.index for e in cmp.browser.errors} == set.union(*_wrong(cmp))
-    cmp.panel.buttons["redo"].click()
+    cmp.lockstep.redo()
     assert all(_same(a, b) for a, b in zip(_params(cmp), edited))
     assert "Redone" in cmp.verdict.value and verdict in cmp.verdict.value  # the same figures as before
     assert {e.index for e in cmp.browser.errors} == set.union(*_wrong(cmp))
-    cmp.panel.buttons["reset"].click()
+    cmp.lockstep.reset()
     assert all(_same(a, b) for a, b in zip(_params(cmp), base_state))
     assert cmp.panel.buttons["undo"].disabled and cmp.panel.buttons["redo"].disabled
 
@@ -242,16 +242,16 @@ def test_an_error_on_the_second_side_takes_the_first_sides_edit_back(cmp):
     base_state = _params(cmp)
     first, i = _both_fixable(cmp, 2)
     _edit_true(cmp, first)
-    cmp.panel.buttons["undo"].click()
+    cmp.lockstep.undo()
     assert not cmp.panel.buttons["redo"].disabled
     right = cmp.sides[1].session
 
     def refuse(*_a, **_kw):  # e.g. that session busy with another action
         raise ValueError("the session is busy with an edit; wait for it to finish, then try again")
     right.edit = refuse
-    _open(cmp, i)
-    cmp.picker.buttons[int(right.labels[i])].click()
-    cmp.panel.buttons["edit"].click()
+    cmp.lockstep.select(i)
+    cmp.lockstep.set_target(int(right.labels[i]))
+    cmp.panel.buttons["edit"].click()  # the click: its error goes beside the button
     assert cmp.messages.level == "error" and "busy" in cmp.messages.text
     assert not any(s.session.history for s in cmp.sides)
     assert all(_same(a, b) for a, b in zip(_params(cmp), base_state))

@@ -74,7 +74,7 @@ def test_timeline_axes_never_repeat_ticks_nor_span_150_percent():
 def test_live_figure_opens_with_full_state(monkeypatch):
     from ipywidgets.widgets import widget as ipw
 
-    from workbench.widgets.plotly_widget import _FigureWidget
+    from workbench.widgets.plots.live import _FigureWidget
 
     opened = []
     real = ipw.comm.create_comm

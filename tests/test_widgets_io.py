@@ -18,8 +18,8 @@ from PIL import Image  # noqa: E402
 
 from bs4 import BeautifulSoup  # noqa: E402  (installed with jupyterlab, through nbconvert)
 
-from workbench.widgets import Workbench  # noqa: E402
-from workbench.widgets.history_panel import safe_name  # noqa: E402
+from workbench.widgets import show  # noqa: E402
+from workbench.widgets.panels.history_panel import safe_name  # noqa: E402
 
 LIMIT = 300
 LR = 1e-2
@@ -27,8 +27,7 @@ LR = 1e-2
 
 @pytest.fixture()
 def wb(tiny_model_dir, fashion_small, tmp_path):
-    w = Workbench.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=0,
-                                  output_dir=tmp_path / "out")
+    w = show(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=0, output_dir=tmp_path / "out")
     w.panel.lr.value = LR
     return w
 
@@ -40,10 +39,11 @@ def _png(arr, fmt="PNG") -> bytes:
 
 
 def _edit(wb, k):
-    wb.browser.cells[k].button.click()
-    i = wb.controller.selection.index
-    wb.picker.buttons[int(wb.session.labels[i])].click()
-    wb.panel.buttons["edit"].click()
+    """Select the k-th error of the browser's page, target its true label, Edit."""
+    i = int(wb.browser.page_items[k].index)
+    wb.controller.select(i)
+    wb.controller.set_target(int(wb.session.labels[i]))
+    wb.controller.edit()
     return wb.session.history[-1].index == i if wb.session.history else False
 
 
@@ -60,12 +60,12 @@ def test_upload_a_good_image_and_edit_it(wb):
     assert "your image" in wb.picker.header.value and "my-shirt.jpg" in wb.picker.header.value
     target = wb.controller.target
     assert target != sel.pred
-    wb.panel.buttons["edit"].click()
+    wb.controller.edit()
     assert wb.messages.level != "error", wb.messages.text
     if wb.session.history:
         rec = wb.session.history[-1]
         assert rec.index is None and rec.target == target and wb.controller.selection.pred == target
-        assert "Fixed ✓" in wb.card.widget.value and rec.uid in wb.uploads
+        assert "Fixed ✓" in wb.card.widget.value and rec.uid in wb.controller.uploads
     else:
         assert wb.card.status == "failed"
 
@@ -78,7 +78,7 @@ def test_upload_a_good_image_and_edit_it(wb):
     ("fake.png", _png(np.zeros((8, 8), dtype="uint8"), "GIF"), "is a GIF file"),  # the type, by content
 ], ids=["text", "png-named-txt", "truncated-png", "gif", "gif-named-png"])
 def test_upload_a_bad_file_gets_a_clear_message(wb, name, data, words):
-    wb.browser.cells[0].button.click()
+    wb.controller.select(int(wb.browser.page_items[0].index))
     before, header = wb.controller.selection, wb.picker.header.value
     assert not wb.upload.load(data, name)
     m = wb.upload.messages
@@ -94,18 +94,18 @@ def test_an_uploaded_copy_of_a_test_image_edits_like_it_and_is_in_the_report(wb)
     sel = wb.controller.selection
     assert sel.index is None and torch.equal(sel.raw, raw) and sel.pred == e.pred
     assert torch.allclose(sel.x, wb.session.image(e.index), atol=1e-6)
-    wb.picker.buttons[e.true].click()
-    wb.panel.buttons["edit"].click()
+    wb.controller.set_target(e.true)
+    wb.controller.edit()
     assert wb.session.history, wb.card.widget.value
     rec = wb.session.history[-1]
     assert rec.index is None and rec.target == e.true and wb.card.status in ("fixed", "costly")
-    assert "Fixed ✓" in wb.card.widget.value and torch.equal(wb.uploads[rec.uid], raw)
-    section, = _report(wb.report()).find_all("section", class_="edit")
+    assert "Fixed ✓" in wb.card.widget.value and torch.equal(wb.controller.uploads[rec.uid], raw)
+    section, = _report(wb.controller.report()).find_all("section", class_="edit")
     assert "an uploaded image" in section.h3.get_text() and wb.session.classes[e.true] in section.h3.get_text()
     assert np.array_equal(_data_png(section.img)[::4, ::4], raw[0].numpy())  # the uploaded image itself
     n_images = len(section.find_all("img"))
-    wb.uploads.clear()  # as after loading a saved history: it holds the weights, not the image
-    section, = _report(wb.report()).find_all("section", class_="edit")
+    wb.controller.uploads.clear()  # as after loading a saved history: it holds the weights, not the image
+    section, = _report(wb.controller.report()).find_all("section", class_="edit")
     assert len(section.find_all("img")) == n_images - 1  # no black square in its place
     assert "not kept" in section.find(class_="missing-image").get_text()
 
@@ -212,7 +212,7 @@ def test_save_export_and_report_stay_in_the_folder(wb, tmp_path):
     assert all(str(w).startswith("out/lesson-1/") for w in written)  # nothing outside the folder
     # load it back after a reset
     weights = {k: v.clone() for k, v in s.model.state_dict().items()}
-    wb.panel.buttons["reset"].click()
+    wb.controller.reset()
     wb.history.buttons["load"].click()
     assert wb.history.messages.level == "success" and len(s.history) == n
     assert all(torch.equal(v, s.model.state_dict()[k]) for k, v in weights.items())
@@ -220,7 +220,7 @@ def test_save_export_and_report_stay_in_the_folder(wb, tmp_path):
 
 def test_save_goes_to_a_default_folder_beside_the_notebook(tiny_model_dir, fashion_small, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a kernel runs in the notebook's folder
-    wb = Workbench.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=0)
+    wb = show(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=0)
     name = wb.history.name.value
     assert name and safe_name(name) == name  # the default name can be used as it is
     assert f"{tmp_path / 'workbench-output' / name}/" in wb.history.where.value  # the folder is shown

@@ -88,11 +88,11 @@ def test_show_puts_a_mistyped_option_in_the_page_and_raises(tiny_model_dir, disp
     assert "Opening the workbench did not work" in area.value and "probe_view" in area.value
 
 
-def test_workbench_show_returns_the_subclass(tiny_model_dir, displayed):
+def test_show_returns_the_subclass(tiny_model_dir, displayed):
     from workbench.widgets import Workbench
 
     class Mine(Workbench):
         pass
 
-    wb = Mine.show(tiny_model_dir, limit=60, probe_views=0)
+    wb = launch.show(tiny_model_dir, limit=60, probe_views=0, workbench=Mine)
     assert type(wb) is Mine and list(displayed[0].children) == [wb.widget]

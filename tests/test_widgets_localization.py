@@ -8,22 +8,22 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("plotly")
 
 from workbench.localization import group_of  # noqa: E402
-from workbench.widgets import Workbench  # noqa: E402
-from workbench.widgets.error_browser import FILTERS, SCORE_SORTS  # noqa: E402
+from workbench.widgets import show  # noqa: E402
+from workbench.widgets.panels.error_browser import FILTERS, SCORE_SORTS  # noqa: E402
 
 LIMIT = 200
 
 
 @pytest.fixture()
 def wb(tiny_model_dir, fashion_small):
-    return Workbench.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=0,
-                                     page_size=4)
+    return show(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=0, page_size=4)
 
 
 def _select(wb, k=0):
-    cell = wb.browser.cells[k]
-    cell.button.click()
-    return cell.index
+    """Select the k-th error of the browser's page (as its "select" button does); returns its index."""
+    i = int(wb.browser.page_items[k].index)
+    wb.controller.select(i)
+    return i
 
 
 def test_panel_shows_count_chart_and_cost_and_edit_group_sets_the_group(wb):
@@ -75,7 +75,7 @@ def test_browser_sorts_by_label_quality_and_critical_neurons(wb):
 
 
 def test_localize_without_selection_shows_message(wb):
-    wb.localize_page  # noqa: B018 - exists
+    wb.controller.localize_page  # noqa: B018 - exists
     wb.localization.actions["localize"]()
     m = wb.localization_messages  # the message sits in the localization tab, beside its buttons
     assert m.level == "error" and "no image selected" in m.text

@@ -45,7 +45,7 @@ class EditSession:
     - ``actions`` (:class:`~.actions.EditActions`): ``edit``, ``edit_index``, ``undo``, ``redo``, ``reset``;
     - ``stack`` (:class:`~.stack.EditStack`): ``history``, ``attempts``, ``redo_stack``, ``can_undo``,
       ``can_redo``, ``busy``, ``base_state``, ``base_hash``, ``edited_names``, ``params_at``,
-      ``current_report``;
+      ``current_report``, ``applied_record`` (was this edit applied?);
     - ``data`` (:class:`~.data.SessionData`): ``classes``, ``labels``, ``num_examples``, ``image``,
       ``raw_images``;
     - ``scoring`` (:class:`~.scoring.Scoring`): ``base_error``, ``base_preds``, ``current_preds``,
@@ -158,6 +158,7 @@ class EditSession:
         self.edit, self.edit_index, self.undo, self.redo, self.reset = \
             act.edit, act.edit_index, act.undo, act.redo, act.reset
         self.edited_names, self.params_at, self.current_report = st.edited_names, st.params_at, st.current_report
+        self.applied_record = st.applied_record
         self.image, self.raw_images = self.data.image, self.data.raw_images
         self.current_preds, self.current_errors, self.confusion = sc.current_preds, sc.current_errors, sc.confusion
         self.estimate_sample, self.estimate_last, self.complete_reports = \

@@ -14,6 +14,7 @@ from .history_io import state_hash
 from .records import EditRecord
 
 if TYPE_CHECKING:
+    from ..editing.editor import EditResult
     from ..evaluation import EditReport
 
 
@@ -76,6 +77,11 @@ class EditStack:
         """Cumulative report of the current weights against the base (None before any edit
         or when the last edit was not scored)."""
         return self.history[-1].report if self.history else None
+
+    def applied_record(self, result: EditResult) -> EditRecord | None:
+        """The record of ``result`` when it is the last applied edit (accepted, it changed the
+        weights and was pushed), else None (failed, refused, a no-op, or no longer on top)."""
+        return self.history[-1] if self.history and self.history[-1].result is result else None
 
     def weights_tag(self) -> tuple[str, ...]:
         """Identifies the current weights: the uids of the applied edits (``()`` = base)."""

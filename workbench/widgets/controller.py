@@ -1,151 +1,80 @@
-"""The workbench's controller: one click goes widgets -> EditSession -> widgets, once.
+"""The controller: every click goes widgets -> controller -> EditSession -> widgets, once.
 
-:class:`Controller` holds the selection (an image of the split or one of the user's own),
-the target and the edit stack actions. It calls the session only, and reports back through
-explicit callbacks (:class:`Callbacks`), in the order the numbers arrive:
-
-1. ``outcome``: the edit's result in plain words (success, new prediction, steps);
-2. ``estimate``: a drawdown estimate from a stratified sample, with its 95% interval;
-3. ``attribution``: maps of the selected image, base vs current weights;
-4. ``reports``: the exact reports on the whole split (metrics, flipped images, errors);
-5. ``probe``: does the edit carry over to augmented views of the image.
-
-Each callback updates its own panels in place, so the front end receives the card within
-the editor's time and the rest as it comes. The image of a selection is fetched once.
-:meth:`Controller.edit` runs the phases in this order; each phase is also a method of its
-own (``apply``, ``estimate``, ``explain``, ``score``, ``probe``, ``finish``), so that a view
-driving two controllers (the comparison) can show both outcomes before either side does
-its slower work.
+:class:`Controller` holds the selection (a test image or one of the user's own) and the
+target; its public methods are the workbench's actions (select, target, edit, undo, redo,
+reset, load / save / export / report, localize, use a group). It calls the session only and
+answers through the view's :class:`~workbench.widgets.events.Callbacks`. An Edit click
+reports as the numbers arrive: the outcome, the drawdown estimate, the attribution, the exact
+reports, the generalization probe; each phase is a method (``apply``, ``estimate``,
+``explain``, ``score``, ``probe``, ``finish``), so that :class:`~workbench.widgets.lockstep.Lockstep`
+can run each phase on two controllers before the next. Bad input raises ``ValueError`` in
+plain words (the view shows it beside the control used); nothing changes then.
 """
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 
-from .outcome import Outcome, describe_edit
+from .events import Attempt, Callbacks, Selection, attribution_rows
+from .report import session_report
+from .wording import describe_edit
 
 if TYPE_CHECKING:
-    from ..editing import EditorConfig, EditResult
-    from ..evaluation.estimate import DrawdownEstimate
+    from ..editing import EditorChoice, EditorConfig, EditResult
     from ..session import EditRecord, EditSession
 
-__all__ = ["Attempt", "Callbacks", "Controller", "Selection"]
-
-
-@dataclass(frozen=True, eq=False)
-class Selection:
-    """The image being edited.
-
-    Attributes:
-        index: position in the session's split, or None for an uploaded image.
-        raw: ``(C, H, W) uint8`` for display; x: ``(C, H, W)`` normalised model input.
-        true: the true label (None when unknown: an uploaded image).
-        base_pred: the base model's prediction; probs: ``(C,)`` of the current weights.
-        name: what to call it (``#123`` or the file name).
-    """
-
-    index: int | None
-    raw: torch.Tensor
-    x: torch.Tensor
-    true: int | None
-    base_pred: int
-    probs: torch.Tensor
-    name: str
-
-    @property
-    def pred(self) -> int:
-        return int(self.probs.argmax())
-
-
-@dataclass(eq=False)
-class Attempt:
-    """One click's edit, filled in phase by phase (see :meth:`Controller.edit`).
-
-    Attributes:
-        result: the editor's result (None: a no-op, the model already predicts the target).
-        applied: the edit was accepted and pushed on the session's history.
-        outcome: the card's plain words; target: the label asked for; t0: ``perf_counter()`` at the click.
-        estimate: the quick drawdown estimate (after :meth:`Controller.estimate`).
-        record: the pushed record with its exact reports (after :meth:`Controller.score`).
-    """
-
-    result: EditResult | None
-    applied: bool
-    outcome: Outcome
-    target: int
-    t0: float
-    estimate: DrawdownEstimate | None = None
-    record: EditRecord | None = None
-
-
-def _nop(*_a: Any) -> None:
-    return None
-
-
-@dataclass
-class Callbacks:
-    """What the controller tells the view; every field is optional."""
-
-    selected: Callable[[Selection], None] = _nop
-    target: Callable[[int], None] = _nop
-    phase: Callable[[str], None] = _nop
-    outcome: Callable[[Outcome, Any], None] = _nop
-    estimate: Callable[[Any, float], None] = _nop
-    attribution: Callable[[Any, Selection, dict[str, int]], None] = _nop
-    reports: Callable[[Any], None] = _nop
-    probe: Callable[[Any, Selection, int], None] = _nop
-    history: Callable[[str], None] = _nop
-    attribution_options: Callable[[], dict[str, Any] | None] = lambda: None
-    attribution_error: Callable[[BaseException], None] | None = None  # None: attribution errors raise
-    probe_views: int = 16
+__all__ = ["Controller"]
 
 
 @dataclass
 class Controller:
-    """Selection, target and the edit stack of one :class:`~workbench.session.EditSession`.
+    """Selection, target and every action on one :class:`~workbench.session.EditSession`.
 
-    Methods raise ``ValueError`` with a plain-words message on bad input (the view shows it
-    next to the control that was used); nothing changes then.
+    Attributes:
+        name: the model's name (the report's title).
+        uploads: record uid -> ``(C, H, W) uint8`` image of each applied edit of an uploaded image.
+        timings: seconds from the last Edit click to each of its phases (``outcome`` ... ``total``).
     """
 
     session: EditSession
     callbacks: Callbacks = field(default_factory=Callbacks)
+    name: str = "model"
     selection: Selection | None = None
     target: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
+    uploads: dict[str, torch.Tensor] = field(default_factory=dict)
+    _images: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def images(self) -> torch.Tensor:
+        """``(N, C, H, W) uint8`` display images of the session's split (made once)."""
+        if self._images is None:
+            self._images = self.session.raw_images()
+        return self._images
 
     # -- selection -----------------------------------------------------------------------
     def select(self, index: int) -> Selection:
-        """Select test image ``index`` of the session's split."""
-        s = self.session
-        n = len(s.labels)
-        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
-            raise ValueError(f"there is no test image #{index!r}: pick one of 0..{n - 1}")
-        raw = s.raw_images()[index]
-        x = s.image(index)
-        sel = Selection(index, raw, x, int(s.labels[index]), int(s.base_preds[index]), s.probabilities(x),
-                        f"#{index}")
-        return self._set_selection(sel, sel.true if sel.true is not None else sel.pred)
+        """Select test image ``index`` of the session's split; the target becomes its true label."""
+        sel = Selection.of_index(self.session, index, self.images)
+        assert sel.true is not None
+        return self._set_selection(sel, sel.true)
 
     def select_upload(self, data: bytes, name: str) -> Selection:
         """Select an image of the user's own (PNG or JPEG bytes); target: its prediction's runner-up."""
-        s = self.session
-        raw = s.image_from_bytes(data, name)
-        x = s.normalize(raw)
-        probs = s.probabilities(x)
-        base = int(s.base_probabilities(x).argmax())
-        sel = Selection(None, raw, x, None, base, probs, name)
-        return self._set_selection(sel, int(probs.argsort(descending=True)[1]))
+        sel = Selection.of_upload(self.session, data, name)
+        return self._set_selection(sel, int(sel.probs.argsort(descending=True)[1]))
 
     def _set_selection(self, sel: Selection, target: int) -> Selection:
         self.selection, self.target = sel, int(target)
         self.callbacks.selected(sel)
         self.callbacks.target(self.target)
+        self._show_localization()
         self.explain()
         return sel
 
@@ -161,18 +90,14 @@ class Controller:
     def _refresh_selection(self) -> None:
         sel = self.selection
         if sel is not None:
-            self.selection = Selection(sel.index, sel.raw, sel.x, sel.true, sel.base_pred,
-                                       self.session.probabilities(sel.x), sel.name)
+            self.selection = dataclasses.replace(sel, probs=self.session.probabilities(sel.x))
             self.callbacks.selected(self.selection)
 
-    # -- the click -----------------------------------------------------------------------
+    # -- the Edit click ------------------------------------------------------------------
     def edit(self, config: EditorConfig | None = None) -> EditResult | None:
-        """Edit the selected image towards the target; returns the result (None for a no-op).
-
-        The phases below, in order, each reporting through its callback as soon as its
-        numbers are known: :meth:`apply` (outcome), :meth:`estimate`, :meth:`explain`
-        (attribution), :meth:`score` (exact reports), :meth:`probe`. A view that drives
-        several controllers (the comparison) calls the phases itself, side by side.
+        """Edit the selected image towards the target with ``config`` (default: the view's
+        settings, else the session's); returns the result (None for a no-op). Runs the phases
+        :meth:`apply`, :meth:`estimate`, :meth:`explain`, :meth:`score`, :meth:`probe` in order.
 
         Raises:
             ValueError: nothing selected, or invalid editor settings (nothing changes).
@@ -192,16 +117,17 @@ class Controller:
         """Phase 1: edit the selection towards the target (no scoring) and report the outcome.
 
         A selection the model already predicts as the target is a no-op (nothing is pushed).
+        Whether the edit was applied is the session's answer (``session.applied_record``).
 
         Raises:
             ValueError: nothing selected, or invalid editor settings (nothing changes).
         """
         sel, target, cb, s = self.selection, self.target, self.callbacks, self.session
+        cfg = (config or cb.editor_config() or s.config).resolved()  # validates before anything changes
         if sel is None:
             raise ValueError("pick an image first: click one of the mistakes below, or upload your own")
         if target is None:
             raise ValueError("pick the label the image should have: click one of the class buttons")
-        cfg = (config or s.config).resolved()
         t0 = time.perf_counter()
         self.timings = {}
         cb.phase("editing…")
@@ -210,13 +136,14 @@ class Controller:
             attempt = Attempt(None, False, describe_edit(noop, s.classes, sel.pred, sel.pred, target), target, t0)
         else:
             result = s.edit(sel.x, target, cfg, index=sel.index, score=False)
-            applied = result.success and result.steps > 0 and bool(s.history) and s.history[-1].result is result
-            before = sel.pred
-            if applied:
+            record = s.applied_record(result)
+            if record is not None:
                 self._refresh_selection()
+                if sel.index is None:  # the report shows an uploaded image's edit with the image
+                    self.uploads[record.uid] = sel.raw
             assert self.selection is not None
-            attempt = Attempt(result, applied, describe_edit(result, s.classes, before, self.selection.pred, target),
-                              target, t0)
+            attempt = Attempt(result, record is not None,
+                              describe_edit(result, s.classes, sel.pred, self.selection.pred, target), target, t0)
             self.timings["edit"] = result.seconds
         cb.outcome(attempt.outcome, attempt.result)
         self._mark(attempt, "outcome")
@@ -238,17 +165,16 @@ class Controller:
         if attempt.applied:
             self.callbacks.phase("scoring every test image…")
             attempt.record = s.complete_reports()
-            self.callbacks.reports(attempt.record)
+            self._reports(attempt.record)
         else:
-            self.callbacks.reports(s.history[-1] if s.history else None)
+            self._reports(s.history[-1] if s.history else None)
         self._mark(attempt, "reports")
 
     def probe(self, attempt: Attempt) -> None:
         """Phase 4 (an applied edit only): does the edit carry over to augmented views of the image."""
         sel, cb = self.selection, self.callbacks
         if attempt.applied and sel is not None and self.target is not None and cb.probe_views > 0:
-            rep = self.session.generalization(sel.x, self.target, n_views=cb.probe_views)
-            cb.probe(rep, sel, self.target)
+            cb.probe(self.session.generalization(sel.x, self.target, n_views=cb.probe_views), sel, self.target)
         self._mark(attempt, "probe")
 
     def finish(self, attempt: Attempt) -> EditResult | None:
@@ -261,11 +187,12 @@ class Controller:
         self.timings[name] = time.perf_counter() - attempt.t0
 
     def _error_before_last(self) -> float:
-        s = self.session
-        if len(s.history) < 2:
-            return s.base_error
-        prev = s.history[-2].report
-        return prev.error_after if prev is not None else s.base_error
+        prev = self.session.history[-2].report if len(self.session.history) >= 2 else None
+        return prev.error_after if prev is not None else self.session.base_error
+
+    def _reports(self, record: EditRecord | None) -> None:
+        self.callbacks.reports(record)
+        self.refresh_scores()
 
     def explain(self) -> None:
         """Attribution of the selection (base vs current weights) for the view's options."""
@@ -283,7 +210,11 @@ class Controller:
             return
         cb.attribution(aset, sel, rows)
 
-    # -- the edit stack ------------------------------------------------------------------
+    def choose_editor(self, **kw: Any) -> EditorChoice:
+        """The editor for the method / group the view picked (the session's one resolver)."""
+        return self.session.resolve_editor(**kw)
+
+    # -- the edit stack and its files ----------------------------------------------------
     def undo(self) -> EditRecord:
         rec = self.session.undo()
         self._after_stack("Undone")
@@ -307,26 +238,64 @@ class Controller:
     def _after_stack(self, what: str) -> None:
         self._refresh_selection()
         self.callbacks.history(what)
-        self.callbacks.reports(self.session.history[-1] if self.session.history else None)
+        self._reports(self.session.history[-1] if self.session.history else None)
         self.explain()
 
+    def save(self, folder: str | Path, **kw: Any) -> Any:
+        """Save the edit history to ``folder`` (``EditSession.save``)."""
+        return self.session.save(folder, **kw)
 
-def attribution_rows(sel: Selection, target: int, classes: tuple[str, ...]) -> dict[str, int]:
-    """Row title -> class for the attribution grid: at most two *different* labels.
+    def export(self, folder: str | Path, **kw: Any) -> Any:
+        """Export the edited model to ``folder`` (``EditSession.export``)."""
+        return self.session.export(folder, **kw)
 
-    The base model's prediction and the target first; when they are the same class (e.g.
-    an image that an edit broke, targeted back to its label), the current prediction or
-    the true label takes the second row, so the two rows never show the same map twice.
-    """
-    named = [("base prediction", sel.base_pred), ("target", target), ("now predicted", sel.pred),
-             ("true label", sel.true)]
-    rows: dict[str, int] = {}
-    for what, c in named:
-        if c is None or c in rows.values():
-            continue
-        also = [w for w, v in named if v == c and w != what and v is not None]
-        title = f"{what}{' = ' + ' = '.join(also) if also else ''}: {classes[c]}"
-        rows[title] = int(c)
-        if len(rows) == 2:
-            break
-    return rows
+    def report(self, _target: Path | None = None) -> str:
+        """The session report (self-contained HTML): base model, every applied edit, plots."""
+        return session_report(self.session, self.name, self.images, self.uploads)
+
+    # -- "Where is it stored?" -----------------------------------------------------------
+    def localize(self, quick: bool | None = None) -> Any:
+        """The critical-neuron search for the selection (``quick``: default the view's setting)."""
+        index = self.selection.index if self.selection is not None else None
+        if index is None:
+            raise ValueError("no image selected: click 'select' under an image first")
+        res = self.session.localize(index, quick=self.callbacks.localize_quick() if quick is None else quick)
+        self.callbacks.localized(index, res)
+        self._scores("critical", self.session.localized_counts)
+        return res
+
+    def localize_page(self, indices: Sequence[int]) -> dict[int, float]:
+        """Run the quick search for each of ``indices`` (the error browser's page, for its sort)."""
+        for i in indices:
+            self.session.localize(int(i), quick=True)
+        counts = self.session.localized_counts()
+        self._scores("critical", lambda: counts)
+        self._show_localization(quick=True, only_found=True)
+        return counts
+
+    def use_group(self, group: str | None) -> str:
+        """Edit ``group`` from now on (the group holding most removed neurons)."""
+        if group is None:
+            raise ValueError("no localization shown: click 'Where is it stored?' first")
+        groups = self.session.group_names()
+        if group not in groups:
+            raise ValueError(f"group {group!r} is not one of the model's groups {groups}")
+        self.callbacks.group(group)
+        return group
+
+    def refresh_scores(self) -> None:
+        """After a change of the weights: per-image scores and the selection's cached localization."""
+        self._scores("label_quality", lambda: dict(enumerate(self.session.label_quality().tolist())))
+        self._scores("critical", self.session.localized_counts)
+        self._show_localization()
+
+    def _scores(self, name: str, values: Any) -> None:
+        if self.callbacks.scores is not None:  # only computed for a view that shows them
+            self.callbacks.scores(name, values())
+
+    def _show_localization(self, quick: bool | None = None, only_found: bool = False) -> None:
+        index = self.selection.index if self.selection is not None else None
+        quick = self.callbacks.localize_quick() if quick is None else quick
+        res = self.session.cached_localization(index, quick=quick) if index is not None else None
+        if res is not None or not only_found:
+            self.callbacks.localized(index, res)

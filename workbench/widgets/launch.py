@@ -1,6 +1,7 @@
-"""Opening the workbench with a progress line, the slow steps side by side.
+"""Opening the workbench on a model folder: :func:`show`, a progress line, the slow steps side by side.
 
-:func:`show` displays a progress line at once, then does the two slow things of a start at
+:func:`show` is the opener for a model folder (for a model in memory:
+:meth:`~workbench.widgets.workbench.Workbench.from_model`). It displays a progress line at once, then does the two slow things of a start at
 the same time: a thread loads the model and the test images and scores the base model
 (torch works outside the GIL), while the kernel imports the widget libraries (plotly,
 matplotlib, ipywidgets; pure Python). The imports start once the loading (Python as
@@ -75,8 +76,10 @@ class Progress:
 def show(folder: str | Path | None = None, *, limit: int | None = None, device: Any = None, bundle: Any = None,
          workbench: type[Workbench] | None = None, **kw: Any) -> Workbench:
     """Display a progress line at once, open the model folder (default: the shipped
-    ``fashion-editable``) and replace the line by the workbench. For notebooks and the Voila
-    app. ``kw`` go to :class:`~workbench.widgets.Workbench` (or the subclass ``workbench``).
+    ``fashion-editable``, else ``fashion-baseline`` with a visible note) and replace the line by
+    the workbench. For notebooks and the Voila app. ``limit``: score the first ``limit`` test
+    images only; ``bundle``: the data set (default: the card's). ``kw`` go to
+    :class:`~workbench.widgets.workbench.Workbench` (or the subclass ``workbench``).
     Returns the workbench.
 
     Raises:

@@ -11,34 +11,22 @@ class names on the plots are drawn as plain text (no mathtext).
 from __future__ import annotations
 
 import base64
-import io
 import time
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from .glossary import GLOSSARY
-from .images import image_png
 from .markup import Markup, join, markup
+from .plots.images import figure_png, image_png
+from .plots.report_plots import per_class_plot, timeline_plot
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "session_report"]
 
 
 def _img(png: bytes, px: int, alt: str) -> Markup:
     return markup("<img alt='{}' width='{}' height='{}' style='image-rendering:pixelated' "
                   "src='data:image/png;base64,{}'>", alt, px, px, base64.b64encode(png).decode())
-
-
-def _plot_png(draw: Callable[[Any], None], w: float = 6.0, h: float = 2.6) -> bytes:
-    fig = Figure(figsize=(w, h), dpi=100)
-    FigureCanvasAgg(fig)
-    draw(fig.add_subplot(1, 1, 1))
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
 
 
 def build_report(*, title: str, model: Mapping[str, Any], classes: Sequence[str], records: Sequence[Any],
@@ -96,29 +84,35 @@ def build_report(*, title: str, model: Mapping[str, Any], classes: Sequence[str]
         row.append(markup("</div></div></section>"))
         parts.append(join(row))
     if records:
-        def timeline(ax: Any) -> None:
-            ax.plot(range(len(acc)), [a * 100 for a in acc], marker="o", color="#1565c0")
-            ax.set_xlabel("edit #")
-            ax.set_ylabel("test accuracy (%)")
-            ax.set_xticks(range(len(acc)))
-            ax.set_title("Test accuracy after each edit")
-
         last = records[-1].report
         change = (-np.nan_to_num(last.per_class_change.numpy()) * 100) if last is not None else np.zeros(len(classes))
-
-        def per_class(ax: Any) -> None:
-            ax.bar(range(len(classes)), change, color=["#2e7d32" if v >= 0 else "#c62828" for v in change])
-            ax.set_xticks(range(len(classes)), list(classes), rotation=30, ha="right", fontsize=8, parse_math=False)
-            ax.axhline(0, color="#888", lw=0.8)
-            ax.set_ylabel("pp")
-            ax.set_title("Per-class accuracy change, all edits")
-
+        plots = (("timeline", timeline_plot(acc)), ("per-class change", per_class_plot(change, classes)))
         parts.append(markup("<h2>Plots</h2>{}", join(
-            markup("<img alt='{}' src='data:image/png;base64,{}'>", alt, base64.b64encode(_plot_png(f)).decode())
-            for alt, f in (("timeline", timeline), ("per-class change", per_class)))))
+            markup("<img alt='{}' src='data:image/png;base64,{}'>", alt, base64.b64encode(figure_png(fig)).decode())
+            for alt, fig in plots)))
     parts.append(markup("<h2>Terms</h2><ul>{}</ul>",
                         join(markup("<li><b>{}</b>: {}</li>", k, v) for k, v in GLOSSARY.items())))
     return markup("<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{}</title>"
                   "<style>body{{font-family:sans-serif;max-width:960px;margin:auto;padding:12px}}th{{text-align:left;"
                   "padding-right:12px}}section.edit{{border-top:1px solid #ccc;padding:6px 0}}</style></head>"
                   "<body>{}</body></html>", title, join(parts))
+
+
+def session_report(session: Any, name: str, images: Any, uploads: Mapping[str, Any]) -> Markup:
+    """:func:`build_report` of an ``EditSession`` (its reports completed first).
+
+    Args:
+        name: the model's name (the title). images: ``(N, C, H, W) uint8`` display images of
+            the split. uploads: record uid -> the uploaded image of that edit (missing: not kept).
+    """
+    card = session.card or {}
+    model = {"name": name, "data set": card.get("dataset", "fashion-mnist"), "architecture": card.get("arch", "?"),
+             "test images": len(session.labels)}
+    session.complete_reports()
+
+    def raw(rec: Any) -> Any:
+        return images[rec.index] if isinstance(rec.index, int) else uploads.get(rec.uid)
+
+    return build_report(title=f"Editable Workbench report: {name}", model=model, classes=session.classes,
+                        records=list(session.history), base_error=session.base_error, raw_image=raw,
+                        split_images=images, labels=session.labels)

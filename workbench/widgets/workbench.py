@@ -1,45 +1,52 @@
-"""Workbench: one screen around one EditSession.
+"""Workbench: one screen around one EditSession, and the opener for a model in memory.
 
 Top: a header line (model, accuracy, presentation mode). Then two columns: on the left the
 picked image, its target buttons and Edit / Undo / Redo / Reset (messages beside them);
 on the right the outcome card and the class probabilities. Below, tabs: the mistakes
 (error browser, your own image), the details of the last edit (per-class change, changed
-images, attribution, probe), the history (timeline, save, export, report), and any panel
-added with :meth:`Workbench.add_tab` (e.g. "Where is it stored?").
+images, attribution, probe), the history (timeline, save, export, report), "Where is it
+stored?", and any panel added with :meth:`Workbench.add_tab`.
 
-A click goes to the :class:`~workbench.widgets.controller.Controller`, which calls the
-session and answers through the callbacks below; each updates its own panels in place.
+Every click goes to the one :class:`~workbench.widgets.controller.Controller` (through
+:meth:`Workbench._guarded`, which puts an error beside the control used); the controller
+calls the session and answers through the callbacks below, each of which updates its own
+panel in place. The panels never call the session nor each other.
+
+Open it with :func:`workbench.widgets.show` (a model folder) or :meth:`Workbench.from_model`
+(a model and its data).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import ipywidgets as W
 
-from .attribution_view import AttributionView
 from .common import SIZES, STYLE_SHEET, MessageArea, css, log
-from .controller import Callbacks, Controller, Selection, attribution_rows
-from .edit_panel import EditPanel
-from .error_browser import ErrorBrowser
+from .controller import Controller
+from .events import Callbacks, Selection
 from .glossary import glossary_html
-from .history_panel import HistoryPanel
-from .localization_panel import LocalizationPanel, LocalizeActions
 from .markup import HTML, Markup, markup
-from .metrics_panel import MetricsPanel
-from .outcome import OutcomeCard
-from .probe_panel import ProbePanel
-from .report import build_report
-from .target_picker import TargetPicker
-from .upload import UploadPanel
-from ..session.opening import default_checkpoint, open_session, resolve_checkpoint
+from .panels.attribution_view import AttributionView
+from .panels.edit_panel import EditPanel
+from .panels.error_browser import ErrorBrowser
+from .panels.history_panel import HistoryPanel
+from .panels.localization_panel import LocalizationPanel
+from .panels.metrics_panel import MetricsPanel
+from .panels.outcome_card import OutcomeCard
+from .panels.probe_panel import ProbePanel
+from .panels.target_picker import TargetPicker
+from .panels.upload_panel import UploadPanel
 
 if TYPE_CHECKING:
     from ..session import EditRecord, EditSession
 
-__all__ = ["DEFAULT_OUTPUT", "Workbench", "default_checkpoint", "open_session", "resolve_checkpoint"]
+__all__ = ["DEFAULT_OUTPUT", "Workbench"]
 
 DEFAULT_OUTPUT = "workbench-output"  # beside the notebook (the kernel's working folder)
+_LEGEND = ("<div style='color:#444;font-size:0.9em'><b>pp</b> percentage points · <b>drawdown</b> accuracy lost by "
+           "the edit · <b>other images changed</b> test images whose prediction moved · <b>✓</b> now right, "
+           "<b>✗</b> now wrong</div>")
 
 
 def _display_note(session: Any) -> str:
@@ -49,7 +56,7 @@ def _display_note(session: Any) -> str:
             "min-max": " · images shown min-max scaled (normalisation unknown: pass mean/std)"}.get(mode, "")
 
 
-class Workbench(LocalizeActions):
+class Workbench:
     """Error browser, target picker, outcome card, details, history and localization on one session.
 
     Args:
@@ -63,9 +70,8 @@ class Workbench(LocalizeActions):
         presentation: start in presentation mode.
 
     Example:
-        >>> wb = Workbench.from_checkpoint()          # assets/models/fashion-editable
-        >>> wb                                        # displays in Jupyter
-        >>> wb.select(wb.browser.page_items[0].index); wb.edit()
+        >>> wb = show("assets/models/fashion-editable")   # or Workbench.from_model(model, data)
+        >>> wb.controller.select(wb.browser.page_items[0].index); wb.controller.edit()
     """
 
     def __init__(self, session: EditSession, *, note: str = "", page_size: int = 10,
@@ -73,58 +79,66 @@ class Workbench(LocalizeActions):
                  output_dir: str | Path | None = None, presentation: bool = False) -> None:
         self.session = session
         self.name = name or (Path(session.checkpoint).name if session.checkpoint else "model")
-        self.uploads: dict[str, Any] = {}  # record uid -> (C, H, W) uint8 of an uploaded image
         self.startup_seconds = 0.0  # set by widgets.show: seconds to a usable workbench, and its steps
         self.startup_steps: dict[str, float] = {}
-        classes, labels = session.classes, session.labels
-        self.images = session.raw_images()
-        self.controller = Controller(session, Callbacks(
+        classes = session.classes
+        self.controller = c = Controller(session, Callbacks(
             selected=self._on_selected, target=self._on_target, phase=self._on_phase, outcome=self._on_outcome,
             estimate=self._on_estimate, attribution=self._on_attribution, reports=self._on_reports,
-            probe=self._on_probe, history=self._on_history, attribution_options=self._attribution_options,
+            probe=self._on_probe, history=self._on_history, localized=self._on_localized, scores=self._on_scores,
+            group=self._on_group, editor_config=lambda: self.panel.config,
+            attribution_options=lambda: self.attribution.options(),
+            localize_quick=lambda: bool(self.localization.quick.value),
             attribution_error=lambda err: self.attribution.messages.error(err, "Attribution"),
-            probe_views=probe_views))
-        self.picker = TargetPicker(classes, on_target=self._guarded("edit", "Choosing the target", self.set_target))
+            probe_views=probe_views), name=self.name)
+        self.images = c.images
+        self.picker = TargetPicker(classes, on_target=self._guarded("edit", "Choosing the target", c.set_target))
         self.panel = EditPanel(session.group_names(), {
-            "edit": self._guarded("edit", "Edit", self.edit), "undo": self._guarded("edit", "Undo", self.undo),
-            "redo": self._guarded("edit", "Redo", self.redo), "reset": self._guarded("edit", "Reset", self.reset)},
-            config=session.config, choose=session.resolve_editor, note=session.editor_choice.note)
+            "edit": self._guarded("edit", "Edit", c.edit), "undo": self._guarded("edit", "Undo", c.undo),
+            "redo": self._guarded("edit", "Redo", c.redo), "reset": self._guarded("edit", "Reset", c.reset)},
+            config=session.config, choose=c.choose_editor, note=session.editor_choice.note)
         self.messages = self.panel.messages  # the edit's messages: beside the Edit button
         self.card = OutcomeCard()
         self.browser_messages = MessageArea("browser")
-        self.browser = ErrorBrowser(self.images, classes, page_size=page_size, columns=page_size,
-                                    on_select=self._guarded("browser", "Opening the image", self.select),
+        open_image = self._guarded("browser", "Opening the image", c.select)
+        self.browser = ErrorBrowser(self.images, classes, page_size=page_size, columns=page_size, on_select=open_image,
                                     errors=session.current_errors(), confusion=session.confusion(),
                                     title="Mistakes of the current model: pick one to fix")
-        self.upload = UploadPanel(self.select_upload)
-        self.metrics = MetricsPanel(self.images, labels, classes,
-                                    on_select=self._guarded("browser", "Opening the image", self.select))
+        self.upload = UploadPanel(c.select_upload)
+        self.metrics = MetricsPanel(self.images, session.labels, classes, on_select=open_image)
         layers = session.cam_layers()
-        self.attribution = AttributionView(layers, self.controller.explain, method=attribution_method,
+        self.attribution = AttributionView(layers, c.explain, method=attribution_method,
                                            layer=layers[-1] if layers else None)
         self.probe = ProbePanel(classes)
         self.history = HistoryPanel(Path(output_dir) if output_dir is not None else Path.cwd() / DEFAULT_OUTPUT, {
-            "save": session.save, "load": self._load_history, "export": session.export, "report": self.report})
+            "save": c.save, "load": c.load_history, "export": c.export, "report": c.report})
         self.localization_messages = MessageArea("localization")
         self.localization = LocalizationPanel(classes, {
-            "localize": self._guarded("localization", "Where is it stored?", self.localize),
-            "page": self._guarded("localization", "Localize this page", self.localize_page),
-            "edit_group": self._guarded("localization", "Edit this group", self.edit_localized_group)},
-            session.group_names())
+            "localize": self._guarded("localization", "Where is it stored?", c.localize),
+            "page": self._guarded("localization", "Localize this page",
+                                  lambda: c.localize_page([int(e.index) for e in self.browser.page_items])),
+            "edit_group": self._guarded("localization", "Edit this group", c.use_group)}, session.group_names())
         self.present = css(W.ToggleButton(value=presentation, description="Presentation mode", icon="desktop",
                                           tooltip="larger images and fonts, fewer controls"), "wb-present-toggle")
-        self.present.observe(lambda c: self.set_presentation(bool(c["new"])), names="value")
+        self.present.observe(lambda ch: self.set_presentation(bool(ch["new"])), names="value")
+        self.widget = self.root = self._layout(note)
+        self._sync_buttons()
+        self._show_history_panel()
+        c.refresh_scores()
+        self.set_presentation(presentation)  # applies SIZES (the one place for every size) either way
+
+    def _layout(self, note: str) -> W.VBox:
+        """The screen (see the module's doc); ``note`` goes into the status line."""
         self.header = css(HTML(self._header_html()), "wb-header")
-        note = "; ".join(n for n in (note, session.scoring_note) if n)  # an untraceable model: full forwards
+        note = "; ".join(n for n in (note, self.session.scoring_note) if n)  # an untraceable model: full forwards
         self.status = css(HTML(note), "wb-status")
+        if note:
+            log.warning(note)
         self.glossary = css(W.Accordion(children=[HTML(glossary_html())], titles=("What the words mean",),
                                         selected_index=None, layout=W.Layout(width="340px")), "wb-glossary-box")
         left = css(W.VBox([self.picker.widget, self.panel.widget], layout=W.Layout(width="50%", min_width="420px",
                                                                                      padding="0 8px 0 0")), "wb-left")
-        self.legend = css(HTML(markup("<div style='color:#444;font-size:0.9em'><b>pp</b> percentage points · "
-                                      "<b>drawdown</b> accuracy lost by the edit · <b>other images changed</b> "
-                                      "test images whose prediction moved · <b>✓</b> now right, <b>✗</b> now "
-                                      "wrong</div>"), layout=W.Layout(display="none")), "wb-legend")
+        self.legend = css(HTML(markup(_LEGEND), layout=W.Layout(display="none")), "wb-legend")
         right = css(W.VBox([self.card.widget, self.legend, self.picker.chart],
                            layout=W.Layout(width="50%", min_width="420px")), "wb-right")
         self.tabs = css(W.Tab(children=[
@@ -132,30 +146,11 @@ class Workbench(LocalizeActions):
             W.VBox([self.metrics.widget, self.attribution.widget, self.probe.widget]),
             self.history.widget, W.VBox([self.localization.widget, self.localization_messages.widget])]), "wb-tabs")
         self.tabs.titles = ("Mistakes", "Details of the last edit", "History & export", "Where is it stored?")
-        self.widget = self.root = css(W.VBox([
+        return css(W.VBox([
             HTML(STYLE_SHEET), W.HBox([self.header, W.HBox([self.glossary, self.present])], layout=W.Layout(
                 justify_content="space-between", align_items="flex-start")), self.status,
             css(W.HBox([left, right], layout=W.Layout(flex_flow="row wrap")), "wb-main"), self.tabs]),
             "wb-root", "wb-workbench")
-        self._sync_buttons()
-        self._show_history_panel()
-        self._refresh_localization(True)
-        self.set_presentation(presentation)  # applies SIZES (the one place for every size) either way
-        if note:
-            log.warning(note)
-
-    # -- opening -------------------------------------------------------------------------
-    @classmethod
-    def from_checkpoint(cls, folder: str | Path | None = None, *, limit: int | None = None, device: Any = None,
-                        bundle: Any = None, **kw: Any) -> Workbench:
-        """Open a workbench on a model folder (default: ``assets/models/fashion-editable``, else
-        ``fashion-baseline`` with a visible note). ``kw`` go to :class:`Workbench`.
-
-        Raises:
-            FileNotFoundError, ValueError: missing folder, corrupted or mismatched checkpoint.
-        """
-        session, note = open_session(folder, limit=limit, device=device, bundle=bundle)
-        return cls(session, note=note, **kw)
 
     @classmethod
     def from_model(cls, model: Any, data: Any, *, classes: Sequence[str] | None = None, limit: int | None = None,
@@ -181,74 +176,9 @@ class Workbench(LocalizeActions):
         session.prepare_editor()  # a model without tuned step sizes is calibrated before the panel shows them
         return cls(session, name=name or type(model).__name__, note=session.editor_note, **kw)
 
-    @classmethod
-    def show(cls, folder: str | Path | None = None, *, limit: int | None = None, **kw: Any) -> Workbench:
-        """Display a progress line at once, then open the model and replace the line by the
-        workbench (for notebooks and the Voila app): :func:`workbench.widgets.launch.show`."""
-        from .launch import show
-
-        return show(folder, limit=limit, workbench=cls, **kw)
-
-    # -- actions (raise on bad input; the buttons show the error beside themselves) ------
-    def select(self, index: int) -> Selection:
-        """Pick test image ``index``: it shows on the left, with its probabilities on the right."""
-        sel = self.controller.select(int(index))
-        self.browser.select(int(index), notify=False)
-        return sel
-
-    def select_upload(self, data: bytes, name: str) -> Selection:
-        """Pick an image of your own (PNG or JPEG bytes)."""
-        sel = self.controller.select_upload(data, name)
-        self.browser.select(-1, notify=False)
-        return sel
-
-    def set_target(self, target: int) -> None:
-        self.controller.set_target(int(target))
-
-    def edit(self) -> Any:
-        """Edit the picked image towards the target with the panel's settings."""
-        cfg = self.panel.config.resolved()  # validates before anything changes
-        result = self.controller.edit(cfg)
-        s = self.session
-        if result is not None and s.history and s.history[-1].result is result and \
-                self.controller.selection is not None and self.controller.selection.index is None:
-            self.uploads[s.history[-1].uid] = self.controller.selection.raw
-        return result
-
-    def undo(self) -> None:
-        self.controller.undo()
-
-    def redo(self) -> None:
-        self.controller.redo()
-
-    def reset(self) -> None:
-        self.controller.reset()
-
-    def _load_history(self, folder: Path) -> None:
-        self.controller.load_history(folder)
-
-    @property
-    def timings(self) -> dict[str, float]:
-        """Seconds from the click to each step of the last edit (``outcome``, ``estimate``...)."""
-        return self.controller.timings
-
-    def report(self, _target: Path | None = None) -> str:
-        """The session report (self-contained HTML): base model, every applied edit, plots."""
-        s = self.session
-        card = s.card or {}
-        model = {"name": self.name, "data set": card.get("dataset", "fashion-mnist"),
-                 "architecture": card.get("arch", "?"), "test images": len(s.labels)}
-        s.complete_reports()
-
-        def raw(rec: EditRecord) -> Any:
-            return self.images[rec.index] if isinstance(rec.index, int) else self.uploads.get(rec.uid)
-
-        return build_report(title=f"Editable Workbench report: {self.name}", model=model, classes=s.classes,
-                            records=list(s.history), base_error=s.base_error, raw_image=raw,
-                            split_images=self.images, labels=s.labels)
-
+    # -- view --------------------------------------------------------------------------------
     def add_tab(self, title: str, widget: W.Widget) -> None:
-        """Add a panel as a tab below the main row (e.g. the "Where is it stored?" panel)."""
+        """Add a panel as a tab below the main row."""
         self.tabs.children = (*self.tabs.children, widget)
         self.tabs.set_title(len(self.tabs.children) - 1, title)
 
@@ -267,22 +197,16 @@ class Workbench(LocalizeActions):
             w.layout.display = "none" if on else ""
         self.legend.layout.display = "" if on else "none"
         if self.controller.selection is not None:
-            self.controller.explain()
+            self.controller.explain()  # the maps, redrawn at the new size
 
     @property
     def presentation(self) -> bool:
         return bool(self.present.value)
 
-    # -- callbacks from the controller ---------------------------------------------------
-    @property
-    def selected(self) -> int | None:  # type: ignore[override]
-        """The picked test image's index (None: nothing picked, or an uploaded image)."""
-        sel = self.controller.selection
-        return sel.index if sel is not None else None
-
+    # -- callbacks from the controller: each updates its own panel ---------------------------
     def _on_selected(self, sel: Selection) -> None:
         self.picker.show(sel)
-        self._refresh_localization(False)
+        self.browser.select(sel.index if sel.index is not None else -1, notify=False)
 
     def _on_target(self, target: int) -> None:
         self.picker.set_target(target)
@@ -296,9 +220,6 @@ class Workbench(LocalizeActions):
     def _on_estimate(self, est: Any, error_before: float) -> None:
         self.card.show_estimate(est, error_before)
 
-    def _attribution_options(self) -> dict[str, Any] | None:
-        return self.attribution.options()
-
     def _on_attribution(self, aset: Any, sel: Selection, rows: dict[str, int]) -> None:
         self.attribution.show(aset, sel, rows, len(self.session.history))
 
@@ -311,7 +232,6 @@ class Workbench(LocalizeActions):
         self.browser.set_errors(s.current_errors(), s.confusion())
         self._show_history_panel()
         self._sync_buttons()
-        self._refresh_localization(True)
 
     def _on_probe(self, rep: Any, sel: Selection, target: int) -> None:
         self.probe.show(rep, sel.index, target)
@@ -321,9 +241,18 @@ class Workbench(LocalizeActions):
         self.card.show_history(what, s.current_report(), len(s.history), s.base_error)
         self.probe.clear(f"generalization probe: cleared ({what.lower()})")
 
-    # -- helpers -------------------------------------------------------------------------
+    def _on_localized(self, index: int | None, result: Any) -> None:
+        self.localization.select(index, result)
+
+    def _on_scores(self, name: str, values: Mapping[int, float]) -> None:
+        self.browser.set_scores(name, dict(values))
+
+    def _on_group(self, group: str) -> None:
+        self.panel.set_group(group)
+
+    # -- helpers -----------------------------------------------------------------------------
     def _guarded(self, where: str, action: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """A button handler: errors go to the message line beside the control used."""
+        """A click's handler: errors go to the message line beside the control used."""
         def run(*args: Any) -> Any:
             area = {"edit": self.panel.messages, "browser": self.browser_messages,
                     "localization": self.localization_messages}[where]
@@ -356,9 +285,5 @@ class Workbench(LocalizeActions):
                       "{:.1%} · {}{}", self.name, len(s.labels), s.split, 1 - s.base_error, str(s.device),
                       _display_note(s))
 
-    # -- display -------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kw: Any) -> Any:
         return self.widget._repr_mimebundle_(**kw)
-
-
-

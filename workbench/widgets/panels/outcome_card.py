@@ -1,4 +1,4 @@
-"""The outcome card: what the last click did, in plain words.
+"""OutcomeCard: what the last click did, in plain words.
 
 ``Fixed ✓ — now predicts Shirt. Test accuracy 93.0% → 92.9% (−0.13 pp); 127 other images
 changed; 21 ms``. The card fills in three steps, as the numbers arrive: the edit itself
@@ -6,98 +6,23 @@ changed; 21 ms``. The card fills in three steps, as the numbers arrive: the edit
 interval, then the exact figures on the whole split. Each part is replaced, never left over
 from an earlier click: a failed edit clears the figures of the previous one.
 
-:func:`describe_edit` and the ``*_line`` helpers are pure (markup from records, class names
-escaped by :func:`~workbench.widgets.markup.markup`); the card only joins their output into
+The words come from :mod:`workbench.widgets.wording` (pure); the card only joins them into
 one HTML widget.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
-from ..editing.guard import COST_WARNING_PP
-from .common import css
-from .glossary import term
-from .markup import HTML, Markup, join, markup
+from ...editing.guard import COST_WARNING_PP
+from ..common import css
+from ..markup import HTML, Markup, join, markup
+from ..wording import EARLIER_EDIT_NOTE, Outcome, estimate_line, exact_line, pp
 
-__all__ = ["COST_WARNING_PP", "EARLIER_EDIT_NOTE", "Outcome", "OutcomeCard", "describe_edit", "estimate_line", "exact_line"]
-
-# What the detail panels say after an attempt that changed nothing (they show the applied edit before it).
-EARLIER_EDIT_NOTE = "the last attempt changed nothing; this is the edit before it"
+__all__ = ["COST_WARNING_PP", "OutcomeCard"]
 
 # An edit that costs more than COST_WARNING_PP points of test accuracy (the edit guard's
 # threshold, workbench.editing.guard) is shown in the warning colour.
 _COLORS = {"fixed": "#1b5e20", "costly": "#8a5a00", "failed": "#b71c1c", "noop": "#0d47a1", "info": "#333"}
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """The first part of the card. status: ``fixed``, ``failed`` or ``noop``; title and
-    detail are HTML (:class:`~workbench.widgets.markup.Markup`, data escaped)."""
-
-    status: str
-    title: Markup
-    detail: Markup
-    steps: int
-    seconds: float
-
-
-def describe_edit(result: Any, classes: Sequence[str], pred_before: int, pred_after: int,
-                  target: int) -> Outcome:
-    """Plain words for an :class:`~workbench.editing.EditResult`.
-
-    Args:
-        pred_before, pred_after: the edited image's predicted class before and after the click.
-        target: the label the edit asked for.
-    """
-    name = lambda c: classes[c] if 0 <= c < len(classes) else str(c)  # noqa: E731
-    steps, secs = int(result.steps), float(result.seconds)
-    if getattr(result, "wrecked", False):
-        return Outcome("failed", markup("Refused ✗ — this edit would wreck the model, so it was not applied."),
-                       markup("The weights are unchanged ({}). Lower the learning rate in Editor settings.",
-                              result.message), steps, secs)
-    if result.success and steps == 0:
-        return Outcome("noop", markup("Nothing to fix — the model already predicts {}.", name(target)),
-                       markup("No weight was changed and no edit was added to the history."), 0, secs)
-    if result.success:
-        return Outcome("fixed", markup("Fixed ✓ — now predicts {}.", name(pred_after)),
-                       markup("{} {} of the editor.", steps, term("steps")), steps, secs)
-    k = int(getattr(result.config, "max_steps", steps) or steps)
-    if not getattr(result, "finite", True):
-        why = markup("the update blew up (non-finite numbers): the learning rate is far too large.")
-        fix = "Lower the learning rate in Editor settings and try again."
-    else:
-        why = markup("after {} of {} steps the model still prefers {} to {}.", steps, k, name(pred_after),
-                     name(target))
-        fix = "Allow more steps or a larger learning rate in Editor settings, or pick another target."
-    return Outcome("failed", markup("Not fixed ✗ — {}", why), markup("The weights are unchanged. {}", fix),
-                   steps, secs)
-
-
-def _pp(x: float) -> str:
-    return f"{x * 100:+.2f} pp".replace("-", "−")
-
-
-def estimate_line(est: Any, error_before: float) -> Markup:
-    """``≈ 93.0% → 92.9% (−0.13 pp, 95% interval −0.30 to +0.04 pp), estimate from 1,000 images``."""
-    acc0 = 1 - error_before
-    acc1 = acc0 - est.drawdown
-    return markup("Test accuracy ≈ {:.1%} → {:.1%} ({}; {} {} to {}), {} from {:,} of {:,} images; "
-                  "exact figure follows…", acc0, acc1, _pp(-est.drawdown), term("95% interval"), _pp(-est.high),
-                  _pp(-est.low), term("estimate"), est.sample, est.total)
-
-
-def exact_line(step: Any, seconds: float | None = None, index: int | None = None) -> Markup:
-    """``Test accuracy 93.0% → 92.9% (−0.13 pp); 127 other images changed; 21 ms``.
-
-    ``index``: the edited test image (not counted among the "other" images changed).
-    """
-    flipped = step.flipped.tolist() if hasattr(step.flipped, "tolist") else list(step.flipped)
-    n = len(flipped) - (1 if index is not None and index in flipped else 0)
-    tail = f"; {seconds * 1000:.0f} ms" if seconds is not None else ""
-    return markup("Test accuracy {:.1%} → {:.1%} ({}; {} {:.2f} {}); {:,} {}{}", 1 - step.error_before,
-                  1 - step.error_after, _pp(-step.drawdown), term("drawdown"), step.drawdown * 100, term("pp"), n,
-                  term("other images changed"), tail)
 
 
 class OutcomeCard:
@@ -148,7 +73,7 @@ class OutcomeCard:
                                           "or a smaller learning rate.", COST_WARNING_PP)
         self.parts["session"] = markup("<span style='color:#555'>All {} edit(s) so far: accuracy {:.1%} → {:.1%} "
                                        "({})</span>", n_edits, 1 - base_error, 1 - total.error_after,
-                                       _pp(-total.drawdown))
+                                       pp(-total.drawdown))
         status = "costly" if costly else "fixed"
         self._render(status, _COLORS[status])
 
@@ -168,7 +93,7 @@ class OutcomeCard:
     def show_history(self, text: str, total: Any, n_edits: int, base_error: float) -> None:
         """After Undo / Redo / Reset / Load: where the session stands now."""
         line = (markup("Test accuracy now {:.1%} (base model {:.1%}, {})", 1 - total.error_after, 1 - base_error,
-                       _pp(-total.drawdown)) if total is not None
+                       pp(-total.drawdown)) if total is not None
                 else markup("Test accuracy {:.1%} (base model)", 1 - base_error))
         self.parts = {"title": markup("{}", text), "exact": line, "session": markup("{} edit(s) applied", n_edits)}
         self._render("history", _COLORS["info"])

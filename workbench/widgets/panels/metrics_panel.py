@@ -11,12 +11,12 @@ from typing import Any, Callable, Sequence
 
 import ipywidgets as W
 
-from .common import SIZES, css
-from .figures import per_class_figure, pp_range
-from .glossary import GLOSSARY, term
-from .images import image_png
-from .markup import HTML, markup
-from .plotly_widget import live_figure
+from ..common import SIZES, css
+from ..plots.charts import per_class_figure, pp_range
+from ..glossary import GLOSSARY, term
+from ..plots.images import image_png
+from ..markup import HTML, markup
+from ..plots.live import live_figure
 
 __all__ = ["MetricsPanel"]
 

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import ipywidgets as W
 
-from ..attribution import METHODS, REDUCTIONS, method_kwargs
-from .common import SIZES, MessageArea, css
-from .glossary import GLOSSARY
-from .images import attribution_grid, figure_png
-from .markup import HTML, markup
+from ...attribution import METHODS, REDUCTIONS, method_kwargs
+from ..common import SIZES, MessageArea, css
+from ..glossary import GLOSSARY
+from ..plots.images import attribution_grid, figure_png
+from ..markup import HTML, markup
 
 if TYPE_CHECKING:
-    from .controller import Selection
+    from ..events import Selection
 
 __all__ = ["AttributionView"]
 

@@ -22,11 +22,11 @@ from typing import Callable, Sequence
 
 import ipywidgets as W
 
-from ..folder_io import FolderExists, replace_file
-from .common import MessageArea, css
-from .figures import timeline_axes, timeline_figure
-from .markup import HTML, join, markup
-from .plotly_widget import live_figure
+from ...folder_io import FolderExists, replace_file
+from ..common import MessageArea, css
+from ..markup import HTML, join, markup
+from ..plots.charts import timeline_axes, timeline_figure
+from ..plots.live import live_figure
 
 __all__ = ["HistoryPanel", "default_name", "safe_name"]
 

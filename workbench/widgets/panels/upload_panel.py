@@ -10,8 +10,8 @@ from typing import Callable
 
 import ipywidgets as W
 
-from .common import MessageArea, css
-from .markup import HTML, markup
+from ..common import MessageArea, css
+from ..markup import HTML, markup
 
 __all__ = ["UploadPanel"]
 

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import ipywidgets as W
 import torch
 
-from .common import SIZES, css
-from .figures import probability_colors, probability_figure, probability_text
-from .glossary import GLOSSARY
-from .images import image_png
-from .markup import HTML, markup
-from .plotly_widget import live_figure
+from ..common import SIZES, css
+from ..plots.charts import probability_colors, probability_figure, probability_text
+from ..glossary import GLOSSARY
+from ..plots.images import image_png
+from ..markup import HTML, markup
+from ..plots.live import live_figure
 
 if TYPE_CHECKING:
-    from .controller import Selection
+    from ..events import Selection
 
 __all__ = ["TargetPicker", "suggest_targets"]
 

@@ -1,4 +1,4 @@
-"""Pure plotly figure builders for the workbench panels.
+"""Pure plotly chart builders for the workbench panels.
 
 Every builder takes plain numbers (tensors, arrays or sequences) and returns a fresh
 ``go.Figure``; none of them keeps state or touches a display. The panels wrap a figure
@@ -9,20 +9,22 @@ renders some tags in labels and hover text), so they show as written.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
-from .markup import plot_label
+from ..markup import plot_label
 
 __all__ = [
-    "COLORS", "confusion_figure", "per_class_figure", "pp_range", "probability_colors", "probability_figure",
-    "timeline_axes", "timeline_figure", "update_confusion",
+    "COLORS", "TEMPLATE", "confusion_figure", "localization_colors", "localization_figure", "per_class_figure",
+    "pp_range", "probability_colors", "probability_figure", "probability_text", "timeline_axes", "timeline_figure",
+    "update_confusion",
 ]
 
 COLORS = {"base": "#9aa5b1", "true": "#2e7d32", "pred": "#c62828", "target": "#1565c0",
-          "before": "#9aa5b1", "after": "#1565c0", "up": "#2e7d32", "down": "#c62828"}
+          "before": "#9aa5b1", "after": "#1565c0", "up": "#2e7d32", "down": "#c62828",
+          "layer": "#90a4ae", "top layer": "#ef6c00"}
 _MARGIN = dict(l=40, r=10, t=36, b=40)
 _AXIS = dict(gridcolor="#ebf0f8", linecolor="#ebf0f8", zerolinecolor="#ebf0f8", automargin=True, ticks="")
 # What the figures take from "plotly_white" (every colour they draw is set explicitly). That
@@ -199,3 +201,25 @@ def _nice_step(raw: float) -> float:
         if m * 10 ** exp >= raw:
             return float(m * 10 ** exp)
     return float(10 ** (exp + 1))
+
+
+def localization_colors(layers: Sequence[str], highlight: Sequence[str] = ()) -> list[str]:
+    """Bar colours of :func:`localization_figure`: ``highlight``-ed layers orange, the rest grey."""
+    return [COLORS["top layer"] if n in highlight else COLORS["layer"] for n in layers]
+
+
+def localization_figure(layer_counts: Mapping[str, float], highlight: Sequence[str] = (),
+                        title: str = "") -> go.Figure:
+    """Bar chart: removed neurons per layer (mean over repeats), ``highlight``-ed layers in orange.
+
+    Args:
+        layer_counts: layer name -> mean number of critical neurons removed from it.
+    """
+    names = list(layer_counts)
+    return go.Figure(
+        go.Bar(x=_labels(names), y=[float(layer_counts[n]) for n in names],
+               marker_color=localization_colors(names, highlight),
+               hovertemplate="%{x}: %{y:.2g} neurons<extra></extra>"),
+        layout=dict(title=dict(text=title, font=dict(size=12)), height=260, width=560,
+                    margin=dict(l=40, r=10, t=30, b=90), yaxis=dict(title="removed neurons", rangemode="tozero"),
+                    xaxis=dict(tickangle=-45, tickfont=dict(size=9)), template=TEMPLATE))

@@ -3,40 +3,26 @@
 The critical-neuron search removes, one at a time, the neurons the model's prediction for the
 image relies on most, until the prediction changes. The panel shows how many it took, a
 per-layer bar chart of where they sit (a FigureWidget updated in place), what removing them
-costs on other test images, and a one-click "edit this group" that sets the edit panel's group
-to the group holding most of them.
+costs on other test images, and a one-click "edit this group" that asks for the group holding
+most of them as the edit's group.
 
-View state only (the selected index, the shown result); the search runs through
-``EditSession.localize`` (the :class:`LocalizeActions` of the workbench controller).
+View state only (the selected index, the shown result). Its buttons go to the controller
+(:meth:`~workbench.widgets.controller.Controller.localize`, ``localize_page``, ``use_group``),
+which runs the search through ``EditSession.localize`` and tells the panels what to show.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Mapping, Sequence
 
 import ipywidgets as W
-import plotly.graph_objects as go
 
-from ..localization import QUICK, group_counts
-from .common import css
-from .figures import TEMPLATE
-from .markup import HTML, markup, plot_label
-from .plotly_widget import live_figure
+from ...localization import QUICK, group_counts, group_of
+from ..common import css
+from ..markup import HTML, markup, plot_label
+from ..plots.charts import localization_colors, localization_figure
+from ..plots.live import live_figure
 
-__all__ = ["LocalizationPanel", "LocalizeActions", "localization_figure"]
-
-_BAR, _TOP = "#90a4ae", "#ef6c00"
-
-
-def localization_figure(layer_counts: Mapping[str, float], highlight: Sequence[str] = (), title: str = "") -> go.Figure:
-    """Bar chart: removed neurons per layer (mean over repeats), ``highlight``-ed layers in orange."""
-    names = list(layer_counts)
-    return go.Figure(
-        go.Bar(x=[plot_label(n) for n in names], y=[float(layer_counts[n]) for n in names],
-               marker_color=[_TOP if n in highlight else _BAR for n in names],
-               hovertemplate="%{x}: %{y:.2g} neurons<extra></extra>"),
-        layout=dict(title=dict(text=title, font=dict(size=12)), height=260, width=560,
-                    margin=dict(l=40, r=10, t=30, b=90), yaxis=dict(title="removed neurons", rangemode="tozero"),
-                    xaxis=dict(tickangle=-45, tickfont=dict(size=9)), template=TEMPLATE))
+__all__ = ["LocalizationPanel"]
 
 
 class LocalizationPanel:
@@ -44,8 +30,9 @@ class LocalizationPanel:
 
     Args:
         classes: class names.
-        actions: ``"localize"`` (run the search for the selected image), ``"page"`` (run it for
-            the error browser's page) and ``"edit_group"`` (takes the group name).
+        actions: the controller's, called on a click: ``"localize"`` (run the search for the
+            selected image), ``"page"`` (run it for the error browser's page) and ``"edit_group"``
+            (takes the group name shown, or None).
         groups: the edit panel's group names (to map layers to groups).
     """
 
@@ -116,7 +103,7 @@ class LocalizationPanel:
             names = list(result.layer_counts)
             fig.data[0].x = [plot_label(n) for n in names]
             fig.data[0].y = [float(result.layer_counts[n]) for n in names]
-            fig.data[0].marker.color = [_TOP if n in top else _BAR for n in names]
+            fig.data[0].marker.color = localization_colors(names, top)
             fig.layout.title.text = f"#{self.index}: where the removed neurons sit (mean per repeat)"
         self.edit_button.disabled = self.group is None
         self.edit_button.description = f"edit this group: {self.group}" if self.group else "edit this group"
@@ -133,63 +120,4 @@ class LocalizationPanel:
 
 
 def _layers_of(group: str, layers: list[str], groups: Sequence[str]) -> list[str]:
-    from ..localization import group_of
-
     return [n for n in layers if group_of(n, groups) == group]
-
-
-class LocalizeActions:
-    """The workbench controller's localization actions (mixed into :class:`Workbench`).
-
-    Each is guarded by the caller (errors appear in the message area); they call the session
-    and refresh the panels.
-    """
-
-    session: Any
-    selected: int | None
-    browser: Any
-    panel: Any
-    localization: LocalizationPanel
-
-    def localize(self) -> Any:
-        """Run the search for the selected image (the panel's quick setting) and show it."""
-        if self.selected is None:
-            raise ValueError("no image selected: click 'select' under an image first")
-        res = self.session.localize(self.selected, quick=self.localization.quick.value)
-        self.localization.show(res)
-        self.browser.set_scores("critical", self.session.localized_counts())
-        return res
-
-    def localize_page(self) -> dict[int, float]:
-        """Run the quick search for every image on the error browser's page (for its sort)."""
-        for item in self.browser.page_items:
-            self.session.localize(int(item.index), quick=True)
-        counts = self.session.localized_counts()
-        self.browser.set_scores("critical", counts)
-        if self.selected is not None and (res := self.session.cached_localization(self.selected)) is not None:
-            self.localization.show(res)
-        return counts
-
-    def edit_localized_group(self, group: str | None) -> str:
-        """Set the edit panel's group to ``group`` (the group holding most removed neurons)."""
-        if group is None:
-            raise ValueError("no localization shown: click 'Where is it stored?' first")
-        options = list(self.panel.group.options)
-        if group not in options:
-            raise ValueError(f"group {group!r} is not one of the edit panel's groups {options}")
-        self.panel.group.value = group
-        return group
-
-    def _refresh_localization(self, changed: bool) -> None:
-        """After a selection (changed=False) or a weights change: show the cached result or clear."""
-        if changed:
-            self.browser.set_scores("label_quality", _quality(self.session))
-            self.browser.set_scores("critical", self.session.localized_counts())
-        res = self.session.cached_localization(self.selected, quick=self.localization.quick.value) \
-            if self.selected is not None else None
-        self.localization.select(self.selected, res)
-
-
-def _quality(session: Any) -> dict[int, float]:
-    q = session.label_quality()
-    return {i: float(v) for i, v in enumerate(q.tolist())}

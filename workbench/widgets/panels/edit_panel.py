@@ -13,9 +13,9 @@ from typing import Callable, Iterator, Sequence
 
 import ipywidgets as W
 
-from ..editing import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, EditorChoice, EditorConfig
-from .common import MessageArea, css
-from .markup import HTML, markup
+from ...editing import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, EditorChoice, EditorConfig
+from ..common import MessageArea, css
+from ..markup import HTML, markup
 
 __all__ = ["EditPanel", "EDITORS"]
 
@@ -33,7 +33,7 @@ class EditPanel:
         groups: editable group names, in order.
         actions: name -> callable for ``edit``, ``undo``, ``redo``, ``reset``.
         config: initial :class:`EditorConfig` (method, lr, max steps, group).
-        choose: the session's editor resolver (``session.resolve_editor``), called as
+        choose: the controller's ``choose_editor`` (the session's one resolver), called as
             ``choose(method=, layers=, max_steps=)`` when the method or group changes: it gives
             the learned editor where it applies, else the tuned default, else a calibrated one.
         note: where the initial editor's values came from (``EditorChoice.note``), shown under it.
@@ -91,6 +91,10 @@ class EditPanel:
         """The :class:`EditorConfig` the widgets describe (beta: the method's default)."""
         return EditorConfig(method=self.method.value, lr=float(self.lr.value), beta=self._beta,
                             max_steps=int(self.max_steps.value), layers=self.group.value)
+
+    def set_group(self, group: str) -> None:
+        """Show ``group`` as the edit's group (its step size loads as when it is picked)."""
+        self.group.value = group
 
     def _on_group(self, change) -> None:
         """A new group loads its lr/beta (learned or tuned), unless the user has typed an lr of their own."""

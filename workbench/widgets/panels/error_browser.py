@@ -11,12 +11,12 @@ from typing import Callable, Mapping, Sequence
 
 import ipywidgets as W
 
-from ..localization.defaults import MEMORIZED_MAX_NEURONS, MISLABELED_MAX_QUALITY
-from .common import SIZES, css
-from .figures import confusion_figure, update_confusion
-from .images import image_png
-from .markup import HTML, Markup, join, markup
-from .plotly_widget import live_figure
+from ...localization.defaults import MEMORIZED_MAX_NEURONS, MISLABELED_MAX_QUALITY
+from ..common import SIZES, css
+from ..plots.charts import confusion_figure, update_confusion
+from ..plots.images import image_png
+from ..markup import HTML, Markup, join, markup
+from ..plots.live import live_figure
 
 __all__ = ["DEFAULT_SORT", "ErrorBrowser", "FILTERS", "SCORE_SORTS", "SORTS"]
 

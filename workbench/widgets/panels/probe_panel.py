@@ -10,8 +10,8 @@ from typing import Sequence
 
 import ipywidgets as W
 
-from .common import css
-from .markup import HTML, Markup, join, markup
+from ..common import css
+from ..markup import HTML, Markup, join, markup
 
 __all__ = ["ProbePanel"]
 
