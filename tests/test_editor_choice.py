@@ -14,7 +14,7 @@ import torch
 from workbench.cli import main
 from workbench.editing import DEFAULTS, GROUP_DEFAULTS, EditorConfig, choose_editor
 from workbench.evaluation import Evaluator
-from workbench.evaluation.records import EditOutcome, EvalSummary
+from workbench.evaluation.reports import EditOutcome, EvalSummary
 
 LEARNED = {"method": "rmsprop", "lr": 2.5e-3, "beta": 0.7, "beta2": 0.999, "max_steps": 6, "layers": "chain3",
            "learned": True, "first_order": False}

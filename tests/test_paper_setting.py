@@ -9,7 +9,7 @@ import torch
 from workbench.models import ResNet9, adapt, group_names, group_params, resnet9
 from workbench.models.dropout import DropoutSpec, attach_dropout, default_sites, example_indices, memorization_mode
 from workbench.training import Recipe, load_model, train
-from workbench.training.accounting import read_accounting
+from workbench.training.grad_accounting import read_accounting
 from workbench.training.loop import STATE_FILE, _lr_factor, spec_for_recipe
 from workbench.training.recipes import get_recipe
 

@@ -15,7 +15,7 @@ from torch.func import functional_call
 
 from ..editing.editor import eval_mode
 from ..models import ModelAdapter, adapt
-from .layers import cam_layer
+from .gradcam_layers import cam_layer
 
 Progress = Callable[[float], None]
 

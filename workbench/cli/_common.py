@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from ..editing import EditorChoice, get_method
-from ..editing.defaults import DEFAULT_LAYERS
+from ..editing.editor_defaults import DEFAULT_LAYERS
 from ..evaluation import Evaluator
 from ..evaluation.editor_resolver import EditorResolver
 from ..training.recipes import Recipe

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 from ..evaluation.merge import ADDED_LATER, check_outcome, complete_lines, parse_json, read_outcome_line
 from ..evaluation.protocols import PROTOCOLS, make_edits
-from ..evaluation.records import EditOutcome
+from ..evaluation.reports import EditOutcome
 from ..training.checkpoint import model_sha256
 from ._common import add_edit_args, check_output_file, command_line, header, layers_key, setup
 

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..editing.defaults import DEFAULT_LAYERS, DEFAULTS_FILE, has_tuned_default, write_defaults
+from ..editing.editor_defaults import DEFAULT_LAYERS, DEFAULTS_FILE, has_tuned_default, write_defaults
 from ..evaluation.calibration import CALIBRATION_LRS
 from ..evaluation.tuning import parse_floats, tune_editor
 from ._common import add_edit_args, check_output_file, command_line, header, parse_layers, setup

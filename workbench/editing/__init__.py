@@ -1,7 +1,7 @@
 """The editor: constraint, gradient methods, ``edit() -> EditResult``."""
 from .choice import SOURCES, EditorChoice, choose_editor, choose_for_config, learned_editor
 from .constraint import edit_loss, satisfied
-from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULTS, GROUP_DEFAULTS, MAX_STEPS_LIMIT, default_for
+from .editor_defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULTS, GROUP_DEFAULTS, MAX_STEPS_LIMIT, default_for
 from .editor import EditorConfig, EditResult, EditTrace, check_inputs, edit, eval_mode, run_editor
 from .guard import COST_WARNING_PP, MAX_RELATIVE_CHANGE, GuardVerdict, check_edit
 from .optimizers import METHODS, get_method

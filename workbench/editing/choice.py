@@ -15,7 +15,7 @@ Rules:
 * The learned values apply only to the method *and* group they were learned for (the card's
   ``editor.method`` and ``editor.layers``). Unset ``method``/``layers`` take the card's. For any
   other method or group (``--layers all``, ``--editor gd``) lr and beta that were not given take
-  the tuned default (``editing.defaults.default_for``): an lr learned for chain3 says nothing
+  the tuned default (``editing.editor_defaults.default_for``): an lr learned for chain3 says nothing
   about the whole model.
 * ``source`` names where lr/beta came from: ``"learned"``, ``"tuned default"`` or ``"given"``
   (both given, or one given and the other filled in: ``sources`` then says which is which).
@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD
+from .editor_defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD
 from .editor import EditorConfig
 from .optimizers import get_method
 

@@ -14,7 +14,7 @@ import torch.nn as nn
 from ..models.adapter import ModelAdapter, adapt, check_logits
 from .constraint import edit_loss, satisfied
 from .guard import check_edit
-from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD, MAX_STEPS_LIMIT, default_for
+from .editor_defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD, MAX_STEPS_LIMIT, default_for
 from .optimizers import Hyper, get_method
 
 Layers = "str | tuple[str, ...]"
@@ -25,7 +25,7 @@ class EditorConfig:
     """How to edit: method, hyperparameters, step budget and editable group(s).
 
     ``lr``/``beta`` left as None take the method's tuned default for ``layers``
-    (``editing.defaults.default_for``).
+    (``editing.editor_defaults.default_for``).
     ``beta`` is RMSProp/Momentum's decay and Adam's beta1 (restricted to [0.1, 1]).
     """
 
@@ -53,7 +53,7 @@ class EditorConfig:
         if not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool) or \
                 not 1 <= self.max_steps <= MAX_STEPS_LIMIT:
             raise ValueError(f"max_steps (k) must be an integer in 1..{MAX_STEPS_LIMIT}, got {self.max_steps!r} "
-                             f"(the paper uses k={DEFAULT_MAX_STEPS}; editing.defaults.MAX_STEPS_LIMIT says why)")
+                             f"(the paper uses k={DEFAULT_MAX_STEPS}; editing.editor_defaults.MAX_STEPS_LIMIT says why)")
         if self.lr is None or not math.isfinite(self.lr) or self.lr < 0:
             raise ValueError(f"learning rate must be a finite number >= 0, got {self.lr!r}")
         if m.beta_range is not None:

@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 from ..editing import EditorConfig, get_method
-from ..editing.defaults import DEFAULT_MAX_STEPS, DEFAULT_METHOD, default_for
+from ..editing.editor_defaults import DEFAULT_MAX_STEPS, DEFAULT_METHOD, default_for
 from .evaluator import Evaluator, layers_name
 from .protocols import random_label_edits
 from .tuning import TunePoint, run_point

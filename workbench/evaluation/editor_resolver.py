@@ -9,7 +9,7 @@ overrides, and the workbench's editor panel through ``session.resolve_editor``) 
 * the editor the model learned in Editable Training (the card's ``editor``), for its method and
   group only (:func:`workbench.editing.choose_editor`);
 * the tuned default (``editing/editor_defaults.json``) where it was measured for this kind of
-  model and group (:func:`workbench.editing.defaults.has_tuned_default`);
+  model and group (:func:`workbench.editing.editor_defaults.has_tuned_default`);
 * else a step size calibrated on a few validation edits of this model (:func:`calibrate`), kept
   per (method, group) and written into exported cards (``editor_calibrations``).
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from ..editing.choice import EditorChoice, choose_for_config, learned_editor
-from ..editing.defaults import DEFAULT_LAYERS, has_tuned_default
+from ..editing.editor_defaults import DEFAULT_LAYERS, has_tuned_default
 from ..editing.editor import EditorConfig
 from ..editing.optimizers import get_method
 from ..models import ModelAdapter

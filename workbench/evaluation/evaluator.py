@@ -28,10 +28,10 @@ from torch.func import functional_call
 from ..data import DataBundle
 from ..device import default_device
 from ..editing import EditorConfig, EditResult, edit
-from ..editing.defaults import DEFAULT_LAYERS
+from ..editing.editor_defaults import DEFAULT_LAYERS
 from ..models import ModelAdapter, Split, adapt, check_logits
 from .prefix_cache import Batches, GraphCache, StageCache
-from .records import EditOutcome, EditReport, EvalSummary, Misclassified
+from .reports import EditOutcome, EditReport, EvalSummary, Misclassified
 
 #: The fast path must match the full forward to within this, relative to the largest logit.
 FAST_PATH_RTOL = 1e-4

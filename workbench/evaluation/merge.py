@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeGuard
 
 from .protocols import random_draw
-from .records import EditOutcome, EvalSummary
+from .reports import EditOutcome, EvalSummary
 
 # settings that must agree between the parts, as named in a ``.partial`` header
 SHARED = ("model_sha256", "method", "lr", "beta", "max_steps", "layers", "protocol", "edits", "seed", "split",

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 import torch
 
 from ..editing import EditorConfig, edit, get_method
-from ..editing.defaults import DEFAULT_MAX_STEPS, DEFAULTS
+from ..editing.editor_defaults import DEFAULT_MAX_STEPS, DEFAULTS
 from .evaluator import Evaluator, layers_name
 from .protocols import random_label_edits
 
@@ -27,7 +27,7 @@ LR_EXPONENTS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)  # decades around the curr
 
 def default_grid(method: str, lr0: float | None = None) -> tuple[tuple[float, ...], tuple[float | None, ...]]:
     """``(lrs, betas)``: 7 half-decade steps around ``lr0`` (default: the method's current default
-    lr in ``editing.defaults``) and its betas (``(None,)`` for methods without one)."""
+    lr in ``editing.editor_defaults``) and its betas (``(None,)`` for methods without one)."""
     m = get_method(method)
     lr0 = float(lr0 if lr0 is not None else (DEFAULTS[m.name]["lr"] or 1e-3))
     lrs = tuple(float(f"{lr0 * 10 ** e:.3g}") for e in LR_EXPONENTS)

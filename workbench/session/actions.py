@@ -19,7 +19,7 @@ from ..models import ModelAdapter
 from .data import SessionData
 from .helpers import as_index, check_edit_inputs
 from .persistence import Persistence
-from .records import EditRecord, target_of
+from .edit_record import EditRecord, target_of
 from .scoring import Scoring
 from .stack import EditStack
 

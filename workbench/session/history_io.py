@@ -31,7 +31,7 @@ from safetensors.torch import save as st_save
 from ..editing.editor import EditorConfig, EditResult
 from .history_schema import (EDITS_DIR, REPORTS_DIR, HistoryFieldError, check_entry, check_header, check_uid,
                              check_unique_uids, edit_file, inside, report_file)
-from .records import EditRecord
+from .edit_record import EditRecord
 
 FORMAT, VERSION = "editable-workbench-history", 1
 HISTORY_FILE = "history.json"

@@ -15,7 +15,7 @@ from .stack import EditStack
 if TYPE_CHECKING:
     from ..attribution import AttributionSet
     from ..probe import GeneralizationReport
-    from .records import EditRecord
+    from .edit_record import EditRecord
 
 EXPLAIN_METHOD = "Integrated Gradients"  # explain()'s default, as workbench.attribution.attribute's
 AGAINST = ("base", "last")

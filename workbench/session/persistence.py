@@ -15,7 +15,7 @@ from ..models.registry import group_params
 from .data import SessionData
 from .helpers import data_card, evaluator_fingerprint, export_card, report_from_preds
 from .history_io import HISTORY_FILE, LoadedEdit, read_history, to_result, write_history
-from .records import EditRecord, target_of
+from .edit_record import EditRecord, target_of
 from .scoring import Scoring
 from .stack import EditStack
 

@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from ..editing import EditorConfig, edit_loss, eval_mode, get_method, run_editor
-from ..editing.defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD
+from ..editing.editor_defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD
 from ..models.adapter import adapt
 from .recipes import Recipe
 

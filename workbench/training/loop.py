@@ -24,10 +24,10 @@ from ..data import DataBundle, load_dataset, random_crop_flip
 from ..data.batch import batch_indices
 from ..data.noise import NOISE_FILE, LabelNoise, flip_labels
 from ..device import resolve_device
-from ..evaluation.predict import error_rate, predict_logits
+from ..models.predict import error_rate, predict_logits
 from ..models.dropout import DropoutSpec, attach_dropout, default_sites, dropout_card, example_indices
 from ..models.spec import ModelSpec
-from .accounting import ACCOUNTING_FILE, GradientAccounting
+from .grad_accounting import ACCOUNTING_FILE, GradientAccounting
 from .checkpoint import git_commit, load_model, load_state_into, load_weights, safe_torch_load, save_model
 from .dynamics import DynamicsRecorder, clear_dynamics
 from .out_folder import LOG_FILE, RESUME, STATE_FILE, plan_start

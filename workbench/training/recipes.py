@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..editing.defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD
+from ..editing.editor_defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD
 
 
 SCHEDULES = ("cosine", "constant", "triangle")

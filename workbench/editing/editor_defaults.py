@@ -8,7 +8,7 @@ one that reads or writes the file. Every default keeps >= 95% success within k =
 the validation slice while minimising drawdown.
 
 Example:
-    >>> from workbench.editing.defaults import DEFAULT_METHOD, default_for
+    >>> from workbench.editing.editor_defaults import DEFAULT_METHOD, default_for
     >>> DEFAULT_METHOD, default_for("gd", "all")["lr"]
     ('rmsprop', 0.000562)
 """
