@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .editor_defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD
+from .editor_defaults import DEFAULT_GROUP, DEFAULT_MAX_STEPS, DEFAULT_METHOD
 from .editor import EditorConfig
 from .optimizers import get_method
 
@@ -96,7 +96,7 @@ def choose_editor(card: Mapping[str, Any] | None = None, *, method: str | None =
     """
     learned = learned_editor(card)
     m = get_method(method if method is not None else (learned.method if learned else DEFAULT_METHOD)).name
-    group = _key(layers) if layers is not None else (learned.layers if learned else DEFAULT_LAYERS)
+    group = _key(layers) if layers is not None else (learned.layers if learned else DEFAULT_GROUP)
     applies = learned is not None and get_method(learned.method).name == m and _key(learned.layers) == _key(group)
     fallback = "learned" if applies else "tuned default"
     has_beta = get_method(m).beta_range is not None

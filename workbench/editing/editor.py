@@ -14,7 +14,7 @@ import torch.nn as nn
 from ..models.adapter import ModelAdapter, adapt, check_logits
 from .constraint import edit_loss, satisfied
 from .guard import check_edit
-from .editor_defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD, MAX_STEPS_LIMIT, default_for
+from .editor_defaults import DEFAULT_GROUP, DEFAULT_MAX_STEPS, DEFAULT_METHOD, MAX_STEPS_LIMIT, default_for
 from .optimizers import Hyper, get_method
 
 Layers = "str | tuple[str, ...]"
@@ -24,6 +24,9 @@ Layers = "str | tuple[str, ...]"
 class EditorConfig:
     """How to edit: method, hyperparameters, step budget and editable group(s).
 
+    ``layers`` is the edit group (a module path, parameter name, alias, ``"all"``, or a list of
+    them; see :class:`~workbench.models.ModelAdapter`); it keeps the name that saved histories,
+    model cards and ``--layers`` use.
     ``lr``/``beta`` left as None take the method's tuned default for ``layers``
     (``editing.editor_defaults.default_for``).
     ``beta`` is RMSProp/Momentum's decay and Adam's beta1 (restricted to [0.1, 1]).
@@ -34,7 +37,7 @@ class EditorConfig:
     beta: float | None = None
     beta2: float = 0.999
     max_steps: int = DEFAULT_MAX_STEPS
-    layers: str | tuple[str, ...] = DEFAULT_LAYERS
+    layers: str | tuple[str, ...] = DEFAULT_GROUP
 
     def resolved(self) -> "EditorConfig":
         """A copy with the method name canonical and lr/beta filled from the defaults; validated."""
@@ -75,7 +78,7 @@ class EditorConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "EditorConfig":
-        layers = d.get("layers", DEFAULT_LAYERS)
+        layers = d.get("layers", DEFAULT_GROUP)
         return cls(d.get("method", DEFAULT_METHOD), d.get("lr"), d.get("beta"), d.get("beta2", 0.999),
                    int(d.get("max_steps", DEFAULT_MAX_STEPS)),
                    layers if isinstance(layers, str) else tuple(layers))

@@ -14,7 +14,7 @@ overrides, and the workbench's editor panel through ``session.resolve_editor``) 
   per (method, group) and written into exported cards (``editor_calibrations``).
 
 Without a named group and without a learned editor, the group is the tuned one
-(``DEFAULT_LAYERS``) where the model has it, else the last group before the head.
+(``DEFAULT_GROUP``) where the model has it, else the last group before the head.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from ..editing.choice import EditorChoice, choose_for_config, learned_editor
-from ..editing.editor_defaults import DEFAULT_LAYERS, has_tuned_default
+from ..editing.editor_defaults import DEFAULT_GROUP, has_tuned_default
 from ..editing.editor import EditorConfig
 from ..editing.optimizers import get_method
 from ..models import ModelAdapter
@@ -42,16 +42,16 @@ def _key(method: str, layers: str | Sequence[str]) -> tuple[str, str]:
 
 
 def default_group(model: nn.Module | ModelAdapter) -> str:
-    """The group edited when none is named: ``DEFAULT_LAYERS`` (the tuned one) where the model has
+    """The group edited when none is named: ``DEFAULT_GROUP`` (the tuned one) where the model has
     it, else the last inferred group before the head (``layer4`` of a torchvision ResNet)."""
     from ..models.registry import group_names
 
     try:
         names = [g for g in group_names(model) if g != "all"]
     except (TypeError, ValueError):
-        return DEFAULT_LAYERS
-    if DEFAULT_LAYERS in names or not names:
-        return DEFAULT_LAYERS
+        return DEFAULT_GROUP
+    if DEFAULT_GROUP in names or not names:
+        return DEFAULT_GROUP
     return names[-2] if len(names) >= 2 else names[-1]
 
 

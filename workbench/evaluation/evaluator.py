@@ -28,7 +28,7 @@ from torch.func import functional_call
 from ..data import DataBundle
 from ..device import default_device
 from ..editing import EditorConfig, EditResult, edit
-from ..editing.editor_defaults import DEFAULT_LAYERS
+from ..editing.editor_defaults import DEFAULT_GROUP
 from ..models import ModelAdapter, Split, adapt, check_logits
 from .prefix_cache import Batches, GraphCache, StageCache
 from .reports import EditOutcome, EditReport, EvalSummary, Misclassified
@@ -91,7 +91,7 @@ class Evaluator:
     """
 
     def __init__(self, model: nn.Module | ModelAdapter, bundle: DataBundle, *, split: str = "test",
-                 layers: str | tuple[str, ...] = DEFAULT_LAYERS, device: torch.device | str | None = None,
+                 layers: str | tuple[str, ...] = DEFAULT_GROUP, device: torch.device | str | None = None,
                  batch_size: int | None = None, limit: int | None = None,
                  cache_limit_bytes: int = 2 * 1024 ** 3,
                  progress: Callable[[int, int], None] | None = None) -> None:
