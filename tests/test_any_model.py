@@ -155,7 +155,9 @@ def test_fast_path_edit_score_and_undo(case):
 def test_torchvision_resnet_groups_and_sub_blocks():
     m = torchvision.models.resnet18(num_classes=10)
     assert isinstance(m.groups, int)  # torchvision's own attribute is not mistaken for groups
-    assert group_names(m) == ["conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc", "all"]
+    stages = [g for s in ("layer1", "layer2", "layer3", "layer4") for g in (s, f"{s}.0", f"{s}.1")]
+    assert group_names(m) == ["conv1", "bn1", *stages, "fc", "all"]  # each stage, then its blocks
+    assert ModelAdapter(m).default_group() == "layer3"  # the middle of the stage run layer1 ... layer4
     assert "layer3.1" in group_names(m, every=True) and "layer3.1.conv2" in group_names(m, every=True)
     sub = group_params(m, "layer3.1")
     assert sub == [n for n, _ in m.named_parameters() if n.startswith("layer3.1.")]

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
+import time
 
 import pytest
+import torch
 
 from bad_input_common import tree
+from hostile_code import IDS, hostile_builders, recording_factory
 from workbench.cli import main
+from workbench.models.spec import parse_kwargs
 
 FAST = ["--edits", "4", "--limit", "200", "--lr", "2e-3", "--max-steps", "3", "--no-progress"]
 
@@ -355,3 +360,94 @@ def test_a_recipe_field_added_after_a_run_began_does_not_block_its_resume(tmp_pa
     old["record_dynamics"] = not recipe.record_dynamics
     (folder / "card.json").write_text(json.dumps({"recipe": old, "epochs": 1}))
     assert inspect_out(folder).differences(recipe) == ["record_dynamics"]
+# -- model specs and model folders: nothing runs that a card or --model names -------------------------------------
+def _hostile_folder(tiny_model_dir, tmp_path, builder, config):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["builder"], card["model_config"] = {"kind": "factory", "name": builder}, config
+    (folder / "card.json").write_text(json.dumps(card))
+    return folder
+
+
+@pytest.mark.parametrize("case", range(len(IDS)), ids=IDS)
+def test_evaluate_checkpoint_refuses_a_card_naming_code(tiny_model_dir, tmp_path, capsys, edit_calls, case):
+    marker = tmp_path / "ran"
+    builder, config, match = hostile_builders(marker)[case]
+    folder = _hostile_folder(tiny_model_dir, tmp_path, builder, config)
+    err = _refused(["evaluate", "--checkpoint", str(folder), *FAST], match, capsys, tmp_path)
+    assert f"builder {builder!r}" in err and not marker.exists() and len(edit_calls) == 0
+
+
+@pytest.mark.parametrize("case", range(len(IDS)), ids=IDS)
+def test_model_naming_code_is_refused(tiny_model_dir, tmp_path, capsys, case):
+    marker = tmp_path / "ran"
+    builder, config, match = hostile_builders(marker)[case]
+    args = ",".join(f"{k}={v!r}" for k, v in config.items())
+    for argv in (["evaluate", "--model", f"{builder}:{args}", "--weights", str(tiny_model_dir / "model.safetensors"),
+                  *FAST],
+                 ["train", "--recipe", "fashion-baseline", "--model", f"{builder}:{args}", "--epochs", "1",
+                  "--out", str(tmp_path / "out")]):
+        err = _refused(argv, match, capsys, tmp_path)
+        assert builder in err and not marker.exists()
+
+
+def test_trust_code_runs_a_users_factory_only_when_given(tiny_model_dir, tmp_path, capsys, edit_calls, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    builder, imported, called = recording_factory(tmp_path)
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, folder)
+    card = json.loads((folder / "card.json").read_text())
+    card["builder"] = {"kind": "factory", "name": builder}
+    (folder / "card.json").write_text(json.dumps(card))
+    weights = str(folder / "model.safetensors")
+    _refused(["evaluate", "--checkpoint", str(folder), *FAST], "pass trust_code=True (Python) or --trust-code",
+             capsys, tmp_path)
+    _refused(["evaluate", "--model", builder, "--weights", weights, *FAST], "--trust-code", capsys, tmp_path)
+    assert not imported.exists() and not called.exists() and len(edit_calls) == 0
+    assert main(["evaluate", "--trust-code", "--checkpoint", str(folder), *FAST]) == 0, capsys.readouterr().err
+    assert imported.exists() and called.exists() and len(edit_calls) == 4
+    called.unlink()
+    cfg = ",".join(f"{k}={v!r}" for k, v in card["model_config"].items())
+    assert main(["evaluate", "--trust-code", "--model", f"{builder}:{cfg}", "--weights", weights, *FAST]) == 0, \
+        capsys.readouterr().err
+    assert called.exists()
+
+
+def test_model_above_the_size_bound_is_refused_before_anything_is_allocated(tiny_model_dir, tmp_path, capsys):
+    t0 = time.perf_counter()
+    err = _refused(["evaluate", "--model", "small-resnet:widths=[1000000,1000000,1000000,1000000]", "--weights",
+                    str(tiny_model_dir / "model.safetensors"), *FAST],
+                   "describes a model of 7.5e+13 parameters and buffers, above the 1e+09", capsys, tmp_path)
+    assert time.perf_counter() - t0 < 30 and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("name", ["w.pickle", "w.pt"])
+def test_a_pickle_given_as_weights_gets_one_line_and_no_unsafe_advice(tiny_model_dir, tmp_path, capsys, name):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    torch.save({"x": Evil()}, tmp_path / name)
+    for argv in (["--model", "small-resnet:widths=[8,8,16,16]", "--weights", str(tmp_path / name)],
+                 ["--checkpoint", str(tiny_model_dir), "--weights", str(tmp_path / name)]):
+        err = _refused(["evaluate", *argv, *FAST], "unknown weights format '.pickle'" if name.endswith("pickle")
+                       else "refusing to load", capsys, tmp_path, tiny_model_dir)
+        assert err.count("\n") == 1 and "weights_only=False" not in err and "pwned" not in capsys.readouterr().out
+
+
+def test_model_arguments_are_read_as_data_never_evaluated(tmp_path):
+    marker = tmp_path / "ran"
+    kw = parse_kwargs(f"widths=__import__('os').system('touch {marker}'),deep={'[' * 5000}")
+    assert kw["widths"].startswith("__import__") and kw["deep"] == "[" * 5000 and not marker.exists()
+    assert parse_kwargs("w=(16, 32),n='a,b',f=True,z=None,e=1e-3,i=-2,d={'k': [1.5, None]},j=[\"x\"],act=relu") == {
+        "w": [16, 32], "n": "a,b", "f": True, "z": None, "e": 1e-3, "i": -2, "d": {"k": [1.5, None]}, "j": ["x"],
+        "act": "relu"}
+
+
+@pytest.mark.parametrize("cmd", ["evaluate", "tune-editor", "train", "localize"])
+def test_every_command_that_opens_a_model_documents_trust_code(cmd, capsys):
+    with pytest.raises(SystemExit):
+        main([cmd, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--trust-code" in out and "runs code that the card or the argument chose" in out

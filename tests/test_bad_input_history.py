@@ -2,16 +2,19 @@
 read or write outside its folder, and each malformed field gets one error naming it."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import stat
+import tracemalloc
 from pathlib import Path
 
 import pytest
+import torch
 
 from bad_input_common import refused, tree
 from workbench.editing import EditorConfig
-from workbench.session import EditSession
+from workbench.session import MAX_ATTEMPTS, EditSession
 from workbench.session.edit_record import EditRecord
 from workbench.training import read_card
 
@@ -218,3 +221,147 @@ def test_a_valid_history_still_loads_bit_for_bit(saved):
 def torch_equal(a, b) -> bool:
     import torch
     return torch.equal(a.cpu(), b.cpu())
+
+
+# -- input that costs memory or hangs ----------------------------------------------------------
+
+@contextlib.contextmanager
+def _read_nothing_big(h: Path, limit_mib: float = 8):
+    """Fail if Python allocates more than ``limit_mib`` MiB at once inside the block, or if any
+    file under ``h`` changes (checked by size and modification time: the files are huge)."""
+    def stats() -> dict[str, tuple[int, int]]:
+        return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in h.rglob("*")}
+
+    before = stats()
+    tracemalloc.start()
+    try:
+        yield
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < limit_mib * 2**20, f"{peak / 2**20:.0f} MiB allocated: the file was read"
+    assert stats() == before
+
+
+def test_a_huge_sparse_tensor_file_is_refused_before_it_is_read(saved, tmp_path):
+    s, h, fresh, victim = saved
+    name = _doc(h)["applied"][0]["file"]
+    with open(h / name, "r+b") as f:  # 2 GB of holes after the real tensors: no disk, no memory
+        f.truncate(2 * 2**30)
+    with refused(r"applied edit #0: .*\.safetensors is 2147483648 bytes, but its header declares \d+; the file was "
+                 r"altered", root=victim, session=fresh), _read_nothing_big(h):
+        fresh.load_history(h)
+
+
+def test_a_tensor_file_declaring_a_huge_tensor_is_refused_before_it_is_read(saved, tmp_path):
+    s, h, fresh, victim = saved
+    doc = _doc(h)
+    e = doc["applied"][0]
+    big = 2**29  # float32: 2 GiB, declared consistently, so only the declared shape gives it away
+    header = json.dumps({n: {"dtype": "F32", "shape": [big], "data_offsets": [0, 4 * big]} for n in e["params"][:1]})
+    header += " " * (-len(header) % 8)
+    with open(h / e["file"], "wb") as f:
+        f.write(len(header).to_bytes(8, "little") + header.encode())
+        f.truncate(8 + len(header) + 4 * big)
+    e["params"] = e["params"][:1]
+    _write(h, doc)
+    with refused(rf"{e['file']} \(applied edit #0\) declares .*F32 \[{big}\].*which does not fit this model",
+                 root=victim, session=fresh), _read_nothing_big(h):
+        fresh.load_history(h)
+
+
+def test_a_huge_history_json_is_refused_before_it_is_read(saved, tmp_path):
+    s, h, fresh, victim = saved
+    with open(h / "history.json", "r+b") as f:
+        f.truncate(2 * 2**30)
+    with refused(r"history.json is 2048.0 MiB, above the limit of 64 MiB; it was not read", root=victim,
+                 session=fresh), _read_nothing_big(h):
+        fresh.load_history(h)
+
+
+@pytest.mark.parametrize("depth, match", [
+    (200_000, r"history.json nests objects or lists too deeply to read"),
+    (40, r"history.json nests objects or lists more than 32 deep"),
+])
+def test_deeply_nested_json_is_a_value_error(saved, tmp_path, depth, match):
+    s, h, fresh, _ = saved
+    text = (h / "history.json").read_text()
+    (h / "history.json").write_text(text.replace('"redo":', '"deep": ' + "[" * depth + "]" * depth + ', "redo":', 1))
+    with refused(match, root=tmp_path, session=fresh):
+        fresh.load_history(h)
+
+
+def test_more_attempts_than_a_session_keeps_are_refused(saved, tmp_path):
+    s, h, fresh, _ = saved
+    doc = _doc(h)
+    one = {k: v for k, v in doc["applied"][0].items() if k not in ("file", "sha256", "preds_file", "preds_sha256",
+                                                                    "before_sha256")}
+    doc["attempts"] = [dict(one, uid=f"{i:012x}", success=False) for i in range(MAX_ATTEMPTS + 1)]
+    _write(h, doc)
+    with refused(rf"history.json lists {MAX_ATTEMPTS + 1} failed attempts; a session keeps at most {MAX_ATTEMPTS}",
+                 root=tmp_path, session=fresh):
+        fresh.load_history(h)
+    doc["attempts"] = doc["attempts"][:MAX_ATTEMPTS]  # exactly the bound loads
+    _write(h, doc)
+    fresh.load_history(h)
+    assert len(fresh.attempts) == MAX_ATTEMPTS
+
+
+# -- a history applied where it does not belong --------------------------------------------------
+
+def test_a_rewritten_base_hash_does_not_apply_a_history_to_other_weights(saved, tiny_model_dir, fashion_small, tmp_path):
+    s, h, _, _ = saved
+    from workbench.training import load_model
+    other = load_model(tiny_model_dir)[0]
+    with torch.no_grad():  # same architecture, other weights (1% off: the edit guard alone would let it pass)
+        for p in other.parameters():
+            p.mul_(1.01)
+    victim = EditSession(other, fashion_small, card=read_card(tiny_model_dir), config=CFG, limit=100)
+    victim.edit_index(5, _runner_up(victim, 5))
+    doc = _doc(h)
+    doc["base_sha256"] = victim.base_hash  # the field claims the victim's weights
+    _write(h, doc)
+    with refused(r"applied edit #0 was made on other weights than this session's \(its before_sha256 does not "
+                 r"match the weights it would change\)", root=tmp_path, session=victim):
+        victim.load_history(h)
+
+
+def test_a_history_without_per_edit_weight_hashes_is_refused(saved, tmp_path):
+    s, h, fresh, _ = saved
+    doc = _doc(h)
+    del doc["applied"][0]["before_sha256"]
+    _write(h, doc)
+    with refused(r"applied edit #0: field 'before_sha256' must be a SHA-256", root=tmp_path, session=fresh):
+        fresh.load_history(h)
+    doc["version"] = 1  # the format before the hashes
+    _write(h, doc)
+    with refused(r"history format version 1 is not supported: this code reads version 2, which records a hash",
+                 root=tmp_path, session=fresh):
+        fresh.load_history(h)
+
+
+def test_saved_tensors_the_edit_guard_refuses_are_not_loaded(saved, tmp_path):
+    import hashlib
+
+    from safetensors.torch import load_file, save_file
+    s, h, fresh, _ = saved
+    doc = _doc(h)
+    e = doc["applied"][0]
+    tensors = {k: torch.full_like(v, 1e38) for k, v in load_file(str(h / e["file"])).items()}  # finite, huge
+    save_file(tensors, str(h / e["file"]), metadata={"uid": e["uid"]})
+    e["sha256"] = hashlib.sha256((h / e["file"]).read_bytes()).hexdigest()
+    _write(h, doc)
+    with refused(r"applied edit #0 changes the edited weights by [0-9.e+]+x their norm; the edit guard refuses such "
+                 r"an edit \(it allows 1x\), so the history was not loaded", root=tmp_path, session=fresh):
+        fresh.load_history(h)
+
+
+def test_a_history_of_a_larger_split_is_refused_on_a_smaller_one(saved, tiny_model_dir, fashion_small, tmp_path):
+    s, h, _, _ = saved
+    from workbench.training import load_model
+    small = EditSession(load_model(tiny_model_dir)[0], fashion_small, card=read_card(tiny_model_dir), config=CFG,
+                        limit=2)  # the history edits images 0, 1 and 2 (2 undone)
+    small.edit_index(0, _runner_up(small, 0))
+    with refused(r"field 'index' names image 2, but this session's split holds 2 images \(0..1\); the history was "
+                 r"made on a larger split: open the workbench with limit=3 or more", root=tmp_path, session=small):
+        small.load_history(h)

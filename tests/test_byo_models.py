@@ -10,7 +10,8 @@ import torch.nn as nn
 import torchvision
 
 from workbench.cli import main
-from workbench.models.spec import ModelSpec, infer_spec, parse_kwargs
+from workbench.models.infer import infer_spec
+from workbench.models.spec import ModelSpec, parse_kwargs
 from workbench.training import load_model, load_weights, save_model
 
 
@@ -40,7 +41,7 @@ def test_spec_parsing():
     with pytest.raises(ValueError, match="torchvision has no model 'nope'"):
         ModelSpec.parse("torchvision:nope").build()
     with pytest.raises(ValueError, match="cannot import module 'no_such_pkg.models'"):
-        ModelSpec.parse("no_such_pkg.models:f").build()
+        ModelSpec.parse("no_such_pkg.models:f", trust_code=True).build()
 
 
 def test_sequential_cnn_round_trip_with_an_importable_factory(tmp_path):
@@ -49,11 +50,11 @@ def test_sequential_cnn_round_trip_with_an_importable_factory(tmp_path):
         save_model(tmp_path / "nope", net)
     assert not (tmp_path / "nope").exists()
     with pytest.raises(ValueError, match="weights differ"):  # a builder that builds something else
-        save_model(tmp_path / "wrong", net, builder="test_byo_models:make_cnn:width=4")
-    folder = save_model(tmp_path / "cnn", net, {"note": "mine"}, builder="test_byo_models:make_cnn")
+        save_model(tmp_path / "wrong", net, builder="test_byo_models:make_cnn:width=4", trust_code=True)
+    folder = save_model(tmp_path / "cnn", net, {"note": "mine"}, builder="test_byo_models:make_cnn", trust_code=True)
     card = json.loads((folder / "card.json").read_text())
     assert card["builder"] == {"kind": "factory", "name": "test_byo_models:make_cnn"} and card["note"] == "mine"
-    back, card2 = load_model(folder)
+    back, card2 = load_model(folder, trust_code=True)
     assert _same_state(back, net) and not back.training
 
 
@@ -99,16 +100,16 @@ needs_adapter = pytest.mark.skipif(not __import__("importlib").util.find_spec("w
 def test_cli_evaluate_on_a_sequential_cnn_and_resnet18(tmp_path, fashion_small, capsys):
     cnn = make_cnn()
     weights = tmp_path / "cnn.safetensors"
-    folder = save_model(tmp_path / "cnn", cnn, builder="test_byo_models:make_cnn")
+    folder = save_model(tmp_path / "cnn", cnn, builder="test_byo_models:make_cnn", trust_code=True)
     weights = folder / "model.safetensors"
     out = tmp_path / "cnn.json"
-    rc = main(["evaluate", "--model", "test_byo_models:make_cnn", "--weights", str(weights), "--dataset",
+    rc = main(["evaluate", "--trust-code", "--model", "test_byo_models:make_cnn", "--weights", str(weights), "--dataset",
                "fashion-mnist", "--layers", "3", "--edits", "3", "--limit", "150", "--lr", "1e-2",
                "--json", str(out), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     js = json.loads(out.read_text())
     assert js["edits"] == 3 and js["layers"] == "3" and js["editor_source"] == "given"
-    assert main(["evaluate", "--checkpoint", str(folder), "--layers", "3", "--edits", "2", "--limit", "150",
+    assert main(["evaluate", "--trust-code", "--checkpoint", str(folder), "--layers", "3", "--edits", "2", "--limit", "150",
                  "--lr", "1e-2", "--no-progress"]) == 0
     r18 = torchvision.models.resnet18(num_classes=10)
     r18.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
@@ -124,9 +125,9 @@ def test_cli_evaluate_on_a_sequential_cnn_and_resnet18(tmp_path, fashion_small, 
 
 @needs_adapter
 def test_cli_evaluate_calibrates_a_model_without_tuned_defaults(tmp_path, capsys):
-    folder = save_model(tmp_path / "cnn", make_cnn(), builder="test_byo_models:make_cnn")
+    folder = save_model(tmp_path / "cnn", make_cnn(), builder="test_byo_models:make_cnn", trust_code=True)
     out = tmp_path / "cal.json"
-    rc = main(["evaluate", "--checkpoint", str(folder), "--layers", "7", "--edits", "2", "--limit", "100",
+    rc = main(["evaluate", "--trust-code", "--checkpoint", str(folder), "--layers", "7", "--edits", "2", "--limit", "100",
                "--calibration-edits", "3", "--json", str(out), "--no-progress"])
     text = capsys.readouterr().out
     assert rc == 0 and "calibrated rmsprop" in text and "no tuned default" in text
@@ -154,7 +155,7 @@ def test_train_on_an_image_folder_records_what_reopens_it(tmp_path, capsys):
     out = tmp_path / "model"
     rc = main(["train", "--recipe", "fashion-baseline", "--dataset", f"imagefolder:{root}", "--image-size", "8",
                "--grayscale", "--epochs", "1", "--batch-size", "8", "--model", "test_byo_models:make_cnn",
-               "--out", str(out), "--no-progress"])
+               "--trust-code", "--out", str(out), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     card = json.loads((out / "card.json").read_text())
     assert card["builder"] == {"kind": "factory", "name": "test_byo_models:make_cnn"}
@@ -162,7 +163,7 @@ def test_train_on_an_image_folder_records_what_reopens_it(tmp_path, capsys):
     assert card["input_shape"] == [1, 8, 8] and card["classes"] == ["circle", "square", "zigzag"]
     assert card["data"]["image_size"] == 8 and card["data"]["grayscale"] is True
     assert card["normalization"]["mean"] == card["mean"] and len(card["std"]) == 1
-    s = EditSession.from_checkpoint(out, device="cpu")  # the same folder, image size, channels, split
+    s = EditSession.from_checkpoint(out, device="cpu", trust_code=True)  # the same folder, image size, channels, split
     assert s.bundle.input_shape == (1, 8, 8) and s.bundle.classes == ("circle", "square", "zigzag")
     assert len(s.bundle.test_y) == 6 and s.evaluator.base_error == pytest.approx(card["test_error"])
 
@@ -171,12 +172,69 @@ def test_train_on_an_image_folder_records_what_reopens_it(tmp_path, capsys):
 def test_tune_editor_works_on_any_model(tmp_path, capsys):
     from workbench.evaluation.calibration import CALIBRATION_LRS
 
-    folder = save_model(tmp_path / "cnn", make_cnn(), builder="test_byo_models:make_cnn")
+    folder = save_model(tmp_path / "cnn", make_cnn(), builder="test_byo_models:make_cnn", trust_code=True)
     out = tmp_path / "tune.json"
-    rc = main(["tune-editor", "--model", "test_byo_models:make_cnn", "--weights", str(folder / "model.safetensors"),
+    rc = main(["tune-editor", "--trust-code", "--model", "test_byo_models:make_cnn", "--weights", str(folder / "model.safetensors"),
                "--layers", "7", "--editor", "gd", "--edits", "4", "--val-limit", "80", "--refine", "0",
                "--json", str(out), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     assert "no tuned default for this model and group" in capsys.readouterr().out
     js = json.loads(out.read_text())
     assert sorted(p["lr"] for p in js["points"]) == sorted(CALIBRATION_LRS) and js["layers"] == "7"
+
+
+def test_timm_models_round_trip_from_the_registry(tmp_path, fashion_small, capsys):
+    timm = pytest.importorskip("timm")
+    from workbench.session import EditSession
+
+    raw = timm.create_model("test_resnet", pretrained=False, num_classes=10, in_chans=1)
+    assert str(infer_spec(raw)) == "timm:test_resnet:num_classes=10,in_chans=1"
+    back, card = load_model(save_model(tmp_path / "raw", raw, {"dataset": "fashion-mnist"}))
+    assert card["builder"] == {"kind": "timm", "name": "test_resnet"} and _same_state(back, raw)
+    net = ModelSpec.parse("timm:test_resnet").with_defaults(num_classes=10, in_channels=1).build()
+    s = EditSession(net, fashion_small, limit=100, device="cpu")
+    folder = s.export(tmp_path / "exported")
+    reopened = EditSession.from_checkpoint(folder, bundle=fashion_small, limit=100, device="cpu")
+    assert _same_state(reopened.model, net) and reopened.evaluator.base_error == s.evaluator.base_error
+    rc = main(["evaluate", "--model", "timm:test_resnet", "--weights", str(folder / "model.safetensors"),
+               "--layers", "fc", "--edits", "2", "--limit", "100", "--lr", "1e-3", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:Evaluator. the model could not be traced")  # the full forward is used
+def test_hugging_face_configs_round_trip_without_code_or_downloads(tmp_path, fashion_small, capsys):
+    pytest.importorskip("transformers")
+    from workbench.models.builders import HFImageClassifier
+    from workbench.session import EditSession
+
+    cfg = tmp_path / "hf-config"
+    cfg.mkdir()
+    (cfg / "config.json").write_text(json.dumps({"model_type": "resnet", "num_channels": 1, "embedding_size": 8,
+                                                 "hidden_sizes": [8, 16], "depths": [1, 1], "num_labels": 10,
+                                                 "architectures": ["ResNetForImageClassification"]}))
+    spec = ModelSpec.parse(f"hf:{cfg}")
+    assert (spec.kind, spec.name, spec.kwargs["hidden_sizes"]) == ("hf", "resnet", [8, 16])
+    net = spec.build()
+    assert isinstance(net, HFImageClassifier) and net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+    s = EditSession(net, fashion_small, limit=100, device="cpu")
+    folder = s.export(tmp_path / "exported")
+    card = json.loads((folder / "card.json").read_text())
+    assert card["builder"] == {"kind": "hf", "name": "resnet"} and card["model_config"]["num_labels"] == 10
+    back, _ = load_model(folder)
+    assert _same_state(back, net)
+    assert str(infer_spec(back)).startswith("hf:resnet:")  # a model built from the card rebuilds from the card
+    rc = main(["evaluate", "--model", f"hf:{cfg}", "--weights", str(folder / "model.safetensors"),
+               "--layers", "model.classifier", "--edits", "2", "--limit", "100", "--lr", "1e-3", "--no-progress"])
+    assert rc == 0, capsys.readouterr().err
+
+
+def test_an_older_card_naming_a_torchvision_model_class_opens_without_trust(tmp_path):
+    vit = torchvision.models.VisionTransformer(image_size=28, patch_size=7, num_layers=1, num_heads=2,
+                                               hidden_dim=16, mlp_dim=16, num_classes=10)
+    folder = save_model(tmp_path / "vit", vit)
+    card = json.loads((folder / "card.json").read_text())
+    assert card["builder"] == {"kind": "torchvision", "name": "VisionTransformer"}
+    card["builder"] = {"kind": "factory", "name": "torchvision.models.vision_transformer:VisionTransformer"}
+    (folder / "card.json").write_text(json.dumps(card))  # as infer_spec wrote it before the closed set
+    back, _ = load_model(folder)
+    assert _same_state(back, vit)

@@ -105,7 +105,8 @@ def test_05_your_own_model_trains_edits_calibrates_and_reopens(tmp_path):
         "N_TRAIN": 256, "N_TEST": 160, "EPOCHS": 1, "GROUP": "layer2", "CALIBRATION_EDITS": 3, "CALIBRATION_VAL": 32,
         "OUT_DIR": str(out)})
     text = _text(nb)
-    assert "groups: ['conv1', 'bn1', 'layer1', 'layer2', 'layer3', 'layer4', 'fc', 'all']" in text
+    assert ("groups: ['conv1', 'bn1', 'layer1', 'layer1.0', 'layer1.1', 'layer2', 'layer2.0', 'layer2.1', 'layer3', "
+            "'layer3.0', 'layer3.1', 'layer4', 'layer4.0', 'layer4.1', 'fc', 'all']") in text
     assert "calibrated rmsprop" in text and "same predictions: True" in text
     card = json.loads((out / "card.json").read_text())
     assert card["arch"] == "torchvision:resnet18" and card["editor_calibrations"]

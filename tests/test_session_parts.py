@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from workbench.editing import DEFAULTS, GROUP_DEFAULTS
-from workbench.editing import defaults as defaults_mod
+from workbench.editing import editor_defaults as defaults_mod
 from workbench.session import EditSession
 
 

@@ -13,9 +13,9 @@ from typing import Mapping, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call
 
 from .editing.editor import eval_mode
+from .models.outputs import forward_logits
 
 VIEW_KINDS: tuple[str, ...] = ("flip", "shift", "noise")
 
@@ -101,7 +101,7 @@ def augmented_views(x: torch.Tensor, n_views: int = 32, *, kinds: Sequence[str] 
 @torch.no_grad()
 def _preds(model: nn.Module, params: Mapping[str, torch.Tensor] | None, x: torch.Tensor) -> torch.Tensor:
     with eval_mode(model):
-        logits = model(x) if not params else functional_call(model, dict(params), (x,))
+        logits = forward_logits(model, x, params)
     return logits.argmax(-1)
 
 

@@ -7,9 +7,9 @@ from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
-from torch.func import functional_call
 
 from ..editing.editor import eval_mode
+from ..models.outputs import forward_logits
 from .methods import Progress, attribute
 
 
@@ -63,7 +63,7 @@ def class_probabilities(model: nn.Module, params: Mapping[str, torch.Tensor] | N
     p = next(model.parameters())
     xb = x.to(device=p.device, dtype=p.dtype).reshape(1, *x.shape[-3:])
     with eval_mode(model):
-        logits = model(xb) if not params else functional_call(model, dict(params), (xb,))
+        logits = forward_logits(model, xb, params)
     return torch.softmax(logits.float(), -1)[0].cpu()
 
 

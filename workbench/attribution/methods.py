@@ -7,15 +7,15 @@ works without it.
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Iterator, Mapping
 
 import torch
 import torch.nn as nn
-from torch.func import functional_call
 
 from ..editing.editor import eval_mode
-from ..models import ModelAdapter, adapt
-from .gradcam_layers import cam_layer
+from ..models import ModelAdapter, adapt, forward_logits
+from .gradcam_layers import cam_layer, grid_view
 
 Progress = Callable[[float], None]
 
@@ -70,7 +70,7 @@ class _Forward:
         self.total, self.seen, self.progress = max(1, total_rows), 0, progress
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x) if self.params is None else functional_call(self.model, self.params, (x,))
+        out = forward_logits(self.model, x, self.params)
         self.seen += int(x.shape[0])
         if self.progress is not None:
             self.progress(min(1.0, self.seen / self.total))
@@ -119,7 +119,8 @@ def attribute(model: nn.Module | ModelAdapter, x: torch.Tensor, target: int, met
         params: parameters overriding the model's own (name -> tensor, any subset), e.g.
             ``EditResult.before``; evaluated with ``torch.func.functional_call``.
         layer: module path whose output LayerGradCam explains (``"chain3"``, ``"layer3.1"``
-            ...); default: the last spatial layer before the head (:func:`default_cam_layer`).
+            ...); default: the last spatial layer before the head, or a transformer's last
+            block with its tokens on the patch grid (:func:`default_cam_layer`).
             :func:`cam_layers` lists the layers it can use.
         n_steps: Integrated Gradients steps; ``internal_batch_size`` splits them into
             chunks (default 8 when ``progress`` is given, so progress moves).
@@ -158,9 +159,10 @@ def attribute(model: nn.Module | ModelAdapter, x: torch.Tensor, target: int, met
             fwd = _Forward(model, params, 1, progress)
             out = cls(fwd).attribute(xb, target=target, abs=True)[0].amax(0)
         elif method == "LayerGradCam":
-            module = cam_layer(adapter, xb, layer)
+            module, grid = cam_layer(adapter, xb, layer)
             fwd = _Forward(model, params, 1, progress)
-            attr = cls(fwd, module).attribute(xb, target=target, relu_attributions=relu)
+            with grid_view(module, grid) if grid is not None else contextlib.nullcontext(module) as explained:
+                attr = cls(fwd, explained).attribute(xb, target=target, relu_attributions=relu)
             import captum.attr
 
             out = captum.attr.LayerAttribution.interpolate(attr, (h, w), "bilinear")[0].sum(0)

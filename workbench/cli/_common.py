@@ -44,8 +44,7 @@ def add_recipe_args(p: argparse.ArgumentParser) -> None:
         if f.name == "arch_kwargs":
             g.add_argument(flag, type=json.loads, default=argparse.SUPPRESS, help="JSON dict of architecture arguments")
         elif f.name == "arch":
-            g.add_argument(flag, "--model", dest="arch", default=argparse.SUPPRESS,
-                           help="the model: small-resnet, torchvision:<name>[:k=v,...] or pkg.module:factory[:k=v,...]")
+            g.add_argument(flag, "--model", dest="arch", default=argparse.SUPPRESS, help=MODEL_HELP)
         elif t.startswith("bool"):
             g.add_argument(flag, type=parse_bool, nargs="?", const=True, default=argparse.SUPPRESS)
         elif t.startswith("int"):
@@ -99,19 +98,31 @@ def layers_key(layers: str | tuple[str, ...]) -> str | list[str]:
     return layers if isinstance(layers, str) else list(layers)
 
 
+MODEL_HELP = ("the model: small-resnet, resnet18, torchvision:<name>[:k=v,...], timm:<name>[:k=v,...] or "
+              "hf:<folder with config.json>; num_classes and in_channels default to the data set's. "
+              "pkg.module:factory[:k=v,...] runs that code: it needs --trust-code")
+TRUST_HELP = ("build a pkg.module:factory model named by --model or by the checkpoint's card.json: this runs "
+              "code that the card or the argument chose, so give it only for sources you trust (torchvision, "
+              "timm, hf and the project's own models never need it)")
+
+
+def add_trust_arg(p: argparse.ArgumentParser | Any) -> None:
+    """``--trust-code``: allow a ``module:factory`` builder (see :mod:`workbench.models.safety`)."""
+    p.add_argument("--trust-code", action="store_true", help=TRUST_HELP)
+
+
 def add_model_args(p: argparse.ArgumentParser) -> None:
     """``--checkpoint FOLDER``, or ``--model SPEC --weights FILE`` (with ``--dataset``)."""
     g = p.add_argument_group("the model: a model folder, or a model spec with its weights")
     g.add_argument("--checkpoint", default=None, help="model folder (model.safetensors + card.json)")
-    g.add_argument("--model", default=None, metavar="SPEC",
-                   help="torchvision:resnet18[:kwarg=value,...], pkg.module:factory[:kwarg=value,...] or small-resnet; "
-                        "num_classes and in_channels default to the data set's")
+    g.add_argument("--model", default=None, metavar="SPEC", help=MODEL_HELP)
     g.add_argument("--weights", default=None, metavar="FILE",
                    help="weights for --model (or to replace a checkpoint's): .safetensors, or a .pt state dict "
                         "(read with weights_only=True)")
     g.add_argument("--dataset", default=None, help="fashion-mnist, cifar10 or imagefolder:PATH (default: the "
                                                     "checkpoint's data set, else fashion-mnist)")
     g.add_argument("--data-root", default=None, help="where the data set's files are")
+    add_trust_arg(g)
 
 
 def add_edit_args(p: argparse.ArgumentParser, edits: int) -> None:
@@ -130,7 +141,9 @@ def add_edit_args(p: argparse.ArgumentParser, edits: int) -> None:
     p.add_argument("--batch-size", type=int, default=None,
                    help="examples per forward pass (default: 256 on the CPU, 2048 on CUDA)")
     p.add_argument("--json", default=None, metavar="OUT.json", help="also write the results as JSON")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--no-progress", "--quiet", dest="no_progress", action="store_true",
+                   help="hide the progress bar (evaluate shows it only when stderr is a terminal, and under "
+                        "torchrun only on rank 0)")
 
 
 def add_device_arg(p: argparse.ArgumentParser) -> None:
@@ -176,7 +189,8 @@ def setup(args: argparse.Namespace, split: str, limit: int | None) -> Setup:
         raise ValueError("give either --checkpoint or --model (with --weights), not both")
     layers = parse_layers(args.layers) if args.layers is not None else None
     model, card, bundle, weights = open_model(checkpoint=args.checkpoint, model=args.model, weights=args.weights,
-                                              dataset=args.dataset, data_root=args.data_root)
+                                              dataset=args.dataset, data_root=args.data_root,
+                                              trust_code=args.trust_code)
     resolver = EditorResolver(model, card, bundle, device=device, batch_size=args.batch_size, seed=args.seed,
                               edits=getattr(args, "calibration_edits", None))
     choice = resolver.resolve(method=args.editor, lr=getattr(args, "lr", None), beta=getattr(args, "beta", None),

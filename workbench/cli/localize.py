@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._common import add_device_arg, device_from_args
+from ._common import add_device_arg, add_trust_arg, device_from_args
 
 NAME = "localize"
 HELP = "where does a model's prediction for an image live? (critical-neuron search)"
@@ -53,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     add_device_arg(p)
     p.add_argument("--json", default=None, metavar="OUT.json", help="write every result as JSON ('-': stdout)")
+    add_trust_arg(p)
 
 
 def _line(i: int, r: Any) -> str:
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; pass a model folder holding "
                                 "model.safetensors and card.json")
-    model, card = load_model(path, device=device)
+    model, card = load_model(path, device=device, trust_code=args.trust_code)
     bundle = load_for_card(dict(card))
     trained, noisy = _trained_labels(path, bundle)
     indices = [args.index] if args.index is not None else parse_indices(args.indices)

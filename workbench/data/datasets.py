@@ -305,6 +305,7 @@ LOADERS: dict[str, Callable[..., DataBundle]] = {
     "fashion-mnist": load_fashion_mnist,
     "cifar10": load_cifar10,
 }
+IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {"fashion-mnist": (1, 28, 28), "cifar10": (3, 32, 32)}  # (C, H, W)
 
 
 def load_dataset(name: str = "fashion-mnist", root: str | Path | None = None, **kwargs) -> DataBundle:
@@ -330,7 +331,13 @@ FOLDER_KEYS = ("seed", "image_size", "grayscale", "test_fraction", "val_fraction
 def load_for_card(card: dict) -> DataBundle:
     """The data set a model card names (``card["dataset"]``, default Fashion-MNIST), with the
     recipe's data root, validation size and seed, so the train/val split matches training.
-    A folder is reloaded with the image size, channels and fractions in ``card["data"]``."""
+    A folder is reloaded with the image size, channels and fractions in ``card["data"]``. A
+    card naming no data set whose classes are not Fashion-MNIST's is refused (ValueError)."""
+    classes = card.get("classes")
+    if not card.get("dataset") and isinstance(classes, list) and tuple(classes) != FASHION_CLASSES:
+        raise ValueError(f"the model card records no data set, and its classes ({', '.join(map(str, classes[:3]))} "
+                         "...) are not Fashion-MNIST's: give the data it was made with (EditSession.from_checkpoint"
+                         "(folder, bundle=load_dataset('imagefolder:PATH')), or --dataset imagefolder:PATH)")
     name = card.get("dataset") or "fashion-mnist"
     recipe = card.get("recipe") or {}
     kw: dict = {}

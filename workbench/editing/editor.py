@@ -16,6 +16,7 @@ from .constraint import edit_loss, satisfied
 from .guard import check_edit
 from .editor_defaults import DEFAULT_GROUP, DEFAULT_MAX_STEPS, DEFAULT_METHOD, MAX_STEPS_LIMIT, default_for
 from .optimizers import Hyper, get_method
+from .reach import unreachable_target
 
 Layers = "str | tuple[str, ...]"
 
@@ -96,8 +97,11 @@ class EditResult:
         before, after: edited parameters, name -> tensor, before and after the edit.
         config: the resolved :class:`EditorConfig`.
         y_ref: target labels.
-        message: human-readable outcome (why it failed, when it did).
+        message: human-readable outcome (why it failed, when it did; a target no gradient can
+            reach says so, with the way out: :mod:`workbench.editing.reach`).
         finite: False if the edit was abandoned because of non-finite values.
+        extra: ``{"unreachable_target": True}`` when the failed edit's target logit gets no
+            gradient from the edited group (the message says why and what to do).
         wrecked: the edit guard flagged it (:mod:`workbench.editing.guard`): the constraint may
             hold, but the weights changed out of all proportion or hold NaN/inf. A session
             refuses such an edit; see :attr:`accepted`.
@@ -354,11 +358,16 @@ def edit(model: nn.Module | ModelAdapter, x: torch.Tensor, y_ref: int | Sequence
     before = {n: own[n].detach().clone() for n in names}
     after = {n: trace.params[n].detach().clone() for n in names}
     verdict = check_edit(before, after)
-    message = trace.message
+    message, extra = trace.message, {}
     if verdict.wrecked:
         message = f"flagged by the edit guard: {verdict.reason}"
     elif trace.success and trace.steps == 0:
         message = "the model already predicts the target: nothing to change"
+    elif not trace.success and trace.finite:
+        with eval_mode(model):
+            dead = unreachable_target(adapter, xb, y, after)
+        if dead:
+            message, extra = f"{message}; {dead}", {"unreachable_target": True}
     return EditResult(trace.success, trace.steps, tuple(trace.losses), seconds, before, after, cfg,
-                      tuple(int(v) for v in y.tolist()), message, trace.finite,
+                      tuple(int(v) for v in y.tolist()), message, trace.finite, extra,
                       wrecked=verdict.wrecked, relative_change=verdict.relative_change)

@@ -16,7 +16,10 @@ images (scored on the evaluator's validation slice):
    qualifying one;
 3. every qualifying point is scored; the least drawdown wins.
 
-When no lr qualifies, the most successful point is returned with ``feasible=False``.
+When no lr qualifies, the most successful point is returned with ``feasible=False``: the
+points resume their edits and run them all (or stop once they provably cannot beat the best
+so far, :func:`~workbench.evaluation.tuning.most_successful`), so the reported success rate is
+the rate over every validation edit, not over a run cut short at its first failures.
 """
 from __future__ import annotations
 
@@ -25,11 +28,13 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
+import torch
+
 from ..editing import EditorConfig, get_method
 from ..editing.editor_defaults import DEFAULT_MAX_STEPS, DEFAULT_METHOD, default_for
 from .evaluator import Evaluator, layers_name
 from .protocols import random_label_edits
-from .tuning import TunePoint, run_point
+from .tuning import TunePoint, most_successful, run_point
 
 CALIBRATION_LRS: tuple[float, ...] = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0)
 CALIBRATION_EDITS = 20
@@ -98,7 +103,8 @@ class Calibration:
 def calibrate(evaluator: Evaluator, method: str = DEFAULT_METHOD, layers: str | Sequence[str] | None = None, *,
               beta: float | None = None, edits: int = CALIBRATION_EDITS, seed: int = 0,
               max_steps: int = DEFAULT_MAX_STEPS, target_success: float = TARGET_SUCCESS, refine: int = 2,
-              lrs: Sequence[float] = CALIBRATION_LRS) -> Calibration:
+              lrs: Sequence[float] = CALIBRATION_LRS,
+              edit_set: tuple[torch.Tensor, torch.Tensor] | None = None) -> Calibration:
     """Search ``method``'s lr on ``evaluator``'s split (a validation slice); see the module docstring.
 
     Args:
@@ -106,6 +112,8 @@ def calibrate(evaluator: Evaluator, method: str = DEFAULT_METHOD, layers: str | 
         layers: the edited group (default: the evaluator's).
         beta: kept fixed (default: the method's default).
         edits: random-label validation edits per point.
+        edit_set: ``(x (n, C, H, W), y (n,))`` edits to run instead of the seeded random-label
+            ones (``edits`` is then ``n``).
     Returns:
         :class:`Calibration`.
     """
@@ -119,12 +127,14 @@ def calibrate(evaluator: Evaluator, method: str = DEFAULT_METHOD, layers: str | 
         return EditorConfig(m.name, lr, b, max_steps=max_steps, layers=group).resolved()
 
     t0 = time.perf_counter()
-    x, y = random_label_edits(evaluator, edits, seed)
+    x, y = random_label_edits(evaluator, edits, seed) if edit_set is None else edit_set
+    edits = len(x)
     allowed = math.floor((1 - target_success) * edits + 1e-9)
     points: list[TunePoint] = []
+    runs: dict[float, list] = {}
     extra = 0
     for lr in sorted(lrs):
-        points.append(run_point(evaluator, cfg(lr), x, y, allowed))
+        points.append(run_point(evaluator, cfg(lr), x, y, allowed, done=runs.setdefault(lr, [])))
         if points[-1].feasible:
             extra += 1
             if extra == 2:
@@ -137,10 +147,12 @@ def calibrate(evaluator: Evaluator, method: str = DEFAULT_METHOD, layers: str | 
         lr = float(f"{math.sqrt(max(bad) * min(good)):.3g}")
         if lr in (max(bad), min(good)):
             break
-        points.append(run_point(evaluator, cfg(lr), x, y, allowed))
+        points.append(run_point(evaluator, cfg(lr), x, y, allowed, done=runs.setdefault(lr, [])))
     ok = [p for p in points if p.feasible]
-    best = min(ok, key=lambda p: (p.drawdown_abs, p.mean_steps)) if ok else \
-        max(points, key=lambda p: (p.success_rate, -p.lr))
+    if ok:
+        best = min(ok, key=lambda p: (p.drawdown_abs, p.mean_steps))
+    else:  # none qualifies: compare success rates over all the edits, not cut-short ones
+        best, points = most_successful(evaluator, points, runs, cfg, x, y, allowed)
     points.sort(key=lambda p: p.lr)
     return Calibration(m.name, group, best.lr, b, best.success_rate, best.mean_steps, best.drawdown_abs,
                        bool(ok), edits, len(evaluator), max_steps, target_success, time.perf_counter() - t0,

@@ -28,7 +28,7 @@ from ..editing.choice import EditorChoice, choose_for_config, learned_editor
 from ..editing.editor_defaults import DEFAULT_GROUP, has_tuned_default
 from ..editing.editor import EditorConfig
 from ..editing.optimizers import get_method
-from ..models import ModelAdapter
+from ..models import ModelAdapter, adapt
 from .calibration import CALIBRATION_EDITS, CALIBRATION_VAL_LIMIT, Calibration, calibrate
 
 log = logging.getLogger("workbench")
@@ -43,16 +43,12 @@ def _key(method: str, layers: str | Sequence[str]) -> tuple[str, str]:
 
 def default_group(model: nn.Module | ModelAdapter) -> str:
     """The group edited when none is named: ``DEFAULT_GROUP`` (the tuned one) where the model has
-    it, else the last inferred group before the head (``layer4`` of a torchvision ResNet)."""
-    from ..models.registry import group_names
-
+    it, else :meth:`~workbench.models.ModelAdapter.default_group` (the middle block of the model's
+    trunk, never the head: ``layer3`` of a torchvision ResNet, ``blocks.6`` of a 12-block ViT)."""
     try:
-        names = [g for g in group_names(model) if g != "all"]
+        return adapt(model).default_group(prefer=DEFAULT_GROUP)
     except (TypeError, ValueError):
         return DEFAULT_GROUP
-    if DEFAULT_GROUP in names or not names:
-        return DEFAULT_GROUP
-    return names[-2] if len(names) >= 2 else names[-1]
 
 
 class EditorResolver:

@@ -23,13 +23,12 @@ from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn as nn
-from torch.func import functional_call
 
 from ..data import DataBundle
 from ..device import default_device
 from ..editing import EditorConfig, EditResult, edit
 from ..editing.editor_defaults import DEFAULT_GROUP
-from ..models import ModelAdapter, Split, adapt, check_logits
+from ..models import ModelAdapter, Split, adapt, check_logits, forward_logits
 from .prefix_cache import Batches, GraphCache, StageCache
 from .reports import EditOutcome, EditReport, EvalSummary, Misclassified
 
@@ -332,10 +331,20 @@ class Evaluator:
                     bar.set_postfix(success=f"{100 * ok:.1f}%", drawdown=f"{100 * dd:.2f}%")
         finally:
             bar.close()
+        return self.summarize(outcomes, cfg, protocol=protocol, seconds=previous_seconds + time.perf_counter() - t0)
+
+    def summarize(self, outcomes: Sequence[EditOutcome], config: EditorConfig, *, protocol: str,
+                  seconds: float) -> EvalSummary:
+        """The paper's metrics over ``outcomes`` (in the order given) of edits made with ``config`` on this split.
+
+        :meth:`evaluate_edits` returns this; ``evaluate`` under torchrun calls it on rank 0 with
+        every rank's outcomes, put back in the order of the draw.
+        """
+        cfg = config.resolved()
         return EvalSummary.from_outcomes(
             outcomes, test_error=self.base_error, editor=cfg.method, layers=layers_name(cfg.layers),
-            protocol=protocol, seconds=previous_seconds + time.perf_counter() - t0, lr=cfg.lr, beta=cfg.beta,
-            max_steps=cfg.max_steps, split=self.split, examples=len(self))
+            protocol=protocol, seconds=seconds, lr=cfg.lr, beta=cfg.beta, max_steps=cfg.max_steps,
+            split=self.split, examples=len(self))
 
     # ----------------------------------------------------------------- internals
     def _params(self, params: Params | EditResult) -> dict[str, torch.Tensor]:
@@ -375,7 +384,7 @@ class Evaluator:
         xs = self._normalize(self._x[:n].to(self.device))
         try:
             with torch.inference_mode():
-                out = self.model(xs)
+                out = forward_logits(self.model, xs)
         except Exception as e:  # noqa: BLE001 - any failure here is a model/data mismatch
             raise ValueError(f"the model failed on {bundle.name} images of shape {tuple(xs.shape[1:])}: "
                              f"{type(e).__name__}: {e}. Give data the model was built for") from e
@@ -393,7 +402,7 @@ class Evaluator:
         perturbed = {k: own[k] + 1e-2 * (own[k].detach().float().std().nan_to_num(0.0) + 1e-3) *
                      torch.randn(own[k].shape, generator=g).to(own[k]) for k in names}
         with torch.inference_mode():
-            full_base, full_edit = self.model(xs), functional_call(self.model, perturbed, (xs,))
+            full_base, full_edit = forward_logits(self.model, xs), forward_logits(self.model, xs, perturbed)
             carry = self._prefix.batch_carry(cut, 0, n)  # type: ignore[arg-type]
             split = cut if isinstance(cut, Split) else self.adapter.split(names)
             fast_edit = split.suffix(carry, perturbed)

@@ -12,11 +12,11 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
-from ..editing import EditorConfig, edit, get_method
+from ..editing import EditorConfig, EditResult, edit, get_method
 from ..editing.editor_defaults import DEFAULT_MAX_STEPS, DEFAULTS
 from .evaluator import Evaluator, layers_name
 from .protocols import random_label_edits
@@ -88,18 +88,29 @@ class TuneResult:
 
 
 def run_point(evaluator: Evaluator, cfg: EditorConfig, x: torch.Tensor, y: torch.Tensor,
-              allowed_failures: int) -> TunePoint:
-    """One grid point: the edits (stopping once too many failed), then their drawdown if it qualifies."""
+               allowed_failures: int, *, done: list[EditResult] | None = None,
+               beat: int | None = None) -> TunePoint:
+    """One grid point: the edits, then their drawdown if it qualifies.
+
+    The edits stop once more than ``allowed_failures`` failed (the point cannot qualify) and,
+    with ``beat``, once it also cannot succeed on more than ``beat`` edits (it cannot beat the
+    best point so far): so the success rate of a point that was not cut short, and of any
+    point that beats ``beat``, is its rate over all ``len(x)`` edits (``edits_run`` says how
+    many ran). ``done`` holds this point's results so far: the run resumes after them and
+    appends to it.
+    """
     t1 = time.perf_counter()
-    results, failures = [], 0
-    for i in range(len(x)):  # phase 1: edits only, stop once the target is out of reach
-        res = edit(evaluator.model, x[i], int(y[i]), cfg)
-        results.append(res)
-        failures += not res.accepted  # a wrecked edit (editing.guard) is a failure
-        if failures > allowed_failures:
+    results: list[EditResult] = done if done is not None else []
+    t_done = sum(r.seconds for r in results)
+    while len(results) < len(x):  # phase 1: edits only, stop once the outcome cannot matter
+        failures = sum(not r.accepted for r in results)  # a wrecked edit (editing.guard) is a failure
+        if failures > allowed_failures and (beat is None or len(x) - failures <= beat):
             break
+        i = len(results)
+        results.append(edit(evaluator.model, x[i], int(y[i]), cfg))
+    failures = sum(not r.accepted for r in results)
     n_run = len(results)
-    success = sum(r.accepted for r in results) / n_run
+    success = (n_run - failures) / n_run
     steps = sum(r.steps if r.accepted else cfg.max_steps for r in results) / n_run
     feasible = failures <= allowed_failures
     dd_abs = dd_signed = None
@@ -110,7 +121,30 @@ def run_point(evaluator: Evaluator, cfg: EditorConfig, x: torch.Tensor, y: torch
             dds.append(float((preds != evaluator.labels).float().mean()) - evaluator.base_error)
         dd_abs, dd_signed = sum(map(abs, dds)) / n_run, sum(dds) / n_run
     return TunePoint(float(cfg.lr), cfg.beta, success, steps, dd_abs, dd_signed, n_run, feasible,  # type: ignore[arg-type]
-                     time.perf_counter() - t1)
+                     time.perf_counter() - t1 + t_done)
+
+
+def most_successful(evaluator: Evaluator, points: Sequence[TunePoint], runs: dict[float, list[EditResult]],
+                    config: Callable[[float], EditorConfig], x: torch.Tensor, y: torch.Tensor,
+                    allowed_failures: int) -> tuple[TunePoint, list[TunePoint]]:
+    """``(best, points)``: the point with the most successful edits over all of ``x`` (ties: the
+    smaller lr), for when none qualified, and ``points`` with their runs extended.
+
+    Each point's edits resume from ``runs[lr]`` and run to the end, or stop once the point
+    provably cannot beat the best so far (the most promising points run first). The best
+    point's ``success_rate`` is therefore its rate over every edit, never a cut-short one.
+    """
+    best: TunePoint | None = None
+    done: dict[float, TunePoint] = {}
+    for p in sorted(points, key=lambda p: (-sum(r.accepted for r in runs[p.lr]), p.lr)):
+        wins = 0 if best is None else round(best.success_rate * best.edits_run)
+        beat = -1 if best is None else (wins - 1 if p.lr < best.lr else wins)  # a tie goes to the smaller lr
+        q = done[p.lr] = run_point(evaluator, config(p.lr), x, y, allowed_failures, done=runs[p.lr], beat=beat)
+        if q.edits_run == len(x) and (best is None or (round(q.success_rate * len(x)), -q.lr) > (wins, -best.lr)):
+            best = q
+    if best is None:
+        raise ValueError("most_successful needs at least one point")
+    return best, [done[p.lr] for p in points]
 
 
 def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: int = 0,

@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..models.outputs import forward_logits
 from .settings import DEFAULT, EVAL_BATCH_SIZE, QUICK, SearchSettings
 from .sites import Neuron, Site, find_sites, masked, model_modes, neuron_masks
 
@@ -157,7 +158,7 @@ def accuracy_with_removed(model: nn.Module, sites: Sequence[Site], removed: Sequ
     with model_modes(model, False), masked(model, sites, masks):
         for i in range(0, len(x), EVAL_BATCH_SIZE):
             xb, yb = x[i:i + EVAL_BATCH_SIZE].to(dev), y[i:i + EVAL_BATCH_SIZE].to(dev)
-            correct += int((model(xb).argmax(1) == yb).sum())
+            correct += int((forward_logits(model, xb).argmax(1) == yb).sum())
     return correct / max(1, len(x))
 
 
@@ -179,7 +180,7 @@ def _search(model: nn.Module, sites: Sequence[Site], x: torch.Tensor, y: int, ba
     with masked(model, sites, masks):
         while True:
             with torch.enable_grad():
-                logits = model(xb).float()
+                logits = forward_logits(model, xb).float()
                 pred = int(logits[0].argmax())
                 if pred != y:
                     return removed, True, pred, "flipped" if removed else "not_predicted"
@@ -257,7 +258,7 @@ def critical_neurons(model: nn.Module, x: torch.Tensor, y: int | torch.Tensor, *
     with model_modes(model, False):
         try:
             with torch.no_grad():
-                logits0 = model(x.unsqueeze(0)).float()
+                logits0 = forward_logits(model, x.unsqueeze(0)).float()
         except RuntimeError as err:
             raise ValueError(f"the model cannot run x of shape {tuple(x.shape)} ({err}); pass one image "
                              "(C, H, W) shaped like the training data") from err

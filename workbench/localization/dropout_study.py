@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from ..models.dropout import MODES, ExampleTiedDropout, StandardChannelDropout, example_indices, memorization_mode
+from ..models.outputs import forward_logits
 from ..training.trainset import TrainingSet
 from .settings import EVAL_BATCH_SIZE
 
@@ -74,7 +75,7 @@ def predict_in_mode(model: nn.Module, x: torch.Tensor, *, mode: str = "drop", in
                 xb = normalize(xb) if normalize is not None else xb.float()
                 idx = indices[i:i + batch_size].to(dev) if indices is not None else None
                 with example_indices(model, idx):
-                    out.append(model(xb).argmax(1).cpu())
+                    out.append(forward_logits(model, xb).argmax(1).cpu())
     finally:
         for m, t in was:
             m.training = t

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from ..data import DataBundle
+from ..models.outputs import forward_logits
 from .critical import CriticalNeurons, critical_neurons
 from .sites import model_modes
 
@@ -26,7 +27,7 @@ def resolve_label(model: nn.Module, x: torch.Tensor, true: int, label: int | str
     if label is None or label == "pred":
         dev = next(model.parameters()).device
         with torch.no_grad(), model_modes(model, False):
-            return int(model(x.unsqueeze(0).to(dev)).argmax())
+            return int(forward_logits(model, x.unsqueeze(0).to(dev)).argmax())
     if label == "true":
         return int(true)
     if isinstance(label, str):

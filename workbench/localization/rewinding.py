@@ -22,6 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..models.outputs import forward_logits
 from .snapshot_accounting import State, read_state
 from .settings import EVAL_BATCH_SIZE, RETRAIN_BATCH_SIZE, RETRAIN_EPOCHS, RETRAIN_PEAK_LR
 
@@ -112,7 +113,7 @@ def split_accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, noisy: to
         for i in range(0, len(x), batch_size):
             xb = x[i:i + batch_size].to(dev)
             xb = normalize(xb) if normalize is not None else xb.float()
-            hits.append((model(xb).argmax(1) == y[i:i + batch_size].to(dev)).cpu())
+            hits.append((forward_logits(model, xb).argmax(1) == y[i:i + batch_size].to(dev)).cpu())
     finally:
         for m, t in was:
             m.training = t

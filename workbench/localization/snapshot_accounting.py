@@ -25,8 +25,8 @@ from typing import Callable, Mapping, Sequence
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call
 
+from ..models.outputs import forward_logits
 from ..training.grad_accounting import LayerGradients, layer_gradients, parameter_layers
 from .settings import EVAL_BATCH_SIZE
 from .sites import model_modes
@@ -104,7 +104,7 @@ def gradient_accounting(model: nn.Module, x: torch.Tensor, y: torch.Tensor, nois
             xb = x[i:i + batch_size].to(dev)
             xb = normalize(xb) if normalize is not None else xb.float()
             yb, fb = y[i:i + batch_size].to(dev).long(), noisy[i:i + batch_size].to(dev)
-            per = F.cross_entropy(functional_call(model, {**params, **buffers}, (xb,)).float(), yb, reduction="none")
+            per = F.cross_entropy(forward_logits(model, xb, {**params, **buffers}).float(), yb, reduction="none")
             for part, sums in ((~fb, sums_c), (fb, sums_n)):
                 if bool(part.any()):
                     gs = torch.autograd.grad(per[part].sum(), [params[n] for n in wanted], retain_graph=True,

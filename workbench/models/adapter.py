@@ -3,8 +3,12 @@
 The contract (any ``nn.Module`` meets it; nothing else is read from the model, and no
 attribute is probed):
 
-* ``model(x)`` takes ``x: (N, C, H, W) float32`` (normalised images) and returns one
-  ``(N, num_classes)`` logits tensor (:func:`check_logits` says clearly when it does not).
+* ``model(x)`` takes ``x: (N, C, H, W) float32`` (normalised images) and returns
+  ``(N, num_classes)`` logits: a tensor, or an object or mapping holding it under ``logits``
+  (a Hugging Face ``ImageClassifierOutput``, ``{"logits": ...}``). The core calls a model only
+  through :func:`~workbench.models.outputs.forward_logits` (and the split's suffix), which
+  takes the logits out (:mod:`workbench.models.outputs`); :func:`check_logits` says clearly
+  when the output holds no logits.
 * **Groups** name what an edit may change. A group is
 
   - a dotted module path from ``model.named_modules()``: ``"layer3"``, ``"layer3.1"``,
@@ -15,9 +19,12 @@ attribute is probed):
   - ``"all"``: every parameter;
   - or a list/tuple of the above, joined in order without duplicates.
 
-  The inferred groups (:meth:`ModelAdapter.group_names`) are the aliases, then every
-  top-level child that holds parameters, then ``"all"``; with ``every=True`` every named
-  submodule that holds parameters is listed too.
+  The inferred groups (:meth:`ModelAdapter.group_names`) are the aliases, then the module
+  paths the rules of :mod:`workbench.models.groups` find (through wrappers, into containers
+  of blocks: ``features.9``, ``stages.2``, ``vit.layers.1``), then ``"all"``; with
+  ``every=True`` every named submodule that holds parameters is listed too. The project's
+  ResNets list their stages only. :meth:`ModelAdapter.default_group` is the middle block of
+  the model's trunk (``layer3`` of a ResNet, ``blocks.6`` of a 12-block ViT).
 * **Shape facts**: ``input_shape`` ``(C, H, W)`` and ``num_classes`` are known for the
   project's ResNets and are None for other models (the data set supplies them, or they are
   given to the adapter).
@@ -31,8 +38,10 @@ attribute is probed):
 
 Example:
     >>> a = ModelAdapter(torchvision.models.resnet18(num_classes=10))
-    >>> a.group_names()
-    ['conv1', 'bn1', 'layer1', 'layer2', 'layer3', 'layer4', 'fc', 'all']
+    >>> a.group_names()[:5]
+    ['conv1', 'bn1', 'layer1', 'layer1.0', 'layer1.1']
+    >>> a.default_group()
+    'layer3'
     >>> a.params("layer3.1")[:2]
     ['layer3.1.conv1.weight', 'layer3.1.bn1.weight']
 """
@@ -45,7 +54,12 @@ import torch
 import torch.nn as nn
 
 from .graph import Split, split_for
+from .groups import group_paths, trunk
+from .outputs import LOGITS_KEY, check_logits, describe_output, forward_logits, logits_of
 from .resnet import ResNet
+
+__all__ = ["ALL", "Group", "LOGITS_KEY", "ModelAdapter", "adapt", "check_logits", "describe_output",
+           "forward_logits", "logits_of"]
 
 #: A group: a name (module path, parameter name, alias or ``"all"``) or a sequence of names.
 Group = Union[str, Sequence[str]]
@@ -93,18 +107,39 @@ class ModelAdapter:
 
     # ----------------------------------------------------------------- groups
     def group_names(self, every: bool = False) -> list[str]:
-        """The inferred groups: aliases, top-level children holding parameters, ``"all"``.
+        """The inferred groups: aliases, the module paths of :func:`~workbench.models.groups.group_paths`
+        (the project's ResNets: their stages only), ``"all"``.
 
         With ``every`` also every named submodule holding parameters (``"layer3.1"``,
         ``"layer3.1.conv1"`` ...), in module order.
         """
         out = list(self.aliases)
-        for name, child in self.model.named_children():
-            if name not in out and any(True for _ in child.parameters()):
-                out.append(name)
+        if self.stages is None:
+            out += [p for p in group_paths(self.model)[0] if p not in out]
         if every:
             out += [p for p in self.module_paths() if p not in out]
         return [*out, ALL]
+
+    def default_group(self, prefer: str | None = None) -> str:
+        """The group edited when none is named: ``prefer`` where the model has that group (the
+        project's tuned ``chain3``), else the middle member of the model's trunk, the run of
+        repeated blocks nearest the root (:func:`~workbench.models.groups.trunk`): ``layer3`` of
+        a ResNet, ``blocks.6`` of a 12-block ViT, ``stages.2`` of a ConvNeXt; the head (the last
+        group) only when it is the only one. Without a trunk, the last group before the head;
+        ``"all"`` for a model without groups.
+        """
+        names = self.group_names()[:-1]
+        if prefer is not None and prefer in names:
+            return prefer
+        if self.stages is not None:
+            run: list[str] | None = [s for s in self.stages[1:-1]] or list(self.stages)
+        else:
+            run = trunk(group_paths(self.model)[1])
+        if run and len(run) > 1 and run[-1] == names[-1]:  # the head ends the run: never the default
+            run = run[:-1]
+        if run:
+            return run[len(run) // 2]
+        return names[-2] if len(names) >= 2 else (names[0] if names else ALL)
 
     def groups(self, every: bool = False) -> dict[str, list[str]]:
         """Group name -> its parameter names, for :meth:`group_names`."""
@@ -197,26 +232,3 @@ class ModelAdapter:
 def adapt(model: nn.Module | ModelAdapter) -> ModelAdapter:
     """The adapter of ``model`` (an adapter is returned as it is)."""
     return model if isinstance(model, ModelAdapter) else ModelAdapter(model)
-
-
-def describe_output(out: object) -> str:
-    """A short description of a forward's output, for error messages."""
-    if isinstance(out, torch.Tensor):
-        return f"a tensor of shape {tuple(out.shape)} ({out.dtype})"
-    if isinstance(out, (tuple, list)):
-        return f"a {type(out).__name__} of {len(out)} items"
-    if isinstance(out, Mapping):
-        return f"a {type(out).__name__} with keys {list(out)[:4]}"
-    return f"a {type(out).__name__}"
-
-
-def check_logits(out: object, batch: int, num_classes: int | None = None) -> torch.Tensor:
-    """``out`` if it is ``(batch, num_classes)`` float logits, else a ValueError naming the fix."""
-    ok = isinstance(out, torch.Tensor) and out.dim() == 2 and out.shape[0] == batch and \
-        torch.is_floating_point(out) and (num_classes is None or out.shape[1] == num_classes)
-    if not ok:
-        want = f"(N, {num_classes})" if num_classes is not None else "(N, classes)"
-        raise ValueError(f"the model must return {want} float logits for N = {batch} images, but it returned "
-                         f"{describe_output(out)}. Wrap it in an nn.Module whose forward returns the logits "
-                         "tensor (for example out.logits or out[0]), with one column per class")
-    return out  # type: ignore[return-value]

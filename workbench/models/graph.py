@@ -29,6 +29,7 @@ import torch.fx as fx
 import torch.nn as nn
 from torch.func import functional_call
 
+from .outputs import logits_of
 from .resnet import ResNet
 
 Params = Mapping[str, torch.Tensor]
@@ -95,14 +96,18 @@ class Split:
         return tuple(out)
 
     def suffix(self, carry: Carry, params: Params | None = None) -> torch.Tensor:
-        """``(N, C)`` logits from the carry, with ``params`` (any names) overriding the model's."""
+        """``(N, C)`` logits from the carry, with ``params`` (any names) overriding the model's.
+
+        The output passes through :func:`~workbench.models.outputs.logits_of`: a model that
+        returns ``{"logits": ...}`` or a Hugging Face output gives its logits here too.
+        """
         if self.kind == "stages":
             return _call(self.model, params, (carry[0],), {"start": self._stage})
         if self.kind == "full":
-            return _call(self.model, params, (carry[0],))
+            return logits_of(_call(self.model, params, (carry[0],)))
         if self.clone_carry:  # the suffix writes into one of its inputs: keep the caller's carry intact
             carry = tuple(c.clone() if isinstance(c, torch.Tensor) else c for c in carry)
-        return _call(self.suffix_module, params, carry, names=self._suffix_names)  # type: ignore[arg-type]
+        return logits_of(_call(self.suffix_module, params, carry, names=self._suffix_names))  # type: ignore[arg-type]
 
     def __call__(self, x: torch.Tensor, params: Params | None = None) -> torch.Tensor:
         return self.suffix(self.prefix(x, params), params)

@@ -6,6 +6,8 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from .outputs import forward_logits
+
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, *, normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
@@ -23,7 +25,7 @@ def predict_logits(model: nn.Module, x: torch.Tensor, *, normalize: Callable[[to
         xb = x[i:i + batch_size].to(dev)
         if normalize is not None:
             xb = normalize(xb)
-        outs.append(model(xb).float().cpu())
+        outs.append(forward_logits(model, xb).float().cpu())
     return torch.cat(outs) if outs else torch.empty(0)
 
 

@@ -18,6 +18,7 @@ from ..editing.editor import edit as edit_fn
 from ..models import ModelAdapter
 from .data import SessionData
 from .helpers import as_index, check_edit_inputs
+from .history_schema import MAX_ATTEMPTS
 from .persistence import Persistence
 from .edit_record import EditRecord, target_of
 from .scoring import Scoring
@@ -26,10 +27,6 @@ from .stack import EditStack
 if TYPE_CHECKING:
     from ..data import DataBundle
     from ..evaluation.editor_resolver import EditorResolver
-
-# Failed or refused attempts kept (as summaries without tensors, oldest dropped first): a
-# record of what was tried, bounded so that a long classroom session cannot grow without end.
-MAX_ATTEMPTS = 1000
 
 
 class EditActions:

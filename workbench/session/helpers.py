@@ -11,7 +11,7 @@ import torch.nn as nn
 
 from ..data import DataBundle
 from ..editing.editor import EditorConfig
-from ..models import ModelAdapter
+from ..models import ModelAdapter, check_logits, logits_of
 from .edit_record import EditRecord
 
 if TYPE_CHECKING:
@@ -56,10 +56,7 @@ def bundle_for_model(model: nn.Module, data: Any, device: torch.device, *, class
                          "model was trained on, or pass resize=(H, W) to resize them") from None
     finally:
         model.train(was)
-    if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != len(x):
-        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ValueError(f"the model's output for {len(x)} images is {got}, not (N, classes) logits; wrap the "
-                         "model so that forward(x) returns one logits tensor")
+    out = check_logits(logits_of(out), len(x))
     n_out = int(out.shape[1])
     if classes is None and bundle.meta.get("classes_from") == "labels" and n_out > bundle.num_classes:
         bundle = dataclasses.replace(bundle, classes=tuple(str(i) for i in range(n_out)))
@@ -158,11 +155,23 @@ def export_card(card: Mapping[str, Any], history: Sequence[EditRecord], base_has
 
 
 def data_card(bundle: DataBundle | None) -> dict[str, Any]:
-    """What a model card needs to reopen a model with its data: classes, image shape, normalisation."""
+    """What a model card needs to reopen a model with its data: classes, image shape,
+    normalisation and, where the bundle was read from a named data set or an ImageFolder tree,
+    ``dataset`` (``"fashion-mnist"``, ``"imagefolder:/abs/path"``) with the folder's ``data``
+    settings (image size, channels, split fractions and seed), which ``load_for_card`` reads back."""
     if bundle is None:
         return {}
-    return {"classes": list(bundle.classes), "input_shape": list(bundle.input_shape), "mean": list(bundle.mean),
-            "std": list(bundle.std), "normalization": bundle.normalization_card()}
+    from ..data.datasets import FOLDER_KEYS, LOADERS
+
+    out = {"classes": list(bundle.classes), "input_shape": list(bundle.input_shape), "mean": list(bundle.mean),
+           "std": list(bundle.std), "normalization": bundle.normalization_card()}
+    meta = bundle.meta or {}
+    if all(k in meta for k in FOLDER_KEYS) and bundle.source and Path(bundle.source).is_dir():
+        out["dataset"] = f"imagefolder:{Path(bundle.source).resolve()}"
+        out["data"] = {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool, type(None)))}
+    elif bundle.name in LOADERS:
+        out["dataset"] = bundle.name
+    return out
 
 
 def evaluator_fingerprint(ev: Evaluator | None) -> dict[str, Any] | None:

@@ -1,40 +1,44 @@
-"""Saving and loading an edit history: ``history.json`` plus one safetensors file per edit.
+"""Saving an edit history: ``history.json`` plus one safetensors file per edit.
 
 Layout of a history folder::
 
-    history.json              format, base-weights hash, model config, session config, and one
-                              entry per edit (applied, redo stack, failed attempts)
+    history.json              format, base-weights hash, model config, session config, save id,
+                              and one entry per edit (applied, redo stack, failed attempts)
     edits/<uid>.safetensors   the edited parameters *after* the edit (name -> tensor)
     reports/<uid>.safetensors the predictions on the evaluator's split after the edit (optional;
                               a loaded session rebuilds its reports from them without rescoring)
+    .lock                     held while a save writes (and shared while a load reads)
 
-The weights before an edit are the base weights (checked by hash) with every earlier edit
-applied, so replaying the ``after`` tensors in order reproduces each state bit for bit.
-Every file is checked against the SHA-256 recorded in ``history.json``.
+The weights before an edit are the base weights with every earlier edit applied; each entry
+records their SHA-256 (``before_sha256``), so a history replays only onto the weights it was
+made on, and replaying the ``after`` tensors in order reproduces each state bit for bit. Every
+file is checked against the SHA-256 recorded in ``history.json`` (:mod:`.history_read`).
+
+A save writes in place, inside the folder (:mod:`workbench.folder_io`): new tensor files first,
+each in one atomic step, then ``history.json`` in one atomic step (the commit), then the files
+no entry names any more are removed. A process killed at any point leaves the previous
+complete history or the new one, and nothing outside the folder.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
-import os
-import shutil
-import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
-from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from ..editing.editor import EditorConfig, EditResult
-from .history_schema import (EDITS_DIR, REPORTS_DIR, HistoryFieldError, check_entry, check_header, check_uid,
-                             check_unique_uids, edit_file, inside, report_file)
+from ..folder_io import (LOCK_FILE, TMP_PREFIX, FolderExists, clean_tmp, folder_lock, read_bounded, real_dir,
+                         replace_file)
+from .history_schema import (EDITS_DIR, FORMAT, HISTORY_FILE, MAX_HISTORY_BYTES, REPORTS_DIR, UID_RE, VERSION,
+                             check_uid, edit_file, inside, report_file)
 from .edit_record import EditRecord
 
-FORMAT, VERSION = "editable-workbench-history", 1
-HISTORY_FILE = "history.json"
+__all__ = ["FORMAT", "HISTORY_FILE", "VERSION", "check_target", "edit_bytes", "entry", "preds_bytes", "saved_id",
+           "state_hash", "write_history"]
 
 
 def state_hash(state: Mapping[str, torch.Tensor]) -> str:
@@ -53,7 +57,7 @@ def edit_bytes(record: EditRecord) -> bytes:
     return st_save(tensors, metadata={"uid": record.uid})
 
 
-def entry(record: EditRecord, sha: str | None) -> dict[str, Any]:
+def entry(record: EditRecord, sha: str | None, before_sha: str | None = None) -> dict[str, Any]:
     """JSON entry of one record (``sha`` None for a failed attempt, which has no file)."""
     r = record.result
     out: dict[str, Any] = {
@@ -68,52 +72,8 @@ def entry(record: EditRecord, sha: str | None) -> dict[str, Any]:
     }
     if sha is not None:
         out["file"], out["sha256"] = edit_file(record.uid), sha
+        out["before_sha256"] = before_sha
     return out
-
-
-def write_dir_atomic(folder: Path, fill: Callable[[Path], None]) -> Path:
-    """Write a folder via a temporary sibling and renames, so readers see old or new, never half.
-
-    Refuses to replace an existing non-empty folder that is not a history folder.
-    """
-    folder = Path(folder)
-    if folder.exists():
-        if not folder.is_dir():
-            raise ValueError(f"{folder} is a file; give a folder path for the history")
-        if any(folder.iterdir()) and not (folder / HISTORY_FILE).exists():
-            raise ValueError(f"{folder} exists and is not an edit-history folder (no {HISTORY_FILE}); "
-                             "choose a new or empty folder so nothing else gets overwritten")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _new_sibling(folder, "tmp")
-    try:
-        fill(tmp)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    if folder.exists():
-        old = folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}"
-        folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(folder)
-    return folder
-
-
-def _new_sibling(folder: Path, kind: str) -> Path:
-    """A new, empty hidden folder beside ``folder`` with the user's normal permissions.
-
-    ``mkdir`` is exclusive like ``mkdtemp``, but honours the umask (``mkdtemp`` makes 0700,
-    which would leave a saved history unreadable to the user's group).
-    """
-    for _ in range(100):
-        tmp = folder.parent / f".{folder.name}.{kind}-{uuid.uuid4().hex[:8]}"
-        try:
-            tmp.mkdir()
-            return tmp
-        except FileExistsError:
-            continue
-    raise OSError(f"could not create a temporary folder beside {folder}")
 
 
 def preds_bytes(preds: torch.Tensor) -> bytes:
@@ -123,15 +83,59 @@ def preds_bytes(preds: torch.Tensor) -> bytes:
     return st_save({"preds_after": (p.to(torch.uint8) if small else p.long()).contiguous()})
 
 
+def saved_id(folder: Path) -> str | None:
+    """The ``save_id`` of the history in ``folder``: None when there is none (no
+    ``history.json``, as file or link), ``""`` when its id cannot be read."""
+    path = Path(folder) / HISTORY_FILE
+    if not (path.is_symlink() or path.exists()):
+        return None
+    try:
+        doc = json.loads(read_bounded(path, MAX_HISTORY_BYTES, "the saved"))
+    except (OSError, ValueError, RecursionError):
+        return ""
+    sid = doc.get("save_id") if isinstance(doc, dict) else None
+    return sid if isinstance(sid, str) else ""
+
+
+def check_target(folder: Path, overwrite: bool = False, replaces: str | None = None) -> None:
+    """Refuse a folder that is a file, holds other things than a history, or holds a save this
+    call may not replace (:class:`FolderExists`)."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file; give a folder path for the history")
+    sid = saved_id(folder)
+    there = sid is not None
+    if there and not overwrite and sid != replaces:
+        raise FolderExists(f"{folder} already holds a saved edit history (another session's, or an earlier one); "
+                           "nothing was written. Pass overwrite=True to replace it, or save to a new folder", folder)
+    if not there and folder.is_dir():
+        # empty, or what a first save killed before its commit leaves: .lock, edits/, reports/, .tmp- files
+        names = {p.name for p in folder.iterdir()}
+        if names and not (LOCK_FILE in names and all(n in (LOCK_FILE, EDITS_DIR, REPORTS_DIR)
+                                                      or n.startswith(TMP_PREFIX) for n in names)):
+            raise ValueError(f"{folder} exists and is not an edit-history folder (no {HISTORY_FILE}); "
+                             "choose a new or empty folder so nothing else gets overwritten")
+
+
 def write_history(folder: Path, header: dict[str, Any], applied: list[EditRecord], redo: list[EditRecord],
-                  attempts: list[EditRecord], shas: dict[str, str]) -> Path:
-    """Write a history folder atomically.
+                  attempts: list[EditRecord], shas: dict[str, str], *, overwrite: bool = False,
+                  replaces: str | None = None, before_shas: dict[str, str] | None = None) -> Path:
+    """Write a history folder in place, atomically (see the module doc); returns the folder.
 
     Each applied or undone edit gets ``edits/<uid>.safetensors`` (its ``after`` tensors) and,
     when it has a report, ``reports/<uid>.safetensors`` (the predictions after it, so that a
     loaded session need not rescore). ``shas`` maps file name -> SHA-256 of the files written
-    before; a file already in ``folder`` with that hash is hard-linked, not rewritten. It is
-    updated with the hashes of the files written now.
+    before; a file already in ``folder`` with that hash is kept, not rewritten. It is updated
+    with the hashes of the files written now; ``before_shas`` (uid -> ``before_sha256``) likewise.
+
+    Args:
+        header: the top-level fields; its ``save_id`` identifies this save.
+        overwrite: replace a history already in ``folder``.
+        replaces: without ``overwrite``, the ``save_id`` of the history that may be replaced
+            (the caller's own earlier save); any other is refused.
+    Raises:
+        FolderExists: ``folder`` holds a history this call may not replace; nothing is written.
+        FolderBusy: another process kept the folder locked for ``LOCK_TIMEOUT_S``.
+        ValueError: a bad uid, a folder that is not a history folder, a history too large to reload.
     """
     folder = Path(folder)
     uids = [rec.uid for rec in [*applied, *redo, *attempts]]
@@ -139,48 +143,91 @@ def write_history(folder: Path, header: dict[str, Any], applied: list[EditRecord
         check_uid(uid)  # a uid names files: never a path (records.new_uid writes hex)
     if len(set(uids)) != len(uids):
         raise ValueError("two edit records share a uid; each needs its own (they name its files)")
+    before_shas = {} if before_shas is None else before_shas
+    check_target(folder, overwrite, replaces)  # refuses before anything is written
+    folder.mkdir(parents=True, exist_ok=True)
+    with folder_lock(folder, "the save"):
+        check_target(folder, overwrite, replaces)  # again, now that no other save runs
+        clean_tmp(folder)
+        old = _recorded_shas(folder)
+        written: list[str] = []
+        try:
+            _write_locked(folder, header, applied, redo, attempts, shas, before_shas, old, written)
+        except BaseException:  # not committed: take back the files this save added
+            with contextlib.suppress(OSError):
+                _remove_unlisted(folder, set(old), only=set(written))
+                clean_tmp(folder)
+            raise
+    return folder
+
+
+def _write_locked(folder: Path, header: dict[str, Any], applied: list[EditRecord], redo: list[EditRecord],
+                  attempts: list[EditRecord], shas: dict[str, str], before_shas: dict[str, str],
+                  old: dict[str, str], written: list[str]) -> None:
+    """The steps of :func:`write_history`, holding the lock: the new tensor files, then
+    ``history.json`` (the commit), then the removal of files no entry names."""
+    for sub in (EDITS_DIR, REPORTS_DIR):
+        real_dir(folder / sub)
+
+    def put(name: str, make: Callable[[], bytes]) -> str:
+        sha, dest = shas.get(name), folder / name
+        if sha is not None and old.get(name) == sha and dest.is_file() and not dest.is_symlink() \
+                and _stays_inside(folder, name):
+            return sha  # the same bytes are already there
+        data = make()
+        written.append(name)
+        replace_file(folder, dest, data)
+        shas[name] = hashlib.sha256(data).hexdigest()
+        return shas[name]
+
+    entries: dict[str, list[dict[str, Any]]] = {"applied": [], "redo": []}
+    for key, records in (("applied", applied), ("redo", redo)):
+        for rec in records:
+            if rec.uid not in before_shas:
+                before_shas[rec.uid] = state_hash(rec.result.before)
+            e = entry(rec, put(edit_file(rec.uid), lambda: edit_bytes(rec)), before_shas[rec.uid])
+            rep = rec.report
+            if rep is not None:
+                e["preds_file"] = report_file(rec.uid)
+                e["preds_sha256"] = put(e["preds_file"], lambda: preds_bytes(rep.preds_after))
+            entries[key].append(e)
+    doc = {"format": FORMAT, "version": VERSION, **header, **entries, "attempts": [entry(r, None) for r in attempts]}
+    text = (json.dumps(doc, indent=1) + "\n").encode()
+    if len(text) > MAX_HISTORY_BYTES:
+        raise ValueError(f"the history is {len(text) / 2**20:.0f} MiB, above the {MAX_HISTORY_BYTES / 2**20:.0f} MiB "
+                         "that loading accepts; nothing was replaced. Reset the session or save fewer edits")
+    replace_file(folder, folder / HISTORY_FILE, text)  # the commit
+    written.clear()
+    _remove_unlisted(folder, {e[k] for es in entries.values() for e in es for k in ("file", "preds_file") if k in e})
+
+
+def _recorded_shas(folder: Path) -> dict[str, str]:
+    """File name -> SHA-256 as the current ``history.json`` records them (empty if unreadable)."""
     old: dict[str, str] = {}
     try:
-        prev = json.loads((folder / HISTORY_FILE).read_text())
+        prev = json.loads(read_bounded(folder / HISTORY_FILE, MAX_HISTORY_BYTES, "the saved"))
         for key in ("applied", "redo"):
             for e in prev.get(key, []):
                 old.update({e[f]: e[h] for f, h in (("file", "sha256"), ("preds_file", "preds_sha256"))
                             if isinstance(e.get(f), str) and isinstance(e.get(h), str)})
-    except (OSError, ValueError, TypeError, AttributeError):
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError):
         pass
+    return old
 
-    def put(tmp: Path, name: str, make: Callable[[], bytes]) -> str:
-        sha = shas.get(name)
-        src = folder / name
-        if sha is not None and old.get(name) == sha and src.is_file() and not src.is_symlink() \
-                and _stays_inside(folder, name):
-            try:
-                os.link(src, tmp / name)
-            except OSError:
-                shutil.copyfile(src, tmp / name)
-            return sha
-        data = make()
-        (tmp / name).write_bytes(data)
-        shas[name] = hashlib.sha256(data).hexdigest()
-        return shas[name]
 
-    def fill(tmp: Path) -> None:
-        (tmp / EDITS_DIR).mkdir()
-        (tmp / REPORTS_DIR).mkdir()
-        entries: dict[str, list[dict[str, Any]]] = {"applied": [], "redo": []}
-        for key, records in (("applied", applied), ("redo", redo)):
-            for rec in records:
-                e = entry(rec, put(tmp, edit_file(rec.uid), lambda: edit_bytes(rec)))
-                rep = rec.report
-                if rep is not None:
-                    e["preds_file"] = report_file(rec.uid)
-                    e["preds_sha256"] = put(tmp, e["preds_file"], lambda: preds_bytes(rep.preds_after))
-                entries[key].append(e)
-        doc = {"format": FORMAT, "version": VERSION, **header, **entries,
-               "attempts": [entry(r, None) for r in attempts]}
-        (tmp / HISTORY_FILE).write_text(json.dumps(doc, indent=1) + "\n")
-
-    return write_dir_atomic(folder, fill)
+def _remove_unlisted(folder: Path, keep: set[str], only: set[str] | None = None) -> None:
+    """Remove the tensor files (``<uid>.safetensors``) not in ``keep`` (the names
+    ``history.json`` lists), of those in ``only`` when given."""
+    for sub in (EDITS_DIR, REPORTS_DIR):
+        if not (folder / sub).is_dir() or (folder / sub).is_symlink():
+            continue
+        for p in (folder / sub).iterdir():
+            name = f"{sub}/{p.name}"
+            stem = p.name[:-len(".safetensors")] if p.name.endswith(".safetensors") else ""
+            if UID_RE.fullmatch(stem) and name not in keep and (only is None or name in only) \
+                    and (p.is_symlink() or p.is_file()):
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
 
 
 def _stays_inside(folder: Path, name: str) -> bool:
@@ -189,142 +236,3 @@ def _stays_inside(folder: Path, name: str) -> bool:
         return True
     except ValueError:
         return False
-
-
-@dataclass(frozen=True, eq=False)
-class LoadedEdit:
-    """One validated entry of a history folder (``after`` on the CPU; empty for attempts)."""
-
-    meta: dict[str, Any]
-    config: EditorConfig
-    y_ref: tuple[int, ...]
-    after: dict[str, torch.Tensor]
-    files: dict[str, str]  # file name -> SHA-256 of the files read
-    preds: torch.Tensor | None = None  # (N,) int64 predictions after the edit, when saved
-
-
-@dataclass(frozen=True, eq=False)
-class LoadedHistory:
-    header: dict[str, Any]
-    applied: list[LoadedEdit]
-    redo: list[LoadedEdit]
-    attempts: list[LoadedEdit]
-
-
-def _fail(folder: Path, what: str) -> ValueError:
-    return ValueError(f"cannot load the edit history in {folder}: {what}")
-
-
-def read_history(folder: str | Path, params: Mapping[str, torch.Tensor], base_hash: str,
-                 num_classes: int | None = None,
-                 check_layers: Callable[[Any], object] | None = None) -> LoadedHistory:
-    """Read and validate a history folder against a model's parameters and base-weights hash.
-
-    Every field is checked (:mod:`.history_schema`); ``check_layers(layers)`` raises ValueError
-    for an editable group the model does not have. Files are read only from
-    ``edits/<uid>.safetensors`` and ``reports/<uid>.safetensors`` inside ``folder`` (symlinks
-    that lead outside are refused).
-
-    Raises:
-        ValueError: naming what is wrong (missing or corrupted file, bad JSON, another base
-            model, unknown parameter names or shapes).
-    """
-    folder = Path(folder)
-    path = folder / HISTORY_FILE
-    try:
-        inside(folder, HISTORY_FILE)
-    except HistoryFieldError as err:
-        raise _fail(folder, str(err)) from err
-    if not path.is_file():
-        raise _fail(folder, f"{HISTORY_FILE} is missing (was this folder written by EditSession.save?)")
-    try:
-        doc = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise _fail(folder, f"{HISTORY_FILE} is not valid JSON ({err}); the file is corrupted") from err
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise _fail(folder, f"{HISTORY_FILE} is not an edit history (format {doc.get('format') if isinstance(doc, dict) else None!r})")
-    if doc.get("version") != VERSION:
-        raise _fail(folder, f"history format version {doc.get('version')!r} is not supported (this code reads {VERSION})")
-    if doc.get("base_sha256") != base_hash:
-        raise _fail(folder, "it was recorded on different base weights (base_sha256 "
-                    f"{str(doc.get('base_sha256'))[:12]}... vs this session's {base_hash[:12]}...); "
-                    f"load it with the checkpoint it was made from ({doc.get('checkpoint', 'unknown')})")
-
-    def one(e: Any, where: str, with_file: bool) -> LoadedEdit:
-        try:
-            e = check_entry(e, where, with_file=with_file, num_classes=num_classes, check_layers=check_layers)
-            cfg = EditorConfig.from_dict(e["config"]).resolved()
-        except (TypeError, ValueError) as err:  # HistoryFieldError names the field; resolved() the setting
-            raise _fail(folder, str(err) if isinstance(err, HistoryFieldError) else
-                        f"{where}: field 'config' is not a valid editor setting ({err})") from err
-        y_ref = tuple(int(v) for v in e["y_ref"])
-        if not with_file:
-            return LoadedEdit(e, cfg, y_ref, {}, {})
-        files: dict[str, str] = {}
-        after = read_tensors(e, "file", "sha256", where, files)
-        if set(after) != set(e.get("params", [])):
-            raise _fail(folder, f"{e.get('file')} holds {sorted(after)[:3]}..., {HISTORY_FILE} lists "
-                        f"{list(e.get('params', []))[:3]}...")
-        for n, v in after.items():
-            if n not in params:
-                raise _fail(folder, f"{where} edits parameter {n!r}, which this model does not have "
-                            "(the history belongs to another architecture)")
-            if v.shape != params[n].shape or v.dtype != params[n].dtype:
-                raise _fail(folder, f"{where} has {n} of shape {tuple(v.shape)} {v.dtype}; the model's is "
-                            f"{tuple(params[n].shape)} {params[n].dtype} (another architecture?)")
-            if not bool(torch.isfinite(v).all()):
-                raise _fail(folder, f"{where} holds non-finite values for {n}")
-        preds = None
-        if e.get("preds_file") is not None:
-            saved = read_tensors(e, "preds_file", "preds_sha256", where, files)
-            preds = saved.get("preds_after")
-            if preds is None or preds.dim() != 1 or preds.dtype not in (torch.uint8, torch.int64):
-                raise _fail(folder, f"{e['preds_file']} ({where}) does not hold a 1-D integer 'preds_after'")
-            preds = preds.long()
-            if num_classes is not None and preds.numel() and not 0 <= int(preds.min()) <= int(preds.max()) < num_classes:
-                raise _fail(folder, f"{e['preds_file']} ({where}) holds predictions outside 0..{num_classes - 1}")
-        return LoadedEdit(e, cfg, y_ref, after, files, preds)
-
-    def read_tensors(e: dict[str, Any], file_key: str, sha_key: str, where: str,
-                     files: dict[str, str]) -> dict[str, torch.Tensor]:
-        name = e[file_key]  # check_entry made it edits/<uid>.safetensors or reports/<uid>.safetensors
-        try:
-            fpath = inside(folder, name)
-        except HistoryFieldError as err:
-            raise _fail(folder, f"{where}: {err}") from err
-        if not fpath.is_file():
-            raise _fail(folder, f"the file {name} of {where} is missing")
-        data = fpath.read_bytes()
-        sha = hashlib.sha256(data).hexdigest()
-        if sha != e.get(sha_key):
-            raise _fail(folder, f"{name} ({where}) is corrupted: its SHA-256 does not match {HISTORY_FILE}")
-        try:
-            out = st_load(data)
-        except Exception as err:  # safetensors raises its own error types
-            raise _fail(folder, f"{name} is not a readable safetensors file ({err})") from err
-        files[name] = sha
-        return out
-
-    try:
-        check_header(doc)
-    except HistoryFieldError as err:
-        raise _fail(folder, str(err)) from err
-    out: dict[str, list[LoadedEdit]] = {}
-    for key in ("applied", "redo", "attempts"):
-        out[key] = [one(e, f"{key} edit #{i}", key != "attempts") for i, e in enumerate(doc.get(key, []))]
-    try:
-        check_unique_uids([it.meta for key in out for it in out[key]])
-    except HistoryFieldError as err:
-        raise _fail(folder, str(err)) from err
-    header = {k: v for k, v in doc.items() if k not in ("applied", "redo", "attempts")}
-    return LoadedHistory(header, out["applied"], out["redo"], out["attempts"])
-
-
-def to_result(item: LoadedEdit, before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> EditResult:
-    """Rebuild an :class:`EditResult` from a loaded entry and its before/after tensors."""
-    m = item.meta
-    losses = tuple(float("nan") if v is None else float(v) for v in m["losses"])
-    rel = m.get("relative_change", 0.0)
-    return EditResult(bool(m["success"]), int(m["steps"]), losses, float(m["seconds"]), before, after,
-                      item.config, item.y_ref, str(m.get("message", "")), bool(m.get("finite", True)),
-                      wrecked=bool(m.get("wrecked", False)), relative_change=math.nan if rel is None else float(rel))

@@ -16,6 +16,20 @@ from typing import Any, Callable, Mapping
 UID_RE = re.compile(r"[0-9a-f]{8,64}")  # records.new_uid writes 12 lowercase hex digits
 SHA_RE = re.compile(r"[0-9a-f]{64}")
 EDITS_DIR, REPORTS_DIR = "edits", "reports"
+FORMAT, HISTORY_FILE = "editable-workbench-history", "history.json"
+# Format 2 records, per edit, the SHA-256 of the weights it started from (``before_sha256``), so
+# that a history is only ever replayed onto the weights it was made on.
+VERSION = 2
+# Failed or refused attempts kept (as summaries without tensors, oldest dropped first): a
+# record of what was tried, bounded so that a long classroom session cannot grow without end.
+# A history holding more is refused on load.
+MAX_ATTEMPTS = 1000
+# history.json above this is refused before it is read. The largest file a session writes:
+# MAX_ATTEMPTS attempts of MAX_STEPS_LIMIT (1000) steps, one loss per line, is about 23 MiB.
+MAX_HISTORY_BYTES = 64 * 2**20
+# Deepest nesting of objects and lists in history.json: the format needs 4 (an editor config in
+# an entry in a list in the document); a model_config or evaluator record may nest a few more.
+MAX_JSON_DEPTH = 32
 
 
 class HistoryFieldError(ValueError):
@@ -72,11 +86,26 @@ def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def check_depth(doc: object, limit: int = MAX_JSON_DEPTH) -> None:
+    """HistoryFieldError when ``doc`` nests objects/lists deeper than ``limit`` (checked without recursion)."""
+    stack: list[tuple[object, int]] = [(doc, 1)]
+    while stack:
+        v, depth = stack.pop()
+        children = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+        for c in children:
+            if isinstance(c, (dict, list)):
+                if depth + 1 > limit:
+                    raise HistoryFieldError(f"history.json nests objects or lists more than {limit} deep; "
+                                            "a history written by EditSession.save nests at most a few levels")
+                stack.append((c, depth + 1))
+
+
 def check_entry(e: object, where: str, *, with_file: bool, num_classes: int | None,
-                check_layers: Callable[[Any], object] | None) -> dict[str, Any]:
+                check_layers: Callable[[Any], object] | None, num_examples: int | None = None) -> dict[str, Any]:
     """Validate one entry of ``applied``/``redo`` (``with_file``) or ``attempts``; returns it.
 
-    ``check_layers(layers)`` raises ValueError for a group the model does not have.
+    ``check_layers(layers)`` raises ValueError for a group the model does not have;
+    ``num_examples`` (the session's split size) bounds ``index``.
     """
     if not isinstance(e, dict):
         raise HistoryFieldError(f"{where}: an entry must be a JSON object, got {_type_name(e)}")
@@ -85,6 +114,11 @@ def check_entry(e: object, where: str, *, with_file: bool, num_classes: int | No
     if not (idx is None or (_is_int(idx) and idx >= 0)
             or (isinstance(idx, list) and idx and all(_is_int(i) and i >= 0 for i in idx))):
         raise _bad(where, "index", "null, an integer >= 0 or a non-empty list of them", idx)
+    top = max(idx) if isinstance(idx, list) else idx
+    if num_examples is not None and top is not None and top >= num_examples:
+        raise HistoryFieldError(f"{where}: field 'index' names image {top}, but this session's split holds "
+                                f"{num_examples} images (0..{num_examples - 1}); the history was made on a larger "
+                                f"split: open the workbench with limit={top + 1} or more (or no limit) to load it")
     batch = e.get("batch", False)
     if not isinstance(batch, bool):
         raise _bad(where, "batch", "true or false", batch)
@@ -148,6 +182,9 @@ def check_entry(e: object, where: str, *, with_file: bool, num_classes: int | No
             raise HistoryFieldError(f"{where}: field 'wrecked' is true, but an edit flagged by the edit guard "
                                     "is never applied")
         _check_file(e, where, "file", "sha256", edit_file(e["uid"]))
+        if not (isinstance(e.get("before_sha256"), str) and SHA_RE.fullmatch(e["before_sha256"])):
+            raise _bad(where, "before_sha256", "a SHA-256 in hex (64 lowercase digits) of the weights the edit "
+                       "started from", e.get("before_sha256"))
         if e.get("preds_file") is not None or e.get("preds_sha256") is not None:
             _check_file(e, where, "preds_file", "preds_sha256", report_file(e["uid"]))
     return e
@@ -167,6 +204,7 @@ HEADER_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
     "config": ((dict, type(None)), "an object or null"),
     "evaluator": ((dict, type(None)), "an object or null"),
     "saved_at": ((int, float, type(None)), "a number or null"),
+    "save_id": ((str, type(None)), "a string or null"),
 }
 
 
@@ -179,6 +217,9 @@ def check_header(doc: Mapping[str, Any]) -> None:
     for key in ("applied", "redo", "attempts"):
         if not isinstance(doc.get(key, []), list):
             raise HistoryFieldError(f"field {key!r} of history.json must be a list, got {_type_name(doc.get(key))}")
+    if len(doc.get("attempts", [])) > MAX_ATTEMPTS:
+        raise HistoryFieldError(f"history.json lists {len(doc['attempts'])} failed attempts; a session keeps at most "
+                                f"{MAX_ATTEMPTS} (MAX_ATTEMPTS), so this file was not written by EditSession.save")
 
 
 def check_unique_uids(entries: list[dict[str, Any]]) -> None:

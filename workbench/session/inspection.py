@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 
 from ..editing.editor import eval_mode
-from ..models import ModelAdapter
+from ..models import ModelAdapter, forward_logits
 from .data import SessionData
 from .stack import EditStack
 
@@ -132,17 +132,15 @@ class Inspection:
         p = next(self.model.parameters())
         xb = xi.to(device=p.device, dtype=p.dtype)
         with eval_mode(self.model):
-            out = torch.softmax(self.model(xb.unsqueeze(0) if xb.dim() == 3 else xb).float(), -1).cpu()
+            out = torch.softmax(forward_logits(self.model, xb.unsqueeze(0) if xb.dim() == 3 else xb).float(),
+                                -1).cpu()
         return out[0] if xb.dim() == 3 else out
 
     @torch.no_grad()
     def base_probabilities(self, x: torch.Tensor) -> torch.Tensor:
         """``(C,)`` softmax of the *base* weights for one normalised ``(C, H, W)`` image."""
-        from torch.func import functional_call
-
         p = next(self.model.parameters())
         xb = x.to(device=p.device, dtype=p.dtype).reshape(1, *x.shape[-3:])
         with eval_mode(self.model):
-            logits = functional_call(self.model, self.stack.params_at(0), (xb,)) if self.stack.history \
-                else self.model(xb)
+            logits = forward_logits(self.model, xb, self.stack.params_at(0) if self.stack.history else None)
         return torch.softmax(logits.float(), -1)[0].cpu()

@@ -78,17 +78,21 @@ def open_session(folder: str | Path | None = None, *, limit: int | None = None, 
 
 
 def open_model(*, checkpoint: str | Path | None = None, model: str | None = None, weights: str | Path | None = None,
-               dataset: str | None = None, data_root: str | Path | None = None, device: Any = "cpu"):
+               dataset: str | None = None, data_root: str | Path | None = None, device: Any = "cpu",
+               trust_code: bool = False):
     """``(model, card, bundle, weights_path)`` from the CLI's ``--checkpoint`` or ``--model/--weights``.
 
     Args:
         checkpoint: a model folder (``model.safetensors`` + ``card.json``); its card names its data set.
         model: instead, a :class:`~workbench.models.spec.ModelSpec` string (``torchvision:resnet18``,
-            ``pkg.module:factory[:k=v,...]``, ``small-resnet``), built with the data set's classes and
-            channels where the builder takes them, with ``weights`` loaded into it.
+            ``timm:resnet18``, ``hf:FOLDER``, ``small-resnet``, or with ``trust_code`` a
+            ``pkg.module:factory[:k=v,...]``), built with the data set's classes and channels where
+            the builder takes them, with ``weights`` loaded into it.
         weights: ``.safetensors``, or a ``.pt`` state dict (read with ``weights_only=True``).
         dataset: ``fashion-mnist``, ``cifar10`` or ``imagefolder:PATH`` (default: the card's, else
             Fashion-MNIST).
+        trust_code: build a ``module:factory`` (the checkpoint's card builder or ``model``): code
+            that the card or the argument names (``--trust-code``).
     Returns:
         The model in eval mode, its card (for ``--model``: a card recording the builder, the weights
         file and the data set), the data bundle, and the weights file (for hashing).
@@ -97,7 +101,7 @@ def open_model(*, checkpoint: str | Path | None = None, model: str | None = None
     """
     from ..data import load_dataset, load_for_card
     from ..models.spec import ModelSpec
-    from ..training.checkpoint import MODEL_FILE, load_model, load_weights
+    from ..training.checkpoint import MODEL_FILE, load_model, load_state_into, load_weights, read_weights
 
     if (checkpoint is None) == (model is None):
         raise ValueError("give either --checkpoint FOLDER (a model folder) or --model SPEC --weights FILE")
@@ -109,24 +113,26 @@ def open_model(*, checkpoint: str | Path | None = None, model: str | None = None
         if not path.is_dir():
             raise ValueError(f"--checkpoint {str(path)!r} is a file; pass the model folder that holds "
                              f"model.safetensors and card.json (here perhaps {str(path.parent)!r})")
-        net, card = load_model(path, device="cpu")
+        net, card = load_model(path, device="cpu", trust_code=trust_code)
         if weights is not None:
             load_weights(net, weights)
         bundle = load_dataset(dataset, data_root) if dataset else load_for_card(card)
         wpath = Path(weights) if weights is not None else (path if path.is_file() else path / MODEL_FILE)
         return net.to(device).eval(), card, bundle, wpath
     assert model is not None
-    spec = ModelSpec.parse(model)
+    spec = ModelSpec.parse(model, trust_code=trust_code)
+    spec.check_trusted()  # before the data set is read
     if weights is None:
         raise ValueError(f"--model {model} needs --weights FILE (the trained weights, .safetensors or .pt); "
                          "a freshly built model has random weights")
+    state = read_weights(weights)  # checked before anything is built
     name = dataset or "fashion-mnist"
     bundle = load_dataset(name, data_root)
     c, h, _ = bundle.input_shape
     spec = spec.with_defaults(num_classes=bundle.num_classes, in_channels=c,
                               input_size=h if spec.kind == "arch" else None)
-    net = spec.build()
-    load_weights(net, weights)
+    net = spec.build()  # counted on the meta device first: refused above the size bound
+    load_state_into(net, state, str(weights))
     card = {"arch": str(ModelSpec(spec.kind, spec.name)), "builder": {"kind": spec.kind, "name": spec.name},
             "model_config": spec.kwargs, "dataset": name, "weights": str(weights),
             "classes": list(bundle.classes), "input_shape": list(bundle.input_shape)}

@@ -1,8 +1,15 @@
 """Persistence of an :class:`~workbench.session.EditSession`: the history folder (save, autosave,
-load; the files are written and read by :mod:`workbench.session.history_io`) and the export of
-the edited model as a model folder."""
+load; the files are written by :mod:`workbench.session.history_io` and read by
+:mod:`workbench.session.history_read`) and the export of the edited model as a model folder.
+
+A save never replaces another session's: ``save(folder)`` and ``export(folder)`` replace what
+``folder`` holds only with ``overwrite=True``, or when it still holds this session's own last
+save there (``_saved``: folder -> the ``save_id``/``export_id`` this session wrote). A loaded
+history must start from this session's very weights (per-edit ``before_sha256``), pass the edit
+guard, and name only images of this session's split."""
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from pathlib import Path
@@ -10,11 +17,15 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 
+from ..editing.guard import MAX_RELATIVE_CHANGE, check_edit
+from ..folder_io import new_id
 from ..models import ModelAdapter, ResNet
 from ..models.registry import group_params
 from .data import SessionData
 from .helpers import data_card, evaluator_fingerprint, export_card, report_from_preds
-from .history_io import HISTORY_FILE, LoadedEdit, read_history, to_result, write_history
+from .history_io import check_target, saved_id, state_hash, write_history
+from .history_read import LoadedEdit, read_history, to_result
+from .history_schema import HISTORY_FILE
 from .edit_record import EditRecord, target_of
 from .scoring import Scoring
 from .stack import EditStack
@@ -29,9 +40,8 @@ def check_autosave_dir(folder: Path | None, resume: bool | None) -> bool:
     """Whether ``folder`` holds a history to resume; ValueError when it is not a history folder
     (and not empty), or holds one and ``resume`` is None (the message names both choices)."""
     has_history = folder is not None and (folder / HISTORY_FILE).is_file()
-    if folder is not None and folder.exists() and not has_history and (not folder.is_dir() or any(folder.iterdir())):
-        raise ValueError(f"autosave_dir {folder} exists and is not an edit-history folder; choose a new or empty "
-                         "folder (autosave replaces the folder's contents)")
+    if folder is not None and not has_history:
+        check_target(folder, overwrite=True)  # a file, or a folder holding other things, is refused
     if has_history and resume is None:
         raise ValueError(f"{folder} already holds a saved edit history. Pass resume=True to continue it, "
                          "or resume=False to start over (it is replaced at the next change).")
@@ -49,7 +59,10 @@ class Persistence:
         editor: the session's editor resolver (its config is saved; its calibrations exported).
         evaluator, bundle, card, checkpoint, device: the session's (see ``EditSession``).
         num_classes: the model's class count (checked against a loaded history), or None.
-        autosave_dir: history folder rewritten (atomically) after every change, or None.
+        autosave_dir: history folder rewritten (atomically) after every change, or None. A
+            history already there (the session was opened with ``resume``) may be replaced; if
+            another process saves there meanwhile, the autosave is refused (a warning and
+            ``last_autosave_error``) rather than overwrite it.
     """
 
     def __init__(self, stack: EditStack, adapter: ModelAdapter, scoring: Scoring, data: SessionData,
@@ -61,7 +74,11 @@ class Persistence:
         self.checkpoint, self.device, self.num_classes = checkpoint, device, num_classes
         self.autosave_dir = autosave_dir
         self.last_autosave_error: Exception | None = None
-        self._shas: dict[str, str] = {}
+        self._shas: dict[str, str] = {}  # file name -> SHA-256 of the tensor files saved or loaded
+        self._before_shas: dict[str, str] = {}  # uid -> SHA-256 of the weights the edit started from
+        self._saved: dict[str, str] = {}  # resolved folder (exports: "export:" + folder) -> id written there
+        if autosave_dir is not None and (autosave_dir / HISTORY_FILE).is_file():  # opened with resume: consent
+            self._saved[str(autosave_dir.resolve())] = saved_id(autosave_dir) or ""
 
     def header(self) -> dict[str, Any]:
         """The history file's header: base hash, checkpoint, model, editor, evaluator fingerprint."""
@@ -71,16 +88,28 @@ class Persistence:
                 "config": self.editor.config.to_dict(), "evaluator": evaluator_fingerprint(self.evaluator),
                 "saved_at": time.time()}
 
-    def save(self, folder: str | Path) -> Path:
+    def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
         """Write the history (applied edits, redo stack, failed attempts) to ``folder``
-        atomically: ``history.json`` + ``edits/<uid>.safetensors``. Returns the folder."""
-        with self.stack.exclusive("a save"):
-            return self.write(folder)
+        atomically: ``history.json`` + ``edits/<uid>.safetensors``. Returns the folder.
 
-    def write(self, folder: str | Path) -> Path:
+        A folder already holding a history is replaced only with ``overwrite=True``, or when it
+        still holds this session's own last save there (saving again after more edits).
+
+        Raises:
+            FolderExists: (a ValueError) ``folder`` holds another history; nothing is written.
+            FolderBusy: another process kept the folder locked for a minute.
+        """
+        with self.stack.exclusive("a save"):
+            return self.write(folder, overwrite)
+
+    def write(self, folder: str | Path, overwrite: bool = False) -> Path:
         """:meth:`save` for a caller that holds the stack's lock."""
-        st = self.stack
-        return write_history(Path(folder), self.header(), st.history, st.undone, st.attempts, self._shas)
+        st, folder = self.stack, Path(folder)
+        key, sid = str(folder.resolve()), new_id()
+        write_history(folder, {**self.header(), "save_id": sid}, st.history, st.undone, st.attempts, self._shas,
+                      overwrite=overwrite, replaces=self._saved.get(key), before_shas=self._before_shas)
+        self._saved[key] = sid
+        return folder
 
     def autosave(self) -> None:
         """Rewrite ``autosave_dir`` (if set); a failure warns and is kept in ``last_autosave_error``."""
@@ -108,9 +137,10 @@ class Persistence:
 
     def _load_history(self, folder: str | Path, rescore: bool) -> None:
         params = dict(self.model.named_parameters())
+        has_data = self.evaluator is not None or self.bundle is not None
         loaded = read_history(folder, {n: p.detach() for n, p in params.items()}, self.stack.base_hash,
-                              self.num_classes,
-                              check_layers=lambda layers: group_params(self.adapter, layers))
+                              self.num_classes, check_layers=lambda layers: group_params(self.adapter, layers),
+                              num_examples=self.data.num_examples if has_data else None)
         state: dict[str, torch.Tensor] = {}
         ev = self.evaluator if rescore else None
         preds = ev.base_preds if ev is not None else None
@@ -120,6 +150,7 @@ class Persistence:
             nonlocal preds
             after = {n: v.to(self.device) for n, v in item.after.items()}
             before = {n: state.get(n, self.stack.base[n]) for n in after}
+            check_loaded(folder, item, before, after)
             state.update(after)
             report = step = None
             if ev is not None and preds is not None:
@@ -152,14 +183,23 @@ class Persistence:
         self.stack.history, self.stack.undone, self.stack.attempts = applied, redo, attempts
         for it in loaded.applied + loaded.redo:
             self._shas.update(it.files)
+            self._before_shas[str(it.meta["uid"])] = str(it.meta["before_sha256"])
         if self.autosave_dir is not None and Path(folder).resolve() != self.autosave_dir.resolve():
             self.autosave()
 
-    def export(self, folder: str | Path, *, builder: Any = None) -> Path:
+    def export(self, folder: str | Path, *, builder: Any = None, overwrite: bool = False) -> Path:
         """Save the current weights as a model folder (``model.safetensors`` + ``card.json``
         listing the edits, the base model's card, the classes, image shape and normalisation);
         ``load_model`` reads it back. ``builder``: how to rebuild the model, for a model the
-        card cannot infer (see :func:`workbench.training.save_model`)."""
+        card cannot infer (see :func:`workbench.training.save_model`).
+
+        A folder already holding a model is replaced only with ``overwrite=True``, or when it
+        still holds this session's own last export there; the replacement keeps the previous
+        model until the new one is complete (see ``save_model``).
+
+        Raises:
+            FolderExists: (a ValueError) ``folder`` holds another model; nothing is written.
+        """
         from ..training.checkpoint import save_model
 
         folder = Path(folder)
@@ -173,4 +213,25 @@ class Persistence:
         card.update(self.editor.card_entry())
         for k, v in data_card(self.bundle).items():
             card.setdefault(k, v)
-        return save_model(folder, self.model, card, builder=builder)
+        key, eid = "export:" + str(folder.resolve()), new_id()
+        card["export_id"] = eid
+        save_model(folder, self.model, card, builder=builder, overwrite=overwrite, replaces=self._saved.get(key))
+        self._saved[key] = eid
+        return folder
+
+
+def check_loaded(folder: str | Path, item: LoadedEdit, before: Mapping[str, torch.Tensor],
+                 after: Mapping[str, torch.Tensor]) -> None:
+    """A saved edit must start from these very weights (``before_sha256``) and pass the edit
+    guard, as a live edit must; ValueError (naming the entry) otherwise."""
+    fail = f"cannot load the edit history in {folder}: {item.where}"
+    if state_hash(before) != item.meta["before_sha256"]:
+        raise ValueError(f"{fail} was made on other weights than this session's (its before_sha256 does not "
+                         "match the weights it would change): the history belongs to another base model; load "
+                         "it with the checkpoint it was made from")
+    verdict = check_edit(before, after)
+    if verdict.wrecked:
+        why = (f"changes the edited weights by {verdict.relative_change:.3g}x their norm"
+               if math.isfinite(verdict.relative_change) else "holds values that are not finite")
+        raise ValueError(f"{fail} {why}; the edit guard refuses such an edit (it allows "
+                         f"{MAX_RELATIVE_CHANGE:g}x), so the history was not loaded")

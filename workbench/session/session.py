@@ -179,15 +179,16 @@ class EditSession:
     @classmethod
     def from_checkpoint(cls, folder: str | Path, *, bundle: DataBundle | None = None, split: str = "test",
                         limit: int | None = None, device: str | torch.device | None = None,
-                        **kw: Any) -> EditSession:
+                        trust_code: bool = False, **kw: Any) -> EditSession:
         """A session on a model folder: loads the model, its data set (``card["dataset"]``,
         default Fashion-MNIST, unless ``bundle`` is given) and an Evaluator on ``split``
-        (its first ``limit`` images, if given). ``kw`` go to :class:`EditSession`.
+        (its first ``limit`` images, if given). ``trust_code``: build a ``module:factory``
+        builder that the card names (see ``load_model``). ``kw`` go to :class:`EditSession`.
         """
         from ..training.checkpoint import load_model
 
         dev = torch.device(device) if device is not None else default_device()
-        model, card = load_model(folder, device=dev)
+        model, card = load_model(folder, device=dev, trust_code=trust_code)
         if bundle is None:
             bundle = load_bundle(card)
         return cls(model, bundle, device=dev, card=card, split=split, limit=limit, checkpoint=folder, **kw)

@@ -1,7 +1,11 @@
 """Model folders: ``model.safetensors`` + ``card.json`` (with how to rebuild the model); safe loading only."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
+import os
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -10,11 +14,15 @@ import torch
 import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
-from ..models.spec import ModelSpec, infer_spec
-from .card_checks import (SHA_FIELD, check_card, check_finite, check_sha, check_size, count_parameters_on_meta,
-                          file_sha256, read_card_file)
+from ..folder_io import TMP_PREFIX, FolderExists, clean_tmp, folder_lock, new_id, read_bounded
+from ..models.infer import infer_spec
+from ..models.spec import ModelSpec
+from ..models.safety import check_size
+from .card_checks import (SHA_FIELD, check_card, check_finite, check_input_shape, check_sha, check_weights_size,
+                          file_sha256, read_card_file, state_mismatch)
 
 MODEL_FILE, CARD_FILE = "model.safetensors", "card.json"
+MAX_CARD_BYTES = 64 * 2**20  # a card lists every edit of an export: far below this
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
@@ -37,52 +45,169 @@ def git_commit(cwd: str | Path | None = None) -> str:
 
 
 def save_model(folder: str | Path, model: nn.Module, card: dict[str, Any] | None = None, *,
-               builder: str | ModelSpec | None = None) -> Path:
+               builder: str | ModelSpec | None = None, trust_code: bool = False, overwrite: bool = True,
+               replaces: str | None = None) -> Path:
     """Write ``model.safetensors`` (weights + buffers) and ``card.json`` into ``folder``.
 
     Works for any ``nn.Module``: the card records how to rebuild it (``builder``, see
     :class:`~workbench.models.spec.ModelSpec`), so :func:`load_model` reopens it without pickles.
+    Everything is written inside ``folder``, holding its ``.lock`` (:mod:`workbench.folder_io`):
+    each file in one atomic step, and a model already there stays complete in
+    ``folder/.previous-export/`` until both new files are in place, so a process killed
+    mid-way never loses it (the next ``save_model`` into the folder puts it back, or removes
+    it once the new model is complete; see :func:`interrupted_export`).
 
     Args:
         model: the model (any device).
-        card: fields to record (data set, classes, metrics ...).
+        card: fields to record (data set, classes, metrics ...); its ``export_id``, if any,
+            identifies this save for ``replaces``.
         builder: how to rebuild the model: ``"torchvision:resnet18:num_classes=10"``, an
             importable ``"mypkg.models:make_cnn:width=32"``, or a ModelSpec. Default: the spec
             the model was built from (``ModelSpec.build``, ``--model``), else the card's
-            ``builder``, else inferred (the project's ResNets, torchvision models, importable
-            classes without required arguments).
+            ``builder``, else inferred (the project's ResNets, torchvision and timm models,
+            Hugging Face configs, importable classes without required arguments).
+        trust_code: lets a ``module:factory`` ``builder`` (or card builder) be built here, to check
+            that it builds this architecture (a spec the model was built from needs no new trust).
+        overwrite: replace a model already in ``folder`` (training rewrites its own folder
+            each epoch); with False, only the model whose card records
+            ``export_id == replaces`` may be replaced (``EditSession.export`` passes False).
     Raises:
-        ValueError: the builder is unknown, or builds a model with other weight names or shapes.
+        ValueError: the builder is unknown, untrusted, or builds a model with other weight names or shapes.
+        FolderExists: (a ValueError) ``overwrite`` is False and ``folder`` holds another model.
     """
     card = dict(card or {})
-    spec = _spec_for(model, card, builder)
+    spec = _spec_for(model, card, builder, trust_code)
     folder = Path(folder)
+    _check_model_target(folder, overwrite, replaces)  # before anything is written
     folder.mkdir(parents=True, exist_ok=True)
     arch = card.get("arch") or (spec.name if spec.kind == "arch" else str(ModelSpec(spec.kind, spec.name)))
     card = {**card, "arch": arch, "model_config": spec.kwargs, "builder": {"kind": spec.kind, "name": spec.name}}
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp = folder / (MODEL_FILE + ".tmp")
-    save_file(sd, str(tmp), metadata={"arch": str(arch), "builder": json.dumps(card["builder"])})
-    card[SHA_FIELD] = file_sha256(tmp)  # load_model verifies it
-    tmp.replace(folder / MODEL_FILE)
-    (folder / (CARD_FILE + ".tmp")).write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
-    (folder / (CARD_FILE + ".tmp")).replace(folder / CARD_FILE)
+    with folder_lock(folder, "saving the model"):
+        _check_model_target(folder, overwrite, replaces)
+        restore_interrupted_export(folder)
+        clean_tmp(folder)
+        try:
+            _write_pair(folder, sd, card)
+        except BaseException:
+            with contextlib.suppress(OSError):  # the model that was there is put back whole
+                restore_interrupted_export(folder)
+                clean_tmp(folder)
+            raise
     return folder
 
 
-def _spec_for(model: nn.Module, card: dict[str, Any], builder: str | ModelSpec | None) -> ModelSpec:
+def _write_pair(folder: Path, sd: dict[str, torch.Tensor], card: dict[str, Any]) -> None:
+    """Weights and card through temporary files, the model already there kept in
+    ``.previous-export`` while the two are replaced (see :func:`save_model`)."""
+    tmp = folder / f"{TMP_PREFIX}{new_id()}"
+    save_file(sd, str(tmp), metadata={"arch": str(card["arch"]), "builder": json.dumps(card["builder"])})
+    _fsync(tmp)
+    card[SHA_FIELD] = file_sha256(tmp)  # load_model verifies it
+    card_tmp = folder / f"{TMP_PREFIX}{new_id()}"
+    card_tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    _fsync(card_tmp)
+    previous = _keep_previous(folder)
+    os.replace(tmp, folder / MODEL_FILE)  # from here until the card is in place, the pair
+    os.replace(card_tmp, folder / CARD_FILE)  # differs: .previous-export holds the complete old one
+    if previous is not None:
+        shutil.rmtree(previous)
+
+
+PREVIOUS_DIR = ".previous-export"  # inside a model folder, while save_model replaces its model
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _consistent(folder: Path) -> bool:
+    """Whether ``folder``'s card and weights belong together (the card's SHA-256 matches)."""
+    try:
+        card = json.loads(read_bounded(folder / CARD_FILE, MAX_CARD_BYTES, "the card"))
+        return isinstance(card, dict) and card.get(SHA_FIELD) == file_sha256(folder / MODEL_FILE)
+    except (OSError, ValueError):
+        return False
+
+
+def interrupted_export(folder: str | Path) -> Path | None:
+    """The complete earlier model that a killed ``save_model`` left in ``folder/.previous-export``
+    while ``folder``'s own card and weights do not belong together, else None."""
+    prev = Path(folder) / PREVIOUS_DIR
+    if prev.is_dir() and not prev.is_symlink() and not _consistent(Path(folder)) and _consistent(prev):
+        return prev
+    return None
+
+
+def restore_interrupted_export(folder: Path) -> None:
+    """Put back the model a killed ``save_model`` kept in ``.previous-export`` (when the
+    folder's pair does not match), or remove that copy (when it does). Call holding the lock."""
+    prev = folder / PREVIOUS_DIR
+    if prev.is_symlink() or (prev.exists() and not prev.is_dir()):
+        prev.unlink()
+    elif prev.is_dir():
+        if interrupted_export(folder) is not None:
+            for name in (MODEL_FILE, CARD_FILE):  # copies in: the kept model stays whole until both are back
+                tmp = folder / f"{TMP_PREFIX}{new_id()}"
+                shutil.copyfile(prev / name, tmp)
+                _fsync(tmp)
+                os.replace(tmp, folder / name)
+        shutil.rmtree(prev)
+
+
+def _keep_previous(folder: Path) -> Path | None:
+    """Hard-link (or copy) the model in ``folder`` into ``folder/.previous-export`` in one
+    atomic step (a temporary folder, then a rename); None when there is no complete model."""
+    if not all((folder / n).is_file() and not (folder / n).is_symlink() for n in (MODEL_FILE, CARD_FILE)):
+        return None
+    tmp = folder / f"{TMP_PREFIX}{new_id()}"
+    tmp.mkdir()
+    for name in (MODEL_FILE, CARD_FILE):
+        try:
+            os.link(folder / name, tmp / name)
+        except OSError:
+            shutil.copy2(folder / name, tmp / name)
+    os.rename(tmp, folder / PREVIOUS_DIR)
+    return folder / PREVIOUS_DIR
+
+
+def _check_model_target(folder: Path, overwrite: bool, replaces: str | None) -> None:
+    """Refuse a file as the folder, and (without ``overwrite``) a folder holding another model."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file; give a folder path for the model")
+    names = [n for n in (MODEL_FILE, CARD_FILE, PREVIOUS_DIR) if (folder / n).is_symlink() or (folder / n).exists()]
+    if overwrite or not names:
+        return
+    try:
+        card = json.loads(read_bounded(folder / CARD_FILE, MAX_CARD_BYTES, "the card"))
+        eid = card.get("export_id") if isinstance(card, dict) else None
+    except (OSError, ValueError, RecursionError):
+        eid = None
+    if replaces is None or eid != replaces:
+        raise FolderExists(f"{folder} already holds a model ({', '.join(names)}); nothing was written. Pass "
+                           "overwrite=True to replace it, or export to a new folder", folder)
+
+
+def _spec_for(model: nn.Module, card: dict[str, Any], builder: str | ModelSpec | None, trust_code: bool) -> ModelSpec:
     if builder is not None:
-        spec = ModelSpec.parse(builder) if isinstance(builder, str) else builder
+        spec = ModelSpec.parse(builder, trust_code=trust_code) if isinstance(builder, str) else builder
+        if trust_code and not spec.trust_code:
+            spec = dataclasses.replace(spec, trust_code=True)
     else:
         found = ModelSpec.of(model)
         if found is None and card.get("builder"):
-            found = ModelSpec.from_card(card)
+            found = ModelSpec.from_card(card, trust_code=trust_code)
         spec = found or infer_spec(model)  # type: ignore[assignment]
         if spec is None:
             raise ValueError(
                 f"save_model cannot tell how to rebuild a {type(model).__name__}: pass "
-                "builder='torchvision:<name>:num_classes=10' (a torchvision model) or builder='mypkg.models:make_model"
-                ":width=32' (an importable function or class that returns it); a model defined in a notebook "
+                "builder='torchvision:<name>:num_classes=10' (a torchvision model), builder='timm:<name>', or "
+                "builder='mypkg.models:make_model:width=32' with trust_code=True (an importable function or class "
+                "that returns it); a model defined in a notebook "
                 "cell cannot be rebuilt from its card, so move its class into a .py module")
     try:
         with torch.device("meta"):  # no memory, no init cost: only names and shapes matter
@@ -126,32 +251,28 @@ def read_card(folder: str | Path) -> dict[str, Any]:
 
 def load_state_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """``load_state_dict`` with an error that says what does not match and what to do."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-              for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or shapes:
-        detail = "; ".join(filter(None, [
-            f"missing {missing[:3]}" if missing else "", f"unexpected {unexpected[:3]}" if unexpected else "",
-            f"shape mismatch {shapes[:3]}" if shapes else ""]))
+    detail = state_mismatch(model.state_dict(), state)
+    if detail:
         raise ValueError(f"{source} does not match the model's architecture ({detail}). "
                          "Load it with the architecture recorded in its card.json.")
     model.load_state_dict(state)
 
 
-def load_model(folder: str | Path, device: str | torch.device = "cpu", *,
-               verify_sha256: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+def load_model(folder: str | Path, device: str | torch.device = "cpu", *, verify_sha256: bool = True,
+               trust_code: bool = False) -> tuple[nn.Module, dict[str, Any]]:
     """Load a model folder (or the path of its ``model.safetensors``); returns
     ``(model in eval mode, card)``.
 
-    The model is rebuilt from the card's ``builder`` (importing at most the module it names)
-    and its weights read from safetensors: no pickled code runs. Refused with ValueError
-    (:mod:`.card_checks`): a card that is not a UTF-8 JSON object, bad ``num_classes`` or
-    widths, a model above ``MAX_PARAMETERS`` (counted before it is built), a standard-library
-    factory, weights whose SHA-256 differs from the card's ``model_sha256`` (unless
-    ``verify_sha256=False``), weights holding NaN or inf, and any other file than
-    ``model.safetensors`` (e.g. ``weights.pt``: use :func:`load_weights`).
+    Opening a folder never calls code that the folder chooses: the card's ``builder`` must be
+    one of the closed set (torchvision, timm, a Hugging Face config, the project's own models),
+    and a ``module:factory`` builder is refused unless ``trust_code=True``. The weights are read
+    from safetensors (no pickles) and checked before anything is built. Refused with ValueError
+    (:mod:`.card_checks`): a card that is not a UTF-8 JSON object, bad ``num_classes``, widths or
+    image shape, a dotted or standard-library factory, weights whose SHA-256 differs from the
+    card's ``model_sha256`` (unless ``verify_sha256=False``), weights whose names, shapes or kinds
+    differ from the model's or that hold NaN or inf, a model above ``MAX_PARAMETERS`` (counted on
+    the meta device), an image shape that disagrees with the model or its data set, and any other
+    file than ``model.safetensors`` (e.g. ``weights.pt``: use :func:`load_weights`).
     """
     folder = Path(folder)
     if folder.is_file():
@@ -163,25 +284,36 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu", *,
     where = str(folder / CARD_FILE)
     check_card(card, where)
     try:
-        spec = ModelSpec.from_card(card)
+        spec = ModelSpec.from_card(card, trust_code=trust_code)
+        if spec.kind == "arch" and "widths" in spec.kwargs:  # cards store ResNet.config(): small_resnet takes it all
+            spec = ModelSpec("arch", "small-resnet", spec.kwargs)
+        spec.check_trusted()  # before any import, file read or build
     except (ValueError, KeyError, TypeError) as err:
         raise ValueError(f"{where}: {err}") from err
-    if spec.kind == "arch" and "widths" in spec.kwargs:  # cards store ResNet.config(): small_resnet takes it all
-        spec = ModelSpec("arch", "small-resnet", spec.kwargs)
-    check_size(count_parameters_on_meta(spec.build), where)
     path = folder / MODEL_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found next to its card")
+    check_weights_size(path)
     check_sha(path, card, verify_sha256)
-    try:
-        model = spec.build()
-    except (RuntimeError, OverflowError) as err:  # e.g. a negative size the checks above did not name
-        raise ValueError(f"{where}: cannot build {spec} ({err})") from err
     try:
         state = load_file(str(path), device="cpu")
     except Exception as err:  # safetensors raises its own error types
         raise ValueError(f"{path} is not a readable safetensors file ({err}); re-download or retrain it") from err
     check_finite(state, path)
+    try:
+        with torch.device("meta"):  # names, shapes, size and image shape, with no memory and no weights
+            meta = spec.build()
+    except (RuntimeError, OverflowError) as err:  # e.g. a negative size the checks above did not name
+        raise ValueError(f"{where}: cannot build {spec} ({err})") from err
+    except ValueError as err:
+        raise ValueError(f"{where}: {err}") from err
+    check_size(sum(int(t.numel()) for t in meta.state_dict().values()), where)
+    detail = state_mismatch(meta.state_dict(), state)
+    if detail:
+        raise ValueError(f"{path} does not match the model's architecture that its card describes ({detail}); "
+                         "the weights or the card were changed: re-download or retrain the model")
+    check_input_shape(card, meta, where)
+    model = spec.build()
     load_state_into(model, state, str(path))
     if card.get("dropout"):  # example-tied or standard dropout: no weights, rebuilt from the card
         from ..models.dropout import attach_from_card
@@ -190,30 +322,36 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu", *,
     return model.to(device).eval(), card
 
 
-def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load a weights file into ``model`` (in place): ``.safetensors``, or a ``.pt``/``.pth``
-    state dict read with ``weights_only=True`` (a model folder works too)."""
+def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict in a weights file, checked: ``.safetensors``, or a ``.pt``/``.pth``/``.bin``
+    state dict read with ``weights_only=True`` (a model folder works too); finite values only."""
     path = Path(path)
     if path.is_dir():
         path = path / MODEL_FILE
     if not path.exists():
         raise FileNotFoundError(f"weights file {path} does not exist")
+    if path.suffix not in (".safetensors", ".pt", ".pth", ".bin"):
+        raise ValueError(f"{path}: unknown weights format {path.suffix!r}; use .safetensors or a .pt state dict")
+    check_weights_size(path)
     if path.suffix == ".safetensors":
         try:
             state = load_file(str(path), device="cpu")
         except Exception as err:  # noqa: BLE001
             raise ValueError(f"{path} is not a readable safetensors file ({err})") from err
-    elif path.suffix in (".pt", ".pth", ".bin"):
+    else:
         state = safe_torch_load(path)
         if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
             state = state["state_dict"]
         if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
             raise ValueError(f"{path} does not hold a state dict (name -> tensor); save one with "
                              "torch.save(model.state_dict(), path)")
-    else:
-        raise ValueError(f"{path}: unknown weights format {path.suffix!r}; use .safetensors or .pt")
     check_finite(state, path)
-    load_state_into(model, state, str(path))
+    return state
+
+
+def load_weights(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load a weights file into ``model`` (in place): see :func:`read_weights`."""
+    load_state_into(model, read_weights(path), str(Path(path)))
     return model
 
 
@@ -221,5 +359,7 @@ def safe_torch_load(path: str | Path) -> Any:
     """``torch.load`` restricted to tensors and plain containers (no pickled code)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise ValueError(f"refusing to load {path}: it is not a plain weights/state file ({err})") from err
+    except Exception as err:  # torch's own message suggests weights_only=False: never do that with a shared file
+        raise ValueError(f"refusing to load {path}: it is not a plain weights file (a pickle of code or objects, "
+                         f"or damaged: {type(err).__name__}); save weights with safetensors or "
+                         "torch.save(model.state_dict(), path)") from None

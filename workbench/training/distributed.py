@@ -1,8 +1,13 @@
-"""DistributedDataParallel for ``torchrun --nproc_per_node=N -m workbench train ...``.
+"""Process groups for ``torchrun``: DDP for ``train``, shared edits for ``evaluate``.
+
+``torchrun --nproc_per_node=N -m workbench train ...`` trains with DistributedDataParallel;
+``torchrun --nproc_per_node=N -m workbench evaluate ...`` shares the N edits among the ranks
+(:mod:`workbench.evaluation.shards`) and gathers their outcomes with :meth:`Distributed.all_gather_object`.
 
 NCCL on GPUs (one per process, ``cuda:LOCAL_RANK``), gloo on CPUs. The training loop uses
 the object returned by :func:`from_env` through ``.rank``, ``.world``, ``.wrap(model)``,
-``.barrier()`` and ``.all_reduce_mean_(tensors)``.
+``.barrier()`` and ``.all_reduce_mean_(tensors)``; ``evaluate`` through ``.all_gather_object`` and
+``.broadcast_object``.
 
 Gradients with Editable Training: the base loss goes through the DDP wrapper, while the
 editor and the locality term use the same leaf parameters through ``functional_call`` on the
@@ -19,7 +24,7 @@ from __future__ import annotations
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 import torch.distributed as tdist
@@ -70,6 +75,18 @@ class Distributed:
             tdist.all_reduce(t, op=tdist.ReduceOp.SUM)
             t.div_(self.world)
 
+    def all_gather_object(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` (picklable), in rank order, on every rank."""
+        out: list[Any] = [None] * self.world
+        tdist.all_gather_object(out, obj)
+        return out
+
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` (picklable) on every rank (the others' ``obj`` is ignored)."""
+        box = [obj]
+        tdist.broadcast_object_list(box, src=0)
+        return box[0]
+
     def abort(self) -> None:
         """Leave the process group at once, without waiting for the other ranks (after an error)."""
         if tdist.is_initialized():
@@ -82,6 +99,22 @@ class Distributed:
             tdist.destroy_process_group()
 
 
+def launched() -> bool:
+    """True in a process started by ``torchrun`` with more than one rank (``RANK`` set, ``WORLD_SIZE > 1``)."""
+    return "RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def threads_per_rank() -> int:
+    """CPU threads for one rank: the cores this process may use, divided by the ranks on this machine.
+
+    torchrun sets ``OMP_NUM_THREADS=1`` for every rank unless it is set already, which leaves
+    cores idle on a machine with more cores than ranks; this is the share that does not.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")))
+    return max(1, cores // max(1, local))
+
+
 def from_env(device: str | torch.device | None = None) -> Distributed | None:
     """Join the process group described by torchrun's ``RANK``/``WORLD_SIZE``/``LOCAL_RANK``.
 
@@ -89,9 +122,9 @@ def from_env(device: str | torch.device | None = None) -> Distributed | None:
     ``device``: None picks ``cuda:LOCAL_RANK`` when CUDA is present, else the CPU; ``"cuda"``
     without an index is mapped to ``cuda:LOCAL_RANK``.
     """
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if "RANK" not in os.environ or world <= 1:
+    if not launched():
         return None
+    world = int(os.environ["WORLD_SIZE"])
     rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
     if device is None:
         dev = torch.device(f"cuda:{local}" if torch.cuda.is_available() else "cpu")
@@ -99,6 +132,10 @@ def from_env(device: str | torch.device | None = None) -> Distributed | None:
         dev = torch.device(device)
         if dev.type == "cuda" and dev.index is None:
             dev = torch.device(f"cuda:{local}")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"rank {rank} would compute on {dev}, but this machine has {torch.cuda.device_count()} "
+                         "CUDA GPU(s); start at most one process per GPU (torchrun --nproc-per-node "
+                         f"{torch.cuda.device_count()}) or pass --device cpu")
     backend = "nccl" if dev.type == "cuda" else "gloo"
     if dev.type == "cuda":
         torch.cuda.set_device(dev)

@@ -41,11 +41,10 @@ from typing import Any, Mapping
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call
 
 from ..editing import EditorConfig, edit_loss, eval_mode, get_method, run_editor
 from ..editing.editor_defaults import DEFAULT_GROUP, DEFAULT_MAX_STEPS, DEFAULT_METHOD
-from ..models.adapter import adapt
+from ..models.adapter import adapt, forward_logits
 from .recipes import Recipe
 
 
@@ -195,7 +194,7 @@ class EditableObjective(nn.Module):
             lambda _m, inp: captured.__setitem__("h", inp[0])) if split.kind == "stages" else None
         try:
             with autocast_if(self.amp, x):
-                logits = model(x)  # train mode, through DDP when distributed
+                logits = forward_logits(model, x)  # train mode, through DDP when distributed
         finally:
             if hook is not None:
                 hook.remove()
@@ -231,7 +230,7 @@ class EditableObjective(nn.Module):
                 edited = self._edited(params, trace.params, lr)
                 if not trace.success:  # l_e > 0; 0 (and a zero gradient) after a successful edit
                     le_logits = trace.logits if not self.first_order else \
-                        functional_call(net, edited, (xe,))
+                        forward_logits(net, xe, edited)
                     l_edit.append(F.relu(edit_loss(le_logits, ye)).mean())  # type: ignore[arg-type]
                 if before_logp is None:
                     with torch.no_grad():

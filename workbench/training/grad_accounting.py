@@ -32,6 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..data.batch import current_batch_indices
+from ..models.outputs import forward_logits
 
 ACCOUNTING_FILE = "grad_accounting.jsonl"
 
@@ -124,7 +125,7 @@ class GradientAccounting:
                              "`with workbench.data.batch.batch_indices(idx):` (the trainer does this)")
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp and x.is_cuda else contextlib.nullcontext()
         with amp:
-            logits = model(x)
+            logits = forward_logits(model, x)
         self.last_logits = logits.detach()
         per = F.cross_entropy(logits.float(), y, reduction="none")
         flags = self.noisy[indices.cpu()].to(per.device)

@@ -7,6 +7,7 @@ interruption, logs metrics as JSON lines, and writes a model folder with its car
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import sys
 import time
@@ -24,6 +25,7 @@ from ..data.batch import batch_indices
 from ..data.noise import NOISE_FILE, LabelNoise, flip_labels
 from ..device import resolve_device
 from ..models.dropout import DropoutSpec, attach_dropout, default_sites, dropout_card, example_indices
+from ..models.outputs import forward_logits
 from ..models.spec import ModelSpec
 from .grad_accounting import ACCOUNTING_FILE, GradientAccounting
 from .checkpoint import git_commit, load_model, load_state_into, load_weights, safe_torch_load, save_model
@@ -59,7 +61,7 @@ class CrossEntropyObjective:
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.amp and x.is_cuda else contextlib.nullcontext()
         with amp:
-            logits = model(x)
+            logits = forward_logits(model, x)
         self.last_logits = logits.detach()
         loss = F.cross_entropy(logits.float(), y)
         return loss, {"loss": float(loss.detach())}
@@ -75,20 +77,21 @@ class TrainResult:
     card: dict[str, Any]
 
 
-def spec_for_recipe(recipe: Recipe, bundle: DataBundle) -> ModelSpec:
-    """The model a recipe trains: ``recipe.arch`` (a project architecture, ``torchvision:<name>``
-    or ``module:factory``, see :class:`ModelSpec`) with ``arch_kwargs``, plus the data's
-    classes, channels and image size where the builder takes them."""
-    spec = ModelSpec.parse(recipe.arch)
-    spec = ModelSpec(spec.kind, spec.name, {**spec.kwargs, **recipe.arch_kwargs})
+def spec_for_recipe(recipe: Recipe, bundle: DataBundle, trust_code: bool = False) -> ModelSpec:
+    """The model a recipe trains: ``recipe.arch`` (a project architecture, ``torchvision:<name>``,
+    ``timm:<name>``, ``hf:<config>``, or with ``trust_code`` a ``module:factory``, see
+    :class:`ModelSpec`) with ``arch_kwargs``, plus the data's classes, channels and image size
+    where the builder takes them."""
+    spec = ModelSpec.parse(recipe.arch, trust_code=trust_code)
+    spec = dataclasses.replace(spec, kwargs={**spec.kwargs, **recipe.arch_kwargs})
     c, h, _ = bundle.input_shape
     return spec.with_defaults(num_classes=bundle.num_classes, in_channels=c,
                               input_size=h if spec.kind == "arch" else None)
 
 
-def build_for_recipe(recipe: Recipe, bundle: DataBundle) -> nn.Module:
+def build_for_recipe(recipe: Recipe, bundle: DataBundle, trust_code: bool = False) -> nn.Module:
     """The recipe's model, with its dropout attached (``recipe.dropout``)."""
-    return _with_dropout(recipe, spec_for_recipe(recipe, bundle).build())
+    return _with_dropout(recipe, spec_for_recipe(recipe, bundle, trust_code).build())
 
 
 def _with_dropout(recipe: Recipe, model: nn.Module) -> nn.Module:
@@ -103,13 +106,13 @@ def _legacy_config(model: nn.Module) -> dict | None:
     return cfg() if callable(cfg) else None
 
 
-def _init_weights(model: nn.Module, spec: ModelSpec, init_from: str) -> None:
+def _init_weights(model: nn.Module, spec: ModelSpec, init_from: str, trust_code: bool = False) -> None:
     """Start from a model folder (same architecture) or a weights file (--weights)."""
     path = Path(init_from)
     if path.is_file() and path.name != "card.json":
         load_weights(model, path)
         return
-    init, card = load_model(init_from)
+    init, card = load_model(init_from, trust_code=trust_code)
     theirs = ModelSpec.from_card(card)
     own = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     if own != {k: tuple(v.shape) for k, v in init.state_dict().items()}:
@@ -142,7 +145,7 @@ def _label_noise(recipe: Recipe, train_y: torch.Tensor, num_classes: int, out_di
 def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = None, resume: bool = True,
           device: torch.device | str | None = None, bundle: DataBundle | None = None,
           command: str | None = None, progress: bool = True, dist: Any = None,
-          overwrite: bool = False) -> TrainResult:
+          overwrite: bool = False, trust_code: bool = False) -> TrainResult:
     """Train (or resume training) per ``recipe`` and write a model folder to ``out_dir``.
 
     ``out_dir`` receives ``model.safetensors`` + ``card.json`` (after every epoch),
@@ -153,8 +156,9 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
     ``overwrite`` (start over; the old model is replaced after the first epoch).
     ``dist`` (see :mod:`workbench.training.distributed`) has ``.rank``, ``.world``,
     ``.wrap(model)``, ``.barrier()``, ``.all_reduce_mean_(tensors)`` and ``.broadcast_buffers_(model)``.
+    ``trust_code`` lets a ``module:factory`` model be built (``recipe.arch``, the card of ``init_from``).
     """
-    recipe.validate()
+    recipe.validate(trust_code=trust_code)
     out_dir = Path(out_dir)
     resume = plan_start(out_dir, recipe, resume=resume, overwrite=overwrite) == RESUME
     device = resolve_device(device)
@@ -169,10 +173,10 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
     noise = _label_noise(recipe, train_y, bundle.num_classes, out_dir, rank0, resume)
     if noise is not None:
         train_y = noise.apply(train_y)
-    spec = spec_for_recipe(recipe, bundle)
+    spec = spec_for_recipe(recipe, bundle, trust_code)
     model = _with_dropout(recipe, spec.build())
     if recipe.init_from:
-        _init_weights(model, spec, recipe.init_from)
+        _init_weights(model, spec, recipe.init_from, trust_code)
     model.to(device)
     channels_last = recipe.channels_last and device.type == "cuda"
     if channels_last:

@@ -86,12 +86,13 @@ class Recipe:
         parts = tuple(p.strip() for p in self.edit_layers.split(",") if p.strip())
         return parts[0] if len(parts) == 1 else parts
 
-    def validate(self) -> "Recipe":
-        """Check every value before any work starts; raises ``ValueError`` naming the field.
+    def validate(self, *, trust_code: bool = False) -> "Recipe":
+        """Check every value before any work starts; raises ``ValueError`` naming the field
+        (and a ``module:factory`` arch unless ``trust_code``).
 
         Returns the recipe itself, so ``recipe.validate()`` can be chained.
         """
-        _validate(self)
+        _validate(self, trust_code)
         return self
 
 
@@ -118,7 +119,7 @@ def _number(r: Recipe, name: str, *, low: float = 0.0, strict: bool = False, opt
         raise ValueError(f"{name} ({_flag(name)}) must be a finite number {rel} {low:g}, got {v!r}")
 
 
-def _validate(r: Recipe) -> None:
+def _validate(r: Recipe, trust_code: bool = False) -> None:
     from ..editing.optimizers import get_method
     from ..models.registry import group_params
     from ..models.spec import ModelSpec
@@ -157,7 +158,8 @@ def _validate(r: Recipe) -> None:
                          f"(batch_size={r.batch_size}); edits are drawn from the batch, so use at most "
                          f"{r.batch_size}")
     try:
-        spec = ModelSpec.parse(r.arch)
+        spec = ModelSpec.parse(r.arch, trust_code=trust_code)
+        spec.check_trusted()
     except ValueError as err:
         raise ValueError(f"arch={r.arch!r} (--arch / --model): {err}") from err
     if not isinstance(r.arch_kwargs, dict):
@@ -192,7 +194,7 @@ def _validate(r: Recipe) -> None:
         import torch
 
         with torch.device("meta"):  # no memory, no init cost: only the group names matter
-            model = ModelSpec(spec.kind, spec.name, {**spec.kwargs, **r.arch_kwargs}).build()
+            model = dataclasses.replace(spec, kwargs={**spec.kwargs, **r.arch_kwargs}).build()
     except (TypeError, ValueError) as err:
         raise ValueError(f"arch_kwargs {r.arch_kwargs} do not fit architecture {r.arch!r}: {err}") from err
     try:

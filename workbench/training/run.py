@@ -23,20 +23,23 @@ def make_objective(recipe: Recipe, rank: int = 0) -> Any:
 
 
 def run_training(recipe: Recipe, out: str | Path, *, resume: bool = True, device: str | None = None,
-                 command: str | None = None, progress: bool = True, overwrite: bool = False) -> TrainResult | None:
+                 command: str | None = None, progress: bool = True, overwrite: bool = False,
+                 trust_code: bool = False) -> TrainResult | None:
     """Train per ``recipe``; under ``torchrun`` (``RANK``/``WORLD_SIZE`` set) with DDP.
 
     ``resume``/``overwrite``: what to do with a folder that holds a run, as :func:`~workbench.training.train`.
-    Returns the result on every rank (``card`` is filled on rank 0 only).
+    Returns the result on every rank (``card`` is filled on rank 0 only). ``trust_code`` lets a
+    ``module:factory`` model (``recipe.arch``, or the card of ``init_from``) be built.
     """
-    recipe.validate()  # fail before joining a process group
+    recipe.validate(trust_code=trust_code)  # fail before joining a process group
     from .distributed import from_env
 
     dist = from_env(device)
     try:
         objective = make_objective(recipe, dist.rank if dist else 0)
         res = train(recipe, out, objective=objective, resume=resume, overwrite=overwrite,
-                    device=dist.device if dist else device, command=command, progress=progress, dist=dist)
+                    device=dist.device if dist else device, command=command, progress=progress, dist=dist,
+                    trust_code=trust_code)
         dump = os.environ.get(DUMP_ENV)
         if dump:
             state = {k: v.detach().cpu() for k, v in res.model.state_dict().items()}
