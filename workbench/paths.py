@@ -9,6 +9,9 @@ Shipped models (``fashion-baseline``, ``fashion-editable``) are looked up, in or
    (the wheel's data files, ``[tool.setuptools.data-files]`` in ``pyproject.toml``), for the
    environment's prefix and for the user base (``pip install --user``).
 
+Caches the workbench writes (base scores keyed by model and data, spilled activations) go under
+:func:`cache_dir`: ``$WORKBENCH_CACHE`` when set, else ``~/.cache/editable-workbench``.
+
 Nothing else in the package guesses paths relative to its source files.
 """
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sys
 from pathlib import Path
 
 MODELS_ENV = "WORKBENCH_MODELS"
+CACHE_ENV = "WORKBENCH_CACHE"
 PACKAGE_DIR = Path(__file__).resolve().parent
 INSTALLED_MODELS = Path("share") / "editable-workbench" / "models"  # under an install prefix
 
@@ -59,3 +63,20 @@ def model_dirs() -> list[Path]:
 def shipped_model(name: str) -> Path:
     """``models_dir() / name``: a shipped model folder (it may not exist)."""
     return models_dir() / name
+
+
+def cache_dir() -> Path:
+    """The folder the workbench's caches go under: ``$WORKBENCH_CACHE``, else
+    ``~/.cache/editable-workbench`` (it may not exist yet)."""
+    env = os.environ.get(CACHE_ENV)
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "editable-workbench"
+
+
+def scores_dir() -> Path:
+    """``cache_dir() / "scores"``: base logits and predictions keyed by model and data."""
+    return cache_dir() / "scores"
+
+
+def spill_dir() -> Path:
+    """``cache_dir() / "spill"``: memory-mapped activations past the memory budget (deleted on close)."""
+    return cache_dir() / "spill"

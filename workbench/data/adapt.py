@@ -22,6 +22,18 @@ How images become model inputs and how they are shown (``bundle.display``):
   A float data set with a ``normalize`` function (and no ``denormalize``) holds 0..1 pixels
   instead: the model input is ``normalize(x)`` and the pixels are shown as they are.
 
+Where the images stay (``stream``):
+
+- ``(x, y)`` tensors stay in memory, as given.
+- An ImageFolder path is streamed: read from disk in batches (:mod:`workbench.data.source`),
+  all of it browsed as the ``test`` split (no split is held out unless ``val_fraction`` asks for
+  one), at ``resize``, else the model's ``input_shape``, else the images' own size.
+- A ``Dataset`` is streamed when its images take more than :data:`IN_MEMORY_MAX_BYTES` as
+  stored, else read into memory; ``stream=True`` / ``False`` decides instead.
+
+A streamed split is read through ``bundle.image_source(split)``; using it as a tensor raises
+:class:`~workbench.data.StreamedSplitError`.
+
 Images whose size differs from ``resize`` (or from each other) and labels outside the classes
 get a ``ValueError`` that names the problem and the fix.
 """
@@ -34,11 +46,16 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from .datasets import DataBundle, load_image_folder
+from .convert import as_chw, resized
+from .datasets import DataBundle
+from .folder import open_folder
+from .source import DatasetSource, ImageSource
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
+Images = Any  # torch.Tensor (in memory) or DatasetSource (streamed)
 DEFAULT_VAL_FRACTION = 0.2
 MAX_VAL = 1000
+IN_MEMORY_MAX_BYTES = 256 * 2 ** 20  # a Dataset whose images take more than this (as stored) is streamed
 
 __all__ = ["as_bundle", "dataset_to_tensors", "check_labels"]
 
@@ -46,8 +63,9 @@ __all__ = ["as_bundle", "dataset_to_tensors", "check_labels"]
 def as_bundle(data: Any, *, classes: Sequence[str] | None = None, normalize: Fn | None = None,
               denormalize: Fn | None = None, mean: Sequence[float] | None = None,
               std: Sequence[float] | None = None, val: Any = None, resize: int | tuple[int, int] | None = None,
-              name: str | None = None, val_fraction: float = DEFAULT_VAL_FRACTION, seed: int = 0,
-              limit: int | None = None) -> DataBundle:
+              name: str | None = None, val_fraction: float | None = None, seed: int = 0,
+              limit: int | None = None, stream: bool | None = None,
+              input_shape: Sequence[int] | None = None) -> DataBundle:
     """Convert ``data`` (any form listed in the module docstring) into a :class:`DataBundle`.
 
     Args:
@@ -59,9 +77,14 @@ def as_bundle(data: Any, *, classes: Sequence[str] | None = None, normalize: Fn 
         mean, std: per-channel constants (0..1 scale) instead of the two functions.
         val: validation images (for calibrating the editor). Default: a seeded
             ``val_fraction`` of ``data`` (at most 1000 images) is held out of the test split.
+        val_fraction: default 0.2 for tensors and data sets; 0 for a folder (browsed whole).
         resize: resize every image to ``(H, W)`` (an int: square) instead of raising on a
             size mismatch.
         limit: keep only the first ``limit`` examples of ``data``.
+        stream: read a data set from disk batch by batch (True), into memory (False), or
+            decide by size (None; see the module docstring). A folder streams unless False.
+        input_shape: ``(C, H, W)`` the model takes: a folder is read at this size and channel
+            count when ``resize`` is not given.
     Returns:
         A bundle with ``test`` (and ``val``) splits; ``train`` is empty unless a dict gave one.
     Raises:
@@ -87,19 +110,20 @@ def as_bundle(data: Any, *, classes: Sequence[str] | None = None, normalize: Fn 
         test, val, train = splits["test"], splits.get("val", val), splits.get("train")
     else:
         test, train = data, None
-    if isinstance(test, (str, Path)):
-        return _folder(test, resize, name, seed, classes, normalize, denormalize, mean, std)
     size: tuple[int, int] | None = (resize, resize) if isinstance(resize, int) else \
         (int(resize[0]), int(resize[1])) if resize is not None else None
-    tx, ty, found_classes, found_norm = dataset_to_tensors(test, size, limit=limit)
+    if isinstance(test, (str, Path)):
+        return _folder(test, size, input_shape, stream, name, seed, classes, normalize, denormalize, mean, std,
+                       val_fraction, limit)
+    tx, ty, found_classes, found_norm = _read(test, size, stream, limit)
     if mean is None and std is None and normalize is None and denormalize is None and found_norm:
         mean, std = found_norm
     names = tuple(classes) if classes is not None else found_classes
     vx = vy = None
     if val is not None:
-        vx, vy, _, _ = dataset_to_tensors(val, size)
-    train_x, train_y = (dataset_to_tensors(train, size)[:2] if train is not None
-                        else (tx[:0], ty[:0]))
+        vx, vy, _, _ = _read(val, size, stream, None)
+    train_x, train_y = (_read(train, size, stream, None)[:2] if train is not None
+                        else (_empty_like(tx), ty[:0]))
     n_labels = int(max(int(t.max()) for t in (ty, vy, train_y) if t is not None and t.numel()) + 1) \
         if ty.numel() else 0
     if names is None:
@@ -108,24 +132,61 @@ def as_bundle(data: Any, *, classes: Sequence[str] | None = None, normalize: Fn 
         if y is not None:
             check_labels(y, names, split)
     for split, x in (("val", vx), ("train", train_x)):
-        if x is not None and len(x) and tuple(x.shape[1:]) != tuple(tx.shape[1:]):
-            raise ValueError(f"the {split} images have shape {tuple(x.shape[1:])} but the test images "
-                             f"{tuple(tx.shape[1:])}; pass resize=(H, W) to bring them to one size")
+        if x is not None and len(x) and _shape(x) != _shape(tx):
+            raise ValueError(f"the {split} images have shape {_shape(x)} but the test images "
+                             f"{_shape(tx)}; pass resize=(H, W) to bring them to one size")
     meta: dict[str, Any] = {"seed": seed, "classes_from": "given" if classes is not None else
                             "data" if found_classes is not None else "labels"}
     if vx is None:
-        n_val = min(MAX_VAL, int(round(len(tx) * val_fraction))) if len(tx) > 1 else 0
-        g = torch.Generator().manual_seed(seed)
-        perm = torch.randperm(len(tx), generator=g)
-        vi, ti = perm[:n_val].sort().values, perm[n_val:].sort().values
-        vx, vy, tx, ty = tx[vi], ty[vi], tx[ti], ty[ti]
-        meta["val_held_out"] = n_val
+        vx, vy, tx, ty, meta["val_held_out"] = _hold_out(tx, ty, DEFAULT_VAL_FRACTION if val_fraction is None
+                                                         else val_fraction, seed)
     assert vy is not None
-    float_input = torch.is_floating_point(tx)
+    float_input = _dtype(tx).is_floating_point
     return DataBundle(name or _name_of(test), names, tuple(mean or ()), tuple(std or ()),
                       train_x, train_y, vx, vy, tx, ty, source=type(test).__name__, meta=meta,
                       normalize_fn=normalize, denormalize_fn=denormalize,
                       stored="input" if float_input and normalize is None else "pixels")
+
+
+def _read(data: Any, size: tuple[int, int] | None, stream: bool | None, limit: int | None
+          ) -> tuple[Images, torch.Tensor, tuple[str, ...] | None, tuple[tuple[float, ...], tuple[float, ...]] | None]:
+    """``(images, labels, classes, (mean, std))`` of ``data``: a tensor, or a streamed source."""
+    if _is_pair(data) or stream is False:
+        return dataset_to_tensors(data, size, limit=limit)
+    src: ImageSource = data if isinstance(data, DatasetSource) else DatasetSource(data, size)
+    if limit is not None:
+        src = src.subset(range(min(limit, len(src))))
+    if stream is None and src.stored_bytes() <= IN_MEMORY_MAX_BYTES:
+        return dataset_to_tensors(data, size, limit=limit)
+    return src, src.labels, _classes_of(data), _normalize_of(data)
+
+
+def _hold_out(x: Images, y: torch.Tensor, fraction: float, seed: int
+              ) -> tuple[Images, torch.Tensor, Images, torch.Tensor, int]:
+    """``(val_x, val_y, test_x, test_y, n_val)``: a seeded ``fraction`` (at most MAX_VAL) held out."""
+    n_val = min(MAX_VAL, int(round(len(x) * fraction))) if len(x) > 1 else 0
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(x), generator=g)
+    vi, ti = perm[:n_val].sort().values, perm[n_val:].sort().values
+    if isinstance(x, ImageSource):
+        return x.subset(vi), y[vi], x.subset(ti), y[ti], n_val
+    return x[vi], y[vi], x[ti], y[ti], n_val
+
+
+def _is_pair(data: Any) -> bool:
+    return isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, (torch.Tensor, np.ndarray)) for t in data)
+
+
+def _shape(x: Images) -> tuple[int, ...]:
+    return x.image_shape if isinstance(x, ImageSource) else tuple(x.shape[1:])
+
+
+def _dtype(x: Images) -> torch.dtype:
+    return x.stored_dtype if isinstance(x, ImageSource) else x.dtype
+
+
+def _empty_like(x: Images) -> torch.Tensor:
+    return torch.empty((0, *_shape(x)), dtype=_dtype(x))
 
 
 def check_labels(y: torch.Tensor, classes: Sequence[str], split: str = "data") -> None:
@@ -147,14 +208,14 @@ def dataset_to_tensors(data: Any, size: tuple[int, int] | None = None, *, limit:
     ``x`` keeps the data's kind: ``uint8`` for PIL images and uint8 tensors, ``float32`` for
     float tensors. ``(mean, std)`` comes from a ``Normalize`` found in the data set's transform.
     """
-    if isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, (torch.Tensor, np.ndarray)) for t in data):
+    if _is_pair(data):
         x, y = (torch.as_tensor(t) for t in data)
         if limit is not None:
             x, y = x[:limit], y[:limit]
         x = _as_nchw(x, "x")
         if len(x) != len(y.reshape(-1)):
             raise ValueError(f"x has {len(x)} images but y has {len(y.reshape(-1))} labels; give one label per image")
-        return _resized(x, size), _labels(y), None, None
+        return resized(x, size), _labels(y), None, None
     if not (hasattr(data, "__getitem__") and hasattr(data, "__len__")):
         raise TypeError(f"cannot read images from a {type(data).__name__}: pass a torch Dataset of (image, label), "
                         "an (x, y) pair of tensors, an ImageFolder path or a workbench DataBundle")
@@ -168,9 +229,9 @@ def dataset_to_tensors(data: Any, size: tuple[int, int] | None = None, *, limit:
         if not isinstance(item, (tuple, list)) or len(item) < 2:
             raise TypeError(f"item {i} of the data set is a {type(item).__name__}; the workbench needs "
                             "(image, label) pairs")
-        img = _as_chw(item[0], i)
+        img = as_chw(item[0], i)
         if size is not None:
-            img = _resized(img.unsqueeze(0), size)[0]
+            img = resized(img.unsqueeze(0), size)[0]
         elif xs and img.shape != xs[0].shape:
             raise ValueError(f"image {i} has shape {tuple(img.shape)} but image 0 has {tuple(xs[0].shape)}; "
                              "pass resize=(H, W) (or a Resize transform) so that all images have one size")
@@ -178,26 +239,6 @@ def dataset_to_tensors(data: Any, size: tuple[int, int] | None = None, *, limit:
         ys.append(int(item[1]))
     x = torch.stack(xs)
     return x, torch.tensor(ys, dtype=torch.long), _classes_of(data), _normalize_of(data)
-
-
-def _as_chw(img: Any, i: int) -> torch.Tensor:
-    if isinstance(img, torch.Tensor):
-        t = img
-    elif isinstance(img, np.ndarray):
-        t = torch.from_numpy(np.ascontiguousarray(img))
-        if t.dim() == 3 and t.shape[-1] in (1, 3, 4) and t.shape[0] not in (1, 3, 4):
-            t = t.permute(2, 0, 1)
-    elif hasattr(img, "mode") and hasattr(img, "size"):  # a PIL image
-        from torchvision.transforms.v2.functional import pil_to_tensor
-
-        t = pil_to_tensor(img)
-    else:
-        raise TypeError(f"image {i} is a {type(img).__name__}; give tensors, PIL images or numpy arrays")
-    if t.dim() == 2:
-        t = t.unsqueeze(0)
-    if t.dim() != 3:
-        raise ValueError(f"image {i} has shape {tuple(t.shape)}; images must be (C, H, W) or (H, W)")
-    return t if t.dtype == torch.uint8 else t.float()
 
 
 def _as_nchw(x: torch.Tensor, what: str) -> torch.Tensor:
@@ -218,14 +259,6 @@ def _labels(y: torch.Tensor) -> torch.Tensor:
             return y.reshape(-1).long()
         raise TypeError(f"labels must be integers, got dtype {y.dtype}")
     return y.reshape(-1).long()
-
-
-def _resized(x: torch.Tensor, size: tuple[int, int] | None) -> torch.Tensor:
-    if size is None or tuple(x.shape[-2:]) == tuple(size):
-        return x
-    from torchvision.transforms.v2.functional import resize
-
-    return resize(x, list(size), antialias=True)
 
 
 def _classes_of(data: Any) -> tuple[str, ...] | None:
@@ -251,21 +284,38 @@ def _name_of(data: Any) -> str:
     return type(inner if inner is not None else data).__name__ if not isinstance(data, tuple) else "tensors"
 
 
-def _folder(root: str | Path, resize: Any, name: str | None, seed: int, classes: Any, normalize: Fn | None,
-            denormalize: Fn | None, mean: Any, std: Any) -> DataBundle:
+def _folder(root: str | Path, size: tuple[int, int] | None, input_shape: Sequence[int] | None,
+            stream: bool | None, name: str | None, seed: int, classes: Any, normalize: Fn | None,
+            denormalize: Fn | None, mean: Any, std: Any, val_fraction: float | None, limit: int | None) -> DataBundle:
+    """Every image of an ImageFolder as the test split, read at ``size``, else the model's
+    ``input_shape``, else the images' own size; streamed unless ``stream is False``."""
     root = str(root)
     root = root.split(":", 1)[1] if root.startswith("imagefolder:") else root
-    size = resize if isinstance(resize, int) else (resize[0] if resize else 32)
-    b = load_image_folder(root, image_size=size, seed=seed)
-    b = _renormalized(b, classes, normalize, denormalize, mean, std)
-    return dataclasses.replace(b, name=name or b.name)
+    shape = tuple(int(v) for v in input_shape) if input_shape else None
+    if size is None and shape is not None and len(shape) == 3:
+        size = (shape[1], shape[2])
+    channels = 1 if shape is not None and shape[0] == 1 else 3
+    src, found = open_folder(root, size=size, channels=channels)
+    names = tuple(classes) if classes is not None else found
+    x: Images = src if limit is None else src.subset(range(min(limit, len(src))))
+    y = x.labels
+    if stream is False:
+        x = x.images(range(len(x)))
+    meta: dict[str, Any] = {"seed": seed, "classes_from": "given" if classes is not None else "data",
+                            "read_size": list(_shape(x)[1:]), "channels": _shape(x)[0], "images": len(y)}
+    vx, vy, tx, ty, meta["val_held_out"] = _hold_out(x, y, val_fraction or 0.0, seed)
+    for split, labels in (("data", ty), ("val", vy)):
+        check_labels(labels, names, split)
+    b = DataBundle(name or Path(root).name, names, (), (), _empty_like(x), ty[:0], vx, vy, tx, ty,
+                   source=str(root), meta=meta)
+    return _renormalized(b, None, normalize, denormalize, mean, std)
 
 
 def _renormalized(b: DataBundle, classes: Any, normalize: Fn | None, denormalize: Fn | None,
                   mean: Any, std: Any) -> DataBundle:
     names = tuple(classes) if classes is not None else b.classes
     for split in ("train", "val", "test"):
-        check_labels(b.split(split)[1], names, split)
+        check_labels(b.labels(split), names, split)
     kw: dict[str, Any] = {"classes": names}
     if mean is not None or std is not None:
         kw |= {"mean": tuple(mean or ()), "std": tuple(std or ())}

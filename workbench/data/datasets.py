@@ -10,12 +10,14 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
 from .idx import read_idx
+from .source import ImageSource, StreamedSplitError, TensorSource
+from .thumbnails import THUMBNAIL_SIZE, Thumbnails
 
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -44,7 +46,10 @@ class DataBundle:
         classes: class names, index = label.
         mean, std: per-channel normalisation constants (on the 0..1 scale); may be empty.
         train_x, val_x, test_x: ``(N, C, H, W)`` images: ``uint8`` pixels, or ``float32``
-            (model inputs when ``stored == "input"``, 0..1 pixels otherwise).
+            (model inputs when ``stored == "input"``, 0..1 pixels otherwise). A streamed split
+            (:meth:`is_streamed`) holds its :class:`~workbench.data.source.DatasetSource` here
+            instead, which refuses tensor use with a :class:`~workbench.data.StreamedSplitError`:
+            read any split through :meth:`image_source`.
         train_y, val_y, test_y: ``(N,) int64`` labels.
         source: where the files were read from.
         meta: how the bundle was made (seed, split sizes ...), recorded in model cards.
@@ -76,8 +81,7 @@ class DataBundle:
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        c, h, w = self.test_x.shape[1:]
-        return (int(c), int(h), int(w))
+        return self.image_source("test").image_shape
 
     @property
     def display(self) -> str:
@@ -89,10 +93,49 @@ class DataBundle:
         return "denormalized" if self.denormalize_fn is not None or (self.mean and self.std) else "min-max"
 
     def split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return ``(x, y int64)`` for ``"train"``, ``"val"`` or ``"test"`` (``x`` as stored)."""
+        """Return ``(x, y int64)`` for ``"train"``, ``"val"`` or ``"test"`` (``x`` as stored).
+
+        Raises:
+            StreamedSplitError: the split is streamed from disk (use :meth:`image_source`).
+        """
+        x = self._images(name)
+        if isinstance(x, ImageSource):
+            raise StreamedSplitError(
+                f"the {name!r} split of {self.name} ({len(x)} images) is streamed from disk, not held in a tensor; "
+                f"read it with bundle.image_source({name!r}).batches(...) or .images(indices), and its labels with "
+                f"bundle.labels({name!r}) (or pass stream=False to as_bundle to hold it in memory)")
+        return x, self.labels(name)
+
+    def _images(self, name: str) -> torch.Tensor | ImageSource:
         if name not in ("train", "val", "test"):
             raise ValueError(f"unknown split {name!r}; use 'train', 'val' or 'test'")
-        return getattr(self, f"{name}_x"), getattr(self, f"{name}_y")
+        return getattr(self, f"{name}_x")
+
+    def image_source(self, name: str) -> ImageSource:
+        """The images and labels of split ``name``, in memory or streamed (see
+        :mod:`workbench.data.source`): ``len``, ``labels``, ``images(indices)``, ``batches(...)``."""
+        x = self._images(name)
+        return x if isinstance(x, ImageSource) else TensorSource(x, self.labels(name))
+
+    def is_streamed(self, name: str) -> bool:
+        """Whether split ``name`` is read from disk on demand (no tensor holds its images)."""
+        return isinstance(self._images(name), ImageSource)
+
+    def labels(self, name: str) -> torch.Tensor:
+        """``(N,) int64`` labels of split ``name`` (in memory for every split)."""
+        self._images(name)
+        return getattr(self, f"{name}_y")
+
+    def display_view(self, name: str, n: int | None = None, *, size: int = THUMBNAIL_SIZE) -> torch.Tensor | Thumbnails:
+        """The first ``n`` images of split ``name`` for display, indexable as ``view[i] -> (C, h, w)``.
+
+        An in-memory split gives the ``(n, C, H, W)`` tensor of :meth:`display_images`; a streamed
+        one gives :class:`~workbench.data.thumbnails.Thumbnails` (made on demand, longer side at
+        most ``size``, a few hundred kept)."""
+        x = self._images(name)
+        if isinstance(x, ImageSource):
+            return Thumbnails(x, self.display_images, n=n, size=size)
+        return self.display_images(x if n is None else x[:n])
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Stored images ``(N, C, H, W)`` (``uint8``, or float 0..1 pixels) -> ``float32`` model input.
@@ -142,8 +185,10 @@ class DataBundle:
 
     def subset(self, train: int | None = None, val: int | None = None, test: int | None = None) -> "DataBundle":
         """A smaller bundle with the first ``n`` examples of each split (for tests and demos)."""
-        def cut(t: torch.Tensor, n: int | None) -> torch.Tensor:
-            return t if n is None else t[:n]
+        def cut(t: Any, n: int | None) -> Any:
+            if n is None:
+                return t
+            return t.subset(range(min(n, len(t)))) if isinstance(t, ImageSource) else t[:n]
         return dataclasses.replace(self, train_x=cut(self.train_x, train), train_y=cut(self.train_y, train),
                                    val_x=cut(self.val_x, val), val_y=cut(self.val_y, val),
                                    test_x=cut(self.test_x, test), test_y=cut(self.test_y, test),

@@ -10,8 +10,16 @@ full forward (``fast_path`` says so, and a warning is issued once).
 
 Exactness: the cached prefix and the suffix run the very same operations, on the same batch
 slices, as a plain full forward in batches of ``batch_size``, so weights equal to the base
-give bit-identical logits (``torch.equal``) on the CPU. At construction the fast path is
-checked against the full forward with perturbed weights of the group; a mismatch raises.
+give bit-identical logits (``torch.equal``) on the CPU, whether the images are in memory or
+streamed from disk and wherever the cache lives (memory, a memory-mapped file, or nowhere:
+recomputed). The fast path is checked against the full forward with perturbed weights of the
+group (at construction, or at the first score after base scores read from the score cache);
+a mismatch raises.
+
+Memory: base logits, predictions, labels and the cached prefix share one ``memory_budget``
+(:mod:`workbench.evaluation.budget`). Base scores can be kept on disk, keyed by the model's
+sha256 and the data's fingerprint (:mod:`workbench.evaluation.score_cache`): reopening the
+same model on the same data then reads them, and runs no forward pass.
 """
 from __future__ import annotations
 
@@ -19,6 +27,8 @@ import copy
 import sys
 import time
 import warnings
+import weakref
+from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 import torch
@@ -29,12 +39,13 @@ from ..device import default_device
 from ..editing import EditorConfig, EditResult, edit
 from ..editing.editor_defaults import DEFAULT_GROUP
 from ..models import ModelAdapter, Split, adapt, check_logits, forward_logits
-from .prefix_cache import Batches, GraphCache, StageCache
+from ..paths import spill_dir
+from .budget import SPILL_MODES, MemoryBudget, SpillFolder, default_budget
+from .fast_path import FAST_PATH_CHECK_IMAGES, FAST_PATH_RTOL, check_fast_path, describe  # noqa: F401
+from .prefix_cache import Batches, GraphCache, StageCache, Store
+from .score_cache import open_score_cache, score_records
 from .reports import EditOutcome, EditReport, EvalSummary, Misclassified
 
-#: The fast path must match the full forward to within this, relative to the largest logit.
-FAST_PATH_RTOL = 1e-4
-FAST_PATH_CHECK_IMAGES = 8
 
 Params = Mapping[str, torch.Tensor]
 EditCallback = Callable[[int, EditResult, torch.Tensor], None]
@@ -70,8 +81,17 @@ class Evaluator:
             keep the activations in cache and run about 2x faster than 1000; 2048 on CUDA).
             Logits do not depend on it (bit-identical across batch sizes on the CPU).
         limit: score only the first ``limit`` examples of the split.
-        cache_limit_bytes: a cut whose cached values would be larger than this is not cached
-            but recomputed batch by batch (bounds memory).
+        memory_budget: bytes (``int``) or a size (``"4GiB"``) for everything the evaluator
+            keeps in the memory it computes in (default: :func:`~workbench.evaluation.budget.default_budget`,
+            a share of the RAM or of the free GPU memory); ``cache_info()`` says where each cache went.
+        spill: a cache past the budget goes to a memory-mapped file under
+            :func:`workbench.paths.spill_dir` (``"mmap"``, deleted on close) or is recomputed
+            batch by batch (``"recompute"``, also when the disk lacks the room).
+        score_cache: keep base scores on disk and read them on reopen: True (in
+            :func:`workbench.paths.scores_dir`), a folder, or None (off).
+        workers: DataLoader worker processes for streamed images (default
+            :func:`workbench.data.default_workers`).
+        cache_limit_bytes: the budget, with ``spill="recompute"`` (kept for older callers).
         progress: called as ``progress(images_read, total)`` while the base model is scored
             (for a progress line; it runs in the scoring thread).
 
@@ -81,7 +101,12 @@ class Evaluator:
         classes: class names. stage: where the suffix of ``layers`` starts (a stage name or
         the first edited module). fast_path: how scores are computed, in words (it says when
         the model could not be traced and the full forward is used). fast_path_error: the
-        largest difference between fast path and full forward at construction.
+        largest difference between fast path and full forward (checked on first read).
+        base_margins: ``(N,) float32`` ``logit(pred) - logit(true)``. base_label_quality:
+        ``(N,) float32`` softmax probability of the true label. source: the split's images
+        (:class:`~workbench.data.ImageSource`). budget: the :class:`MemoryBudget`.
+        scores_from_cache: whether base scores were read from the score cache;
+        score_cache_note: why they are not kept, when they are not.
 
     Example:
         >>> ev = Evaluator(model, bundle, layers="chain3")
@@ -92,7 +117,9 @@ class Evaluator:
     def __init__(self, model: nn.Module | ModelAdapter, bundle: DataBundle, *, split: str = "test",
                  layers: str | tuple[str, ...] = DEFAULT_GROUP, device: torch.device | str | None = None,
                  batch_size: int | None = None, limit: int | None = None,
-                 cache_limit_bytes: int = 2 * 1024 ** 3,
+                 memory_budget: int | str | None = None, spill: str = "mmap",
+                 score_cache: bool | str | Path | None = None, workers: int | None = None,
+                 cache_limit_bytes: int | None = None,
                  progress: Callable[[int, int], None] | None = None) -> None:
         if not isinstance(bundle, DataBundle):
             raise TypeError(f"bundle must be a workbench DataBundle (workbench.data.load_dataset), "
@@ -102,12 +129,16 @@ class Evaluator:
             batch_size = 2048 if self.device.type == "cuda" else 256
         if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        x, y = bundle.split(split)
+        if spill not in SPILL_MODES:
+            raise ValueError(f"spill must be one of {list(SPILL_MODES)}, got {spill!r}")
+        if cache_limit_bytes is not None:
+            memory_budget, spill = (cache_limit_bytes if memory_budget is None else memory_budget), "recompute"
+        src = bundle.image_source(split)
         if limit is not None:
             if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
                 raise ValueError(f"limit must be a positive integer (or None for the whole split), got {limit!r}")
-            x, y = x[:limit], y[:limit]
-        if len(x) == 0:
+            src = src.subset(range(min(limit, len(src))))
+        if len(src) == 0:
             raise ValueError(f"the {split!r} split is empty; choose another split")
         given = adapt(model)
         names = given.params(layers)  # validates the group (ValueError) before any work
@@ -121,34 +152,74 @@ class Evaluator:
         self.model = copy.deepcopy(given.model).to(self.device).eval().requires_grad_(False)
         self.adapter = given.with_model(self.model)
         self.split, self.layers, self.batch_size = split, layers, batch_size
-        self.cache_limit_bytes = cache_limit_bytes
         self.classes: tuple[str, ...] = tuple(bundle.classes)
         self.num_classes = n_cls
-        self._normalize = bundle.normalize
-        self._x = x
-        self.labels = y.clone()
+        self.normalize = self._normalize = bundle.normalize
+        self.source = src
+        self.labels = src.labels.clone()
         self._names = {n for n, _ in self.model.named_parameters()} | {n for n, _ in self.model.named_buffers()}
         self._memo: tuple[tuple, torch.Tensor] | None = None
         t0 = time.perf_counter()
-        self._check_output(bundle)
-        data = Batches(x, self._normalize, self.device, batch_size)
-        self._prefix: StageCache | GraphCache = StageCache(self.adapter, data, cache_limit_bytes) \
-            if self.adapter.stages else GraphCache(self.adapter, data, cache_limit_bytes)
+        self.budget = MemoryBudget(default_budget(self.device) if memory_budget is None else memory_budget)
+        # base logits on the CPU and the device, the memo's logits, labels, predictions, margins, quality
+        self.budget.reserve("per-image records", len(src) * (3 * 4 * n_cls + 3 * 8 + 2 * 4), force=True)
+        self._spill = SpillFolder(spill_dir())
+        weakref.finalize(self, self._spill.close)
+        data = Batches(src, self._normalize, self.device, batch_size, workers)
+        store = Store(self.budget, spill, self._spill, self.device)
+        self._prefix: StageCache | GraphCache = StageCache(self.adapter, data, store) \
+            if self.adapter.stages else GraphCache(self.adapter, data, store)
         cut = self._prefix.cut_for(self.adapter, names)
+        self._group: tuple[list[str], str | Split | None] = (names, cut)
         self.stage = cut if isinstance(cut, str) else cut.cut if cut is not None else ""
-        self.fast_path = self._describe(cut)
+        self.fast_path = describe(cut)
         if not isinstance(cut, str) and cut is not None and cut.kind == "full":
             warnings.warn(f"Evaluator: {cut.note}", RuntimeWarning, stacklevel=2)
-        data.progress = progress
-        try:
-            self._base_dev = self._logits({}, cut)
-        finally:
-            data.progress = None
-        self.fast_path_error = self._check_fast_path(names, cut)
-        self.base_logits = self._base_dev.cpu().clone()
-        self.base_preds = self.base_logits.argmax(1)
+        self._scores, self._score_key, self.score_cache_note = open_score_cache(
+            score_cache, self.model, self.source, bundle, split, limit, self.device, batch_size)
+        records = self._scores.load(self._score_key, self.labels, n_cls) if self._scores is not None else None
+        self.scores_from_cache = records is not None
+        self._fast_path_error: float | None = None
+        if records is None:
+            self._check_output(bundle)
+            data.progress = progress
+            try:
+                self._base_dev = self._logits({}, cut)
+            finally:
+                data.progress = None
+            _ = self.fast_path_error
+            records = score_records(self._base_dev, self.labels)
+            if self._scores is not None:
+                self._scores.save(self._score_key, records)
+        else:  # the fast path is checked at the first score of edited weights
+            self._base_dev = records["logits"].to(self.device)
+        self.base_logits = records["logits"]
+        self.base_preds = records["preds"]
+        self.base_margins, self.base_label_quality = records["margins"], records["label_quality"]
         self.base_error = float((self.base_preds != self.labels).float().mean())
         self.setup_seconds = time.perf_counter() - t0
+
+    @property
+    def fast_path_error(self) -> float:
+        """The largest difference between fast path and full forward on a few images, base and
+        group-perturbed weights (RuntimeError above the tolerance)."""
+        if self._fast_path_error is None:
+            names, cut = self._group
+            xs = self.images(range(min(FAST_PATH_CHECK_IMAGES, len(self.source), self.batch_size)))
+            self._fast_path_error = check_fast_path(self.model, self.adapter, self._prefix, xs, self._base_dev, names,
+                                                    cut, layers_name(self.layers), self.fast_path)
+        return self._fast_path_error
+
+    def cached_bytes(self) -> int:
+        """Bytes the evaluator holds in the memory it computes in: the per-image records and the
+        prefix caches kept in memory (memory-mapped ones are on disk)."""
+        return self.budget.held.get("per-image records", 0) + self._prefix.memory_bytes()
+
+    def close(self) -> None:
+        """Free the caches and remove the spill folder (also done when the evaluator is freed)."""
+        self._prefix.clear()
+        self._memo = None
+        self._spill.close()
 
     # ----------------------------------------------------------------- data access
     def __len__(self) -> int:
@@ -162,21 +233,15 @@ class Evaluator:
         """Example ``i`` as stored: ``(C, H, W) uint8`` on the CPU."""
         if not -len(self) <= int(i) < len(self):
             raise IndexError(f"index {i} out of range for the {len(self)} examples of the {self.split!r} split")
-        return self._x[int(i)]
+        return self.source.images([int(i)])[0]
 
-    @property
-    def stored_images(self) -> torch.Tensor:
-        """The split's examples as stored: ``(N, C, H, W) uint8`` on the CPU (shared, not a copy)."""
-        return self._x
+    def raw_images(self, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
+        """Examples ``indices`` as stored: ``(n, C, H, W)`` on the CPU (meant for a few)."""
+        return self.source.images(torch.as_tensor(indices, dtype=torch.long).reshape(-1))
 
-    def normalize(self, x: torch.Tensor) -> torch.Tensor:
-        """``x (..., C, H, W) uint8`` -> normalised float on ``x``'s device (the data set's transform)."""
-        return self._normalize(x)
-
-    def images(self, indices: torch.Tensor | list[int]) -> torch.Tensor:
+    def images(self, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """Examples ``indices``, normalised: ``(n, C, H, W) float32`` on the evaluator's device."""
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        return self._normalize(self._x[idx].to(self.device))
+        return self._normalize(self.raw_images(indices).to(self.device))
 
     # ----------------------------------------------------------------- base-model views
     def misclassified(self, sort: str = "index") -> list[Misclassified]:
@@ -246,10 +311,9 @@ class Evaluator:
         if cut is None:
             return self.base_preds[idx].clone()
         dev = {n: v.detach().to(self.device, non_blocking=True) for n, v in p.items()}
+        _ = self.fast_path_error  # checked before the first score of edited weights
         with torch.inference_mode():
             logits = self._prefix.subset_logits(dev, cut, idx)  # type: ignore[arg-type]
-        if logits is None:  # this cache cannot run a subset: the whole split, then the subset
-            return self.preds_for(p)[idx]
         return logits.argmax(1).cpu()
 
     def score(self, params: Params | EditResult, *, reference_preds: torch.Tensor | None = None) -> EditReport:
@@ -372,6 +436,8 @@ class Evaluator:
         if key is not None and self._memo is not None and self._memo[0][0] == key:
             return self._memo[1]
         dev = {n: v.detach().to(self.device, non_blocking=True) for n, v in params.items()}
+        if params:
+            _ = self.fast_path_error  # checked before the first score of edited weights
         with torch.inference_mode():
             logits = self._prefix.logits(dev, cut).float()  # type: ignore[arg-type]
         # The memo holds the tensors themselves, so their ids cannot be reused while it lives.
@@ -380,8 +446,8 @@ class Evaluator:
 
     def _check_output(self, bundle: DataBundle) -> None:
         """The model takes the split's images and returns ``(n, classes)`` logits (ValueError)."""
-        n = min(2, len(self._x))
-        xs = self._normalize(self._x[:n].to(self.device))
+        n = min(2, len(self.source))
+        xs = self.images(range(n))
         try:
             with torch.inference_mode():
                 out = forward_logits(self.model, xs)
@@ -389,42 +455,6 @@ class Evaluator:
             raise ValueError(f"the model failed on {bundle.name} images of shape {tuple(xs.shape[1:])}: "
                              f"{type(e).__name__}: {e}. Give data the model was built for") from e
         check_logits(out, n, self.num_classes)
-
-    def _check_fast_path(self, names: list[str], cut: str | Split | None) -> float:
-        """Fast path vs full forward on a few images, base and group-perturbed weights.
-
-        Returns the largest absolute difference; raises RuntimeError above the tolerance.
-        """
-        n = min(FAST_PATH_CHECK_IMAGES, len(self._x), self.batch_size)
-        xs = self._normalize(self._x[:n].to(self.device))
-        g = torch.Generator().manual_seed(0)
-        own = dict(self.model.named_parameters())
-        perturbed = {k: own[k] + 1e-2 * (own[k].detach().float().std().nan_to_num(0.0) + 1e-3) *
-                     torch.randn(own[k].shape, generator=g).to(own[k]) for k in names}
-        with torch.inference_mode():
-            full_base, full_edit = forward_logits(self.model, xs), forward_logits(self.model, xs, perturbed)
-            carry = self._prefix.batch_carry(cut, 0, n)  # type: ignore[arg-type]
-            split = cut if isinstance(cut, Split) else self.adapter.split(names)
-            fast_edit = split.suffix(carry, perturbed)
-        worst = 0.0
-        for what, fast, full in (("base weights", self._base_dev[:n], full_base),
-                                 (f"perturbed {layers_name(self.layers)}", fast_edit, full_edit)):
-            err = float((fast.float() - full.float()).abs().max())
-            scale = 1.0 + float(full.float().abs().max())
-            if not err <= FAST_PATH_RTOL * scale:
-                raise RuntimeError(f"the evaluator's fast path ({self.fast_path}) disagrees with the full forward "
-                                   f"on {n} images with {what}: max |difference| {err:.3g} (allowed "
-                                   f"{FAST_PATH_RTOL * scale:.3g}). This is a bug in the workbench; please report it "
-                                   "with the model's definition")
-            worst = max(worst, err)
-        return worst
-
-    def _describe(self, cut: str | Split | None) -> str:
-        if not isinstance(cut, Split):
-            return f"stages: cached activation entering {cut!r}, the suffix is rerun"
-        if cut.kind == "full":
-            return f"full forward: {cut.note}"
-        return f"graph cut (torch.fx) before {cut.cut!r}: the values crossing it are cached, the suffix is rerun"
 
     def cache_info(self) -> dict[str, str]:
         """What is cached and its size, e.g. ``{"chain3": "(10000, 32, 14, 14) 239.3 MiB"}``."""

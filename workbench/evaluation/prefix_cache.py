@@ -3,15 +3,21 @@
 Two caches with one interface (``cut_for(names)``, ``logits(params, cut)``, ``info()``):
 
 * :class:`StageCache` for the project's ResNets (a chain of stages): per stage and lazily,
-  the activation entering it; a stage over the memory bound is recomputed batch by batch
-  from the nearest cached earlier stage.
+  the activation entering it.
 * :class:`GraphCache` for any other model: per cut (:class:`~workbench.models.Split`) and
   lazily, the values crossing the cut for every batch (tensors, and the ints a traced graph
-  carries such as the batch size); over the bound, they are recomputed per batch from the
-  images. A ``"full"`` split (untraceable model) caches nothing and runs the full forward.
+  carries such as the batch size). A ``"full"`` split (untraceable model) caches nothing and
+  runs the full forward.
 
-Both run the same operations on the same batch slices as a plain full forward in batches
-of ``batch_size``, so base weights give the base logits bit for bit on the CPU.
+Where a cache goes is decided by :class:`Store` against the evaluator's memory budget
+(:mod:`workbench.evaluation.budget`): in memory (on the device) while it fits, else in a
+memory-mapped file, else nowhere (recomputed batch by batch from the images, or for a stage
+from the nearest cached earlier stage).
+
+Images come from an :class:`~workbench.data.ImageSource` (in memory or streamed from disk),
+one pass at a time. Every path runs the same operations on the same batch slices as a plain
+full forward in batches of ``batch_size``, so base weights give the base logits bit for bit on
+the CPU, wherever the cache lives.
 """
 from __future__ import annotations
 
@@ -21,7 +27,9 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call
 
+from ..data import ImageSource
 from ..models import ModelAdapter, Split
+from .budget import MemoryBudget, SpillFolder
 
 Normalize = Callable[[torch.Tensor], torch.Tensor]
 
@@ -30,22 +38,77 @@ def _nbytes(carry: Sequence[object]) -> int:
     return sum(c.element_size() * c.numel() for c in carry if isinstance(c, torch.Tensor))
 
 
-class Batches:
-    """The split's images, normalised on the device, in fixed batches."""
+def _to(carry: tuple, device: torch.device) -> tuple:
+    return tuple(c.to(device, non_blocking=True) if isinstance(c, torch.Tensor) else c for c in carry)
 
-    def __init__(self, x: torch.Tensor, normalize: Normalize, device: torch.device, batch_size: int) -> None:
-        self.x, self.normalize, self.device, self.batch_size = x, normalize, device, batch_size
+
+class Batches:
+    """The split's images, normalised on the device, in fixed batches of ``batch_size``."""
+
+    def __init__(self, source: ImageSource, normalize: Normalize, device: torch.device, batch_size: int,
+                 workers: int | None = None) -> None:
+        self.source, self.normalize, self.device, self.batch_size = source, normalize, device, batch_size
+        self.workers = workers
+        self.n = len(source)
         self.progress: Callable[[int, int], None] | None = None  # (images read, total), while set
 
     def bounds(self) -> list[tuple[int, int]]:
-        n, b = len(self.x), self.batch_size
+        n, b = self.n, self.batch_size
         return [(i, min(i + b, n)) for i in range(0, n, b)]
 
     def images(self, i: int, j: int) -> torch.Tensor:
-        out = self.normalize(self.x[i:j].to(self.device))
+        """Images ``i:j``, normalised on the device (one read, for single batches)."""
+        return self._ready(self.source.images(range(i, j)).to(self.device, non_blocking=True), j)
+
+    def at(self, idx: torch.Tensor) -> torch.Tensor:
+        """Images ``idx`` (a few), normalised on the device."""
+        return self.normalize(self.source.images(idx).to(self.device, non_blocking=True))
+
+    def stream(self) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """``(i, j, images i:j normalised on the device)`` for every batch, in order (one pass,
+        read ahead by the source's DataLoader workers when streamed)."""
+        batches = self.source.batches(None, self.batch_size, device=self.device, workers=self.workers)
+        for (i, j), xb in zip(self.bounds(), batches):
+            yield i, j, self._ready(xb, j)
+
+    def _ready(self, xb: torch.Tensor, j: int) -> torch.Tensor:
+        out = self.normalize(xb)
         if self.progress is not None:
-            self.progress(j, len(self.x))
+            self.progress(j, self.n)
         return out
+
+
+class Store:
+    """Where cached values go: memory on the device within the budget, else a memory-mapped
+    file (``spill="mmap"``, when the spill folder has room), else nowhere (recomputed)."""
+
+    def __init__(self, budget: MemoryBudget, spill: str, folder: SpillFolder, device: torch.device) -> None:
+        self.budget, self.spill, self.folder, self.device = budget, spill, folder, device
+
+    def place(self, what: str, nbytes: int) -> str:
+        """``"memory"``, ``"mmap"`` or ``"recompute"`` for ``nbytes`` of ``what`` (memory is reserved)."""
+        if self.budget.reserve(what, nbytes):
+            return "memory"
+        if self.spill == "mmap" and self.folder.room_for(nbytes):
+            return "mmap"
+        return "recompute"
+
+    def empty(self, where: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        if where == "mmap":
+            return self.folder.tensor(shape, dtype)
+        return torch.empty(shape, dtype=dtype, device=self.device)
+
+    def keep(self, where: str, carry: tuple) -> tuple:
+        if where == "mmap":
+            return tuple(self.folder.copy(c) if isinstance(c, torch.Tensor) else c for c in carry)
+        return carry
+
+
+def _describe(where: str, what: str, nbytes: int) -> str:
+    if where == "recompute":
+        return "not cached (over the memory budget): recomputed per batch"
+    place = "in memory" if where == "memory" else "in a memory-mapped file (over the memory budget)"
+    return f"{what} {nbytes / 2 ** 20:.1f} MiB {place}"
 
 
 class StageCache:
@@ -53,10 +116,10 @@ class StageCache:
 
     kind = "stages"
 
-    def __init__(self, adapter: ModelAdapter, data: Batches, cache_limit_bytes: int) -> None:
-        self.model, self.data, self.limit = adapter.model, data, cache_limit_bytes
+    def __init__(self, adapter: ModelAdapter, data: Batches, store: Store) -> None:
+        self.model, self.data, self.store = adapter.model, data, store
         self.stages: list[str] = list(adapter.stages or ())
-        self._cache: dict[str, torch.Tensor | None] = {}  # None: too large, recomputed per batch
+        self._cache: dict[str, tuple[torch.Tensor | None, str]] = {}  # stage -> (activation or None, where)
 
     def cut_for(self, adapter: ModelAdapter, names: Sequence[str]) -> str | None:
         """The first stage owning any of ``names`` (None for no names)."""
@@ -68,13 +131,20 @@ class StageCache:
     def batch_carry(self, stage: str, i: int, j: int) -> tuple:
         return (self._entering(stage, i, j),)
 
-    def subset_logits(self, params: dict[str, torch.Tensor], stage: str, idx: torch.Tensor) -> torch.Tensor | None:
-        """Logits of examples ``idx`` only (None when the activation is not cached)."""
+    def subset_logits(self, params: dict[str, torch.Tensor], stage: str, idx: torch.Tensor) -> torch.Tensor:
+        """Logits of examples ``idx`` only: from the cached activation, else from their images."""
         act = self._activation(stage)
-        if act is None:
-            return None
-        b = self.data.batch_size
-        return torch.cat([self._run(params, act[idx[k:k + b].to(act.device)], stage) for k in range(0, len(idx), b)])
+        b, dev = self.data.batch_size, self.data.device
+        out = []
+        for k in range(0, len(idx), b):
+            sel = idx[k:k + b]
+            if act is not None:
+                h = act[sel.to(act.device)].to(dev, non_blocking=True)
+            else:
+                h = self.data.at(sel)
+                h = h if stage == self.stages[0] else self.model(h, stop=stage)
+            out.append(self._run(params, h, stage))
+        return torch.cat(out)
 
     def _run(self, params: dict[str, torch.Tensor], h: torch.Tensor, stage: str) -> torch.Tensor:
         if not params:
@@ -83,51 +153,78 @@ class StageCache:
 
     def _batches(self, stage: str) -> Iterator[torch.Tensor]:
         act = self._activation(stage)
+        if act is None:
+            yield from self._entering_all(stage)
+            return
         for i, j in self.data.bounds():
-            yield act[i:j] if act is not None else self._entering(stage, i, j)
+            yield act[i:j].to(self.data.device, non_blocking=True)
+
+    def _cached_before(self, stage: str) -> tuple[str, torch.Tensor] | None:
+        """The nearest stage before ``stage`` whose activation is cached, with it."""
+        for src in reversed(self.stages[:self.stages.index(stage)]):
+            act = self._cache.get(src, (None, ""))[0]
+            if act is not None:
+                return src, act
+        return None
 
     def _entering(self, stage: str, i: int, j: int) -> torch.Tensor:
         """Activation entering ``stage`` for examples ``i:j``, from the nearest cached stage."""
-        k = self.stages.index(stage)
-        for src in reversed(self.stages[:k]):
-            act = self._cache.get(src)
-            if act is not None:
-                return self.model(act[i:j], start=src, stop=stage)
+        near = self._cached_before(stage)
+        if near is not None:
+            return self.model(near[1][i:j].to(self.data.device, non_blocking=True), start=near[0], stop=stage)
         h = self.data.images(i, j)
         return h if stage == self.stages[0] else self.model(h, stop=stage)
+
+    def _entering_all(self, stage: str) -> Iterator[torch.Tensor]:
+        """Activation entering ``stage`` batch by batch, in one pass (from the nearest cached stage,
+        else from the images)."""
+        near = self._cached_before(stage)
+        if near is not None:
+            src, act = near
+            for i, j in self.data.bounds():
+                yield self.model(act[i:j].to(self.data.device, non_blocking=True), start=src, stop=stage)
+            return
+        for _, _, h in self.data.stream():
+            yield h if stage == self.stages[0] else self.model(h, stop=stage)
 
     def _activation(self, stage: str) -> torch.Tensor | None:
         if stage not in self._cache:
             probe = self._entering(stage, 0, 1)
-            nbytes = probe.element_size() * probe.numel() * len(self.data.x)
-            self._cache[stage] = None if nbytes > self.limit else self._fill(stage)
-        return self._cache[stage]
+            shape = (self.data.n, *probe.shape[1:])
+            where = self.store.place(f"activation entering {stage}", probe.element_size() * probe[0].numel() * shape[0])
+            act = None if where == "recompute" else self._fill(stage, self.store.empty(where, shape, probe.dtype))
+            self._cache[stage] = (act, where)
+        return self._cache[stage][0]
 
-    def _fill(self, stage: str) -> torch.Tensor:
-        """The activation entering ``stage`` for every example, written batch by batch into one
-        tensor (no concatenation: half the peak memory, and no copy of the whole cache)."""
-        out: torch.Tensor | None = None
-        for i, j in self.data.bounds():
-            h = self._entering(stage, i, j)
-            if out is None:
-                out = h.new_empty((len(self.data.x), *h.shape[1:]))
+    def _fill(self, stage: str, out: torch.Tensor) -> torch.Tensor:
+        """``out`` filled with the activation entering ``stage``, batch by batch (no concatenation:
+        half the peak memory, and no copy of the whole cache)."""
+        for (i, j), h in zip(self.data.bounds(), self._entering_all(stage)):
             out[i:j] = h
-        assert out is not None  # the split is never empty (checked by the Evaluator)
         return out
 
     def info(self) -> dict[str, str]:
-        return {s: ("not cached (over cache_limit_bytes)" if a is None else
-                    f"{tuple(a.shape)} {a.element_size() * a.numel() / 2 ** 20:.1f} MiB")
-                for s, a in self._cache.items()}
+        return {s: _describe(w, str(tuple(a.shape)) if a is not None else "", a.element_size() * a.numel()
+                             if a is not None else 0) for s, (a, w) in self._cache.items()}
+
+    def memory_bytes(self) -> int:
+        """Bytes of cached activations held in memory (not counting memory-mapped ones)."""
+        return sum(a.element_size() * a.numel() for a, w in self._cache.values() if a is not None and w == "memory")
+
+    def clear(self) -> None:
+        """Drop every cached activation (and its share of the budget)."""
+        for s in self._cache:
+            self.store.budget.release(f"activation entering {s}")
+        self._cache.clear()
 
 
 class GraphCache:
     """The values crossing each cut of a traced model, per batch."""
 
-    def __init__(self, adapter: ModelAdapter, data: Batches, cache_limit_bytes: int) -> None:
+    def __init__(self, adapter: ModelAdapter, data: Batches, store: Store) -> None:
         self.model: nn.Module = adapter.model
-        self.data, self.limit = data, cache_limit_bytes
-        self._cache: dict[int, list[tuple] | None] = {}  # cut index -> per-batch carries (None: too large)
+        self.data, self.store = data, store
+        self._cache: dict[int, tuple[list[tuple] | None, str]] = {}  # cut index -> (per-batch carries, where)
         self._splits: dict[int, Split] = {}
 
     def cut_for(self, adapter: ModelAdapter, names: Sequence[str]) -> Split | None:
@@ -140,57 +237,73 @@ class GraphCache:
     def batch_carry(self, split: Split, i: int, j: int) -> tuple:
         return split.prefix(self.data.images(i, j))
 
-    def subset_logits(self, params: dict[str, torch.Tensor], split: Split, idx: torch.Tensor) -> torch.Tensor | None:
-        """Logits of examples ``idx`` only: the cached carries gathered batch by batch (None
-        when nothing is cached or a carry is not a per-example tensor)."""
-        if split.kind == "full":
-            return None
-        cached = self._cache.get(split.index)
-        if cached is None:
-            return None
-        out = torch.empty(0)
-        parts, order = [], []
-        for (i, j), carry in zip(self.data.bounds(), cached):
-            local = idx[(idx >= i) & (idx < j)]
-            if not len(local):
-                continue
-            if not all(isinstance(c, torch.Tensor) and c.dim() > 0 and c.shape[0] == j - i for c in carry):
-                return None
-            sel = (local - i).to(carry[0].device)
-            parts.append(split.suffix(tuple(c[sel] for c in carry), params))
-            order.append(local)
-        if not parts:
-            return out
-        logits, where = torch.cat(parts), torch.cat(order)
-        return _reorder(logits, where, idx)
+    def subset_logits(self, params: dict[str, torch.Tensor], split: Split, idx: torch.Tensor) -> torch.Tensor:
+        """Logits of examples ``idx`` only: the cached carries gathered batch by batch where every
+        carry is a per-example tensor, else the prefix run on their images."""
+        cached = self._cache.get(split.index, (None, ""))[0] if split.kind != "full" else None
+        dev = self.data.device
+        if cached is not None and all(isinstance(c, torch.Tensor) and c.dim() > 0 and c.shape[0] == j - i
+                                      for (i, j), carry in zip(self.data.bounds(), cached) for c in carry):
+            parts, order = [], []
+            for (i, j), carry in zip(self.data.bounds(), cached):
+                local = idx[(idx >= i) & (idx < j)]
+                if len(local):
+                    sel = local - i
+                    parts.append(split.suffix(tuple(c[sel.to(c.device)].to(dev) for c in carry), params))
+                    order.append(local)
+            if not parts:
+                return torch.empty(0)
+            return _reorder(torch.cat(parts), torch.cat(order), idx)
+        b = self.data.batch_size
+        return torch.cat([split.suffix(split.prefix(self.data.at(idx[k:k + b])), params)
+                          for k in range(0, len(idx), b)])
 
     def _carries(self, split: Split) -> Iterator[tuple]:
         if split.kind == "full":  # nothing is cached: the carry is the images
-            for i, j in self.data.bounds():
-                yield (self.data.images(i, j),)
+            for _, _, h in self.data.stream():
+                yield (h,)
             return
         if split.index not in self._cache:
-            bounds = self.data.bounds()
-            first = split.prefix(self.data.images(*bounds[0]))
-            if _nbytes(first) * len(bounds) > self.limit:
-                self._cache[split.index] = None
-            else:
-                self._cache[split.index] = [first] + [split.prefix(self.data.images(i, j)) for i, j in bounds[1:]]
+            self._cache[split.index] = self._fill(split)
             self._splits[split.index] = split
-        cached = self._cache[split.index]
+        cached = self._cache[split.index][0]
         if cached is not None:
-            yield from cached
+            for c in cached:
+                yield _to(c, self.data.device)
         else:
-            for i, j in self.data.bounds():
-                yield split.prefix(self.data.images(i, j))
+            for _, _, h in self.data.stream():
+                yield split.prefix(h)
+
+    def _fill(self, split: Split) -> tuple[list[tuple] | None, str]:
+        """Every batch's carry, where the store places them (None: recomputed per batch)."""
+        out: list[tuple] = []
+        where = ""
+        for _, _, h in self.data.stream():
+            carry = split.prefix(h)
+            if not where:
+                where = self.store.place(f"values crossing the cut before {split.cut}",
+                                         _nbytes(carry) * len(self.data.bounds()))
+                if where == "recompute":
+                    return None, where
+            out.append(self.store.keep(where, carry))
+        return out, where
 
     def info(self) -> dict[str, str]:
         out = {}
-        for k, c in self._cache.items():
-            where = f"before {self._splits[k].cut}"
-            out[where] = "not cached (over cache_limit_bytes)" if c is None else \
-                f"{len(c[0]) if c else 0} values per batch, {sum(_nbytes(b) for b in c) / 2 ** 20:.1f} MiB"
+        for k, (c, w) in self._cache.items():
+            what = f"{len(c[0]) if c else 0} values per batch," if c is not None else ""
+            out[f"before {self._splits[k].cut}"] = _describe(w, what, sum(_nbytes(b) for b in c or ()))
         return out
+
+    def memory_bytes(self) -> int:
+        """Bytes of cached carries held in memory (not counting memory-mapped ones)."""
+        return sum(_nbytes(b) for c, w in self._cache.values() if c is not None and w == "memory" for b in c)
+
+    def clear(self) -> None:
+        """Drop every cached carry (and its share of the budget)."""
+        for k in self._cache:
+            self.store.budget.release(f"values crossing the cut before {self._splits[k].cut}")
+        self._cache.clear()
 
 
 def _reorder(logits: torch.Tensor, where: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:

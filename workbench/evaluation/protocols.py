@@ -71,17 +71,17 @@ def random_label_edits(source: DataBundle | Evaluator, n: int, seed: int = 0, *,
     from .evaluator import Evaluator
 
     if isinstance(source, Evaluator):
-        images, normalize, c, split = source.stored_images, source.normalize, source.num_classes, source.split
+        images, normalize, c, split = source.source, source.normalize, source.num_classes, source.split
     elif isinstance(source, DataBundle):
-        images = source.split(split)[0]
-        images = images if limit is None else images[:limit]
+        images = source.image_source(split)
+        images = images if limit is None else images.subset(range(min(limit, len(images))))
         normalize, c = source.normalize, source.num_classes
     else:
         raise TypeError(f"source must be a DataBundle or an Evaluator, got {type(source).__name__}")
     _check_n(n, len(images), f"{split} images")
     idx, y = random_draw(len(images), n, seed, c)
     assert y is not None
-    return EditSet(normalize(images[idx]), y, idx, "random", split)
+    return EditSet(normalize(images.images(idx)), y, idx, "random", split)
 
 
 def random_draw(examples: int, n: int, seed: int, classes: int | None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -106,7 +106,7 @@ def natural_edits(evaluator: Evaluator, n: int, seed: int = 0) -> EditSet:
     _check_n(n, len(wrong), f"misclassified {evaluator.split} images")
     g = torch.Generator().manual_seed(int(seed))
     idx = wrong[torch.randperm(len(wrong), generator=g)[:n]]
-    return EditSet(evaluator.normalize(evaluator.stored_images[idx]), evaluator.labels[idx].clone(), idx,
+    return EditSet(evaluator.normalize(evaluator.raw_images(idx)), evaluator.labels[idx].clone(), idx,
                    "natural", evaluator.split)
 
 

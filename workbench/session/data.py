@@ -60,7 +60,7 @@ class SessionData:
             return int(len(self.evaluator.labels))
         if self.bundle is None:
             raise ValueError("this session has no data set; pass images to edit() or build it with a bundle")
-        n = len(self.bundle.split(self.split)[1])
+        n = len(self.bundle.labels(self.split))
         return n if self.limit is None else min(n, self.limit)
 
     def image(self, index: int | Sequence[int]) -> torch.Tensor:
@@ -74,7 +74,7 @@ class SessionData:
         if self.evaluator is not None:
             return self.evaluator.image(index).to(self.device)
         assert self.bundle is not None
-        x = self.bundle.split(self.split)[0][index:index + 1]
+        x = self.bundle.image_source(self.split).images([index])
         return self.bundle.normalize(x.to(self.device))[0]
 
     def raw_images(self) -> torch.Tensor:
@@ -82,5 +82,5 @@ class SessionData:
         ev = require_evaluator(self.evaluator)
         n = len(ev.labels)
         if self.bundle is not None:
-            return self.bundle.display_images(self.bundle.split(self.split)[0][:n])
+            return self.bundle.display_view(self.split, n)  # type: ignore[return-value]
         return torch.stack([ev.raw_image(i) for i in range(n)])

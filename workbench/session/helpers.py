@@ -39,7 +39,8 @@ def bundle_for_model(model: nn.Module, data: Any, device: torch.device, *, class
     from ..data import as_bundle, check_labels
 
     bundle = as_bundle(data, classes=classes, **data_kw)
-    x = bundle.test_x[:2]
+    test = bundle.image_source("test")
+    x = test.images(range(min(2, len(test))))
     if len(x) == 0:
         raise ValueError("the data set has no images to score; give at least two")
     shape = tuple(int(v) for v in x.shape[1:])
@@ -65,7 +66,7 @@ def bundle_for_model(model: nn.Module, data: Any, device: torch.device, *, class
                          f"({', '.join(bundle.classes[:5])}{' ...' if bundle.num_classes > 5 else ''}); pass "
                          f"classes=[...] with one name per output")
     for split in ("train", "val", "test"):
-        check_labels(bundle.split(split)[1], bundle.classes, split)
+        check_labels(bundle.labels(split), bundle.classes, split)
     return bundle
 
 

@@ -123,7 +123,8 @@ class EditSession:
         self.model: nn.Module = self.adapter.model.to(self.device).eval()
         if bundle is not None:
             opts = {k: v for k, v in (("mean", mean), ("std", std), ("normalize", normalize),
-                                      ("denormalize", denormalize), ("resize", resize)) if v is not None}
+                                      ("denormalize", denormalize), ("resize", resize),
+                                      ("input_shape", shape or (card or {}).get("input_shape"))) if v is not None}
             bundle = bundle_for_model(self.model, bundle, self.device, classes=classes, **opts)
         self.bundle: DataBundle | None = bundle
         self.split, self.limit = split, limit

@@ -1,0 +1,160 @@
+"""The evaluator's memory budget, and where cached values go past it.
+
+Everything the evaluator keeps per image (base logits, predictions, labels) and every cached
+prefix activation is counted against one budget, in bytes of the memory the cache lives in
+(RAM on the CPU, GPU memory on CUDA). A cache that does not fit what is left is either kept
+in a memory-mapped file (:class:`SpillFolder`; ``spill="mmap"``, the default: reading it back
+costs a disk read, far less than recomputing a deep prefix) or recomputed batch by batch
+(``spill="recompute"``, also used when the spill folder lacks the room).
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import uuid
+from pathlib import Path
+
+import torch
+
+__all__ = ["MemoryBudget", "SpillFolder", "default_budget", "parse_bytes", "SPILL_MODES"]
+
+SPILL_MODES = ("mmap", "recompute")
+RAM_SHARE = 0.4  # of the RAM available now, when no budget is given
+GPU_SHARE = 0.5  # of the free GPU memory, when no budget is given
+MIN_DEFAULT = 256 * 2 ** 20
+_UNITS = {"": 1, "b": 1, "k": 10 ** 3, "kb": 10 ** 3, "m": 10 ** 6, "mb": 10 ** 6, "g": 10 ** 9, "gb": 10 ** 9,
+          "t": 10 ** 12, "tb": 10 ** 12, "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30, "tib": 2 ** 40}
+
+
+def parse_bytes(value: int | str) -> int:
+    """``4096``, ``"512MiB"``, ``"4GiB"``, ``"1.5 GB"`` -> bytes (``int``).
+
+    Raises:
+        ValueError: not a non-negative size with a known unit (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"memory_budget must be a size such as '4GiB' or a number of bytes, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"memory_budget must not be negative, got {value}")
+        return value
+    m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
+    unit = m.group(2).lower() if m else ""
+    if m is None or unit not in _UNITS:
+        raise ValueError(f"memory_budget {value!r} is not a size: write e.g. '4GiB', '512MB' or a number of bytes")
+    return int(float(m.group(1)) * _UNITS[unit])
+
+
+def available_ram() -> int | None:
+    """Bytes of RAM available now (psutil when installed, else /proc/meminfo), or None."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def default_budget(device: torch.device) -> int:
+    """``GPU_SHARE`` of the free memory of a CUDA device, else ``RAM_SHARE`` of the available RAM
+    (at least 256 MiB; 2 GiB when neither can be read)."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return max(MIN_DEFAULT, int(free * GPU_SHARE))
+    ram = available_ram()
+    return max(MIN_DEFAULT, int(ram * RAM_SHARE)) if ram is not None else 2 * 2 ** 30
+
+
+class MemoryBudget:
+    """Bytes granted to named holders, never more than ``total`` in all, except ``force``d ones
+    (what the evaluator cannot work without: base logits, labels, predictions).
+
+    Example:
+        >>> b = MemoryBudget("1GiB"); b.reserve("cut layer3", 600 * 2**20)
+        True
+        >>> b.reserve("cut layer4", 600 * 2**20), b.used
+        (False, 629145600)
+    """
+
+    def __init__(self, total: int | str) -> None:
+        self.total = parse_bytes(total)
+        self.held: dict[str, int] = {}
+
+    @property
+    def used(self) -> int:
+        return sum(self.held.values())
+
+    def reserve(self, what: str, nbytes: int, *, force: bool = False) -> bool:
+        """Grant ``nbytes`` to ``what`` if they fit (or ``force``); returns whether granted."""
+        if not force and self.used - self.held.get(what, 0) + nbytes > self.total:
+            return False
+        self.held[what] = nbytes
+        return True
+
+    def release(self, what: str) -> None:
+        self.held.pop(what, None)
+
+    def __repr__(self) -> str:
+        return f"MemoryBudget({self.used / 2 ** 20:.1f} of {self.total / 2 ** 20:.1f} MiB used)"
+
+
+class SpillFolder:
+    """Tensors backed by files in a private folder under ``root`` (memory-mapped, shared): the
+    kernel pages them in and out, so they do not count against the budget.
+
+    Each file is unlinked as soon as it is mapped where the OS allows it (POSIX), so it
+    disappears when its tensor is freed, even after a crash; :meth:`close` removes the folder.
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.dir: Path | None = None
+        self.bytes = 0
+
+    def room_for(self, nbytes: int) -> bool:
+        """Whether the folder can take ``nbytes`` more (with 10% and 1 GiB to spare on its disk)."""
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(self.root).free
+        except OSError:
+            return False
+        return nbytes * 1.1 + 2 ** 30 < free
+
+    def tensor(self, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        """An uninitialised ``shape`` tensor of ``dtype`` on the CPU, backed by a new file."""
+        if self.dir is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self.dir = Path(tempfile.mkdtemp(prefix="evaluator-", dir=self.root))
+        path = self.dir / f"{uuid.uuid4().hex}.bin"
+        numel = 1
+        for s in shape:
+            numel *= int(s)
+        t = torch.from_file(str(path), shared=True, size=max(numel, 1), dtype=dtype)[:numel].view(shape)
+        try:
+            os.unlink(path)  # the mapping stays valid; the file goes with the tensor
+        except OSError:
+            pass
+        self.bytes += numel * t.element_size()
+        return t
+
+    def copy(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` (any device) copied into a file-backed CPU tensor."""
+        out = self.tensor(tuple(t.shape), t.dtype)
+        out.copy_(t)
+        return out
+
+    def close(self) -> None:
+        """Remove the folder (files still mapped on non-POSIX systems go when their tensors do)."""
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
