@@ -204,7 +204,7 @@ def _read_part(p: Path) -> Part:
                 "editor_source": js.get("editor_source"),
                 **{k: js.get(k) for k in SHARED if k not in ("method", "edits", "limit")}}
     layers = settings["layers"]
-    settings["layers"] = layers if "+" not in str(layers) else str(layers).split("+")  # as layers_name writes it
+    settings["layers"] = layers if "+" not in str(layers) else str(layers).split("+")  # as group_name writes it
     start = js.get("range", [0])[0]
     outcomes = [outcome_from_json(e, f"{p} per_edit[{i}]") for i, e in enumerate(js["per_edit"])]
     return Part(p, settings, start, outcomes, float(js["seconds"]), js["checkpoint"], js.get("device"))

@@ -18,7 +18,8 @@ import torch
 
 from ..editing import EditorConfig, EditResult, edit, get_method
 from ..editing.editor_defaults import DEFAULT_MAX_STEPS, DEFAULTS
-from .evaluator import Evaluator, layers_name
+from .evaluator import Evaluator
+from .reports import group_name
 from .protocols import random_label_edits
 
 BETA_GRID: dict[str, tuple[float, ...]] = {"rmsprop": (0.5, 0.9), "momentum": (0.5, 0.9), "adam": (0.9, 0.5)}
@@ -226,7 +227,7 @@ def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: in
     points.sort(key=lambda p: (order.get(p.beta, len(order)), p.lr))
     ok = [p for p in points if p.feasible]
     best = min(ok, key=lambda p: (p.drawdown_abs, p.mean_steps)) if ok else None
-    return TuneResult(m.name, layers_name(layers), evaluator.split, len(evaluator), edits, max_steps,
+    return TuneResult(m.name, group_name(layers), evaluator.split, len(evaluator), edits, max_steps,
                       target_success, evaluator.base_error, tuple(points), best, time.perf_counter() - t0,
                       ref_point)
 
