@@ -23,7 +23,7 @@ from workbench.models.dropout import (
 )
 from workbench.training import Recipe, load_model, train
 from workbench.training.grad_accounting import GradientAccounting, read_accounting
-from workbench.training.checkpoint import MODEL_FILE
+from workbench.training.model_files import MODEL_FILE
 from workbench.training.loop import CrossEntropyObjective
 from workbench.training.snapshots import list_snapshots, load_snapshot
 from workbench.training.trainset import training_set
