@@ -31,7 +31,7 @@ HELP_COLUMNS = "100"
 
 # One line per tracked top-level entry (the layout page's first table).
 TOP_LEVEL = {
-    ".ci/": "CI entry point: `.ci/run` calls `bash scripts/test.sh`",
+    ".ci/": "CI entry point: `.ci/run` calls `bash scripts/test.sh`, then the non-ui suite at the AVX2 kernel level",
     ".gitignore": "what git ignores (the virtual environment, runs, build output, test artifacts)",
     "README.md": "what it is, the two commands, an example with your own model, links to this site",
     "assets/": "the shipped model folders (`model.safetensors` + `card.json` + `metrics.jsonl`)",

@@ -202,7 +202,9 @@ def test_sequential_drawdown_follows_the_session(tiny_model, fashion_small, eval
     session = EditSession(tiny_model, fashion_small, evaluator=evaluator, config=EditorConfig(lr=1e-3), device="cpu")
     curve = A.sequential_drawdown(session, edits.indices, edits.y)
     assert len(curve.drawdown) == len(curve.success) == 5 and curve.base_error == evaluator.base_error
-    assert sum(curve.success) == len(session.history) > 0
+    # every edit that met its constraint by moving the weights is applied; one whose target the
+    # model already predicts after the edits before it (0 steps, success) records nothing
+    assert sum(s and k > 0 for s, k in zip(curve.success, curve.steps)) == len(session.history) > 0
     final = evaluator.score(session.params_at())  # all applied edits together, scored from scratch
     assert curve.drawdown[-1] == pytest.approx(final.drawdown) and curve.error[-1] == pytest.approx(final.error_after)
     with pytest.raises(ValueError, match="one target per index"):

@@ -76,7 +76,11 @@ def test_integrated_gradients_is_complete(tiny_model, fashion_small):
                      progress=lambda f: None)
     with torch.no_grad():
         gap = float(tiny_model(x[None])[0, t] - tiny_model(black[None])[0, t])
-    assert abs(float(amap.sum()) - gap) <= 0.03 * abs(gap) + 1e-3, (float(amap.sum()), gap)
+    # The 128-step Riemann sum of a ReLU network is off by up to ~0.6% of the map's total mass
+    # (tiny models of seeds 0-4); the gap itself can be near 0, so it cannot set the tolerance.
+    # A lost channel or a chunk counted twice is off by the order of the whole map.
+    scale = float(amap.abs().sum())
+    assert abs(float(amap.sum()) - gap) <= 0.02 * scale + 1e-3, (float(amap.sum()), gap, scale)
 
 
 def test_occlusion_with_the_image_as_baseline_is_zero(tiny_model, fashion_small):

@@ -1,10 +1,13 @@
 """Bad input: edits. A wrecked edit is flagged and refused, k is bounded, a no-op records
-nothing, failed attempts hold no tensors, concurrent actions are refused, and an index must
-be an integer. Each refusal leaves the model, the files on disk and the history as they were."""
+nothing, failed attempts hold no tensors, concurrent actions are refused, an index must
+be an integer, editor arguments of the wrong type are named, a batch edit and the images
+given to ``probabilities`` are bounded. Each refusal leaves the model, the files on disk and
+the history as they were."""
 from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 
 import numpy as np
@@ -13,7 +16,9 @@ import torch
 
 import workbench.session.actions as session_mod
 from bad_input_common import refused, same_weights, tree, weights
-from workbench.editing import MAX_RELATIVE_CHANGE, MAX_STEPS_LIMIT, EditorConfig, check_edit, edit
+import workbench.editing.guard as guard_mod
+from workbench.editing import (MAX_EDIT_BATCH, MAX_RELATIVE_CHANGE, MAX_STEPS_LIMIT, EditorConfig, check_edit,
+                               edit)
 from workbench.session import EditSession, SessionBusy
 from workbench.training import read_card
 
@@ -195,3 +200,99 @@ def test_a_numpy_array_of_indices_is_a_batch_edit(session):
     targets = [_runner_up(session, 6), _runner_up(session, 7)]
     res = session.edit_index(idx, targets)
     assert res.success and session.history[-1].index == (6, 7)
+
+
+# -- editor arguments are checked in one place -------------------------------------------------
+ARG_CASES = [
+    ({"lr": "0.1"}, TypeError, r"lr \(the learning rate\) must be a number such as 0\.001 or None \(the tuned "
+                               r"default\), got '0\.1' \(str\); pass lr=0\.1, not '0\.1'"),
+    ({"beta": "0.5"}, TypeError, r"beta \(.*\) must be a number.*got '0\.5' \(str\); pass beta=0\.5, not '0\.5'"),
+    ({"beta2": [0.9]}, TypeError, r"beta2 \(adam's second-moment decay\) must be a number such as 0\.999, got \[0\.9\]"),
+    ({"max_steps": "10"}, ValueError, r"max_steps \(k\) must be an integer in 1\.\.1000, got '10'; pass max_steps=10"),
+    ({"max_steps": 2.5}, ValueError, r"max_steps \(k\) must be an integer in 1\.\.1000, got 2\.5"),
+    ({"method": 3}, TypeError, r"method must be an editor's name such as 'rmsprop', got 3 \(int\)"),
+    ({"layers": ["chain3", 3]}, TypeError, r"layers must hold group names \(non-empty strings\), got 3"),
+    ({"layers": []}, ValueError, r"layers is an empty list; give at least one group: name an editable group"),
+    ({"lr": True}, TypeError, r"lr \(the learning rate\) must be a number.*got True \(bool\)"),
+    ({"lr": -1.0}, ValueError, r"lr \(the learning rate\) must be a finite number >= 0, got -1\.0"),
+    ({"learning_rate": 0.1}, TypeError, r"unknown edit option\(s\) \['learning_rate'\]; use \['beta', 'beta2', "),
+]
+
+
+@pytest.mark.parametrize("kw, exc, match", ARG_CASES, ids=[next(iter(k)) + "=" + repr(next(iter(k.values())))
+                                                            for k, _, _ in ARG_CASES])
+def test_an_editor_argument_of_the_wrong_type_is_named_with_its_fix(session, tmp_path, kw, exc, match):
+    """The same words from ``edit()``, ``EditSession.edit`` and ``EditorConfig``: nothing changes."""
+    x, t = session.image(3), _runner_up(session, 3)
+    with refused(match, root=tmp_path, session=session, exc=exc):
+        session.edit_index(3, t, **kw)
+    with refused(match, root=tmp_path, model=session.model, exc=exc):
+        edit(session.model, x, t, **kw)
+    if "learning_rate" not in kw:
+        with pytest.raises(exc, match=match):
+            EditorConfig(**kw).resolved()
+
+
+def test_an_argument_of_none_means_the_default_in_edit_as_in_the_session(session):
+    """``edit(model, x, 3, layers=None)`` raised a raw TypeError: None now means the default, as
+    in ``EditSession.edit``; only a config built with ``layers=None`` is refused, by name."""
+    x, t = session.image(3), _runner_up(session, 3)
+    res = edit(session.model, x, t, layers=None, method=None, max_steps=None, lr=None, beta=None, beta2=None)
+    assert res.config == EditorConfig().resolved()
+    with pytest.raises(TypeError, match=r"layers must be a group name or a list of group names, got None "
+                                        r"\(NoneType\); name an editable group such as 'chain3'"):
+        EditorConfig(layers=None)
+
+
+def test_a_config_that_is_not_an_editor_config_is_named(session, tmp_path):
+    with refused(r"config must be an EditorConfig, got \{'lr': 0\.1\} \(dict\)", root=tmp_path, session=session,
+                 exc=TypeError):
+        session.edit_index(3, _runner_up(session, 3), {"lr": 0.1})
+
+
+# -- batch size and image size -----------------------------------------------------------------
+def test_a_batch_edit_above_the_bound_is_refused_before_any_work(session, tmp_path, fashion_small, monkeypatch):
+    calls = []
+    monkeypatch.setattr("workbench.editing.editor.run_editor", lambda *a, **k: calls.append(1))
+    x = fashion_small.normalize(fashion_small.test_x[:MAX_EDIT_BATCH + 1])
+    y = [0] * (MAX_EDIT_BATCH + 1)
+    match = (rf"a batch edit takes at most {MAX_EDIT_BATCH} images, got {MAX_EDIT_BATCH + 1}: .*Edit the images "
+             rf"in batches of at most {MAX_EDIT_BATCH}")
+    with refused(match, root=tmp_path, session=session):
+        session.edit(x, y)
+    with refused(match, root=tmp_path, model=session.model):
+        edit(session.model, x, y)
+    assert calls == []  # refused before the editor ran a step
+
+
+def test_a_batch_edit_at_the_bound_runs(tiny_model, fashion_small):
+    x = fashion_small.normalize(fashion_small.test_x[:MAX_EDIT_BATCH])
+    res = edit(tiny_model, x, [0] * MAX_EDIT_BATCH, lr=0.0, max_steps=1)
+    assert res.steps == 1 and len(res.y_ref) == MAX_EDIT_BATCH
+
+
+def test_probabilities_refuses_an_image_of_another_size_as_edit_does(session, tmp_path):
+    """The issue's case: a 4000 x 4000 image ran a 19 s forward pass (4.6 GiB) before."""
+    big = torch.zeros(1, 1, 4000, 4000)
+    with pytest.raises(ValueError) as from_edit:
+        session.edit(big, 0)
+    assert str(from_edit.value).startswith("x has shape (1, 1, 4000, 4000); this session's images are (1, 28, 28)")
+    with refused(re.escape(str(from_edit.value)), root=tmp_path, session=session):
+        session.probabilities(big)
+    for bad, exc, match in ((session.raw_images()[:1], TypeError, r"x has dtype torch\.uint8; .*normalize"),
+                            (torch.full((1, 28, 28), math.nan), ValueError, r"x contains NaN or inf values"),
+                            ("3", TypeError, r"pass e\.g\. 12, not '12'")):
+        with refused(match, root=tmp_path, session=session, exc=exc):
+            session.probabilities(bad)
+
+
+def test_probabilities_of_a_batch_run_in_chunks(session, monkeypatch):
+    x = session.image(list(range(20)))
+    whole = session.probabilities(x)
+    import workbench.session.inspection as inspection
+
+    monkeypatch.setattr(inspection, "PROBABILITY_CHUNK", 7)
+    chunked = session.probabilities(x)
+    assert chunked.shape == (20, session.num_classes)
+    torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-6)  # batch size may change round-off only
+    assert session.probabilities(np.int64(3)).shape == (session.num_classes,)

@@ -28,7 +28,7 @@ def test_full_sample_gives_the_exact_drawdown_and_interval_covers_it(tiny_model_
     s = EditSession.from_checkpoint(tiny_model_dir, bundle=fashion_small, device="cpu")
     ev = s.evaluator
     errors = ev.misclassified()
-    covered, n = 0, 0
+    n = 0
     for e in errors[:12:2]:
         s.reset()
         res = s.edit_index(e.index, e.true, lr=LR)
@@ -40,9 +40,28 @@ def test_full_sample_gives_the_exact_drawdown_and_interval_covers_it(tiny_model_
         assert full.flipped == pytest.approx(exact.num_flipped)
         est = s.estimate_last(300)
         assert est.sample < len(ev.labels) and est.low <= est.drawdown <= est.high
-        covered += est.low - 1e-9 <= exact.drawdown <= est.high + 1e-9
         n += 1
-    assert n >= 3 and covered >= n - 1  # a 95% interval misses rarely
+    assert n >= 3  # (whether an interval covers: the seeded test below, not this model's few edits)
+
+
+def test_the_interval_covers_the_exact_drawdown_in_most_seeded_draws():
+    """Coverage of the 95% interval over 200 synthetic edits (1-79 predictions changed at random,
+    seeded): integer draws only, so the count does not depend on the CPU. Measured: 92%."""
+    g = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 10, (1000,), generator=g)
+    ref = labels.clone()
+    wrong = torch.rand(1000, generator=g) < 0.15
+    ref[wrong] = (labels[wrong] + 1) % 10
+    sample = stratified_sample(labels, ref != labels, 300)
+    covered = 0
+    for _ in range(200):
+        after = ref.clone()
+        k = int(torch.randint(1, 80, (1,), generator=g))
+        after[torch.randperm(1000, generator=g)[:k]] = torch.randint(0, 10, (k,), generator=g)
+        exact = float((after != labels).double().mean() - (ref != labels).double().mean())
+        est = estimate_from_preds(sample, labels, ref, after[sample.indices])
+        covered += est.low - 1e-9 <= exact <= est.high + 1e-9
+    assert covered >= 170, covered  # at least 85%
 
 
 def test_no_change_in_the_sample_is_not_claimed_certain():

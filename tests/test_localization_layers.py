@@ -108,4 +108,6 @@ def test_retrain_layer_trains_only_that_layer(tiny_model, noisy_set):
     assert all(torch.equal(v, before[k]) for k, v in tiny_model.state_dict().items())
     assert not m.training and all(p.grad is None for p in m.parameters())
     rows = retraining_table(tiny_model, x, y, noisy, layers=["head"], normalize=norm, epochs=8, batch_size=32)
-    assert rows[0].kind == "retrain" and rows[0].layer == "head" and rows[0].clean_accuracy > 0.5, rows
+    # a retrained head works: 0.59-0.64 clean accuracy on tiny models of seeds 0-4 (chance: 0.1);
+    # the bound leaves room for another CPU's tiny model
+    assert rows[0].kind == "retrain" and rows[0].layer == "head" and rows[0].clean_accuracy > 0.3, rows

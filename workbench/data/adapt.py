@@ -302,7 +302,8 @@ def _folder(root: str | Path, size: tuple[int, int] | None, input_shape: Sequenc
     if stream is False:
         x = x.images(range(len(x)))
     meta: dict[str, Any] = {"seed": seed, "classes_from": "given" if classes is not None else "data",
-                            "read_size": list(_shape(x)[1:]), "channels": _shape(x)[0], "images": len(y)}
+                            "read_size": list(_shape(x)[1:]), "channels": _shape(x)[0], "images": len(y),
+                            "val_fraction": float(val_fraction or 0.0)}
     vx, vy, tx, ty, meta["val_held_out"] = _hold_out(x, y, val_fraction or 0.0, seed)
     for split, labels in (("data", ty), ("val", vy)):
         check_labels(labels, names, split)

@@ -208,6 +208,14 @@ def load_for_card(card: dict) -> DataBundle:
     kw: dict = {}
     if name in ("fashion-mnist", "cifar10"):
         kw = {k: recipe[k] for k in ("val_size", "seed") if recipe.get(k) is not None}
+    elif name.startswith("imagefolder:") and (card.get("data") or {}).get("streamed"):
+        from .adapt import as_bundle  # a folder browsed whole, streamed (as EditSession(model, folder) reads it)
+
+        meta = card["data"]
+        size = (int(meta["read_size"][0]), int(meta["read_size"][1]))
+        return as_bundle(name, resize=size, input_shape=(int(meta.get("channels", 3)), *size),
+                         seed=int(meta.get("seed", 0)), mean=card.get("mean") or None, std=card.get("std") or None,
+                         val_fraction=float(meta.get("val_fraction") or 0.0))
     elif name.startswith("imagefolder:"):
         meta = card.get("data") or {}
         kw = {k: meta[k] for k in FOLDER_KEYS if meta.get(k) is not None}

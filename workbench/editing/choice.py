@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .config import EditorConfig, check_override_names
 from .editor_defaults import DEFAULT_GROUP, DEFAULT_MAX_STEPS, DEFAULT_METHOD
-from .editor import EditorConfig
 from .optimizers import get_method
 
 SOURCES = ("learned", "tuned default", "given", "calibrated")  # calibrated: workbench.evaluation.calibrate
@@ -142,9 +142,7 @@ def choose_for_config(card: Mapping[str, Any] | None, config: EditorConfig | Non
 
     Without ``config``, nothing but the overrides counts as given.
     """
-    unknown = set(overrides) - set(EditorConfig.__dataclass_fields__)
-    if unknown:
-        raise TypeError(f"unknown edit option(s) {sorted(unknown)}; use {sorted(EditorConfig.__dataclass_fields__)}")
+    check_override_names(overrides)
     given: dict[str, Any] = {} if config is None else {
         "method": config.method, "lr": config.lr, "beta": config.beta, "max_steps": config.max_steps,
         "layers": config.layers}

@@ -13,76 +13,13 @@ import torch.nn as nn
 
 from ..models.adapter import ModelAdapter, adapt, check_logits
 from .constraint import edit_loss, satisfied
+from .config import EditorConfig, with_overrides
 from .guard import check_edit
-from .editor_defaults import DEFAULT_GROUP, DEFAULT_MAX_STEPS, DEFAULT_METHOD, MAX_STEPS_LIMIT, default_for
+from .inputs import check_inputs
 from .optimizers import Hyper, get_method
 from .reach import unreachable_target
 
 Layers = "str | tuple[str, ...]"
-
-
-@dataclass(frozen=True)
-class EditorConfig:
-    """How to edit: method, hyperparameters, step budget and editable group(s).
-
-    ``layers`` is the edit group (a module path, parameter name, alias, ``"all"``, or a list of
-    them; see :class:`~workbench.models.ModelAdapter`); it keeps the name that saved histories,
-    model cards and ``--layers`` use.
-    ``lr``/``beta`` left as None take the method's tuned default for ``layers``
-    (``editing.editor_defaults.default_for``).
-    ``beta`` is RMSProp/Momentum's decay and Adam's beta1 (restricted to [0.1, 1]).
-    """
-
-    method: str = DEFAULT_METHOD
-    lr: float | None = None
-    beta: float | None = None
-    beta2: float = 0.999
-    max_steps: int = DEFAULT_MAX_STEPS
-    layers: str | tuple[str, ...] = DEFAULT_GROUP
-
-    def resolved(self) -> "EditorConfig":
-        """A copy with the method name canonical and lr/beta filled from the defaults; validated."""
-        m = get_method(self.method)
-        d = default_for(m.name, self.layers)
-        lr = d["lr"] if self.lr is None else self.lr
-        beta = (d["beta"] if self.beta is None else self.beta) if m.beta_range else None
-        layers = self.layers if isinstance(self.layers, str) else tuple(self.layers)
-        cfg = EditorConfig(m.name, float(lr), None if beta is None else float(beta),  # type: ignore[arg-type]
-                           float(self.beta2), self.max_steps, layers)
-        cfg._check()
-        return cfg
-
-    def _check(self) -> None:
-        m = get_method(self.method)
-        if not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool) or \
-                not 1 <= self.max_steps <= MAX_STEPS_LIMIT:
-            raise ValueError(f"max_steps (k) must be an integer in 1..{MAX_STEPS_LIMIT}, got {self.max_steps!r} "
-                             f"(the paper uses k={DEFAULT_MAX_STEPS}; editing.editor_defaults.MAX_STEPS_LIMIT says why)")
-        if self.lr is None or not math.isfinite(self.lr) or self.lr < 0:
-            raise ValueError(f"learning rate must be a finite number >= 0, got {self.lr!r}")
-        if m.beta_range is not None:
-            lo, hi = m.beta_range
-            if self.beta is None or not (lo <= self.beta <= hi):
-                raise ValueError(f"beta for {m.name} must lie in [{lo}, {hi}], got {self.beta!r}")
-        if not 0.0 <= self.beta2 < 1.0:
-            raise ValueError(f"beta2 must lie in [0, 1), got {self.beta2!r}")
-        if isinstance(self.layers, str):
-            if not self.layers:
-                raise ValueError("layers must name a group such as 'chain3'")
-        elif not self.layers:
-            raise ValueError("layers must name at least one group such as 'chain3'")
-
-    def to_dict(self) -> dict:
-        return {"method": self.method, "lr": self.lr, "beta": self.beta, "beta2": self.beta2,
-                "max_steps": self.max_steps,
-                "layers": self.layers if isinstance(self.layers, str) else list(self.layers)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping) -> "EditorConfig":
-        layers = d.get("layers", DEFAULT_GROUP)
-        return cls(d.get("method", DEFAULT_METHOD), d.get("lr"), d.get("beta"), d.get("beta2", 0.999),
-                   int(d.get("max_steps", DEFAULT_MAX_STEPS)),
-                   layers if isinstance(layers, str) else tuple(layers))
 
 
 @dataclass(frozen=True, eq=False)
@@ -173,57 +110,6 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
         yield
     finally:
         model.train(was)
-
-
-def _model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
-    p = next(model.parameters())
-    return p.dtype, p.device
-
-
-def check_inputs(model: nn.Module | ModelAdapter, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Validate and normalise edit inputs.
-
-    Args:
-        x: ``(C, H, W)`` or ``(N, C, H, W)`` float, normalised as the model expects.
-        y_ref: an int, a sequence of N ints, or an ``(N,)`` integer tensor.
-    Returns:
-        ``(x (N, C, H, W), y (N,) int64)`` on the model's device and dtype.
-    """
-    adapter = adapt(model)
-    dtype, device = _model_dtype_device(adapter.model)
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor of shape (N, C, H, W), got {type(x).__name__}")
-    if x.dtype == torch.uint8 or not torch.is_floating_point(x):
-        raise TypeError(f"x has dtype {x.dtype}; the model takes normalised float images: "
-                        "use bundle.normalize(x) on uint8 images first")
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
-    expected = adapter.input_shape or tuple(x.shape[1:])
-    if x.dim() != 4 or tuple(x.shape[1:]) != tuple(expected):
-        raise ValueError(f"x has shape {tuple(x.shape)}; this model takes (N, {', '.join(map(str, expected))}) "
-                         f"or a single image {expected}")
-    if x.shape[0] == 0:
-        raise ValueError("empty batch: give at least one image and one target label")
-    if not torch.isfinite(x).all():
-        raise ValueError("x contains NaN or inf values; check the image and its normalisation")
-    if isinstance(y_ref, torch.Tensor):
-        if y_ref.dtype.is_floating_point or y_ref.dtype == torch.bool:
-            raise TypeError(f"y_ref must hold integer labels, got dtype {y_ref.dtype}")
-        y = y_ref.reshape(-1).long()
-    elif isinstance(y_ref, (int,)) and not isinstance(y_ref, bool):
-        y = torch.tensor([y_ref])
-    elif isinstance(y_ref, Sequence) and not isinstance(y_ref, str) and \
-            all(isinstance(v, int) and not isinstance(v, bool) for v in y_ref):
-        y = torch.tensor(list(y_ref), dtype=torch.long)
-    else:
-        raise TypeError(f"y_ref must be an int label, a list of ints or an integer tensor, got {y_ref!r}")
-    if y.numel() != x.shape[0]:
-        raise ValueError(f"{x.shape[0]} image(s) but {y.numel()} target label(s); give one label per image")
-    n_cls = adapter.num_classes
-    if n_cls is not None and (bool((y < 0).any()) or bool((y >= n_cls).any())):
-        raise ValueError(f"target label(s) {y.tolist()} out of range: this model has classes 0..{n_cls - 1}")
-    return x.to(device=device, dtype=dtype), y.to(device)
 
 
 @dataclass
@@ -335,15 +221,7 @@ def edit(model: nn.Module | ModelAdapter, x: torch.Tensor, y_ref: int | Sequence
         >>> res = edit(model, x, 3, method="rmsprop", layers="chain3")
         >>> res.success, res.steps
     """
-    if config is None:
-        config = EditorConfig()
-    if overrides:
-        unknown = set(overrides) - set(EditorConfig.__dataclass_fields__)
-        if unknown:
-            raise TypeError(f"unknown edit option(s) {sorted(unknown)}; "
-                            f"use {sorted(EditorConfig.__dataclass_fields__)}")
-        config = EditorConfig(**{**config.__dict__, **overrides})
-    cfg = config.resolved()
+    cfg = with_overrides(config, **overrides).resolved()
     adapter = adapt(model)
     model = adapter.model
     names = adapter.params(cfg.layers)  # validates the group before any work

@@ -26,6 +26,12 @@ DEFAULTS_FILE = Path(__file__).with_name("editor_defaults.json")  # package data
 # step, still finishes in seconds on a CPU (about 2 ms a step for chain3 of the small ResNet, 20 ms
 # for the whole model). Without a bound, lr=0 with max_steps=10**9 never returns.
 MAX_STEPS_LIMIT = 1000
+# Most images one edit takes (a batch edit: one constraint per image). Each step runs the edited
+# layers forward and backward on the whole batch at once, so memory grows with it: on "all" of
+# the shipped small ResNet 256 images peak at +249 MiB, 1,024 at +894 MiB, and 10,000 took
+# 6.4 GiB (`python benchmarks/edit_batch_memory.py --sizes 256,1024`). The paper edits one image.
+MAX_EDIT_BATCH = 256
+MAX_EDIT_BATCH_NOTE = "256 images on all layers of the small ResNet take about 250 MiB"
 
 Table = dict[str, dict[str, float | None]]
 

@@ -60,8 +60,11 @@ def relative_change(before: Mapping[str, torch.Tensor], after: Mapping[str, torc
 
 
 def check_edit(before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor],
-               max_relative_change: float = MAX_RELATIVE_CHANGE) -> GuardVerdict:
-    """The guard's verdict on an edit from ``before`` to ``after`` (name -> tensor)."""
+               max_relative_change: float | None = None) -> GuardVerdict:
+    """The guard's verdict on an edit from ``before`` to ``after`` (name -> tensor), with the
+    limit ``max_relative_change`` (default: :data:`MAX_RELATIVE_CHANGE`, read at each call)."""
+    if max_relative_change is None:
+        max_relative_change = MAX_RELATIVE_CHANGE
     bad = [n for n, v in after.items() if not bool(torch.isfinite(v).all())]
     if bad:
         return GuardVerdict(True, math.nan, f"the edit left non-finite values in {bad[0]}"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 
+from ..editing.config import check_overrides
 from ..editing.editor import EditorConfig, EditResult
 from ..editing.editor import edit as edit_fn
 from ..models import ModelAdapter
@@ -74,6 +75,7 @@ class EditActions:
             SessionBusy: another action is running on this session; nothing changes.
         """
         idx = None if index is None else as_index(index)
+        check_overrides(config, overrides)
         check_edit_inputs(self.bundle, x, y_ref)
         with self.stack.exclusive("an edit"):
             return self._edit(x, y_ref, config, idx, overrides, score)

@@ -167,7 +167,13 @@ def data_card(bundle: DataBundle | None) -> dict[str, Any]:
     out = {"classes": list(bundle.classes), "input_shape": list(bundle.input_shape), "mean": list(bundle.mean),
            "std": list(bundle.std), "normalization": bundle.normalization_card()}
     meta = bundle.meta or {}
-    if all(k in meta for k in FOLDER_KEYS) and bundle.source and Path(bundle.source).is_dir():
+    if meta.get("read_size") and bundle.source and Path(bundle.source).is_dir():  # a folder read by as_bundle
+        size = [int(v) for v in meta["read_size"]]
+        out["dataset"] = f"imagefolder:{Path(bundle.source).resolve()}"
+        out["data"] = {"streamed": True, "read_size": size, "channels": int(meta.get("channels", 3)),
+                       "seed": meta.get("seed", 0), "val_fraction": float(meta.get("val_fraction") or 0.0),
+                       **({"image_size": size[0]} if size[0] == size[1] else {})}
+    elif all(k in meta for k in FOLDER_KEYS) and bundle.source and Path(bundle.source).is_dir():
         out["dataset"] = f"imagefolder:{Path(bundle.source).resolve()}"
         out["data"] = {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool, type(None)))}
     elif bundle.name in LOADERS:

@@ -8,9 +8,13 @@ from typing import TYPE_CHECKING, Any, Sequence
 import torch
 
 from ..editing.editor import eval_mode
+from ..editing.inputs import check_images
 from ..models import ModelAdapter, forward_logits
 from .data import SessionData
+from .helpers import check_edit_inputs
 from .stack import EditStack
+
+PROBABILITY_CHUNK = 512  # images per forward pass in probabilities()
 
 if TYPE_CHECKING:
     from ..attribution import AttributionSet
@@ -127,14 +131,17 @@ class Inspection:
     # -- probabilities -------------------------------------------------------------------
     @torch.no_grad()
     def probabilities(self, x: torch.Tensor | int) -> torch.Tensor:
-        """Softmax of the current model: ``(C,)`` for one image (or an index), ``(N, C)`` for a batch."""
-        xi = self.data.image(x) if isinstance(x, int) else x
-        p = next(self.model.parameters())
-        xb = xi.to(device=p.device, dtype=p.dtype)
+        """Softmax of the current model: ``(C,)`` for one image (or an index), ``(N, C)`` for a batch.
+
+        ``x`` is checked as ``edit`` checks it (same shape error); a batch runs in chunks of
+        :data:`PROBABILITY_CHUNK`."""
+        xi = x if isinstance(x, torch.Tensor) else self.data.image(x)  # type: ignore[arg-type]
+        check_edit_inputs(self.data.bundle, xi, ())
+        xb = check_images(self.adapter, xi)
         with eval_mode(self.model):
-            out = torch.softmax(forward_logits(self.model, xb.unsqueeze(0) if xb.dim() == 3 else xb).float(),
-                                -1).cpu()
-        return out[0] if xb.dim() == 3 else out
+            out = torch.cat([torch.softmax(forward_logits(self.model, c).float(), -1).cpu()
+                             for c in xb.split(PROBABILITY_CHUNK)])
+        return out[0] if xi.dim() == 3 else out
 
     @torch.no_grad()
     def base_probabilities(self, x: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,6 @@
 decoded into the model's input, and normalised like the session's data."""
 from __future__ import annotations
 
-import io
 from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
@@ -11,7 +10,6 @@ import torch.nn as nn
 if TYPE_CHECKING:
     from ..data import DataBundle
 
-IMAGE_TYPES = ("png", "jpeg", "jpg")
 
 
 class Uploads:
@@ -41,34 +39,21 @@ class Uploads:
     def image_from_bytes(self, data: bytes, name: str = "image") -> torch.Tensor:
         """Decode a PNG or JPEG file into the model's input: ``(C, H, W) uint8``.
 
-        The image is converted to the model's channels (grayscale or RGB), resized to its
-        height and width (aspect ratio kept by centre-cropping first) and, for a model
+        The image is converted to 8 bits by its value range and to the model's channels
+        (grayscale or RGB), resized to its height and width (aspect ratio kept by
+        centre-cropping first; :func:`workbench.data.decode.decode_image`) and, for a model
         trained on light objects on black (Fashion-MNIST's mean is dark), inverted when its
         background is light.
 
         Raises:
-            ValueError: not a PNG or JPEG, or the file cannot be decoded (the message says so).
+            ValueError: not a PNG or JPEG, more pixels than ``data.decode.MAX_UPLOAD_PIXELS``
+                (read from the header, before decoding), or a file that cannot be decoded; the
+                message says which in plain words.
         """
-        from PIL import Image, UnidentifiedImageError
+        from ..data.decode import decode_image
 
-        ext = name.rsplit(".", 1)[-1].lower() if "." in name else ""
-        if ext and ext not in IMAGE_TYPES:
-            raise ValueError(f"{name}: .{ext} files are not supported; upload a PNG or JPEG image")
-        try:
-            opened = Image.open(io.BytesIO(data))
-            fmt = (opened.format or "").lower()
-            opened.load()
-        except (UnidentifiedImageError, OSError, ValueError) as err:
-            raise ValueError(f"{name}: this file could not be read as an image ({err}); "
-                             "upload a PNG or JPEG file") from None
-        if fmt not in IMAGE_TYPES:
-            raise ValueError(f"{name} is a {fmt.upper() or 'unknown'} file; upload a PNG or JPEG image")
         c, h, w = self.input_shape
-        img = opened.convert("L" if c == 1 else "RGB")
-        side = min(img.width, img.height)
-        left, top = (img.width - side) // 2, (img.height - side) // 2
-        img = img.crop((left, top, left + side, top + side)).resize((w, h), Image.Resampling.LANCZOS)
-        t = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8).view(h, w, -1).permute(2, 0, 1).contiguous()
+        t = decode_image(data, name, c, (h, w))
         mean = self.bundle.mean if self.bundle is not None else self.card.get("mean")
         if mean and sum(mean) / len(mean) < 0.5:
             border = torch.cat([t[:, 0], t[:, -1], t[:, :, 0], t[:, :, -1]], dim=1).float().mean()
