@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .config import EditorConfig, check_override_names
+from .config import EditorConfig, check_override_names, group_as_layers
 from .editor_defaults import DEFAULT_GROUP, DEFAULT_MAX_STEPS, DEFAULT_METHOD
 from .optimizers import get_method
 
@@ -140,8 +140,9 @@ def choose_for_config(card: Mapping[str, Any] | None, config: EditorConfig | Non
     """:func:`choose_editor` for an :class:`EditorConfig` whose ``lr``/``beta`` may be None (unset),
     with keyword ``overrides`` of its fields (as :func:`workbench.editing.edit` takes them).
 
-    Without ``config``, nothing but the overrides counts as given.
+    Without ``config``, nothing but the overrides counts as given. ``group=`` is accepted for ``layers=``.
     """
+    overrides = group_as_layers(overrides)
     check_override_names(overrides)
     given: dict[str, Any] = {} if config is None else {
         "method": config.method, "lr": config.lr, "beta": config.beta, "max_steps": config.max_steps,

@@ -70,6 +70,10 @@ def _check_steps(k: object) -> None:
 class EditorConfig:
     """How to edit: method, hyperparameters, step budget and editable group(s).
 
+    ``layers`` is the edit group (a module path, parameter name, alias, ``"all"``, or a list of
+    them; see :class:`~workbench.models.ModelAdapter`). The field keeps the name that saved
+    histories, model cards and ``--layers`` use; ``edit()``, ``EditSession.edit`` and
+    ``choose_for_config`` also take it as ``group=``.
     ``lr``/``beta`` left as None take the method's tuned default for ``layers``
     (``editing.editor_defaults.default_for``).
     ``beta`` is RMSProp/Momentum's decay and Adam's beta1 (restricted to [0.1, 1]).
@@ -133,6 +137,17 @@ class EditorConfig:
                    d.get("max_steps", DEFAULT_MAX_STEPS), tuple(layers) if isinstance(layers, list) else layers)
 
 
+def group_as_layers(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` with ``group=`` (the preferred spelling of the edit group) given as ``layers=``,
+    the field's name in saved histories, model cards and ``--layers``; TypeError when both are given."""
+    out = dict(overrides)
+    if "group" in out:
+        if "layers" in out:
+            raise TypeError("group= and layers= name the same thing (the edit group); give one of them")
+        out["layers"] = out.pop("group")
+    return out
+
+
 def check_override_names(overrides: Mapping[str, Any]) -> None:
     """TypeError for a keyword that is not an editor argument (``learning_rate=``...)."""
     unknown = set(overrides) - set(FIELDS)
@@ -156,7 +171,8 @@ def with_overrides(config: EditorConfig | None, **overrides: Any) -> EditorConfi
 
     An override of None means the default, as in ``EditSession.edit``: the tuned lr/beta, and
     ``EditorConfig()``'s method, k, beta2 and group (``edit(model, x, 3, layers=None)`` edits
-    ``chain3``)."""
+    ``chain3``). ``group=`` is accepted for ``layers=``."""
+    overrides = group_as_layers(overrides)
     check_overrides(config, {})
     check_override_names(overrides)
     base = EditorConfig() if config is None else config
