@@ -1,7 +1,7 @@
 """How each editor spreads one edit over the weights (why GD beats RMSProp/RProp here).
 
 For N random-label edits of validation images (the paper's protocol), each editor at its tuned
-default (``workbench/editing/defaults.py``) edits the model; for every successful edit this
+default (``workbench/editing/editor_defaults.py``) edits the model; for every successful edit this
 prints, averaged over the edits that succeeded and took at least one step (``edited``: their
 share; about 1 in 10 random labels already hold and need no step):
 
@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from workbench.editing import edit
-from workbench.editing.defaults import DEFAULTS
+from workbench.editing.editor_defaults import DEFAULTS
 from workbench.evaluation import Evaluator, random_label_edits
 from workbench.data import load_for_card as bundle_for_card  # noqa: E402
 from workbench.training import load_model as load_checkpoint

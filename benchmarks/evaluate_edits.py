@@ -32,9 +32,9 @@ import torch
 
 from workbench.data import DataBundle
 from workbench.editing import EditorConfig, edit
-from workbench.evaluation import EvalSummary, Evaluator, predict_logits, random_label_edits
+from workbench.evaluation import EvalSummary, Evaluator, random_label_edits
 from workbench.data import load_for_card as bundle_for_card
-from workbench.models import adapt
+from workbench.models import adapt, predict_logits
 from workbench.models.spec import ModelSpec
 from workbench.training import load_model as load_checkpoint
 

@@ -59,9 +59,9 @@ def tiny_model(tiny_model_dir):
 def edit_calls(monkeypatch):
     """Counts the evaluator's edits; ``calls.crash_after = n`` raises KeyboardInterrupt (Ctrl-C) at edit n + 1,
     as a run stopped mid-way would (used by the CLI resume and bad-input tests)."""
-    import workbench.evaluation.evaluator as evaluator_module
+    import workbench.evaluation.edit_runs as edit_runs_module
 
-    real_edit = evaluator_module.edit
+    real_edit = edit_runs_module.edit
 
     class Calls(list):
         crash_after: int | None = None
@@ -74,5 +74,5 @@ def edit_calls(monkeypatch):
             raise KeyboardInterrupt
         return real_edit(*args, **kwargs)
 
-    monkeypatch.setattr(evaluator_module, "edit", counting_edit)
+    monkeypatch.setattr(edit_runs_module, "edit", counting_edit)
     return calls

@@ -193,7 +193,7 @@ def test_gradcam_on_a_vit_is_the_last_blocks_tokens_on_the_patch_grid():
     import captum.attr
 
     from workbench.attribution import attribute, cam_layers, default_cam_layer
-    from workbench.attribution.layers import TokenGrid, cam_layer, grid_view
+    from workbench.attribution.gradcam_layers import TokenGrid, cam_layer, grid_view
 
     for model, x, last in ((timm_vit(2), torch.randn(3, 32, 32), "blocks.1"),
                            (torchvision.models.VisionTransformer(28, 7, 2, 2, 32, 64, num_classes=10).eval(),

@@ -15,7 +15,7 @@ import torch
 from bad_input_common import refused, tree
 from workbench.editing import EditorConfig
 from workbench.session import MAX_ATTEMPTS, EditSession
-from workbench.session.records import EditRecord
+from workbench.session.edit_record import EditRecord
 from workbench.training import read_card
 
 CFG = EditorConfig(method="rmsprop", lr=2e-2, max_steps=20)

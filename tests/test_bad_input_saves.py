@@ -20,7 +20,7 @@ from workbench.editing import EditorConfig
 from workbench.folder_io import LOCK_FILE, TMP_PREFIX, FolderBusy, FolderExists, folder_lock
 from workbench.session import EditSession, state_hash
 from workbench.training import load_model, read_card
-from workbench.training.checkpoint import PREVIOUS_DIR, interrupted_export
+from workbench.training.model_files import PREVIOUS_DIR, interrupted_export
 
 CFG = EditorConfig(method="rmsprop", lr=2e-2, max_steps=20)
 KILLED = 77  # exit status of a child killed at its chosen step

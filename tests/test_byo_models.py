@@ -10,7 +10,8 @@ import torch.nn as nn
 import torchvision
 
 from workbench.cli import main
-from workbench.models.spec import ModelSpec, infer_spec, parse_kwargs
+from workbench.models.infer import infer_spec
+from workbench.models.spec import ModelSpec, parse_kwargs
 from workbench.training import load_model, load_weights, save_model
 
 

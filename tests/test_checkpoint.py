@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from workbench.training import load_model, save_model
-from workbench.training.checkpoint import CARD_FILE, MODEL_FILE, safe_torch_load
+from workbench.training.checkpoint import safe_torch_load
+from workbench.training.model_files import CARD_FILE, MODEL_FILE
 
 
 def test_save_load_roundtrip_is_bit_exact(tiny_model, tmp_path):

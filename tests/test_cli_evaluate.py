@@ -59,7 +59,7 @@ def test_evaluate_natural_protocol(tiny_model_dir, tmp_path, capsys):
 
 
 def test_tune_editor_small_grid_and_write_defaults(tiny_model_dir, tmp_path, capsys):
-    import workbench.editing.defaults as defaults
+    import workbench.editing.editor_defaults as defaults
 
     before = defaults.DEFAULTS_FILE.read_text()
     target = tmp_path / "tuned" / defaults.DEFAULTS_FILE.name
@@ -281,7 +281,7 @@ def test_tune_editor_bad_grid_exits_2(tiny_model_dir, capsys):
 
 
 def test_tune_editor_refuses_to_write_chain3_defaults_from_another_group(tiny_model_dir, capsys):
-    import workbench.editing.defaults as defaults
+    import workbench.editing.editor_defaults as defaults
 
     before = defaults.DEFAULTS_FILE.read_text()
     assert main(["tune-editor", "--checkpoint", str(tiny_model_dir), "--layers", "all", "--write-defaults",

@@ -50,7 +50,7 @@ def test_two_gloo_ranks_train_editable_identically(tmp_path):
 
 
 GRAD_CHECK = textwrap.dedent("""
-    import copy, sys, torch
+    import copy, gc, sys, torch
     from workbench.models import build_model
     from workbench.training import EditableObjective
     from workbench.training.distributed import from_env
@@ -72,7 +72,10 @@ GRAD_CHECK = textwrap.dedent("""
         d.all_reduce_mean_(local)
         err = max(float((p.grad - l).abs().max()) for p, l in zip(model.parameters(), local))
         lines.append(f"first_order={first_order} max_abs_err={err} L_loc={logs['L_loc']}")
-        del ddp  # DDP's reducer must go before its process group
+        # DDP's reducer must go before its process group: the loss's graph holds it too, and a
+        # reducer destroyed after the group at interpreter exit aborts the process (SIGABRT)
+        del ddp, loss, logs
+        gc.collect()
     with open(sys.argv[1] + f".rank{d.rank}", "w") as fh:
         fh.write("\\n".join(lines))
     d.close()

@@ -80,10 +80,10 @@ def test_two_gloo_ranks_evaluate_exactly_as_one_process(tiny_model_dir, tmp_path
 
 CRASH_ON_RANK1 = textwrap.dedent("""
     import os, sys
-    import workbench.evaluation.evaluator as evaluator
+    import workbench.evaluation.edit_runs as edit_runs
     from workbench.cli import main
 
-    real, calls = evaluator.edit, []
+    real, calls = edit_runs.edit, []
 
     def edit(*args, **kwargs):  # Ctrl-C on rank 1 at its third edit (edit 5 of the draw)
         calls.append(1)
@@ -91,7 +91,7 @@ CRASH_ON_RANK1 = textwrap.dedent("""
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    evaluator.edit = edit
+    edit_runs.edit = edit
     sys.exit(main(sys.argv[1:]))
 """)
 

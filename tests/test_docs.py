@@ -162,20 +162,26 @@ def _lint(tree: Path) -> subprocess.CompletedProcess:
                           env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tree)})
 
 
-def test_an_upward_import_or_a_ui_import_in_the_core_breaks_the_contracts(tmp_path):
+def test_an_upward_import_a_ui_import_or_a_circle_in_the_core_breaks_the_contracts(tmp_path):
     tree = tmp_path / "repo"
     shutil.copytree(ROOT / "workbench", tree / "workbench", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", tree / "pyproject.toml")
     res = _lint(tree)
-    n = len(_contracts())  # the layers and UI contracts, and those inside workbench.widgets
+    n = len(_contracts())  # the layers, UI, circle and widget contracts
     assert res.returncode == 0 and f"{n} kept, 0 broken" in res.stdout, res.stdout[-3000:]
     idx = tree / "workbench" / "data" / "idx.py"
     original = idx.read_text()
     idx.write_text(original + "\nfrom ..session import EditSession  # noqa\n")
     res = _lint(tree)
-    assert res.returncode != 0 and f"{n - 1} kept, 1 broken" in res.stdout, res.stdout[-3000:]
+    assert res.returncode != 0 and f"{n - 2} kept, 2 broken" in res.stdout, res.stdout[-3000:]  # the layers and a circle
     assert "workbench.data.idx -> workbench.session" in res.stdout
     idx.write_text(original + "\nimport plotly  # noqa\n")
     res = _lint(tree)
     assert res.returncode != 0 and f"{n - 1} kept, 1 broken" in res.stdout, res.stdout[-3000:]
     assert "workbench.data.idx -> plotly" in res.stdout
+    idx.write_text(original)
+    graph = tree / "workbench" / "models" / "graph.py"  # the adapter imports graph: graph -> adapter closes a circle
+    graph.write_text(graph.read_text() + "\nfrom .adapter import ModelAdapter  # noqa\n")
+    res = _lint(tree)
+    assert res.returncode != 0 and f"{n - 1} kept, 1 broken" in res.stdout, res.stdout[-3000:]
+    assert "No cycles are allowed in workbench.models" in res.stdout

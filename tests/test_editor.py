@@ -56,6 +56,14 @@ def test_each_method_edits_and_leaves_model_untouched(tiny_model, images, method
             assert int(trial(images[i:i + 1]).argmax()) == targets[i]
 
 
+def test_group_is_the_edit_group_as_layers_is(tiny_model, images):
+    target = _runner_up(tiny_model, images[:1])[0]
+    by_group = edit(tiny_model, images[0], target, method="rmsprop", lr=LRS["rmsprop"], group="head")
+    by_layers = edit(tiny_model, images[0], target, method="rmsprop", lr=LRS["rmsprop"], layers="head")
+    assert by_group.config == by_layers.config and by_group.config.layers == "head"
+    assert set(by_group.after) == set(by_layers.after) == set(tiny_model.groups()["head"])
+
+
 def test_batch_of_constraints(tiny_model, images):
     targets = _runner_up(tiny_model, images)
     res = edit(tiny_model, images, targets, method="rmsprop", lr=1e-2, layers=("chain3", "head"))
@@ -154,6 +162,7 @@ def _bad_inputs(images):
         "adam beta": ((x1, 1), {"method": "adam", "beta": 0.05}, ValueError, r"beta .*\[0\.1, 1"),
         "float label": ((x1, torch.tensor([1.0])), {}, TypeError, "integer labels"),
         "unknown option": ((x1, 1), {"learning_rate": 1e-3}, TypeError, "unknown edit option"),
+        "group twice": ((x1, 1), {"group": "head", "layers": "head"}, TypeError, "name the same thing"),
     }
 
 

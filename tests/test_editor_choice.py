@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from workbench.cli import main
-from workbench.editing import DEFAULTS, GROUP_DEFAULTS, EditorConfig, choose_editor
+from workbench.editing import DEFAULTS, GROUP_DEFAULTS, EditorConfig, choose_editor, choose_for_config
 from workbench.evaluation import Evaluator
-from workbench.evaluation.records import EditOutcome, EvalSummary
+from workbench.evaluation.reports import EditOutcome, EvalSummary
 
 LEARNED = {"method": "rmsprop", "lr": 2.5e-3, "beta": 0.7, "beta2": 0.999, "max_steps": 6, "layers": "chain3",
            "learned": True, "first_order": False}
@@ -61,6 +61,14 @@ def test_choose_editor_takes_the_learned_values_only_for_their_method_and_group(
     assert choose_editor({"editor": {**LEARNED, "layers": "all"}}).config.layers == "all"
     with pytest.raises(ValueError, match="card's editor record"):
         choose_editor({"editor": {**LEARNED, "beta": 3.0}})
+
+
+def test_choose_for_config_takes_the_group_as_group_or_layers():
+    by_group, by_layers = choose_for_config(CARD, group="all"), choose_for_config(CARD, layers="all")
+    assert by_group.config == by_layers.config and by_group.config.layers == "all"
+    assert by_group.source == "tuned default"  # the learned editor is for chain3 only
+    with pytest.raises(TypeError, match="name the same thing"):
+        choose_for_config(CARD, group="all", layers="all")
 
 
 def test_summary_counts_noop_edits_and_reports_the_metrics_without_them():

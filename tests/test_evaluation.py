@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from workbench.editing import EditorConfig, edit
-from workbench.evaluation import (EditReport, Evaluator, natural_edits, predict_logits,
-                                  random_label_edits)
-from workbench.evaluation.predict import error_rate
+from workbench.evaluation import EditReport, Evaluator, natural_edits, random_label_edits
+from workbench.models import error_rate, predict_logits
 
 BS = 250  # the same batch size on both paths: bit-identical logits are then guaranteed
 

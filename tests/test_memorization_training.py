@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from workbench.data.batch import batch_indices, current_batch_indices
 from workbench.data.noise import NOISE_FILE, LabelNoise, flip_labels
 from workbench.localization import split_accuracy
-from workbench.localization.dropout import memorization_table, predict_in_mode, recalibrate_batchnorm
+from workbench.localization.dropout_study import memorization_table, predict_in_mode, recalibrate_batchnorm
 from workbench.models import small_resnet
 from workbench.models.dropout import (
     DropoutSpec,
@@ -22,8 +22,8 @@ from workbench.models.dropout import (
     memorization_mode,
 )
 from workbench.training import Recipe, load_model, train
-from workbench.training.accounting import GradientAccounting, read_accounting
-from workbench.training.checkpoint import MODEL_FILE
+from workbench.training.grad_accounting import GradientAccounting, read_accounting
+from workbench.training.model_files import MODEL_FILE
 from workbench.training.loop import CrossEntropyObjective
 from workbench.training.snapshots import list_snapshots, load_snapshot
 from workbench.training.trainset import training_set

@@ -9,8 +9,9 @@ import torch
 from workbench.models import ResNet9, adapt, group_names, group_params, resnet9
 from workbench.models.dropout import DropoutSpec, attach_dropout, default_sites, example_indices, memorization_mode
 from workbench.training import Recipe, load_model, train
-from workbench.training.accounting import read_accounting
-from workbench.training.loop import STATE_FILE, _lr_factor, spec_for_recipe
+from workbench.training.grad_accounting import read_accounting
+from workbench.training.loop import STATE_FILE, spec_for_recipe
+from workbench.training.schedule import lr_factor
 from workbench.training.recipes import get_recipe
 
 STAGES = ["conv1", "conv2", "res1", "conv3", "res2", "conv4", "head"]
@@ -96,7 +97,7 @@ def test_bad_optimizer_and_schedule_fields_are_refused(field, value, message):
 def test_the_triangle_schedule_rises_to_the_peak_then_falls_linearly_to_zero():
     r = Recipe(schedule="triangle", epochs=10, warmup_epochs=2.0)
     spe, total = 10, 100
-    f = [_lr_factor(r, s, total, spe) for s in range(total)]
+    f = [lr_factor(r, s, total, spe) for s in range(total)]
     assert f[0] == pytest.approx(1 / 20) and f[19] == pytest.approx(1.0)  # linear rise over 20 steps
     assert f[20] == pytest.approx(1.0) and f[60] == pytest.approx(0.5) and f[99] == pytest.approx(1 / 80)
     assert all(a < b for a, b in zip(f[:20], f[1:20])) and all(a > b for a, b in zip(f[20:], f[21:]))

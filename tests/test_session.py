@@ -65,6 +65,13 @@ def test_edit_changes_prediction_and_records_it(session):
     assert all(torch.equal(session.params_at(1)[n], res.after[n]) for n in res.after)
 
 
+def test_group_names_the_edit_group_as_layers_does(session):
+    t = runner_up(session, 3)
+    res = session.edit_index(3, t, group="head")
+    assert res.success and session.history[-1].result.config.layers == "head"
+    assert set(res.after) == set(session.adapter.params("head"))
+
+
 def test_failed_edit_leaves_weights_and_stack_unchanged(session):
     session.edit_index(0, runner_up(session, 0))
     session.undo()
@@ -108,6 +115,8 @@ def test_batch_edit_is_one_record(session):
     (lambda s: s.edit(s.image(0), 10), ValueError),                        # label out of range
     (lambda s: s.edit(s.image([0, 1]), [1]), ValueError),                  # labels != images
     (lambda s: s.edit(s.image(0), 1, layers="chain9"), ValueError),        # unknown group
+    (lambda s: s.edit(s.image(0), 1, group="chain9"), ValueError),         # unknown group, group= spelling
+    (lambda s: s.edit(s.image(0), 1, group="head", layers="head"), TypeError),  # the group given twice
     (lambda s: s.edit(s.image(0), 1, lr=float("nan")), ValueError),        # bad hyperparameter
     (lambda s: s.edit_index(10_000, 1), ValueError),                       # index out of range
 ])

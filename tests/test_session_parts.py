@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from workbench.editing import DEFAULTS, GROUP_DEFAULTS
-from workbench.editing import defaults as defaults_mod
+from workbench.editing import editor_defaults as defaults_mod
 from workbench.session import EditSession
 
 
@@ -69,7 +69,7 @@ def test_calibration_settings_take_only_their_two_keys(tiny_model):
 
 def test_the_defaults_are_the_data_file_with_provenance():
     doc = json.loads(defaults_mod.DEFAULTS_FILE.read_text())
-    assert (defaults_mod.DEFAULT_METHOD, defaults_mod.DEFAULT_LAYERS, defaults_mod.DEFAULT_MAX_STEPS) == \
+    assert (defaults_mod.DEFAULT_METHOD, defaults_mod.DEFAULT_GROUP, defaults_mod.DEFAULT_MAX_STEPS) == \
         (doc["editor"]["method"], doc["editor"]["layers"], doc["editor"]["max_steps"])
     for method, entry in doc["methods"].items():
         assert DEFAULTS[method] == {"lr": entry["lr"], "beta": entry["beta"]}

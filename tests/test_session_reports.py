@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from workbench.editing import EditorConfig
-from workbench.evaluation import Evaluator, predict_logits
+from workbench.evaluation import Evaluator
+from workbench.models import predict_logits
 from workbench.session import EditSession
 from workbench.training import load_model, read_card
 

@@ -21,7 +21,7 @@ pytest.importorskip("plotly")
 
 from plotly.callbacks import InputDeviceState, Points  # noqa: E402
 
-from workbench.evaluation.records import errors_from_logits  # noqa: E402
+from workbench.evaluation.reports import errors_from_logits  # noqa: E402
 from workbench.widgets import SORTS, show  # noqa: E402
 
 LIMIT = 300

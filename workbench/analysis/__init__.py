@@ -6,7 +6,7 @@ return :class:`matplotlib.figure.Figure` objects and never touch pyplot's global
 from .edits import (EditRun, SequentialCurve, class_change_matrix, edit_space, editor_for, flip_share_matrix,
                     kl_per_example, load_available, read_metrics, run_edits,
                     sequential_drawdown, tsne_embedding)
-from .figures import (embedding_figure, grouped_bar_figure, heatmap_figure, sequential_figure,
+from .matplotlib_figures import (embedding_figure, grouped_bar_figure, heatmap_figure, sequential_figure,
                       training_curves_figure)
 
 __all__ = [

@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from ..editing.editor import eval_mode
 from ..models import ModelAdapter, adapt, forward_logits
-from .layers import cam_layer, grid_view
+from .gradcam_layers import cam_layer, grid_view
 
 Progress = Callable[[float], None]
 

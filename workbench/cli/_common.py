@@ -11,7 +11,7 @@ from typing import Any, Callable, Mapping
 import torch
 
 from ..editing import EditorChoice, get_method
-from ..editing.defaults import DEFAULT_LAYERS
+from ..editing.editor_defaults import DEFAULT_GROUP
 from ..evaluation import Evaluator
 from ..evaluation.editor_resolver import EditorResolver
 from ..training.recipes import Recipe
@@ -132,7 +132,7 @@ def add_edit_args(p: argparse.ArgumentParser, edits: int) -> None:
                         "editor the model learned in Editable Training, recorded in its card; else rmsprop)")
     p.add_argument("--layers", default=None, help="editable group(s): module paths such as layer3, layer3.1, fc, "
                                                    "or aliases such as chain3; comma-separated for several "
-                                                   f"(default: the group of the learned editor, else {DEFAULT_LAYERS})")
+                                                   f"(default: the group of the learned editor, else {DEFAULT_GROUP})")
     p.add_argument("--edits", type=int, default=edits, help=f"number of independent edits (default {edits})")
     p.add_argument("--max-steps", type=int, default=None, help="k: step budget per edit (default: the learned "
                                                                "editor's, else 10)")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from ..evaluation.merge import ADDED_LATER, check_outcome, complete_lines, parse_json, read_outcome_line
-from ..evaluation.records import EditOutcome
+from ..evaluation.reports import EditOutcome
 
 
 class Partial:

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import torch
 
 from ..evaluation.protocols import PROTOCOLS, make_edits
-from ..evaluation.records import EditOutcome
+from ..evaluation.reports import EditOutcome
 from ..evaluation.shards import run_shard
 from ..training.checkpoint import model_sha256
 from ..training.distributed import Distributed

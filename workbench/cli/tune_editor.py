@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from ..editing.defaults import DEFAULT_LAYERS, DEFAULTS_FILE, has_tuned_default, write_defaults
+from ..editing.editor_defaults import DEFAULT_GROUP, DEFAULTS_FILE, has_tuned_default, write_defaults
 from ..evaluation.calibration import CALIBRATION_LRS
 from ..evaluation.tuning import parse_floats, tune_editor
 from ._common import add_edit_args, check_output_file, command_line, header, parse_layers, setup
@@ -43,17 +43,17 @@ def run(args: argparse.Namespace) -> int:
     writes = args.write_defaults is not None
     if writes and args.write_defaults:
         check_output_file(Path(args.write_defaults) / DEFAULTS_FILE.name, "--write-defaults")
-    if writes and parse_layers(args.layers or DEFAULT_LAYERS) != DEFAULT_LAYERS:  # before loading anything
-        raise ValueError(f"--write-defaults stores the defaults of group {DEFAULT_LAYERS!r}; for --layers "
+    if writes and parse_layers(args.layers or DEFAULT_GROUP) != DEFAULT_GROUP:  # before loading anything
+        raise ValueError(f"--write-defaults stores the defaults of group {DEFAULT_GROUP!r}; for --layers "
                          f"{args.layers!r}, put the winner into GROUP_DEFAULTS (the 'groups' entry of "
                          f"workbench/editing/{DEFAULTS_FILE.name}) by hand")
     st = setup(args, "val", args.val_limit)
     ev, card, choice = st.evaluator, st.card, st.choice
     print(header(ev, card, st.source))
     cfg = choice.config
-    if writes and cfg.layers != DEFAULT_LAYERS:
-        raise ValueError(f"--write-defaults stores the defaults of group {DEFAULT_LAYERS!r}, but this model's "
-                         f"learned editor edits {cfg.layers!r}; pass --layers {DEFAULT_LAYERS}")
+    if writes and cfg.layers != DEFAULT_GROUP:
+        raise ValueError(f"--write-defaults stores the defaults of group {DEFAULT_GROUP!r}, but this model's "
+                         f"learned editor edits {cfg.layers!r}; pass --layers {DEFAULT_GROUP}")
     reference = cfg if choice.source == "learned" else None
     if reference is not None:
         print(f"reference: {choice.note}; the default grid is centred on it and includes it")

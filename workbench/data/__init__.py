@@ -1,17 +1,15 @@
 """Data sets, normalisation, class names and seeded splits; :func:`as_bundle` adapts any image data."""
 from .adapt import as_bundle, check_labels, dataset_to_tensors
+from .bundle import DataBundle, min_max, normalize
 from .datasets import (
     CIFAR10_CLASSES,
     FASHION_CLASSES,
-    DataBundle,
     default_cache_dir,
     load_cifar10,
     load_dataset,
     load_fashion_mnist,
     load_for_card,
     load_image_folder,
-    min_max,
-    normalize,
 )
 from .folder import open_folder
 from .idx import read_idx

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 
 from .convert import as_chw, resized
-from .datasets import DataBundle
+from .bundle import DataBundle
 from .folder import open_folder
 from .source import DatasetSource, ImageSource
 

@@ -15,7 +15,7 @@ Rules:
 * The learned values apply only to the method *and* group they were learned for (the card's
   ``editor.method`` and ``editor.layers``). Unset ``method``/``layers`` take the card's. For any
   other method or group (``--layers all``, ``--editor gd``) lr and beta that were not given take
-  the tuned default (``editing.defaults.default_for``): an lr learned for chain3 says nothing
+  the tuned default (``editing.editor_defaults.default_for``): an lr learned for chain3 says nothing
   about the whole model.
 * ``source`` names where lr/beta came from: ``"learned"``, ``"tuned default"`` or ``"given"``
   (both given, or one given and the other filled in: ``sources`` then says which is which).
@@ -25,8 +25,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .config import EditorConfig, check_override_names
-from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD
+from .config import EditorConfig, check_override_names, group_as_layers
+from .editor_defaults import DEFAULT_GROUP, DEFAULT_MAX_STEPS, DEFAULT_METHOD
 from .optimizers import get_method
 
 SOURCES = ("learned", "tuned default", "given", "calibrated")  # calibrated: workbench.evaluation.calibrate
@@ -96,7 +96,7 @@ def choose_editor(card: Mapping[str, Any] | None = None, *, method: str | None =
     """
     learned = learned_editor(card)
     m = get_method(method if method is not None else (learned.method if learned else DEFAULT_METHOD)).name
-    group = _key(layers) if layers is not None else (learned.layers if learned else DEFAULT_LAYERS)
+    group = _key(layers) if layers is not None else (learned.layers if learned else DEFAULT_GROUP)
     applies = learned is not None and get_method(learned.method).name == m and _key(learned.layers) == _key(group)
     fallback = "learned" if applies else "tuned default"
     has_beta = get_method(m).beta_range is not None
@@ -140,8 +140,9 @@ def choose_for_config(card: Mapping[str, Any] | None, config: EditorConfig | Non
     """:func:`choose_editor` for an :class:`EditorConfig` whose ``lr``/``beta`` may be None (unset),
     with keyword ``overrides`` of its fields (as :func:`workbench.editing.edit` takes them).
 
-    Without ``config``, nothing but the overrides counts as given.
+    Without ``config``, nothing but the overrides counts as given. ``group=`` is accepted for ``layers=``.
     """
+    overrides = group_as_layers(overrides)
     check_override_names(overrides)
     given: dict[str, Any] = {} if config is None else {
         "method": config.method, "lr": config.lr, "beta": config.beta, "max_steps": config.max_steps,

@@ -13,7 +13,7 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD, MAX_STEPS_LIMIT, default_for
+from .editor_defaults import DEFAULT_GROUP, DEFAULT_MAX_STEPS, DEFAULT_METHOD, MAX_STEPS_LIMIT, default_for
 from .optimizers import get_method
 
 FIELDS = ("method", "lr", "beta", "beta2", "max_steps", "layers")
@@ -44,8 +44,8 @@ def _check_number(name: str, what: str, v: object, *, optional: bool, example: s
 
 
 def _check_layers(layers: object) -> None:
-    fix = (f"name an editable group such as {DEFAULT_LAYERS!r} or a list of groups "
-           f"(model.groups() or session.group_names() lists them); leave layers out for {DEFAULT_LAYERS!r}")
+    fix = (f"name an editable group such as {DEFAULT_GROUP!r} or a list of groups "
+           f"(model.groups() or session.group_names() lists them); leave layers out for {DEFAULT_GROUP!r}")
     if isinstance(layers, str):
         if not layers:
             raise ValueError(f"layers is an empty string; {fix}")
@@ -63,15 +63,19 @@ def _check_steps(k: object) -> None:
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= int(k) <= MAX_STEPS_LIMIT:
         raise ValueError(f"max_steps (k) must be an integer in 1..{MAX_STEPS_LIMIT}, got {k!r}"
                          f"{_string_hint('max_steps', k)} (the paper uses k={DEFAULT_MAX_STEPS}; "
-                         "editing.defaults.MAX_STEPS_LIMIT says why)")
+                         "editing.editor_defaults.MAX_STEPS_LIMIT says why)")
 
 
 @dataclass(frozen=True)
 class EditorConfig:
     """How to edit: method, hyperparameters, step budget and editable group(s).
 
+    ``layers`` is the edit group (a module path, parameter name, alias, ``"all"``, or a list of
+    them; see :class:`~workbench.models.ModelAdapter`). The field keeps the name that saved
+    histories, model cards and ``--layers`` use; ``edit()``, ``EditSession.edit`` and
+    ``choose_for_config`` also take it as ``group=``.
     ``lr``/``beta`` left as None take the method's tuned default for ``layers``
-    (``editing.defaults.default_for``).
+    (``editing.editor_defaults.default_for``).
     ``beta`` is RMSProp/Momentum's decay and Adam's beta1 (restricted to [0.1, 1]).
     Building a config with an argument of the wrong type raises TypeError naming it.
     """
@@ -81,7 +85,7 @@ class EditorConfig:
     beta: float | None = None
     beta2: float = 0.999
     max_steps: int = DEFAULT_MAX_STEPS
-    layers: str | tuple[str, ...] = DEFAULT_LAYERS
+    layers: str | tuple[str, ...] = DEFAULT_GROUP
 
     def __post_init__(self) -> None:
         if not isinstance(self.method, str):
@@ -128,9 +132,20 @@ class EditorConfig:
     @classmethod
     def from_dict(cls, d: Mapping) -> "EditorConfig":
         """The config :meth:`to_dict` wrote (a card's or a history's ``config``); checked as built."""
-        layers = d.get("layers", DEFAULT_LAYERS)
+        layers = d.get("layers", DEFAULT_GROUP)
         return cls(d.get("method", "rmsprop"), d.get("lr"), d.get("beta"), d.get("beta2", 0.999),
                    d.get("max_steps", DEFAULT_MAX_STEPS), tuple(layers) if isinstance(layers, list) else layers)
+
+
+def group_as_layers(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``overrides`` with ``group=`` (the preferred spelling of the edit group) given as ``layers=``,
+    the field's name in saved histories, model cards and ``--layers``; TypeError when both are given."""
+    out = dict(overrides)
+    if "group" in out:
+        if "layers" in out:
+            raise TypeError("group= and layers= name the same thing (the edit group); give one of them")
+        out["layers"] = out.pop("group")
+    return out
 
 
 def check_override_names(overrides: Mapping[str, Any]) -> None:
@@ -156,7 +171,8 @@ def with_overrides(config: EditorConfig | None, **overrides: Any) -> EditorConfi
 
     An override of None means the default, as in ``EditSession.edit``: the tuned lr/beta, and
     ``EditorConfig()``'s method, k, beta2 and group (``edit(model, x, 3, layers=None)`` edits
-    ``chain3``)."""
+    ``chain3``). ``group=`` is accepted for ``layers=``."""
+    overrides = group_as_layers(overrides)
     check_overrides(config, {})
     check_override_names(overrides)
     base = EditorConfig() if config is None else config

@@ -213,7 +213,7 @@ def edit(model: nn.Module | ModelAdapter, x: torch.Tensor, y_ref: int | Sequence
         x: ``(C, H, W)`` or ``(N, C, H, W)`` float32, normalised.
         y_ref: target label(s), one per image.
         config: an :class:`EditorConfig`; keyword ``overrides`` replace its fields
-            (``method=``, ``lr=``, ``beta=``, ``max_steps=``, ``layers=``).
+            (``method=``, ``lr=``, ``beta=``, ``max_steps=``, ``layers=`` or ``group=``: the edit group).
     Returns:
         :class:`EditResult`. Apply it with ``result.apply(model)``.
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 
 from ..models.adapter import ModelAdapter, adapt
-from .defaults import MAX_EDIT_BATCH, MAX_EDIT_BATCH_NOTE
+from .editor_defaults import MAX_EDIT_BATCH, MAX_EDIT_BATCH_NOTE
 
 
 def _model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
@@ -58,7 +58,7 @@ def check_inputs(model: nn.Module | ModelAdapter, x: torch.Tensor, y_ref: int | 
 
     Args:
         x: ``(C, H, W)`` or ``(N, C, H, W)`` float, normalised as the model expects;
-            N <= :data:`~workbench.editing.defaults.MAX_EDIT_BATCH`.
+            N <= :data:`~workbench.editing.editor_defaults.MAX_EDIT_BATCH`.
         y_ref: an int, a sequence of N ints, or an ``(N,)`` integer tensor.
     Returns:
         ``(x (N, C, H, W), y (N,) int64)`` on the model's device and dtype.

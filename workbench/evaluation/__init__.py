@@ -3,10 +3,9 @@ resolver of the editor (learned > tuned > calibrated > given)."""
 from .calibration import Calibration, calibrate
 from .editor_resolver import EditorResolver
 from .evaluator import Evaluator
-from .predict import error_rate, predict_logits
 from .protocols import PROTOCOLS, EditSet, make_edits, natural_edits, random_label_edits
-from .records import EditOutcome, EditReport, EvalSummary, Misclassified, format_table
+from .reports import EditOutcome, EditReport, EvalSummary, Misclassified, format_table
 
 __all__ = ["Calibration", "calibrate", "EditOutcome", "EditorResolver", "EditReport", "EditSet", "EvalSummary", "Evaluator", "Misclassified", "PROTOCOLS",
-           "error_rate", "format_table", "make_edits", "natural_edits", "predict_logits",
+           "format_table", "make_edits", "natural_edits",
            "random_label_edits"]

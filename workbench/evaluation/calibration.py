@@ -31,8 +31,9 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from ..editing import EditorConfig, get_method
-from ..editing.defaults import DEFAULT_MAX_STEPS, DEFAULT_METHOD, default_for
-from .evaluator import Evaluator, layers_name
+from ..editing.editor_defaults import DEFAULT_MAX_STEPS, DEFAULT_METHOD, default_for
+from .evaluator import Evaluator
+from .reports import group_name
 from .protocols import random_label_edits
 from .tuning import TunePoint, most_successful, run_point
 
@@ -79,7 +80,7 @@ class Calibration:
         """One line for the UI and the CLI."""
         beta = "" if self.beta is None else f" beta={self.beta:g}"
         dd = "not scored" if self.drawdown_abs is None else f"{100 * self.drawdown_abs:.2f}%"
-        head = (f"calibrated {self.method} lr={self.lr:.3g}{beta} on {layers_name(self.layers)}: success "
+        head = (f"calibrated {self.method} lr={self.lr:.3g}{beta} on {group_name(self.layers)}: success "
                 f"{100 * self.success_rate:.0f}%, drawdown {dd} on {self.edits} random-label validation edits "
                 f"({self.examples} images, {self.seconds:.1f} s)")
         if not self.feasible:

@@ -9,12 +9,12 @@ overrides, and the workbench's editor panel through ``session.resolve_editor``) 
 * the editor the model learned in Editable Training (the card's ``editor``), for its method and
   group only (:func:`workbench.editing.choose_editor`);
 * the tuned default (``editing/editor_defaults.json``) where it was measured for this kind of
-  model and group (:func:`workbench.editing.defaults.has_tuned_default`);
+  model and group (:func:`workbench.editing.editor_defaults.has_tuned_default`);
 * else a step size calibrated on a few validation edits of this model (:func:`calibrate`), kept
   per (method, group) and written into exported cards (``editor_calibrations``).
 
 Without a named group and without a learned editor, the group is the tuned one
-(``DEFAULT_LAYERS``) where the model has it, else the last group before the head.
+(``DEFAULT_GROUP``) where the model has it, else the last group before the head.
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 
 from ..editing.choice import EditorChoice, choose_for_config, learned_editor
-from ..editing.defaults import DEFAULT_LAYERS, has_tuned_default
+from ..editing.editor_defaults import DEFAULT_GROUP, has_tuned_default
 from ..editing.editor import EditorConfig
 from ..editing.optimizers import get_method
 from ..models import ModelAdapter, adapt
@@ -42,13 +42,13 @@ def _key(method: str, layers: str | Sequence[str]) -> tuple[str, str]:
 
 
 def default_group(model: nn.Module | ModelAdapter) -> str:
-    """The group edited when none is named: ``DEFAULT_LAYERS`` (the tuned one) where the model has
+    """The group edited when none is named: ``DEFAULT_GROUP`` (the tuned one) where the model has
     it, else :meth:`~workbench.models.ModelAdapter.default_group` (the middle block of the model's
     trunk, never the head: ``layer3`` of a torchvision ResNet, ``blocks.6`` of a 12-block ViT)."""
     try:
-        return adapt(model).default_group(prefer=DEFAULT_LAYERS)
+        return adapt(model).default_group(prefer=DEFAULT_GROUP)
     except (TypeError, ValueError):
-        return DEFAULT_LAYERS
+        return DEFAULT_GROUP
 
 
 class EditorResolver:

@@ -24,7 +24,6 @@ same model on the same data then reads them, and runs no forward pass.
 from __future__ import annotations
 
 import copy
-import sys
 import time
 import warnings
 import weakref
@@ -36,24 +35,21 @@ import torch.nn as nn
 
 from ..data import DataBundle
 from ..device import default_device
-from ..editing import EditorConfig, EditResult, edit
-from ..editing.defaults import DEFAULT_LAYERS
-from ..models import ModelAdapter, Split, adapt, check_logits, forward_logits
+from ..editing import EditorConfig, EditResult
+from ..editing.editor_defaults import DEFAULT_GROUP
+from ..models import ModelAdapter, Split, adapt
 from ..paths import spill_dir
 from .budget import SPILL_MODES, MemoryBudget, SpillFolder, default_budget
 from .fast_path import FAST_PATH_CHECK_IMAGES, FAST_PATH_RTOL, check_fast_path, describe  # noqa: F401
 from .prefix_cache import Batches, GraphCache, StageCache, Store
+from .edit_runs import EditCallback, run_edits
 from .score_cache import open_score_cache, score_records
-from .records import EditOutcome, EditReport, EvalSummary, Misclassified
+from .reports import (EditOutcome, EditReport, EvalSummary, Misclassified, confusion_matrix, errors_from_logits,
+                      group_name, per_class_error_rate)
+from .split_checks import batch_size_for, check_forward, classes_of, split_source
 
 
 Params = Mapping[str, torch.Tensor]
-EditCallback = Callable[[int, EditResult, torch.Tensor], None]
-
-
-def layers_name(layers: str | tuple[str, ...] | list[str]) -> str:
-    """A group as one string: ``"chain3"``, ``("chain3", "head")`` -> ``"chain3+head"``."""
-    return layers if isinstance(layers, str) else "+".join(layers)
 
 
 def _memo_key(params: Params) -> tuple | None:
@@ -115,7 +111,7 @@ class Evaluator:
     """
 
     def __init__(self, model: nn.Module | ModelAdapter, bundle: DataBundle, *, split: str = "test",
-                 layers: str | tuple[str, ...] = DEFAULT_LAYERS, device: torch.device | str | None = None,
+                 layers: str | tuple[str, ...] = DEFAULT_GROUP, device: torch.device | str | None = None,
                  batch_size: int | None = None, limit: int | None = None,
                  memory_budget: int | str | None = None, spill: str = "mmap",
                  score_cache: bool | str | Path | None = None, workers: int | None = None,
@@ -125,30 +121,15 @@ class Evaluator:
             raise TypeError(f"bundle must be a workbench DataBundle (workbench.data.load_dataset), "
                             f"got {type(bundle).__name__}")
         self.device = torch.device(device) if device is not None else default_device()
-        if batch_size is None:
-            batch_size = 2048 if self.device.type == "cuda" else 256
-        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        batch_size = batch_size_for(batch_size, self.device)
         if spill not in SPILL_MODES:
             raise ValueError(f"spill must be one of {list(SPILL_MODES)}, got {spill!r}")
         if cache_limit_bytes is not None:
             memory_budget, spill = (cache_limit_bytes if memory_budget is None else memory_budget), "recompute"
-        src = bundle.image_source(split)
-        if limit is not None:
-            if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-                raise ValueError(f"limit must be a positive integer (or None for the whole split), got {limit!r}")
-            src = src.subset(range(min(limit, len(src))))
-        if len(src) == 0:
-            raise ValueError(f"the {split!r} split is empty; choose another split")
+        src = split_source(bundle, split, limit)
         given = adapt(model)
         names = given.params(layers)  # validates the group (ValueError) before any work
-        shape = tuple(given.input_shape or bundle.input_shape)
-        if shape != bundle.input_shape:
-            raise ValueError(f"the model takes images of shape {shape} but {bundle.name} has "
-                             f"{bundle.input_shape}; load the data set the model was trained on")
-        n_cls = int(given.num_classes or bundle.num_classes)
-        if n_cls != bundle.num_classes:
-            raise ValueError(f"the model has {n_cls} classes but {bundle.name} has {bundle.num_classes}")
+        n_cls = classes_of(given, bundle)
         self.model = copy.deepcopy(given.model).to(self.device).eval().requires_grad_(False)
         self.adapter = given.with_model(self.model)
         self.split, self.layers, self.batch_size = split, layers, batch_size
@@ -181,7 +162,7 @@ class Evaluator:
         self.scores_from_cache = records is not None
         self._fast_path_error: float | None = None
         if records is None:
-            self._check_output(bundle)
+            check_forward(self.model, self.images(range(min(2, len(src)))), bundle.name, n_cls)
             data.progress = progress
             try:
                 self._base_dev = self._logits({}, cut)
@@ -207,7 +188,7 @@ class Evaluator:
             names, cut = self._group
             xs = self.images(range(min(FAST_PATH_CHECK_IMAGES, len(self.source), self.batch_size)))
             self._fast_path_error = check_fast_path(self.model, self.adapter, self._prefix, xs, self._base_dev, names,
-                                                    cut, layers_name(self.layers), self.fast_path)
+                                                    cut, group_name(self.layers), self.fast_path)
         return self._fast_path_error
 
     def cached_bytes(self) -> int:
@@ -255,29 +236,17 @@ class Evaluator:
             "index": lambda m: m.index, "confidence": lambda m: -m.confidence, "margin": lambda m: -m.margin}
         if sort not in keys:
             raise ValueError(f"unknown sort {sort!r}; use one of {sorted(keys)}")
-        wrong = torch.nonzero(self.base_preds != self.labels).flatten()
-        logits = self.base_logits[wrong]
-        probs = logits.softmax(1)
-        preds, true = self.base_preds[wrong], self.labels[wrong]
-        conf = probs.gather(1, preds.view(-1, 1)).flatten()
-        margin = logits.gather(1, preds.view(-1, 1)).flatten() - logits.gather(1, true.view(-1, 1)).flatten()
-        out = [Misclassified(int(i), int(t), int(p), float(c), float(m))
-               for i, t, p, c, m in zip(wrong.tolist(), true.tolist(), preds.tolist(), conf.tolist(), margin.tolist())]
-        return sorted(out, key=keys[sort])
+        return sorted(errors_from_logits(self.base_logits, self.labels), key=keys[sort])
 
     def confusion(self, preds: torch.Tensor | None = None) -> torch.Tensor:
         """``(C, C) int64`` counts; row = true label, column = prediction (default: base)."""
         p = self.base_preds if preds is None else self._check_preds(preds, "preds")
-        c = self.num_classes
-        return torch.bincount(self.labels * c + p, minlength=c * c).view(c, c)
+        return confusion_matrix(self.labels, p, self.num_classes)
 
     def per_class_error(self, preds: torch.Tensor | None = None) -> torch.Tensor:
         """``(C,) float32`` error rate per true class (NaN for classes absent from the split)."""
         p = self.base_preds if preds is None else self._check_preds(preds, "preds")
-        c = self.num_classes
-        total = torch.bincount(self.labels, minlength=c).float()
-        wrong = torch.bincount(self.labels[p != self.labels], minlength=c).float()
-        return wrong / total
+        return per_class_error_rate(self.labels, p, self.num_classes)
 
     # ----------------------------------------------------------------- scoring
     def logits_for(self, params: Params | EditResult) -> torch.Tensor:
@@ -328,74 +297,17 @@ class Evaluator:
         t0 = time.perf_counter()
         preds = self.preds_for(params)
         ref = self.base_preds if reference_preds is None else self._check_preds(reference_preds, "reference_preds")
-        err_before = float((ref != self.labels).float().mean())
-        err_after = float((preds != self.labels).float().mean())
-        return EditReport(err_before, err_after, err_after - err_before, preds,
-                          torch.nonzero(preds != ref).flatten(), self.per_class_error(ref),
-                          self.per_class_error(preds), time.perf_counter() - t0, ref.clone())
+        return EditReport.from_preds(self.labels, preds, ref, self.num_classes, started=t0)
 
     def evaluate_edits(self, x: torch.Tensor, y: torch.Tensor, config: EditorConfig | None = None, *,
                        protocol: str = "custom", progress: bool = True, indices: torch.Tensor | None = None,
                        callback: EditCallback | None = None, previous: Sequence[EditOutcome] = (),
                        previous_seconds: float = 0.0,
                        on_outcome: Callable[[EditOutcome], None] | None = None) -> EvalSummary:
-        """N independent edits, each from the base model, each scored on the whole split.
-
-        Args:
-            x: ``(n, C, H, W) float32`` normalised images; y: ``(n,) int64`` target labels.
-            config: the editor (default :class:`EditorConfig`); its ``layers`` may differ from
-                the evaluator's (the right stage is then cached on first use).
-            protocol: a name recorded in the summary (``"random"``, ``"natural"``, ...).
-            progress: show a tqdm bar on stderr.
-            indices: ``(n,)`` split indices of the images, recorded per edit (optional).
-            callback: called as ``callback(i, result, preds)`` after edit ``i`` with its
-                :class:`EditResult` and ``(N,) int64`` predictions (CPU).
-            previous: outcomes of earlier edits of the same run (a resumed run); ``x``/``y``
-                then hold only the remaining edits, and the summary covers both.
-            previous_seconds: wall time already spent on ``previous``.
-            on_outcome: called with each new :class:`EditOutcome` as soon as it is known.
-        Returns:
-            :class:`EvalSummary`. An edit that makes no step (the model already predicts the
-            target, or the step was abandoned as non-finite) leaves the base predictions.
-        """
-        cfg = (config or EditorConfig()).resolved()
-        self.adapter.params(cfg.layers)
-        if not isinstance(x, torch.Tensor) or x.dim() != 4:
-            raise ValueError("x must be an (n, C, H, W) float tensor of normalised images")
-        y = torch.as_tensor(y).reshape(-1)
-        if len(y) != len(x):
-            raise ValueError(f"{len(x)} images but {len(y)} labels; give one target label per image")
-        idx = None if indices is None else torch.as_tensor(indices).reshape(-1).tolist()
-        if idx is not None and len(idx) != len(x):
-            raise ValueError(f"{len(x)} images but {len(idx)} indices")
-        from tqdm import tqdm
-
-        t0 = time.perf_counter()
-        outcomes: list[EditOutcome] = list(previous)
-        bar = tqdm(total=len(outcomes) + len(x), initial=len(outcomes), desc=f"{protocol} edits ({cfg.method}, {layers_name(cfg.layers)})",
-                   file=sys.stderr, disable=not progress, dynamic_ncols=True)
-        try:
-            for i in range(len(x)):
-                res = edit(self.adapter, x[i], int(y[i]), cfg)
-                preds = self.base_preds if res.steps == 0 or not res.finite else self.preds_for(res.after)
-                err = float((preds != self.labels).float().mean())
-                outcome = EditOutcome(  # a wrecked edit (editing.guard) is no success
-                    None if idx is None else int(idx[i]), int(y[i]), res.accepted,
-                    res.steps if res.accepted else cfg.max_steps, err - self.base_error,
-                    int((preds != self.base_preds).sum()), res.finite, res.seconds, res.wrecked)
-                outcomes.append(outcome)
-                if on_outcome is not None:
-                    on_outcome(outcome)
-                if callback is not None:
-                    callback(i, res, preds)
-                bar.update(1)
-                if progress and (i % 10 == 9 or i == len(x) - 1):
-                    ok = sum(o.success for o in outcomes) / len(outcomes)
-                    dd = sum(abs(o.drawdown) for o in outcomes) / len(outcomes)
-                    bar.set_postfix(success=f"{100 * ok:.1f}%", drawdown=f"{100 * dd:.2f}%")
-        finally:
-            bar.close()
-        return self.summarize(outcomes, cfg, protocol=protocol, seconds=previous_seconds + time.perf_counter() - t0)
+        """N independent edits, each from the base model, each scored on the whole split: see
+        :func:`~workbench.evaluation.edit_runs.run_edits` for the arguments."""
+        return run_edits(self, x, y, config, protocol=protocol, progress=progress, indices=indices, callback=callback,
+                         previous=previous, previous_seconds=previous_seconds, on_outcome=on_outcome)
 
     def summarize(self, outcomes: Sequence[EditOutcome], config: EditorConfig, *, protocol: str,
                   seconds: float) -> EvalSummary:
@@ -406,7 +318,7 @@ class Evaluator:
         """
         cfg = config.resolved()
         return EvalSummary.from_outcomes(
-            outcomes, test_error=self.base_error, editor=cfg.method, layers=layers_name(cfg.layers),
+            outcomes, test_error=self.base_error, editor=cfg.method, layers=group_name(cfg.layers),
             protocol=protocol, seconds=seconds, lr=cfg.lr, beta=cfg.beta, max_steps=cfg.max_steps,
             split=self.split, examples=len(self))
 
@@ -444,22 +356,10 @@ class Evaluator:
         self._memo = ((key, list(params.values())), logits) if key is not None else None
         return logits
 
-    def _check_output(self, bundle: DataBundle) -> None:
-        """The model takes the split's images and returns ``(n, classes)`` logits (ValueError)."""
-        n = min(2, len(self.source))
-        xs = self.images(range(n))
-        try:
-            with torch.inference_mode():
-                out = forward_logits(self.model, xs)
-        except Exception as e:  # noqa: BLE001 - any failure here is a model/data mismatch
-            raise ValueError(f"the model failed on {bundle.name} images of shape {tuple(xs.shape[1:])}: "
-                             f"{type(e).__name__}: {e}. Give data the model was built for") from e
-        check_logits(out, n, self.num_classes)
-
     def cache_info(self) -> dict[str, str]:
         """What is cached and its size, e.g. ``{"chain3": "(10000, 32, 14, 14) 239.3 MiB"}``."""
         return self._prefix.info()
 
     def __repr__(self) -> str:
-        return (f"Evaluator({len(self)} {self.split} examples, layers={layers_name(self.layers)!r}, "
+        return (f"Evaluator({len(self)} {self.split} examples, layers={group_name(self.layers)!r}, "
                 f"base error {100 * self.base_error:.2f}%, device={self.device})")

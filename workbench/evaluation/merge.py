@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeGuard
 
 from .protocols import random_draw
-from .records import EditOutcome, EvalSummary
+from .reports import EditOutcome, EvalSummary
 
 # settings that must agree between the parts, as named in a ``.partial`` header
 SHARED = ("model_sha256", "method", "lr", "beta", "max_steps", "layers", "protocol", "edits", "seed", "split",
@@ -204,7 +204,7 @@ def _read_part(p: Path) -> Part:
                 "editor_source": js.get("editor_source"),
                 **{k: js.get(k) for k in SHARED if k not in ("method", "edits", "limit")}}
     layers = settings["layers"]
-    settings["layers"] = layers if "+" not in str(layers) else str(layers).split("+")  # as layers_name writes it
+    settings["layers"] = layers if "+" not in str(layers) else str(layers).split("+")  # as group_name writes it
     start = js.get("range", [0])[0]
     outcomes = [outcome_from_json(e, f"{p} per_edit[{i}]") for i, e in enumerate(js["per_edit"])]
     return Part(p, settings, start, outcomes, float(js["seconds"]), js["checkpoint"], js.get("device"))

@@ -17,7 +17,7 @@ import torch
 from ..editing import EditorConfig
 from .evaluator import Evaluator
 from .protocols import EditSet
-from .records import EditOutcome
+from .reports import EditOutcome
 
 #: Sends this rank's outcome of a round (None: it has no edit in that round) and returns every
 #: rank's, in rank order (``Distributed.all_gather_object``).

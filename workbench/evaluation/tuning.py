@@ -17,8 +17,9 @@ from typing import Any, Callable, Sequence
 import torch
 
 from ..editing import EditorConfig, EditResult, edit, get_method
-from ..editing.defaults import DEFAULT_MAX_STEPS, DEFAULTS
-from .evaluator import Evaluator, layers_name
+from ..editing.editor_defaults import DEFAULT_MAX_STEPS, DEFAULTS
+from .evaluator import Evaluator
+from .reports import group_name
 from .protocols import random_label_edits
 
 BETA_GRID: dict[str, tuple[float, ...]] = {"rmsprop": (0.5, 0.9), "momentum": (0.5, 0.9), "adam": (0.9, 0.5)}
@@ -27,7 +28,7 @@ LR_EXPONENTS = (-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5)  # decades around the curr
 
 def default_grid(method: str, lr0: float | None = None) -> tuple[tuple[float, ...], tuple[float | None, ...]]:
     """``(lrs, betas)``: 7 half-decade steps around ``lr0`` (default: the method's current default
-    lr in ``editing.defaults``) and its betas (``(None,)`` for methods without one)."""
+    lr in ``editing.editor_defaults``) and its betas (``(None,)`` for methods without one)."""
     m = get_method(method)
     lr0 = float(lr0 if lr0 is not None else (DEFAULTS[m.name]["lr"] or 1e-3))
     lrs = tuple(float(f"{lr0 * 10 ** e:.3g}") for e in LR_EXPONENTS)
@@ -226,7 +227,7 @@ def tune_editor(evaluator: Evaluator, method: str, *, edits: int = 100, seed: in
     points.sort(key=lambda p: (order.get(p.beta, len(order)), p.lr))
     ok = [p for p in points if p.feasible]
     best = min(ok, key=lambda p: (p.drawdown_abs, p.mean_steps)) if ok else None
-    return TuneResult(m.name, layers_name(layers), evaluator.split, len(evaluator), edits, max_steps,
+    return TuneResult(m.name, group_name(layers), evaluator.split, len(evaluator), edits, max_steps,
                       target_success, evaluator.base_error, tuple(points), best, time.perf_counter() - t0,
                       ref_point)
 

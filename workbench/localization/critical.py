@@ -17,7 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..models.outputs import forward_logits
-from .defaults import DEFAULT, EVAL_BATCH_SIZE, QUICK, SearchSettings
+from .settings import DEFAULT, EVAL_BATCH_SIZE, QUICK, SearchSettings
 from .sites import Neuron, Site, find_sites, masked, model_modes, neuron_masks
 
 __all__ = ["CriticalNeurons", "SearchRepeat", "critical_neurons", "accuracy_with_removed"]
@@ -224,8 +224,8 @@ def critical_neurons(model: nn.Module, x: torch.Tensor, y: int | torch.Tensor, *
         layers: module names to search (see :func:`~workbench.localization.find_sites`);
             default every conv/linear layer but the classifier.
         seed: seeds the batches and the noise of every repeat (results are reproducible).
-        quick: start from :data:`~workbench.localization.defaults.QUICK` (few repeats, capped
-            steps) instead of :data:`~workbench.localization.defaults.DEFAULT`.
+        quick: start from :data:`~workbench.localization.settings.QUICK` (few repeats, capped
+            steps) instead of :data:`~workbench.localization.settings.DEFAULT`.
         settings: explicit :class:`SearchSettings`; ``overrides`` replace its fields
             (``repeats=30``, ``max_neurons=None`` ...).
     Returns:

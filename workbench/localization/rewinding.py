@@ -23,8 +23,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..models.outputs import forward_logits
-from .accounting import State, read_state
-from .defaults import EVAL_BATCH_SIZE, RETRAIN_BATCH_SIZE, RETRAIN_EPOCHS, RETRAIN_PEAK_LR
+from .snapshot_accounting import State, read_state
+from .settings import EVAL_BATCH_SIZE, RETRAIN_BATCH_SIZE, RETRAIN_EPOCHS, RETRAIN_PEAK_LR
 
 __all__ = ["RewindRow", "default_layers", "layer_keys", "retrain_layer", "retraining_table", "rewind_layer",
            "rewinding_table", "split_accuracy"]

@@ -53,6 +53,7 @@ from typing import Mapping, Sequence, Union
 import torch
 import torch.nn as nn
 
+from .graph import Split, split_for
 from .groups import group_paths, trunk
 from .outputs import LOGITS_KEY, check_logits, describe_output, forward_logits, logits_of
 from .resnet import ResNet
@@ -178,14 +179,12 @@ class ModelAdapter:
         return ModelAdapter(model, aliases=self.aliases, input_shape=self.input_shape, num_classes=self.num_classes)
 
     # ----------------------------------------------------------------- splits
-    def split(self, names: Sequence[str] | set[str]):  # -> graph.Split (imported lazily: graph imports us)
+    def split(self, names: Sequence[str] | set[str]) -> Split:
         """The prefix/suffix split for edits of the parameter (or buffer) ``names``.
 
         See :func:`workbench.models.graph.split_for`.
         """
-        from .graph import split_for
-
-        return split_for(self, names)
+        return split_for(self.model, names)
 
     # ----------------------------------------------------------------- internals
     def _wanted(self, group: Group) -> list[str]:

@@ -29,7 +29,6 @@ import torch.fx as fx
 import torch.nn as nn
 from torch.func import functional_call
 
-from .adapter import ModelAdapter
 from .outputs import logits_of
 from .resnet import ResNet
 
@@ -150,13 +149,12 @@ def trace(model: nn.Module) -> _Trace:
     return t
 
 
-def split_for(adapter: ModelAdapter, names: Sequence[str] | set[str]) -> Split:
-    """The split for edits of parameter/buffer ``names`` (non-empty) of ``adapter.model``.
+def split_for(model: nn.Module, names: Sequence[str] | set[str]) -> Split:
+    """The split for edits of parameter/buffer ``names`` (non-empty) of ``model``.
 
     Raises:
         ValueError: ``names`` is empty or holds a name the model does not have.
     """
-    model = adapter.model
     names = set(names)
     tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     unknown = sorted(names - set(tensors))

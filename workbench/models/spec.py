@@ -46,7 +46,7 @@ KINDS = ("arch", "torchvision", "timm", "hf", "factory")
 _REGISTRY_KINDS = ("torchvision", "timm", "hf")
 _BUILT: "weakref.WeakKeyDictionary[nn.Module, ModelSpec]" = weakref.WeakKeyDictionary()
 
-__all__ = ["KINDS", "ModelSpec", "infer_spec", "parse_kwargs"]
+__all__ = ["KINDS", "ModelSpec", "parse_kwargs"]
 
 
 def _split_args(text: str) -> list[str]:
@@ -254,5 +254,3 @@ def _import_factory(target: str) -> Callable[..., Any]:
         raise ValueError(f"{target!r} is not callable")
     return obj
 
-
-from .infer import infer_spec  # noqa: E402 - infer builds ModelSpecs

@@ -4,7 +4,7 @@ from ..folder_io import FolderBusy, FolderExists
 from .history_io import state_hash, write_history
 from .history_read import read_history
 from .history_schema import HISTORY_FILE, MAX_ATTEMPTS
-from .records import EditRecord
+from .edit_record import EditRecord
 from .opening import default_checkpoint, open_session, resolve_checkpoint
 from .session import EditSession, SessionBusy
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 
-from ..editing.config import check_overrides
+from ..editing.config import check_overrides, group_as_layers
 from ..editing.editor import EditorConfig, EditResult
 from ..editing.editor import edit as edit_fn
 from ..models import ModelAdapter
@@ -21,7 +21,7 @@ from .data import SessionData
 from .helpers import as_index, check_edit_inputs
 from .history_schema import MAX_ATTEMPTS
 from .persistence import Persistence
-from .records import EditRecord, target_of
+from .edit_record import EditRecord, target_of
 from .scoring import Scoring
 from .stack import EditStack
 
@@ -54,7 +54,8 @@ class EditActions:
             x: ``(C, H, W)`` or a batch ``(N, C, H, W)`` float, normalised (one edit for all N).
             y_ref: the target label, or N labels for a batch (the record's ``target`` is an int
                 for a single image, a tuple for a batch).
-            config: editor settings (default ``session.config``); ``overrides`` replace fields.
+            config: editor settings (default ``session.config``); ``overrides`` replace fields
+                (``group=`` or ``layers=`` for the edit group).
                 Unset lr/beta, and overrides that change the method or group, are resolved by
                 the session's :class:`~workbench.evaluation.editor_resolver.EditorResolver`
                 (learned, else tuned, else calibrated).
@@ -75,6 +76,7 @@ class EditActions:
             SessionBusy: another action is running on this session; nothing changes.
         """
         idx = None if index is None else as_index(index)
+        overrides = group_as_layers(overrides)
         check_overrides(config, overrides)
         check_edit_inputs(self.bundle, x, y_ref)
         with self.stack.exclusive("an edit"):

@@ -12,7 +12,7 @@ import torch.nn as nn
 from ..data import DataBundle
 from ..editing.editor import EditorConfig
 from ..models import ModelAdapter, check_logits, logits_of
-from .records import EditRecord
+from .edit_record import EditRecord
 
 if TYPE_CHECKING:
     from ..evaluation import EditReport, Evaluator

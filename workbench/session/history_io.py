@@ -35,7 +35,7 @@ from ..folder_io import (LOCK_FILE, TMP_PREFIX, FolderExists, clean_tmp, folder_
                          replace_file)
 from .history_schema import (EDITS_DIR, FORMAT, HISTORY_FILE, MAX_HISTORY_BYTES, REPORTS_DIR, UID_RE, VERSION,
                              check_uid, edit_file, inside, report_file)
-from .records import EditRecord
+from .edit_record import EditRecord
 
 __all__ = ["FORMAT", "HISTORY_FILE", "VERSION", "check_target", "edit_bytes", "entry", "preds_bytes", "saved_id",
            "state_hash", "write_history"]

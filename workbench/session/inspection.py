@@ -19,7 +19,7 @@ PROBABILITY_CHUNK = 512  # images per forward pass in probabilities()
 if TYPE_CHECKING:
     from ..attribution import AttributionSet
     from ..probe import GeneralizationReport
-    from .records import EditRecord
+    from .edit_record import EditRecord
 
 EXPLAIN_METHOD = "Integrated Gradients"  # explain()'s default, as workbench.attribution.attribute's
 AGAINST = ("base", "last")

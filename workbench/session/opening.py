@@ -101,7 +101,8 @@ def open_model(*, checkpoint: str | Path | None = None, model: str | None = None
     """
     from ..data import load_dataset, load_for_card
     from ..models.spec import ModelSpec
-    from ..training.checkpoint import MODEL_FILE, load_model, load_state_into, load_weights, read_weights
+    from ..training.checkpoint import load_model, load_state_into, load_weights, read_weights
+    from ..training.model_files import MODEL_FILE
 
     if (checkpoint is None) == (model is None):
         raise ValueError("give either --checkpoint FOLDER (a model folder) or --model SPEC --weights FILE")

@@ -26,7 +26,7 @@ from .helpers import data_card, evaluator_fingerprint, export_card, report_from_
 from .history_io import check_target, saved_id, state_hash, write_history
 from .history_read import LoadedEdit, read_history, to_result
 from .history_schema import HISTORY_FILE
-from .records import EditRecord, target_of
+from .edit_record import EditRecord, target_of
 from .scoring import Scoring
 from .stack import EditStack
 

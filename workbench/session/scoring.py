@@ -14,7 +14,7 @@ from .stack import EditStack
 if TYPE_CHECKING:
     from ..evaluation import EditReport, Evaluator, Misclassified
     from ..evaluation.estimate import DrawdownEstimate, StratifiedSample
-    from .records import EditRecord
+    from .edit_record import EditRecord
 
 ERRORS_KEPT = 16  # states whose error lists current_errors keeps
 
@@ -106,7 +106,7 @@ class Scoring:
         ev = require_evaluator(self.evaluator)
         if not self.stack.history:
             return list(ev.misclassified())
-        from ..evaluation.records import errors_from_logits
+        from ..evaluation.reports import errors_from_logits
 
         key = (id(ev), *self.stack.weights_tag())
         cache = self._errors_by_state

@@ -22,7 +22,7 @@ from .helpers import black_image, build_evaluator, bundle_for_model, load_bundle
 from .inspection import Inspection
 from .localization import Localization
 from .persistence import Persistence, check_autosave_dir
-from .records import EditRecord
+from .edit_record import EditRecord
 from .scoring import Scoring
 from .stack import EditStack, SessionBusy
 from .uploads import Uploads

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 
 from .history_io import state_hash
-from .records import EditRecord
+from .edit_record import EditRecord
 
 if TYPE_CHECKING:
     from ..editing.editor import EditResult

@@ -68,6 +68,6 @@ class Uploads:
         mean, std = self.card.get("mean"), self.card.get("std")
         if not mean or not std:
             raise ValueError("the normalisation of this model is unknown; give the session its data set")
-        from ..data.datasets import normalize
+        from ..data.bundle import normalize
 
         return normalize(raw.to(self.device), tuple(mean), tuple(std))

@@ -15,13 +15,13 @@ import torch.nn as nn
 from safetensors.torch import load_file, save_file
 
 from ..folder_io import TMP_PREFIX, FolderExists, clean_tmp, folder_lock, new_id, read_bounded
-from ..models.spec import ModelSpec, infer_spec
+from ..models.infer import infer_spec
+from ..models.spec import ModelSpec
 from ..models.safety import check_size
 from .card_checks import (SHA_FIELD, check_card, check_finite, check_input_shape, check_sha, check_weights_size,
                           file_sha256, read_card_file, state_mismatch)
-
-MODEL_FILE, CARD_FILE = "model.safetensors", "card.json"
-MAX_CARD_BYTES = 64 * 2**20  # a card lists every edit of an export: far below this
+from .model_files import (CARD_FILE, MAX_CARD_BYTES, MODEL_FILE, PREVIOUS_DIR, fsync_file, keep_previous,
+                          restore_interrupted_export)
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
@@ -101,77 +101,16 @@ def _write_pair(folder: Path, sd: dict[str, torch.Tensor], card: dict[str, Any])
     ``.previous-export`` while the two are replaced (see :func:`save_model`)."""
     tmp = folder / f"{TMP_PREFIX}{new_id()}"
     save_file(sd, str(tmp), metadata={"arch": str(card["arch"]), "builder": json.dumps(card["builder"])})
-    _fsync(tmp)
+    fsync_file(tmp)
     card[SHA_FIELD] = file_sha256(tmp)  # load_model verifies it
     card_tmp = folder / f"{TMP_PREFIX}{new_id()}"
     card_tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
-    _fsync(card_tmp)
-    previous = _keep_previous(folder)
+    fsync_file(card_tmp)
+    previous = keep_previous(folder)
     os.replace(tmp, folder / MODEL_FILE)  # from here until the card is in place, the pair
     os.replace(card_tmp, folder / CARD_FILE)  # differs: .previous-export holds the complete old one
     if previous is not None:
         shutil.rmtree(previous)
-
-
-PREVIOUS_DIR = ".previous-export"  # inside a model folder, while save_model replaces its model
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _consistent(folder: Path) -> bool:
-    """Whether ``folder``'s card and weights belong together (the card's SHA-256 matches)."""
-    try:
-        card = json.loads(read_bounded(folder / CARD_FILE, MAX_CARD_BYTES, "the card"))
-        return isinstance(card, dict) and card.get(SHA_FIELD) == file_sha256(folder / MODEL_FILE)
-    except (OSError, ValueError):
-        return False
-
-
-def interrupted_export(folder: str | Path) -> Path | None:
-    """The complete earlier model that a killed ``save_model`` left in ``folder/.previous-export``
-    while ``folder``'s own card and weights do not belong together, else None."""
-    prev = Path(folder) / PREVIOUS_DIR
-    if prev.is_dir() and not prev.is_symlink() and not _consistent(Path(folder)) and _consistent(prev):
-        return prev
-    return None
-
-
-def restore_interrupted_export(folder: Path) -> None:
-    """Put back the model a killed ``save_model`` kept in ``.previous-export`` (when the
-    folder's pair does not match), or remove that copy (when it does). Call holding the lock."""
-    prev = folder / PREVIOUS_DIR
-    if prev.is_symlink() or (prev.exists() and not prev.is_dir()):
-        prev.unlink()
-    elif prev.is_dir():
-        if interrupted_export(folder) is not None:
-            for name in (MODEL_FILE, CARD_FILE):  # copies in: the kept model stays whole until both are back
-                tmp = folder / f"{TMP_PREFIX}{new_id()}"
-                shutil.copyfile(prev / name, tmp)
-                _fsync(tmp)
-                os.replace(tmp, folder / name)
-        shutil.rmtree(prev)
-
-
-def _keep_previous(folder: Path) -> Path | None:
-    """Hard-link (or copy) the model in ``folder`` into ``folder/.previous-export`` in one
-    atomic step (a temporary folder, then a rename); None when there is no complete model."""
-    if not all((folder / n).is_file() and not (folder / n).is_symlink() for n in (MODEL_FILE, CARD_FILE)):
-        return None
-    tmp = folder / f"{TMP_PREFIX}{new_id()}"
-    tmp.mkdir()
-    for name in (MODEL_FILE, CARD_FILE):
-        try:
-            os.link(folder / name, tmp / name)
-        except OSError:
-            shutil.copy2(folder / name, tmp / name)
-    os.rename(tmp, folder / PREVIOUS_DIR)
-    return folder / PREVIOUS_DIR
 
 
 def _check_model_target(folder: Path, overwrite: bool, replaces: str | None) -> None:

@@ -43,7 +43,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..editing import EditorConfig, edit_loss, eval_mode, get_method, run_editor
-from ..editing.defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD
+from ..editing.editor_defaults import DEFAULT_GROUP, DEFAULT_MAX_STEPS, DEFAULT_METHOD
 from ..models.adapter import adapt, forward_logits
 from .recipes import Recipe
 
@@ -84,7 +84,7 @@ class EditableObjective(nn.Module):
         >>> loss, logs = obj(model.train(), x, y, step=0); loss.backward()
     """
 
-    def __init__(self, *, layers: str | tuple[str, ...] = DEFAULT_LAYERS, method: str = DEFAULT_METHOD,
+    def __init__(self, *, layers: str | tuple[str, ...] = DEFAULT_GROUP, method: str = DEFAULT_METHOD,
                  editor_lr: float = 1e-3, editor_beta: float = 0.5, edit_steps: int = DEFAULT_MAX_STEPS,
                  c_edit: float = 0.01, c_loc: float = 0.01, edits_per_batch: int = 1,
                  first_order: bool = False, learn_editor: bool = True, seed: int = 0, rank: int = 0,

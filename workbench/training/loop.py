@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass
@@ -25,15 +24,16 @@ from ..data import DataBundle, load_dataset, random_crop_flip
 from ..data.batch import batch_indices
 from ..data.noise import NOISE_FILE, LabelNoise, flip_labels
 from ..device import resolve_device
-from ..evaluation.predict import error_rate, predict_logits
 from ..models.dropout import DropoutSpec, attach_dropout, default_sites, dropout_card, example_indices
 from ..models.outputs import forward_logits
 from ..models.spec import ModelSpec
-from .accounting import ACCOUNTING_FILE, GradientAccounting
+from .grad_accounting import ACCOUNTING_FILE, GradientAccounting
 from .checkpoint import git_commit, load_model, load_state_into, load_weights, safe_torch_load, save_model
-from .dynamics import DynamicsRecorder, clear_dynamics
+from .dynamics import clear_dynamics
+from .epoch_metrics import dynamics_recorder, editor_card, editor_metrics, evaluate_splits, fit_metrics
 from .out_folder import LOG_FILE, RESUME, STATE_FILE, plan_start
 from .recipes import Recipe
+from .schedule import lr_factor, make_optimizer
 from .snapshots import list_snapshots, save_snapshot
 
 
@@ -75,71 +75,6 @@ class TrainResult:
     out_dir: Path
     model: nn.Module
     card: dict[str, Any]
-
-
-def _lr_factor(recipe: Recipe, step: int, total: int, steps_per_epoch: int) -> float:
-    warm = int(recipe.warmup_epochs * steps_per_epoch)
-    if step < warm:
-        return (step + 1) / warm
-    if recipe.schedule == "constant":
-        return 1.0
-    progress = min(1.0, (step - warm) / max(1, total - warm))
-    if recipe.schedule == "triangle":
-        return 1.0 - progress
-    if recipe.schedule != "cosine":
-        raise ValueError(f"unknown schedule {recipe.schedule!r}; use 'cosine', 'constant' or 'triangle'")
-    return 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def _optimizer(recipe: Recipe, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-    """AdamW (decoupled weight decay) or SGD with momentum (weight decay as L2 in the gradient)."""
-    if recipe.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
-    return torch.optim.AdamW(groups, lr=recipe.lr)
-
-
-def _recorder(recipe: Recipe, objective: Any, out_dir: Path, n: int, dist: Any) -> DynamicsRecorder | None:
-    """The run's dynamics recorder, or None (turned off, a multi-process run, or an objective without ``last_logits``)."""
-    if not recipe.record_dynamics:
-        return None
-    if (dist is not None and dist.world > 1) or not hasattr(objective, "last_logits"):
-        print("note: training dynamics are not recorded (they need one process and the baseline or "
-              "gradient-accounting objective)", file=sys.stderr)
-        return None
-    return DynamicsRecorder(out_dir, n)
-
-
-def _fit_metrics(model: nn.Module, train_x: torch.Tensor, train_y: torch.Tensor, noisy: torch.Tensor | None,
-                 recorder: DynamicsRecorder | None, bundle: DataBundle, device: torch.device) -> dict[str, float]:
-    """How well the training labels are fitted: ``fit_noisy``, the eval-mode accuracy on the flipped
-    labels of the noisy examples; ``train_acc_clean``/``train_acc_noisy``, the share predicted with
-    their given label when their batch was seen this epoch (from the recorder)."""
-    out: dict[str, float] = {}
-    if recorder is not None:
-        out["train_acc"] = recorder.accuracy()
-        if noisy is not None:
-            out["train_acc_clean"], out["train_acc_noisy"] = recorder.accuracy(~noisy), recorder.accuracy(noisy)
-    if noisy is not None and bool(noisy.any()):
-        was = model.training
-        model.eval()
-        logits = predict_logits(model, train_x[noisy], normalize=bundle.normalize, device=device)
-        model.train(was)
-        out["fit_noisy"] = 1.0 - error_rate(logits, train_y[noisy])
-    return out
-
-
-def _editor_metrics(objective: Any, extra: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Per-epoch values of the objective's learned hyperparameters (editor lr/beta)."""
-    if hasattr(objective, "epoch_metrics"):
-        return dict(objective.epoch_metrics())
-    return {name: float(t.detach().mean()) for name, t in extra.items()}
-
-
-def _editor_card(objective: Any, extra: dict[str, torch.Tensor]) -> dict[str, Any]:
-    """``card["editor"]``: the (learned) editor config, or ``{}`` for baseline training."""
-    if hasattr(objective, "editor_card"):
-        return dict(objective.editor_card())
-    return {name: float(t.detach().mean()) for name, t in extra.items()}
 
 
 def spec_for_recipe(recipe: Recipe, bundle: DataBundle, trust_code: bool = False) -> ModelSpec:
@@ -207,20 +142,6 @@ def _label_noise(recipe: Recipe, train_y: torch.Tensor, num_classes: int, out_di
     return noise
 
 
-def evaluate_splits(model: nn.Module, bundle: DataBundle, recipe: Recipe, device: torch.device) -> dict[str, float]:
-    was = model.training
-    model.eval()
-    out = {}
-    for split in ("val", "test"):
-        x, y = bundle.split(split)
-        if recipe.eval_subset:
-            x, y = x[:recipe.eval_subset], y[:recipe.eval_subset]
-        if len(x):
-            out[f"{split}_error"] = error_rate(predict_logits(model, x, normalize=bundle.normalize, device=device), y)
-    model.train(was)
-    return out
-
-
 def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = None, resume: bool = True,
           device: torch.device | str | None = None, bundle: DataBundle | None = None,
           command: str | None = None, progress: bool = True, dist: Any = None,
@@ -277,7 +198,7 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
     if extra:
         groups.append({"params": list(extra.values()), "weight_decay": 0.0,
                        "lr": recipe.editor_hparam_lr or recipe.lr})
-    opt = _optimizer(recipe, groups)
+    opt = make_optimizer(recipe, groups)
     base_lrs = [g["lr"] for g in opt.param_groups]
     total = steps_per_epoch * recipe.epochs
     epoch, step, wall = 0, 0, 0.0
@@ -309,7 +230,7 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
     card: dict[str, Any] = {}
     metrics: dict[str, float] = {}
     # --- training dynamics and the epochs that skip gradient accounting (recipe.accounting_every)
-    recorder = _recorder(recipe, objective, out_dir, len(train_x), dist) if rank0 else None
+    recorder = dynamics_recorder(recipe, objective, out_dir, len(train_x), dist) if rank0 else None
     plain = CrossEntropyObjective(amp=recipe.amp)
     noisy_mask = noise.mask() if noise is not None else None
     while epoch < recipe.epochs:
@@ -337,7 +258,7 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
             if channels_last:
                 xb = xb.contiguous(memory_format=torch.channels_last)
             for g, lr0 in zip(opt.param_groups, base_lrs):
-                g["lr"] = lr0 * _lr_factor(recipe, step, total, steps_per_epoch)
+                g["lr"] = lr0 * lr_factor(recipe, step, total, steps_per_epoch)
             with batch_indices(idx), example_indices(model, idx.to(device)):
                 loss, logs = epoch_objective(train_model, xb, yb, step)
             if recorder is not None:
@@ -368,9 +289,9 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
             dist.broadcast_buffers_(model)
         if rank0:
             metrics.update(evaluate_splits(model, bundle, recipe, device))
-        metrics.update(_editor_metrics(epoch_objective, extra))
+        metrics.update(editor_metrics(epoch_objective, extra))
         if rank0:
-            metrics.update(_fit_metrics(model, train_x, train_y, noisy_mask, recorder, bundle, device))
+            metrics.update(fit_metrics(model, train_x, train_y, noisy_mask, recorder, bundle, device))
         if recorder is not None:
             recorder.end_epoch(epoch)  # before the train state: a crash between the two redoes the epoch
         if rank0:
@@ -384,7 +305,7 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
                 "epochs": epoch, "test_error": metrics.get("test_error"), "val_error": metrics.get("val_error"),
                 "command": command or " ".join(sys.argv), "commit": git_commit(), "wall_time_s": round(wall, 1),
                 "device": str(device), "world_size": dist.world if dist else 1,
-                "editor": _editor_card(objective, extra), "amp": recipe.amp and device.type == "cuda",
+                "editor": editor_card(objective, extra), "amp": recipe.amp and device.type == "cuda",
                 "channels_last": channels_last,
                 "classes": list(bundle.classes), "mean": list(bundle.mean), "std": list(bundle.std),
                 "input_shape": list(bundle.input_shape), "normalization": bundle.normalization_card(),

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeGuard
 
 from .card_checks import read_card_file
-from .checkpoint import CARD_FILE, MODEL_FILE
+from .model_files import CARD_FILE, MODEL_FILE
 from .recipes import Recipe
 
 STATE_FILE = "train_state.pt"  # optimizer and progress of a run, for resuming

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from ..editing.defaults import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, DEFAULT_METHOD
+from ..editing.editor_defaults import DEFAULT_GROUP, DEFAULT_MAX_STEPS, DEFAULT_METHOD
 
 
 SCHEDULES = ("cosine", "constant", "triangle")
@@ -44,7 +44,7 @@ class Recipe:
     init_from: str | None = None  # model folder to start from (fine-tuning)
     # Editable Training (used when editable=True)
     editable: bool = False
-    edit_layers: str = DEFAULT_LAYERS
+    edit_layers: str = DEFAULT_GROUP
     editor: str = DEFAULT_METHOD
     editor_lr: float = 1e-3
     editor_beta: float = 0.5

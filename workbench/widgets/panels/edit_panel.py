@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Sequence
 
 import ipywidgets as W
 
-from ...editing import DEFAULT_LAYERS, DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, EditorChoice, EditorConfig
+from ...editing import DEFAULT_GROUP, DEFAULT_MAX_STEPS, MAX_STEPS_LIMIT, EditorChoice, EditorConfig
 from ..common import MessageArea, css
 from ..markup import HTML, markup
 
@@ -57,7 +57,7 @@ class EditPanel:
         layers = cfg.layers if isinstance(cfg.layers, str) else cfg.layers[0]
         groups = list(groups)
         self.group = css(W.Dropdown(options=groups, value=layers if layers in groups else
-                                    (DEFAULT_LAYERS if DEFAULT_LAYERS in groups else groups[0]),
+                                    (DEFAULT_GROUP if DEFAULT_GROUP in groups else groups[0]),
                                     description="layers", style=st, layout=W.Layout(width="200px")), "wb-group")
         self._beta = cfg.beta
         self._chosen_lr = float(cfg.lr)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from typing import Callable, Mapping, Sequence
 
 import ipywidgets as W
 
-from ...localization.defaults import MEMORIZED_MAX_NEURONS, MISLABELED_MAX_QUALITY
+from ...localization.settings import MEMORIZED_MAX_NEURONS, MISLABELED_MAX_QUALITY
 from ..common import SIZES, css
 from ..plots.charts import confusion_figure, update_confusion
 from ..plots.images import image_png

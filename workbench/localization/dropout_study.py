@@ -23,14 +23,12 @@ from typing import Callable, Sequence
 import torch
 import torch.nn as nn
 
-from ..models.dropout import (MODES, DropoutSpec, ExampleTiedDropout, StandardChannelDropout, attach_dropout,
-                              example_indices, memorization_mode)
+from ..models.dropout import MODES, ExampleTiedDropout, StandardChannelDropout, example_indices, memorization_mode
 from ..models.outputs import forward_logits
 from ..training.trainset import TrainingSet
-from .defaults import EVAL_BATCH_SIZE
+from .settings import EVAL_BATCH_SIZE
 
-__all__ = ["DropoutSpec", "ExampleTiedDropout", "MemorizationRow", "StandardChannelDropout", "attach_dropout",
-           "example_indices", "memorization_mode", "memorization_table", "predict_in_mode", "recalibrate_batchnorm"]
+__all__ = ["MemorizationRow", "memorization_table", "predict_in_mode", "recalibrate_batchnorm"]
 
 Normalize = Callable[[torch.Tensor], torch.Tensor]
 

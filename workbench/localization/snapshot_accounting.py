@@ -8,16 +8,16 @@ whose noisy (flipped-label) examples are known, per layer:
 - ``cosine``: the cosine similarity of the mean clean and the mean noisy gradients.
 
 A *layer* is a module that owns parameters (conv, BatchNorm, linear), named by its dotted
-path, or any module path you pass (all parameters under it). The same record keys are used
-by the trainer's in-loop accounting (``--grad-accounting``), which averages batch gradients
-over an epoch's steps instead of taking one full-set gradient at the epoch's end.
+path, or any module path you pass (all parameters under it). The layers and the statistic are
+those of the trainer's in-loop accounting (``--grad-accounting``,
+:mod:`workbench.training.grad_accounting`), which averages batch gradients over an epoch's
+steps instead of taking one full-set gradient at the epoch's end.
 
 The model is never modified: gradients are taken through ``torch.func.functional_call`` on
 detached copies of the parameters, in eval mode by default.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
@@ -27,24 +27,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..models.outputs import forward_logits
-from .defaults import EVAL_BATCH_SIZE
+from ..training.grad_accounting import LayerGradients, layer_gradients, parameter_layers
+from .settings import EVAL_BATCH_SIZE
 from .sites import model_modes
 
-__all__ = ["GradientAccount", "LayerGradients", "account_epochs", "gradient_accounting", "parameter_layers",
-           "read_state"]
+__all__ = ["GradientAccount", "account_epochs", "gradient_accounting", "read_state"]
 
 State = Mapping[str, torch.Tensor]
-
-
-@dataclass(frozen=True)
-class LayerGradients:
-    """One layer's clean and noisy gradients (see the module docstring)."""
-
-    layer: str
-    params: int
-    clean: float
-    noisy: float
-    cosine: float | None
 
 
 @dataclass(frozen=True)
@@ -65,31 +54,6 @@ class GradientAccount:
     def as_rows(self) -> list[dict]:
         """One flat dict per layer (``epoch, layer, params, clean, noisy, cosine``), for tables."""
         return [{"epoch": self.epoch, **vars(r)} for r in self.layers]
-
-
-def parameter_layers(model: nn.Module, layers: Sequence[str] | None = None) -> dict[str, list[str]]:
-    """``{layer: [parameter names]}``: every module owning parameters, or the given module paths.
-
-    Raises:
-        ValueError: an unknown module path, or one without parameters.
-    """
-    mods = dict(model.named_modules())
-    if layers is None:
-        out = {}
-        for name, mod in mods.items():
-            own = [f"{name}.{n}" if name else n for n, _ in mod.named_parameters(recurse=False)]
-            if own:
-                out[name] = own
-        return out
-    out = {}
-    for layer in layers:
-        if layer not in mods:
-            raise ValueError(f"unknown layer {layer!r}; use dotted module names, e.g. {list(mods)[1:4]}")
-        names = [f"{layer}.{n}" if layer else n for n, _ in mods[layer].named_parameters()]
-        if not names:
-            raise ValueError(f"layer {layer!r} has no parameters")
-        out[layer] = names
-    return out
 
 
 def read_state(source: State | str | Path) -> dict[str, torch.Tensor]:
@@ -150,14 +114,7 @@ def gradient_accounting(model: nn.Module, x: torch.Tensor, y: torch.Tensor, nois
                             sums[n] += g.double()
     n_noisy = int(noisy.sum())
     n_clean = len(noisy) - n_noisy
-    rows = []
-    for layer, names in groups.items():
-        c = torch.cat([sums_c[n].flatten() for n in names])
-        z = torch.cat([sums_n[n].flatten() for n in names])
-        root = math.sqrt(c.numel())
-        cn, zn = float(c.norm()), float(z.norm())
-        cos = float(c @ z) / (cn * zn) if cn > 0 and zn > 0 else None
-        rows.append(LayerGradients(layer, c.numel(), cn / root, zn / root, cos))
+    rows = layer_gradients(groups, sums_c, sums_n)
     return GradientAccount(epoch, tuple(rows), n_clean, n_noisy)
 
 

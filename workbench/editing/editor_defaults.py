@@ -8,7 +8,7 @@ one that reads or writes the file. Every default keeps >= 95% success within k =
 the validation slice while minimising drawdown.
 
 Example:
-    >>> from workbench.editing.defaults import DEFAULT_METHOD, default_for
+    >>> from workbench.editing.editor_defaults import DEFAULT_METHOD, default_for
     >>> DEFAULT_METHOD, default_for("gd", "all")["lr"]
     ('rmsprop', 0.000562)
 """
@@ -61,42 +61,42 @@ def _table(methods: Mapping[str, Any]) -> Table:
 
 _DOC = load_defaults()
 DEFAULT_METHOD: str = str(_DOC["editor"]["method"])
-DEFAULT_LAYERS: str = str(_DOC["editor"]["layers"])
+DEFAULT_GROUP: str = str(_DOC["editor"]["layers"])  # the edit group; "layers" as in EditorConfig and cards
 DEFAULT_MAX_STEPS: int = int(_DOC["editor"]["max_steps"])
-# method -> {"lr": float, "beta": float | None}, for DEFAULT_LAYERS
+# method -> {"lr": float, "beta": float | None}, for DEFAULT_GROUP
 DEFAULTS: Table = _table(_DOC["methods"])
 # Other editable groups: group -> method -> {"lr", "beta"}; methods missing here fall back to DEFAULTS.
 GROUP_DEFAULTS: dict[str, Table] = {g: _table(v["methods"]) for g, v in _DOC["groups"].items()}
 
 
-def provenance(method: str, layers: str = DEFAULT_LAYERS) -> dict[str, Any]:
-    """Where the tuned values of ``method`` on ``layers`` came from: ``{"command", "model", "result",
+def provenance(method: str, group: str = DEFAULT_GROUP) -> dict[str, Any]:
+    """Where the tuned values of ``method`` on ``group`` came from: ``{"command", "model", "result",
     "date"}`` (or ``{"note"}``); ``{}`` where none is recorded."""
-    if layers != DEFAULT_LAYERS:
-        return dict(_DOC["groups"].get(layers, {}).get("provenance", {}))
+    if group != DEFAULT_GROUP:
+        return dict(_DOC["groups"].get(group, {}).get("provenance", {}))
     return dict(_DOC["methods"].get(method, {}).get("provenance", {}))
 
 
-def default_for(method: str, layers: object = DEFAULT_LAYERS) -> dict[str, float | None]:
-    """The tuned ``{"lr", "beta"}`` of canonical ``method`` for editable group ``layers``."""
-    group = GROUP_DEFAULTS.get(layers, {}) if isinstance(layers, str) else {}
-    return group.get(method, DEFAULTS[method])
+def default_for(method: str, group: object = DEFAULT_GROUP) -> dict[str, float | None]:
+    """The tuned ``{"lr", "beta"}`` of canonical ``method`` for the edit group ``group``."""
+    tuned = GROUP_DEFAULTS.get(group, {}) if isinstance(group, str) else {}
+    return tuned.get(method, DEFAULTS[method])
 
 
-def has_tuned_default(model: object, layers: object) -> bool:
+def has_tuned_default(model: object, group: object) -> bool:
     """Whether the tuned defaults were measured for this kind of model and group: the project's
-    ResNets (``workbench.models.ResNet``, see the file's ``tuned_for``) on ``DEFAULT_LAYERS`` or a
+    ResNets (``workbench.models.ResNet``, see the file's ``tuned_for``) on ``DEFAULT_GROUP`` or a
     group of ``GROUP_DEFAULTS``. Any other model or group gets a calibrated step size
     (``workbench.evaluation.calibrate``)."""
     from ..models.resnet import ResNet
 
-    key = layers if isinstance(layers, str) else None
-    return isinstance(model, ResNet) and key is not None and (key == DEFAULT_LAYERS or key in GROUP_DEFAULTS)
+    key = group if isinstance(group, str) else None
+    return isinstance(model, ResNet) and key is not None and (key == DEFAULT_GROUP or key in GROUP_DEFAULTS)
 
 
 def write_defaults(method: str, lr: float, beta: float | None, provenance: Mapping[str, Any],
                    folder: str | Path | None = None) -> Path:
-    """Store ``method``'s tuned lr/beta for ``DEFAULT_LAYERS`` with its ``provenance``.
+    """Store ``method``'s tuned lr/beta for ``DEFAULT_GROUP`` with its ``provenance``.
 
     Args:
         method: canonical method name (``"rmsprop"``...).

@@ -6,7 +6,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ..models.outputs import forward_logits
+from .outputs import forward_logits
 
 
 @torch.no_grad()

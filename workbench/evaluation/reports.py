@@ -1,7 +1,9 @@
-"""Typed records returned by the evaluator: misclassified examples, edit reports, summaries."""
+"""What the evaluator reports: misclassified examples, edit reports, outcomes and summaries, and
+the plain computations behind them (confusion matrix, per-class error, a group's name)."""
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass
 from typing import Any, Sequence
 
@@ -51,6 +53,17 @@ class EditReport:
     per_class_error_after: torch.Tensor
     seconds: float
     preds_before: torch.Tensor | None = None
+
+    @classmethod
+    def from_preds(cls, labels: torch.Tensor, preds: torch.Tensor, reference: torch.Tensor, num_classes: int, *,
+                   started: float) -> "EditReport":
+        """The report of ``(N,)`` predictions against ``(N,)`` reference predictions and labels;
+        ``seconds`` counts from ``started`` (a ``time.perf_counter()`` value)."""
+        err_before = float((reference != labels).float().mean())
+        err_after = float((preds != labels).float().mean())
+        return cls(err_before, err_after, err_after - err_before, preds, torch.nonzero(preds != reference).flatten(),
+                   per_class_error_rate(labels, reference, num_classes), per_class_error_rate(labels, preds, num_classes),
+                   time.perf_counter() - started, reference.clone())
 
     @property
     def per_class_change(self) -> torch.Tensor:
@@ -221,6 +234,24 @@ def format_table(rows: Sequence[EvalSummary]) -> str:
                      f"| {_pct(r.test_error)} | {_pct(r.drawdown_abs)} | {_pct(r.drawdown_signed)} "
                      f"| {_pct(r.success_rate)} (k={r.max_steps}) | {r.mean_steps:.2f} | {r.seconds:.1f} |")
     return "\n".join(lines)
+
+
+def confusion_matrix(labels: torch.Tensor, preds: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(C, C) int64`` counts from ``(N,)`` labels and predictions; row = true label, column = prediction."""
+    c = num_classes
+    return torch.bincount(labels * c + preds, minlength=c * c).view(c, c)
+
+
+def per_class_error_rate(labels: torch.Tensor, preds: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """``(C,) float32`` error rate among the examples of each true class (NaN for a class absent)."""
+    total = torch.bincount(labels, minlength=num_classes).float()
+    wrong = torch.bincount(labels[preds != labels], minlength=num_classes).float()
+    return wrong / total
+
+
+def group_name(group: str | tuple[str, ...] | list[str]) -> str:
+    """An edit group as one string, as summaries record it: ``("chain3", "head")`` -> ``"chain3+head"``."""
+    return group if isinstance(group, str) else "+".join(group)
 
 
 def errors_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> list[Misclassified]:

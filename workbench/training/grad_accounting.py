@@ -13,15 +13,19 @@ parameters) and per epoch, ``grad_accounting.jsonl`` in the model folder receive
 The model is updated with the usual mean-loss gradient, exactly: the loss returned to the
 trainer is the linear surrogate ``sum(p * g)`` whose gradient is ``g = (g_clean + g_noisy) / B``.
 It costs one forward and two backward passes per step (a plain step: one and one).
+
+The per-layer statistic (:func:`layer_gradients`) and the layers (:func:`parameter_layers`) are
+defined here once; :mod:`workbench.localization.snapshot_accounting` applies them to one
+full-set gradient of saved weights.
 """
 from __future__ import annotations
 
 import contextlib
 import json
 import math
-from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -33,14 +37,65 @@ from ..models.outputs import forward_logits
 ACCOUNTING_FILE = "grad_accounting.jsonl"
 
 
-def parameter_layers(model: nn.Module) -> "OrderedDict[str, list[str]]":
-    """``{module path: [its own parameter names]}`` for every module that owns parameters."""
-    out: OrderedDict[str, list[str]] = OrderedDict()
-    for mod_name, mod in model.named_modules():
-        own = [f"{mod_name}.{n}" if mod_name else n for n, _ in mod.named_parameters(recurse=False)]
-        if own:
-            out[mod_name] = own
+def parameter_layers(model: nn.Module, layers: Sequence[str] | None = None) -> dict[str, list[str]]:
+    """``{layer: [parameter names]}``: every module that owns parameters (its own ones), in module
+    order, or the given module paths (all parameters under each).
+
+    Raises:
+        ValueError: an unknown module path, or one without parameters.
+    """
+    mods = dict(model.named_modules())
+    out: dict[str, list[str]] = {}
+    if layers is None:
+        for name, mod in mods.items():
+            own = [f"{name}.{n}" if name else n for n, _ in mod.named_parameters(recurse=False)]
+            if own:
+                out[name] = own
+        return out
+    for layer in layers:
+        if layer not in mods:
+            raise ValueError(f"unknown layer {layer!r}; use dotted module names, e.g. {list(mods)[1:4]}")
+        names = [f"{layer}.{n}" if layer else n for n, _ in mods[layer].named_parameters()]
+        if not names:
+            raise ValueError(f"layer {layer!r} has no parameters")
+        out[layer] = names
     return out
+
+
+@dataclass(frozen=True)
+class LayerGradients:
+    """One layer's clean and noisy gradients.
+
+    Attributes:
+        layer: the module path; params: its number of parameters.
+        clean, noisy: the norm of the clean (noisy) gradient over ``sqrt(params)``.
+        cosine: the cosine of the two gradients; None when either is zero.
+    """
+
+    layer: str
+    params: int
+    clean: float
+    noisy: float
+    cosine: float | None
+
+
+def layer_gradients(layers: Mapping[str, Sequence[str]], clean: Mapping[str, torch.Tensor],
+                    noisy: Mapping[str, torch.Tensor]) -> list[LayerGradients]:
+    """The per-layer statistic of the module docstring, for each ``{layer: [parameter names]}``.
+
+    Args:
+        layers: e.g. :func:`parameter_layers`; every name must be in ``clean`` and ``noisy``.
+        clean, noisy: ``{parameter name: gradient}``, each gradient shaped like its parameter.
+    """
+    rows = []
+    for layer, names in layers.items():
+        c = torch.cat([clean[n].reshape(-1) for n in names]).double()
+        z = torch.cat([noisy[n].reshape(-1) for n in names]).double()
+        root = math.sqrt(c.numel())
+        cn, zn = float(c.norm()), float(z.norm())
+        cos = float(c @ z) / (cn * zn) if cn > 0 and zn > 0 else None
+        rows.append(LayerGradients(layer, c.numel(), cn / root, zn / root, cos))
+    return rows
 
 
 class GradientAccounting:
@@ -100,22 +155,15 @@ class GradientAccounting:
         if self._epoch is not None and epoch != self._epoch:
             self._flush()
         self._epoch = epoch
-        by_name = dict(zip(names, zip(g_c, g_n)))
-        for layer, pnames in parameter_layers(model).items():
-            pairs = [by_name[n] for n in pnames if n in by_name]
-            if not pairs:
-                continue
-            c = torch.cat([a.reshape(-1) for a, _ in pairs]).double()
-            n = torch.cat([b.reshape(-1) for _, b in pairs]).double()
-            cn, nn_ = float(c.norm()), float(n.norm())
-            root = math.sqrt(c.numel())
-            has_cos = cn > 0 and nn_ > 0
-            cos = float(c @ n) / (cn * nn_) if has_cos else 0.0
-            acc = self._sums.setdefault(layer, [0.0, 0.0, 0.0, 0.0, float(c.numel())])
-            acc[0] += cn / root
-            acc[1] += nn_ / root
-            acc[2] += cos
-            acc[3] += 1.0 if has_cos else 0.0
+        clean, noisy = dict(zip(names, g_c)), dict(zip(names, g_n))
+        layers = {layer: own for layer, pnames in parameter_layers(model).items()
+                  if (own := [n for n in pnames if n in clean])}
+        for r in layer_gradients(layers, clean, noisy):
+            acc = self._sums.setdefault(r.layer, [0.0, 0.0, 0.0, 0.0, float(r.params)])
+            acc[0] += r.clean
+            acc[1] += r.noisy
+            acc[2] += r.cosine if r.cosine is not None else 0.0
+            acc[3] += 1.0 if r.cosine is not None else 0.0
         self._steps += 1
 
     def _flush(self) -> None:
