@@ -259,12 +259,14 @@ class EditSession:
 
     @property
     def editor_choice(self) -> EditorChoice:
-        """The session's editor with the provenance of its values (``editor.choice``)."""
-        return self.editor.choice
+        """The editor of the last edit with the provenance of its values (``editor.last``: the group
+        and method that edit used), else the session's editor (``editor.choice``)."""
+        return self.editor.last or self.editor.choice
 
     @property
     def editor_note(self) -> str:
-        """The last calibration's line (``""`` until one ran)."""
+        """Where the last edit's step size came from (its calibration line when one was
+        calibrated), else the last calibration's line (``""`` until either)."""
         return self.editor.note
 
     @property
