@@ -122,7 +122,18 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default=None, help="fashion-mnist, cifar10 or imagefolder:PATH (default: the "
                                                     "checkpoint's data set, else fashion-mnist)")
     g.add_argument("--data-root", default=None, help="where the data set's files are")
+    add_image_size_arg(g)
     add_trust_arg(g)
+
+
+IMAGE_SIZE_HELP = ("resize the data's images to N x N (default: the size the checkpoint's card records, for "
+                   "--model the img_size/image_size it is given, else the data set's own size); a model that "
+                   "cannot take the data's size is refused, naming both")
+
+
+def add_image_size_arg(p: argparse.ArgumentParser | Any) -> None:
+    """``--image-size N``: the side the data's images are resized to (checked: 1..4096)."""
+    p.add_argument("--image-size", type=int, default=None, metavar="N", help=IMAGE_SIZE_HELP)
 
 
 def add_edit_args(p: argparse.ArgumentParser, edits: int) -> None:
@@ -190,7 +201,8 @@ def setup(args: argparse.Namespace, split: str, limit: int | None) -> Setup:
     layers = parse_layers(args.layers) if args.layers is not None else None
     model, card, bundle, weights = open_model(checkpoint=args.checkpoint, model=args.model, weights=args.weights,
                                               dataset=args.dataset, data_root=args.data_root,
-                                              trust_code=args.trust_code)
+                                              trust_code=args.trust_code,
+                                              image_size=getattr(args, "image_size", None))
     resolver = EditorResolver(model, card, bundle, device=device, batch_size=args.batch_size, seed=args.seed,
                               edits=getattr(args, "calibration_edits", None))
     choice = resolver.resolve(method=args.editor, lr=getattr(args, "lr", None), beta=getattr(args, "beta", None),

@@ -178,6 +178,8 @@ def data_card(bundle: DataBundle | None) -> dict[str, Any]:
         out["data"] = {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool, type(None)))}
     elif bundle.name in LOADERS:
         out["dataset"] = bundle.name
+        if meta.get("image_size"):  # resized (load_dataset(..., image_size=N)): read back at that size
+            out["data"] = {"image_size": int(meta["image_size"])}
     return out
 
 

@@ -24,6 +24,7 @@ from ..data import DataBundle, load_dataset, random_crop_flip
 from ..data.batch import batch_indices
 from ..data.noise import NOISE_FILE, LabelNoise, flip_labels
 from ..device import resolve_device
+from ..models.fit import check_takes
 from ..models.dropout import DropoutSpec, attach_dropout, default_sites, dropout_card, example_indices
 from ..models.outputs import forward_logits
 from ..models.spec import ModelSpec
@@ -175,6 +176,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
         train_y = noise.apply(train_y)
     spec = spec_for_recipe(recipe, bundle, trust_code)
     model = _with_dropout(recipe, spec.build())
+    check_takes(model, bundle.input_shape, fix="Give it images it takes (--image-size N, e.g. 64) or model arguments "
+                "for these images (e.g. in_chans / img_size)")
     if recipe.init_from:
         _init_weights(model, spec, recipe.init_from, trust_code)
     model.to(device)

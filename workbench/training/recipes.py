@@ -37,7 +37,7 @@ class Recipe:
     grad_clip: float | None = 10.0
     seed: int = 0
     val_size: int | None = None  # None: the data set's default (5000; an ImageFolder: 10%)
-    image_size: int | None = None  # ImageFolder only: resize to image_size x image_size (None: 32)
+    image_size: int | None = None  # resize to image_size x image_size (None: the data set's; an ImageFolder: 32)
     grayscale: bool = False  # ImageFolder only: one channel instead of RGB
     train_subset: int | None = None  # use only the first N training images (tests, demos)
     eval_subset: int | None = None  # evaluate on the first N val/test images
@@ -130,9 +130,9 @@ def _validate(r: Recipe, trust_code: bool = False) -> None:
     _positive_int(r, "val_size", minimum=0, optional=True)
     for name in ("train_subset", "eval_subset", "image_size"):
         _positive_int(r, name, optional=True)
-    if not r.dataset.startswith("imagefolder:") and (r.image_size is not None or r.grayscale):
-        raise ValueError(f"image_size (--image-size) and grayscale (--grayscale) apply to --dataset "
-                         f"imagefolder:PATH only; {r.dataset!r} has a fixed image size")
+    if not r.dataset.startswith("imagefolder:") and r.grayscale:
+        raise ValueError(f"grayscale (--grayscale) applies to --dataset imagefolder:PATH only; {r.dataset!r} has a "
+                         "fixed channel count")
     _number(r, "lr", strict=True)
     _number(r, "editor_lr", strict=True)
     for name in ("weight_decay", "warmup_epochs", "c_edit", "c_loc"):
