@@ -144,7 +144,8 @@ def _recorded_shapes(card: Mapping[str, Any]) -> list[tuple[str, tuple[int, ...]
     ds, data = card.get("dataset"), card.get("data") or {}
     if isinstance(ds, str) and ds in IMAGE_SHAPES:
         side = data.get("image_size") if isinstance(data, dict) else None  # resized to train (--image-size)
-        shape = IMAGE_SHAPES[ds] if not _positive_int(side, MAX_SIDE) else (IMAGE_SHAPES[ds][0], side, side)
+        shape: tuple[int, ...] = IMAGE_SHAPES[ds] if not _positive_int(side, MAX_SIDE) else \
+            (IMAGE_SHAPES[ds][0], int(side), int(side))  # type: ignore[arg-type]
         out.append((f"its data set {ds}" + ("" if shape == IMAGE_SHAPES[ds] else f" at image_size {side}"), shape))
     elif isinstance(ds, str) and ds.startswith("imagefolder:") and isinstance(data, dict) \
             and _positive_int(data.get("image_size"), MAX_SIDE):
