@@ -1,4 +1,4 @@
-"""The "Where is it stored?" panel and the error browser's mislabeled / memorized sorts, by simulated clicks."""
+"""The "Where is it stored?" panel and the error browser's label-quality filter, by simulated clicks."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +9,7 @@ pytest.importorskip("plotly")
 
 from workbench.localization import group_of  # noqa: E402
 from workbench.widgets import show  # noqa: E402
-from workbench.widgets.panels.error_browser import FILTERS, SCORE_SORTS  # noqa: E402
+from workbench.widgets.panels.error_browser import FILTERS  # noqa: E402
 
 LIMIT = 200
 
@@ -56,26 +56,15 @@ def test_panel_shows_count_chart_and_cost_and_edit_group_sets_the_group(wb):
     assert panel.result is res
 
 
-def test_browser_sorts_by_label_quality_and_critical_neurons(wb):
+def test_browser_filters_by_label_quality(wb):
     b = wb.browser
     q = wb.session.label_quality()
-    b.sort.value = next(k for k, v in SCORE_SORTS.items() if v[0] == "label_quality")
-    vals = [float(q[e.index]) for e in b.visible]
-    assert vals == sorted(vals) and len(vals) == len(b.errors)
-    b.sort.value = next(k for k, v in SCORE_SORTS.items() if v[0] == "critical")
-    wb.localization.page_button.click()
-    assert wb.localization_messages.level != "error", wb.localization_messages.text
-    counts = wb.session.localized_counts()
-    assert len(counts) == min(b.page_size, len(b.errors))
-    shown = [e.index for e in b.visible[:len(counts)]]
-    assert set(shown) == set(counts) and [counts[k] for k in shown] == sorted(counts.values())
-    b.only.value = next(k for k, v in FILTERS.items() if v and v[0] == "critical")
-    assert all(counts[e.index] <= FILTERS[b.only.value][1] for e in b.visible)  # type: ignore[index]
-    assert {e.index for e in b.visible} == {k for k, c in counts.items() if c <= FILTERS[b.only.value][1]}
+    b.only.value = next(k for k, v in FILTERS.items() if v and v[0] == "label_quality")
+    limit = FILTERS[b.only.value][1]  # type: ignore[index]
+    assert {e.index for e in b.visible} == {e.index for e in b.errors if float(q[e.index]) <= limit}
 
 
 def test_localize_without_selection_shows_message(wb):
-    wb.controller.localize_page  # noqa: B018 - exists
     wb.localization.actions["localize"]()
     m = wb.localization_messages  # the message sits in the localization tab, beside its buttons
     assert m.level == "error" and "no image selected" in m.text
