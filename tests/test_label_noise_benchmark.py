@@ -48,4 +48,6 @@ def test_bad_settings_are_refused_with_the_fix(tmp_path):
     for argv, match in ((["--noise", "pairflip"], "choose from"), (["--folds", "1"], "at least 2"),
                         (["--train", "3"], "--train must lie in")):
         with pytest.raises(SystemExit, match=match):
-            bench.main(bench.get_args_parser().parse_args(argv + ["--runs", str(tmp_path)]))
+            # tiny settings: without its guard a bad value fails fast instead of training at full size
+            bench.main(bench.get_args_parser().parse_args(["--train", "300", "--epochs", "1", "--width", "4"] + argv +
+                                                          ["--runs", str(tmp_path), "--json", str(tmp_path / "r.json")]))
