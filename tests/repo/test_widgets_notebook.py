@@ -6,14 +6,14 @@ notebook at the tiny test model with a small LIMIT (papermill's convention).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from tests.support.repo import ROOT
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-NB = Path(__file__).resolve().parents[1] / "notebooks" / "01_workbench.ipynb"
+NB = ROOT / "notebooks" / "01_workbench.ipynb"
 WIDGET = "application/vnd.jupyter.widget-view+json"
 
 

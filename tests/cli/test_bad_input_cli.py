@@ -10,8 +10,8 @@ import time
 import pytest
 import torch
 
-from bad_input_common import tree
-from hostile_code import IDS, hostile_builders, recording_factory
+from tests.support.bad_input import tree
+from tests.support.hostile_code import IDS, hostile_builders, recording_factory
 from workbench.cli import main
 from workbench.models.spec import parse_kwargs
 

@@ -11,6 +11,10 @@ from typing import Iterator
 import pytest
 import torch
 
+from tests.support.weights import same_weights, weights
+
+__all__ = ["refused", "same_weights", "tree", "weights"]
+
 
 def tree(root: Path) -> dict[str, object]:
     """Every entry under ``root``: file bytes, a symlink's target, or 'dir'."""
@@ -26,14 +30,6 @@ def tree(root: Path) -> dict[str, object]:
             else:
                 out[rel] = p.read_bytes()
     return out
-
-
-def weights(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def same_weights(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
 
 
 @contextlib.contextmanager

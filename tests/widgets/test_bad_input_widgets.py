@@ -18,8 +18,9 @@ pytest.importorskip("plotly")
 
 from PIL import Image, ImageFile  # noqa: E402
 
+from tests.support.repo import ROOT  # noqa: E402
 import workbench.widgets.panels.outcome_card as outcome_mod  # noqa: E402
-from bad_input_common import refused, same_weights, weights  # noqa: E402
+from tests.support.bad_input import refused, same_weights, weights  # noqa: E402
 from workbench.data.decode import MAX_UPLOAD_PIXELS  # noqa: E402
 from workbench.widgets import show  # noqa: E402
 
@@ -323,13 +324,11 @@ def test_an_error_in_jupyterlab_keeps_its_traceback_behind_details(wb, monkeypat
 
 def test_the_voila_variables_are_those_voila_sets_and_app_sh_hides_tracebacks():
     """The kernel-side check uses Voila's own names for its kernels' environment; scripts/app.sh says 0."""
-    from pathlib import Path
-
     from voila.utils import ENV_VARIABLE
     from workbench.widgets import common
 
     assert set(common._VOILA_ENV) <= {str(e.value) for e in ENV_VARIABLE}
-    app = (Path(__file__).resolve().parents[1] / "scripts" / "app.sh").read_text()
+    app = (ROOT / "scripts" / "app.sh").read_text()
     assert f"export {common.TRACEBACKS_ENV}=0" in app
 
 

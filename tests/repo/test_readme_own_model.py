@@ -8,11 +8,10 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _python_blocks(text: str) -> list[str]:

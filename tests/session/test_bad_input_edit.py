@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import workbench.session.actions as session_mod
-from bad_input_common import refused, same_weights, tree, weights
+from tests.support.bad_input import refused, same_weights, tree, weights
 import workbench.editing.guard as guard_mod
 from workbench.editing import (MAX_EDIT_BATCH, MAX_RELATIVE_CHANGE, MAX_STEPS_LIMIT, EditorConfig, check_edit,
                                edit)

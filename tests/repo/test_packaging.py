@@ -12,8 +12,8 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 CONDA_TO_PYPI = {"pytorch": "torch"}
 MAX_TRACKED_BYTES = 20 * 1024 * 1024
 MAX_NOTEBOOK_OUTPUT_BYTES = 10 * 1024  # per cell: notebooks ship stripped (at most tiny text outputs)

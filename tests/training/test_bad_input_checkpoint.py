@@ -13,12 +13,12 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from bad_input_common import refused, same_weights, tree, weights
-from hostile_code import IDS, hostile_builders, recording_factory
+from tests.support.repo import ROOT
+from tests.support.bad_input import refused, same_weights, tree, weights
+from tests.support.hostile_code import IDS, hostile_builders, recording_factory
 from workbench.training import load_model
 from workbench.training.card_checks import file_sha256
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.support.repo import ROOT
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="torch.distributed with gloo is required")
@@ -86,7 +87,7 @@ def test_ddp_gradient_is_the_mean_of_the_full_local_objectives(tmp_path):
     """Second and first order: DDP's gradient == mean over ranks of each rank's full objective."""
     script = tmp_path / "grad_check.py"
     script.write_text(GRAD_CHECK)
-    _launch([str(script), str(tmp_path / "result")], _env(), Path(__file__).resolve().parents[1])
+    _launch([str(script), str(tmp_path / "result")], _env(), ROOT)
     for rank in (0, 1):
         lines = (tmp_path / f"result.rank{rank}").read_text().splitlines()
         assert len(lines) == 2, lines

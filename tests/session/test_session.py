@@ -10,48 +10,26 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from workbench.editing import EditorConfig
+from tests.support.settings import CFG, FAIL
+from tests.support.weights import runner_up, same_weights, weights
 from workbench.session import EditSession
 from workbench.training import load_model, read_card
 
-CFG = EditorConfig(method="rmsprop", lr=2e-2, max_steps=20)  # reliably succeeds on the tiny model
-FAIL = EditorConfig(method="rmsprop", lr=0.0, max_steps=2)  # cannot move: always fails
-
-
-def snap(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
-    return a.keys() == b.keys() and all(torch.equal(a[k].cpu(), b[k].cpu()) for k in a)
-
-
-def runner_up(session: EditSession, i: int) -> int:
-    """The second most likely class of image i: a target the editor reaches quickly."""
-    return int(session.probabilities(i).argsort(descending=True)[1])
-
-
-@pytest.fixture()
-def session(tiny_model, tiny_model_dir, fashion_small):
-    return EditSession(tiny_model, fashion_small, card=read_card(tiny_model_dir), checkpoint=tiny_model_dir,
-                       config=CFG, limit=200)
-
-
 def test_undo_redo_reset_are_bit_exact(session):
-    s0 = snap(session.model)
+    s0 = weights(session.model)
     r1 = session.edit_index(0, runner_up(session, 0))
-    s1 = snap(session.model)
+    s1 = weights(session.model)
     r2 = session.edit_index(1, runner_up(session, 1))
-    s2 = snap(session.model)
-    assert r1.success and r2.success and not same(s0, s1) and not same(s1, s2)
-    assert session.undo().result is r2 and same(snap(session.model), s1)
-    assert session.undo().result is r1 and same(snap(session.model), s0)
+    s2 = weights(session.model)
+    assert r1.success and r2.success and not same_weights(s0, s1) and not same_weights(s1, s2)
+    assert session.undo().result is r2 and same_weights(weights(session.model), s1)
+    assert session.undo().result is r1 and same_weights(weights(session.model), s0)
     assert not session.can_undo and session.can_redo
-    assert session.redo().result is r1 and same(snap(session.model), s1)
-    assert session.redo().result is r2 and same(snap(session.model), s2)
+    assert session.redo().result is r1 and same_weights(weights(session.model), s1)
+    assert session.redo().result is r2 and same_weights(weights(session.model), s2)
     assert not session.model.training
     session.reset()
-    assert same(snap(session.model), s0) and not session.can_undo and not session.can_redo
+    assert same_weights(weights(session.model), s0) and not session.can_undo and not session.can_redo
 
 
 def test_edit_changes_prediction_and_records_it(session):
@@ -75,10 +53,10 @@ def test_group_names_the_edit_group_as_layers_does(session):
 def test_failed_edit_leaves_weights_and_stack_unchanged(session):
     session.edit_index(0, runner_up(session, 0))
     session.undo()
-    s = snap(session.model)
+    s = weights(session.model)
     res = session.edit_index(2, runner_up(session, 2), FAIL)
     assert not res.success and res.steps == 2
-    assert same(snap(session.model), s)
+    assert same_weights(weights(session.model), s)
     assert session.history == [] and session.can_redo  # a failed edit does not clear redo
     assert len(session.attempts) == 1
     kept = session.attempts[0].result  # a summary: the outcome without the tensors
@@ -99,14 +77,14 @@ def test_new_edit_clears_redo(session):
 def test_batch_edit_is_one_record(session):
     idx = [4, 5, 6]
     targets = [runner_up(session, i) for i in idx]
-    s0 = snap(session.model)
+    s0 = weights(session.model)
     res = session.edit_index(idx, targets)
     assert res.success and res.y_ref == tuple(targets)
     assert session.probabilities(session.image(idx)).argmax(1).tolist() == targets
     rec = session.history[-1]
     assert rec.index == tuple(idx) and rec.target == tuple(targets) and len(session.history) == 1
     session.undo()
-    assert same(snap(session.model), s0)
+    assert same_weights(weights(session.model), s0)
 
 
 @pytest.mark.parametrize("call, err", [
@@ -122,19 +100,19 @@ def test_batch_edit_is_one_record(session):
 ])
 def test_bad_input_raises_and_changes_nothing(session, call, err):
     session.edit_index(0, runner_up(session, 0))
-    s, hist = snap(session.model), list(session.history)
+    s, hist = weights(session.model), list(session.history)
     with pytest.raises(err):
         call(session)
-    assert same(snap(session.model), s) and session.history == hist and session.attempts == []
+    assert same_weights(weights(session.model), s) and session.history == hist and session.attempts == []
 
 
 def test_undo_and_redo_on_empty_stacks_raise(session):
-    s = snap(session.model)
+    s = weights(session.model)
     with pytest.raises(ValueError, match="nothing to undo"):
         session.undo()
     with pytest.raises(ValueError, match="nothing to redo"):
         session.redo()
-    assert same(snap(session.model), s)
+    assert same_weights(weights(session.model), s)
 
 
 def test_undo_refuses_when_weights_were_changed_behind_its_back(session):
@@ -142,10 +120,10 @@ def test_undo_refuses_when_weights_were_changed_behind_its_back(session):
     name = next(iter(session.history[-1].result.after))
     with torch.no_grad():
         dict(session.model.named_parameters())[name].add_(1.0)
-    s = snap(session.model)
+    s = weights(session.model)
     with pytest.raises(ValueError, match="does not hold the weights"):
         session.undo()
-    assert same(snap(session.model), s) and len(session.history) == 1
+    assert same_weights(weights(session.model), s) and len(session.history) == 1
 
 
 def _edit_a_few(session: EditSession) -> None:
@@ -160,18 +138,18 @@ def test_save_load_round_trip_in_a_fresh_session(session, tiny_model_dir, fashio
     _edit_a_few(session)
     session.save(tmp_path / "h")
     fresh = EditSession.load(tmp_path / "h", tiny_model_dir, bundle=fashion_small, limit=200)
-    assert same(snap(fresh.model), snap(session.model))
+    assert same_weights(weights(fresh.model), weights(session.model))
     assert [r.target for r in fresh.history] == [r.target for r in session.history]
     assert [r.index for r in fresh.history] == [r.index for r in session.history]
     assert len(fresh.attempts) == 1 and not fresh.attempts[0].result.success
     assert fresh.history[-1].result.config == session.history[-1].result.config
     # redo and undo go through the same states in both sessions
     fresh.redo(), session.redo()
-    assert same(snap(fresh.model), snap(session.model))
+    assert same_weights(weights(fresh.model), weights(session.model))
     for _ in range(3):
         fresh.undo(), session.undo()
-        assert same(snap(fresh.model), snap(session.model))
-    assert same(snap(fresh.model), fresh.base_state)
+        assert same_weights(weights(fresh.model), weights(session.model))
+    assert same_weights(weights(fresh.model), fresh.base_state)
 
 
 def test_autosave_after_every_change(session, tmp_path, tiny_model_dir, fashion_small):
@@ -193,7 +171,7 @@ def test_autosave_after_every_change(session, tmp_path, tiny_model_dir, fashion_
     session.redo()
     assert counts() == (2, 0, 1)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["auto"]  # no temporary folders left
-    after_two = snap(session.model)
+    after_two = weights(session.model)
     session.reset()
     assert counts() == (0, 0, 1)
     assert len(list((folder / "edits").iterdir())) == 0
@@ -202,8 +180,8 @@ def test_autosave_after_every_change(session, tmp_path, tiny_model_dir, fashion_
         EditSession.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=200, autosave_dir=folder)
     s2 = EditSession.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=200, autosave_dir=folder,
                                      resume=True)
-    assert same(snap(s2.model), s2.base_state) and len(s2.attempts) == 1 and not s2.can_redo
-    assert not same(after_two, s2.base_state)  # the edits did change the weights before the reset
+    assert same_weights(weights(s2.model), s2.base_state) and len(s2.attempts) == 1 and not s2.can_redo
+    assert not same_weights(after_two, s2.base_state)  # the edits did change the weights before the reset
 
 
 def test_resume_restores_weights_bit_for_bit(session, tmp_path, tiny_model_dir, fashion_small):
@@ -212,7 +190,7 @@ def test_resume_restores_weights_bit_for_bit(session, tmp_path, tiny_model_dir, 
     _edit_a_few(session)
     s2 = EditSession.from_checkpoint(tiny_model_dir, bundle=fashion_small, limit=200, autosave_dir=folder,
                                      resume=True)
-    assert same(snap(s2.model), snap(session.model)) and s2.can_redo
+    assert same_weights(weights(s2.model), weights(session.model)) and s2.can_redo
 
 
 def _corrupt_delete(folder: Path) -> None:
@@ -275,10 +253,10 @@ def test_corrupted_history_raises_and_leaves_session_unchanged(session, tmp_path
     session.save(tmp_path / "h")
     corrupt(tmp_path / "h")
     session.undo()  # the session now differs from what was saved
-    s, hist, redo = snap(session.model), list(session.history), session.redo_stack
+    s, hist, redo = weights(session.model), list(session.history), session.redo_stack
     with pytest.raises(ValueError, match=match):
         session.load_history(tmp_path / "h")
-    assert same(snap(session.model), s) and session.history == hist and session.redo_stack == redo
+    assert same_weights(weights(session.model), s) and session.history == hist and session.redo_stack == redo
 
 
 def test_history_of_other_base_weights_is_refused(session, tmp_path, tiny_model_dir):
@@ -314,7 +292,7 @@ def test_export_round_trip(session, tmp_path, tiny_model_dir):
     session.edit_index(1, runner_up(session, 1))
     out = session.export(tmp_path / "edited")
     model, card = load_model(out)
-    assert same(snap(model), snap(session.model))
+    assert same_weights(weights(model), weights(session.model))
     assert [e["target"] for e in card["edits"]] == [r.target for r in session.history]
     assert {"index", "target", "method", "lr", "steps", "success"} <= set(card["edits"][0])
     assert card["base_model"] == read_card(tiny_model_dir) and card["base_sha256"] == session.base_hash

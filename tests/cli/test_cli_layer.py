@@ -5,9 +5,8 @@ import re
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_nothing_below_the_cli_imports_it():

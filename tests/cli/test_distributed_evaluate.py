@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.support.repo import ROOT
 from workbench.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
 TIMING = ("seconds", "edit_seconds")  # wall times: they differ from run to run
 HOW_RUN = ("command", "processes")  # the command line (its --json path) and the number of ranks
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 
+from tests.support.repo import ROOT
 from workbench.cli import main
 from workbench.editing import EditorConfig
 from workbench.evaluation import Evaluator, random_label_edits
@@ -115,7 +115,7 @@ def test_an_interrupted_evaluation_resumes_where_it_stopped(tiny_model_dir, tmp_
     assert not out.exists() and len(partial.read_text().splitlines()) == 1 + 3
     # the README's table script summarises the edits done so far
     spec = importlib.util.spec_from_file_location("results_table",
-                                                  Path(__file__).parents[1] / "benchmarks" / "results_table.py")
+                                                  ROOT / "benchmarks" / "results_table.py")
     table = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(table)  # type: ignore[union-attr]
     so_far = table.read(str(partial))
@@ -231,7 +231,7 @@ def test_results_carry_the_model_hash_and_attach_only_to_their_own_weights(tiny_
     (tmp_path / "stale.json").write_text(json.dumps(moved))
     capsys.readouterr()
 
-    spec = importlib.util.spec_from_file_location("attach_eval", Path(__file__).parents[1] / "benchmarks" / "attach_eval.py")
+    spec = importlib.util.spec_from_file_location("attach_eval", ROOT / "benchmarks" / "attach_eval.py")
     attach = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(attach)  # type: ignore[union-attr]
     card_before = json.loads((model_dir / "card.json").read_text())

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bad_input_common import refused, tree
+from tests.support.bad_input import refused, tree
 from workbench.editing import EditorConfig
 from workbench.session import MAX_ATTEMPTS, EditSession
 from workbench.session.edit_record import EditRecord

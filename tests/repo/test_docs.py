@@ -17,8 +17,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from tests.support.repo import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 NARRATION = re.compile(r"\bsessions? [0-9]|in (this|that|an earlier|a later) session", re.I)
 
 

@@ -7,15 +7,15 @@ The notebooks assert on their own results where that helps.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.repo import ROOT
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
-NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+NB_DIR = ROOT / "notebooks"
 NOTEBOOKS = ["02_editable_training.ipynb", "03_editor_comparison.ipynb", "04_edit_analysis.ipynb",
              "05_your_own_model.ipynb", "06_memorization.ipynb"]
 

@@ -10,12 +10,11 @@ import re
 import shutil
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import torch
 
-from bad_input_common import refused, same_weights, tree, weights
+from tests.support.bad_input import refused, same_weights, tree, weights
 from workbench.editing import EditorConfig
 from workbench.folder_io import LOCK_FILE, TMP_PREFIX, FolderBusy, FolderExists, folder_lock
 from workbench.session import EditSession, state_hash

@@ -6,11 +6,11 @@ import importlib.util
 import json
 import math
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
 
+from tests.support.repo import ROOT
 from workbench.cli import main
 from workbench.editing import DEFAULTS, GROUP_DEFAULTS, EditorConfig, choose_editor, choose_for_config
 from workbench.evaluation import Evaluator
@@ -19,7 +19,6 @@ from workbench.evaluation.reports import EditOutcome, EvalSummary
 LEARNED = {"method": "rmsprop", "lr": 2.5e-3, "beta": 0.7, "beta2": 0.999, "max_steps": 6, "layers": "chain3",
            "learned": True, "first_order": False}
 CARD = {"editor": LEARNED}
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,6 @@ import json
 import pytest
 import torch
 
-from workbench.session import EditSession
-
-
-@pytest.fixture()
-def session(tiny_model, fashion_small):
-    return EditSession(tiny_model, fashion_small, device="cpu", limit=200)
 
 
 def test_localize_searches_the_current_prediction_and_caches(session):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("ipywidgets")
 
+from tests.support.repo import ROOT  # noqa: E402
 from workbench.widgets import launch  # noqa: E402
 
 
@@ -78,7 +78,7 @@ def test_importing_the_widgets_package_is_light():
             "heavy = [m for m in ('torch', 'plotly', 'matplotlib', 'ipywidgets') if m in sys.modules]; "
             "assert not heavy, heavy; "
             "missing = [n for n in w.__all__ if getattr(w, n, None) is None]; assert not missing, missing")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
 
 
 def test_show_puts_a_mistyped_option_in_the_page_and_raises(tiny_model_dir, displayed):
