@@ -15,29 +15,27 @@ import pytest
 import torch
 
 import workbench.session.actions as session_mod
-from tests.support.bad_input import refused, same_weights, tree, weights
+from tests.support.bad_input import refused, tree
+from tests.support.settings import CFG
+from tests.support.weights import runner_up, same_weights, weights
 import workbench.editing.guard as guard_mod
 from workbench.editing import (MAX_EDIT_BATCH, MAX_RELATIVE_CHANGE, MAX_STEPS_LIMIT, EditorConfig, check_edit,
                                edit)
 from workbench.session import EditSession, SessionBusy
-from workbench.training import read_card
 
-CFG = EditorConfig(method="rmsprop", lr=2e-2, max_steps=20)
-
-
-def _runner_up(session: EditSession, i: int) -> int:
-    return int(session.probabilities(i).argsort(descending=True)[1])
+@pytest.fixture()
+def session_options(tmp_path):
+    """The shared ``session`` (tests/conftest.py) on 100 images, autosaving to tmp_path/auto."""
+    return {"limit": 100, "autosave_dir": tmp_path / "auto"}
 
 
 @pytest.fixture()
-def session(tiny_model, tiny_model_dir, fashion_small, tmp_path):
-    """A session with one applied and one undone edit, autosaving to tmp_path/auto."""
-    s = EditSession(tiny_model, fashion_small, card=read_card(tiny_model_dir), checkpoint=tiny_model_dir,
-                    config=CFG, limit=100, autosave_dir=tmp_path / "auto")
+def edited(session):
+    """The session with one applied and one undone edit."""
     for i in (0, 1):
-        assert s.edit_index(i, _runner_up(s, i)).success
-    s.undo()
-    return s
+        assert session.edit_index(i, runner_up(session, i)).success
+    session.undo()
+    return session
 
 
 def _state(s: EditSession, tmp_path):
@@ -84,19 +82,19 @@ def test_the_guard_flags_non_finite_values_and_out_of_proportion_changes():
     assert not check_edit(w, {"a": torch.ones(4), "b": torch.tensor([1.0 + 2.0, 1.0])}).wrecked
 
 
-def test_the_session_refuses_a_wrecked_edit_and_keeps_the_model(session, tmp_path):
-    state = _state(session, tmp_path)
-    n = len(session.attempts)
-    res = session.edit_index(3, _runner_up(session, 3), lr=1e6)
+def test_the_session_refuses_a_wrecked_edit_and_keeps_the_model(edited, tmp_path):
+    state = _state(edited, tmp_path)
+    n = len(edited.attempts)
+    res = edited.edit_index(3, runner_up(edited, 3), lr=1e6)
     assert res.wrecked and not res.accepted and res.message.startswith("not applied (the model is unchanged)")
-    _unchanged(session, tmp_path, state, attempts_added=1)
-    assert len(session.attempts) == n + 1 and session.attempts[-1].result.wrecked
-    assert session.can_redo  # a refused edit does not clear the redo stack
+    _unchanged(edited, tmp_path, state, attempts_added=1)
+    assert len(edited.attempts) == n + 1 and edited.attempts[-1].result.wrecked
+    assert edited.can_redo  # a refused edit does not clear the redo stack
     saved = json.loads((tmp_path / "auto" / "history.json").read_text())
     assert saved["attempts"][-1]["wrecked"] is True and saved["attempts"][-1]["relative_change"] > 1
 
 
-def test_an_applied_entry_marked_wrecked_is_refused_on_load(session, tmp_path, tiny_model_dir, fashion_small):
+def test_an_applied_entry_marked_wrecked_is_refused_on_load(edited, tmp_path, tiny_model_dir, fashion_small):
     from workbench.training import load_model
 
     doc = json.loads((tmp_path / "auto" / "history.json").read_text())
@@ -110,10 +108,10 @@ def test_an_applied_entry_marked_wrecked_is_refused_on_load(session, tmp_path, t
 
 # -- k is bounded ------------------------------------------------------------------------------
 @pytest.mark.parametrize("k", [10 ** 9, MAX_STEPS_LIMIT + 1, 0, -3])
-def test_max_steps_outside_its_bound_is_refused_at_once(session, tmp_path, k):
+def test_max_steps_outside_its_bound_is_refused_at_once(edited, tmp_path, k):
     with refused(rf"max_steps \(k\) must be an integer in 1\.\.{MAX_STEPS_LIMIT}, got {k}", root=tmp_path,
-                 session=session):
-        session.edit_index(3, _runner_up(session, 3), lr=0.0, max_steps=k)
+                 session=edited):
+        edited.edit_index(3, runner_up(edited, 3), lr=0.0, max_steps=k)
 
 
 def test_max_steps_at_the_bound_is_accepted(tiny_model, fashion_small):
@@ -124,26 +122,26 @@ def test_max_steps_at_the_bound_is_accepted(tiny_model, fashion_small):
 
 
 # -- a no-op, attempts, concurrency ---------------------------------------------------------------
-def test_an_edit_to_the_predicted_class_records_nothing(session, tmp_path):
-    state = _state(session, tmp_path)
-    n = len(session.attempts)
-    pred = int(session.probabilities(4).argmax())
-    res = session.edit_index(4, pred)
+def test_an_edit_to_the_predicted_class_records_nothing(edited, tmp_path):
+    state = _state(edited, tmp_path)
+    n = len(edited.attempts)
+    pred = int(edited.probabilities(4).argmax())
+    res = edited.edit_index(4, pred)
     assert res.success and res.steps == 0 and "already predicts" in res.message
-    _unchanged(session, tmp_path, state)
-    assert len(session.attempts) == n and session.can_redo  # nothing recorded, redo kept
+    _unchanged(edited, tmp_path, state)
+    assert len(edited.attempts) == n and edited.can_redo  # nothing recorded, redo kept
 
 
-def test_failed_attempts_hold_no_tensors_and_are_bounded(session, monkeypatch):
+def test_failed_attempts_hold_no_tensors_and_are_bounded(edited, monkeypatch):
     monkeypatch.setattr(session_mod, "MAX_ATTEMPTS", 3)
-    results = [session.edit_index(i, _runner_up(session, i), lr=0.0, max_steps=1, layers="all") for i in range(5)]
+    results = [edited.edit_index(i, runner_up(edited, i), lr=0.0, max_steps=1, layers="all") for i in range(5)]
     assert all(not r.success and r.after for r in results)  # the caller's results keep their tensors
-    assert [a.index for a in session.attempts] == [2, 3, 4]  # the newest 3
-    assert all(a.result.before == {} and a.result.after == {} for a in session.attempts)
-    assert all(a.result.message == r.message for a, r in zip(session.attempts, results[2:]))
+    assert [a.index for a in edited.attempts] == [2, 3, 4]  # the newest 3
+    assert all(a.result.before == {} and a.result.after == {} for a in edited.attempts)
+    assert all(a.result.message == r.message for a, r in zip(edited.attempts, results[2:]))
 
 
-def test_a_second_action_while_an_edit_runs_is_refused(session, tmp_path, monkeypatch):
+def test_a_second_action_while_an_edit_runs_is_refused(edited, tmp_path, monkeypatch):
     started, release = threading.Event(), threading.Event()
     real = session_mod.edit_fn
 
@@ -153,23 +151,23 @@ def test_a_second_action_while_an_edit_runs_is_refused(session, tmp_path, monkey
         return real(*a, **k)
 
     monkeypatch.setattr(session_mod, "edit_fn", slow_edit)
-    worker = threading.Thread(target=lambda: session.edit_index(3, _runner_up(session, 3)))
-    target = _runner_up(session, 5)
+    worker = threading.Thread(target=lambda: edited.edit_index(3, runner_up(edited, 3)))
+    target = runner_up(edited, 5)
     worker.start()
     try:
         assert started.wait(30)
-        assert session.busy
-        state = _state(session, tmp_path)
-        for action in (lambda: session.edit_index(5, target), session.undo, session.redo, session.reset,
-                       lambda: session.save(tmp_path / "other")):
+        assert edited.busy
+        state = _state(edited, tmp_path)
+        for action in (lambda: edited.edit_index(5, target), edited.undo, edited.redo, edited.reset,
+                       lambda: edited.save(tmp_path / "other")):
             with refused(r"the session is busy with an edit; wait for it to finish", root=tmp_path,
-                         session=session, exc=SessionBusy):
+                         session=edited, exc=SessionBusy):
                 action()
-        _unchanged(session, tmp_path, state)
+        _unchanged(edited, tmp_path, state)
     finally:
         release.set()
         worker.join(60)
-    assert not session.busy and session.history[-1].index == 3  # the first edit completed
+    assert not edited.busy and edited.history[-1].index == 3  # the first edit completed
 
 
 # -- index types ---------------------------------------------------------------------------------
@@ -180,26 +178,26 @@ def test_a_second_action_while_an_edit_runs_is_refused(session, tmp_path, monkey
     ([1, "2"], r"got the string '2'"),
     ([], r"give at least one index"),
 ])
-def test_an_index_that_is_not_an_integer_is_refused(session, tmp_path, index, match):
-    with refused(match, root=tmp_path, session=session, exc=(TypeError, ValueError)):
-        session.edit_index(index, 3)
+def test_an_index_that_is_not_an_integer_is_refused(edited, tmp_path, index, match):
+    with refused(match, root=tmp_path, session=edited, exc=(TypeError, ValueError)):
+        edited.edit_index(index, 3)
 
 
 @pytest.mark.parametrize("index", [np.int64(3), np.int32(3), torch.tensor(3), np.array(3)])
-def test_numpy_and_torch_integers_are_accepted_and_saved_as_ints(session, tmp_path, index):
-    t = _runner_up(session, 3)
-    assert session.edit_index(index, t).success
-    rec = session.history[-1]
+def test_numpy_and_torch_integers_are_accepted_and_saved_as_ints(edited, tmp_path, index):
+    t = runner_up(edited, 3)
+    assert edited.edit_index(index, t).success
+    rec = edited.history[-1]
     assert rec.index == 3 and type(rec.index) is int
     saved = json.loads((tmp_path / "auto" / "history.json").read_text())
     assert saved["applied"][-1]["index"] == 3
 
 
-def test_a_numpy_array_of_indices_is_a_batch_edit(session):
+def test_a_numpy_array_of_indices_is_a_batch_edit(edited):
     idx = np.array([6, 7])
-    targets = [_runner_up(session, 6), _runner_up(session, 7)]
-    res = session.edit_index(idx, targets)
-    assert res.success and session.history[-1].index == (6, 7)
+    targets = [runner_up(edited, 6), runner_up(edited, 7)]
+    res = edited.edit_index(idx, targets)
+    assert res.success and edited.history[-1].index == (6, 7)
 
 
 # -- editor arguments are checked in one place -------------------------------------------------
@@ -221,47 +219,47 @@ ARG_CASES = [
 
 @pytest.mark.parametrize("kw, exc, match", ARG_CASES, ids=[next(iter(k)) + "=" + repr(next(iter(k.values())))
                                                             for k, _, _ in ARG_CASES])
-def test_an_editor_argument_of_the_wrong_type_is_named_with_its_fix(session, tmp_path, kw, exc, match):
+def test_an_editor_argument_of_the_wrong_type_is_named_with_its_fix(edited, tmp_path, kw, exc, match):
     """The same words from ``edit()``, ``EditSession.edit`` and ``EditorConfig``: nothing changes."""
-    x, t = session.image(3), _runner_up(session, 3)
-    with refused(match, root=tmp_path, session=session, exc=exc):
-        session.edit_index(3, t, **kw)
-    with refused(match, root=tmp_path, model=session.model, exc=exc):
-        edit(session.model, x, t, **kw)
+    x, t = edited.image(3), runner_up(edited, 3)
+    with refused(match, root=tmp_path, session=edited, exc=exc):
+        edited.edit_index(3, t, **kw)
+    with refused(match, root=tmp_path, model=edited.model, exc=exc):
+        edit(edited.model, x, t, **kw)
     if "learning_rate" not in kw:
         with pytest.raises(exc, match=match):
             EditorConfig(**kw).resolved()
 
 
-def test_an_argument_of_none_means_the_default_in_edit_as_in_the_session(session):
+def test_an_argument_of_none_means_the_default_in_edit_as_in_the_session(edited):
     """``edit(model, x, 3, layers=None)`` raised a raw TypeError: None now means the default, as
     in ``EditSession.edit``; only a config built with ``layers=None`` is refused, by name."""
-    x, t = session.image(3), _runner_up(session, 3)
-    res = edit(session.model, x, t, layers=None, method=None, max_steps=None, lr=None, beta=None, beta2=None)
+    x, t = edited.image(3), runner_up(edited, 3)
+    res = edit(edited.model, x, t, layers=None, method=None, max_steps=None, lr=None, beta=None, beta2=None)
     assert res.config == EditorConfig().resolved()
     with pytest.raises(TypeError, match=r"layers must be a group name or a list of group names, got None "
                                         r"\(NoneType\); name an editable group such as 'chain3'"):
         EditorConfig(layers=None)
 
 
-def test_a_config_that_is_not_an_editor_config_is_named(session, tmp_path):
-    with refused(r"config must be an EditorConfig, got \{'lr': 0\.1\} \(dict\)", root=tmp_path, session=session,
+def test_a_config_that_is_not_an_editor_config_is_named(edited, tmp_path):
+    with refused(r"config must be an EditorConfig, got \{'lr': 0\.1\} \(dict\)", root=tmp_path, session=edited,
                  exc=TypeError):
-        session.edit_index(3, _runner_up(session, 3), {"lr": 0.1})
+        edited.edit_index(3, runner_up(edited, 3), {"lr": 0.1})
 
 
 # -- batch size and image size -----------------------------------------------------------------
-def test_a_batch_edit_above_the_bound_is_refused_before_any_work(session, tmp_path, fashion_small, monkeypatch):
+def test_a_batch_edit_above_the_bound_is_refused_before_any_work(edited, tmp_path, fashion_small, monkeypatch):
     calls = []
     monkeypatch.setattr("workbench.editing.editor.run_editor", lambda *a, **k: calls.append(1))
     x = fashion_small.normalize(fashion_small.test_x[:MAX_EDIT_BATCH + 1])
     y = [0] * (MAX_EDIT_BATCH + 1)
     match = (rf"a batch edit takes at most {MAX_EDIT_BATCH} images, got {MAX_EDIT_BATCH + 1}: .*Edit the images "
              rf"in batches of at most {MAX_EDIT_BATCH}")
-    with refused(match, root=tmp_path, session=session):
-        session.edit(x, y)
-    with refused(match, root=tmp_path, model=session.model):
-        edit(session.model, x, y)
+    with refused(match, root=tmp_path, session=edited):
+        edited.edit(x, y)
+    with refused(match, root=tmp_path, model=edited.model):
+        edit(edited.model, x, y)
     assert calls == []  # refused before the editor ran a step
 
 
@@ -271,28 +269,28 @@ def test_a_batch_edit_at_the_bound_runs(tiny_model, fashion_small):
     assert res.steps == 1 and len(res.y_ref) == MAX_EDIT_BATCH
 
 
-def test_probabilities_refuses_an_image_of_another_size_as_edit_does(session, tmp_path):
+def test_probabilities_refuses_an_image_of_another_size_as_edit_does(edited, tmp_path):
     """The issue's case: a 4000 x 4000 image ran a 19 s forward pass (4.6 GiB) before."""
     big = torch.zeros(1, 1, 4000, 4000)
     with pytest.raises(ValueError) as from_edit:
-        session.edit(big, 0)
+        edited.edit(big, 0)
     assert str(from_edit.value).startswith("x has shape (1, 1, 4000, 4000); this session's images are (1, 28, 28)")
-    with refused(re.escape(str(from_edit.value)), root=tmp_path, session=session):
-        session.probabilities(big)
-    for bad, exc, match in ((session.raw_images()[:1], TypeError, r"x has dtype torch\.uint8; .*normalize"),
+    with refused(re.escape(str(from_edit.value)), root=tmp_path, session=edited):
+        edited.probabilities(big)
+    for bad, exc, match in ((edited.raw_images()[:1], TypeError, r"x has dtype torch\.uint8; .*normalize"),
                             (torch.full((1, 28, 28), math.nan), ValueError, r"x contains NaN or inf values"),
                             ("3", TypeError, r"pass e\.g\. 12, not '12'")):
-        with refused(match, root=tmp_path, session=session, exc=exc):
-            session.probabilities(bad)
+        with refused(match, root=tmp_path, session=edited, exc=exc):
+            edited.probabilities(bad)
 
 
-def test_probabilities_of_a_batch_run_in_chunks(session, monkeypatch):
-    x = session.image(list(range(20)))
-    whole = session.probabilities(x)
+def test_probabilities_of_a_batch_run_in_chunks(edited, monkeypatch):
+    x = edited.image(list(range(20)))
+    whole = edited.probabilities(x)
     import workbench.session.inspection as inspection
 
     monkeypatch.setattr(inspection, "PROBABILITY_CHUNK", 7)
-    chunked = session.probabilities(x)
-    assert chunked.shape == (20, session.num_classes)
+    chunked = edited.probabilities(x)
+    assert chunked.shape == (20, edited.num_classes)
     torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-6)  # batch size may change round-off only
-    assert session.probabilities(np.int64(3)).shape == (session.num_classes,)
+    assert edited.probabilities(np.int64(3)).shape == (edited.num_classes,)

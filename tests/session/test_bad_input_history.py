@@ -13,16 +13,12 @@ import pytest
 import torch
 
 from tests.support.bad_input import refused, tree
-from workbench.editing import EditorConfig
+from tests.support.settings import CFG
+from tests.support.weights import runner_up
 from workbench.session import MAX_ATTEMPTS, EditSession
 from workbench.session.edit_record import EditRecord
 from workbench.training import read_card
 
-CFG = EditorConfig(method="rmsprop", lr=2e-2, max_steps=20)
-
-
-def _runner_up(session: EditSession, i: int) -> int:
-    return int(session.probabilities(i).argsort(descending=True)[1])
 
 
 @pytest.fixture()
@@ -32,7 +28,7 @@ def saved(tiny_model, tiny_model_dir, fashion_small, tmp_path):
     s = EditSession(tiny_model, fashion_small, card=read_card(tiny_model_dir), checkpoint=tiny_model_dir,
                     config=CFG, limit=100)
     for i in range(3):
-        assert s.edit_index(i, _runner_up(s, i)).success
+        assert s.edit_index(i, runner_up(s, i)).success
     s.undo()
     s.save(tmp_path / "h")
     victim = tmp_path / "victim"
@@ -41,7 +37,7 @@ def saved(tiny_model, tiny_model_dir, fashion_small, tmp_path):
     from workbench.training import load_model
     fresh = EditSession(load_model(tiny_model_dir)[0], fashion_small, card=read_card(tiny_model_dir),
                         checkpoint=tiny_model_dir, config=CFG, limit=100)
-    fresh.edit_index(5, _runner_up(fresh, 5))  # the fresh session has its own edit to lose
+    fresh.edit_index(5, runner_up(fresh, 5))  # the fresh session has its own edit to lose
     return s, tmp_path / "h", fresh, victim
 
 
@@ -317,7 +313,7 @@ def test_a_rewritten_base_hash_does_not_apply_a_history_to_other_weights(saved, 
         for p in other.parameters():
             p.mul_(1.01)
     victim = EditSession(other, fashion_small, card=read_card(tiny_model_dir), config=CFG, limit=100)
-    victim.edit_index(5, _runner_up(victim, 5))
+    victim.edit_index(5, runner_up(victim, 5))
     doc = _doc(h)
     doc["base_sha256"] = victim.base_hash  # the field claims the victim's weights
     _write(h, doc)
@@ -361,7 +357,7 @@ def test_a_history_of_a_larger_split_is_refused_on_a_smaller_one(saved, tiny_mod
     from workbench.training import load_model
     small = EditSession(load_model(tiny_model_dir)[0], fashion_small, card=read_card(tiny_model_dir), config=CFG,
                         limit=2)  # the history edits images 0, 1 and 2 (2 undone)
-    small.edit_index(0, _runner_up(small, 0))
+    small.edit_index(0, runner_up(small, 0))
     with refused(r"field 'index' names image 2, but this session's split holds 2 images \(0..1\); the history was "
                  r"made on a larger split: open the workbench with limit=3 or more", root=tmp_path, session=small):
         small.load_history(h)

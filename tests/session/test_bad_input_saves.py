@@ -14,14 +14,14 @@ import time
 import pytest
 import torch
 
-from tests.support.bad_input import refused, same_weights, tree, weights
-from workbench.editing import EditorConfig
+from tests.support.bad_input import refused, tree
+from tests.support.settings import CFG
+from tests.support.weights import runner_up, same_weights, weights
 from workbench.folder_io import LOCK_FILE, TMP_PREFIX, FolderBusy, FolderExists, folder_lock
 from workbench.session import EditSession, state_hash
 from workbench.training import load_model, read_card
 from workbench.training.model_files import PREVIOUS_DIR, interrupted_export
 
-CFG = EditorConfig(method="rmsprop", lr=2e-2, max_steps=20)
 KILLED = 77  # exit status of a child killed at its chosen step
 
 
@@ -43,10 +43,6 @@ def _replace_fails_at(monkeypatch, k: int):
         monkeypatch.setattr(os, "replace", real)
 
 
-def _runner_up(session: EditSession, i: int) -> int:
-    return int(session.probabilities(i).argsort(descending=True)[1])
-
-
 def _session(tiny_model_dir, fashion_small) -> EditSession:
     return EditSession(load_model(tiny_model_dir)[0], fashion_small, card=read_card(tiny_model_dir),
                        checkpoint=tiny_model_dir, config=CFG, limit=100)
@@ -66,13 +62,13 @@ def two_states(tiny_model_dir, fashion_small, tmp_path):
     applied, one undone), a reader session)."""
     s = _session(tiny_model_dir, fashion_small)
     for i in range(2):
-        assert s.edit_index(i, _runner_up(s, i)).success
+        assert s.edit_index(i, runner_up(s, i)).success
     h = tmp_path / "parent" / "h"
     s.save(h)
     a = _state(s)
     s.undo(), s.undo()  # B shares no file with A: saving B removes A's files (after its commit)
     for i in (2, 3):
-        assert s.edit_index(i, _runner_up(s, i)).success
+        assert s.edit_index(i, runner_up(s, i)).success
     s.undo()
     reader = EditSession(load_model(tiny_model_dir)[0], card=read_card(tiny_model_dir), checkpoint=tiny_model_dir)
     return s, h, a, _state(s), reader
@@ -185,7 +181,7 @@ def test_saving_over_another_sessions_history_is_refused_until_overwrite(two_sta
                                                                          tmp_path):
     s, h, a, b, reader = two_states
     other = _session(tiny_model_dir, fashion_small)
-    assert other.edit_index(7, _runner_up(other, 7)).success
+    assert other.edit_index(7, runner_up(other, 7)).success
     with refused(r"already holds a saved edit history \(another session's, or an earlier one\); nothing was "
                  r"written. Pass overwrite=True to replace it, or save to a new folder", root=tmp_path, session=other,
                  exc=FolderExists):
@@ -394,7 +390,7 @@ def test_two_workbenches_on_one_name_get_a_refusal_in_words_and_an_overwrite_but
     def student() -> Workbench:
         w = show(tiny_model_dir, bundle=fashion_small, limit=50, device="cpu", probe_views=0, output_dir=tmp_path / "out")
         s = w.session
-        s.edit_index(0, _runner_up(s, 0), CFG)
+        s.edit_index(0, runner_up(s, 0), CFG)
         return w
 
     a, b = student(), student()

@@ -13,8 +13,6 @@ import torch
 
 from tests.support.weights import same_weights, weights
 
-__all__ = ["refused", "same_weights", "tree", "weights"]
-
 
 def tree(root: Path) -> dict[str, object]:
     """Every entry under ``root``: file bytes, a symlink's target, or 'dir'."""

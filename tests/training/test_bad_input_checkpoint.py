@@ -14,7 +14,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from tests.support.repo import ROOT
-from tests.support.bad_input import refused, same_weights, tree, weights
+from tests.support.bad_input import refused, tree
+from tests.support.weights import same_weights, weights
 from tests.support.hostile_code import IDS, hostile_builders, recording_factory
 from workbench.training import load_model
 from workbench.training.card_checks import file_sha256

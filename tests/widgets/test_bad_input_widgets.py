@@ -20,7 +20,8 @@ from PIL import Image, ImageFile  # noqa: E402
 
 from tests.support.repo import ROOT  # noqa: E402
 import workbench.widgets.panels.outcome_card as outcome_mod  # noqa: E402
-from tests.support.bad_input import refused, same_weights, weights  # noqa: E402
+from tests.support.bad_input import refused  # noqa: E402
+from tests.support.weights import same_weights, weights  # noqa: E402
 from workbench.data.decode import MAX_UPLOAD_PIXELS  # noqa: E402
 from workbench.widgets import show  # noqa: E402
 
