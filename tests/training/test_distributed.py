@@ -10,12 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from tests.support.settings import TINY_JSON
 from tests.support.repo import ROOT
 
 pytestmark = pytest.mark.skipif(not torch.distributed.is_available() or not torch.distributed.is_gloo_available(),
                                 reason="torch.distributed with gloo is required")
-
-TINY = '{"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1]}'
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -35,7 +34,7 @@ def test_two_gloo_ranks_train_editable_identically(tmp_path):
     dump, out = tmp_path / "dump", tmp_path / "run"
     _launch(["-m", "workbench", "train", "--recipe", "fashion-editable", "--init-from", "none",
              "--train-subset", "512", "--batch-size", "32", "--epochs", "2", "--lr", "3e-3", "--eval-subset", "200",
-             "--edit-steps", "3", "--arch-kwargs", TINY, "--out", str(out), "--device", "cpu", "--no-progress"],
+             "--edit-steps", "3", "--arch-kwargs", TINY_JSON, "--out", str(out), "--device", "cpu", "--no-progress"],
             _env(WORKBENCH_DUMP_PARAMS=str(dump)), tmp_path)
     a = torch.load(dump / "rank0.pt", weights_only=True)
     b = torch.load(dump / "rank1.pt", weights_only=True)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.support.settings import TINY
 from workbench.training import Recipe, train
 from workbench.training.dynamics import (
     DYNAMICS_DIR,
@@ -113,12 +114,9 @@ def test_bad_input_is_refused_with_the_fix(tmp_path):
         el2n(read_dynamics(tmp_path), 9)
 
 
-TINY = {"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1]}
-
-
 def _recipe(**kw) -> Recipe:
     base = dict(name="tiny-dyn", epochs=2, batch_size=64, lr=3e-3, warmup_epochs=0.0, augment=False,
-                train_subset=256, eval_subset=50, arch_kwargs=TINY, label_noise=0.1)
+                train_subset=256, eval_subset=50, arch_kwargs=dict(TINY), label_noise=0.1)
     return Recipe(**{**base, **kw})
 
 

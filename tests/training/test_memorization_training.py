@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.support.settings import TINY
 from workbench.data.batch import batch_indices, current_batch_indices
 from workbench.data.noise import NOISE_FILE, LabelNoise, flip_labels
 from workbench.localization import split_accuracy
@@ -28,12 +29,10 @@ from workbench.training.loop import CrossEntropyObjective
 from workbench.training.snapshots import list_snapshots, load_snapshot
 from workbench.training.trainset import training_set
 
-TINY = {"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1]}
-
 
 def _recipe(**kw) -> Recipe:
     base = dict(name="tiny-noisy", epochs=1, batch_size=64, lr=3e-3, warmup_epochs=0.0, augment=False,
-                train_subset=256, eval_subset=50, arch_kwargs=TINY, label_noise=0.1)
+                train_subset=256, eval_subset=50, arch_kwargs=dict(TINY), label_noise=0.1)
     return Recipe(**{**base, **kw})
 
 

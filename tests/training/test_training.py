@@ -6,12 +6,11 @@ import json
 import pytest
 import torch
 
+from tests.support.settings import TINY
 from workbench.cli import main
 from workbench.training import RECIPES, Recipe, get_recipe, load_model, train
 from workbench.training.loop import STATE_FILE
 from workbench.training.run import make_objective
-
-TINY = {"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1]}
 
 
 def tiny_recipe(**kw) -> Recipe:

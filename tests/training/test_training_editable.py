@@ -8,11 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from tests.support.settings import TINY
 from workbench.editing import EditorConfig, edit
 from workbench.training import EditableObjective, Recipe, train
 from workbench.training.run import make_objective
-
-TINY = {"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1]}
 
 
 @pytest.fixture()

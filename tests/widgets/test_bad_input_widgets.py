@@ -23,20 +23,14 @@ import workbench.widgets.panels.outcome_card as outcome_mod  # noqa: E402
 from tests.support.bad_input import refused  # noqa: E402
 from tests.support.weights import same_weights, weights  # noqa: E402
 from workbench.data.decode import MAX_UPLOAD_PIXELS  # noqa: E402
+from tests.support.clicks import select_error  # noqa: E402
+from tests.support.settings import LIMIT, LR  # noqa: E402
 from workbench.widgets import show  # noqa: E402
-
-
-@pytest.fixture()
-def wb(tiny_model_dir, fashion_small):
-    w = show(tiny_model_dir, bundle=fashion_small, limit=300, device="cpu", probe_views=0)
-    w.panel.lr.value = 1e-2
-    return w
 
 
 def _pick_first_error(wb) -> int:
     """Select the first error of the browser's page and target its true label; returns its index."""
-    i = int(wb.browser.page_items[0].index)
-    wb.controller.select(i)
+    i = select_error(wb)
     wb.controller.set_target(int(wb.session.labels[i]))
     return i
 
@@ -155,9 +149,9 @@ def hostile_bundle(fashion_small):
 
 @pytest.fixture()
 def hostile_wb(tiny_model_dir, hostile_bundle, tmp_path):
-    w = show(tiny_model_dir, bundle=hostile_bundle, limit=300, device="cpu", probe_views=2, name=HOSTILE_NAME,
+    w = show(tiny_model_dir, bundle=hostile_bundle, limit=LIMIT, device="cpu", probe_views=2, name=HOSTILE_NAME,
              output_dir=tmp_path / "out")
-    w.panel.lr.value = 1e-2
+    w.panel.lr.value = LR
     return w
 
 

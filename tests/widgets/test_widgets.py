@@ -22,25 +22,15 @@ pytest.importorskip("plotly")
 from plotly.callbacks import InputDeviceState, Points  # noqa: E402
 
 from workbench.evaluation.reports import errors_from_logits  # noqa: E402
-from workbench.widgets import SORTS, show  # noqa: E402
-
-LIMIT = 300
-LR = 1e-2  # the tiny test model needs a larger editor step than the shipped default
+from tests.support.clicks import select_error  # noqa: E402
+from tests.support.weights import same_weights, weights  # noqa: E402
+from workbench.widgets import SORTS  # noqa: E402
 
 
 @pytest.fixture()
-def wb(tiny_model_dir, fashion_small, tmp_path):
-    w = show(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=4, output_dir=tmp_path / "out")
-    w.panel.lr.value = LR
-    return w
-
-
-def _weights(wb):
-    return {k: v.clone() for k, v in wb.session.model.state_dict().items()}
-
-
-def _same(a, b):
-    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+def wb_options():
+    """The shared ``wb`` (tests/conftest.py) with 4 probe views."""
+    return {"probe_views": 4}
 
 
 def _change(report):
@@ -48,16 +38,9 @@ def _change(report):
     return [0.0 if math.isnan(c) else c for c in (-report.per_class_change * 100).tolist()]
 
 
-def _select_first(wb, k=0):
-    """Select the k-th error of the browser's page (as its "select" button does); returns its index."""
-    i = int(wb.browser.page_items[k].index)
-    wb.controller.select(i)
-    return i
-
-
 def _edit_ok(wb, k=0):
     """Select the k-th listed error, target its true label, Edit; the edit must succeed."""
-    i = _select_first(wb, k)
+    i = select_error(wb, k)
     wb.controller.set_target(int(wb.session.labels[i]))
     wb.controller.edit()
     assert wb.messages.level != "error", wb.messages.text
@@ -114,7 +97,7 @@ def test_filters_and_confusion_click(wb):
 
 
 def test_select_shows_probabilities_suggestions_and_two_different_attribution_rows(wb):
-    i = _select_first(wb)
+    i = select_error(wb)
     picker, s = wb.picker, wb.session
     probs = s.probabilities(i)
     assert torch.allclose(torch.tensor(picker.figure.data[0].y), probs, atol=1e-6)
@@ -172,8 +155,8 @@ def test_estimate_is_shown_before_the_exact_figure(wb):
 
 def test_failed_edit_is_shown_as_failed_and_clears_the_previous_figures(wb):
     _edit_ok(wb)
-    n, weights = len(wb.session.history), _weights(wb)
-    i = _select_first(wb, 1)
+    n, before = len(wb.session.history), weights(wb.session.model)
+    i = select_error(wb, 1)
     target = int(wb.controller.selection.probs.argmin())  # never the prediction (label + 1 could be)
     wb.controller.set_target(target)
     wb.panel.max_steps.value = 1
@@ -183,7 +166,7 @@ def test_failed_edit_is_shown_as_failed_and_clears_the_previous_figures(wb):
     assert wb.card.status == "failed" and "Not fixed ✗" in card and "weights are unchanged" in card
     assert "Test accuracy" not in card and "pp" not in card  # nothing left over from the previous edit
     assert "after 1 of 1 steps" in card and "l_e" not in card  # plain words, no jargon
-    assert len(wb.session.history) == n and _same(_weights(wb), weights)
+    assert len(wb.session.history) == n and same_weights(weights(wb.session.model), before)
     # the panels below show the applied edit (the state the model is in), and say so
     prev = wb.session.history[-1]
     heading = wb.metrics.heading.value
@@ -196,13 +179,13 @@ def test_failed_edit_is_shown_as_failed_and_clears_the_previous_figures(wb):
 
 
 def test_no_op_edit_adds_nothing(wb):
-    i = _select_first(wb)
+    i = select_error(wb)
     pred = wb.controller.selection.pred
     wb.controller.set_target(pred)
-    base = _weights(wb)
+    base = weights(wb.session.model)
     wb.controller.edit()
     assert wb.card.status == "noop" and "already predicts" in wb.card.widget.value
-    assert not wb.session.history and not wb.session.attempts and _same(_weights(wb), base) and i is not None
+    assert not wb.session.history and not wb.session.attempts and same_weights(weights(wb.session.model), base) and i is not None
 
 
 def test_no_op_after_an_edit_says_the_details_are_of_the_edit_before(wb):
@@ -216,24 +199,24 @@ def test_no_op_after_an_edit_says_the_details_are_of_the_edit_before(wb):
 
 
 def test_undo_redo_reset_leave_no_stale_figure(wb):
-    base = _weights(wb)
+    base = weights(wb.session.model)
     _edit_ok(wb)
-    edited = _weights(wb)
+    edited = weights(wb.session.model)
     assert not wb.panel.buttons["undo"].disabled and wb.panel.buttons["redo"].disabled
     wb.controller.undo()
-    assert not wb.session.history and _same(_weights(wb), base)
+    assert not wb.session.history and same_weights(weights(wb.session.model), base)
     assert wb.card.status == "history" and "base model" in wb.card.widget.value
     assert "No edit applied" in wb.metrics.heading.value and list(wb.metrics.figure.data[0].y) == [0.0] * 10
     assert wb.probe.report is None and not wb.metrics.flipped
     wb.controller.redo()
-    assert len(wb.session.history) == 1 and _same(_weights(wb), edited) and "Edit 1" in wb.metrics.heading.value
+    assert len(wb.session.history) == 1 and same_weights(weights(wb.session.model), edited) and "Edit 1" in wb.metrics.heading.value
     wb.controller.reset()
-    assert not wb.session.history and _same(_weights(wb), base) and wb.panel.buttons["undo"].disabled
+    assert not wb.session.history and same_weights(weights(wb.session.model), base) and wb.panel.buttons["undo"].disabled
     assert {e.index for e in wb.browser.errors} == {e.index for e in wb.session.evaluator.misclassified()}
 
 
 def test_double_click_applies_one_edit(wb):
-    i = _select_first(wb)
+    i = select_error(wb)
     calls = []
     real = wb.session.edit
 
@@ -257,7 +240,7 @@ def test_double_click_applies_one_edit(wb):
 
 
 def test_bad_input_is_explained_beside_the_button(wb, caplog):
-    base = _weights(wb)
+    base = weights(wb.session.model)
     with caplog.at_level("ERROR", logger="workbench.widgets"):
         wb.panel.buttons["edit"].click()
     m = wb.panel.messages
@@ -265,17 +248,17 @@ def test_bad_input_is_explained_beside_the_button(wb, caplog):
     assert "<details>" in m.widget.value and "Traceback" in m.details  # traceback behind a toggle
     assert any("pick an image first" in r.getMessage() for r in caplog.records)
     assert m.widget in wb.panel.widget.children  # beside the Edit button
-    assert not wb.session.history and _same(_weights(wb), base) and wb.card.status == "empty"
+    assert not wb.session.history and same_weights(weights(wb.session.model), base) and wb.card.status == "empty"
     with pytest.raises(ValueError, match="pick an image first"):
         wb.controller.edit()
-    _select_first(wb)
+    select_error(wb)
     wb.panel.lr.value = -1.0
     wb.panel.buttons["edit"].click()
-    assert "earning rate" in m.text and not wb.session.history and _same(_weights(wb), base)
+    assert "earning rate" in m.text and not wb.session.history and same_weights(weights(wb.session.model), base)
 
 
 def test_attribution_controls_follow_the_method(wb):
-    _select_first(wb)
+    select_error(wb)
     a = wb.attribution
     fractions = []
     a.progress.observe(lambda c: fractions.append(c["new"]), names="value")
@@ -309,7 +292,7 @@ def test_edit_panel_config_follows_the_widgets(wb):
     panel.lr.value, panel.max_steps.value, panel.group.value = 3e-3, 4, "head"
     cfg = panel.config.resolved()
     assert (cfg.method, cfg.lr, cfg.max_steps, cfg.layers) == ("adam", 3e-3, 4, "head")
-    i = _select_first(wb)
+    i = select_error(wb)
     wb.panel.buttons["edit"].click()
     rec = (wb.session.history or wb.session.attempts)[-1]
     assert rec.index == i and rec.result.config == cfg
@@ -335,7 +318,7 @@ def _font_px(sheet: str, selector: str) -> int:
 def test_presentation_mode(wb):
     from workbench.widgets.common import STYLE_SHEET
 
-    _select_first(wb)
+    select_error(wb)
     assert "wb-present" not in wb.root._dom_classes
     normal = (_px(wb.picker.image), _px(wb.browser.cells[0].image), _px(wb.metrics.strip_cells[0][0]),
               _png_size(wb.attribution.image.value))

@@ -13,10 +13,8 @@ import torch
 pytest.importorskip("ipywidgets")
 pytest.importorskip("plotly")
 
+from tests.support.settings import LIMIT, LR  # noqa: E402
 from workbench.widgets import Comparison  # noqa: E402
-
-LIMIT = 300
-LR = 1e-2
 
 
 @pytest.fixture(scope="module")

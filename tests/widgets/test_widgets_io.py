@@ -18,18 +18,10 @@ from PIL import Image  # noqa: E402
 
 from bs4 import BeautifulSoup  # noqa: E402  (installed with jupyterlab, through nbconvert)
 
+from tests.support.clicks import edit_error  # noqa: E402
+from tests.support.settings import LIMIT  # noqa: E402
 from workbench.widgets import show  # noqa: E402
 from workbench.widgets.panels.history_panel import safe_name  # noqa: E402
-
-LIMIT = 300
-LR = 1e-2
-
-
-@pytest.fixture()
-def wb(tiny_model_dir, fashion_small, tmp_path):
-    w = show(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=0, output_dir=tmp_path / "out")
-    w.panel.lr.value = LR
-    return w
 
 
 def _png(arr, fmt="PNG") -> bytes:
@@ -40,10 +32,7 @@ def _png(arr, fmt="PNG") -> bytes:
 
 def _edit(wb, k):
     """Select the k-th error of the browser's page, target its true label, Edit."""
-    i = int(wb.browser.page_items[k].index)
-    wb.controller.select(i)
-    wb.controller.set_target(int(wb.session.labels[i]))
-    wb.controller.edit()
+    i = edit_error(wb, k)
     return wb.session.history[-1].index == i if wb.session.history else False
 
 

@@ -8,28 +8,22 @@ pytest.importorskip("ipywidgets")
 pytest.importorskip("plotly")
 
 from workbench.localization import group_of  # noqa: E402
-from workbench.widgets import show  # noqa: E402
+from tests.support.clicks import select_error  # noqa: E402
 from workbench.widgets.panels.error_browser import FILTERS, SCORE_SORTS  # noqa: E402
 
 LIMIT = 200
 
 
 @pytest.fixture()
-def wb(tiny_model_dir, fashion_small):
-    return show(tiny_model_dir, bundle=fashion_small, limit=LIMIT, device="cpu", probe_views=0, page_size=4)
-
-
-def _select(wb, k=0):
-    """Select the k-th error of the browser's page (as its "select" button does); returns its index."""
-    i = int(wb.browser.page_items[k].index)
-    wb.controller.select(i)
-    return i
+def wb_options():
+    """The shared ``wb`` (tests/conftest.py) on 200 images, 4 per page, the panel's own step."""
+    return {"limit": LIMIT, "page_size": 4, "lr": None}
 
 
 def test_panel_shows_count_chart_and_cost_and_edit_group_sets_the_group(wb):
     panel = wb.localization
     assert panel.button.disabled and panel.edit_button.disabled  # nothing selected yet
-    i = _select(wb)
+    i = select_error(wb)
     assert not panel.button.disabled and f"#{i}" in panel.button.description
     before = {k: v.clone() for k, v in wb.session.model.state_dict().items()}
     panel.button.click()
@@ -50,9 +44,9 @@ def test_panel_shows_count_chart_and_cost_and_edit_group_sets_the_group(wb):
     assert wb.panel.group.value == best and wb.panel.config.layers == best
     assert all(torch.equal(v, before[k]) for k, v in wb.session.model.state_dict().items())
     # selecting another image clears; coming back shows the cached result
-    j = _select(wb, 1)
+    j = select_error(wb, 1)
     assert j != i and panel.result is None and panel.edit_button.disabled and list(panel.figure.data[0].y) == []
-    _select(wb, 0)
+    select_error(wb, 0)
     assert panel.result is res
 
 
