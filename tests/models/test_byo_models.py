@@ -9,17 +9,11 @@ import torch
 import torch.nn as nn
 import torchvision
 
+from tests.support.cnn import make_cnn
 from workbench.cli import main
 from workbench.models.infer import infer_spec
 from workbench.models.spec import ModelSpec, parse_kwargs
 from workbench.training import load_model, load_weights, save_model
-
-
-def make_cnn(num_classes: int = 10, in_channels: int = 1, width: int = 8) -> nn.Module:
-    """A plain nn.Sequential CNN (importable as ``test_byo_models:make_cnn`` under pytest)."""
-    return nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                         nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
-                         nn.Flatten(), nn.Linear(2 * width, num_classes))
 
 
 def _same_state(a: nn.Module, b: nn.Module) -> bool:
@@ -50,10 +44,10 @@ def test_sequential_cnn_round_trip_with_an_importable_factory(tmp_path):
         save_model(tmp_path / "nope", net)
     assert not (tmp_path / "nope").exists()
     with pytest.raises(ValueError, match="weights differ"):  # a builder that builds something else
-        save_model(tmp_path / "wrong", net, builder="test_byo_models:make_cnn:width=4", trust_code=True)
-    folder = save_model(tmp_path / "cnn", net, {"note": "mine"}, builder="test_byo_models:make_cnn", trust_code=True)
+        save_model(tmp_path / "wrong", net, builder="tests.support.cnn:make_cnn:width=4", trust_code=True)
+    folder = save_model(tmp_path / "cnn", net, {"note": "mine"}, builder="tests.support.cnn:make_cnn", trust_code=True)
     card = json.loads((folder / "card.json").read_text())
-    assert card["builder"] == {"kind": "factory", "name": "test_byo_models:make_cnn"} and card["note"] == "mine"
+    assert card["builder"] == {"kind": "factory", "name": "tests.support.cnn:make_cnn"} and card["note"] == "mine"
     back, card2 = load_model(folder, trust_code=True)
     assert _same_state(back, net) and not back.training
 
@@ -100,10 +94,10 @@ needs_adapter = pytest.mark.skipif(not __import__("importlib").util.find_spec("w
 def test_cli_evaluate_on_a_sequential_cnn_and_resnet18(tmp_path, fashion_small, capsys):
     cnn = make_cnn()
     weights = tmp_path / "cnn.safetensors"
-    folder = save_model(tmp_path / "cnn", cnn, builder="test_byo_models:make_cnn", trust_code=True)
+    folder = save_model(tmp_path / "cnn", cnn, builder="tests.support.cnn:make_cnn", trust_code=True)
     weights = folder / "model.safetensors"
     out = tmp_path / "cnn.json"
-    rc = main(["evaluate", "--trust-code", "--model", "test_byo_models:make_cnn", "--weights", str(weights), "--dataset",
+    rc = main(["evaluate", "--trust-code", "--model", "tests.support.cnn:make_cnn", "--weights", str(weights), "--dataset",
                "fashion-mnist", "--layers", "3", "--edits", "3", "--limit", "150", "--lr", "1e-2",
                "--json", str(out), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
@@ -125,7 +119,7 @@ def test_cli_evaluate_on_a_sequential_cnn_and_resnet18(tmp_path, fashion_small, 
 
 @needs_adapter
 def test_cli_evaluate_calibrates_a_model_without_tuned_defaults(tmp_path, capsys):
-    folder = save_model(tmp_path / "cnn", make_cnn(), builder="test_byo_models:make_cnn", trust_code=True)
+    folder = save_model(tmp_path / "cnn", make_cnn(), builder="tests.support.cnn:make_cnn", trust_code=True)
     out = tmp_path / "cal.json"
     rc = main(["evaluate", "--trust-code", "--checkpoint", str(folder), "--layers", "7", "--edits", "2", "--limit", "100",
                "--calibration-edits", "3", "--json", str(out), "--no-progress"])
@@ -154,11 +148,11 @@ def test_train_on_an_image_folder_records_what_reopens_it(tmp_path, capsys):
     root = _folder(tmp_path / "shapes")
     out = tmp_path / "model"
     rc = main(["train", "--recipe", "fashion-baseline", "--dataset", f"imagefolder:{root}", "--image-size", "8",
-               "--grayscale", "--epochs", "1", "--batch-size", "8", "--model", "test_byo_models:make_cnn",
+               "--grayscale", "--epochs", "1", "--batch-size", "8", "--model", "tests.support.cnn:make_cnn",
                "--trust-code", "--out", str(out), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
     card = json.loads((out / "card.json").read_text())
-    assert card["builder"] == {"kind": "factory", "name": "test_byo_models:make_cnn"}
+    assert card["builder"] == {"kind": "factory", "name": "tests.support.cnn:make_cnn"}
     assert card["model_config"] == {"num_classes": 3, "in_channels": 1}
     assert card["input_shape"] == [1, 8, 8] and card["classes"] == ["circle", "square", "zigzag"]
     assert card["data"]["image_size"] == 8 and card["data"]["grayscale"] is True
@@ -172,9 +166,9 @@ def test_train_on_an_image_folder_records_what_reopens_it(tmp_path, capsys):
 def test_tune_editor_works_on_any_model(tmp_path, capsys):
     from workbench.evaluation.calibration import CALIBRATION_LRS
 
-    folder = save_model(tmp_path / "cnn", make_cnn(), builder="test_byo_models:make_cnn", trust_code=True)
+    folder = save_model(tmp_path / "cnn", make_cnn(), builder="tests.support.cnn:make_cnn", trust_code=True)
     out = tmp_path / "tune.json"
-    rc = main(["tune-editor", "--trust-code", "--model", "test_byo_models:make_cnn", "--weights", str(folder / "model.safetensors"),
+    rc = main(["tune-editor", "--trust-code", "--model", "tests.support.cnn:make_cnn", "--weights", str(folder / "model.safetensors"),
                "--layers", "7", "--editor", "gd", "--edits", "4", "--val-limit", "80", "--refine", "0",
                "--json", str(out), "--no-progress"])
     assert rc == 0, capsys.readouterr().err
