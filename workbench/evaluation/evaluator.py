@@ -29,7 +29,7 @@ import time
 import warnings
 import weakref
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Callable, Generator, Iterator, Mapping, Sequence, TypeVar
 
 import torch
 import torch.nn as nn
@@ -54,6 +54,7 @@ from .split_checks import batch_size_for, check_forward, classes_of, split_sourc
 
 
 Params = Mapping[str, torch.Tensor]
+Progress = Generator[tuple[int, int], None, None]  # (scored, total) after each batch of a pass
 T = TypeVar("T")
 
 
@@ -63,6 +64,10 @@ def _memo_key(params: Params) -> tuple | None:
         return tuple((n, id(v), v._version) for n, v in sorted(params.items()))
     except RuntimeError:  # inference tensors have no version counter
         return None
+
+
+def _nothing() -> Progress:
+    yield from ()
 
 
 class Evaluator(SplitViews):
@@ -175,7 +180,7 @@ class Evaluator(SplitViews):
         self.base = BaseScores(len(src), n_cls)
         self._fast_path_error: float | None = None
         self._lock = threading.RLock()  # one pass at a time on self.model (functional_call swaps its weights)
-        self._pass: Iterator[tuple[int, int]] = iter(())
+        self._pass: Progress = _nothing()
         if records is None:
             check_forward(self.model, self.images(range(min(2, len(src)))), bundle.name, n_cls)
             self._pass = self._base_pass(cut, progress)
@@ -187,7 +192,7 @@ class Evaluator(SplitViews):
         self.setup_seconds = time.perf_counter() - t0
 
     # ----------------------------------------------------------------- the base pass
-    def base_pass(self) -> Iterator[tuple[int, int]]:
+    def base_pass(self) -> Progress:
         """The rest of the base model's scoring (with ``defer=True``), chunk by chunk: yields
         ``(scored, total)`` after each batch; when it yields ``total`` every record is in (and
         kept in the score cache). Iterate it in one thread; closing it early stops the scoring
@@ -196,7 +201,7 @@ class Evaluator(SplitViews):
         return self._pass
 
     def _base_pass(self, cut: str | Split | None, progress: Callable[[int, int], None] | None
-                   ) -> Iterator[tuple[int, int]]:
+                   ) -> Progress:
         n = len(self.source)
         try:
             for i, j, logits in self.locked(self._prefix.iter_logits({}, cut)):  # type: ignore[arg-type]
@@ -366,7 +371,7 @@ class Evaluator(SplitViews):
         assert self._memo is not None
         return self._memo[1]
 
-    def score_pass(self, params: Params | EditResult) -> Iterator[tuple[int, int]]:
+    def score_pass(self, params: Params | EditResult) -> Progress:
         """The pass of :meth:`score` over the split, batch by batch: yields ``(scored, total)``;
         once it is through, :meth:`score`, :meth:`preds_for` and :meth:`logits_for` of the same
         ``params`` (the same tensors) run no forward pass. Each batch holds the evaluator's
