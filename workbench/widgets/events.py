@@ -98,7 +98,8 @@ class Callbacks:
     weights as they are: the last applied ``EditRecord`` or None), ``probe``, ``history`` (after
     Undo / Redo / Reset / Load: what happened), ``localized`` (the selection's critical-neuron
     result, None: not searched yet), ``scores`` (per-image scores for the error browser's sorts;
-    None: not wanted, nothing is computed), ``group`` (the edit group to use).
+    None: not wanted, nothing is computed), ``group`` (the edit group to use), ``scoring`` (the
+base scoring's progress, ``(scored, total)``, while it runs in the background).
 
     Asked: ``editor_config`` (the edit panel's settings; None: the session's), ``attribution_options``
     (keyword arguments for ``EditSession.explain``; None: no maps now), ``localize_quick`` (the
@@ -118,6 +119,7 @@ class Callbacks:
     localized: Callable[[int | None, Any], None] = _nop
     scores: Callable[[str, Mapping[int, float]], None] | None = None
     group: Callable[[str], None] = _nop
+    scoring: Callable[[int, int], None] = _nop
     editor_config: Callable[[], EditorConfig | None] = lambda: None
     attribution_options: Callable[[], dict[str, Any] | None] = lambda: None
     localize_quick: Callable[[], bool] = lambda: True
