@@ -106,10 +106,11 @@ class BaseScoring:
             self._callbacks.append(callback)
         callback(*self.progress())
 
-    def close(self) -> None:
-        """Stop the background pass (within one batch) and wait for its thread; the scores
-        stay incomplete (readers then raise :class:`~workbench.evaluation.base_scores.ScoringStopped`)
-        and nothing is written to the score cache."""
+    def close(self, wait: bool = True) -> None:
+        """Stop the background pass (within one batch) and, with ``wait``, wait for its thread;
+        the scores stay incomplete (readers then raise
+        :class:`~workbench.evaluation.base_scores.ScoringStopped`) and nothing is written to the
+        score cache."""
         self._stop.set()
-        if self.thread is not None and self.thread is not threading.current_thread():
+        if wait and self.thread is not None and self.thread is not threading.current_thread():
             self.thread.join()
