@@ -247,7 +247,7 @@ def test_a_cancelled_exact_pass_leaves_no_half_written_state(folder):
     undo.start()
     gate2.release.set()
     undo.join(30)
-    assert job2.cancelled() and not s.history and s.redo_stack[-1].report is None
+    assert job2.cancelled() and s.scoring.pending is None and not s.history and s.redo_stack[-1].report is None
 
 
 def test_localization_works_on_a_streamed_folder_and_equals_in_memory(folder):
