@@ -47,8 +47,7 @@ from .fast_path import FAST_PATH_CHECK_IMAGES, FAST_PATH_RTOL, check_fast_path, 
 from .prefix_cache import Batches, GraphCache, StageCache, Store
 from .edit_runs import EditCallback, run_edits
 from .score_cache import open_score_cache
-from .reports import (EditOutcome, EditReport, EvalSummary, Misclassified, confusion_matrix, errors_from_logits,
-                      group_name, per_class_error_rate)
+from .reports import EditOutcome, EditReport, EvalSummary, group_name
 from .split_views import SplitViews
 from .split_checks import batch_size_for, check_forward, classes_of, split_source
 

@@ -57,7 +57,8 @@ class EditSession:
     - ``inspection`` (:class:`~.inspection.Inspection`): ``explain``, ``generalization``,
       ``probabilities``, ``base_probabilities``, ``cam_layers``, ``default_cam_layer``;
     - ``localization`` (:class:`~.localization.Localization`): ``localize``, ``cached_localization``,
-      ``localized_counts``, ``label_quality``;
+      ``localized_counts``, ``label_quality``, ``label_scores`` ("likely mislabeled": training dynamics
+      when the folder has them, else self-confidence);
     - ``uploads`` (:class:`~.uploads.Uploads`): ``input_shape``, ``image_from_bytes``, ``normalize``;
     - ``persistence`` (:class:`~.persistence.Persistence`): ``save``, ``load_history``, ``export``,
       ``autosave_dir``, ``last_autosave_error``;
@@ -187,7 +188,8 @@ class EditSession:
         self.base_probabilities, self.cam_layers, self.default_cam_layer = \
             ins.base_probabilities, ins.cam_layers, ins.default_cam_layer
         self.localize, self.cached_localization = loc.localize, loc.cached_localization
-        self.localized_counts, self.label_quality = loc.localized_counts, loc.label_quality
+        self.localized_counts, self.label_quality, self.label_scores = \
+            loc.localized_counts, loc.label_quality, loc.label_scores
         self.image_from_bytes, self.normalize = up.image_from_bytes, up.normalize
         self.calibrate, self.needs_calibration, self.prepare_editor = ed.calibrate, ed.needs_calibration, ed.prepare
         self.calibration_card, self.resolve_editor = ed.card_entry, ed.resolve

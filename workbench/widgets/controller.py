@@ -17,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -311,17 +311,7 @@ class Controller:
             raise ValueError("no image selected: click 'select' under an image first")
         res = self.session.localize(index, quick=self.callbacks.localize_quick() if quick is None else quick)
         self.callbacks.localized(index, res)
-        self._scores("critical", self.session.localized_counts)
         return res
-
-    def localize_page(self, indices: Sequence[int]) -> dict[int, float]:
-        """Run the quick search for each of ``indices`` (the error browser's page, for its sort)."""
-        for i in indices:
-            self.session.localize(int(i), quick=True)
-        counts = self.session.localized_counts()
-        self._scores("critical", lambda: counts)
-        self._show_localization(quick=True, only_found=True)
-        return counts
 
     def use_group(self, group: str | None) -> str:
         """Edit ``group`` from now on (the group holding most removed neurons)."""
@@ -335,20 +325,20 @@ class Controller:
 
     def refresh_scores(self) -> None:
         """After a change of the weights: per-image scores and the selection's cached localization
-        (label quality once the base scoring is through)."""
+        (label scores once the base scoring is through)."""
         done, total = self.session.scoring_progress()
         if done == total:
             self._scores("label_quality", lambda: dict(enumerate(self.session.label_quality().tolist())))
-        self._scores("critical", self.session.localized_counts)
+            if self.callbacks.mislabeled is not None:  # training dynamics when the folder has them, else self-confidence
+                self.callbacks.mislabeled(self.session.label_scores())
         self._show_localization()
 
     def _scores(self, name: str, values: Any) -> None:
         if self.callbacks.scores is not None:  # only computed for a view that shows them
             self.callbacks.scores(name, values())
 
-    def _show_localization(self, quick: bool | None = None, only_found: bool = False) -> None:
+    def _show_localization(self) -> None:
         index = self.selection.index if self.selection is not None else None
-        quick = self.callbacks.localize_quick() if quick is None else quick
-        res = self.session.cached_localization(index, quick=quick) if index is not None else None
-        if res is not None or not only_found:
-            self.callbacks.localized(index, res)
+        res = self.session.cached_localization(index, quick=self.callbacks.localize_quick()) \
+            if index is not None else None
+        self.callbacks.localized(index, res)

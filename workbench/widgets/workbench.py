@@ -86,7 +86,8 @@ class Workbench:
             selected=self._on_selected, target=self._on_target, phase=self._on_phase, outcome=self._on_outcome,
             estimate=self._on_estimate, attribution=self._on_attribution, reports=self._on_reports,
             probe=self._on_probe, history=self._on_history, localized=self._on_localized, scores=self._on_scores,
-            group=self._on_group, scoring=self._on_scoring, editor_config=lambda: self.panel.config,
+            mislabeled=self._on_mislabeled, scoring=self._on_scoring,
+            group=self._on_group, editor_config=lambda: self.panel.config,
             attribution_options=lambda: self.attribution.options(),
             localize_quick=lambda: bool(self.localization.quick.value),
             attribution_error=lambda err: self.attribution.messages.error(err, "Attribution"),
@@ -118,8 +119,6 @@ class Workbench:
         self.localization_messages = MessageArea("localization")
         self.localization = LocalizationPanel(classes, {
             "localize": self._guarded("localization", "Where is it stored?", c.localize),
-            "page": self._guarded("localization", "Localize this page",
-                                  lambda: c.localize_page([int(e.index) for e in self.browser.page_items])),
             "edit_group": self._guarded("localization", "Edit this group", c.use_group)}, session.group_names())
         self.present = css(W.ToggleButton(value=presentation, description="Presentation mode", icon="desktop",
                                           tooltip="larger images and fonts, fewer controls"), "wb-present-toggle")
@@ -252,6 +251,10 @@ class Workbench:
 
     def _on_scores(self, name: str, values: Mapping[int, float]) -> None:
         self.browser.set_scores(name, dict(values))
+
+    def _on_mislabeled(self, scores: Any) -> None:
+        self.browser.set_scores("mislabeled", scores.values)
+        self.browser.set_mislabel_source(scores.description)
 
     def _on_group(self, group: str) -> None:
         self.panel.set_group(group)
