@@ -107,6 +107,8 @@ class ErrorBrowser:
         self.prev_button = css(W.Button(description="◀ prev", layout=W.Layout(width="80px")), "wb-prev")
         self.next_button = css(W.Button(description="next ▶", layout=W.Layout(width="80px")), "wb-next")
         self.page_label = css(HTML(), "wb-page-label")
+        self.progress = css(W.IntProgress(value=0, min=0, max=1, description="scoring", bar_style="info",
+                                          layout=W.Layout(display="none", width="420px")), "wb-scoring-progress")
         self.title = HTML(markup("<b>{}</b>", title))
         self.cells = [_Cell(self.select, thumb_px) for _ in range(page_size)]
         self.grid = W.GridBox([c.box for c in self.cells], layout=W.Layout(
@@ -124,7 +126,7 @@ class ErrorBrowser:
         paging = W.HBox([self.prev_button, self.page_label, self.next_button],
                         layout=W.Layout(align_items="center"))
         self.controls = controls
-        left = W.VBox([paging, self.grid, controls, self.mislabel_note])
+        left = W.VBox([self.progress, paging, self.grid, controls, self.mislabel_note])
         self.widget = css(W.HBox([left, self.confusion], layout=W.Layout(flex_flow="row wrap")), "wb-error-browser")
         self.refresh()
 
@@ -137,6 +139,14 @@ class ErrorBrowser:
         if confusion is not None:
             update_confusion(self.confusion, confusion)
         self.refresh()
+
+    def set_progress(self, scored: int, total: int) -> None:
+        """The bar of the base scoring: ``scored`` of ``total`` test images (hidden once all are in;
+        until then the list holds the mistakes among the images scored)."""
+        self.progress.max = max(1, total)
+        self.progress.value = scored
+        self.progress.description = f"{scored:,} / {total:,}"
+        self.progress.layout.display = "none" if scored >= total else ""
 
     def set_scores(self, name: str, scores: dict[int, float]) -> None:
         """Per-image scores (``{index: value}``) for the score sorts and filters (``label_quality``,
