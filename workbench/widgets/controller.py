@@ -133,7 +133,8 @@ class Controller:
             ValueError: nothing selected, or invalid editor settings (nothing changes).
         """
         sel, target, cb, s = self.selection, self.target, self.callbacks, self.session
-        cfg = (config or cb.editor_config() or s.config).resolved()  # validates before anything changes
+        asked = config or cb.editor_config()  # lr/beta None: the session resolves (and calibrates) them
+        cfg = (asked or s.config).resolved()  # validates before anything changes
         if sel is None:
             raise ValueError("pick an image first: click one of the mistakes below, or upload your own")
         if target is None:
@@ -147,7 +148,7 @@ class Controller:
             noop = SimpleNamespace(success=True, steps=0, seconds=0.0, config=cfg, finite=True)
             attempt = Attempt(None, False, describe_edit(noop, s.classes, sel.pred, sel.pred, target), target, t0)
         else:
-            result = s.edit(sel.x, target, cfg, index=sel.index, score=False)
+            result = s.edit(sel.x, target, asked, index=sel.index, score=False)
             record = s.applied_record(result)
             if record is not None:
                 self._refresh_selection()

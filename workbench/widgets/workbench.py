@@ -87,7 +87,7 @@ class Workbench:
             estimate=self._on_estimate, attribution=self._on_attribution, reports=self._on_reports,
             probe=self._on_probe, history=self._on_history, localized=self._on_localized, scores=self._on_scores,
             mislabeled=self._on_mislabeled, scoring=self._on_scoring,
-            group=self._on_group, editor_config=lambda: self.panel.config,
+            group=self._on_group, editor_config=lambda: self.panel.edit_config(),
             attribution_options=lambda: self.attribution.options(),
             localize_quick=lambda: bool(self.localization.quick.value),
             attribution_error=lambda err: self.attribution.messages.error(err, "Attribution"),
@@ -219,8 +219,10 @@ class Workbench:
     def _on_phase(self, text: str) -> None:
         self.panel.set_phase(text)
 
-    def _on_outcome(self, outcome: Any, _result: Any) -> None:
+    def _on_outcome(self, outcome: Any, result: Any) -> None:
         self.card.show_edit(outcome)
+        if result is not None:  # the step size the session resolved (learned, tuned or calibrated)
+            self.panel.follow(result.config, self.session.editor_note)
 
     def _on_estimate(self, est: Any, error_before: float) -> None:
         self.card.show_estimate(est, error_before)
