@@ -114,8 +114,8 @@ class Evaluator(SplitViews):
         ``(N,) float32`` softmax probability of the true label. source: the split's images
         (:class:`~workbench.data.ImageSource`). budget: the :class:`MemoryBudget`.
         scores_from_cache: whether base scores were read from the score cache;
-        score_cache_note: why they are not kept, when they are not. base: the
-        :class:`~workbench.evaluation.base_scores.BaseScores` (``scored``, ``partial_logits()``).
+        score_cache_note: why they are not kept, when they are not. base: the scored part
+        (a :class:`~workbench.evaluation.base_scores.BaseScores`: ``scored``, ``partial_logits()``).
 
     Threads: one pass runs on the evaluator's own model copy at a time (a lock; passes that may
     run in a background thread take it batch by batch, :meth:`base_pass`, :meth:`score_pass`).
