@@ -47,9 +47,10 @@ class SteadyList:
         return index in self.wrong or index in self.origin or index == self.keep
 
     def status(self, index: int) -> str:
-        """``fixed`` (right now), ``new`` (wrong now, not in the first list) or ``wrong``."""
+        """``wrong``; ``fixed`` (in the first list, right now); ``new`` (wrong now, not in the first
+        list); ``right`` (neither: an image listed only while it is selected)."""
         if index not in self.wrong:
-            return "fixed"
+            return "fixed" if index in self.origin else "right"
         return "new" if index not in self.origin else "wrong"
 
     def reorder(self) -> None:

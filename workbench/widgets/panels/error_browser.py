@@ -175,7 +175,8 @@ class ErrorBrowser:
         self.refresh()
 
     def status(self, index: int) -> str:
-        """``wrong``, ``fixed`` (right now, wrong in the first list) or ``new`` (wrong since an edit)."""
+        """``wrong``, ``fixed`` (right now, wrong in the first list), ``new`` (wrong since an edit) or
+        ``right`` (right now, listed while it is selected)."""
         return self.listing.status(int(index))
 
     def _sorted(self, items: list) -> list:
@@ -269,7 +270,7 @@ class ErrorBrowser:
     def _caption(self, item, status: str) -> Markup:
         mark = {"fixed": markup("<span class='wb-mark-fixed' style='color:#1b5e20;font-weight:600'>fixed ✓</span> "),
                 "new": markup("<span class='wb-mark-new' style='color:#b71c1c;font-weight:600'>new ✗</span> ")}
-        said = "was: " if status == "fixed" else "said "
+        said = "was: " if status in ("fixed", "right") else "said "
         return markup("<div class='wb-thumb-text' title='the model was {:.0%} sure'><b>#{}</b> {}<br>{}{}<br>"
                       "true: {}{}</div>", item.confidence, item.index, mark.get(status, ""), said,
                       self.classes[item.pred], self.classes[item.true], self._score_note(item.index))
