@@ -128,8 +128,9 @@ def _compare(lesson: Lesson) -> str:
     words = []
     for c in ls.controllers:
         rec = c.session.history[-1] if c.session.history else None
-        words.append(f"{c.name}: {_pp(rec.step_report.drawdown)}, {len(rec.step_report.flipped)} images changed"
-                     if rec is not None and rec.index == index and rec.step_report is not None
+        step = rec.step_report if rec is not None and rec.index == index else None
+        n = len([j for j in step.flipped.tolist() if int(j) != index]) if step is not None else 0
+        words.append(f"{c.name}: accuracy {_pp(step.drawdown)}, {n} other images changed" if step is not None
                      else f"{c.name}: not fixed")
     return f"The same fix of #{index} — " + "; ".join(words) + "."
 

@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_OUTPUT", "Workbench"]
 
 DEFAULT_OUTPUT = "workbench-output"  # beside the notebook (the kernel's working folder)
-_LEGEND = ("<div style='color:#444;font-size:0.9em'><b>pp</b> percentage points · <b>drawdown</b> accuracy lost by "
+_LEGEND = ("<div style='color:#444'><b>pp</b> percentage points · <b>drawdown</b> accuracy lost by "
            "the edit · <b>other images changed</b> test images whose prediction moved · <b>✓</b> now right, "
            "<b>✗</b> now wrong</div>")
 

@@ -167,7 +167,7 @@ def per_class_figure(step_change, total_change, classes: Sequence[str], *, title
                       yaxis=dict(title="accuracy change (pp)", zeroline=True, zerolinecolor="#888",
                                  range=pp_range(s, t)),
                       xaxis=dict(tickangle=-30, automargin=True))
-    fig.update_layout(margin=dict(l=60, r=10, t=40, b=70))
+    fig.update_layout(margin=dict(l=80, r=10, t=40, b=70))  # room for the axis title at LARGE_FONT
     return fig
 
 
@@ -233,5 +233,5 @@ def localization_figure(layer_counts: Mapping[str, float], highlight: Sequence[s
                marker_color=localization_colors(names, highlight),
                hovertemplate="%{x}: %{y:.2g} neurons<extra></extra>"),
         layout=dict(title=dict(text=title, font=dict(size=TITLE_FONT)), height=280, width=560,
-                    margin=dict(l=40, r=10, t=30, b=20), yaxis=dict(title="removed neurons", rangemode="tozero"),
+                    margin=dict(l=70, r=10, t=30, b=20), yaxis=dict(title="removed neurons", rangemode="tozero"),
                     xaxis=dict(tickangle=-45, automargin=True), template=TEMPLATE))
