@@ -158,8 +158,11 @@ def test_presentation_option_hides_the_non_lesson_panels(tiny_model_dir, fashion
         assert "wb-advanced" in w._dom_classes  # hidden by the style sheet under .wb-present
     assert p.metrics.widget in p.details.children and p.metrics.widget.layout.display != "none"
     assert p.metrics.figure.layout.font.size == LARGE_FONT == p.localization.figure.layout.font.size
+    p.browser.cells[0].button.click()
+    assert p.controller.selection is not None and p.attribution.result is None  # hidden, so not computed
     p.open_tab("Where is it stored?")
     p.present.value = False  # back to the full workbench; the open tab stays open
+    assert p.attribution.result is not None  # the maps, now that they are shown
     assert tuple(p.tabs.titles) == ("Mistakes", "Details of the last edit", "History & export", "Where is it stored?")
     assert p.tabs.children[p.tabs.selected_index] is p.tabs.children[3]
     assert p.attribution.widget.layout.display == "" and p.metrics.figure.layout.font.size is None

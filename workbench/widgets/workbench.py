@@ -88,7 +88,7 @@ class Workbench:
             estimate=self._on_estimate, attribution=self._on_attribution, reports=self._on_reports,
             probe=self._on_probe, history=self._on_history, localized=self._on_localized, scores=self._on_scores,
             group=self._on_group, editor_config=lambda: self.panel.config,
-            attribution_options=lambda: self.attribution.options(),
+            attribution_options=lambda: None if self.presentation else self.attribution.options(),  # hidden there
             localize_quick=lambda: bool(self.localization.quick.value),
             attribution_error=lambda err: self.attribution.messages.error(err, "Attribution"),
             probe_views=probe_views), name=self.name)
