@@ -112,6 +112,7 @@ def test_new_mistakes_are_marked_and_one_click_away(wb):
     assert b.only.value == "all" and b.new_button.description.endswith("▶")
     wb.panel.buttons["undo"].click()  # j is right again: listed while selected, no longer a mistake
     assert b.status(j) == "right" and b.new_button.layout.display == "none"
+    assert j in [e.index for e in b.visible]  # still listed while it is selected
 
 
 def test_thumbnail_click_selects_without_a_select_button(wb):
@@ -138,6 +139,11 @@ def test_empty_states_are_words_not_empty_axes(wb):
     assert loc.chart.children == () and f"Where is #{i} stored?" in _text(loc.summary)
     wb.localization.button.click()
     assert loc.result is not None and loc.chart.children == (loc.figure,) and sum(loc.figure.data[0].y) > 0
+    other = wb.browser.cells[1].index
+    wb.browser.cells[1].button.click()  # another image, not searched yet: words again, no leftover chart
+    assert loc.chart.children == () and f"Where is #{other} stored?" in _text(loc.summary)
+    wb.browser.cells[0].button.click()  # the first one's result is kept
+    assert loc.chart.children == (loc.figure,)
     wb.controller.set_target(int(wb.session.labels[i]))
     wb.panel.buttons["edit"].click()
     assert wb.session.history, wb.messages.text
