@@ -31,11 +31,17 @@ class SteadyList:
         self.keep: int | None = None  # the selected image stays listed while selected
         self.order: list[int] | None = None  # None: sort at the next read
 
-    def update(self, errors: Iterable, sort: Sorter) -> None:
-        """The current errors: listed images keep their places, new ones go at the end (in ``sort`` order)."""
+    def update(self, errors: Iterable, sort: Sorter, *, base: bool = False) -> None:
+        """The current errors: listed images keep their places, new ones go at the end (in ``sort``
+        order). ``base``: they are the base model's errors (no edit applied); images not in the
+        first list join it (a list that grows while the base model is scored), and the list is
+        sorted again."""
         self.errors = list(errors)
         self.wrong = {int(e.index) for e in self.errors}
         self.items.update({int(e.index): e for e in self.errors})
+        if base and not self.wrong <= self.origin:
+            self.origin |= self.wrong
+            self.order = None
         if self.order is not None:
             kept = [i for i in self.order if self.listed(i)]
             placed = set(kept)

@@ -14,7 +14,7 @@ from typing import Callable, Mapping, Sequence
 
 import ipywidgets as W
 
-from ...localization.settings import MEMORIZED_MAX_NEURONS, MISLABELED_MAX_QUALITY
+from ...localization.settings import MISLABELED_MAX_QUALITY
 from ..common import SIZES, css
 from ..listing import SteadyList
 from ..markup import HTML, Markup, join, markup
@@ -36,10 +36,10 @@ SORTS: dict[str, tuple[str, bool]] = {
     "index": ("index", False),
 }
 # label -> (score name, descending): per-image scores given with ErrorBrowser.set_scores;
-# images without a score come last, in index order.
+# images without a score come last, in index order. "mislabeled" is the session's best
+# mislabel score (EditSession.label_scores); the line under the controls says which it is.
 SCORE_SORTS: dict[str, tuple[str, bool]] = {
-    "likely mislabeled: label quality, low first (cleanlab self-confidence)": ("label_quality", False),
-    "likely memorized: fewest critical neurons first (localized images only; weaker)": ("critical", False),
+    "likely mislabeled first": ("mislabeled", True),
 }
 NEW_ONLY = "new mistakes (wrong since an edit)"
 # label -> (score name, threshold): keep images whose score is <= threshold; ("status", s): keep status s
@@ -48,8 +48,6 @@ FILTERS: dict[str, tuple[str, float] | tuple[str, str] | None] = {
     NEW_ONLY: ("status", "new"),
     "fixed by an edit": ("status", "fixed"),
     f"likely mislabeled (label quality <= {MISLABELED_MAX_QUALITY:g})": ("label_quality", MISLABELED_MAX_QUALITY),
-    f"likely memorized (<= {MEMORIZED_MAX_NEURONS:g} critical neurons, localized only)":
-        ("critical", MEMORIZED_MAX_NEURONS),
 }
 ALL = -1
 # The first pick of a demo should be a typical, teachable mistake: neither a near-tie (fixed
@@ -122,12 +120,15 @@ class ErrorBrowser:
         self.only = css(W.Dropdown(options=list(FILTERS), value="all", description="only",
                                    layout=W.Layout(width="280px")), "wb-only")
         self.scores: dict[str, dict[int, float]] = {}
+        self.mislabel_note = css(HTML(""), "wb-mislabel-note")
         self._png: dict[int, bytes] = {}
         self.prev_button = css(W.Button(description="◀ prev", layout=W.Layout(width="auto")), "wb-prev")
         self.next_button = css(W.Button(description="next ▶", layout=W.Layout(width="auto")), "wb-next")
         self.new_button = css(W.Button(description="", button_style="danger", layout=W.Layout(
             width="auto", display="none"), tooltip="the images the edits made wrong (marked new ✗)"), "wb-new-mistakes")
         self.page_label = css(HTML(), "wb-page-label")
+        self.progress = css(W.IntProgress(value=0, min=0, max=1, description="scoring", bar_style="info",
+                                          layout=W.Layout(display="none", width="420px")), "wb-scoring-progress")
         self.title = HTML(markup("<b>{}</b>", title))
         self.cells = [_Cell(self.select, thumb_px) for _ in range(page_size)]
         self.grid = css(W.GridBox([c.box for c in self.cells]), "wb-thumb-grid")
@@ -146,7 +147,8 @@ class ErrorBrowser:
         paging = W.HBox([self.prev_button, self.page_label, self.next_button, self.new_button],
                         layout=W.Layout(align_items="center", flex_flow="row wrap"))
         self.controls = controls
-        left = W.VBox([paging, self.grid, controls], layout=W.Layout(flex="1 1 480px", min_width="0"))
+        left = W.VBox([self.progress, paging, self.grid, controls, self.mislabel_note],
+                      layout=W.Layout(flex="1 1 480px", min_width="0"))
         self.confusion_box = W.VBox([self.confusion])  # (a FigureWidget's .layout is plotly's: hide the box)
         self.widget = css(W.HBox([left, self.confusion_box], layout=W.Layout(flex_flow="row wrap")),
                           "wb-error-browser")
@@ -158,21 +160,37 @@ class ErrorBrowser:
         return self.listing.errors
 
     # -- data ---------------------------------------------------------------------------
-    def set_errors(self, errors: Sequence, confusion=None, notes: Mapping[int, str] | None = None) -> None:
+    def set_errors(self, errors: Sequence, confusion=None, notes: Mapping[int, str] | None = None, *,
+                   base: bool = False) -> None:
         """The current errors (and the heatmap counts, ``(C, C)``, and the caption notes); keeps the
-        filters, the order and the page: fixed images stay in place, new mistakes are appended."""
-        self.listing.update(errors, self._sorted)
+        filters, the order and the page: fixed images stay in place, new mistakes are appended.
+        ``base``: these are the base model's errors (no edit applied), so none is marked new: while
+        the base model is still being scored the list grows, and is sorted again as it does."""
+        self.listing.update(errors, self._sorted, base=base)
         if notes is not None:
             self.notes = dict(notes)
         if confusion is not None:
             update_confusion(self.confusion, confusion)
         self.refresh()
 
+    def set_progress(self, scored: int, total: int) -> None:
+        """The bar of the base scoring: ``scored`` of ``total`` test images (hidden once all are in;
+        until then the list holds the mistakes among the images scored)."""
+        self.progress.max = max(1, total)
+        self.progress.value = scored
+        self.progress.description = f"{scored:,} / {total:,}"
+        self.progress.layout.display = "none" if scored >= total else ""
+
     def set_scores(self, name: str, scores: dict[int, float]) -> None:
         """Per-image scores (``{index: value}``) for the score sorts and filters (``label_quality``,
-        ``critical``); replaces that score's values and redraws (the order stays)."""
+        ``mislabeled``); replaces that score's values and redraws (the order stays)."""
         self.scores[name] = dict(scores)
         self.refresh()
+
+    def set_mislabel_source(self, description: str) -> None:
+        """Say which score the "likely mislabeled first" sort uses."""
+        self.mislabel_note.value = markup("<span style='color:#555'>'likely mislabeled first' sorts by {}</span>",
+                                          description)
 
     def status(self, index: int) -> str:
         """``wrong``, ``fixed`` (right now, wrong in the first list), ``new`` (wrong since an edit) or
@@ -294,8 +312,8 @@ class ErrorBrowser:
         self.new_button.layout.display = "" if new or showing_new else "none"
 
     def _score_note(self, index: int) -> Markup:
-        q, c = self.scores.get("label_quality", {}).get(index), self.scores.get("critical", {}).get(index)
-        parts = ([f"label q {q:.2f}"] if q is not None else []) + ([f"{c:g} neurons"] if c is not None else [])
+        q = self.scores.get("label_quality", {}).get(index)
+        parts = [f"label q {q:.2f}"] if q is not None else []
         if index in self.notes:
             parts.insert(0, self.notes[index])
         return markup("<br><span style='color:#777'>{}</span>", join(parts, ", ")) if parts else Markup()

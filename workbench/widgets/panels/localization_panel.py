@@ -7,7 +7,7 @@ costs on other test images, and a one-click "edit this group" that asks for the 
 most of them as the edit's group.
 
 View state only (the selected index, the shown result). Its buttons go to the controller
-(:meth:`~workbench.widgets.controller.Controller.localize`, ``localize_page``, ``use_group``),
+(:meth:`~workbench.widgets.controller.Controller.localize`, ``use_group``),
 which runs the search through ``EditSession.localize`` and tells the panels what to show.
 """
 from __future__ import annotations
@@ -34,8 +34,7 @@ class LocalizationPanel:
     Args:
         classes: class names.
         actions: the controller's, called on a click: ``"localize"`` (run the search for the
-            selected image), ``"page"`` (run it for the error browser's page) and ``"edit_group"``
-            (takes the group name shown, or None).
+            selected image) and ``"edit_group"`` (takes the group name shown, or None).
         groups: the edit panel's group names (to map layers to groups).
     """
 
@@ -49,9 +48,6 @@ class LocalizationPanel:
                          "wb-loc-quick")
         self.button = css(W.Button(description="Where is it stored?", button_style="info",
                                    layout=W.Layout(width="auto"), disabled=True), "wb-loc-run")
-        self.page_button = css(W.Button(description="Localize this page", layout=W.Layout(width="auto"),
-                                        tooltip="run the quick search for every image on the error browser's page "
-                                                "(for the 'fewest critical neurons' sort)"), "wb-loc-page")
         self.edit_button = css(W.Button(description="edit this group", button_style="warning", disabled=True,
                                         layout=W.Layout(width="auto", display="none")), "wb-loc-edit-group")
         self.summary = css(HTML(markup("<i>{}</i>", NO_IMAGE)), "wb-loc-summary")
@@ -59,10 +55,9 @@ class LocalizationPanel:
         self.figure = live_figure(localization_figure({}))
         self.chart = css(W.VBox([]), "wb-loc-chart")  # the figure is shown once there is a result: never empty axes
         self.button.on_click(lambda _b: self.actions["localize"]())
-        self.page_button.on_click(lambda _b: self.actions["page"]())
         self.edit_button.on_click(lambda _b: self.actions["edit_group"](self.group))
         self.widget = css(W.VBox([
-            W.HBox([self.button, self.quick, self.page_button], layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([self.button, self.quick], layout=W.Layout(flex_flow="row wrap")),
             self.summary, self.cost, self.chart, self.edit_button]), "wb-localization-panel")
 
     def select(self, index: int | None, result: Any = None) -> None:
