@@ -38,6 +38,7 @@ from .panels.probe_panel import ProbePanel
 from .panels.target_picker import TargetPicker
 from .panels.upload_panel import UploadPanel
 from .plots.charts import chart_fonts
+from .tabs import ModeTabs
 
 if TYPE_CHECKING:
     from ..session import EditRecord, EditSession
@@ -149,15 +150,13 @@ class Workbench:
         right = css(W.VBox([self.card.widget, self.legend, self.picker.chart],
                            layout=W.Layout(width="50%", min_width="380px", flex="1 1 380px")), "wb-right")
         self.details = W.VBox([self.metrics.widget, self.attribution.widget, self.probe.widget])
-        # (title, title in presentation mode or None: not shown there, widget)
-        self._tab_specs: list[tuple[str, str | None, W.Widget]] = [
+        self.mode_tabs = ModeTabs([  # (title, title in presentation mode or None: not shown there, widget)
             ("Mistakes", "Mistakes", W.VBox([self.browser.widget, self.upload.widget, self.browser_messages.widget])),
             ("Details of the last edit", "What the edit changed", self.details),
             ("History & export", None, self.history.widget),
             ("Where is it stored?", "Where is it stored?",
-             W.VBox([self.localization.widget, self.localization_messages.widget]))]
-        self.tabs = css(W.Tab(), "wb-tabs")
-        self._show_tabs(False)
+             W.VBox([self.localization.widget, self.localization_messages.widget]))])
+        self.tabs = self.mode_tabs.widget
         for w in (self.localization.quick, self.upload.widget, self.glossary):
             css(w, "wb-advanced")  # hidden in presentation mode (STYLE_SHEET)
         self.tools = css(W.HBox([self.glossary, self.present], layout=W.Layout(
@@ -169,25 +168,9 @@ class Workbench:
             css(W.HBox([left, right], layout=W.Layout(flex_flow="row wrap")), "wb-main"), self.tabs]),
             "wb-root", "wb-workbench")
 
-    def _show_tabs(self, presentation: bool) -> None:
-        """The tabs of a mode: all of them, or (presentation) only what a lesson needs; the open one stays open."""
-        shown = [(p if presentation else t, w) for t, p, w in self._tab_specs if p is not None or not presentation]
-        widgets = tuple(w for _, w in shown)
-        if tuple(self.tabs.children) == widgets and tuple(self.tabs.titles) == tuple(t for t, _ in shown):
-            return
-        current = self.tabs.children[self.tabs.selected_index] if self.tabs.children and \
-            self.tabs.selected_index is not None else None
-        self.tabs.children = widgets
-        self.tabs.titles = tuple(t for t, _ in shown)
-        self.tabs.selected_index = widgets.index(current) if current in widgets else 0
-
     def open_tab(self, title: str) -> None:
-        """Open the tab titled ``title`` (either mode's title)."""
-        for t, p, w in self._tab_specs:
-            if title in (t, p) and w in self.tabs.children:
-                self.tabs.selected_index = list(self.tabs.children).index(w)
-                return
-        raise ValueError(f"there is no tab {title!r} on screen: the tabs are {list(self.tabs.titles)}")
+        """Open the tab titled ``title`` (either mode's title); ValueError if it is not on screen."""
+        self.mode_tabs.open(title)
 
     @classmethod
     def from_model(cls, model: Any, data: Any, *, classes: Sequence[str] | None = None, limit: int | None = None,
@@ -216,8 +199,7 @@ class Workbench:
     # -- view --------------------------------------------------------------------------------
     def add_tab(self, title: str, widget: W.Widget) -> None:
         """Add a panel as a tab below the main row (not shown in presentation mode)."""
-        self._tab_specs.append((title, None, widget))
-        self._show_tabs(self.presentation)
+        self.mode_tabs.add(title, widget)
 
     def set_presentation(self, on: bool) -> None:
         """Presentation mode: images >= 160 px, text >= 18 px, chart labels enlarged, and only what a
@@ -239,7 +221,7 @@ class Workbench:
         self.legend.layout.display = "" if on else "none"
         for fig in (self.metrics.figure, self.localization.figure):
             chart_fonts(fig, on)
-        self._show_tabs(on)
+        self.mode_tabs.show(on)
         if self.controller.selection is not None and not on:
             self.controller.explain()  # the maps, redrawn at the normal size
 

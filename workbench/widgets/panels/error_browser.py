@@ -22,6 +22,7 @@ from ..picks import typical_first
 from ..plots.charts import confusion_figure, update_confusion
 from ..plots.images import image_png
 from ..plots.live import live_figure
+from ..thumbnail import CAPTION_PX, Thumbnail, caption
 
 __all__ = ["DEFAULT_SORT", "ErrorBrowser", "FILTERS", "NEW_ONLY", "SCORE_SORTS", "SORTS"]
 
@@ -56,33 +57,6 @@ ALL = -1
 # model). "typical first" lists errors whose margin logit(pred) - logit(true) is closest to
 # the median margin of all errors first.
 DEFAULT_SORT = "typical first"
-_CAPTION_PX = 30  # room beside a thumbnail for its caption's words
-
-
-class _Cell:
-    """One thumbnail: the image and its caption under one transparent button (a click opens it)."""
-
-    def __init__(self, on_click: Callable[[int], None], px: int) -> None:
-        self.index: int | None = None
-        self.image = W.Image(format="png", layout=W.Layout(width=f"{px}px", height=f"{px}px"))
-        self.caption = css(HTML(), "wb-thumb-caption")
-        face = W.VBox([self.image, self.caption], layout=W.Layout(grid_area="cell", align_items="center"))
-        self.button = css(W.Button(description="", layout=W.Layout(grid_area="cell", width="100%", height="100%",
-                                                                   margin="0")), "wb-thumb-select")
-        self.button.on_click(lambda _b: on_click(self.index) if self.index is not None else None)
-        self.box = css(W.GridBox([face, self.button], layout=W.Layout(
-            grid_template_areas='"cell"', border="1px solid #ddd", padding="3px", width=f"{px + _CAPTION_PX}px")),
-            "wb-thumb")
-
-    def resize(self, px: int) -> None:
-        self.image.layout.width = self.image.layout.height = f"{px}px"
-        self.box.layout.width = f"{px + _CAPTION_PX}px"
-
-    def set_status(self, status: str) -> None:
-        for s in ("fixed", "new"):
-            (self.box.add_class if s == status else self.box.remove_class)(f"wb-thumb-{s}")
-
-
 class ErrorBrowser:
     """Paged grid of misclassified examples, with filters, sort and a confusion heatmap.
 
@@ -130,7 +104,7 @@ class ErrorBrowser:
         self.progress = css(W.IntProgress(value=0, min=0, max=1, description="scoring", bar_style="info",
                                           layout=W.Layout(display="none", width="420px")), "wb-scoring-progress")
         self.title = HTML(markup("<b>{}</b>", title))
-        self.cells = [_Cell(self.select, thumb_px) for _ in range(page_size)]
+        self.cells = [Thumbnail(self.select, thumb_px) for _ in range(page_size)]
         self.grid = css(W.GridBox([c.box for c in self.cells]), "wb-thumb-grid")
         self.set_thumb_size(thumb_px)
         c = len(self.classes)
@@ -278,20 +252,12 @@ class ErrorBrowser:
                 cell.index = int(item.index)
                 cell.image.value = self.png(cell.index)
             status = self.status(item.index)
-            cell.caption.value = self._caption(item, status)
+            cell.caption.value = caption(item, status, self.classes, self._score_note(item.index))
             cell.button.tooltip = f"open #{item.index}"
             cell.set_status(status)
             cell.box.layout.visibility = "visible"
         self._show_counts()
         self._highlight()
-
-    def _caption(self, item, status: str) -> Markup:
-        mark = {"fixed": markup("<span class='wb-mark-fixed' style='color:#1b5e20;font-weight:600'>fixed ✓</span> "),
-                "new": markup("<span class='wb-mark-new' style='color:#b71c1c;font-weight:600'>new ✗</span> ")}
-        said = "was: " if status in ("fixed", "right") else "said "
-        return markup("<div class='wb-thumb-text' title='the model was {:.0%} sure'><b>#{}</b> {}<br>{}{}<br>"
-                      "true: {}{}</div>", item.confidence, item.index, mark.get(status, ""), said,
-                      self.classes[item.pred], self.classes[item.true], self._score_note(item.index))
 
     def _show_counts(self) -> None:
         n, shown = len(self.errors), len(self.visible)
@@ -328,9 +294,9 @@ class ErrorBrowser:
         """Thumbnails of ``px`` pixels; the grid puts as many per row as fit (at most ``columns``)."""
         for c in self.cells:
             c.resize(px)
-        self.grid.layout.grid_template_columns = f"repeat(auto-fill, {px + _CAPTION_PX + 8}px)"
+        self.grid.layout.grid_template_columns = f"repeat(auto-fill, {px + CAPTION_PX + 8}px)"
         self.grid.layout.grid_gap = "4px"
-        self.grid.layout.max_width = f"{self.columns * (px + _CAPTION_PX + 12)}px"
+        self.grid.layout.max_width = f"{self.columns * (px + CAPTION_PX + 12)}px"
 
     def _highlight(self) -> None:
         for cell in self.cells:
