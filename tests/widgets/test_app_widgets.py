@@ -252,18 +252,11 @@ def test_app_settings_from_the_environment(tiny_model_dir, tmp_path):
 
 
 def test_the_list_growing_while_the_base_model_is_scored_marks_nothing_new(tmp_path):
-    from tests.support.progressive import BS, NORM, Gate, deferred, small_cnn, write_folder
-    from workbench.session import EditSession
+    from tests.support.progressive import held_session
     from workbench.widgets.picks import typical_first
     from workbench.widgets.workbench import Workbench
 
-    root = tmp_path / "data"
-    write_folder(root)
-    model = small_cnn()
-    gate = Gate(at=2 * BS)
-    s = EditSession(model, str(root), device="cpu", evaluator=deferred(model, root), first_chunk=BS, progress=gate,
-                    **NORM)
-    assert gate.reached.wait(30)
+    s, gate = held_session(tmp_path)
     wb = Workbench(s, probe_views=0, page_size=4)
     first = {e.index for e in wb.browser.errors}
     gate.release.set()
