@@ -11,7 +11,7 @@ import collections
 import pytest
 import torch
 
-from tests.support.progressive import BS, NORM, N, Gate, deferred, held_session, small_cnn, write_folder
+from tests.support.progressive import NORM, N, held_session, small_cnn, write_folder
 from workbench.editing import EditorConfig
 from workbench.session import EditSession
 
