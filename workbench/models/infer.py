@@ -37,18 +37,19 @@ def _data_kwargs(model: nn.Module, channels_key: str) -> dict[str, Any]:
 
 def infer_spec(model: nn.Module) -> ModelSpec | None:
     """How to rebuild ``model``: the spec it was built from; else the project's ResNets, a
-    torchvision builder or model class, a timm model or a Hugging Face config whose weights
-    have the same names and shapes; else its own importable class (a ``factory`` spec, which
+    torchvision builder or model class, a timm model or a Hugging Face config (the wrapper
+    the ``hf:`` builder makes, or one of transformers' image-classification classes as built
+    with ``ViTForImageClassification(config)``) whose weights have the same names and shapes; else its own importable class (a ``factory`` spec, which
     reopening builds only with ``trust_code=True``); else None."""
     known = ModelSpec.of(model)
     if known is not None:
         return known
-    from .builders import HFImageClassifier, hf_settings
+    from .hf_builders import HFImageClassifier, hf_class_name, hf_settings
     from .resnet import ResNet
 
     if isinstance(model, ResNet):  # small_resnet takes every field of config()
         return ModelSpec("arch", "small-resnet", model.config())
-    if isinstance(model, HFImageClassifier):
+    if isinstance(model, HFImageClassifier) or hf_class_name(model):  # hf:<model type> or hf:<class name>
         hf = ModelSpec("hf", *hf_settings(model))
         return hf if _matches(hf, model) else None
     mod = type(model).__module__
