@@ -57,7 +57,7 @@ def run_edits(scorer: Scorer, x: torch.Tensor, y: torch.Tensor, config: EditorCo
         :class:`EvalSummary`. An edit that makes no step (the model already predicts the
         target, or the step was abandoned as non-finite) leaves the base predictions.
     """
-    cfg = (config or EditorConfig()).resolved()
+    cfg = (config or EditorConfig()).resolved(getattr(scorer, "layers", None))  # unset layers: the scorer's group
     scorer.adapter.params(cfg.layers)
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         raise ValueError("x must be an (n, C, H, W) float tensor of normalised images")

@@ -105,7 +105,8 @@ class EditorResolver:
         """The editor for ``config`` (its ``lr``/``beta`` may be None) with ``given`` fields
         (``method=``, ``lr=``, ... ; None: unset), calibrated where it fell back to a tuned default
         this model and group lack (``calibrate=False``: not yet; see :meth:`calibrated`)."""
-        if config is None and given.get("layers") is None and learned_editor(self.card) is None:
+        unset = config is None or config.layers is None  # EditorConfig(lr=...) names no group
+        if unset and given.get("layers") is None and learned_editor(self.card) is None:
             given["layers"] = default_group(self.model)
         choice = choose_for_config(self.card, config, **given)
         return self.calibrated(choice) if calibrate else choice

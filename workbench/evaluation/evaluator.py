@@ -316,7 +316,7 @@ class Evaluator:
         :meth:`evaluate_edits` returns this; ``evaluate`` under torchrun calls it on rank 0 with
         every rank's outcomes, put back in the order of the draw.
         """
-        cfg = config.resolved()
+        cfg = config.resolved(self.layers)
         return EvalSummary.from_outcomes(
             outcomes, test_error=self.base_error, editor=cfg.method, layers=group_name(cfg.layers),
             protocol=protocol, seconds=seconds, lr=cfg.lr, beta=cfg.beta, max_steps=cfg.max_steps,

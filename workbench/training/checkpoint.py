@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from ..folder_io import FolderExists, clean_tmp, folder_lock, read_bounded
 from ..models.hf_builders import hf_config_json
-from ..models.infer import infer_spec
+from ..models.infer import infer_spec, rebuild_hint
 from ..models.spec import ModelSpec
 from ..models.safety import check_size
 from .card_checks import (check_card, check_finite, check_input_shape, check_sha, check_weights_size,
@@ -123,12 +123,7 @@ def _spec_for(model: nn.Module, card: dict[str, Any], builder: str | ModelSpec |
             found = ModelSpec.from_card(card, trust_code=trust_code)
         spec = found or infer_spec(model)  # type: ignore[assignment]
         if spec is None:
-            raise ValueError(
-                f"save_model cannot tell how to rebuild a {type(model).__name__}: pass "
-                "builder='torchvision:<name>:num_classes=10' (a torchvision model), builder='timm:<name>', or "
-                "builder='mypkg.models:make_model:width=32' with trust_code=True (an importable function or class "
-                "that returns it); a model defined in a notebook "
-                "cell cannot be rebuilt from its card, so move its class into a .py module")
+            raise ValueError(f"save_model cannot tell how to rebuild a {type(model).__name__}: {rebuild_hint(model)}")
     try:
         with torch.device("meta"):  # no memory, no init cost: only names and shapes matter
             other = spec.build()
