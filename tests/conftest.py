@@ -17,6 +17,9 @@ import torch
 from tests.support.settings import CFG, LIMIT, LR, TINY
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Sessions keep no base scores on disk in tests (no file in a model folder or ~/.cache); the
+# tests of the score cache set $WORKBENCH_SCORE_CACHE to a folder of their own.
+os.environ.setdefault("WORKBENCH_SCORE_CACHE", "off")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 

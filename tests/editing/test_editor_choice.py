@@ -220,3 +220,29 @@ def test_switching_the_method_in_the_panel_takes_the_session_step_size_of_a_mode
     cal = s.calibrate("gd", group)  # the one the panel asked for (kept), or searched now
     assert "calibrated gd" in wb.panel.editor_note.value and "(the tuned default" not in wb.panel.editor_note.value
     assert wb.panel.lr.value == pytest.approx(cal.lr) and wb.panel.config.lr == pytest.approx(cal.lr)
+
+
+def test_an_edit_click_on_a_model_without_tuned_defaults_calibrates_the_panels_group_once(fashion_small):
+    """The panel shows the resolver's choice; a click leaves the step size to the session, which
+    calibrates the edited group at that first edit (not 'as given' with the ResNet-tuned lr), and
+    the panel then shows the calibrated step size."""
+    pytest.importorskip("ipywidgets")
+    from workbench.session import EditSession
+    from workbench.widgets import Workbench
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
+                              torch.nn.Flatten(), torch.nn.Linear(16, 10))
+    s = EditSession(net, fashion_small.subset(val=80, test=100), device="cpu")
+    s.calibration_settings.update(edits=4, val_limit=80)
+    wb = Workbench(s)
+    assert s.calibrations == {}  # opening calibrates nothing
+    i = int((s.base_preds != s.labels).nonzero()[0])
+    wb.controller.select(i)
+    wb.controller.set_target(int(s.labels[i]))
+    res = wb.controller.edit()
+    assert res is not None and s.editor_choice.source == "calibrated" and len(s.calibrations) == 1
+    (cal,) = s.calibrations.values()
+    assert res.config.lr == pytest.approx(cal.lr) and wb.panel.lr.value == pytest.approx(cal.lr)
+    assert "calibrated" in wb.panel.editor_note.value
+    wb.panel.lr.value = 1e-3  # a step size the user typed is used as given
+    assert wb.panel.edit_config().lr == pytest.approx(1e-3)

@@ -37,6 +37,8 @@ from .panels.outcome_card import OutcomeCard
 from .panels.probe_panel import ProbePanel
 from .panels.target_picker import TargetPicker
 from .panels.upload_panel import UploadPanel
+from .plots.charts import chart_fonts
+from .tabs import ModeTabs
 
 if TYPE_CHECKING:
     from ..session import EditRecord, EditSession
@@ -44,7 +46,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_OUTPUT", "Workbench"]
 
 DEFAULT_OUTPUT = "workbench-output"  # beside the notebook (the kernel's working folder)
-_LEGEND = ("<div style='color:#444;font-size:0.9em'><b>pp</b> percentage points · <b>drawdown</b> accuracy lost by "
+_LEGEND = ("<div style='color:#444'><b>pp</b> percentage points · <b>drawdown</b> accuracy lost by "
            "the edit · <b>other images changed</b> test images whose prediction moved · <b>✓</b> now right, "
            "<b>✗</b> now wrong</div>")
 
@@ -86,12 +88,14 @@ class Workbench:
             selected=self._on_selected, target=self._on_target, phase=self._on_phase, outcome=self._on_outcome,
             estimate=self._on_estimate, attribution=self._on_attribution, reports=self._on_reports,
             probe=self._on_probe, history=self._on_history, localized=self._on_localized, scores=self._on_scores,
-            mislabeled=self._on_mislabeled,
-            group=self._on_group, editor_config=lambda: self.panel.config,
-            attribution_options=lambda: self.attribution.options(),
+            mislabeled=self._on_mislabeled, scoring=self._on_scoring,
+            group=self._on_group, editor_config=lambda: self.panel.edit_config(),
+            attribution_options=lambda: None if self.presentation else self.attribution.options(),  # hidden there
             localize_quick=lambda: bool(self.localization.quick.value),
             attribution_error=lambda err: self.attribution.messages.error(err, "Attribution"),
             probe_views=probe_views), name=self.name)
+        c.background = c.main.delivers  # exact figures after the click, where an event loop delivers them
+        scored, total = session.scoring_progress()
         self.images = c.images
         self.picker = TargetPicker(classes, on_target=self._guarded("edit", "Choosing the target", c.set_target))
         self.panel = EditPanel(session.group_names(), {
@@ -103,7 +107,8 @@ class Workbench:
         self.browser_messages = MessageArea("browser")
         open_image = self._guarded("browser", "Opening the image", c.select)
         self.browser = ErrorBrowser(self.images, classes, page_size=page_size, columns=page_size, on_select=open_image,
-                                    errors=session.current_errors(), confusion=session.confusion(),
+                                    errors=session.current_errors(partial=True),
+                                    confusion=session.confusion(partial=True),
                                     title="Mistakes of the current model: pick one to fix")
         self.upload = UploadPanel(c.select_upload)
         self.metrics = MetricsPanel(self.images, session.labels, classes, on_select=open_image)
@@ -118,13 +123,17 @@ class Workbench:
             "localize": self._guarded("localization", "Where is it stored?", c.localize),
             "edit_group": self._guarded("localization", "Edit this group", c.use_group)}, session.group_names())
         self.present = css(W.ToggleButton(value=presentation, description="Presentation mode", icon="desktop",
-                                          tooltip="larger images and fonts, fewer controls"), "wb-present-toggle")
+                                          tooltip="for a projector: larger images and fonts, only what a lesson "
+                                                  "needs"), "wb-present-toggle")
         self.present.observe(lambda ch: self.set_presentation(bool(ch["new"])), names="value")
         self.widget = self.root = self._layout(note)
         self._sync_buttons()
         self._show_history_panel()
         c.refresh_scores()
         self.set_presentation(presentation)  # applies SIZES (the one place for every size) either way
+        if scored < total:  # the rest is scored in the background: a bar, then the whole list
+            self.browser.set_progress(scored, total)
+            c.follow_scoring()
 
     def _layout(self, note: str) -> W.VBox:
         """The screen (see the module's doc); ``note`` goes into the status line."""
@@ -135,21 +144,33 @@ class Workbench:
             log.warning(note)
         self.glossary = css(W.Accordion(children=[HTML(glossary_html())], titles=("What the words mean",),
                                         selected_index=None, layout=W.Layout(width="340px")), "wb-glossary-box")
-        left = css(W.VBox([self.picker.widget, self.panel.widget], layout=W.Layout(width="50%", min_width="420px",
-                                                                                     padding="0 8px 0 0")), "wb-left")
+        left = css(W.VBox([self.picker.widget, self.panel.widget], layout=W.Layout(
+            width="50%", min_width="380px", flex="1 1 380px", padding="0 8px 0 0")), "wb-left")
         self.legend = css(HTML(markup(_LEGEND), layout=W.Layout(display="none")), "wb-legend")
         right = css(W.VBox([self.card.widget, self.legend, self.picker.chart],
-                           layout=W.Layout(width="50%", min_width="420px")), "wb-right")
-        self.tabs = css(W.Tab(children=[
-            W.VBox([self.browser.widget, self.upload.widget, self.browser_messages.widget]),
-            W.VBox([self.metrics.widget, self.attribution.widget, self.probe.widget]),
-            self.history.widget, W.VBox([self.localization.widget, self.localization_messages.widget])]), "wb-tabs")
-        self.tabs.titles = ("Mistakes", "Details of the last edit", "History & export", "Where is it stored?")
+                           layout=W.Layout(width="50%", min_width="380px", flex="1 1 380px")), "wb-right")
+        self.details = W.VBox([self.metrics.widget, self.attribution.widget, self.probe.widget])
+        self.mode_tabs = ModeTabs([  # (title, title in presentation mode or None: not shown there, widget)
+            ("Mistakes", "Mistakes", W.VBox([self.browser.widget, self.upload.widget, self.browser_messages.widget])),
+            ("Details of the last edit", "What the edit changed", self.details),
+            ("History & export", None, self.history.widget),
+            ("Where is it stored?", "Where is it stored?",
+             W.VBox([self.localization.widget, self.localization_messages.widget]))])
+        self.tabs = self.mode_tabs.widget
+        for w in (self.localization.quick, self.upload.widget, self.glossary):
+            css(w, "wb-advanced")  # hidden in presentation mode (STYLE_SHEET)
+        self.tools = css(W.HBox([self.glossary, self.present], layout=W.Layout(
+            flex_flow="row wrap", align_items="flex-start", justify_content="flex-end")), "wb-tools")
+        self.header_row = css(W.HBox([self.header, self.tools], layout=W.Layout(
+            justify_content="space-between", align_items="flex-start", flex_flow="row wrap")), "wb-header-row")
         return css(W.VBox([
-            HTML(STYLE_SHEET), W.HBox([self.header, W.HBox([self.glossary, self.present])], layout=W.Layout(
-                justify_content="space-between", align_items="flex-start")), self.status,
+            HTML(STYLE_SHEET), self.header_row, self.status,
             css(W.HBox([left, right], layout=W.Layout(flex_flow="row wrap")), "wb-main"), self.tabs]),
             "wb-root", "wb-workbench")
+
+    def open_tab(self, title: str) -> None:
+        """Open the tab titled ``title`` (either mode's title); ValueError if it is not on screen."""
+        self.mode_tabs.open(title)
 
     @classmethod
     def from_model(cls, model: Any, data: Any, *, classes: Sequence[str] | None = None, limit: int | None = None,
@@ -177,12 +198,13 @@ class Workbench:
 
     # -- view --------------------------------------------------------------------------------
     def add_tab(self, title: str, widget: W.Widget) -> None:
-        """Add a panel as a tab below the main row."""
-        self.tabs.children = (*self.tabs.children, widget)
-        self.tabs.set_title(len(self.tabs.children) - 1, title)
+        """Add a panel as a tab below the main row (not shown in presentation mode)."""
+        self.mode_tabs.add(title, widget)
 
     def set_presentation(self, on: bool) -> None:
-        """Presentation mode: images >= 160 px, larger fonts, the advanced controls hidden."""
+        """Presentation mode: images >= 160 px, text >= 18 px, chart labels enlarged, and only what a
+        lesson needs (the image, its labels, Edit, the outcome, the per-class change, the flipped
+        images, the mistakes to pick from and "Where is it stored?"); every other panel is hidden."""
         if self.present.value != on:
             self.present.value = on  # calls back here
             return
@@ -192,11 +214,16 @@ class Workbench:
         self.browser.set_thumb_size(thumb)
         self.metrics.set_thumb_size(flipped)
         self.attribution.cell = cell
-        for w in (self.attribution.controls, self.browser.controls):
-            w.layout.display = "none" if on else ""
+        hidden = "none" if on else ""
+        for w in (self.attribution.controls, self.browser.controls, self.attribution.widget, self.probe.widget,
+                  self.picker.chart, self.browser.confusion_box):
+            w.layout.display = hidden
         self.legend.layout.display = "" if on else "none"
-        if self.controller.selection is not None:
-            self.controller.explain()  # the maps, redrawn at the new size
+        for fig in (self.metrics.figure, self.localization.figure):
+            chart_fonts(fig, on)
+        self.mode_tabs.show(on)
+        if self.controller.selection is not None and not on:
+            self.controller.explain()  # the maps, redrawn at the normal size
 
     @property
     def presentation(self) -> bool:
@@ -213,8 +240,10 @@ class Workbench:
     def _on_phase(self, text: str) -> None:
         self.panel.set_phase(text)
 
-    def _on_outcome(self, outcome: Any, _result: Any) -> None:
+    def _on_outcome(self, outcome: Any, result: Any) -> None:
         self.card.show_edit(outcome)
+        if result is not None:  # the step size the session resolved (learned, tuned or calibrated)
+            self.panel.follow(result.config, self.session.editor_note)
 
     def _on_estimate(self, est: Any, error_before: float) -> None:
         self.card.show_estimate(est, error_before)
@@ -228,7 +257,7 @@ class Workbench:
         self.metrics.show(rec, len(s.history), note)
         if note:  # the probe, too, is of the edit before the failed attempt
             self.probe.mark_earlier(note)
-        self.browser.set_errors(s.current_errors(), s.confusion())
+        self.browser.set_errors(s.current_errors(), s.confusion(), base=not s.history)
         self._show_history_panel()
         self._sync_buttons()
 
@@ -253,6 +282,11 @@ class Workbench:
     def _on_group(self, group: str) -> None:
         self.panel.set_group(group)
 
+    def _on_scoring(self, scored: int, total: int) -> None:
+        self.browser.set_progress(scored, total)
+        if scored == total:
+            self.header.value = self._header_html()
+
     # -- helpers -----------------------------------------------------------------------------
     def _guarded(self, where: str, action: str, fn: Callable[..., Any]) -> Callable[..., Any]:
         """A click's handler: errors go to the message line beside the control used."""
@@ -273,6 +307,9 @@ class Workbench:
 
     def _show_history_panel(self) -> None:
         s = self.session
+        scored, total = s.scoring_progress()
+        if scored < total:  # the base accuracy is not known yet
+            return
         acc = [1 - s.base_error] + [1 - r.report.error_after for r in s.history if r.report is not None]
         rows = []
         for r in s.history:
@@ -284,9 +321,15 @@ class Workbench:
 
     def _header_html(self) -> Markup:
         s = self.session
-        return markup("<b style='font-size:1.15em'>Editable Workbench</b> · {} · {:,} {} images · base accuracy "
-                      "{:.1%} · {}{}", self.name, len(s.labels), s.split, 1 - s.base_error, str(s.device),
-                      _display_note(s))
+        data = (s.bundle.name if s.bundle is not None else "") or "its data"
+        scored, total = s.scoring_progress()
+        if scored < total:
+            return markup("<b style='font-size:1.15em'>Editable Workbench</b> · model <b>{}</b> · data <b>{}</b>, {:,} "
+                          "{} images · scoring the base model ({:,} / {:,}) · {}{}", self.name, data, total, s.split,
+                          scored, total, str(s.device), _display_note(s))
+        return markup("<b style='font-size:1.15em'>Editable Workbench</b> · model <b>{}</b> · data <b>{}</b>, {:,} "
+                      "{} images · base accuracy {:.1%} · {}{}", self.name, data, len(s.labels), s.split,
+                      1 - s.base_error, str(s.device), _display_note(s))
 
     def _repr_mimebundle_(self, **kw: Any) -> Any:
         return self.widget._repr_mimebundle_(**kw)
