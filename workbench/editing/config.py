@@ -104,6 +104,12 @@ class EditorConfig:
         _check_steps(self.max_steps)
         _check_layers(self.layers)
 
+    @property
+    def group(self) -> str | tuple[str, ...]:
+        """The edit group: ``layers``, or ``DEFAULT_GROUP`` where it is unset (a resolved config
+        always sets it: use :meth:`resolved` with the model's default group first)."""
+        return DEFAULT_GROUP if self.layers is None else self.layers
+
     def resolved(self, group: str | tuple[str, ...] | None = None) -> "EditorConfig":
         """A copy with the method name canonical, lr/beta filled from the defaults and an unset
         ``layers`` set to ``group`` (the model's default group; without one, ``DEFAULT_GROUP``,

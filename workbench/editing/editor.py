@@ -148,7 +148,7 @@ def run_editor(model: nn.Module | ModelAdapter, x: torch.Tensor, y: torch.Tensor
     method = get_method(cfg.method)
     adapter = adapt(model)
     model = adapter.model
-    names = adapter.params(cfg.layers)
+    names = adapter.params(cfg.group)
     split = adapter.split(names)
     base = dict(params) if params is not None else {n: p.detach() for n, p in model.named_parameters()}
     dtype, device = x.dtype, x.device
@@ -236,7 +236,7 @@ def edit(model: nn.Module | ModelAdapter, x: torch.Tensor, y_ref: int | Sequence
     adapter = adapt(model)
     cfg = cfg.resolved(_default_group(adapter) if cfg.layers is None else None)
     model = adapter.model
-    names = adapter.params(cfg.layers)  # validates the group before any work
+    names = adapter.params(cfg.group)  # validates the group before any work
     xb, y = check_inputs(adapter, x, y_ref)
     t0 = time.perf_counter()
     with eval_mode(model):

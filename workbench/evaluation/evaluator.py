@@ -341,7 +341,7 @@ class Evaluator(SplitViews):
         """
         cfg = config.resolved(self.layers)
         return EvalSummary.from_outcomes(
-            outcomes, test_error=self.base_error, editor=cfg.method, layers=group_name(cfg.layers),
+            outcomes, test_error=self.base_error, editor=cfg.method, layers=group_name(cfg.group),
             protocol=protocol, seconds=seconds, lr=cfg.lr, beta=cfg.beta, max_steps=cfg.max_steps,
             split=self.split, examples=len(self))
 
