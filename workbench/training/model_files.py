@@ -112,11 +112,12 @@ def write_pair(folder: Path, sd: dict[str, torch.Tensor], card: dict[str, Any],
         config_tmp = folder / f"{TMP_PREFIX}{new_id()}"
         config_tmp.write_text(json.dumps(hf_config, indent=2) + "\n")
         fsync_file(config_tmp)
+    stale = config_tmp is None and _wrote_hf_config(folder)  # read before the pair starts to change
     previous = keep_previous(folder)
     os.replace(tmp, folder / MODEL_FILE)  # from here until the card is in place, the pair
     if config_tmp is not None:  # differs: .previous-export holds the complete old one
         os.replace(config_tmp, folder / HF_CONFIG_FILE)
-    elif previous is not None and _wrote_hf_config(previous):
+    elif stale:
         (folder / HF_CONFIG_FILE).unlink(missing_ok=True)  # the config of the model this one replaces
     os.replace(card_tmp, folder / CARD_FILE)
     if previous is not None:
