@@ -339,9 +339,9 @@ class Evaluator(SplitViews):
         :meth:`evaluate_edits` returns this; ``evaluate`` under torchrun calls it on rank 0 with
         every rank's outcomes, put back in the order of the draw.
         """
-        cfg = config.resolved()
+        cfg = config.resolved(self.layers)
         return EvalSummary.from_outcomes(
-            outcomes, test_error=self.base_error, editor=cfg.method, layers=group_name(cfg.layers),
+            outcomes, test_error=self.base_error, editor=cfg.method, layers=group_name(cfg.group),
             protocol=protocol, seconds=seconds, lr=cfg.lr, beta=cfg.beta, max_steps=cfg.max_steps,
             split=self.split, examples=len(self))
 
