@@ -24,6 +24,7 @@ same model on the same data then reads them, and runs no forward pass.
 from __future__ import annotations
 
 import copy
+import functools
 import time
 import warnings
 import weakref
@@ -33,23 +34,31 @@ from typing import Callable, Mapping, Sequence
 import torch
 import torch.nn as nn
 
-from ..data import DataBundle
+from ..batching import BatchPlan, PrecisionCheck, precision_for, prepare_input, prepare_model, scoring, to_device
+from ..data import DataBundle, ImageSource
 from ..device import default_device
 from ..editing import EditorConfig, EditResult
 from ..editing.editor_defaults import DEFAULT_GROUP
 from ..models import ModelAdapter, Split, adapt
 from ..paths import spill_dir
 from .budget import SPILL_MODES, MemoryBudget, SpillFolder, default_budget
+from .compute_plan import check_precision, plan_compute
 from .fast_path import FAST_PATH_CHECK_IMAGES, FAST_PATH_RTOL, check_fast_path, describe  # noqa: F401
 from .prefix_cache import Batches, GraphCache, StageCache, Store
 from .edit_runs import EditCallback, run_edits
 from .score_cache import open_score_cache, score_records
 from .reports import (EditOutcome, EditReport, EvalSummary, Misclassified, confusion_matrix, errors_from_logits,
                       group_name, per_class_error_rate)
-from .split_checks import batch_size_for, check_forward, classes_of, split_source
+from .split_checks import batch_size_for, classes_of, split_source
 
 
 Params = Mapping[str, torch.Tensor]
+
+
+def _probe_images(source: ImageSource, normalize: Callable[[torch.Tensor], torch.Tensor],
+                  device: torch.device) -> torch.Tensor:
+    """The first two images of ``source``, normalised on ``device`` (the batch plan's probe)."""
+    return normalize(to_device(source.images(range(min(2, len(source)))), device))
 
 
 def _memo_key(params: Params) -> tuple | None:
@@ -73,12 +82,15 @@ class Evaluator:
             ...); what crosses its cut is cached at once. Other groups work too (their cut is
             cached on first use).
         device: where to compute (default: :func:`workbench.default_device`).
-        batch_size: examples per forward pass (default: 256 on the CPU, where small batches
-            keep the activations in cache and run about 2x faster than 1000; 2048 on CUDA).
+        batch_size: examples per forward pass (default: sized by :func:`workbench.batching.plan_batch`
+            from the activation bytes of one image, measured on a probe batch, within the memory
+            budget and, on CUDA, the free GPU memory; at most 256 on the CPU, where small batches
+            keep the activations in cache, and 2048 on CUDA; ``batch_plan.why`` says why).
             Logits do not depend on it (bit-identical across batch sizes on the CPU).
         limit: score only the first ``limit`` examples of the split.
         memory_budget: bytes (``int``) or a size (``"4GiB"``) for everything the evaluator
-            keeps in the memory it computes in (default: :func:`~workbench.evaluation.budget.default_budget`,
+            keeps in the memory it computes in: its copy of the model, one batch's activations, the
+            per-image records and the caches (default: :func:`~workbench.evaluation.budget.default_budget`,
             a share of the RAM or of the free GPU memory); ``cache_info()`` says where each cache went.
         spill: a cache past the budget goes to a memory-mapped file under
             :func:`workbench.paths.spill_dir` (``"mmap"``, deleted on close) or is recomputed
@@ -90,6 +102,9 @@ class Evaluator:
         cache_limit_bytes: the budget, with ``spill="recompute"`` (kept for older callers).
         progress: called as ``progress(images_read, total)`` while the base model is scored
             (for a progress line; it runs in the scoring thread).
+        precision: ``"exact"`` (default: the same predictions as a plain fp32 forward) or
+            ``"fast"`` (opt-in: channels_last, and autocast to bfloat16 on CUDA; predictions may
+            differ, and ``precision_check`` counts how many on a sample).
 
     Attributes:
         labels: ``(N,) int64`` true labels (CPU). base_logits: ``(N, C) float32`` (CPU).
@@ -102,7 +117,9 @@ class Evaluator:
         ``(N,) float32`` softmax probability of the true label. source: the split's images
         (:class:`~workbench.data.ImageSource`). budget: the :class:`MemoryBudget`.
         scores_from_cache: whether base scores were read from the score cache;
-        score_cache_note: why they are not kept, when they are not.
+        score_cache_note: why they are not kept, when they are not. batch_plan: the
+        :class:`~workbench.batching.BatchPlan` (size, activation bytes per image, why).
+        precision: the :class:`~workbench.batching.Precision` scores are computed in.
 
     Example:
         >>> ev = Evaluator(model, bundle, layers="chain3")
@@ -116,12 +133,13 @@ class Evaluator:
                  memory_budget: int | str | None = None, spill: str = "mmap",
                  score_cache: bool | str | Path | None = None, workers: int | None = None,
                  cache_limit_bytes: int | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None, precision: str = "exact") -> None:
         if not isinstance(bundle, DataBundle):
             raise TypeError(f"bundle must be a workbench DataBundle (workbench.data.load_dataset), "
                             f"got {type(bundle).__name__}")
         self.device = torch.device(device) if device is not None else default_device()
-        batch_size = batch_size_for(batch_size, self.device)
+        given_batch = batch_size_for(batch_size)
+        self.precision = precision_for(precision, self.device)
         if spill not in SPILL_MODES:
             raise ValueError(f"spill must be one of {list(SPILL_MODES)}, got {spill!r}")
         if cache_limit_bytes is not None:
@@ -132,7 +150,7 @@ class Evaluator:
         n_cls = classes_of(given, bundle)
         self.model = copy.deepcopy(given.model).to(self.device).eval().requires_grad_(False)
         self.adapter = given.with_model(self.model)
-        self.split, self.layers, self.batch_size = split, layers, batch_size
+        self.split, self.layers = split, layers
         self.classes: tuple[str, ...] = tuple(bundle.classes)
         self.num_classes = n_cls
         self.normalize = self._normalize = bundle.normalize
@@ -144,9 +162,14 @@ class Evaluator:
         self.budget = MemoryBudget(default_budget(self.device) if memory_budget is None else memory_budget)
         # base logits on the CPU and the device, the memo's logits, labels, predictions, margins, quality
         self.budget.reserve("per-image records", len(src) * (3 * 4 * n_cls + 3 * 8 + 2 * 4), force=True)
+        probe = functools.partial(_probe_images, src, self._normalize, self.device)
+        planner = functools.partial(plan_compute, self.model, probe, self.budget, self.device, given_batch,
+                                    bundle.name, n_cls)  # on CPU, no probe forward on a reopen from the score cache
+        prepare_model(self.model, self.precision)
+        self._precision_check: PrecisionCheck | None = None
         self._spill = SpillFolder(spill_dir())
         weakref.finalize(self, self._spill.close)
-        data = Batches(src, self._normalize, self.device, batch_size, workers)
+        self._data = data = Batches(src, self._normalize, self.device, planner, workers, self.precision)
         store = Store(self.budget, spill, self._spill, self.device)
         self._prefix: StageCache | GraphCache = StageCache(self.adapter, data, store) \
             if self.adapter.stages else GraphCache(self.adapter, data, store)
@@ -157,12 +180,12 @@ class Evaluator:
         if not isinstance(cut, str) and cut is not None and cut.kind == "full":
             warnings.warn(f"Evaluator: {cut.note}", RuntimeWarning, stacklevel=2)
         self._scores, self._score_key, self.score_cache_note = open_score_cache(
-            score_cache, self.model, self.source, bundle, split, limit, self.device, batch_size)
+            score_cache, self.model, self.source, bundle, split, limit, self.device,
+            self.batch_size if self.device.type != "cpu" else None, self.precision.name)
         records = self._scores.load(self._score_key, self.labels, n_cls) if self._scores is not None else None
         self.scores_from_cache = records is not None
         self._fast_path_error: float | None = None
         if records is None:
-            check_forward(self.model, self.images(range(min(2, len(src)))), bundle.name, n_cls)
             data.progress = progress
             try:
                 self._base_dev = self._logits({}, cut)
@@ -181,15 +204,36 @@ class Evaluator:
         self.setup_seconds = time.perf_counter() - t0
 
     @property
+    def batch_plan(self) -> BatchPlan:
+        """The batch size, the activation bytes of one image and why (planned before the first score)."""
+        return self._data.plan
+
+    @property
+    def batch_size(self) -> int:
+        return self._data.batch_size
+
+    @property
     def fast_path_error(self) -> float:
         """The largest difference between fast path and full forward on a few images, base and
         group-perturbed weights (RuntimeError above the tolerance)."""
         if self._fast_path_error is None:
             names, cut = self._group
-            xs = self.images(range(min(FAST_PATH_CHECK_IMAGES, len(self.source), self.batch_size)))
-            self._fast_path_error = check_fast_path(self.model, self.adapter, self._prefix, xs, self._base_dev, names,
-                                                    cut, group_name(self.layers), self.fast_path)
+            xs = prepare_input(self.images(range(min(FAST_PATH_CHECK_IMAGES, len(self.source), self.batch_size))),
+                               self.precision)
+            with scoring(self.precision):
+                self._fast_path_error = check_fast_path(self.model, self.adapter, self._prefix, xs, self._base_dev,
+                                                        names, cut, group_name(self.layers), self.fast_path,
+                                                        rtol=self.precision.check_rtol)
         return self._fast_path_error
+
+    @property
+    def precision_check(self) -> PrecisionCheck | None:
+        """Fast mode only (None when exact): its base predictions against an exact fp32 forward of
+        the first ``FAST_CHECK_IMAGES`` images (computed on first read)."""
+        if self._precision_check is None and not self.precision.exact:
+            self._precision_check = check_precision(self.model, self.images, self.base_logits, self.batch_size,
+                                                    self.device)
+        return self._precision_check
 
     def cached_bytes(self) -> int:
         """Bytes the evaluator holds in the memory it computes in: the per-image records and the
@@ -279,9 +323,9 @@ class Evaluator:
         cut = self._prefix.cut_for(self.adapter, list(p))
         if cut is None:
             return self.base_preds[idx].clone()
-        dev = {n: v.detach().to(self.device, non_blocking=True) for n, v in p.items()}
         _ = self.fast_path_error  # checked before the first score of edited weights
-        with torch.inference_mode():
+        dev = self._on_device(p)
+        with scoring(self.precision):
             logits = self._prefix.subset_logits(dev, cut, idx)  # type: ignore[arg-type]
         return logits.argmax(1).cpu()
 
@@ -334,6 +378,9 @@ class Evaluator:
                              f"e.g. {next(n for n, _ in self.model.named_parameters())!r}")
         return dict(params)
 
+    def _on_device(self, params: Params) -> dict[str, torch.Tensor]:
+        return {n: prepare_input(to_device(v.detach(), self.device), self.precision) for n, v in params.items()}
+
     def _check_preds(self, preds: torch.Tensor, what: str) -> torch.Tensor:
         p = torch.as_tensor(preds).reshape(-1).long().cpu()
         if len(p) != len(self.labels):
@@ -347,10 +394,11 @@ class Evaluator:
         key = _memo_key(params)
         if key is not None and self._memo is not None and self._memo[0][0] == key:
             return self._memo[1]
-        dev = {n: v.detach().to(self.device, non_blocking=True) for n, v in params.items()}
+        _ = self.batch_plan  # made (budget reserved) before any cache is placed
+        dev = self._on_device(params)
         if params:
             _ = self.fast_path_error  # checked before the first score of edited weights
-        with torch.inference_mode():
+        with scoring(self.precision):
             logits = self._prefix.logits(dev, cut).float()  # type: ignore[arg-type]
         # The memo holds the tensors themselves, so their ids cannot be reused while it lives.
         self._memo = ((key, list(params.values())), logits) if key is not None else None

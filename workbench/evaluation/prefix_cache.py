@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call
 
+from ..batching import BatchPlan, Precision, prepare_input, to_device
 from ..data import ImageSource
 from ..models import ModelAdapter, Split
 from .budget import MemoryBudget, SpillFolder
@@ -39,18 +40,35 @@ def _nbytes(carry: Sequence[object]) -> int:
 
 
 def _to(carry: tuple, device: torch.device) -> tuple:
-    return tuple(c.to(device, non_blocking=True) if isinstance(c, torch.Tensor) else c for c in carry)
+    return tuple(to_device(c, device) if isinstance(c, torch.Tensor) else c for c in carry)
 
 
 class Batches:
-    """The split's images, normalised on the device, in fixed batches of ``batch_size``."""
+    """The split's images, normalised on the device in the memory format of ``precision``, in
+    fixed batches of ``batch_size`` (an int, or a plan made at the first use of :attr:`plan`)."""
 
-    def __init__(self, source: ImageSource, normalize: Normalize, device: torch.device, batch_size: int,
-                 workers: int | None = None) -> None:
-        self.source, self.normalize, self.device, self.batch_size = source, normalize, device, batch_size
-        self.workers = workers
+    def __init__(self, source: ImageSource, normalize: Normalize, device: torch.device,
+                 batch_size: int | Callable[[], BatchPlan], workers: int | None = None,
+                 precision: Precision | None = None) -> None:
+        self.source, self.normalize, self.device = source, normalize, device
+        self._plan: BatchPlan | None = BatchPlan(batch_size, 0, f"batch {batch_size} (given)") \
+            if isinstance(batch_size, int) else None
+        self._planner = batch_size
+        self.workers, self.precision = workers, precision
         self.n = len(source)
         self.progress: Callable[[int, int], None] | None = None  # (images read, total), while set
+
+    @property
+    def plan(self) -> BatchPlan:
+        """The batch plan (made on first use: it may run a probe batch)."""
+        if self._plan is None:
+            assert callable(self._planner)
+            self._plan = self._planner()
+        return self._plan
+
+    @property
+    def batch_size(self) -> int:
+        return self.plan.size
 
     def bounds(self) -> list[tuple[int, int]]:
         n, b = self.n, self.batch_size
@@ -58,11 +76,11 @@ class Batches:
 
     def images(self, i: int, j: int) -> torch.Tensor:
         """Images ``i:j``, normalised on the device (one read, for single batches)."""
-        return self._ready(self.source.images(range(i, j)).to(self.device, non_blocking=True), j)
+        return self._ready(to_device(self.source.images(range(i, j)), self.device), j)
 
     def at(self, idx: torch.Tensor) -> torch.Tensor:
         """Images ``idx`` (a few), normalised on the device."""
-        return self.normalize(self.source.images(idx).to(self.device, non_blocking=True))
+        return self._format(self.normalize(to_device(self.source.images(idx), self.device)))
 
     def stream(self) -> Iterator[tuple[int, int, torch.Tensor]]:
         """``(i, j, images i:j normalised on the device)`` for every batch, in order (one pass,
@@ -71,8 +89,11 @@ class Batches:
         for (i, j), xb in zip(self.bounds(), batches):
             yield i, j, self._ready(xb, j)
 
+    def _format(self, x: torch.Tensor) -> torch.Tensor:
+        return prepare_input(x, self.precision) if self.precision is not None else x
+
     def _ready(self, xb: torch.Tensor, j: int) -> torch.Tensor:
-        out = self.normalize(xb)
+        out = self._format(self.normalize(xb))
         if self.progress is not None:
             self.progress(j, self.n)
         return out
@@ -139,7 +160,7 @@ class StageCache:
         for k in range(0, len(idx), b):
             sel = idx[k:k + b]
             if act is not None:
-                h = act[sel.to(act.device)].to(dev, non_blocking=True)
+                h = to_device(act[sel.to(act.device)], dev)
             else:
                 h = self.data.at(sel)
                 h = h if stage == self.stages[0] else self.model(h, stop=stage)
@@ -157,7 +178,7 @@ class StageCache:
             yield from self._entering_all(stage)
             return
         for i, j in self.data.bounds():
-            yield act[i:j].to(self.data.device, non_blocking=True)
+            yield to_device(act[i:j], self.data.device)
 
     def _cached_before(self, stage: str) -> tuple[str, torch.Tensor] | None:
         """The nearest stage before ``stage`` whose activation is cached, with it."""
@@ -171,7 +192,7 @@ class StageCache:
         """Activation entering ``stage`` for examples ``i:j``, from the nearest cached stage."""
         near = self._cached_before(stage)
         if near is not None:
-            return self.model(near[1][i:j].to(self.data.device, non_blocking=True), start=near[0], stop=stage)
+            return self.model(to_device(near[1][i:j], self.data.device), start=near[0], stop=stage)
         h = self.data.images(i, j)
         return h if stage == self.stages[0] else self.model(h, stop=stage)
 
@@ -182,7 +203,7 @@ class StageCache:
         if near is not None:
             src, act = near
             for i, j in self.data.bounds():
-                yield self.model(act[i:j].to(self.data.device, non_blocking=True), start=src, stop=stage)
+                yield self.model(to_device(act[i:j], self.data.device), start=src, stop=stage)
             return
         for _, _, h in self.data.stream():
             yield h if stage == self.stages[0] else self.model(h, stop=stage)
@@ -249,7 +270,7 @@ class GraphCache:
                 local = idx[(idx >= i) & (idx < j)]
                 if len(local):
                     sel = local - i
-                    parts.append(split.suffix(tuple(c[sel.to(c.device)].to(dev) for c in carry), params))
+                    parts.append(split.suffix(tuple(to_device(c[sel.to(c.device)], dev) for c in carry), params))
                     order.append(local)
             if not parts:
                 return torch.empty(0)
