@@ -186,7 +186,7 @@ def plan_batch(per_image: int, room: int, device: torch.device | str, *, free: i
 
 
 def _mib(n: float) -> str:
-    return f"{n / 2 ** 20:.1f} MiB"
+    return f"{n / 2 ** 20:.1f} MiB" if n >= 2 ** 20 else f"{n / 2 ** 10:.1f} KiB"
 
 
 # ------------------------------------------------------------------------------------------ precision
