@@ -117,9 +117,9 @@ class Evaluator:
         ``(N,) float32`` softmax probability of the true label. source: the split's images
         (:class:`~workbench.data.ImageSource`). budget: the :class:`MemoryBudget`.
         scores_from_cache: whether base scores were read from the score cache;
-        score_cache_note: why they are not kept, when they are not. batch_plan: the
-        :class:`~workbench.batching.BatchPlan` (size, activation bytes per image, why).
-        precision: the :class:`~workbench.batching.Precision` scores are computed in.
+        score_cache_note: why they are not kept, when they are not. batch_plan: the batch
+        size, the activation bytes of one image and why (a :class:`~workbench.batching.BatchPlan`).
+        precision: how scores are computed (a :class:`~workbench.batching.Precision`).
 
     Example:
         >>> ev = Evaluator(model, bundle, layers="chain3")
