@@ -6,7 +6,9 @@
   a probe batch (:func:`measure_peak`: the CUDA allocator's peak on a GPU, the live tensors
   counted by a dispatch mode on the CPU), and the room left in the memory budget (and, on
   CUDA, in the free GPU memory): at most ``BATCH_SHARE`` of it, rounded down to a power of two
-  (stable from one run to the next), at most ``MAX_BATCH`` for the device type.
+  (stable from one run to the next), at most ``MAX_BATCH`` for the device type and at least
+  ``MIN_BATCH`` (below 16 images the CPU's kernels change and logits differ in the last bits; a
+  budget without room for 16 images is exceeded by that batch, and the plan says so).
 * **Precision** (:func:`precision_for`, :func:`scoring`): scoring always runs under
   ``torch.inference_mode``. ``"exact"`` (the default) is a plain fp32 forward. ``"fast"`` is
   opt-in: channels_last memory format (about 25% faster for a ResNet-50 on one CPU thread), and
@@ -25,11 +27,12 @@ import torch.nn as nn
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
-__all__ = ["BATCH_SHARE", "FAST_CHECK_IMAGES", "FREE_SHARE", "MAX_BATCH", "PRECISIONS", "PROBE_IMAGES", "BatchPlan",
+__all__ = ["BATCH_SHARE", "FAST_CHECK_IMAGES", "FREE_SHARE", "MAX_BATCH", "MIN_BATCH", "PRECISIONS", "PROBE_IMAGES", "BatchPlan",
            "Precision", "PrecisionCheck", "Transfer", "default_batch_size", "gpu_peak", "measure_peak", "plan_batch",
            "precision_for", "prepare_input", "prepare_model", "reset_gpu_peak", "scoring", "to_device", "transfer_for"]
 
 MAX_BATCH = {"cuda": 2048, "cpu": 256}  # the largest default batch (CPU: small batches stay in cache, ~2x faster)
+MIN_BATCH = 16  # the smallest planned batch: from 16 images up, CPU logits do not depend on the batch size
 BATCH_SHARE = 0.25  # of the room left in the memory budget, for one batch's activations
 FREE_SHARE = 0.9  # CUDA: of the free GPU memory, for one batch's activations at most
 PROBE_IMAGES = 2  # images of the probe batch that measures the activations
@@ -164,7 +167,7 @@ def plan_batch(per_image: int, room: int, device: torch.device | str, *, free: i
         free: CUDA: free GPU memory now (one batch takes at most ``FREE_SHARE`` of it).
         given: a batch size the caller chose (kept as it is).
     Returns:
-        A power of two in ``[1, MAX_BATCH]`` (or ``given``), with the reason.
+        A power of two in ``[MIN_BATCH, MAX_BATCH]`` (or ``given``), with the reason.
     """
     dev = torch.device(device)
     per = max(1, int(per_image))
@@ -177,9 +180,12 @@ def plan_batch(per_image: int, room: int, device: torch.device | str, *, free: i
     if free is not None and free * FREE_SHARE < limit:
         limit, what = int(free * FREE_SHARE), f"{FREE_SHARE:.0%} of the {_mib(free)} of free GPU memory"
     fit = limit // per
-    size = max(1, min(cap, 1 << (max(1, fit).bit_length() - 1)))
+    size = max(MIN_BATCH, min(cap, 1 << (max(1, fit).bit_length() - 1)))
     if fit >= cap:
         why = f"batch {size}: the largest for {dev.type}; one image's activations take {_mib(per)}"
+    elif fit < MIN_BATCH:
+        why = (f"batch {size}, the smallest: {_mib(per)} of activations per image, and {what} holds fewer "
+               f"than {MIN_BATCH} images (this batch takes {_mib(size * per)}; give a larger memory budget)")
     else:
         why = f"batch {size}: {_mib(per)} of activations per image within {what}"
     return BatchPlan(size, per, why)

@@ -13,13 +13,14 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ..batching import (FAST_CHECK_IMAGES, BatchPlan, PrecisionCheck, measure_peak, plan_batch, precision_for,
-                        scoring)
+from ..batching import (FAST_CHECK_IMAGES, PROBE_IMAGES, BatchPlan, PrecisionCheck, measure_peak, plan_batch,
+                        precision_for, scoring, to_device)
+from ..data import ImageSource
 from ..models import forward_logits
 from .budget import MemoryBudget
 from .split_checks import check_forward
 
-__all__ = ["BATCH_HOLDER", "WEIGHTS_HOLDER", "check_precision", "model_bytes", "plan_compute"]
+__all__ = ["BATCH_HOLDER", "WEIGHTS_HOLDER", "check_precision", "model_bytes", "plan_compute", "probe_images"]
 
 WEIGHTS_HOLDER = "model weights"
 BATCH_HOLDER = "one batch's activations"
@@ -28,6 +29,12 @@ BATCH_HOLDER = "one batch's activations"
 def model_bytes(model: nn.Module) -> int:
     """Bytes of the model's parameters and buffers."""
     return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+
+
+def probe_images(source: ImageSource, normalize: Callable[[torch.Tensor], torch.Tensor],
+                 device: torch.device) -> torch.Tensor:
+    """The first ``PROBE_IMAGES`` images of ``source``, normalised on ``device`` (the probe batch)."""
+    return normalize(to_device(source.images(range(min(PROBE_IMAGES, len(source)))), device))
 
 
 def plan_compute(model: nn.Module, probe_images: Callable[[], torch.Tensor], budget: MemoryBudget,
