@@ -137,3 +137,27 @@ def voila_url(ui_root, tmp_path_factory):
         yield url
     finally:
         stop(proc, log)
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_model_dir, tmp_path_factory):
+    """Serve ``scripts/app.ipynb`` as scripts/app.sh does, on the tiny model (which also stands in for
+    both models of the comparison) with UI_LIMIT test images; yield the page's URL."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found")
+    root = HERE.parents[1]
+    port = _free_port()
+    out = tmp_path_factory.mktemp("app-out")
+    env = {**_env(out, port), "WORKBENCH_APP_MODEL": str(tiny_model_dir), "WORKBENCH_APP_LIMIT": str(UI_LIMIT),
+           "WORKBENCH_APP_BASELINE": str(tiny_model_dir), "WORKBENCH_APP_EDITABLE": str(tiny_model_dir),
+           "WORKBENCH_APP_OUTPUT": str(out), "WORKBENCH_TRACEBACKS": "0", "PYTHONPATH": str(root)}
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "voila", "scripts/app.ipynb", "--no-browser", f"--port={port}",
+           "--strip_sources=True", "--theme=light", "--Voila.ip=127.0.0.1", "--ServerApp.allow_root=True",
+           "--show_tracebacks=False"]
+    proc, log = serve(cmd, root, env, f"{url}/voila/static/voila.js",
+                      tmp_path_factory.mktemp("app-log") / "voila.log", "voila (scripts/app.ipynb)")
+    try:
+        yield url
+    finally:
+        stop(proc, log)

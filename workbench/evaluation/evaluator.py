@@ -123,8 +123,8 @@ class Evaluator(SplitViews):
         ``(N,) float32`` softmax probability of the true label. source: the split's images
         (:class:`~workbench.data.ImageSource`). budget: the :class:`MemoryBudget`.
         scores_from_cache: whether base scores were read from the score cache;
-        score_cache_note: why they are not kept, when they are not. base: the
-        :class:`~workbench.evaluation.base_scores.BaseScores` (``scored``, ``partial_logits()``).
+        score_cache_note: why they are not kept, when they are not. base: the scored part
+        (a :class:`~workbench.evaluation.base_scores.BaseScores`: ``scored``, ``partial_logits()``).
         batch_plan: the batch size, the activation bytes of one image and why (a ``BatchPlan``
         of :mod:`workbench.batching`). precision: how scores are computed (its ``Precision``).
 
