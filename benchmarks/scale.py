@@ -384,12 +384,12 @@ def table(rows: list[dict]) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for r in rows:
-        flips = r.get("flips vs exact (all N)", r.get("flips (sample)", ""))
+        flips = r.get("flips vs exact (all N)", r.get("flips (sample)"))
         lines.append(f"- {r['key']}: caches {r.get('caches after', r['caches'])}; {r['budget']}; {r['batch why']}; "
                      f"click attempts {r.get('click attempts')}; new group applied {r.get('new group applied')}, "
                      f"calibrated {r.get('new group calibrated')}; "
                      f"reopen read the cache: {r['reopen from cache']}; plain vs scored predictions differing: "
-                     f"{r['plain vs scored: predictions that differ']}{'; flips: ' + str(flips) if flips else ''}")
+                     f"{r['plain vs scored: predictions that differ']}{'' if flips is None else '; flips vs exact: ' + str(flips)}")
     return "\n".join(lines)
 
 
