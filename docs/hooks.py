@@ -41,7 +41,7 @@ TOP_LEVEL = {
     "mkdocs.yml": "the site's configuration: pages, theme, API reference options",
     "notebooks/": "the workbench and the paper's experiments as thin notebooks (listed below)",
     "pyproject.toml": "the package, its dependencies, the test extras, pytest, mypy and import-linter settings",
-    "results/": "raw JSON behind the [results](results.md) tables (`eval/`, `tune/`, `sweep/`, `finetune/`)",
+    "results/": "raw JSON behind the [results](results.md) tables (`eval/`, `tune/`, `sweep/`, `finetune/`) and the [scale](scale.md) benchmark (`scale/`)",
     "scripts/": "the two commands, their shared installer and the teaching page `scripts/app.sh` serves (listed below)",
     "tests/": "the pytest suite, one folder per package (`tests/session/` ...); `tests/repo/` checks docs, "
               "packaging and contracts; `tests/ui/` drives JupyterLab and Voila in chromium",
@@ -175,8 +175,9 @@ def layout() -> str:
                                                  for p in sorted([*(ROOT / "scripts").glob("*.sh"),
                                                                   *(ROOT / "scripts").glob("*.ipynb")])])
     parts += ["## Benchmarks", "", "Their tables, with the commands and the machine, are in `benchmarks/README.md`.", ""]
-    parts += _table(("script", "what it measures"), [(p.relative_to(ROOT).as_posix(), docstring_summary(p))
-                                                     for p in sorted((ROOT / "benchmarks").glob("*.py"))])
+    bench = sorted([*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "benchmarks").glob("*.sh")])
+    parts += _table(("script", "what it measures"), [(p.relative_to(ROOT).as_posix(), docstring_summary(p)
+                                                      if p.suffix == ".py" else _script_summary(p)) for p in bench])
     return "\n".join(parts)
 
 
