@@ -149,6 +149,7 @@ class BatchPlan:
     size: int
     per_image: int
     why: str
+    given: bool = False  # the caller chose the size (kept as it is, from the first batch on)
 
     @property
     def bytes(self) -> int:
@@ -172,7 +173,7 @@ def plan_batch(per_image: int, room: int, device: torch.device | str, *, free: i
     dev = torch.device(device)
     per = max(1, int(per_image))
     if given is not None:
-        return BatchPlan(int(given), per, f"batch {given} (given)")
+        return BatchPlan(int(given), per, f"batch {given} (given)", given=True)
     cap = default_batch_size(dev)
     if per_image <= 0:
         return BatchPlan(cap, 0, f"batch {cap}: the default for {dev.type} (the activations were not measured)")

@@ -131,3 +131,21 @@ def test_pinned_memory_and_non_blocking_copies_are_for_cuda_only():
     assert transfer_for("cuda:1") == Transfer(pin_memory=True, non_blocking=True)
     assert transfer_for("mps") == Transfer(pin_memory=False, non_blocking=False)
     assert precision_for("exact", "cuda").autocast is None  # exact never autocasts, on any device
+
+
+def test_a_planned_pass_starts_with_small_batches_and_every_pass_uses_the_same_bounds(tmp_path):
+    from workbench.evaluation.cache_store import LEAD_IMAGES
+
+    model, bundle = cnn(), data(n=N + 40)
+    ev = Evaluator(model, bundle, layers="2", device="cpu")  # the batch is planned (the probe measures it)
+    assert ev.batch_size > MIN_BATCH
+    bounds = ev._data.bounds()
+    lead = [(i, i + MIN_BATCH) for i in range(0, LEAD_IMAGES, MIN_BATCH)]
+    assert bounds[:len(lead)] == lead and bounds[len(lead)][0] == LEAD_IMAGES
+    assert [j for _, j in bounds][-1] == N + 40 and all(j - i <= ev.batch_size for i, j in bounds[len(lead):])
+    seen = [(i, j) for i, j, _ in ev._data.stream()]
+    assert seen == bounds  # the images of each batch are the rows i:j (checked through the logits below)
+    given = Evaluator(model, bundle, layers="2", device="cpu", batch_size=ev.batch_size)
+    assert given._data.bounds()[0] == (0, min(ev.batch_size, N + 40))  # a batch size you give is kept from the start
+    assert torch.equal(ev.base_preds, given.base_preds)
+    assert torch.allclose(ev.base_logits, given.base_logits, atol=1e-5)

@@ -59,6 +59,28 @@ def test_background_open_answers_the_first_page_before_the_rest_then_equals_bloc
     assert torch.equal(s.history[-1].report.preds_after, blocking.history[-1].report.preds_after)
 
 
+@pytest.mark.parametrize("first_wait, before_return", [(1e-9, [BS]), (60.0, [BS, 2 * BS, 3 * BS])])
+def test_open_returns_after_first_wait_seconds_even_before_the_first_chunk(folder, first_wait, before_return):
+    from workbench.session.background import BaseScoring
+
+    root, x, y = folder
+    main: list[int] = []  # batches reported before start() returned (on the caller's thread)
+    gate = Gate(at=4 * BS)
+
+    def heard(scored: int, total: int) -> None:
+        if threading.current_thread() is threading.main_thread():
+            main.append(scored)
+        gate(scored, total)
+
+    scoring = BaseScoring(deferred(small_cnn(), root), first_chunk=3 * BS, first_wait=first_wait, progress=heard)
+    scoring.start()
+    assert main == before_return and scoring.thread is not None  # the rest goes on in the background
+    gate.release.set()
+    assert scoring.wait(timeout=30) and scoring.progress() == (N, N)
+    with pytest.raises(ValueError, match="first_wait must be a positive number of seconds"):
+        BaseScoring(None, first_wait=0)
+
+
 def test_a_tiny_memory_budget_streams_in_a_session_and_is_respected(folder):
     root, _, y = folder
     free = EditSession(small_cnn(), str(root), device="cpu", background=False, **NORM)

@@ -143,9 +143,11 @@ class TensorSource(ImageSource):
     def batches(self, indices: Indices | None = None, batch_size: int = DEFAULT_BATCH, *,
                 device: torch.device | str | None = None, workers: int | None = None) -> Iterator[torch.Tensor]:
         dev = torch.device(device) if device is not None else torch.device("cpu")
-        if indices is None:  # slices of the tensor, as a plain loop over it takes them
-            for i in range(0, len(self.x), batch_size):
-                yield to_device(self.x[i:i + batch_size], dev)
+        if indices is None or (isinstance(indices, range) and indices.step == 1
+                               and 0 <= indices.start <= indices.stop <= len(self.x)):
+            lo, hi = (0, len(self.x)) if indices is None else (indices.start, indices.stop)
+            for i in range(lo, hi, batch_size):  # slices of the tensor, as a plain loop over it takes them
+                yield to_device(self.x[i:min(i + batch_size, hi)], dev)
             return
         idx = _positions(indices, len(self))
         for k in range(0, len(idx), batch_size):

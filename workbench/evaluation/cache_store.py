@@ -7,15 +7,16 @@ while it fits, else in a memory-mapped file, else nowhere (recomputed).
 """
 from __future__ import annotations
 
+import itertools
 from typing import Callable, Iterator, Sequence
 
 import torch
 
-from ..batching import BatchPlan, Precision, prepare_input, to_device
+from ..batching import MIN_BATCH, BatchPlan, Precision, prepare_input, to_device
 from ..data import ImageSource
 from .budget import MemoryBudget, SpillFolder
 
-__all__ = ["Batches", "Store", "carry_bytes", "carry_to", "describe_place"]
+__all__ = ["LEAD_IMAGES", "Batches", "Store", "carry_bytes", "carry_to", "describe_place"]
 
 Normalize = Callable[[torch.Tensor], torch.Tensor]
 
@@ -28,15 +29,25 @@ def carry_to(carry: tuple, device: torch.device) -> tuple:
     return tuple(to_device(c, device) if isinstance(c, torch.Tensor) else c for c in carry)
 
 
+LEAD_IMAGES = 64  # the first images of a pass, read and scored in batches of MIN_BATCH (the first page comes early)
+
+
 class Batches:
     """The split's images, normalised on the device in the memory format of ``precision``, in
-    fixed batches of ``batch_size`` (an int, or a plan made at the first use of :attr:`plan`)."""
+    fixed batches of ``batch_size`` (an int, or a plan made at the first use of :attr:`plan`).
+
+    With a planned batch larger than :data:`~workbench.batching.MIN_BATCH`, the first
+    :data:`LEAD_IMAGES` images come in batches of ``MIN_BATCH`` (a ResNet-50 on one CPU thread
+    scores 16 images in about 2 s, 256 in about 30 s), so the first mistakes are scored within
+    seconds; from ``MIN_BATCH`` images up the logits do not depend on the batch size. The
+    bounds are fixed for the evaluator's life: every pass and cache uses the same batches.
+    """
 
     def __init__(self, source: ImageSource, normalize: Normalize, device: torch.device,
                  batch_size: int | Callable[[], BatchPlan], workers: int | None = None,
                  precision: Precision | None = None) -> None:
         self.source, self.normalize, self.device = source, normalize, device
-        self._plan: BatchPlan | None = BatchPlan(batch_size, 0, f"batch {batch_size} (given)") \
+        self._plan: BatchPlan | None = BatchPlan(batch_size, 0, f"batch {batch_size} (given)", given=True) \
             if isinstance(batch_size, int) else None
         self._planner = batch_size
         self.workers, self.precision = workers, precision
@@ -55,9 +66,15 @@ class Batches:
     def batch_size(self) -> int:
         return self.plan.size
 
+    @property
+    def lead(self) -> int:
+        """Images at the start read in batches of ``MIN_BATCH`` (0: none)."""
+        return 0 if self.plan.given or self.batch_size <= MIN_BATCH else min(LEAD_IMAGES, self.n)
+
     def bounds(self) -> list[tuple[int, int]]:
-        n, b = self.n, self.batch_size
-        return [(i, min(i + b, n)) for i in range(0, n, b)]
+        n, b, lead = self.n, self.batch_size, self.lead
+        return ([(i, min(i + MIN_BATCH, lead)) for i in range(0, lead, MIN_BATCH)]
+                + [(i, min(i + b, n)) for i in range(lead, n, b)])
 
     def images(self, i: int, j: int) -> torch.Tensor:
         """Images ``i:j``, normalised on the device (one read, for single batches)."""
@@ -70,7 +87,11 @@ class Batches:
     def stream(self) -> Iterator[tuple[int, int, torch.Tensor]]:
         """``(i, j, images i:j normalised on the device)`` for every batch, in order (one pass,
         read ahead by the source's DataLoader workers when streamed)."""
-        batches = self.source.batches(None, self.batch_size, device=self.device, workers=self.workers)
+        lead = self.lead
+        batches = self.source.batches(None, self.batch_size, device=self.device, workers=self.workers) if not lead \
+            else itertools.chain(self.source.batches(range(lead), MIN_BATCH, device=self.device, workers=0),
+                                 self.source.batches(range(lead, self.n), self.batch_size, device=self.device,
+                                                     workers=self.workers))
         for (i, j), xb in zip(self.bounds(), batches):
             yield i, j, self._ready(xb, j)
 

@@ -24,9 +24,18 @@ import torch
 if TYPE_CHECKING:
     from .evaluator import Evaluator
 
-__all__ = ["DEFAULT_SAMPLE", "DrawdownEstimate", "StratifiedSample", "estimate_drawdown", "stratified_sample"]
+__all__ = ["DEFAULT_SAMPLE", "MIN_SAMPLE", "SAMPLE_SHARE", "DrawdownEstimate", "StratifiedSample", "estimate_drawdown",
+           "sample_size", "stratified_sample"]
 
 DEFAULT_SAMPLE = 1000  # images in the estimate's sample: ~10x faster than the whole test set
+SAMPLE_SHARE = 5  # ... and at most a fifth of a smaller split, so that the estimate comes before the exact pass
+MIN_SAMPLE = 200  # ... but never fewer images than this (the whole split when it is smaller)
+
+
+def sample_size(total: int) -> int:
+    """Images in the estimate's sample for a split of ``total``: ``DEFAULT_SAMPLE``, at most a
+    ``SAMPLE_SHARE``-th of the split, at least ``MIN_SAMPLE``."""
+    return min(DEFAULT_SAMPLE, max(MIN_SAMPLE, total // SAMPLE_SHARE))
 Z95 = 1.959964
 
 

@@ -12,8 +12,8 @@ Two caches with one interface (``cut_for(names)``, ``logits(params, cut)``,
 
 Where a cache goes is decided by :class:`Store` against the evaluator's memory budget
 (:mod:`workbench.evaluation.cache_store`): in memory (on the device) while it fits, else in a
-memory-mapped file, else nowhere (recomputed batch by batch from the images, or for a stage
-from the nearest cached earlier stage). A cache is filled by the first full pass at its cut,
+memory-mapped file, else nowhere (recomputed batch by batch from the nearest cached earlier
+stage or cut, else from the images). A cache is filled by the first full pass at its cut,
 batch by batch, and kept only when that pass completes: a pass stopped early (a cancelled
 exact pass) leaves no half-filled cache.
 
@@ -32,6 +32,7 @@ from torch.func import functional_call
 
 from ..batching import to_device
 from ..models import ModelAdapter, Split
+from ..models.graph_bridge import bridge
 from .cache_store import Batches, Store, carry_bytes, carry_to, describe_place
 
 __all__ = ["Batches", "GraphCache", "StageCache", "Store"]
@@ -183,8 +184,8 @@ class GraphCache:
         if split.index in self._cache:
             cached = self._cache[split.index][0]
             if cached is None:
-                for i, j, h in self.data.stream():
-                    yield i, j, split.suffix(split.prefix(h), params)
+                for i, j, carry in self._carries(split):
+                    yield i, j, split.suffix(carry, params)
             else:
                 for (i, j), c in zip(self.data.bounds(), cached):
                     yield i, j, split.suffix(carry_to(c, self.data.device), params)
@@ -193,8 +194,7 @@ class GraphCache:
         out: list[tuple] = []
         where, complete = "", False
         try:
-            for i, j, h in self.data.stream():
-                carry = split.prefix(h)
+            for i, j, carry in self._carries(split):
                 if not where:
                     where = self.store.place(what, carry_bytes(carry) * len(self.data.bounds()))
                 if where != "recompute":
@@ -207,6 +207,20 @@ class GraphCache:
                 self._splits[split.index] = split
             elif split.index not in self._cache:  # a stopped pass: its reservation goes back
                 self.store.budget.release(what)
+
+    def _carries(self, split: Split) -> Iterator[tuple[int, int, tuple]]:
+        """``(i, j, values crossing the cut)`` batch by batch: from the nearest earlier cut whose
+        carries are kept, through the graph between the two cuts (the layers before it are not
+        run again), else from the images."""
+        for k in sorted((k for k in self._cache if k < split.index), reverse=True):
+            cached = self._cache[k][0]
+            step = bridge(self._splits[k], split) if cached is not None else None
+            if cached is not None and step is not None:
+                for (i, j), c in zip(self.data.bounds(), cached):
+                    yield i, j, step(carry_to(c, self.data.device))
+                return
+        for i, j, h in self.data.stream():
+            yield i, j, split.prefix(h)
 
     def batch_carry(self, split: Split, i: int, j: int) -> tuple:
         return split.prefix(self.data.images(i, j))

@@ -129,6 +129,7 @@ class _Trace:
         self.error = ""
         self.graph_module: fx.GraphModule | None = None
         self.splits: dict[int, Split] = {}
+        self.bridges: dict[tuple[int, int], Any] = {}  # (cut a, cut b) -> carry a to carry b (graph_bridge)
         was = model.training
         model.eval()
         try:

@@ -1,9 +1,10 @@
 """Progressive open: the base model's first chunk is scored at once, the rest in a background thread.
 
 :class:`BaseScoring` runs the evaluator's base pass (:meth:`~workbench.evaluation.Evaluator.base_pass`).
-It scores at least ``first_chunk`` images (whole batches; the first page of mistakes) before
-the session is returned, then, when at least ``first_chunk`` more remain, the rest in a daemon
-thread; fewer are scored at once (a thread is not worth it). ``background=False`` scores
+It scores ``first_chunk`` images (whole batches; the first page of mistakes), or as many as
+``first_wait`` seconds allow (at least one batch), before the session is returned, then, when at
+least ``first_chunk`` more remain, the rest in a daemon thread; fewer are scored at once (a
+thread is not worth it). ``background=False`` scores
 everything before returning.
 
 Thread safety: the pass runs on the evaluator's own copy of the base weights (made when it was
@@ -15,15 +16,17 @@ part, and :meth:`BaseScoring.progress` says how far it is.
 from __future__ import annotations
 
 import threading
+import time
 import warnings
 from typing import TYPE_CHECKING, Callable, Generator
 
 if TYPE_CHECKING:
     from ..evaluation import Evaluator
 
-__all__ = ["FIRST_CHUNK", "BaseScoring", "ProgressCallback"]
+__all__ = ["FIRST_CHUNK", "FIRST_WAIT_S", "BaseScoring", "ProgressCallback"]
 
 FIRST_CHUNK = 256  # images scored before the session is returned: enough for the first page of mistakes
+FIRST_WAIT_S = 3.0  # ... or as many as this many seconds of scoring allow (a 224-px model on the CPU)
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -34,14 +37,19 @@ class BaseScoring:
         evaluator: built with ``defer=True`` (else its base is scored already and this does nothing).
         background: False scores every image before :meth:`start` returns.
         first_chunk: images scored before :meth:`start` returns (at least one batch).
+        first_wait: seconds of scoring after which :meth:`start` returns even before ``first_chunk``
+            images are in (the rest comes in the thread, the list of mistakes grows as it does).
         progress: called as ``progress(scored, total)`` after each batch (see :meth:`on_progress`).
     """
 
     def __init__(self, evaluator: Evaluator | None, *, background: bool = True, first_chunk: int = FIRST_CHUNK,
-                 progress: ProgressCallback | None = None) -> None:
+                 first_wait: float = FIRST_WAIT_S, progress: ProgressCallback | None = None) -> None:
         if isinstance(first_chunk, bool) or not isinstance(first_chunk, int) or first_chunk < 1:
             raise ValueError(f"first_chunk must be a positive number of images, got {first_chunk!r}")
+        if isinstance(first_wait, bool) or not isinstance(first_wait, (int, float)) or not first_wait > 0:
+            raise ValueError(f"first_wait must be a positive number of seconds, got {first_wait!r}")
         self.evaluator, self.background, self.first_chunk = evaluator, background, first_chunk
+        self.first_wait = float(first_wait)
         self._callbacks: list[ProgressCallback] = [progress] if progress is not None else []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -53,9 +61,11 @@ class BaseScoring:
         if ev is None:
             return
         passes = ev.base_pass()
+        t0 = time.perf_counter()
         for scored, total in passes:
             self._notify(scored, total)
-            if self.background and scored >= self.first_chunk and total - scored >= self.first_chunk:
+            enough = scored >= self.first_chunk or time.perf_counter() - t0 >= self.first_wait
+            if self.background and enough and total - scored >= self.first_chunk:
                 self.thread = threading.Thread(target=self._run, args=(passes,), name="workbench-scoring",
                                                daemon=True)
                 self.thread.start()

@@ -167,11 +167,12 @@ class Scoring:
 
     # -- the quick estimate of the last edit -------------------------------------------------
     def estimate_sample(self, n: int | None = None) -> StratifiedSample:
-        """The fixed stratified sample used by :meth:`estimate_last` (drawn once, seed 0)."""
-        from ..evaluation.estimate import DEFAULT_SAMPLE, stratified_sample
+        """The fixed stratified sample used by :meth:`estimate_last` (drawn once, seed 0; ``n``
+        images, default :func:`~workbench.evaluation.estimate.sample_size` of the split)."""
+        from ..evaluation.estimate import sample_size, stratified_sample
 
         ev = require_evaluator(self.evaluator)
-        key = n or DEFAULT_SAMPLE
+        key = n or sample_size(len(ev.labels))
         if self._sample is None or self._sample[0] != key:
             self._sample = (key, stratified_sample(ev.labels, ev.base_preds != ev.labels, key))
         return self._sample[1]
