@@ -24,8 +24,9 @@ CONFIG = EditorConfig("gd", lr=0.6, max_steps=50, layers="1")  # one step; alpha
 def _model() -> nn.Module:
     lin = nn.Linear(4, 3)
     with torch.no_grad():
-        lin.weight.copy_(torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]]))
-        lin.bias.zero_()
+        g = torch.Generator().manual_seed(1)  # small irregular weights: before + 1 * delta != after in float
+        lin.weight.copy_(torch.eye(3, 4) + 0.01 * torch.rand(3, 4, generator=g))
+        lin.bias.copy_(0.01 * torch.rand(3, generator=g))
     return nn.Sequential(nn.Flatten(), lin)
 
 
@@ -75,7 +76,7 @@ def test_strength_zero_and_one_are_bit_exact():
     s = _session()
     w0 = _state(s)
     _edit(s)
-    w1 = _state(s)
+    w1, made = _state(s), s.history[-1].result
     assert not _same(w0, w1)
     s.set_strength(0.5)
     mid = _state(s)
@@ -83,8 +84,10 @@ def test_strength_zero_and_one_are_bit_exact():
     torch.testing.assert_close(mid["1.weight"], (w0["1.weight"] + w1["1.weight"]) / 2)
     s.set_strength(0)
     assert _same(_state(s), w0) and s.history[-1].strength == 0.0
+    assert all(s.history[-1].result.after[n] is made.before[n] for n in made.before)
     s.set_strength(1)
     assert _same(_state(s), w1) and s.history[-1].full_after is None
+    assert all(s.history[-1].result.after[n] is made.after[n] for n in made.after)  # the saved tensors, restored
     s.set_strength(0.25)
     s.set_strength(1.0)
     assert _same(_state(s), w1)
