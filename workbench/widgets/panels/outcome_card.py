@@ -35,7 +35,7 @@ class OutcomeCard:
         self.show_hint("Pick a mistake below, choose the label it should have, then press Edit.")
 
     def _render(self, status: str, color: str) -> None:
-        for s in ("empty", "fixed", "costly", "failed", "noop", "history", "pending"):
+        for s in ("empty", "fixed", "costly", "failed", "noop", "history", "pending", "info"):
             self.widget.remove_class(f"wb-card-{s}")
         self.status = status
         self.widget.add_class(f"wb-card-{status}")
@@ -89,6 +89,23 @@ class OutcomeCard:
                                 rec.index if isinstance(rec.index, int) else None)
             return ""
         return EARLIER_EDIT_NOTE if self.status in ("failed", "noop") else ""
+
+    def show_strength(self, outcome: Outcome, est: Any = None, error_before: float = 0.0, rec: Any = None,
+                      n_edits: int = 0, base_error: float = 0.0) -> None:
+        """The last edit at a new strength: fixed or not, then the estimate (the slider moving)
+        or the exact figures (``rec``, the record with its reports: the slider at rest)."""
+        self.parts = {"title": markup("{}", outcome.title), "detail": outcome.detail}
+        status = outcome.status if outcome.status in _COLORS else "info"
+        if rec is not None and rec.step_report is not None:
+            costly = rec.step_report.drawdown * 100 > COST_WARNING_PP
+            self.parts["exact"] = exact_line(rec.step_report, None, rec.index if isinstance(rec.index, int) else None)
+            self.parts["session"] = markup("<span style='color:#555'>All {} edit(s) so far: accuracy {:.1%} → {:.1%} "
+                                           "({})</span>", n_edits, 1 - base_error, 1 - rec.report.error_after,
+                                           pp(-rec.report.drawdown))
+            status = "costly" if costly and status == "fixed" else status
+        elif est is not None:
+            self.parts["estimate"] = estimate_line(est, error_before)
+        self._render(status, _COLORS[status])
 
     def show_history(self, text: str, total: Any, n_edits: int, base_error: float) -> None:
         """After Undo / Redo / Reset / Load: where the session stands now."""
