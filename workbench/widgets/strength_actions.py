@@ -84,7 +84,10 @@ class StrengthActions:
             x = self._edited_image()
         except ValueError:  # an image of one's own no longer at hand: the figures still follow
             return StrengthState(alpha, None, None, target, error_before=self._error_before_last(), **kw)
-        xi = x if x is not None else s.image(rec.index if isinstance(rec.index, int) else list(rec.index))
+        if x is None:
+            assert rec.index is not None  # _edited_image returns an image of one's own
+            x = s.image(rec.index if isinstance(rec.index, int) else list(rec.index))
+        xi = x
         probs = s.probabilities(xi)
         preds = probs.argmax(-1).reshape(-1)
         fixed = bool((preds == torch.tensor(rec.result.y_ref)).all())
