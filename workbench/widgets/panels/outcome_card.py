@@ -22,6 +22,7 @@ __all__ = ["COST_WARNING_PP", "OutcomeCard"]
 
 # An edit that costs more than COST_WARNING_PP points of test accuracy (the edit guard's
 # threshold, workbench.editing.guard) is shown in the warning colour.
+_STATUSES = ("empty", "fixed", "costly", "failed", "noop", "history", "pending", "info")
 _COLORS = {"fixed": "#1b5e20", "costly": "#8a5a00", "failed": "#b71c1c", "noop": "#0d47a1", "info": "#333"}
 
 
@@ -35,15 +36,17 @@ class OutcomeCard:
         self.show_hint("Pick a mistake below, choose the label it should have, then press Edit.")
 
     def _render(self, status: str, color: str) -> None:
-        for s in ("empty", "fixed", "costly", "failed", "noop", "history", "pending", "info"):
-            self.widget.remove_class(f"wb-card-{s}")
         self.status = status
-        self.widget.add_class(f"wb-card-{status}")
         p = self.parts
         body = join(markup("<div class='wb-card-{}'>{}</div>", k, v) for k, v in p.items() if k != "title" and v)
-        self.widget.value = markup("<div style='border-left:6px solid {0};padding:6px 10px;background:#fafafa;"
-                                   "min-height:72px'><div class='wb-card-title' style='color:{0}'>{1}</div>{2}</div>",
-                                   color, p.get("title", ""), body)
+        with self.widget.hold_sync():  # the status class and the words: one message
+            for s in _STATUSES:
+                if s != status:
+                    self.widget.remove_class(f"wb-card-{s}")
+            self.widget.add_class(f"wb-card-{status}")
+            self.widget.value = markup("<div style='border-left:6px solid {0};padding:6px 10px;background:#fafafa;"
+                                       "min-height:72px'><div class='wb-card-title' style='color:{0}'>{1}</div>{2}"
+                                       "</div>", color, p.get("title", ""), body)
 
     def show_hint(self, text: str) -> None:
         self.parts = {"title": markup("{}", text)}
