@@ -44,6 +44,7 @@ TOP_LEVEL = {
     "results/": "raw JSON behind the [results](results.md) tables (`eval/`, `tune/`, `sweep/`, `finetune/`)",
     "scripts/": "the two commands and their shared installer (listed below)",
     "tests/": "the pytest suite; `tests/ui/` drives JupyterLab and Voila in chromium",
+    "voila.json": "the app's Voila settings (`scripts/app.sh`): the preheated kernel pool and idle culling",
     "workbench/": "the Python package (listed below)",
 }
 

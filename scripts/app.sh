@@ -5,10 +5,12 @@
 #   bash scripts/app.sh --port=9000          # extra arguments go to `voila`
 #   WORKBENCH_APP_NOTEBOOK=my.ipynb bash scripts/app.sh
 #
-# --preheat_kernel keeps one kernel that has already run the notebook, so the page is
-# usable a few seconds after it is opened (the model is loaded and scored in advance).
+# voila.json (read from the repository root, where this script runs Voila) holds the app's
+# server settings: a pool of 2 preheated kernels that have already run the notebook, so a page
+# is usable a few seconds after it is opened, and idle culling for a classroom on one server
+# (docs/classroom.md). A flag given here, e.g. --pool_size=4, overrides it.
 # WORKBENCH_TRACEBACKS=0: an error in the page is shown in plain words, without the Python
-# traceback (server paths, the venv's layout); --show_tracebacks=False does the same for
+# traceback (server paths, the venv's layout); "show_tracebacks": false in voila.json does the same for
 # Voila's own cell errors. JupyterLab keeps the traceback behind a "details" toggle.
 # Installs first when needed (scripts/install.sh: seconds once the venv exists).
 set -euo pipefail
@@ -31,7 +33,7 @@ for arg in "$@"; do  # --port=9000 or --port 9000
     if [ "$prev" = "--port" ]; then PORT="$arg"; GIVEN_PORT=1; fi
     prev="$arg"
 done
-args=(--no-browser --strip_sources=True --preheat_kernel=True --pool_size=1 --theme=light --show_tracebacks=False)
+args=(--no-browser)  # the rest is in voila.json
 [ "$GIVEN_PORT" -eq 1 ] || args+=(--port="$PORT")
 [ "$(id -u)" -eq 0 ] && args+=(--ServerApp.allow_root=True)
 export WORKBENCH_TRACEBACKS=0  # inherited by the kernels Voila starts (workbench/widgets/common.py)

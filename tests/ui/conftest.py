@@ -137,3 +137,26 @@ def voila_url(ui_root, tmp_path_factory):
         yield url
     finally:
         stop(proc, log)
+
+
+@pytest.fixture(scope="module")
+def classroom(tiny_model_dir, tmp_path_factory):
+    """``(url, root)``: the app served as ``scripts/app.sh`` serves it (Voila with the repository's
+    ``voila.json``: the preheated kernel pool, idle culling), from a fresh folder."""
+    import shutil
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} not found")
+    root = tmp_path_factory.mktemp("classroom")
+    nb = write_notebook(root, Path(tiny_model_dir), UI_LIMIT)
+    shutil.copy(HERE.parents[1] / "voila.json", root / "voila.json")  # Voila reads it from its working folder
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "voila", nb.name, "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+           "--ServerApp.allow_root=True"]
+    proc, log = serve(cmd, root, _env(root, port), f"{url}/voila/static/voila.js",
+                      tmp_path_factory.mktemp("classroom-log") / "voila.log", "voila")
+    try:
+        yield url, root
+    finally:
+        stop(proc, log)
