@@ -9,7 +9,7 @@
   (their docstring). A tracked top-level folder or file without a line in ``TOP_LEVEL`` below
   fails the build, and so does a module without a docstring.
 
-``tests/test_docs.py`` imports this file and checks both pages against the code.
+``tests/repo/test_docs.py`` imports this file and checks both pages against the code.
 """
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ TOP_LEVEL = {
     "pyproject.toml": "the package, its dependencies, the test extras, pytest, mypy and import-linter settings",
     "results/": "raw JSON behind the [results](results.md) tables (`eval/`, `tune/`, `sweep/`, `finetune/`)",
     "scripts/": "the two commands and their shared installer (listed below)",
-    "tests/": "the pytest suite; `tests/ui/` drives JupyterLab and Voila in chromium",
+    "tests/": "the pytest suite, one folder per package (`tests/session/` ...); `tests/repo/` checks docs, "
+              "packaging and contracts; `tests/ui/` drives JupyterLab and Voila in chromium",
     "voila.json": "the app's Voila settings (`scripts/app.sh`): the preheated kernel pool and idle culling",
     "workbench/": "the Python package (listed below)",
 }

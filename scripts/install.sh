@@ -13,7 +13,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
-# Pinned here and in pyproject.toml / environment.yml (tests/test_packaging.py checks they agree).
+# Pinned here and in pyproject.toml / environment.yml (tests/repo/test_packaging.py checks they agree).
 TORCH_PIN="torch==2.14.1"
 TORCHVISION_PIN="torchvision==0.29.1"
 VENV="${WORKBENCH_VENV:-.venv}"

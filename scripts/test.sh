@@ -4,7 +4,7 @@
 # (mkdocs build --strict into build/docs-site: a broken link or anchor fails it).
 #
 #   bash scripts/test.sh                      # the whole suite (all markers, ui included) + mypy + contracts + docs
-#   bash scripts/test.sh tests/test_data.py   # extra arguments go to pytest
+#   bash scripts/test.sh tests/data               # extra arguments go to pytest (a folder, a file)
 #   bash scripts/test.sh -m "not ui" -x       # e.g. skip the browser test, stop at first failure
 # Exits non-zero when pytest, mypy, lint-imports or the docs build fails.
 set -euo pipefail

@@ -1,8 +1,11 @@
-"""Shared fixtures: small real data subsets and a tiny, quickly trained model.
+"""Shared fixtures: small real data subsets, a tiny, quickly trained model, an EditSession and an
+open workbench on it.
 
 Everything is offline and deterministic. The tiny model is trained once per test session
 (about 2 s on 2 cores) so the editor, evaluator and widgets are exercised on a real,
-non-random network.
+non-random network. Shared values live in ``tests/support/settings.py``, shared helpers in
+``tests/support/``. A test module changes the ``session`` or ``wb`` fixture's keyword arguments
+by overriding ``session_options`` or ``wb_options`` (a fixture returning a dict).
 """
 from __future__ import annotations
 
@@ -11,7 +14,12 @@ import os
 import pytest
 import torch
 
+from tests.support.settings import CFG, LIMIT, LR, TINY
+
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Sessions keep no base scores on disk in tests (no file in a model folder or ~/.cache); the
+# tests of the score cache set $WORKBENCH_SCORE_CACHE to a folder of their own.
+os.environ.setdefault("WORKBENCH_SCORE_CACHE", "off")
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
@@ -41,7 +49,7 @@ def tiny_model_dir(tmp_path_factory, fashion_small):
 
     out = tmp_path_factory.mktemp("tiny_model")
     recipe = Recipe(name="tiny", epochs=2, batch_size=64, lr=3e-3, warmup_epochs=0.0,
-                    arch_kwargs={"widths": [8, 8, 16, 16], "blocks": [1, 1, 1, 1]})
+                    arch_kwargs=dict(TINY))
     train(recipe, out, bundle=fashion_small, device="cpu", progress=False, command="pytest fixture")
     return out
 
@@ -53,6 +61,46 @@ def tiny_model(tiny_model_dir):
 
     model, _ = load_model(tiny_model_dir)
     return model
+
+
+@pytest.fixture()
+def session_options() -> dict:
+    """Keyword arguments that a module's ``session`` adds or replaces (override this fixture)."""
+    return {}
+
+
+@pytest.fixture()
+def session(tiny_model, tiny_model_dir, fashion_small, session_options):
+    """An EditSession on a fresh tiny model with its card: 200 test images, the CFG editor."""
+    from workbench.session import EditSession
+    from workbench.training import read_card
+
+    kw = {"card": read_card(tiny_model_dir), "checkpoint": tiny_model_dir, "config": CFG, "limit": 200,
+          **session_options}
+    return EditSession(tiny_model, fashion_small, **kw)
+
+
+@pytest.fixture()
+def wb_options() -> dict:
+    """Keyword arguments that a module's ``wb`` adds or replaces (override this fixture);
+    ``lr`` is the editor panel's step (None keeps the panel's default)."""
+    return {}
+
+
+@pytest.fixture()
+def wb(tiny_model_dir, fashion_small, tmp_path, wb_options):
+    """The workbench (``show``) on the tiny model: LIMIT test images, no probe views, output
+    under tmp_path/out, the editor panel's step set to LR."""
+    pytest.importorskip("ipywidgets")
+    pytest.importorskip("plotly")
+    from workbench.widgets import show
+
+    kw = {"limit": LIMIT, "device": "cpu", "probe_views": 0, "output_dir": tmp_path / "out", "lr": LR, **wb_options}
+    lr = kw.pop("lr")
+    w = show(tiny_model_dir, bundle=fashion_small, **kw)
+    if lr is not None:
+        w.panel.lr.value = lr
+    return w
 
 
 @pytest.fixture

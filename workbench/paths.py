@@ -10,7 +10,9 @@ Shipped models (``fashion-baseline``, ``fashion-editable``) are looked up, in or
    environment's prefix and for the user base (``pip install --user``).
 
 Caches the workbench writes (base scores keyed by model and data, spilled activations) go under
-:func:`cache_dir`: ``$WORKBENCH_CACHE`` when set, else ``~/.cache/editable-workbench``.
+:func:`cache_dir`: ``$WORKBENCH_CACHE`` when set, else ``~/.cache/editable-workbench``. A
+session opened on a model folder keeps its base scores in that folder when it can write there
+(:func:`score_cache_folder`; ``$WORKBENCH_SCORE_CACHE`` overrides both).
 
 Nothing else in the package guesses paths relative to its source files.
 """
@@ -23,6 +25,8 @@ from pathlib import Path
 
 MODELS_ENV = "WORKBENCH_MODELS"
 CACHE_ENV = "WORKBENCH_CACHE"
+SCORE_CACHE_ENV = "WORKBENCH_SCORE_CACHE"  # a folder for every session's base scores, or "off"
+MODEL_SCORES = "score-cache"  # the base scores' folder inside a writable model folder
 PACKAGE_DIR = Path(__file__).resolve().parent
 INSTALLED_MODELS = Path("share") / "editable-workbench" / "models"  # under an install prefix
 
@@ -80,3 +84,20 @@ def scores_dir() -> Path:
 def spill_dir() -> Path:
     """``cache_dir() / "spill"``: memory-mapped activations past the memory budget (deleted on close)."""
     return cache_dir() / "spill"
+
+
+def score_cache_folder(model_folder: str | Path | None = None) -> Path | None:
+    """Where a session keeps its base scores (None: not kept).
+
+    ``$WORKBENCH_SCORE_CACHE`` when set (``off``, ``0`` or ``none``: not kept); else
+    ``<model_folder>/score-cache`` when the session came from a model folder it may write in;
+    else :func:`scores_dir`. Every file goes inside the folder returned.
+    """
+    env = os.environ.get(SCORE_CACHE_ENV)
+    if env is not None and env.strip():
+        return None if env.strip().lower() in ("off", "0", "none", "false") else Path(env).expanduser()
+    if model_folder is not None:
+        folder = Path(model_folder)
+        if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
+            return folder / MODEL_SCORES
+    return scores_dir()

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
+import sys
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -122,7 +124,18 @@ def add_model_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dataset", default=None, help="fashion-mnist, cifar10 or imagefolder:PATH (default: the "
                                                     "checkpoint's data set, else fashion-mnist)")
     g.add_argument("--data-root", default=None, help="where the data set's files are")
+    add_image_size_arg(g)
     add_trust_arg(g)
+
+
+IMAGE_SIZE_HELP = ("resize the data's images to N x N (default: the size the checkpoint's card records, for "
+                   "--model the img_size/image_size it is given, else the data set's own size); a model that "
+                   "cannot take the data's size is refused, naming both")
+
+
+def add_image_size_arg(p: argparse.ArgumentParser | Any) -> None:
+    """``--image-size N``: the side the data's images are resized to (checked: 1..4096)."""
+    p.add_argument("--image-size", type=int, default=None, metavar="N", help=IMAGE_SIZE_HELP)
 
 
 def add_edit_args(p: argparse.ArgumentParser, edits: int) -> None:
@@ -171,6 +184,33 @@ class Setup:
     resolver: EditorResolver  # the one resolver of the editor (calibrates where needed)
 
 
+class ScoringBar:
+    """``progress(scored, total)`` as a tqdm bar on stderr (made at the first call; nothing when
+    hidden: ``--quiet``, stderr not a terminal, or a torchrun rank other than 0)."""
+
+    def __init__(self, show: bool, desc: str) -> None:
+        self.show, self.desc = show, desc
+        self.bar: Any = None
+
+    def __call__(self, scored: int, total: int) -> None:
+        if not self.show:
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=self.desc, unit="img", file=sys.stderr, dynamic_ncols=True)
+        self.bar.update(scored - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def scoring_bar(show: bool, desc: str) -> ScoringBar:
+    """A :class:`ScoringBar`, shown when ``show`` and stderr is a terminal, on rank 0 only."""
+    return ScoringBar(show and sys.stderr.isatty() and os.environ.get("RANK", "0") == "0", desc)
+
+
 def setup(args: argparse.Namespace, split: str, limit: int | None) -> Setup:
     """Validate the flags, load the model and its data, choose the editor, build the Evaluator."""
     from ..models.registry import group_params
@@ -190,14 +230,19 @@ def setup(args: argparse.Namespace, split: str, limit: int | None) -> Setup:
     layers = parse_layers(args.layers) if args.layers is not None else None
     model, card, bundle, weights = open_model(checkpoint=args.checkpoint, model=args.model, weights=args.weights,
                                               dataset=args.dataset, data_root=args.data_root,
-                                              trust_code=args.trust_code)
+                                              trust_code=args.trust_code,
+                                              image_size=getattr(args, "image_size", None))
     resolver = EditorResolver(model, card, bundle, device=device, batch_size=args.batch_size, seed=args.seed,
                               edits=getattr(args, "calibration_edits", None))
     choice = resolver.resolve(method=args.editor, lr=getattr(args, "lr", None), beta=getattr(args, "beta", None),
                               max_steps=args.max_steps, layers=layers, calibrate=False)
     group_params(model, choice.config.layers)  # unknown group -> ValueError naming the groups
-    ev = Evaluator(model, bundle, split=split, layers=choice.config.layers, device=device,
-                   batch_size=args.batch_size, limit=limit)
+    bar = scoring_bar(not getattr(args, "no_progress", False), f"scoring the base model on the {split} split")
+    try:
+        ev = Evaluator(model, bundle, split=split, layers=choice.config.layers, device=device,
+                       batch_size=args.batch_size, limit=limit, progress=bar)
+    finally:
+        bar.close()
     source = str(args.checkpoint) if args.checkpoint is not None else f"{args.model} (weights {args.weights})"
     return Setup(ev, dict(card), choice, Path(weights), source, bundle, resolver)
 

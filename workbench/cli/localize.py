@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ._common import add_device_arg, add_trust_arg, device_from_args
+from ._common import add_device_arg, add_image_size_arg, add_trust_arg, device_from_args
 
 NAME = "localize"
 HELP = "where does a model's prediction for an image live? (critical-neuron search)"
@@ -53,6 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     add_device_arg(p)
     p.add_argument("--json", default=None, metavar="OUT.json", help="write every result as JSON ('-': stdout)")
+    add_image_size_arg(p)
     add_trust_arg(p)
 
 
@@ -79,6 +80,8 @@ def _trained_labels(folder: Path, bundle: Any) -> tuple[Any, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from ..data import load_for_card
+    from ..data.datasets import card_size
+    from ..session.opening import check_fits
     from ..training import load_model
     from ..localization.examples import localize_example
 
@@ -88,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; pass a model folder holding "
                                 "model.safetensors and card.json")
     model, card = load_model(path, device=device, trust_code=args.trust_code)
-    bundle = load_for_card(dict(card))
+    bundle = load_for_card(dict(card), args.image_size)
+    check_fits(model, bundle, card_size(dict(card)), "its card's input_shape", args.image_size)
     trained, noisy = _trained_labels(path, bundle)
     indices = [args.index] if args.index is not None else parse_indices(args.indices)
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None

@@ -15,6 +15,7 @@ import torch
 
 from .bundle import DataBundle
 from .idx import read_idx
+from .resize import resize_bundle, size_pair
 
 FASHION_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -176,28 +177,50 @@ IMAGE_SHAPES: dict[str, tuple[int, int, int]] = {"fashion-mnist": (1, 28, 28), "
 def load_dataset(name: str = "fashion-mnist", root: str | Path | None = None, **kwargs) -> DataBundle:
     """Load a data set by name: ``"fashion-mnist"``, ``"cifar10"`` or ``"imagefolder:<path>"``.
 
-    ``kwargs`` go to the loader (``val_size``, ``seed``; for a folder also ``image_size``,
-    ``grayscale``, ``test_fraction`` ...); those set to None take the loader's default.
+    ``kwargs`` go to the loader (``val_size``, ``seed``; for a folder also ``grayscale``,
+    ``test_fraction`` ...); those set to None take the loader's default. ``image_size`` reads a
+    folder at that size and resizes Fashion-MNIST or CIFAR-10 to it (:func:`resize_bundle`).
     """
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     if name.startswith("imagefolder:"):
         return load_image_folder(name.split(":", 1)[1], **kwargs)
     if name not in LOADERS:
         raise ValueError(f"unknown data set {name!r}; choose one of {sorted(LOADERS)} or 'imagefolder:<path>'")
-    if "image_size" in kwargs or kwargs.pop("grayscale", False):
-        raise ValueError(f"image_size and grayscale apply to 'imagefolder:<path>' data sets only; {name} has "
-                         "a fixed image size and channel count")
-    return LOADERS[name](root, **kwargs)
+    if kwargs.pop("grayscale", False):
+        raise ValueError(f"grayscale applies to 'imagefolder:<path>' data sets only; {name} has a fixed channel "
+                         "count")
+    size = kwargs.pop("image_size", None)
+    bundle = LOADERS[name](root, **kwargs)
+    return bundle if size is None else resize_bundle(bundle, size)
 
 
 FOLDER_KEYS = ("seed", "image_size", "grayscale", "test_fraction", "val_fraction", "val_size")
 
 
-def load_for_card(card: dict) -> DataBundle:
+def load_for_card(card: dict, image_size: int | None = None) -> DataBundle:
     """The data set a model card names (``card["dataset"]``, default Fashion-MNIST), with the
     recipe's data root, validation size and seed, so the train/val split matches training.
-    A folder is reloaded with the image size, channels and fractions in ``card["data"]``. A
-    card naming no data set whose classes are not Fashion-MNIST's is refused (ValueError)."""
+    A folder is reloaded with the image size, channels and fractions in ``card["data"]``. The
+    images come at the size the card records (``input_shape``; Fashion-MNIST resized to 32 px
+    for a model trained at 32 px), or at ``image_size`` when given. A card naming no data set
+    whose classes are not Fashion-MNIST's is refused (ValueError)."""
+    bundle = _load_for_card(card, image_size)
+    want = size_pair(image_size) or card_size(card)
+    return bundle if want is None or bundle.is_streamed("test") else resize_bundle(bundle, want)
+
+
+def card_size(card: dict) -> tuple[int, int] | None:
+    """The ``(H, W)`` of the images a card's model was made with (its ``input_shape``), or None."""
+    shape = card.get("input_shape")
+    if isinstance(shape, (list, tuple)) and len(shape) == 3:
+        try:
+            return size_pair((int(shape[1]), int(shape[2])), "the card's input_shape")
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def _load_for_card(card: dict, image_size: int | None) -> DataBundle:
     classes = card.get("classes")
     if not card.get("dataset") and isinstance(classes, list) and tuple(classes) != FASHION_CLASSES:
         raise ValueError(f"the model card records no data set, and its classes ({', '.join(map(str, classes[:3]))} "
@@ -213,12 +236,15 @@ def load_for_card(card: dict) -> DataBundle:
 
         meta = card["data"]
         size = (int(meta["read_size"][0]), int(meta["read_size"][1]))
+        size = size_pair(image_size) or size
         return as_bundle(name, resize=size, input_shape=(int(meta.get("channels", 3)), *size),
                          seed=int(meta.get("seed", 0)), mean=card.get("mean") or None, std=card.get("std") or None,
                          val_fraction=float(meta.get("val_fraction") or 0.0))
     elif name.startswith("imagefolder:"):
         meta = card.get("data") or {}
         kw = {k: meta[k] for k in FOLDER_KEYS if meta.get(k) is not None}
+        if image_size is not None:
+            kw["image_size"] = image_size
         if "image_size" not in kw and card.get("input_shape"):
             kw["image_size"] = int(card["input_shape"][-1])
             kw["grayscale"] = int(card["input_shape"][0]) == 1

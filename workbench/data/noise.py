@@ -1,4 +1,5 @@
-"""Seeded label noise: flip a share of the training labels uniformly to another class.
+"""Seeded label noise: flip a share of the training labels to another class, uniformly
+(:func:`flip_labels`) or within a group of confusable classes (:func:`flip_within_classes`).
 
 The flipped examples are recorded exactly (their positions, original and new labels), so that
 a study of memorization (Maini et al., ICML 2023) can tell the noisy examples from the clean ones.
@@ -8,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -24,13 +25,16 @@ class LabelNoise:
     """Which training labels were changed, and how.
 
     Attributes:
-        rate: share of the labels that was flipped (the requested share).
+        rate: share of the labels that was flipped (the requested share); with ``classes``, the
+            share of each listed class's labels.
         seed: seed of the draw.
         num_examples: length of the label vector the noise applies to.
         num_classes: number of classes.
         indices: ``(M,) int64`` sorted positions of the flipped labels (``M = round(rate * N)``).
         original: ``(M,) int64`` their true labels.
         noisy: ``(M,) int64`` the labels used for training (always != ``original``).
+        classes: the confusable group that class-conditional noise flips within
+            (:func:`flip_within_classes`), or None for symmetric noise over all classes.
     """
 
     rate: float
@@ -40,6 +44,7 @@ class LabelNoise:
     indices: torch.Tensor
     original: torch.Tensor
     noisy: torch.Tensor
+    classes: tuple[int, ...] | None = None
 
     def mask(self) -> torch.Tensor:
         """``(num_examples,) bool``: True where the label was flipped."""
@@ -63,19 +68,22 @@ class LabelNoise:
         return {"rate": self.rate, "seed": self.seed, "num_examples": self.num_examples,
                 "num_classes": self.num_classes, "count": len(self.indices),
                 "indices": self.indices.tolist(), "original": self.original.tolist(),
-                "noisy": self.noisy.tolist()}
+                "noisy": self.noisy.tolist(), **({"classes": list(self.classes)} if self.classes else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> LabelNoise:
         t = {k: torch.tensor(d[k], dtype=torch.long) for k in ("indices", "original", "noisy")}
         if not len(t["indices"]) == len(t["original"]) == len(t["noisy"]):
             raise ValueError("label-noise record is inconsistent: indices, original and noisy differ in length")
-        return cls(float(d["rate"]), int(d["seed"]), int(d["num_examples"]), int(d["num_classes"]), **t)
+        classes = tuple(int(c) for c in d["classes"]) if d.get("classes") else None
+        return cls(float(d["rate"]), int(d["seed"]), int(d["num_examples"]), int(d["num_classes"]), **t,
+                   classes=classes)
 
     def summary(self) -> dict[str, Any]:
         """What a model card records (the full lists live in :data:`NOISE_FILE`)."""
         return {"rate": self.rate, "seed": self.seed, "count": len(self.indices),
-                "num_examples": self.num_examples, "file": NOISE_FILE}
+                "num_examples": self.num_examples, "file": NOISE_FILE,
+                **({"classes": list(self.classes)} if self.classes else {})}
 
     def save(self, folder: str | Path) -> Path:
         path = Path(folder) / NOISE_FILE
@@ -97,6 +105,18 @@ class LabelNoise:
             raise ValueError(f"{path} is not a valid label-noise record ({err})") from err
 
 
+def _checked(y: torch.Tensor, rate: float, num_classes: int) -> torch.Tensor:
+    """``y`` as CPU int64 after checking the rate, the class count and the label range."""
+    if not (isinstance(rate, (int, float)) and not isinstance(rate, bool) and 0.0 <= rate <= 1.0):
+        raise ValueError(f"label noise rate must lie in [0, 1], got {rate!r}")
+    if num_classes < 2:
+        raise ValueError(f"label noise needs at least 2 classes, got {num_classes}")
+    y = y.detach().cpu().long()
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
+        raise ValueError(f"labels must lie in [0, {num_classes}), got [{int(y.min())}, {int(y.max())}]")
+    return y
+
+
 def flip_labels(y: torch.Tensor, rate: float, num_classes: int, seed: int = 0) -> LabelNoise:
     """Draw ``round(rate * len(y))`` positions and give each a uniformly drawn *different* class.
 
@@ -113,13 +133,7 @@ def flip_labels(y: torch.Tensor, rate: float, num_classes: int, seed: int = 0) -
         >>> len(noise.indices), bool((noise.noisy != noise.original).all())
         (3, True)
     """
-    if not (isinstance(rate, (int, float)) and 0.0 <= rate <= 1.0):
-        raise ValueError(f"label noise rate must lie in [0, 1], got {rate!r}")
-    if num_classes < 2:
-        raise ValueError(f"label noise needs at least 2 classes, got {num_classes}")
-    y = y.detach().cpu().long()
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes}), got [{int(y.min())}, {int(y.max())}]")
+    y = _checked(y, rate, num_classes)
     g = torch.Generator().manual_seed(_SEED_SALT + int(seed))
     m = int(round(rate * len(y)))
     idx = torch.randperm(len(y), generator=g)[:m].sort().values
@@ -127,3 +141,42 @@ def flip_labels(y: torch.Tensor, rate: float, num_classes: int, seed: int = 0) -
     original = y[idx]
     return LabelNoise(float(rate), int(seed), len(y), int(num_classes), idx, original,
                       (original + shift) % num_classes)
+
+
+def flip_within_classes(y: torch.Tensor, rate: float, classes: Sequence[int], num_classes: int,
+                        seed: int = 0) -> LabelNoise:
+    """Class-conditional noise: flip ``round(rate * n_c)`` labels of each class ``c`` in ``classes``
+    to a uniformly drawn *other* class of ``classes`` (confusable classes, e.g. Fashion-MNIST's
+    T-shirt 0, pullover 2, coat 4, shirt 6). Labels of the other classes never change.
+
+    Args:
+        y: ``(N,) int64`` true labels in ``[0, num_classes)``.
+        rate: share of each listed class to flip, in ``[0, 1]``.
+        classes: at least 2 distinct classes, the confusable group.
+        num_classes: number of classes.
+        seed: the draw is a pure function of ``(y, rate, classes, seed)``.
+    Returns:
+        A :class:`LabelNoise` whose ``rate`` is the per-class share (of the listed classes).
+
+    Example:
+        >>> noise = flip_within_classes(torch.arange(20) % 4, 0.4, [0, 1], 4, seed=1)
+        >>> len(noise.indices), sorted(set(noise.original.tolist()) | set(noise.noisy.tolist()))
+        (4, [0, 1])
+    """
+    group = sorted({int(c) for c in classes})
+    if len(group) < 2 or len(group) != len(list(classes)) or group[0] < 0 or group[-1] >= num_classes:
+        raise ValueError(f"classes must be at least 2 distinct classes in [0, {num_classes}), got {list(classes)}")
+    y = _checked(y, rate, num_classes)
+    g = torch.Generator().manual_seed(_SEED_SALT + 7 * int(seed) + 1)
+    picked = []
+    for c in group:
+        members = (y == c).nonzero().flatten()
+        picked.append(members[torch.randperm(len(members), generator=g)[:int(round(rate * len(members)))]])
+    idx = torch.cat(picked).sort().values
+    original = y[idx]
+    members_of = torch.tensor(group, dtype=torch.long)
+    slot = torch.zeros(num_classes, dtype=torch.long)
+    slot[members_of] = torch.arange(len(group))
+    shift = torch.randint(1, len(group), (len(idx),), generator=g)  # never 0: another class of the group
+    noisy = members_of[(slot[original] + shift) % len(group)]
+    return LabelNoise(float(rate), int(seed), len(y), int(num_classes), idx, original, noisy, tuple(group))

@@ -24,8 +24,12 @@ class Scorer(Protocol):
 
     adapter: ModelAdapter
     labels: torch.Tensor
-    base_preds: torch.Tensor
-    base_error: float
+
+    @property
+    def base_preds(self) -> torch.Tensor: ...
+
+    @property
+    def base_error(self) -> float: ...
 
     def preds_for(self, params: Mapping[str, torch.Tensor]) -> torch.Tensor: ...
 

@@ -41,6 +41,13 @@ def _key(method: str, layers: str | Sequence[str]) -> tuple[str, str]:
     return method, layers if isinstance(layers, str) else "+".join(layers)
 
 
+def _same(field: str, value: Any, config: EditorConfig) -> bool:
+    """Whether an override of ``field`` (``method`` or ``layers``) names what ``config`` has."""
+    if field == "method":
+        return isinstance(value, str) and get_method(value).name == get_method(config.method).name
+    return isinstance(value, (str, list, tuple)) and _key("", value) == _key("", config.layers)
+
+
 def default_group(model: nn.Module | ModelAdapter) -> str:
     """The group edited when none is named: ``DEFAULT_GROUP`` (the tuned one) where the model has
     it, else :meth:`~workbench.models.ModelAdapter.default_group` (the middle block of the model's
@@ -78,7 +85,9 @@ class EditorResolver:
         self.settings: dict[str, int] = {"edits": edits or CALIBRATION_EDITS,
                                          "val_limit": val_limit or CALIBRATION_VAL_LIMIT}
         self.calibrations: dict[tuple[str, str], Calibration] = {}
-        self.note = ""  # the last calibration's line ("" until one ran)
+        self.note = ""  # the last edit's editor line, or the last calibration's ("" until either)
+        self.last: EditorChoice | None = None  # the editor of the last edit (None before the first)
+        self._lines: dict[tuple[str, str], str] = {}  # calibration lines, as reported
         for d in self.card.get(CARD_KEY) or []:
             try:
                 cal = Calibration.from_dict(d)
@@ -102,18 +111,30 @@ class EditorResolver:
         return self.calibrated(choice) if calibrate else choice
 
     def for_edit(self, config: EditorConfig | None, overrides: Mapping[str, Any]) -> EditorConfig:
-        """The editor of one edit: ``config`` (None: the default editor, calibrated now if it
-        needs it) with ``overrides``. The default editor's lr/beta carry over only while the
-        method and group stay."""
+        """The editor of one edit: ``config`` (None: the default editor) with ``overrides``.
+
+        Only the group the edit changes is calibrated, and only when no lr is given, learned or
+        tuned for it: an edit of another group or method (``layers=``, ``method=``) never
+        calibrates the default one, and an edit with ``lr=`` never calibrates. The default
+        editor's lr/beta (given, learned or calibrated) hold only while the method and group
+        stay. ``last`` and ``note`` then describe this edit's editor.
+        """
         if config is None:
-            self.prepare()
-            if not overrides:
-                return self.config
-            c = self.config
-            same = all(k not in overrides for k in ("method", "layers"))
-            config = EditorConfig(c.method, c.lr if same else None, c.beta if same else None, c.beta2,
-                                  c.max_steps, c.layers)
-        return self.resolve(config, **overrides).config
+            same = all(overrides.get(k) is None or _same(k, overrides[k], self.config) for k in ("method", "layers"))
+            if same and overrides.get("lr") is None:
+                self.prepare()  # the default editor is the one used: calibrated now (once) if it needs it
+                if not overrides:
+                    return self._used(self.choice)
+            c = self.config  # a given lr/beta carries over; learned and calibrated ones are found again
+            lr, beta = (v if same and self.choice.sources.get(k) == "given" else None
+                        for k, v in (("lr", c.lr), ("beta", c.beta)))
+            config = EditorConfig(c.method, lr, beta, c.beta2, c.max_steps, c.layers)
+        return self._used(self.resolve(config, **overrides))
+
+    def _used(self, choice: EditorChoice) -> EditorConfig:
+        """Record ``choice`` as the last edit's editor (``last``, ``note``); its config."""
+        self.last, self.note = choice, choice.note
+        return choice.config
 
     def prepare(self) -> EditorChoice:
         """The default editor, calibrated now if it needs it (else that happens at its first use)."""
@@ -145,7 +166,8 @@ class EditorResolver:
                        batch_size=self.batch_size, limit=val_limit or self.settings["val_limit"])
         cal = calibrate(ev, m, group, edits=edits or self.settings["edits"], max_steps=cfg.max_steps, seed=self.seed)
         self.calibrations[key] = cal
-        self.note = cal.note() + ("" if split == "val" else " [no validation split: calibrated on test images]")
+        self.note = self._lines[key] = cal.note() + ("" if split == "val" else
+                                                     " [no validation split: calibrated on test images]")
         log.warning(self.note)
         return cal
 
@@ -161,7 +183,8 @@ class EditorResolver:
                            cfg.layers).resolved()
         sources = {k: ("calibrated" if v == "tuned default" else v) for k, v in choice.sources.items()}
         kinds = set(sources.values())
-        return EditorChoice(new, kinds.pop() if len(kinds) == 1 else "given", sources, cal.note())
+        note = self._lines.get(_key(cal.method, cal.layers), cal.note())
+        return EditorChoice(new, kinds.pop() if len(kinds) == 1 else "given", sources, note)
 
     def card_entry(self) -> dict[str, Any]:
         """``{"editor_calibrations": [...]}`` for an exported card (empty when none ran)."""

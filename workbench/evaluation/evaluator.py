@@ -24,11 +24,12 @@ same model on the same data then reads them, and runs no forward pass.
 from __future__ import annotations
 
 import copy
+import threading
 import time
 import warnings
 import weakref
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Generator, Iterator, Mapping, Sequence, TypeVar
 
 import torch
 import torch.nn as nn
@@ -38,18 +39,22 @@ from ..device import default_device
 from ..editing import EditorConfig, EditResult
 from ..editing.editor_defaults import DEFAULT_GROUP
 from ..models import ModelAdapter, Split, adapt
+from ..models.graph import TRACE_LOCK
 from ..paths import spill_dir
+from .base_scores import BaseScores, ScoringStopped, locked
 from .budget import SPILL_MODES, MemoryBudget, SpillFolder, default_budget
 from .fast_path import FAST_PATH_CHECK_IMAGES, FAST_PATH_RTOL, check_fast_path, describe  # noqa: F401
 from .prefix_cache import Batches, GraphCache, StageCache, Store
 from .edit_runs import EditCallback, run_edits
-from .score_cache import open_score_cache, score_records
-from .reports import (EditOutcome, EditReport, EvalSummary, Misclassified, confusion_matrix, errors_from_logits,
-                      group_name, per_class_error_rate)
+from .score_cache import open_score_cache
+from .reports import EditOutcome, EditReport, EvalSummary, group_name
+from .split_views import SplitViews
 from .split_checks import batch_size_for, check_forward, classes_of, split_source
 
 
 Params = Mapping[str, torch.Tensor]
+Progress = Generator[tuple[int, int], None, None]  # (scored, total) after each batch of a pass
+T = TypeVar("T")
 
 
 def _memo_key(params: Params) -> tuple | None:
@@ -60,7 +65,11 @@ def _memo_key(params: Params) -> tuple | None:
         return None
 
 
-class Evaluator:
+def _nothing() -> Progress:
+    yield from ()
+
+
+class Evaluator(SplitViews):
     """Scores edited weights of one model on one split, reusing the frozen prefix.
 
     Args:
@@ -88,8 +97,11 @@ class Evaluator:
         workers: DataLoader worker processes for streamed images (default
             :func:`workbench.data.default_workers`).
         cache_limit_bytes: the budget, with ``spill="recompute"`` (kept for older callers).
-        progress: called as ``progress(images_read, total)`` while the base model is scored
-            (for a progress line; it runs in the scoring thread).
+        progress: called as ``progress(images_scored, total)`` after each batch of the base
+            model's scoring (for a progress line; it runs in the scoring thread).
+        defer: score the base model later, through :meth:`base_pass` (chunk by chunk, in any one
+            thread; :class:`~workbench.session.EditSession` does this to open progressively).
+            Every base record waits for it (``base_preds`` ...); :attr:`base` holds the scored part.
 
     Attributes:
         labels: ``(N,) int64`` true labels (CPU). base_logits: ``(N, C) float32`` (CPU).
@@ -102,7 +114,12 @@ class Evaluator:
         ``(N,) float32`` softmax probability of the true label. source: the split's images
         (:class:`~workbench.data.ImageSource`). budget: the :class:`MemoryBudget`.
         scores_from_cache: whether base scores were read from the score cache;
-        score_cache_note: why they are not kept, when they are not.
+        score_cache_note: why they are not kept, when they are not. base: the
+        :class:`~workbench.evaluation.base_scores.BaseScores` (``scored``, ``partial_logits()``).
+
+    Threads: one pass runs on the evaluator's own model copy at a time (a lock; passes that may
+    run in a background thread take it batch by batch, :meth:`base_pass`, :meth:`score_pass`).
+    Scoring edited weights waits until the base model is scored.
 
     Example:
         >>> ev = Evaluator(model, bundle, layers="chain3")
@@ -115,8 +132,8 @@ class Evaluator:
                  batch_size: int | None = None, limit: int | None = None,
                  memory_budget: int | str | None = None, spill: str = "mmap",
                  score_cache: bool | str | Path | None = None, workers: int | None = None,
-                 cache_limit_bytes: int | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 cache_limit_bytes: int | None = None, progress: Callable[[int, int], None] | None = None,
+                 defer: bool = False) -> None:
         if not isinstance(bundle, DataBundle):
             raise TypeError(f"bundle must be a workbench DataBundle (workbench.data.load_dataset), "
                             f"got {type(bundle).__name__}")
@@ -159,26 +176,75 @@ class Evaluator:
         self._scores, self._score_key, self.score_cache_note = open_score_cache(
             score_cache, self.model, self.source, bundle, split, limit, self.device, batch_size)
         records = self._scores.load(self._score_key, self.labels, n_cls) if self._scores is not None else None
-        self.scores_from_cache = records is not None
+        self.base = BaseScores(len(src), n_cls)
         self._fast_path_error: float | None = None
+        self._lock = threading.RLock()  # one pass at a time on self.model (functional_call swaps its weights)
+        self._pass: Progress = _nothing()
         if records is None:
             check_forward(self.model, self.images(range(min(2, len(src)))), bundle.name, n_cls)
-            data.progress = progress
-            try:
-                self._base_dev = self._logits({}, cut)
-            finally:
-                data.progress = None
-            _ = self.fast_path_error
-            records = score_records(self._base_dev, self.labels)
-            if self._scores is not None:
-                self._scores.save(self._score_key, records)
+            self._pass = self._base_pass(cut, progress)
+            if not defer:
+                for _ in self._pass:
+                    pass
         else:  # the fast path is checked at the first score of edited weights
-            self._base_dev = records["logits"].to(self.device)
-        self.base_logits = records["logits"]
-        self.base_preds = records["preds"]
-        self.base_margins, self.base_label_quality = records["margins"], records["label_quality"]
-        self.base_error = float((self.base_preds != self.labels).float().mean())
+            self.base.install(records, self.device, from_cache=True)
         self.setup_seconds = time.perf_counter() - t0
+
+    # ----------------------------------------------------------------- the base pass
+    def base_pass(self) -> Progress:
+        """The rest of the base model's scoring (with ``defer=True``), chunk by chunk: yields
+        ``(scored, total)`` after each batch; when it yields ``total`` every record is in (and
+        kept in the score cache). Iterate it in one thread; closing it early stops the scoring
+        (readers then get :class:`~workbench.evaluation.base_scores.ScoringStopped`). Empty when
+        the base is scored already."""
+        return self._pass
+
+    def _base_pass(self, cut: str | Split | None, progress: Callable[[int, int], None] | None
+                   ) -> Progress:
+        n = len(self.source)
+        try:
+            for i, j, logits in self.locked(self._prefix.iter_logits({}, cut)):  # type: ignore[arg-type]
+                self.base.add(i, j, logits)
+                if i == 0:
+                    with TRACE_LOCK, self._lock:
+                        _ = self.fast_path_error  # on the first chunk, before any edited weights are scored
+                if j == n:
+                    records = self.base.finish(self.labels, self.device)
+                    if self._scores is not None:
+                        self._scores.save(self._score_key, records)
+                if progress is not None:
+                    progress(j, n)
+                yield j, n
+        except GeneratorExit:
+            self.base.fail(ScoringStopped(f"the base scoring was stopped at {self.base.scored} of {n} images "
+                                          "(the session was closed); open the session again"))
+            raise
+        except BaseException as err:
+            self.base.fail(err)
+            raise
+
+    def locked(self, batches: Iterator[T]) -> Iterator[T]:
+        """``batches``, each computed under the evaluator's lock (see :func:`~.base_scores.locked`)."""
+        return locked(batches, self._lock, self.base)
+
+    def wait_base(self, timeout: float | None = None) -> bool:
+        """Wait until the base model is scored on every image (False: ``timeout`` passed first)."""
+        return self.base.wait(timeout)
+
+    # base records: each waits for the base pass
+    base_logits = property(lambda self: self.base.record("logits"), doc="``(N, C) float32`` base logits (CPU).")
+    base_preds = property(lambda self: self.base.record("preds"), doc="``(N,) int64`` base predictions (CPU).")
+    base_margins = property(lambda self: self.base.record("margins"),
+                            doc="``(N,) float32`` ``logit(pred) - logit(true)`` of the base model.")
+    base_label_quality = property(lambda self: self.base.record("label_quality"),
+                                  doc="``(N,) float32`` softmax probability of the true label.")
+    scores_from_cache = property(lambda self: self.base.from_cache,
+                                 doc="Whether the base scores were read from the score cache.")
+
+    @property
+    def base_error(self) -> float:
+        """Test error of the base model on the split, in [0, 1] (waits for the base pass)."""
+        return float((self.base_preds != self.labels).float().mean())
 
     @property
     def fast_path_error(self) -> float:
@@ -187,7 +253,8 @@ class Evaluator:
         if self._fast_path_error is None:
             names, cut = self._group
             xs = self.images(range(min(FAST_PATH_CHECK_IMAGES, len(self.source), self.batch_size)))
-            self._fast_path_error = check_fast_path(self.model, self.adapter, self._prefix, xs, self._base_dev, names,
+            base = self.base.first_logits(len(xs), self.device)
+            self._fast_path_error = check_fast_path(self.model, self.adapter, self._prefix, xs, base, names,
                                                     cut, group_name(self.layers), self.fast_path)
         return self._fast_path_error
 
@@ -201,52 +268,6 @@ class Evaluator:
         self._prefix.clear()
         self._memo = None
         self._spill.close()
-
-    # ----------------------------------------------------------------- data access
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def image(self, i: int) -> torch.Tensor:
-        """Example ``i`` of the split, normalised: ``(C, H, W) float32`` on the evaluator's device."""
-        return self._normalize(self.raw_image(i).to(self.device))
-
-    def raw_image(self, i: int) -> torch.Tensor:
-        """Example ``i`` as stored: ``(C, H, W) uint8`` on the CPU."""
-        if not -len(self) <= int(i) < len(self):
-            raise IndexError(f"index {i} out of range for the {len(self)} examples of the {self.split!r} split")
-        return self.source.images([int(i)])[0]
-
-    def raw_images(self, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
-        """Examples ``indices`` as stored: ``(n, C, H, W)`` on the CPU (meant for a few)."""
-        return self.source.images(torch.as_tensor(indices, dtype=torch.long).reshape(-1))
-
-    def images(self, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
-        """Examples ``indices``, normalised: ``(n, C, H, W) float32`` on the evaluator's device."""
-        return self._normalize(self.raw_images(indices).to(self.device))
-
-    # ----------------------------------------------------------------- base-model views
-    def misclassified(self, sort: str = "index") -> list[Misclassified]:
-        """The split's examples that the base model gets wrong.
-
-        Args:
-            sort: ``"index"`` (ascending), ``"confidence"`` (most confident mistakes first)
-                or ``"margin"`` (largest ``logit(pred) - logit(true)`` first).
-        """
-        keys: dict[str, Callable[[Misclassified], float]] = {
-            "index": lambda m: m.index, "confidence": lambda m: -m.confidence, "margin": lambda m: -m.margin}
-        if sort not in keys:
-            raise ValueError(f"unknown sort {sort!r}; use one of {sorted(keys)}")
-        return sorted(errors_from_logits(self.base_logits, self.labels), key=keys[sort])
-
-    def confusion(self, preds: torch.Tensor | None = None) -> torch.Tensor:
-        """``(C, C) int64`` counts; row = true label, column = prediction (default: base)."""
-        p = self.base_preds if preds is None else self._check_preds(preds, "preds")
-        return confusion_matrix(self.labels, p, self.num_classes)
-
-    def per_class_error(self, preds: torch.Tensor | None = None) -> torch.Tensor:
-        """``(C,) float32`` error rate per true class (NaN for classes absent from the split)."""
-        p = self.base_preds if preds is None else self._check_preds(preds, "preds")
-        return per_class_error_rate(self.labels, p, self.num_classes)
 
     # ----------------------------------------------------------------- scoring
     def logits_for(self, params: Params | EditResult) -> torch.Tensor:
@@ -279,10 +300,12 @@ class Evaluator:
         cut = self._prefix.cut_for(self.adapter, list(p))
         if cut is None:
             return self.base_preds[idx].clone()
+        self.base.wait()  # the base pass runs alone on self.model
         dev = {n: v.detach().to(self.device, non_blocking=True) for n, v in p.items()}
-        _ = self.fast_path_error  # checked before the first score of edited weights
-        with torch.inference_mode():
-            logits = self._prefix.subset_logits(dev, cut, idx)  # type: ignore[arg-type]
+        with self._lock:
+            _ = self.fast_path_error  # checked before the first score of edited weights
+            with torch.inference_mode():
+                logits = self._prefix.subset_logits(dev, cut, idx)  # type: ignore[arg-type]
         return logits.argmax(1).cpu()
 
     def score(self, params: Params | EditResult, *, reference_preds: torch.Tensor | None = None) -> EditReport:
@@ -296,7 +319,7 @@ class Evaluator:
         """
         t0 = time.perf_counter()
         preds = self.preds_for(params)
-        ref = self.base_preds if reference_preds is None else self._check_preds(reference_preds, "reference_preds")
+        ref = self.base_preds if reference_preds is None else self.check_preds(reference_preds, "reference_preds")
         return EditReport.from_preds(self.labels, preds, ref, self.num_classes, started=t0)
 
     def evaluate_edits(self, x: torch.Tensor, y: torch.Tensor, config: EditorConfig | None = None, *,
@@ -334,27 +357,47 @@ class Evaluator:
                              f"e.g. {next(n for n, _ in self.model.named_parameters())!r}")
         return dict(params)
 
-    def _check_preds(self, preds: torch.Tensor, what: str) -> torch.Tensor:
-        p = torch.as_tensor(preds).reshape(-1).long().cpu()
-        if len(p) != len(self.labels):
-            raise ValueError(f"{what} has {len(p)} entries; the {self.split!r} split here has {len(self.labels)}")
-        return p
-
     def _logits(self, params: dict[str, torch.Tensor], cut: str | Split | None) -> torch.Tensor:
         """``(N, C)`` logits on the device, running the suffix of ``cut`` with ``params`` overriding."""
         if cut is None:
-            return self._base_dev
+            return self.base.device_logits
         key = _memo_key(params)
         if key is not None and self._memo is not None and self._memo[0][0] == key:
             return self._memo[1]
+        with self._lock, torch.inference_mode():
+            for _ in self._pass_at(params, cut):
+                pass
+        assert self._memo is not None
+        return self._memo[1]
+
+    def score_pass(self, params: Params | EditResult) -> Progress:
+        """The pass of :meth:`score` over the split, batch by batch: yields ``(scored, total)``;
+        once it is through, :meth:`score`, :meth:`preds_for` and :meth:`logits_for` of the same
+        ``params`` (the same tensors) run no forward pass. Each batch holds the evaluator's
+        lock, so it may run in a background thread; closing it early keeps nothing (no logits,
+        no half-filled prefix cache)."""
+        p = self._params(params)
+        cut = self._prefix.cut_for(self.adapter, list(p))
+        key = _memo_key(p)
+        if cut is None or (key is not None and self._memo is not None and self._memo[0][0] == key):
+            yield len(self), len(self)
+            return
+        for _, j, _ in self.locked(self._pass_at(p, cut)):
+            yield j, len(self)
+
+    def _pass_at(self, params: dict[str, torch.Tensor], cut: str | Split) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """One pass of the suffix of ``cut`` (device logits per batch); the memo is set when it completes."""
+        self.base.wait()  # the base pass runs alone on self.model; edited weights are checked after it
         dev = {n: v.detach().to(self.device, non_blocking=True) for n, v in params.items()}
         if params:
             _ = self.fast_path_error  # checked before the first score of edited weights
-        with torch.inference_mode():
-            logits = self._prefix.logits(dev, cut).float()  # type: ignore[arg-type]
-        # The memo holds the tensors themselves, so their ids cannot be reused while it lives.
-        self._memo = ((key, list(params.values())), logits) if key is not None else None
-        return logits
+        chunks = []
+        for i, j, out in self._prefix.iter_logits(dev, cut):  # type: ignore[arg-type]
+            chunks.append(out.float())
+            yield i, j, chunks[-1]
+        # The memo holds the tensors themselves, so their ids cannot be reused while it lives
+        # (a None key never matches: see _logits).
+        self._memo = ((_memo_key(params), list(params.values())), torch.cat(chunks))
 
     def cache_info(self) -> dict[str, str]:
         """What is cached and its size, e.g. ``{"chain3": "(10000, 32, 14, 14) 239.3 MiB"}``."""

@@ -1,6 +1,7 @@
 """What the evaluator caches: the values an edit cannot change, batch by batch.
 
-Two caches with one interface (``cut_for(names)``, ``logits(params, cut)``, ``info()``):
+Two caches with one interface (``cut_for(names)``, ``logits(params, cut)``,
+``iter_logits(params, cut)`` batch by batch, ``subset_logits``, ``info()``):
 
 * :class:`StageCache` for the project's ResNets (a chain of stages): per stage and lazily,
   the activation entering it.
@@ -10,9 +11,11 @@ Two caches with one interface (``cut_for(names)``, ``logits(params, cut)``, ``in
   runs the full forward.
 
 Where a cache goes is decided by :class:`Store` against the evaluator's memory budget
-(:mod:`workbench.evaluation.budget`): in memory (on the device) while it fits, else in a
+(:mod:`workbench.evaluation.cache_store`): in memory (on the device) while it fits, else in a
 memory-mapped file, else nowhere (recomputed batch by batch from the images, or for a stage
-from the nearest cached earlier stage).
+from the nearest cached earlier stage). A cache is filled by the first full pass at its cut,
+batch by batch, and kept only when that pass completes: a pass stopped early (a cancelled
+exact pass) leaves no half-filled cache.
 
 Images come from an :class:`~workbench.data.ImageSource` (in memory or streamed from disk),
 one pass at a time. Every path runs the same operations on the same batch slices as a plain
@@ -21,95 +24,16 @@ the CPU, wherever the cache lives.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator, Sequence
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn as nn
 from torch.func import functional_call
 
-from ..data import ImageSource
 from ..models import ModelAdapter, Split
-from .budget import MemoryBudget, SpillFolder
+from .cache_store import Batches, Store, carry_bytes, carry_to, describe_place
 
-Normalize = Callable[[torch.Tensor], torch.Tensor]
-
-
-def _nbytes(carry: Sequence[object]) -> int:
-    return sum(c.element_size() * c.numel() for c in carry if isinstance(c, torch.Tensor))
-
-
-def _to(carry: tuple, device: torch.device) -> tuple:
-    return tuple(c.to(device, non_blocking=True) if isinstance(c, torch.Tensor) else c for c in carry)
-
-
-class Batches:
-    """The split's images, normalised on the device, in fixed batches of ``batch_size``."""
-
-    def __init__(self, source: ImageSource, normalize: Normalize, device: torch.device, batch_size: int,
-                 workers: int | None = None) -> None:
-        self.source, self.normalize, self.device, self.batch_size = source, normalize, device, batch_size
-        self.workers = workers
-        self.n = len(source)
-        self.progress: Callable[[int, int], None] | None = None  # (images read, total), while set
-
-    def bounds(self) -> list[tuple[int, int]]:
-        n, b = self.n, self.batch_size
-        return [(i, min(i + b, n)) for i in range(0, n, b)]
-
-    def images(self, i: int, j: int) -> torch.Tensor:
-        """Images ``i:j``, normalised on the device (one read, for single batches)."""
-        return self._ready(self.source.images(range(i, j)).to(self.device, non_blocking=True), j)
-
-    def at(self, idx: torch.Tensor) -> torch.Tensor:
-        """Images ``idx`` (a few), normalised on the device."""
-        return self.normalize(self.source.images(idx).to(self.device, non_blocking=True))
-
-    def stream(self) -> Iterator[tuple[int, int, torch.Tensor]]:
-        """``(i, j, images i:j normalised on the device)`` for every batch, in order (one pass,
-        read ahead by the source's DataLoader workers when streamed)."""
-        batches = self.source.batches(None, self.batch_size, device=self.device, workers=self.workers)
-        for (i, j), xb in zip(self.bounds(), batches):
-            yield i, j, self._ready(xb, j)
-
-    def _ready(self, xb: torch.Tensor, j: int) -> torch.Tensor:
-        out = self.normalize(xb)
-        if self.progress is not None:
-            self.progress(j, self.n)
-        return out
-
-
-class Store:
-    """Where cached values go: memory on the device within the budget, else a memory-mapped
-    file (``spill="mmap"``, when the spill folder has room), else nowhere (recomputed)."""
-
-    def __init__(self, budget: MemoryBudget, spill: str, folder: SpillFolder, device: torch.device) -> None:
-        self.budget, self.spill, self.folder, self.device = budget, spill, folder, device
-
-    def place(self, what: str, nbytes: int) -> str:
-        """``"memory"``, ``"mmap"`` or ``"recompute"`` for ``nbytes`` of ``what`` (memory is reserved)."""
-        if self.budget.reserve(what, nbytes):
-            return "memory"
-        if self.spill == "mmap" and self.folder.room_for(nbytes):
-            return "mmap"
-        return "recompute"
-
-    def empty(self, where: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-        if where == "mmap":
-            return self.folder.tensor(shape, dtype)
-        return torch.empty(shape, dtype=dtype, device=self.device)
-
-    def keep(self, where: str, carry: tuple) -> tuple:
-        if where == "mmap":
-            return tuple(self.folder.copy(c) if isinstance(c, torch.Tensor) else c for c in carry)
-        return carry
-
-
-def _describe(where: str, what: str, nbytes: int) -> str:
-    if where == "recompute":
-        return "not cached (over the memory budget): recomputed per batch"
-    place = "in memory" if where == "memory" else "in a memory-mapped file (over the memory budget)"
-    return f"{what} {nbytes / 2 ** 20:.1f} MiB {place}"
-
+__all__ = ["Batches", "GraphCache", "StageCache", "Store"]
 
 class StageCache:
     """Activations entering each stage of a :class:`~workbench.models.ResNet`."""
@@ -126,20 +50,50 @@ class StageCache:
         return adapter.split(names).cut if names else None
 
     def logits(self, params: dict[str, torch.Tensor], stage: str) -> torch.Tensor:
-        return torch.cat([self._run(params, h, stage) for h in self._batches(stage)])
+        return torch.cat([out for _, _, out in self.iter_logits(params, stage)])
+
+    def iter_logits(self, params: dict[str, torch.Tensor], stage: str) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """``(i, j, logits of examples i:j)`` batch by batch. The first pass at ``stage`` fills its
+        cache as it goes; the cache is kept only when the pass completes (a pass closed early
+        keeps nothing and gives its share of the budget back)."""
+        if stage in self._cache:
+            for (i, j), h in zip(self.data.bounds(), self._batches(stage)):
+                yield i, j, self._run(params, h, stage)
+            return
+        probe = self._entering(stage, 0, 1)
+        shape = (self.data.n, *probe.shape[1:])
+        what = f"activation entering {stage}"
+        where = self.store.place(what, probe.element_size() * probe[0].numel() * shape[0])
+        out = None if where == "recompute" else self.store.empty(where, shape, probe.dtype)
+        complete = False
+        try:
+            for (i, j), h in zip(self.data.bounds(), self._entering_all(stage)):
+                if out is not None:
+                    out[i:j] = h
+                yield i, j, self._run(params, h, stage)
+            complete = True
+        finally:
+            if complete:
+                self._cache[stage] = (out, where)
+            elif stage not in self._cache:  # a stopped pass: its reservation goes back
+                self.store.budget.release(what)
 
     def batch_carry(self, stage: str, i: int, j: int) -> tuple:
         return (self._entering(stage, i, j),)
 
     def subset_logits(self, params: dict[str, torch.Tensor], stage: str, idx: torch.Tensor) -> torch.Tensor:
-        """Logits of examples ``idx`` only: from the cached activation, else from their images."""
-        act = self._activation(stage)
+        """Logits of examples ``idx`` only: from the cached activation, else from the nearest cached
+        earlier stage, else from their images (a subset never fills a cache: no pass over the split)."""
+        act = self._cache.get(stage, (None, ""))[0]
+        near = self._cached_before(stage) if act is None else None
         b, dev = self.data.batch_size, self.data.device
         out = []
         for k in range(0, len(idx), b):
             sel = idx[k:k + b]
             if act is not None:
                 h = act[sel.to(act.device)].to(dev, non_blocking=True)
+            elif near is not None:
+                h = self.model(near[1][sel.to(near[1].device)].to(dev, non_blocking=True), start=near[0], stop=stage)
             else:
                 h = self.data.at(sel)
                 h = h if stage == self.stages[0] else self.model(h, stop=stage)
@@ -152,7 +106,7 @@ class StageCache:
         return functional_call(self.model, params, (h,), {"start": stage})
 
     def _batches(self, stage: str) -> Iterator[torch.Tensor]:
-        act = self._activation(stage)
+        act = self._cache[stage][0]
         if act is None:
             yield from self._entering_all(stage)
             return
@@ -187,24 +141,8 @@ class StageCache:
         for _, _, h in self.data.stream():
             yield h if stage == self.stages[0] else self.model(h, stop=stage)
 
-    def _activation(self, stage: str) -> torch.Tensor | None:
-        if stage not in self._cache:
-            probe = self._entering(stage, 0, 1)
-            shape = (self.data.n, *probe.shape[1:])
-            where = self.store.place(f"activation entering {stage}", probe.element_size() * probe[0].numel() * shape[0])
-            act = None if where == "recompute" else self._fill(stage, self.store.empty(where, shape, probe.dtype))
-            self._cache[stage] = (act, where)
-        return self._cache[stage][0]
-
-    def _fill(self, stage: str, out: torch.Tensor) -> torch.Tensor:
-        """``out`` filled with the activation entering ``stage``, batch by batch (no concatenation:
-        half the peak memory, and no copy of the whole cache)."""
-        for (i, j), h in zip(self.data.bounds(), self._entering_all(stage)):
-            out[i:j] = h
-        return out
-
     def info(self) -> dict[str, str]:
-        return {s: _describe(w, str(tuple(a.shape)) if a is not None else "", a.element_size() * a.numel()
+        return {s: describe_place(w, str(tuple(a.shape)) if a is not None else "", a.element_size() * a.numel()
                              if a is not None else 0) for s, (a, w) in self._cache.items()}
 
     def memory_bytes(self) -> int:
@@ -232,7 +170,42 @@ class GraphCache:
         return adapter.split(names) if names else None
 
     def logits(self, params: dict[str, torch.Tensor], split: Split) -> torch.Tensor:
-        return torch.cat([split.suffix(c, params) for c in self._carries(split)])
+        return torch.cat([out for _, _, out in self.iter_logits(params, split)])
+
+    def iter_logits(self, params: dict[str, torch.Tensor], split: Split) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """``(i, j, logits of examples i:j)`` batch by batch; the first pass at a cut fills its
+        cache as it goes, kept only when the pass completes (as :meth:`StageCache.iter_logits`)."""
+        if split.kind == "full":  # nothing is cached: the carry is the images
+            for i, j, h in self.data.stream():
+                yield i, j, split.suffix((h,), params)
+            return
+        if split.index in self._cache:
+            cached = self._cache[split.index][0]
+            if cached is None:
+                for i, j, h in self.data.stream():
+                    yield i, j, split.suffix(split.prefix(h), params)
+            else:
+                for (i, j), c in zip(self.data.bounds(), cached):
+                    yield i, j, split.suffix(carry_to(c, self.data.device), params)
+            return
+        what = f"values crossing the cut before {split.cut}"
+        out: list[tuple] = []
+        where, complete = "", False
+        try:
+            for i, j, h in self.data.stream():
+                carry = split.prefix(h)
+                if not where:
+                    where = self.store.place(what, carry_bytes(carry) * len(self.data.bounds()))
+                if where != "recompute":
+                    out.append(self.store.keep(where, carry))
+                yield i, j, split.suffix(carry, params)
+            complete = True
+        finally:
+            if complete:
+                self._cache[split.index] = (out if where != "recompute" else None, where)
+                self._splits[split.index] = split
+            elif split.index not in self._cache:  # a stopped pass: its reservation goes back
+                self.store.budget.release(what)
 
     def batch_carry(self, split: Split, i: int, j: int) -> tuple:
         return split.prefix(self.data.images(i, j))
@@ -258,46 +231,16 @@ class GraphCache:
         return torch.cat([split.suffix(split.prefix(self.data.at(idx[k:k + b])), params)
                           for k in range(0, len(idx), b)])
 
-    def _carries(self, split: Split) -> Iterator[tuple]:
-        if split.kind == "full":  # nothing is cached: the carry is the images
-            for _, _, h in self.data.stream():
-                yield (h,)
-            return
-        if split.index not in self._cache:
-            self._cache[split.index] = self._fill(split)
-            self._splits[split.index] = split
-        cached = self._cache[split.index][0]
-        if cached is not None:
-            for c in cached:
-                yield _to(c, self.data.device)
-        else:
-            for _, _, h in self.data.stream():
-                yield split.prefix(h)
-
-    def _fill(self, split: Split) -> tuple[list[tuple] | None, str]:
-        """Every batch's carry, where the store places them (None: recomputed per batch)."""
-        out: list[tuple] = []
-        where = ""
-        for _, _, h in self.data.stream():
-            carry = split.prefix(h)
-            if not where:
-                where = self.store.place(f"values crossing the cut before {split.cut}",
-                                         _nbytes(carry) * len(self.data.bounds()))
-                if where == "recompute":
-                    return None, where
-            out.append(self.store.keep(where, carry))
-        return out, where
-
     def info(self) -> dict[str, str]:
         out = {}
         for k, (c, w) in self._cache.items():
             what = f"{len(c[0]) if c else 0} values per batch," if c is not None else ""
-            out[f"before {self._splits[k].cut}"] = _describe(w, what, sum(_nbytes(b) for b in c or ()))
+            out[f"before {self._splits[k].cut}"] = describe_place(w, what, sum(carry_bytes(b) for b in c or ()))
         return out
 
     def memory_bytes(self) -> int:
         """Bytes of cached carries held in memory (not counting memory-mapped ones)."""
-        return sum(_nbytes(b) for c, w in self._cache.values() if c is not None and w == "memory" for b in c)
+        return sum(carry_bytes(b) for c, w in self._cache.values() if c is not None and w == "memory" for b in c)
 
     def clear(self) -> None:
         """Drop every cached carry (and its share of the budget)."""

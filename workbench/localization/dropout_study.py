@@ -13,6 +13,11 @@ evaluation mode:
   statistics on the training images with the memorization channels dropped (no labels used,
   no weight changed). Dropping most channels shifts what every later BatchNorm sees; on the
   small ResNet that shift alone costs more accuracy than the memorization removed.
+
+:func:`dropout_outcome` reduces the table to the two figures of the goal (issue 20): after
+dropping, the share of noisy examples still given their noisy label (goal: at most
+:data:`GOAL_NOISY_KEPT`), and the clean training accuracy lost by dropping (goal: at most
+:data:`GOAL_CLEAN_COST`). ``python -m workbench memorization --checkpoint FOLDER`` prints both.
 """
 from __future__ import annotations
 
@@ -28,7 +33,11 @@ from ..models.outputs import forward_logits
 from ..training.trainset import TrainingSet
 from .settings import EVAL_BATCH_SIZE
 
-__all__ = ["MemorizationRow", "memorization_table", "predict_in_mode", "recalibrate_batchnorm"]
+__all__ = ["GOAL_CLEAN_COST", "GOAL_NOISY_KEPT", "DropoutOutcome", "MemorizationRow", "dropout_outcome",
+           "memorization_table", "predict_in_mode", "recalibrate_batchnorm"]
+
+GOAL_NOISY_KEPT = 0.05  # after dropping, at most 5% of the noisy examples keep their noisy label
+GOAL_CLEAN_COST = 0.03  # ... at a clean training-accuracy cost of at most 3 points
 
 Normalize = Callable[[torch.Tensor], torch.Tensor]
 
@@ -145,3 +154,55 @@ def memorization_table(model: nn.Module, train: TrainingSet, *, test: tuple[torc
                                     _share(pred[noisy] == train.y_true[noisy]),
                                     _share(pred[~noisy] == train.y[~noisy]), test_acc))
     return rows
+
+
+@dataclass(frozen=True)
+class DropoutOutcome:
+    """The goal's two figures for one model (shares in [0, 1]).
+
+    Attributes:
+        noisy_kept: share of the noisy training examples still predicted as their noisy label
+            after dropping (mode :attr:`after`).
+        noisy_kept_before: the same before dropping (mode :attr:`before`): what was memorized.
+        clean_before, clean_after: accuracy on the clean training examples before and after.
+        before: ``"example"`` (example-tied: each example with its own channels, as trained) or
+            ``"all"`` (standard dropout: its usual evaluation).
+        after: ``"drop"`` (the paper's evaluation) or ``"drop+bn"``.
+    """
+
+    noisy_kept: float
+    noisy_kept_before: float
+    clean_before: float
+    clean_after: float
+    before: str
+    after: str
+
+    @property
+    def clean_cost(self) -> float:
+        """Clean training accuracy lost by dropping: ``clean_before - clean_after``."""
+        return self.clean_before - self.clean_after
+
+    def meets_goal(self) -> bool:
+        return self.noisy_kept <= GOAL_NOISY_KEPT and self.clean_cost <= GOAL_CLEAN_COST
+
+    def lines(self) -> list[str]:
+        """Two human-readable lines, with the goal."""
+        return [f"noisy labels kept after dropping ({self.after}): {self.noisy_kept:.1%} "
+                f"(before, {self.before}: {self.noisy_kept_before:.1%}; goal <= {GOAL_NOISY_KEPT:.0%})",
+                f"clean training accuracy cost: {self.clean_cost * 100:.1f} points ({self.clean_before:.1%} -> "
+                f"{self.clean_after:.1%}; goal <= {GOAL_CLEAN_COST * 100:.0f} points)"]
+
+
+def dropout_outcome(rows: Sequence[MemorizationRow], *, after: str = "drop") -> DropoutOutcome:
+    """The goal's figures from a :func:`memorization_table`: ``after`` against ``"example"``
+    (example-tied dropout) or else ``"all"`` (standard dropout). A model without dropout has
+    nothing to drop: ValueError."""
+    by = {r.mode: r for r in rows}
+    if after not in ("drop", "drop+bn"):
+        raise ValueError(f"after={after!r}: the outcome compares 'drop' or 'drop+bn' with the model as trained")
+    before = "example" if "example" in by else "all"
+    if after not in by or before not in by:
+        raise ValueError(f"the table has modes {list(by)}; the outcome needs {after!r} and 'example' or 'all' "
+                         "(a model with example-tied or standard dropout, all modes measured)")
+    a, b = by[after], by[before]
+    return DropoutOutcome(a.noisy, b.noisy, b.clean, a.clean, before, after)

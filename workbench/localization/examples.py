@@ -2,21 +2,22 @@
 
 The searched label defaults to the model's own prediction: the question is where *that*
 prediction lives. The random batches come from the training split, and the accuracy cost is
-measured on other images of the example's split.
+measured on other images of the example's split. A split streamed from disk (an ImageFolder
+opened with ``as_bundle``) is read image by image: only the images drawn are read.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Sequence, cast
 
 import torch
 import torch.nn as nn
 
-from ..data import DataBundle
+from ..data import DataBundle, ImageSource
 from ..models.outputs import forward_logits
-from .critical import CriticalNeurons, critical_neurons
+from .critical import CriticalNeurons, Pool, critical_neurons
 from .sites import model_modes
 
-__all__ = ["LABELS", "localize_example", "resolve_label"]
+__all__ = ["LABELS", "StreamedImages", "localize_example", "resolve_label"]
 
 LABELS = ("pred", "true")
 
@@ -52,8 +53,8 @@ def localize_example(model: nn.Module, bundle: DataBundle, index: int, *, split:
     Raises:
         ValueError: ``index`` out of range (the message gives the range), or any bad setting.
     """
-    xs, ys = bundle.split(split)
-    tx, ty = bundle.train_x, bundle.train_y
+    ys, ty = bundle.labels(split), bundle.labels("train")
+    xs, tx = _pool_images(bundle, split), _pool_images(bundle, "train")
     if trained_labels is not None:
         if len(trained_labels) > len(ty):
             raise ValueError(f"trained_labels has {len(trained_labels)} labels but the data set has {len(ty)} "
@@ -64,11 +65,47 @@ def localize_example(model: nn.Module, bundle: DataBundle, index: int, *, split:
     n = len(ys) if limit is None else min(len(ys), limit)
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n:
         raise ValueError(f"index {index!r} out of range: the {split} split has {n} images (0..{n - 1})")
-    x = bundle.normalize(xs[index:index + 1])[0]
+    x = bundle.normalize(xs[torch.tensor([index])])[0]
     y = resolve_label(model, x, int(ys[index]), label)
     keep = torch.ones(n, dtype=torch.bool)
     keep[index] = False
-    other = (xs[:n][keep], ys[:n][keep]) if n > 1 else None
+    rest = torch.nonzero(keep).flatten()
+    other = (xs[rest], ys[:n][keep]) if n > 1 else None
     reference = (tx, ty) if len(ty) else None
+    # a StreamedImages pool is used as the tensor it stands for (len, shape, device, indexing)
+    reference, other = cast(Pool | None, reference), cast(Pool | None, other)
     return critical_neurons(model, x, y, reference=reference, other=other, normalize=bundle.normalize,
                             layers=layers, seed=seed, quick=quick, **settings)
+
+
+def _pool_images(bundle: DataBundle, split: str) -> torch.Tensor | StreamedImages:
+    """The images of ``split``: its tensor, or a view that reads the few it is asked for from disk."""
+    return StreamedImages(bundle.image_source(split)) if bundle.is_streamed(split) else bundle.split(split)[0]
+
+
+class StreamedImages:
+    """A streamed split seen as an ``(N, C, H, W)`` tensor by the search's pools: ``len``, ``shape``,
+    ``device`` and indexing by a slice or a tensor of indices, which reads only those images
+    from disk (a random batch, the accuracy sample). Nothing holds the whole split.
+    """
+
+    device = torch.device("cpu")
+
+    def __init__(self, source: ImageSource, positions: torch.Tensor | None = None) -> None:
+        self.source = source
+        self.positions = positions if positions is not None else torch.arange(len(source))
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self), *self.source.image_shape))
+
+    def __getitem__(self, key: slice | torch.Tensor) -> Any:
+        if isinstance(key, slice):
+            return StreamedImages(self.source, self.positions[key])
+        idx = torch.as_tensor(key).reshape(-1)
+        if idx.dtype == torch.bool:
+            return StreamedImages(self.source, self.positions[idx])
+        return self.source.images(self.positions[idx.long()])

@@ -62,6 +62,12 @@ RETRAIN_PEAK_LR = 0.1
 RETRAIN_BATCH_SIZE = 128
 EVAL_BATCH_SIZE = 512
 
-# the error browser's "likely memorized / mislabeled" filters (view thresholds, not findings)
-MEMORIZED_MAX_NEURONS = 3.0  # a prediction that flips after removing at most this many neurons
+# the error browser's "likely mislabeled" filter (a view threshold, not a finding)
 MISLABELED_MAX_QUALITY = 0.05  # the model gives the image's label at most this probability
+
+# The score the error browser's "likely mislabeled" sort uses when the model folder holds training
+# dynamics (label_errors.DYNAMICS_SCORES); without them it uses self-confidence. The benchmark
+# `python benchmarks/label_noise_detection.py` measures every score (AUROC, precision at the noise
+# rate; results/label_noise/) and says whether its best dynamics score is this one.
+MISLABEL_SCORE = "aum"
+EL2N_EPOCH = 2  # EL2N is read at this (early) epoch, 1-based

@@ -16,10 +16,16 @@ Three kinds, chosen by :func:`split_for`:
 The traced graph is cached per model (weakly) and rebuilt when the module tree or any
 parameter object changes. A split is only valid in eval mode (the trace bakes in Python
 branches on ``self.training``); the editor and the evaluator always run in eval mode.
+
+Tracing patches ``nn.Module.__call__`` for the whole process while it runs, so a model running
+in another thread meanwhile would be traced into the graph. :data:`TRACE_LOCK` is held while
+tracing; a thread that runs a model beside the main thread (the evaluator's background passes)
+holds it for each batch.
 """
 from __future__ import annotations
 
 import operator
+import threading
 import weakref
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -34,6 +40,8 @@ from .resnet import ResNet
 
 Params = Mapping[str, torch.Tensor]
 Carry = tuple
+#: Held while ``torch.fx`` traces a model, and by background threads while they run one (see above).
+TRACE_LOCK = threading.RLock()
 
 _INPLACE_FUNCS = {operator.iadd, operator.isub, operator.imul, operator.itruediv, operator.ifloordiv,
                   operator.imod, operator.ipow, operator.iand, operator.ior, operator.ixor,
@@ -124,7 +132,8 @@ class _Trace:
         was = model.training
         model.eval()
         try:
-            self.graph_module = fx.symbolic_trace(model)
+            with TRACE_LOCK:
+                self.graph_module = fx.symbolic_trace(model)
         except Exception as e:  # noqa: BLE001 - any failure means: no graph, use the full forward
             self.error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         finally:

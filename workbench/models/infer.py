@@ -28,7 +28,8 @@ def _matches(spec: ModelSpec, model: nn.Module) -> bool:
 def _data_kwargs(model: nn.Module, channels_key: str) -> dict[str, Any]:
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    kw: dict[str, Any] = {"num_classes": linears[-1].out_features} if linears else {}
+    head = linears[-1].out_features if linears else (convs[-1].out_channels if convs else None)  # SqueezeNet: a conv
+    kw: dict[str, Any] = {"num_classes": head} if head is not None else {}
     if convs and convs[0].in_channels != 3:
         kw[channels_key] = convs[0].in_channels
     return kw

@@ -70,6 +70,9 @@ class ResNet9(ResNet):
     """
 
     STAGES = ("conv1", "conv2", "res1", "conv3", "res2", "conv4", "head")
+    # Example-tied dropout where the paper's ResNet-18 has it (after layer2 and layer3): the
+    # residual stages with the same channels (128, 256 at width 1) and resolutions (1/2, 1/4).
+    PAPER_DROPOUT_SITES = ("res1", "res2")
 
     def __init__(self, in_channels: int = 3, num_classes: int = 10, width: float = 1.0, input_size: int = 32) -> None:
         nn.Module.__init__(self)

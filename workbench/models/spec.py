@@ -7,7 +7,8 @@ The kinds, written as the CLI's ``--model`` takes them:
   (``torchvision:VisionTransformer:image_size=28,...``), no pretrained weights.
   ``in_channels`` is the workbench's own keyword: the first convolution is rebuilt to take
   that many channels (e.g. 1 for Fashion-MNIST).
-- ``timm:resnet18[:k=v,...]``: timm's registry, random weights (``in_channels`` -> ``in_chans``).
+- ``timm:resnet18[:k=v,...]``: timm's registry, random weights (``in_channels`` -> ``in_chans``);
+  ``timm:create_model:model_name=resnet18[,k=v,...]`` is the same model.
 - ``hf:FOLDER`` (a local folder holding ``config.json``) or ``hf:<model type>[:k=v,...]``: a
   Hugging Face image classifier built from its config (``num_classes`` -> ``num_labels``).
 - ``small-resnet`` / ``resnet18``: the project's own architectures
@@ -124,6 +125,8 @@ class ModelSpec:
             if not name:
                 raise ValueError(f"{head}: needs a model name, e.g. {head}:resnet18")
             kwargs = parse_kwargs(args)
+            if head == "timm" and name == "create_model":  # timm:create_model:model_name=resnet18,... -> timm:resnet18
+                name = _timm_model_name(kwargs)
             if head == "hf" and Path(name).expanduser().is_dir():
                 name, config = builders.hf_spec_from_folder(Path(name).expanduser())
                 kwargs = {**config, **kwargs}
@@ -160,6 +163,9 @@ class ModelSpec:
             kind, name = str(b["kind"]), str(b["name"])
             if kind == "factory" and builders.torchvision_class(name):  # older cards: a torchvision model class
                 kind, name = "torchvision", name.partition(":")[2]
+            if kind in ("factory", "timm") and name in ("timm:create_model", "create_model") and isinstance(kw, dict):
+                kw = dict(kw)  # timm's own factory, named as a module:factory: the closed-set timm builder
+                kind, name = "timm", _timm_model_name(kw)
             return cls(kind, name, dict(kw) if isinstance(kw, dict) else kw, trust_code)
         if "arch" not in card or "model_config" not in card:
             raise ValueError("the card records no 'builder' (nor 'arch'/'model_config'): it does not say how "
@@ -229,6 +235,15 @@ class ModelSpec:
             return ARCHITECTURES[self.name]
         self.check_trusted()
         return _import_factory(self.name)
+
+
+def _timm_model_name(kwargs: dict[str, Any]) -> str:
+    """Pop ``model_name`` out of ``timm.create_model``'s arguments (ValueError if there is none)."""
+    name = kwargs.pop("model_name", None)
+    if not isinstance(name, str) or not name:
+        raise ValueError("timm:create_model needs model_name=<a timm model>, e.g. "
+                         "timm:create_model:model_name=resnet18,in_chans=1 (or simply timm:resnet18:in_chans=1)")
+    return name
 
 
 def _takes(fn: Callable[..., Any], key: str) -> bool:

@@ -1,5 +1,6 @@
 """The actions that change an :class:`~workbench.session.EditSession`'s weights: edit, undo, redo,
-reset. Each holds the stack's lock while it runs and autosaves when it is done.
+reset. Each cancels the pending background exact pass (``Scoring.exact_async``), holds the
+stack's lock while it runs and autosaves when it is done.
 
 One edit: the editor is resolved (``EditorResolver.for_edit``), run (``editing.edit``) and
 guarded; an accepted edit is scored and pushed onto the stack, anything else is kept as a
@@ -79,6 +80,7 @@ class EditActions:
         overrides = group_as_layers(overrides)
         check_overrides(config, overrides)
         check_edit_inputs(self.bundle, x, y_ref)
+        self.scoring.cancel_exact()  # a new click: the pending exact pass is of weights about to change
         with self.stack.exclusive("an edit"):
             return self._edit(x, y_ref, config, idx, overrides, score)
 
@@ -114,6 +116,7 @@ class EditActions:
 
     def undo(self) -> EditRecord:
         """Restore the weights from before the last edit, bit for bit; returns its record."""
+        self.scoring.cancel_exact()
         with self.stack.exclusive("undo"):
             rec = self.stack.undo()
             self.persistence.autosave()
@@ -121,6 +124,7 @@ class EditActions:
 
     def redo(self) -> EditRecord:
         """Re-apply the last undone edit; returns its record."""
+        self.scoring.cancel_exact()
         with self.stack.exclusive("redo"):
             rec = self.stack.redo()
             self.persistence.autosave()
@@ -129,6 +133,7 @@ class EditActions:
     def reset(self) -> None:
         """Back to the base weights; history and redo stack cleared (attempts kept: they hold
         summaries only, at most :data:`MAX_ATTEMPTS`)."""
+        self.scoring.cancel_exact()
         with self.stack.exclusive("reset"):
             self.stack.reset()
             self.persistence.autosave()

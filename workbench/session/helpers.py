@@ -4,7 +4,7 @@ from __future__ import annotations
 import numbers
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -88,16 +88,32 @@ def check_edit_inputs(bundle: DataBundle | None, x: Any, y_ref: Any) -> None:
 
 
 def build_evaluator(model: nn.Module | ModelAdapter, bundle: DataBundle, split: str, config: EditorConfig,
-                    device: torch.device, limit: int | None,
-                    progress: Callable[[int, int], None] | None = None) -> Evaluator | None:
-    """An Evaluator on ``split`` bound to the model's current (base) weights, or None when
-    the evaluation package has none. ``progress(images_read, total)`` follows the base scoring."""
+                    device: torch.device, limit: int | None, *, memory_budget: int | str | None = None,
+                    score_cache: Path | None = None) -> Evaluator | None:
+    """An Evaluator on ``split`` bound to the model's current (base) weights, its base scoring
+    deferred (the session runs it: :mod:`workbench.session.background`), or None when the
+    evaluation package has none."""
     try:
         from ..evaluation import Evaluator
     except ImportError:  # the evaluator is optional; sessions work without reports
         return None
     return Evaluator(model, bundle, split=split, layers=config.layers, device=device, limit=limit,
-                     progress=progress)
+                     memory_budget=memory_budget, score_cache=score_cache, defer=True)
+
+
+def score_cache_for(setting: bool | str | Path | None, checkpoint: Path | None) -> Path | None:
+    """The folder of a session's base-score cache: ``True`` (default) finds it with
+    :func:`workbench.paths.score_cache_folder` (beside the model's files when it came from a
+    writable model folder, else under ``~/.cache/editable-workbench``); a folder; None or False: off."""
+    from ..paths import score_cache_folder
+
+    if setting is None or setting is False:
+        return None
+    if setting is True:
+        return score_cache_folder(checkpoint if checkpoint is not None and checkpoint.is_dir() else None)
+    if isinstance(setting, (str, Path)):
+        return Path(setting).expanduser()
+    raise TypeError(f"score_cache must be True, False, None or a folder, got {type(setting).__name__}")
 
 
 def as_index(index: object) -> int | tuple[int, ...]:
@@ -178,6 +194,8 @@ def data_card(bundle: DataBundle | None) -> dict[str, Any]:
         out["data"] = {k: v for k, v in meta.items() if isinstance(v, (int, float, str, bool, type(None)))}
     elif bundle.name in LOADERS:
         out["dataset"] = bundle.name
+        if meta.get("image_size"):  # resized (load_dataset(..., image_size=N)): read back at that size
+            out["data"] = {"image_size": int(meta["image_size"])}
     return out
 
 

@@ -1,5 +1,5 @@
 """Localization for :class:`~workbench.session.EditSession`: where a prediction lives, and which
-test labels look wrong. The widgets reach the localization library through the session only."""
+labels look wrong. The widgets reach the localization library through the session only."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from ..data import DataBundle
     from ..evaluation import Evaluator
     from ..localization import CriticalNeurons
+    from ..localization.label_errors import LabelScores
 
 _UNSET = object()
 
@@ -36,6 +37,7 @@ class Localization:
         self.split, self.limit, self.checkpoint = split, limit, checkpoint
         self._cache: dict[tuple[Any, ...], CriticalNeurons] = {}
         self._trained: Any = _UNSET
+        self._dynamics: Any = _UNSET
 
     def localize(self, index: int, *, quick: bool = True, label: int | str | None = None, seed: int = 0,
                  layers: Sequence[str] | str | None = None, **settings: Any) -> CriticalNeurons:
@@ -115,3 +117,41 @@ class Localization:
         logits = ev.logits_for(self.stack.params_at()) if self.stack.history else ev.base_logits
         p = torch.softmax(logits.float().cpu(), 1)
         return p.gather(1, ev.labels.cpu().view(-1, 1)).flatten()
+
+    def label_scores(self) -> LabelScores:
+        """The "likely mislabeled" score of every image of the split (higher = more suspect), and which.
+
+        When the session browses the training split of a model folder that holds training
+        dynamics (``dynamics/``, written by ``python -m workbench train``), the score is
+        :data:`~workbench.localization.settings.MISLABEL_SCORE` (chosen by
+        ``benchmarks/label_noise_detection.py``) for the images trained on; images past the
+        trained set get none. Otherwise it is self-confidence on the current weights
+        (``1 - label_quality()``), and the description says why.
+        """
+        from ..localization.label_errors import SCORE_NAMES, LabelScores
+
+        why = self._dynamics_reason()
+        if why is None:
+            scores, score = self._dynamics
+            n = min(len(scores), len(self.evaluator.labels) if self.evaluator is not None else len(scores))
+            values = {i: float(v) for i, v in enumerate(scores[:n].tolist()) if v == v}  # NaN: never seen
+            return LabelScores(values, score, SCORE_NAMES[score])
+        q = self.label_quality()
+        return LabelScores({i: 1.0 - v for i, v in enumerate(q.tolist())}, "self_confidence",
+                           f"{SCORE_NAMES['self_confidence']}; {why}")
+
+    def _dynamics_reason(self) -> str | None:
+        """None when the dynamics score applies (and is loaded into ``_dynamics``), else why not."""
+        from ..localization.label_errors import has_dynamics, mislabel_values
+        from ..localization.settings import MISLABEL_SCORE
+
+        if self.checkpoint is None:
+            return "this model has no folder, so no training dynamics"
+        if not has_dynamics(self.checkpoint):
+            return (f"{self.checkpoint} holds no training dynamics (`python -m workbench train` records them "
+                    "in dynamics/)")
+        if self.split != "train":
+            return f"training dynamics score training images, and this session shows the {self.split} split"
+        if self._dynamics is _UNSET:
+            self._dynamics = (mislabel_values(self.checkpoint, MISLABEL_SCORE), MISLABEL_SCORE)
+        return None

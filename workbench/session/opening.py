@@ -8,7 +8,7 @@ from ..paths import models_dir, source_root
 
 DEFAULT_MODEL, FALLBACK_MODEL = "fashion-editable", "fashion-baseline"
 
-__all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "default_checkpoint", "open_session", "resolve_checkpoint"]
+__all__ = ["DEFAULT_MODEL", "FALLBACK_MODEL", "check_fits", "default_checkpoint", "open_session", "resolve_checkpoint"]
 
 
 def _is_model(path: Path) -> bool:
@@ -79,7 +79,7 @@ def open_session(folder: str | Path | None = None, *, limit: int | None = None, 
 
 def open_model(*, checkpoint: str | Path | None = None, model: str | None = None, weights: str | Path | None = None,
                dataset: str | None = None, data_root: str | Path | None = None, device: Any = "cpu",
-               trust_code: bool = False):
+               trust_code: bool = False, image_size: int | None = None):
     """``(model, card, bundle, weights_path)`` from the CLI's ``--checkpoint`` or ``--model/--weights``.
 
     Args:
@@ -93,13 +93,20 @@ def open_model(*, checkpoint: str | Path | None = None, model: str | None = None
             Fashion-MNIST).
         trust_code: build a ``module:factory`` (the checkpoint's card builder or ``model``): code
             that the card or the argument names (``--trust-code``).
+        image_size: the side the data's images are resized to (``--image-size``); default: the
+            size the card records (``input_shape``), for ``model`` the size its arguments fix
+            (``img_size``, ``image_size``, ``input_size``), else the data set's own.
     Returns:
         The model in eval mode, its card (for ``--model``: a card recording the builder, the weights
         file and the data set), the data bundle, and the weights file (for hashing).
     Raises:
-        ValueError, FileNotFoundError: what is missing or does not fit, named.
+        ValueError, FileNotFoundError: what is missing or does not fit, named; a model that
+            cannot take the data's image size is refused naming both sizes and ``--image-size``.
     """
     from ..data import load_dataset, load_for_card
+    from ..data.datasets import card_size
+    from ..data.resize import size_pair
+    from ..models.fit import expected_size
     from ..models.spec import ModelSpec
     from ..training.checkpoint import load_model, load_state_into, load_weights, read_weights
     from ..training.model_files import MODEL_FILE
@@ -117,7 +124,9 @@ def open_model(*, checkpoint: str | Path | None = None, model: str | None = None
         net, card = load_model(path, device="cpu", trust_code=trust_code)
         if weights is not None:
             load_weights(net, weights)
-        bundle = load_dataset(dataset, data_root) if dataset else load_for_card(card)
+        want = size_pair(image_size, "--image-size") or card_size(card)
+        bundle = _sized(load_dataset, dataset, data_root, want) if dataset else load_for_card(card, image_size)
+        check_fits(net, bundle, card_size(card), "its card's input_shape", image_size)
         wpath = Path(weights) if weights is not None else (path if path.is_file() else path / MODEL_FILE)
         return net.to(device).eval(), card, bundle, wpath
     assert model is not None
@@ -128,13 +137,42 @@ def open_model(*, checkpoint: str | Path | None = None, model: str | None = None
                          "a freshly built model has random weights")
     state = read_weights(weights)  # checked before anything is built
     name = dataset or "fashion-mnist"
-    bundle = load_dataset(name, data_root)
+    made_for = expected_size(spec.kwargs)
+    bundle = _sized(load_dataset, name, data_root, size_pair(image_size, "--image-size") or made_for)
     c, h, _ = bundle.input_shape
     spec = spec.with_defaults(num_classes=bundle.num_classes, in_channels=c,
                               input_size=h if spec.kind == "arch" else None)
     net = spec.build()  # counted on the meta device first: refused above the size bound
     load_state_into(net, state, str(weights))
+    check_fits(net, bundle, made_for, f"its arguments ({spec})", image_size)
     card = {"arch": str(ModelSpec(spec.kind, spec.name)), "builder": {"kind": spec.kind, "name": spec.name},
             "model_config": spec.kwargs, "dataset": name, "weights": str(weights),
             "classes": list(bundle.classes), "input_shape": list(bundle.input_shape)}
     return net.to(device).eval(), card, bundle, Path(weights)
+
+
+def _sized(load: Any, name: str, root: str | Path | None, want: tuple[int, int] | None) -> Any:
+    """Data set ``name`` with images of ``want = (H, W)`` (a folder is read at that size; a
+    fixed data set is resized, :func:`~workbench.data.resize.resize_bundle`); None: as it is."""
+    from ..data.resize import resize_bundle
+
+    if want is None:
+        return load(name, root)
+    if name.startswith("imagefolder:") and want[0] == want[1]:
+        return load(name, root, image_size=want[0])
+    return resize_bundle(load(name, root), want)
+
+
+def check_fits(net: Any, bundle: Any, made_for: tuple[int, int] | None, where: str, image_size: int | None) -> None:
+    """Refuse a model that cannot take the data's images, naming both sizes and the fix."""
+    from ..models.fit import check_takes
+
+    c, h, w = bundle.input_shape
+    if made_for is not None and made_for != (h, w):
+        fix = f"Pass --image-size {made_for[0]} (the size it was made for), or retrain it at {h}x{w}"
+    elif image_size is not None:
+        fix = "Pass the --image-size the model was trained at"
+    else:
+        fix = "Pass --image-size N, N the side of the images the model was trained at"
+    expected = f"{made_for[0]}x{made_for[1]} ({where})" if made_for is not None else ""
+    check_takes(net, (c, h, w), fix=fix, expected=expected)

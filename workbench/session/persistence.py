@@ -137,6 +137,7 @@ class Persistence:
         from the saved predictions when the evaluator's split matches the saved one, else
         by scoring each state again.
         """
+        self.scoring.cancel_exact()
         with self.stack.exclusive("loading a history"):
             self._load_history(folder, rescore)
 

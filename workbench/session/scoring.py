@@ -1,14 +1,18 @@
 """Scores of an :class:`~workbench.session.EditSession`'s weights on its split: the exact reports
-of each edit, the current model's errors and confusion, and a quick drawdown estimate of the
-last edit. Everything here reads the session's :class:`~workbench.evaluation.Evaluator`."""
+of each edit (at once, or in a background pass: :meth:`Scoring.exact_async`), the current
+model's errors and confusion, and a quick drawdown estimate of the last edit. Everything here
+reads the session's :class:`~workbench.evaluation.Evaluator`; what needs every base score
+waits for the base pass (:mod:`workbench.session.background`), except the ``partial=True``
+answers, which are on the images scored so far."""
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import torch
 
 from .data import require_evaluator
+from .exact import ExactJob
 from .stack import EditStack
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ class Scoring:
         self.evaluator, self.stack = evaluator, stack
         self._errors_by_state: dict[tuple[object, ...], list[Misclassified]] = {}
         self._sample: tuple[int, StratifiedSample] | None = None
+        self.pending: ExactJob | None = None  # the exact pass running in the background, if any
 
     @property
     def base_error(self) -> float:
@@ -80,12 +85,37 @@ class Scoring:
         rep = history[-1].report
         return rep.preds_after if rep is not None else ev.preds_for(self.stack.params_at())
 
+    def exact_async(self, callback: Callable[[EditRecord], None] | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> ExactJob | None:
+        """Start the exact reports of the edits made with ``score=False`` in a background thread.
+
+        Returns the :class:`~workbench.session.exact.ExactJob` (``result()``, ``cancel()``,
+        ``done()``), or None without an evaluator or history. ``callback(record)`` gets the last
+        record with its reports when the job completes (never after a cancel); ``progress(scored,
+        total)`` follows each batch. Both run in the job's thread. A new edit, undo, redo, reset
+        or load cancels the job, and a cancelled job changes nothing.
+        """
+        if self.evaluator is None or not self.stack.history:
+            return None
+        self.cancel_exact()
+        self.pending = ExactJob(self.evaluator, self.stack, callback, progress)
+        return self.pending
+
+    def cancel_exact(self) -> None:
+        """Cancel the pending exact pass, if any, and wait for it to stop (within one batch)."""
+        job, self.pending = self.pending, None
+        if job is not None:
+            job.cancel()
+
     def complete_reports(self) -> EditRecord | None:
         """Score every applied edit that was made with ``score=False`` (exact reports on the
-        whole split); returns the last record (None without history or evaluator)."""
+        whole split); returns the last record (None without history or evaluator). A pending
+        background pass (:meth:`exact_async`) is waited for, not repeated."""
         ev, history = self.evaluator, self.stack.history
         if ev is None or not history:
             return None
+        if self.pending is not None:
+            self.pending.wait()
         preds = ev.base_preds
         with self.stack.exclusive("scoring the edits"):
             for k, rec in enumerate(history):
@@ -98,13 +128,21 @@ class Scoring:
         return history[-1]
 
     # -- the current model's mistakes --------------------------------------------------------
-    def current_errors(self) -> list[Misclassified]:
+    def current_errors(self, partial: bool = False) -> list[Misclassified]:
         """The current model's misclassified examples (confidence and margin from its logits).
 
         Kept per state (the uids of the applied edits; the last few states), so that Undo,
-        Redo and a second view of the same session do not score the whole split again."""
+        Redo and a second view of the same session do not score the whole split again.
+        ``partial``: while the base model is still being scored (no edit applied yet), the
+        mistakes among the images scored so far (``session.scoring_progress()`` says how many),
+        instead of waiting for the rest."""
         ev = require_evaluator(self.evaluator)
         if not self.stack.history:
+            if partial and not ev.base.ready:
+                from ..evaluation.reports import errors_from_logits
+
+                logits = ev.base.partial_logits()
+                return errors_from_logits(logits, ev.labels[:len(logits)])
             return list(ev.misclassified())
         from ..evaluation.reports import errors_from_logits
 
@@ -116,9 +154,16 @@ class Scoring:
                 del cache[old]
         return list(cache[key])
 
-    def confusion(self) -> torch.Tensor:
-        """``(C, C) int64`` confusion counts of the current weights (row = true class)."""
-        return require_evaluator(self.evaluator).confusion(self.current_preds())
+    def confusion(self, partial: bool = False) -> torch.Tensor:
+        """``(C, C) int64`` confusion counts of the current weights (row = true class).
+        ``partial``: as :meth:`current_errors`, counts of the images scored so far."""
+        ev = require_evaluator(self.evaluator)
+        if partial and not self.stack.history and not ev.base.ready:
+            from ..evaluation.reports import confusion_matrix
+
+            preds = ev.base.partial_logits().argmax(1)
+            return confusion_matrix(ev.labels[:len(preds)], preds, ev.num_classes)
+        return ev.confusion(self.current_preds())
 
     # -- the quick estimate of the last edit -------------------------------------------------
     def estimate_sample(self, n: int | None = None) -> StratifiedSample:

@@ -17,8 +17,9 @@ from ..editing.editor import EditorConfig
 from ..evaluation.editor_resolver import EditorResolver
 from ..models import ModelAdapter, adapt
 from .actions import MAX_ATTEMPTS, EditActions
+from .background import FIRST_CHUNK, BaseScoring
 from .data import SessionData
-from .helpers import black_image, build_evaluator, bundle_for_model, load_bundle
+from .helpers import black_image, build_evaluator, bundle_for_model, load_bundle, score_cache_for
 from .inspection import Inspection
 from .localization import Localization
 from .persistence import Persistence, check_autosave_dir
@@ -51,11 +52,14 @@ class EditSession:
       ``raw_images``;
     - ``scoring`` (:class:`~.scoring.Scoring`): ``base_error``, ``base_preds``, ``current_preds``,
       ``current_errors``, ``confusion``, ``estimate_sample``, ``estimate_last``, ``complete_reports``,
-      ``scoring_note``;
+      ``exact_async``, ``scoring_note``;
+    - ``base_scoring`` (:class:`~.background.BaseScoring`, progressive open): ``scoring_progress``,
+      ``wait_scored``, ``on_scoring_progress``;
     - ``inspection`` (:class:`~.inspection.Inspection`): ``explain``, ``generalization``,
       ``probabilities``, ``base_probabilities``, ``cam_layers``, ``default_cam_layer``;
     - ``localization`` (:class:`~.localization.Localization`): ``localize``, ``cached_localization``,
-      ``localized_counts``, ``label_quality``;
+      ``localized_counts``, ``label_quality``, ``label_scores`` ("likely mislabeled": training dynamics
+      when the folder has them, else self-confidence);
     - ``scaling`` (:class:`~.strength.EditStrength`): ``set_strength``, ``smallest_fixing_strength``,
       ``edit_fixed`` (the last edit's weight change, scaled by a strength in [0, 1]);
     - ``uploads`` (:class:`~.uploads.Uploads`): ``input_shape``, ``image_from_bytes``, ``normalize``;
@@ -94,8 +98,20 @@ class EditSession:
         card: the base model's card (from ``load_model``), copied into exports.
         split, limit: the evaluator's split and size (used by :meth:`image` without an evaluator).
         checkpoint: the base model folder (recorded in saved histories and exports).
-        progress: called as ``progress(images_read, total)`` while the evaluator scores the
+        progress: called as ``progress(images_scored, total)`` while the evaluator scores the
             base model (a progress line; see :func:`workbench.widgets.show`).
+        memory_budget: bytes or a size (``"4GiB"``) for what the evaluator keeps in memory (base
+            logits, cached prefix activations); past it, caches go to a memory-mapped file or are
+            recomputed. Default: a share of the RAM (of the free GPU memory on CUDA), see
+            :func:`workbench.evaluation.budget.default_budget`.
+        score_cache: where base scores are kept, so that reopening the same model on the same
+            data reads them in seconds: True (default) inside the model folder when the session
+            came from a writable one, else under ``~/.cache/editable-workbench`` (``$WORKBENCH_SCORE_CACHE``
+            overrides, ``off`` disables); a folder; False or None: not kept.
+        background: True (default) returns once the first ``first_chunk`` images are scored
+            and scores the rest in a background thread (``scoring_progress()``, ``wait_scored()``,
+            ``on_scoring_progress(cb)``); False scores every image first.
+        first_chunk: images scored before the session is returned (default 256, whole batches).
 
     Example:
         >>> s = EditSession(my_model, my_test_dataset)             # any model, any data set
@@ -114,7 +130,9 @@ class EditSession:
                  normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  denormalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
                  resize: int | tuple[int, int] | None = None, calibration: Mapping[str, int] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> None:
+                 progress: Callable[[int, int], None] | None = None, memory_budget: int | str | None = None,
+                 score_cache: bool | str | Path | None = True, background: bool = True,
+                 first_chunk: int = FIRST_CHUNK) -> None:
         self.device = torch.device(device) if device is not None else default_device()
         if not isinstance(model, (nn.Module, ModelAdapter)):
             raise TypeError(f"the model must be a torch.nn.Module, got {type(model).__name__}")
@@ -142,8 +160,11 @@ class EditSession:
         ad = Path(autosave_dir) if autosave_dir is not None else None
         has_history = check_autosave_dir(ad, resume)
         if evaluator is None and bundle is not None:
-            evaluator = build_evaluator(self.adapter, bundle, split, self.config, self.device, limit, progress)
+            evaluator = build_evaluator(self.adapter, bundle, split, self.config, self.device, limit,
+                                        memory_budget=memory_budget,
+                                        score_cache=score_cache_for(score_cache, self.checkpoint))
         self.evaluator = evaluator
+        self.base_scoring = BaseScoring(evaluator, background=background, first_chunk=first_chunk, progress=progress)
         self.data = SessionData(self.model, bundle, evaluator, split, limit, self.device)
         self.scoring = Scoring(evaluator, self.stack)
         mean_std = (bundle.mean, bundle.std) if bundle is not None else (self.card.get("mean"), self.card.get("std"))
@@ -173,13 +194,18 @@ class EditSession:
         self.base_probabilities, self.cam_layers, self.default_cam_layer = \
             ins.base_probabilities, ins.cam_layers, ins.default_cam_layer
         self.localize, self.cached_localization = loc.localize, loc.cached_localization
-        self.localized_counts, self.label_quality = loc.localized_counts, loc.label_quality
+        self.localized_counts, self.label_quality, self.label_scores = \
+            loc.localized_counts, loc.label_quality, loc.label_scores
         self.image_from_bytes, self.normalize = up.image_from_bytes, up.normalize
         self.calibrate, self.needs_calibration, self.prepare_editor = ed.calibrate, ed.needs_calibration, ed.prepare
         self.calibration_card, self.resolve_editor = ed.card_entry, ed.resolve
         self.save, self.load_history, self.export = per.save, per.load_history, per.export
         self.classes, self.scoring_note, self.base_hash = self.data.classes, sc.scoring_note, st.base_hash
         self.calibrations, self.calibration_settings = ed.calibrations, ed.settings  # the resolver's own dicts
+        self.exact_async = sc.exact_async
+        bs = self.base_scoring
+        self.scoring_progress, self.wait_scored, self.on_scoring_progress = bs.progress, bs.wait, bs.on_progress
+        bs.start()  # the first chunk now; the rest in a background thread
         if has_history and resume:
             self.load_history(ad)  # type: ignore[arg-type]
 
@@ -265,12 +291,14 @@ class EditSession:
 
     @property
     def editor_choice(self) -> EditorChoice:
-        """The session's editor with the provenance of its values (``editor.choice``)."""
-        return self.editor.choice
+        """The editor of the last edit with the provenance of its values (``editor.last``: the group
+        and method that edit used), else the session's editor (``editor.choice``)."""
+        return self.editor.last or self.editor.choice
 
     @property
     def editor_note(self) -> str:
-        """The last calibration's line (``""`` until one ran)."""
+        """Where the last edit's step size came from (its calibration line when one was
+        calibrated), else the last calibration's line (``""`` until either)."""
         return self.editor.note
 
     @property
@@ -311,6 +339,14 @@ class EditSession:
     def input_shape(self) -> tuple[int, int, int]:
         """``(C, H, W)`` the model takes."""
         return self.uploads.input_shape
+
+    def close(self) -> None:
+        """Stop the background passes (the base scoring, within one batch, and the pending exact
+        pass) and free the evaluator's caches. Nothing half-done is kept or written."""
+        self.scoring.cancel_exact()
+        self.base_scoring.close()
+        if self.evaluator is not None:
+            self.evaluator.close()
 
     def __repr__(self) -> str:
         return (f"EditSession({len(self.history)} edit(s) applied, {len(self.stack.undone)} to redo, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -68,8 +68,13 @@ class EditStack:
         n = len(self.history) if step is None else step
         if not 0 <= n <= len(self.history):
             raise ValueError(f"step must be in 0..{len(self.history)}, got {step}")
-        out = {k: self.base[k] for k in self.edited_names()}
-        for rec in self.history[:n]:
+        return self.params_of(self.history, n)
+
+    def params_of(self, records: Sequence[EditRecord], step: int) -> dict[str, torch.Tensor]:
+        """:meth:`params_at` of a history ``records`` (e.g. a copy taken by a background pass)."""
+        names = list(dict.fromkeys(n for rec in records for n in rec.result.after))
+        out = {k: self.base[k] for k in names}
+        for rec in records[:step]:
             out.update(rec.result.after)
         return out
 

@@ -143,7 +143,10 @@ def _recorded_shapes(card: Mapping[str, Any]) -> list[tuple[str, tuple[int, ...]
         out.append(("the card's input_shape", tuple(card["input_shape"])))
     ds, data = card.get("dataset"), card.get("data") or {}
     if isinstance(ds, str) and ds in IMAGE_SHAPES:
-        out.append((f"its data set {ds}", IMAGE_SHAPES[ds]))
+        side = data.get("image_size") if isinstance(data, dict) else None  # resized to train (--image-size)
+        shape: tuple[int, ...] = IMAGE_SHAPES[ds] if not _positive_int(side, MAX_SIDE) else \
+            (IMAGE_SHAPES[ds][0], int(side), int(side))  # type: ignore[arg-type]
+        out.append((f"its data set {ds}" + ("" if shape == IMAGE_SHAPES[ds] else f" at image_size {side}"), shape))
     elif isinstance(ds, str) and ds.startswith("imagefolder:") and isinstance(data, dict) \
             and _positive_int(data.get("image_size"), MAX_SIDE):
         out.append(("its data set's recorded image_size", (1 if data.get("grayscale") else 3, data["image_size"],

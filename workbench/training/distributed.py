@@ -16,7 +16,7 @@ every contribution into a parameter's gradient accumulator before it runs once, 
 reducer all-reduces the gradient of the whole objective (the editor's inner
 ``torch.autograd.grad`` calls do not run the accumulators). The editor's own learnable
 hyperparameters live outside DDP and are averaged by :meth:`Distributed.all_reduce_mean_`.
-``tests/test_distributed.py`` checks that two gloo ranks, which draw different edits, end
+``tests/training/test_distributed.py`` checks that two gloo ranks, which draw different edits, end
 with identical weights.
 """
 from __future__ import annotations

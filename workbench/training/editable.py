@@ -12,7 +12,7 @@ Edits are drawn from the training batch: a random image with a uniformly random 
 ``edits_per_batch`` independent edits, each starting from θ. The editor is
 :func:`workbench.editing.run_editor` on the live parameters with learnable ``lr``/``beta``.
 
-BatchNorm (the choice, tested in ``tests/test_training_editable.py``):
+BatchNorm (the choice, tested in ``tests/training/test_training_editable.py``):
 
 * ``L_base`` runs in **train mode**: batch statistics; this pass is the only one that updates
   the running statistics, so they move exactly once per step, as in baseline training.

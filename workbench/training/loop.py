@@ -24,7 +24,8 @@ from ..data import DataBundle, load_dataset, random_crop_flip
 from ..data.batch import batch_indices
 from ..data.noise import NOISE_FILE, LabelNoise, flip_labels
 from ..device import resolve_device
-from ..models.dropout import DropoutSpec, attach_dropout, default_sites, dropout_card, example_indices
+from ..models.fit import check_takes
+from ..models.dropout import DropoutSpec, attach_dropout, dropout_card, example_indices, resolve_sites
 from ..models.outputs import forward_logits
 from ..models.spec import ModelSpec
 from .grad_accounting import ACCOUNTING_FILE, GradientAccounting
@@ -97,7 +98,7 @@ def build_for_recipe(recipe: Recipe, bundle: DataBundle, trust_code: bool = Fals
 def _with_dropout(recipe: Recipe, model: nn.Module) -> nn.Module:
     if recipe.dropout != "none":
         attach_dropout(model, DropoutSpec(recipe.dropout, recipe.p_gen, recipe.p_mem, recipe.seed),
-                       default_sites(model))
+                       resolve_sites(model, recipe.dropout_sites))
     return model
 
 
@@ -175,6 +176,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
         train_y = noise.apply(train_y)
     spec = spec_for_recipe(recipe, bundle, trust_code)
     model = _with_dropout(recipe, spec.build())
+    check_takes(model, bundle.input_shape, fix="Give it images it takes (--image-size N, e.g. 64) or model arguments "
+                "for these images (e.g. in_chans / img_size)")
     if recipe.init_from:
         _init_weights(model, spec, recipe.init_from, trust_code)
     model.to(device)
@@ -244,6 +247,8 @@ def train(recipe: Recipe, out_dir: str | Path, *, objective: Objective | None = 
         gen = torch.Generator().manual_seed(recipe.seed * 1000 + epoch + (dist.rank * 7919 if dist else 0))
         perm_gen = gen if dist is None else torch.Generator().manual_seed(recipe.seed * 1000 + epoch)
         perm = torch.randperm(len(train_x), generator=perm_gen)
+        # The global stream (standard dropout's masks, editors' draws) too, apart from the above.
+        torch.manual_seed(recipe.seed * 1000 + epoch + 500_009 + (dist.rank * 7919 if dist else 0))
         if dist is not None:
             perm = perm[dist.rank::dist.world]
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}", disable=not (progress and rank0),

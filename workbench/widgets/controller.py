@@ -18,11 +18,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .events import Attempt, Callbacks, Selection, attribution_rows
+from .marshal import MainThread
 from .report import session_report
 from .strength_actions import StrengthActions
 from .wording import describe_edit
@@ -42,6 +43,11 @@ class Controller(StrengthActions):
         name: the model's name (the report's title).
         uploads: record uid -> ``(C, H, W) uint8`` image of each applied edit of an uploaded image.
         timings: seconds from the last Edit click to each of its phases (``outcome`` ... ``total``).
+        main: hands what background threads report to the main thread (:mod:`~workbench.widgets.marshal`).
+        background: compute an applied edit's exact reports in a background pass (the click
+            returns after the estimate; the figures arrive through ``callbacks.reports``, and a
+            new click cancels the pass). The :class:`~workbench.widgets.workbench.Workbench` turns
+            it on where an event loop delivers them (a Jupyter kernel).
     """
 
     session: EditSession
@@ -51,6 +57,9 @@ class Controller(StrengthActions):
     target: int | None = None
     timings: dict[str, float] = field(default_factory=dict)
     uploads: dict[str, torch.Tensor] = field(default_factory=dict)
+    main: MainThread = field(default_factory=MainThread)
+    background: bool = False
+    pending: Any = None  # the background exact pass of the last click (an ExactJob), if any
     _images: torch.Tensor | None = field(default=None, repr=False)
 
     @property
@@ -63,6 +72,7 @@ class Controller(StrengthActions):
     # -- selection -----------------------------------------------------------------------
     def select(self, index: int) -> Selection:
         """Select test image ``index`` of the session's split; the target becomes its true label."""
+        self.sync()
         sel = Selection.of_index(self.session, index, self.images)
         assert sel.true is not None
         return self._set_selection(sel, sel.true)
@@ -125,11 +135,14 @@ class Controller(StrengthActions):
             ValueError: nothing selected, or invalid editor settings (nothing changes).
         """
         sel, target, cb, s = self.selection, self.target, self.callbacks, self.session
-        cfg = (config or cb.editor_config() or s.config).resolved()  # validates before anything changes
+        asked = config or cb.editor_config()  # lr/beta None: the session resolves (and calibrates) them
+        cfg = (asked or s.config).resolved()  # validates before anything changes
         if sel is None:
             raise ValueError("pick an image first: click one of the mistakes below, or upload your own")
         if target is None:
             raise ValueError("pick the label the image should have: click one of the class buttons")
+        self.sync()
+        self.pending = None  # the session cancels the last click's background pass
         t0 = time.perf_counter()
         self.timings = {}
         cb.phase("editing…")
@@ -137,7 +150,7 @@ class Controller(StrengthActions):
             noop = SimpleNamespace(success=True, steps=0, seconds=0.0, config=cfg, finite=True)
             attempt = Attempt(None, False, describe_edit(noop, s.classes, sel.pred, sel.pred, target), target, t0)
         else:
-            result = s.edit(sel.x, target, cfg, index=sel.index, score=False)
+            result = s.edit(sel.x, target, asked, index=sel.index, score=False)
             record = s.applied_record(result)
             if record is not None:
                 self._refresh_selection()
@@ -164,6 +177,9 @@ class Controller(StrengthActions):
         """Phase 3: the exact reports on the whole split (after a failed edit: those of the
         weights as they are, so no panel keeps a figure of an earlier click)."""
         s = self.session
+        if attempt.applied and self.background:
+            self._score_in_background(attempt)
+            return
         if attempt.applied:
             self.callbacks.phase("scoring every test image…")
             attempt.record = s.complete_reports()
@@ -171,6 +187,38 @@ class Controller(StrengthActions):
         else:
             self._reports(s.history[-1] if s.history else None)
         self._mark(attempt, "reports")
+
+    def _score_in_background(self, attempt: Attempt) -> None:
+        """Phase 3 as a background pass: progress on the phase line, the reports when it is through."""
+        cb, token = self.callbacks, object()
+        self.pending = token
+
+        def here(fn: Any) -> Any:  # on the main thread, and only while this pass is the last click's
+            return lambda *a: self.main.post(lambda: fn(*a) if self.pending is token else None)
+
+        def done(record: Any) -> None:
+            attempt.record, self.pending = record, None
+            self._reports(record)
+            cb.phase("")
+            self._mark(attempt, "reports")
+
+        cb.phase("scoring every test image…")
+        self.session.exact_async(here(done), here(lambda n, total: cb.phase(
+            f"scoring every test image… {n:,} / {total:,}" if n < total else "")))
+
+    def follow_scoring(self) -> None:
+        """Show the base scoring's progress (``callbacks.scoring``) until it is through, then the
+        errors, confusion and scores of the whole split (``callbacks.reports``)."""
+        def arrived(n: int, total: int) -> None:
+            self.callbacks.scoring(n, total)
+            if n == total:
+                self._reports(self.session.history[-1] if self.session.history else None)
+        self.session.on_scoring_progress(lambda n, total: self.main.post(lambda: arrived(n, total)))
+
+    def sync(self) -> None:
+        """Apply what background passes reported (at each click; without a kernel's event loop,
+        a script or a test calls it)."""
+        self.main.drain()
 
     def probe(self, attempt: Attempt) -> None:
         """Phase 4 (an applied edit only): does the edit carry over to augmented views of the image."""
@@ -218,17 +266,20 @@ class Controller(StrengthActions):
 
     # -- the edit stack and its files ----------------------------------------------------
     def undo(self) -> EditRecord:
+        self.pending = None
         rec = self.session.undo()
         self._after_stack("Undone")
         return rec
 
     def redo(self) -> EditRecord:
+        self.pending = None
         rec = self.session.redo()
         self.session.complete_reports()
         self._after_stack("Redone")
         return rec
 
     def reset(self) -> None:
+        self.pending = None
         self.session.reset()
         self._after_stack("Back to the base model")
 
@@ -263,17 +314,7 @@ class Controller(StrengthActions):
             raise ValueError("no image selected: click 'select' under an image first")
         res = self.session.localize(index, quick=self.callbacks.localize_quick() if quick is None else quick)
         self.callbacks.localized(index, res)
-        self._scores("critical", self.session.localized_counts)
         return res
-
-    def localize_page(self, indices: Sequence[int]) -> dict[int, float]:
-        """Run the quick search for each of ``indices`` (the error browser's page, for its sort)."""
-        for i in indices:
-            self.session.localize(int(i), quick=True)
-        counts = self.session.localized_counts()
-        self._scores("critical", lambda: counts)
-        self._show_localization(quick=True, only_found=True)
-        return counts
 
     def use_group(self, group: str | None) -> str:
         """Edit ``group`` from now on (the group holding most removed neurons)."""
@@ -286,18 +327,21 @@ class Controller(StrengthActions):
         return group
 
     def refresh_scores(self) -> None:
-        """After a change of the weights: per-image scores and the selection's cached localization."""
-        self._scores("label_quality", lambda: dict(enumerate(self.session.label_quality().tolist())))
-        self._scores("critical", self.session.localized_counts)
+        """After a change of the weights: per-image scores and the selection's cached localization
+        (label scores once the base scoring is through)."""
+        done, total = self.session.scoring_progress()
+        if done == total:
+            self._scores("label_quality", lambda: dict(enumerate(self.session.label_quality().tolist())))
+            if self.callbacks.mislabeled is not None:  # training dynamics when the folder has them, else self-confidence
+                self.callbacks.mislabeled(self.session.label_scores())
         self._show_localization()
 
     def _scores(self, name: str, values: Any) -> None:
         if self.callbacks.scores is not None:  # only computed for a view that shows them
             self.callbacks.scores(name, values())
 
-    def _show_localization(self, quick: bool | None = None, only_found: bool = False) -> None:
+    def _show_localization(self) -> None:
         index = self.selection.index if self.selection is not None else None
-        quick = self.callbacks.localize_quick() if quick is None else quick
-        res = self.session.cached_localization(index, quick=quick) if index is not None else None
-        if res is not None or not only_found:
-            self.callbacks.localized(index, res)
+        res = self.session.cached_localization(index, quick=self.callbacks.localize_quick()) \
+            if index is not None else None
+        self.callbacks.localized(index, res)

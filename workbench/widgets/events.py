@@ -119,9 +119,11 @@ class Callbacks:
     when idle), ``outcome``, ``estimate``, ``attribution``, ``reports`` (the exact reports of the
     weights as they are: the last applied ``EditRecord`` or None), ``probe``, ``history`` (after
     Undo / Redo / Reset / Load: what happened), ``localized`` (the selection's critical-neuron
-    result, None: not searched yet), ``scores`` (per-image scores for the error browser's sorts;
-    None: not wanted, nothing is computed), ``group`` (the edit group to use), ``strength`` (the
-    last edit at a new strength: a :class:`StrengthState`).
+    result, None: not searched yet), ``scores`` (per-image scores for the error browser's filters;
+    None: not wanted, nothing is computed), ``mislabeled`` (the session's ``LabelScores`` for the
+    "likely mislabeled" sort; None: not wanted), ``group`` (the edit group to use), ``scoring``
+    (the base scoring's progress, ``(scored, total)``, while it runs in the background),
+    ``strength`` (the last edit at a new strength: a :class:`StrengthState`).
 
     Asked: ``editor_config`` (the edit panel's settings; None: the session's), ``attribution_options``
     (keyword arguments for ``EditSession.explain``; None: no maps now), ``localize_quick`` (the
@@ -140,7 +142,9 @@ class Callbacks:
     history: Callable[[str], None] = _nop
     localized: Callable[[int | None, Any], None] = _nop
     scores: Callable[[str, Mapping[int, float]], None] | None = None
+    mislabeled: Callable[[Any], None] | None = None
     group: Callable[[str], None] = _nop
+    scoring: Callable[[int, int], None] = _nop
     strength: Callable[[StrengthState], None] = _nop
     editor_config: Callable[[], EditorConfig | None] = lambda: None
     attribution_options: Callable[[], dict[str, Any] | None] = lambda: None

@@ -88,11 +88,14 @@ class Workbench:
             selected=self._on_selected, target=self._on_target, phase=self._on_phase, outcome=self._on_outcome,
             estimate=self._on_estimate, attribution=self._on_attribution, reports=self._on_reports,
             probe=self._on_probe, history=self._on_history, localized=self._on_localized, scores=self._on_scores,
-            group=self._on_group, strength=self._on_strength, editor_config=lambda: self.panel.config,
+            mislabeled=self._on_mislabeled, scoring=self._on_scoring,
+            group=self._on_group, strength=self._on_strength, editor_config=lambda: self.panel.edit_config(),
             attribution_options=lambda: self.attribution.options(),
             localize_quick=lambda: bool(self.localization.quick.value),
             attribution_error=lambda err: self.attribution.messages.error(err, "Attribution"),
             probe_views=probe_views), name=self.name)
+        c.background = c.main.delivers  # exact figures after the click, where an event loop delivers them
+        scored, total = session.scoring_progress()
         self.images = c.images
         self.picker = TargetPicker(classes, on_target=self._guarded("edit", "Choosing the target", c.set_target))
         self.panel = EditPanel(session.group_names(), {
@@ -107,7 +110,8 @@ class Workbench:
         self.browser_messages = MessageArea("browser")
         open_image = self._guarded("browser", "Opening the image", c.select)
         self.browser = ErrorBrowser(self.images, classes, page_size=page_size, columns=page_size, on_select=open_image,
-                                    errors=session.current_errors(), confusion=session.confusion(),
+                                    errors=session.current_errors(partial=True),
+                                    confusion=session.confusion(partial=True),
                                     title="Mistakes of the current model: pick one to fix")
         self.upload = UploadPanel(c.select_upload)
         self.metrics = MetricsPanel(self.images, session.labels, classes, on_select=open_image)
@@ -120,8 +124,6 @@ class Workbench:
         self.localization_messages = MessageArea("localization")
         self.localization = LocalizationPanel(classes, {
             "localize": self._guarded("localization", "Where is it stored?", c.localize),
-            "page": self._guarded("localization", "Localize this page",
-                                  lambda: c.localize_page([int(e.index) for e in self.browser.page_items])),
             "edit_group": self._guarded("localization", "Edit this group", c.use_group)}, session.group_names())
         self.present = css(W.ToggleButton(value=presentation, description="Presentation mode", icon="desktop",
                                           tooltip="larger images and fonts, fewer controls"), "wb-present-toggle")
@@ -131,6 +133,9 @@ class Workbench:
         self._show_history_panel()
         c.refresh_scores()
         self.set_presentation(presentation)  # applies SIZES (the one place for every size) either way
+        if scored < total:  # the rest is scored in the background: a bar, then the whole list
+            self.browser.set_progress(scored, total)
+            c.follow_scoring()
 
     def _layout(self, note: str) -> W.VBox:
         """The screen (see the module's doc); ``note`` goes into the status line."""
@@ -219,8 +224,10 @@ class Workbench:
     def _on_phase(self, text: str) -> None:
         self.panel.set_phase(text)
 
-    def _on_outcome(self, outcome: Any, _result: Any) -> None:
+    def _on_outcome(self, outcome: Any, result: Any) -> None:
         self.card.show_edit(outcome)
+        if result is not None:  # the step size the session resolved (learned, tuned or calibrated)
+            self.panel.follow(result.config, self.session.editor_note)
 
     def _on_estimate(self, est: Any, error_before: float) -> None:
         self.card.show_estimate(est, error_before)
@@ -258,8 +265,17 @@ class Workbench:
     def _on_scores(self, name: str, values: Mapping[int, float]) -> None:
         self.browser.set_scores(name, dict(values))
 
+    def _on_mislabeled(self, scores: Any) -> None:
+        self.browser.set_scores("mislabeled", scores.values)
+        self.browser.set_mislabel_source(scores.description)
+
     def _on_group(self, group: str) -> None:
         self.panel.set_group(group)
+
+    def _on_scoring(self, scored: int, total: int) -> None:
+        self.browser.set_progress(scored, total)
+        if scored == total:
+            self.header.value = self._header_html()
 
     # -- helpers -----------------------------------------------------------------------------
     def _guarded(self, where: str, action: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -282,6 +298,9 @@ class Workbench:
 
     def _show_history_panel(self) -> None:
         s = self.session
+        scored, total = s.scoring_progress()
+        if scored < total:  # the base accuracy is not known yet
+            return
         acc = [1 - s.base_error] + [1 - r.report.error_after for r in s.history if r.report is not None]
         rows = []
         for r in s.history:
@@ -293,6 +312,11 @@ class Workbench:
 
     def _header_html(self) -> Markup:
         s = self.session
+        scored, total = s.scoring_progress()
+        if scored < total:
+            return markup("<b style='font-size:1.15em'>Editable Workbench</b> · {} · {:,} {} images · scoring the "
+                          "base model ({:,} / {:,}) · {}{}", self.name, total, s.split, scored, total, str(s.device),
+                          _display_note(s))
         return markup("<b style='font-size:1.15em'>Editable Workbench</b> · {} · {:,} {} images · base accuracy "
                       "{:.1%} · {}{}", self.name, len(s.labels), s.split, 1 - s.base_error, str(s.device),
                       _display_note(s))

@@ -92,6 +92,25 @@ class EditPanel:
         return EditorConfig(method=self.method.value, lr=float(self.lr.value), beta=self._beta,
                             max_steps=int(self.max_steps.value), layers=self.group.value)
 
+    def edit_config(self) -> EditorConfig:
+        """The editor an Edit click asks for: :attr:`config`, with lr and beta left to the
+        session's resolver (learned, tuned or calibrated for this method and group, calibrated at
+        the edit when it needs it) unless the user typed a step size of their own."""
+        cfg = self.config
+        if float(self.lr.value) != self._chosen_lr:
+            return cfg
+        return EditorConfig(method=cfg.method, lr=None, beta=None, max_steps=cfg.max_steps, layers=cfg.layers)
+
+    def follow(self, used: EditorConfig, note: str) -> None:
+        """After an edit: show the step size the session used (e.g. just calibrated) when the
+        shown one was the resolver's choice for the same method and group, not one the user typed."""
+        same = used.method == self.method.value and used.layers == self.group.value
+        if not same or float(self.lr.value) != self._chosen_lr or used.lr is None:
+            return
+        self._chosen_lr, self._note, self._beta = float(used.lr), note or self._note, used.beta
+        self.lr.value = float(used.lr)
+        self._on_lr()
+
     def set_group(self, group: str) -> None:
         """Show ``group`` as the edit's group (its step size loads as when it is picked)."""
         self.group.value = group

@@ -11,7 +11,7 @@ from typing import Callable, Mapping, Sequence
 
 import ipywidgets as W
 
-from ...localization.settings import MEMORIZED_MAX_NEURONS, MISLABELED_MAX_QUALITY
+from ...localization.settings import MISLABELED_MAX_QUALITY
 from ..common import SIZES, css
 from ..plots.charts import confusion_figure, update_confusion
 from ..plots.images import image_png
@@ -31,17 +31,15 @@ SORTS: dict[str, tuple[str, bool]] = {
     "index": ("index", False),
 }
 # label -> (score name, descending): per-image scores given with ErrorBrowser.set_scores;
-# images without a score come last, in index order.
+# images without a score come last, in index order. "mislabeled" is the session's best
+# mislabel score (EditSession.label_scores); the line under the controls says which it is.
 SCORE_SORTS: dict[str, tuple[str, bool]] = {
-    "likely mislabeled: label quality, low first (cleanlab self-confidence)": ("label_quality", False),
-    "likely memorized: fewest critical neurons first (localized images only; weaker)": ("critical", False),
+    "likely mislabeled first": ("mislabeled", True),
 }
 # label -> (score name, threshold): keep images whose score is <= threshold
 FILTERS: dict[str, tuple[str, float] | None] = {
     "all": None,
     f"likely mislabeled (label quality <= {MISLABELED_MAX_QUALITY:g})": ("label_quality", MISLABELED_MAX_QUALITY),
-    f"likely memorized (<= {MEMORIZED_MAX_NEURONS:g} critical neurons, localized only)":
-        ("critical", MEMORIZED_MAX_NEURONS),
 }
 ALL = -1
 # The first pick of a demo should be a typical, teachable mistake: neither a near-tie (fixed
@@ -104,10 +102,13 @@ class ErrorBrowser:
         self.only = css(W.Dropdown(options=list(FILTERS), value="all", description="only",
                                    layout=W.Layout(width="280px")), "wb-only")
         self.scores: dict[str, dict[int, float]] = {}
+        self.mislabel_note = css(HTML(""), "wb-mislabel-note")
         self._png: dict[int, bytes] = {}
         self.prev_button = css(W.Button(description="◀ prev", layout=W.Layout(width="80px")), "wb-prev")
         self.next_button = css(W.Button(description="next ▶", layout=W.Layout(width="80px")), "wb-next")
         self.page_label = css(HTML(), "wb-page-label")
+        self.progress = css(W.IntProgress(value=0, min=0, max=1, description="scoring", bar_style="info",
+                                          layout=W.Layout(display="none", width="420px")), "wb-scoring-progress")
         self.title = HTML(markup("<b>{}</b>", title))
         self.cells = [_Cell(self.select, thumb_px) for _ in range(page_size)]
         self.grid = W.GridBox([c.box for c in self.cells], layout=W.Layout(
@@ -125,7 +126,7 @@ class ErrorBrowser:
         paging = W.HBox([self.prev_button, self.page_label, self.next_button],
                         layout=W.Layout(align_items="center"))
         self.controls = controls
-        left = W.VBox([paging, self.grid, controls])
+        left = W.VBox([self.progress, paging, self.grid, controls, self.mislabel_note])
         self.widget = css(W.HBox([left, self.confusion], layout=W.Layout(flex_flow="row wrap")), "wb-error-browser")
         self.refresh()
 
@@ -139,11 +140,24 @@ class ErrorBrowser:
             update_confusion(self.confusion, confusion)
         self.refresh()
 
+    def set_progress(self, scored: int, total: int) -> None:
+        """The bar of the base scoring: ``scored`` of ``total`` test images (hidden once all are in;
+        until then the list holds the mistakes among the images scored)."""
+        self.progress.max = max(1, total)
+        self.progress.value = scored
+        self.progress.description = f"{scored:,} / {total:,}"
+        self.progress.layout.display = "none" if scored >= total else ""
+
     def set_scores(self, name: str, scores: dict[int, float]) -> None:
         """Per-image scores (``{index: value}``) for the score sorts and filters (``label_quality``,
-        ``critical``); replaces that score's values and redraws."""
+        ``mislabeled``); replaces that score's values and redraws."""
         self.scores[name] = dict(scores)
         self.refresh()
+
+    def set_mislabel_source(self, description: str) -> None:
+        """Say which score the "likely mislabeled first" sort uses."""
+        self.mislabel_note.value = markup("<span style='color:#555'>'likely mislabeled first' sorts by {}</span>",
+                                          description)
 
     @property
     def visible(self) -> list:
@@ -228,8 +242,8 @@ class ErrorBrowser:
         self._highlight()
 
     def _score_note(self, index: int) -> Markup:
-        q, c = self.scores.get("label_quality", {}).get(index), self.scores.get("critical", {}).get(index)
-        parts = ([f"label q {q:.2f}"] if q is not None else []) + ([f"{c:g} neurons"] if c is not None else [])
+        q = self.scores.get("label_quality", {}).get(index)
+        parts = [f"label q {q:.2f}"] if q is not None else []
         if index in self.notes:
             parts.insert(0, self.notes[index])
         return markup("<br><span style='color:#777'>{}</span>", join(parts, ", ")) if parts else Markup()

@@ -7,7 +7,7 @@ costs on other test images, and a one-click "edit this group" that asks for the 
 most of them as the edit's group.
 
 View state only (the selected index, the shown result). Its buttons go to the controller
-(:meth:`~workbench.widgets.controller.Controller.localize`, ``localize_page``, ``use_group``),
+(:meth:`~workbench.widgets.controller.Controller.localize`, ``use_group``),
 which runs the search through ``EditSession.localize`` and tells the panels what to show.
 """
 from __future__ import annotations
@@ -31,8 +31,7 @@ class LocalizationPanel:
     Args:
         classes: class names.
         actions: the controller's, called on a click: ``"localize"`` (run the search for the
-            selected image), ``"page"`` (run it for the error browser's page) and ``"edit_group"``
-            (takes the group name shown, or None).
+            selected image) and ``"edit_group"`` (takes the group name shown, or None).
         groups: the edit panel's group names (to map layers to groups).
     """
 
@@ -46,9 +45,6 @@ class LocalizationPanel:
                          "wb-loc-quick")
         self.button = css(W.Button(description="Where is it stored?", button_style="info",
                                    layout=W.Layout(width="170px"), disabled=True), "wb-loc-run")
-        self.page_button = css(W.Button(description="Localize this page", layout=W.Layout(width="150px"),
-                                        tooltip="run the quick search for every image on the error browser's page "
-                                                "(for the 'fewest critical neurons' sort)"), "wb-loc-page")
         self.edit_button = css(W.Button(description="edit this group", button_style="warning", disabled=True,
                                         layout=W.Layout(width="190px")), "wb-loc-edit-group")
         self.summary = css(HTML(markup("<i>select an image, then click 'Where is it stored?'</i>")),
@@ -56,10 +52,9 @@ class LocalizationPanel:
         self.cost = css(HTML(""), "wb-loc-cost")
         self.figure = live_figure(localization_figure({}))
         self.button.on_click(lambda _b: self.actions["localize"]())
-        self.page_button.on_click(lambda _b: self.actions["page"]())
         self.edit_button.on_click(lambda _b: self.actions["edit_group"](self.group))
         self.widget = css(W.VBox([
-            W.HBox([self.button, self.quick, self.page_button], layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([self.button, self.quick], layout=W.Layout(flex_flow="row wrap")),
             self.summary, self.cost, self.figure, self.edit_button]), "wb-localization-panel")
 
     def select(self, index: int | None, result: Any = None) -> None:

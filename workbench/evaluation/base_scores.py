@@ -1,0 +1,142 @@
+"""The base model's scores on a split, filled chunk by chunk, and the wait for them.
+
+The evaluator scores its base model in one pass over the split (:meth:`Evaluator.base_pass
+<workbench.evaluation.Evaluator.base_pass>`). :class:`BaseScores` holds what that pass has
+produced so far: the logits of the first ``scored`` images, and, once the pass completed, every
+per-image record (logits, predictions, margins, label quality). Reading a record waits for
+the pass; the scored part can be read at any time (:meth:`BaseScores.partial_logits`).
+
+A pass runs in one thread at a time. A reader in that same thread cannot wait for it (the
+pass would never go on): it gets a RuntimeError that says to read the scored part instead.
+"""
+from __future__ import annotations
+
+import threading
+from typing import ContextManager, Iterator, TypeVar
+
+import torch
+
+from ..models.graph import TRACE_LOCK
+
+from .score_cache import score_records
+
+__all__ = ["BaseScores", "ScoringStopped", "locked"]
+
+T = TypeVar("T")
+
+
+class ScoringStopped(RuntimeError):
+    """The base scoring was stopped before it finished (the session was closed)."""
+
+
+class BaseScores:
+    """Base scores of ``total`` images and ``num_classes`` classes (see the module docstring).
+
+    Attributes:
+        scored: images scored so far (the first ``scored`` of the split).
+        total: images in the split.
+        from_cache: the records were read from the score cache (no forward pass).
+    """
+
+    def __init__(self, total: int, num_classes: int) -> None:
+        self.total, self.scored = total, 0
+        self._logits = torch.empty(total, num_classes, dtype=torch.float32)
+        self._records: dict[str, torch.Tensor] | None = None
+        self._device_logits: torch.Tensor | None = None
+        self._done = threading.Event()
+        self._error: BaseException | None = None
+        self.runner: int | None = None  # the thread running the pass now
+        self.from_cache = False
+
+    # -- written by the pass ---------------------------------------------------------------
+    def add(self, i: int, j: int, logits: torch.Tensor) -> None:
+        """The base logits ``(j - i, C)`` of images ``i:j`` (the next chunk)."""
+        if i != self.scored:
+            raise RuntimeError(f"base scores arrived for images {i}:{j} after {self.scored}: a bug")
+        self._logits[i:j] = logits.float().cpu()
+        self.scored = j
+
+    def finish(self, labels: torch.Tensor, device: torch.device) -> dict[str, torch.Tensor]:
+        """Every image scored: build the records, keep the logits on ``device`` too; returns the records."""
+        if self.scored != self.total:
+            raise RuntimeError(f"only {self.scored} of {self.total} images are scored: a bug")
+        return self.install(score_records(self._logits, labels), device)
+
+    def install(self, records: dict[str, torch.Tensor], device: torch.device, *,
+                from_cache: bool = False) -> dict[str, torch.Tensor]:
+        """Records of the whole split (scored here, or read from the score cache)."""
+        self._logits = records["logits"]
+        self._device_logits = records["logits"].to(device)
+        self._records, self.scored, self.from_cache = records, self.total, from_cache
+        self._done.set()
+        return records
+
+    def fail(self, error: BaseException) -> None:
+        """The pass stopped with ``error``: every waiter raises it."""
+        if not self._done.is_set():
+            self._error = error
+            self._done.set()
+
+    # -- read ------------------------------------------------------------------------------
+    @property
+    def ready(self) -> bool:
+        """Every image is scored (the records can be read without waiting)."""
+        return self._records is not None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until every image is scored; False if ``timeout`` seconds passed first.
+
+        Raises:
+            RuntimeError: the pass failed or was stopped (its error, chained), or this is the
+                thread running the pass.
+        """
+        if not self._done.is_set() and self.runner == threading.get_ident():
+            raise RuntimeError("the base scores are read from the thread that computes them, before they are all "
+                               f"in ({self.scored} of {self.total}); read the scored part "
+                               "(session.scoring_progress(), current_errors(partial=True)) in a progress callback")
+        if not self._done.wait(timeout):
+            return False
+        if self._error is not None:
+            if isinstance(self._error, ScoringStopped):
+                raise self._error
+            raise RuntimeError(f"scoring the base model stopped at image {self.scored} of {self.total}: "
+                               f"{type(self._error).__name__}: {self._error}") from self._error
+        return True
+
+    def record(self, name: str) -> torch.Tensor:
+        """``logits``, ``preds``, ``labels``, ``margins`` or ``label_quality`` (waits for the pass)."""
+        self.wait()
+        assert self._records is not None
+        return self._records[name]
+
+    @property
+    def device_logits(self) -> torch.Tensor:
+        """``(N, C)`` base logits on the evaluator's device (waits for the pass)."""
+        self.wait()
+        assert self._device_logits is not None
+        return self._device_logits
+
+    def partial_logits(self) -> torch.Tensor:
+        """``(scored, C)`` base logits of the images scored so far (CPU; do not modify)."""
+        return self._logits[:self.scored]
+
+    def first_logits(self, n: int, device: torch.device) -> torch.Tensor:
+        """``(n, C)`` base logits of the first ``n`` images on ``device`` (they must be scored)."""
+        if self.scored < n:
+            raise RuntimeError(f"the first {n} base logits are read before they are scored: a bug")
+        return self._logits[:n].to(device)
+
+
+def locked(batches: Iterator[T], lock: ContextManager[object], scores: BaseScores) -> Iterator[T]:
+    """``batches``, each computed under ``lock``, :data:`~workbench.models.graph.TRACE_LOCK` and
+    ``torch.inference_mode`` (a pass that may run beside other threads; nothing is held between
+    batches, so the caller's code between them runs free). While ``scores`` are incomplete, the
+    thread computing them is recorded (:meth:`BaseScores.wait` refuses to wait in it)."""
+    while True:
+        scores.runner = threading.get_ident() if not scores.ready else None
+        with TRACE_LOCK, lock, torch.inference_mode():
+            try:
+                item = next(batches)
+            except StopIteration:
+                return
+        yield item

@@ -1,0 +1,96 @@
+"""How the evaluator reads a split's images and where its caches go.
+
+:class:`Batches` gives the split's images normalised on the device, in fixed batches (one pass
+at a time, read ahead by DataLoader workers when streamed from disk). :class:`Store` places a
+cache against the evaluator's :class:`~workbench.evaluation.budget.MemoryBudget`: in memory
+while it fits, else in a memory-mapped file, else nowhere (recomputed).
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+from ..data import ImageSource
+from .budget import MemoryBudget, SpillFolder
+
+__all__ = ["Batches", "Store", "carry_bytes", "carry_to", "describe_place"]
+
+Normalize = Callable[[torch.Tensor], torch.Tensor]
+
+
+def carry_bytes(carry: Sequence[object]) -> int:
+    return sum(c.element_size() * c.numel() for c in carry if isinstance(c, torch.Tensor))
+
+
+def carry_to(carry: tuple, device: torch.device) -> tuple:
+    return tuple(c.to(device, non_blocking=True) if isinstance(c, torch.Tensor) else c for c in carry)
+
+
+class Batches:
+    """The split's images, normalised on the device, in fixed batches of ``batch_size``."""
+
+    def __init__(self, source: ImageSource, normalize: Normalize, device: torch.device, batch_size: int,
+                 workers: int | None = None) -> None:
+        self.source, self.normalize, self.device, self.batch_size = source, normalize, device, batch_size
+        self.workers = workers
+        self.n = len(source)
+        self.progress: Callable[[int, int], None] | None = None  # (images read, total), while set
+
+    def bounds(self) -> list[tuple[int, int]]:
+        n, b = self.n, self.batch_size
+        return [(i, min(i + b, n)) for i in range(0, n, b)]
+
+    def images(self, i: int, j: int) -> torch.Tensor:
+        """Images ``i:j``, normalised on the device (one read, for single batches)."""
+        return self._ready(self.source.images(range(i, j)).to(self.device, non_blocking=True), j)
+
+    def at(self, idx: torch.Tensor) -> torch.Tensor:
+        """Images ``idx`` (a few), normalised on the device."""
+        return self.normalize(self.source.images(idx).to(self.device, non_blocking=True))
+
+    def stream(self) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """``(i, j, images i:j normalised on the device)`` for every batch, in order (one pass,
+        read ahead by the source's DataLoader workers when streamed)."""
+        batches = self.source.batches(None, self.batch_size, device=self.device, workers=self.workers)
+        for (i, j), xb in zip(self.bounds(), batches):
+            yield i, j, self._ready(xb, j)
+
+    def _ready(self, xb: torch.Tensor, j: int) -> torch.Tensor:
+        out = self.normalize(xb)
+        if self.progress is not None:
+            self.progress(j, self.n)
+        return out
+
+
+class Store:
+    """Where cached values go: memory on the device within the budget, else a memory-mapped
+    file (``spill="mmap"``, when the spill folder has room), else nowhere (recomputed)."""
+
+    def __init__(self, budget: MemoryBudget, spill: str, folder: SpillFolder, device: torch.device) -> None:
+        self.budget, self.spill, self.folder, self.device = budget, spill, folder, device
+
+    def place(self, what: str, nbytes: int) -> str:
+        """``"memory"``, ``"mmap"`` or ``"recompute"`` for ``nbytes`` of ``what`` (memory is reserved)."""
+        if self.budget.reserve(what, nbytes):
+            return "memory"
+        if self.spill == "mmap" and self.folder.room_for(nbytes):
+            return "mmap"
+        return "recompute"
+
+    def empty(self, where: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        if where == "mmap":
+            return self.folder.tensor(shape, dtype)
+        return torch.empty(shape, dtype=dtype, device=self.device)
+
+    def keep(self, where: str, carry: tuple) -> tuple:
+        if where == "mmap":
+            return tuple(self.folder.copy(c) if isinstance(c, torch.Tensor) else c for c in carry)
+        return carry
+
+
+def describe_place(where: str, what: str, nbytes: int) -> str:
+    if where == "recompute":
+        return "not cached (over the memory budget): recomputed per batch"
+    place = "in memory" if where == "memory" else "in a memory-mapped file (over the memory budget)"
+    return f"{what} {nbytes / 2 ** 20:.1f} MiB {place}"
