@@ -82,6 +82,11 @@ def test_two_students_have_their_own_kernels_and_saves(browser, classroom):
         a.locator(".wb-strength-smallest").click()
         expect(a.locator(".wb-card")).to_contain_text(re.compile(r"At strength \d\.\d\d: fixed ✓"), timeout=60_000)
         expect(a.locator(".wb-card")).to_contain_text("other images changed", timeout=60_000)
+        at = float(re.search(r"At strength (\d\.\d\d)", a.locator(".wb-card").inner_text()).group(1))
+        step = 0.01 if at < 1 else -0.01
+        a.locator(".wb-strength-slider .noUi-handle").press("ArrowRight" if step > 0 else "ArrowLeft")  # moves, rests
+        expect(a.locator(".wb-card")).to_contain_text(f"At strength {at + step:.2f}", timeout=60_000)
+        expect(a.locator(".wb-card")).to_contain_text("other images changed", timeout=60_000)  # the exact figure
         # the per-class chart drew the edit's change (its figure edits arrive as one message each)
         a.locator(".wb-tabs .lm-TabBar-tab", has_text="Details").first.click()
         bars = a.locator(".wb-metrics .trace.bars .point path")
