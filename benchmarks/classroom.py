@@ -1,7 +1,8 @@
 """A classroom on one server: N students open the app page at once, each makes one edit and saves it.
 
-Serves the app notebook with Voila and the app's own settings (``voila.json``: the preheated
-kernel pool and idle culling, as ``scripts/app.sh`` serves it), on 127.0.0.1 only. For each N it
+Serves the teaching page (``scripts/app.ipynb``) as ``scripts/app.sh`` serves it: Voila run from
+the repository root with its ``voila.json`` (the preheated kernel pool and idle culling), the
+page's settings in ``WORKBENCH_APP_*`` variables, on 127.0.0.1 only. For each N it
 starts a fresh server, waits for the pool to be warm, then opens N headless Chromium contexts
 at the same moment (Playwright, Debian's chromium). Each page, independently:
 
@@ -51,28 +52,11 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, nargs="+", default=[1, 2], help="pages opened at once, one run per value")
     p.add_argument("--checkpoint", default=None, help="model folder (default: the shipped editable model)")
     p.add_argument("--limit", type=int, default=None, help="first LIMIT test images (default: all 10,000)")
-    p.add_argument("--notebook", default=os.environ.get("WORKBENCH_APP_NOTEBOOK", "notebooks/01_workbench.ipynb"),
-                   help="the app notebook (as scripts/app.sh: WORKBENCH_APP_NOTEBOOK)")
+    p.add_argument("--notebook", default=os.environ.get("WORKBENCH_APP_NOTEBOOK", "scripts/app.ipynb"),
+                   help="the page, relative to the repository root (as scripts/app.sh: WORKBENCH_APP_NOTEBOOK)")
     p.add_argument("--lr", type=float, default=None, help="editor step size to type in (a tiny test model needs one)")
     p.add_argument("--deadline", type=float, default=900.0, help="seconds one run (one N) may take in all")
     return p
-
-
-def notebook_copy(folder: Path, notebook: Path, checkpoint: str | None, limit: int | None) -> Path:
-    """The app notebook in ``folder``, its parameters cell pointing at ``checkpoint`` and ``limit``."""
-    import nbformat
-
-    nb = nbformat.read(notebook, as_version=4)
-    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
-    ckpt = str(Path(checkpoint).resolve()) if checkpoint else str(ROOT / "assets" / "models" / "fashion-editable")
-    src = re.sub(r"(?m)^CHECKPOINT\s*=.*$", f"CHECKPOINT = {ckpt!r}", cell.source)
-    cell.source = re.sub(r"(?m)^LIMIT\s*=.*$", f"LIMIT = {limit!r}", src)
-    for k in ("BASELINE", "EDITABLE"):  # absolute paths: the copy is not beside the models
-        cell.source = re.sub(rf"(?m)^{k}\s*=\s*\"\.\./(.*?)\"", lambda m: f"{k} = {str(ROOT / m.group(1))!r}",
-                             cell.source)
-    out = folder / notebook.name
-    nbformat.write(nb, out)
-    return out
 
 
 def free_port() -> int:
@@ -81,15 +65,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(folder: Path, nb: Path, port: int, log: Path) -> subprocess.Popen:
-    """Voila with the app's settings (``voila.json`` copied beside the notebook: Voila reads it
-    from its working folder), on 127.0.0.1."""
-    shutil.copy(APP_CONFIG, folder / "voila.json")
-    cmd = [sys.executable, "-m", "voila", nb.name, "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+def serve(notebook: str, out: Path, checkpoint: str | None, limit: int | None, port: int,
+          log: Path) -> subprocess.Popen:
+    """Voila as ``scripts/app.sh`` runs it: from the repository root (Voila reads ``voila.json``
+    there), the page's model, limit and output folder in ``WORKBENCH_APP_*`` variables, on 127.0.0.1."""
+    cmd = [sys.executable, "-m", "voila", notebook, "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
            "--ServerApp.allow_root=True"]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "MPLBACKEND": "Agg", "WORKBENCH_TRACEBACKS": "0"}
-    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+           "MPLBACKEND": "Agg", "WORKBENCH_TRACEBACKS": "0", "WORKBENCH_APP_OUTPUT": str(out)}
+    if checkpoint:
+        env["WORKBENCH_APP_MODEL"] = str(Path(checkpoint).resolve())
+    if limit is not None:
+        env["WORKBENCH_APP_LIMIT"] = str(limit)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -170,7 +158,7 @@ async def student(browser, url: str, k: int, lr: float | None, timeout_ms: float
         await page.wait_for_function("() => /#\\d+/.test(document.querySelector('.wb-target-header').innerText)")
         out["index"] = int(re.search(r"#(\d+)", await page.locator(".wb-target-header").inner_text()).group(1))
         if lr is not None:
-            await page.locator(".wb-advanced .lm-AccordionPanel-title, .wb-advanced "
+            await page.locator(".wb-advanced:has(.wb-lr) .lm-AccordionPanel-title, .wb-advanced:has(.wb-lr) "
                                ".jupyter-widget-Collapse-header").first.click()
             await page.locator(".wb-lr input").fill(str(lr))
             await page.locator(".wb-lr input").press("Enter")
@@ -212,13 +200,14 @@ async def run_pages(url: str, n: int, lr: float | None, deadline: float) -> list
 
 
 def check_saves(folder: Path, pages: list[dict]) -> list[str]:
-    """Problems with the saves: each page's history, one applied edit of its own image."""
+    """Problems with the saves in ``folder`` (the page's output folder): each page's history, one
+    applied edit of its own image."""
     problems = []
     for p in pages:
         if not p.get("saved"):
             problems.append(f"page {p['page']}: not saved ({p.get('error', 'no save')})")
             continue
-        doc = json.loads((folder / "workbench-output" / p["name"] / "history" / "history.json").read_text())
+        doc = json.loads((folder / p["name"] / "history" / "history.json").read_text())
         got = [e["index"] for e in doc["applied"]]
         if got != [p["index"]]:
             problems.append(f"page {p['page']}: its history holds edits of {got}, expected [{p['index']}]")
@@ -228,8 +217,9 @@ def check_saves(folder: Path, pages: list[dict]) -> list[str]:
 def one_run(args: argparse.Namespace, n: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="wb-classroom-"))
     port = free_port()
-    nb = notebook_copy(folder, ROOT / args.notebook, args.checkpoint, args.limit)
-    server = serve(folder, nb, port, folder / "voila.log")
+    if not (ROOT / args.notebook).is_file():
+        sys.exit(f"{args.notebook} not found under {ROOT}: give --notebook a page relative to the repository root")
+    server = serve(args.notebook, folder / "workbench-output", args.checkpoint, args.limit, port, folder / "voila.log")
     pool = json.loads(APP_CONFIG.read_text())["VoilaConfiguration"]["default_pool_size"]
     try:
         warm = wait_warm(server, pool, args.deadline)
@@ -238,7 +228,7 @@ def one_run(args: argparse.Namespace, n: int) -> None:
         pages = asyncio.run(run_pages(f"http://127.0.0.1:{port}/", n, args.lr, args.deadline))
         wall = time.perf_counter() - t0
         loaded = memory(server)
-        problems = check_saves(folder, pages)
+        problems = check_saves(folder / "workbench-output", pages)
         ok = [p for p in pages if "exact" in p]
 
         def stat(key: str) -> str:

@@ -41,8 +41,8 @@ TOP_LEVEL = {
     "mkdocs.yml": "the site's configuration: pages, theme, API reference options",
     "notebooks/": "the workbench and the paper's experiments as thin notebooks (listed below)",
     "pyproject.toml": "the package, its dependencies, the test extras, pytest, mypy and import-linter settings",
-    "results/": "raw JSON behind the [results](results.md) tables (`eval/`, `tune/`, `sweep/`, `finetune/`)",
-    "scripts/": "the two commands and their shared installer (listed below)",
+    "results/": "raw JSON behind the [results](results.md) tables (`eval/`, `tune/`, `sweep/`, `finetune/`) and the [scale](scale.md) benchmark (`scale/`)",
+    "scripts/": "the two commands, their shared installer and the teaching page `scripts/app.sh` serves (listed below)",
     "tests/": "the pytest suite, one folder per package (`tests/session/` ...); `tests/repo/` checks docs, "
               "packaging and contracts; `tests/ui/` drives JupyterLab and Voila in chromium",
     "voila.json": "the app's Voila settings (`scripts/app.sh`): the preheated kernel pool and idle culling",
@@ -137,6 +137,10 @@ def _notebook_title(path: Path) -> str:
 
 
 def _script_summary(path: Path) -> str:
+    """A script's first comment line after the shebang; a notebook's: the first line of its first code cell."""
+    if path.suffix == ".ipynb":
+        cell = next(c for c in json.loads(path.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code")
+        return "".join(cell["source"]).splitlines()[0].lstrip("#").strip()
     lines = path.read_text(encoding="utf-8").splitlines()
     header = next((ln for ln in lines[1:] if ln.startswith("#")), "")
     return header.lstrip("#").strip()
@@ -169,10 +173,12 @@ def layout() -> str:
                                             for p in sorted((ROOT / "notebooks").glob("*.ipynb"))])
     parts += ["## Scripts", ""]
     parts += _table(("script", "what it does"), [(p.relative_to(ROOT).as_posix(), _script_summary(p))
-                                                 for p in sorted((ROOT / "scripts").glob("*.sh"))])
+                                                 for p in sorted([*(ROOT / "scripts").glob("*.sh"),
+                                                                  *(ROOT / "scripts").glob("*.ipynb")])])
     parts += ["## Benchmarks", "", "Their tables, with the commands and the machine, are in `benchmarks/README.md`.", ""]
-    parts += _table(("script", "what it measures"), [(p.relative_to(ROOT).as_posix(), docstring_summary(p))
-                                                     for p in sorted((ROOT / "benchmarks").glob("*.py"))])
+    bench = sorted([*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "benchmarks").glob("*.sh")])
+    parts += _table(("script", "what it measures"), [(p.relative_to(ROOT).as_posix(), docstring_summary(p)
+                                                      if p.suffix == ".py" else _script_summary(p)) for p in bench])
     return "\n".join(parts)
 
 

@@ -202,19 +202,24 @@ def test_results_table_recomputes_noops_for_older_result_files(capsys):
     assert f"| {len(noops)} |" in lines[3] and "| given |" in lines[3]  # the lr 4e-3 row, sorted last
 
 
-def test_switching_the_method_in_the_panel_takes_the_session_step_size_of_a_model_without_tuned_defaults(
-        fashion_small):
-    """The panel asks the session for a new method's lr: a model without tuned defaults gets the
-    calibrated one (not the ResNet-tuned table's), and the panel says so."""
+def _workbench_without_tuned_defaults(bundle):
+    """A tiny CNN (no tuned editor defaults for any of its groups) in a Workbench; small calibrations."""
     pytest.importorskip("ipywidgets")
     from workbench.session import EditSession
     from workbench.widgets import Workbench
 
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
                               torch.nn.Flatten(), torch.nn.Linear(16, 10))
-    s = EditSession(net, fashion_small.subset(val=80, test=100), device="cpu")
+    s = EditSession(net, bundle.subset(val=80, test=100), device="cpu")
     s.calibration_settings.update(edits=4, val_limit=80)
-    wb = Workbench(s)
+    return s, Workbench(s)
+
+
+def test_switching_the_method_in_the_panel_takes_the_session_step_size_of_a_model_without_tuned_defaults(
+        fashion_small):
+    """The panel asks the session for a new method's lr: a model without tuned defaults gets the
+    calibrated one (not the ResNet-tuned table's), and the panel says so."""
+    s, wb = _workbench_without_tuned_defaults(fashion_small)
     group = wb.panel.group.value
     wb.panel.method.value = "gd"
     cal = s.calibrate("gd", group)  # the one the panel asked for (kept), or searched now
@@ -226,15 +231,7 @@ def test_an_edit_click_on_a_model_without_tuned_defaults_calibrates_the_panels_g
     """The panel shows the resolver's choice; a click leaves the step size to the session, which
     calibrates the edited group at that first edit (not 'as given' with the ResNet-tuned lr), and
     the panel then shows the calibrated step size."""
-    pytest.importorskip("ipywidgets")
-    from workbench.session import EditSession
-    from workbench.widgets import Workbench
-
-    net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(2),
-                              torch.nn.Flatten(), torch.nn.Linear(16, 10))
-    s = EditSession(net, fashion_small.subset(val=80, test=100), device="cpu")
-    s.calibration_settings.update(edits=4, val_limit=80)
-    wb = Workbench(s)
+    s, wb = _workbench_without_tuned_defaults(fashion_small)
     assert s.calibrations == {}  # opening calibrates nothing
     i = int((s.base_preds != s.labels).nonzero()[0])
     wb.controller.select(i)

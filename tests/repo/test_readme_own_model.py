@@ -4,6 +4,7 @@ ViT, both built from their configurations with random weights: no downloads)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -63,3 +64,6 @@ def test_the_snippets_run_as_written(tmp_path):
     assert (tmp_path / "runs" / "my-resnet18" / "card.json").exists()
     card = (tmp_path / "runs" / "my-cnn" / "card.json").read_text()
     assert "my_models:SmallCNN" in card
+    hf = json.loads((tmp_path / "runs" / "my-hf-vit" / "card.json").read_text())
+    assert hf["builder"] == {"kind": "hf", "name": "ViTForImageClassification"}
+    assert (tmp_path / "runs" / "my-hf-vit" / "config.json").exists()

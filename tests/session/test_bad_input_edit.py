@@ -233,13 +233,11 @@ def test_an_editor_argument_of_the_wrong_type_is_named_with_its_fix(edited, tmp_
 
 def test_an_argument_of_none_means_the_default_in_edit_as_in_the_session(edited):
     """``edit(model, x, 3, layers=None)`` raised a raw TypeError: None now means the default, as
-    in ``EditSession.edit``; only a config built with ``layers=None`` is refused, by name."""
+    in ``EditSession.edit``; a config's ``layers=None`` is the model's default group (chain3 here)."""
     x, t = edited.image(3), runner_up(edited, 3)
     res = edit(edited.model, x, t, layers=None, method=None, max_steps=None, lr=None, beta=None, beta2=None)
-    assert res.config == EditorConfig().resolved()
-    with pytest.raises(TypeError, match=r"layers must be a group name or a list of group names, got None "
-                                        r"\(NoneType\); name an editable group such as 'chain3'"):
-        EditorConfig(layers=None)
+    assert res.config == EditorConfig().resolved() and res.config.layers == "chain3"
+    assert EditorConfig(layers=None).layers is None
 
 
 def test_a_config_that_is_not_an_editor_config_is_named(edited, tmp_path):

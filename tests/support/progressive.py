@@ -67,3 +67,18 @@ def count_images(module: nn.Module) -> list[int]:
     seen = [0]
     module.register_forward_hook(lambda _m, args, _out: seen.__setitem__(0, seen[0] + len(args[0])))
     return seen
+
+
+def held_session(tmp_path: Path):
+    """A session on a written folder whose background scoring is held after two batches
+    (``gate.release.set()`` lets it finish); returns ``(session, gate)``."""
+    from workbench.session import EditSession
+
+    root = tmp_path / "data"
+    write_folder(root)
+    model = small_cnn()
+    gate = Gate(at=2 * BS)
+    s = EditSession(model, str(root), device="cpu", evaluator=deferred(model, root), first_chunk=BS, progress=gate,
+                    **NORM)
+    assert gate.reached.wait(30)
+    return s, gate

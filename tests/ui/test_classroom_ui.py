@@ -1,5 +1,6 @@
-"""Two students on one app server, at the same time (Voila with the app's ``voila.json``: a
-preheated kernel pool and idle culling), in two Chromium contexts.
+"""Two students on one server of the teaching page, at the same time, in two Chromium contexts
+(``scripts/app.ipynb`` served as ``scripts/app.sh`` serves it: Voila with the repository's
+``voila.json``, a preheated kernel pool and idle culling).
 
 Each page has its own kernel: an edit in one page changes neither the other page's model nor its
 list of mistakes, and each page's Save writes its own history holding only its own edit. The
@@ -28,7 +29,8 @@ def _pick(page, k: int) -> int:
     header = page.locator(".wb-target-header")
     expect(header).to_contain_text(re.compile(r"#\d+"))
     index = int(re.search(r"#(\d+)", header.inner_text()).group(1))
-    page.locator(".wb-advanced .lm-AccordionPanel-title, .wb-advanced .jupyter-widget-Collapse-header").first.click()
+    page.locator(".wb-advanced:has(.wb-lr) .lm-AccordionPanel-title, "
+                 ".wb-advanced:has(.wb-lr) .jupyter-widget-Collapse-header").first.click()
     page.locator(".wb-lr input").fill(LR)
     page.locator(".wb-lr input").press("Enter")
     page.locator(".wb-target-true").click()
@@ -53,7 +55,7 @@ def _save(page) -> str:
 
 @pytest.mark.ui
 def test_two_students_have_their_own_kernels_and_saves(browser, classroom):
-    url, root = classroom
+    url, out = classroom
     a, b = (browser.new_context(viewport={"width": 1366, "height": 768}).new_page() for _ in range(2))
     try:
         for p in (a, b):
@@ -96,7 +98,7 @@ def test_two_students_have_their_own_kernels_and_saves(browser, classroom):
         names = {_save(a): ia, _save(b): ib}
         assert len(names) == 2  # two names: two folders
         for name, i in names.items():
-            doc = json.loads((root / "workbench-output" / name / "history" / "history.json").read_text())
+            doc = json.loads((out / name / "history" / "history.json").read_text())
             assert [e["index"] for e in doc["applied"]] == [i]
     finally:
         ARTIFACTS.mkdir(exist_ok=True)

@@ -59,7 +59,7 @@ def test_hostile_names_never_run_in_jupyterlab(page, lab_url, ui_root, tiny_mode
         expect(out.locator(".wb-thumb-caption").first).to_contain_text(CLASS)
         thumbs.first.click()
         expect(out.locator(".wb-target-header")).to_contain_text(CLASS)
-        out.locator(".wb-advanced .lm-AccordionPanel-title, .wb-advanced .jupyter-widget-Collapse-header").first.click()
+        out.locator(".wb-advanced:has(.wb-lr) .lm-AccordionPanel-title, .wb-advanced:has(.wb-lr) .jupyter-widget-Collapse-header").first.click()
         lr = out.locator(".wb-lr input")
         lr.fill("0.01")
         lr.press("Enter")

@@ -43,7 +43,7 @@ def _edit_and_undo(page, root) -> None:
     expect(root.locator(".wb-probabilities .trace.bars path")).to_have_count(10)
     expect(root.locator(".wb-confusion .heatmaplayer image")).to_have_count(1)
     # the tiny model needs a larger step: open the editor settings
-    root.locator(".wb-advanced .lm-AccordionPanel-title, .wb-advanced .jupyter-widget-Collapse-header").first.click()
+    root.locator(".wb-advanced:has(.wb-lr) .lm-AccordionPanel-title, .wb-advanced:has(.wb-lr) .jupyter-widget-Collapse-header").first.click()
     lr = root.locator(".wb-lr input")
     lr.fill(LR)
     lr.press("Enter")
@@ -98,16 +98,18 @@ def _presentation(root) -> None:
     title, image = root.locator(".wb-card .wb-card-title"), root.locator(".wb-picked-image")
     before = (_font_px(title), _font_px(root.locator(".wb-root")), image.bounding_box()["width"])
     expect(root.locator(".wb-legend")).to_be_hidden()
-    expect(root.locator(".wb-advanced")).to_be_visible()
+    expect(root.locator(".wb-edit-panel .wb-advanced")).to_be_visible()
     root.locator(".wb-present-toggle").click()
     expect(root.locator(".wb-root.wb-present")).to_have_count(1)
     expect(root.locator(".wb-legend")).to_be_visible()
     expect(root.locator(".wb-legend")).to_contain_text("drawdown")
-    expect(root.locator(".wb-advanced")).to_be_hidden()
+    expect(root.locator(".wb-edit-panel .wb-advanced")).to_be_hidden()
     expect(root.locator(".wb-attr-controls")).to_be_hidden()
     expect(image).to_have_css("width", re.compile(r"(1[6-9]\d|[2-9]\d\d)(\.\d+)?px"))
     after = (_font_px(title), _font_px(root.locator(".wb-root")), image.bounding_box()["width"])
     assert after[0] > before[0] and after[1] > before[1] and after[2] >= 160 > before[2], (before, after)
+    root.locator(".wb-present-toggle").click()  # back to the full workbench: History is no lesson tab
+    expect(root.locator(".wb-root.wb-present")).to_have_count(0)
 
 
 def _redo_and_download_report(page, root) -> None:

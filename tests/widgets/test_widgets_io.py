@@ -18,7 +18,7 @@ from PIL import Image  # noqa: E402
 
 from bs4 import BeautifulSoup  # noqa: E402  (installed with jupyterlab, through nbconvert)
 
-from tests.support.clicks import edit_error  # noqa: E402
+from tests.support.clicks import apply_fixes, edit_error  # noqa: E402
 from tests.support.settings import LIMIT  # noqa: E402
 from workbench.widgets import show  # noqa: E402
 from workbench.widgets.panels.history_panel import safe_name  # noqa: E402
@@ -149,7 +149,7 @@ def _data_png(img) -> np.ndarray:
 def test_save_export_and_report_stay_in_the_folder(wb, tmp_path):
     from workbench.training import load_model
 
-    assert _edit(wb, 0) and _edit(wb, 1)
+    assert len(apply_fixes(wb, 2)) == 2
     s = wb.session
     n = len(s.history)
     wb.history.name.value = "lesson-1"

@@ -11,7 +11,7 @@ import collections
 import pytest
 import torch
 
-from tests.support.progressive import BS, NORM, N, Gate, deferred, small_cnn, write_folder
+from tests.support.progressive import NORM, N, held_session, small_cnn, write_folder
 from workbench.editing import EditorConfig
 from workbench.session import EditSession
 
@@ -36,13 +36,7 @@ class FakeLoop:
 
 
 def test_the_error_browser_shows_a_bar_that_reaches_the_total(tmp_path):
-    root = tmp_path / "data"
-    write_folder(root)
-    model = small_cnn()
-    gate = Gate(at=2 * BS)
-    s = EditSession(model, str(root), device="cpu", evaluator=deferred(model, root), first_chunk=BS, progress=gate,
-                    **NORM)
-    assert gate.reached.wait(30)
+    s, gate = held_session(tmp_path)
     wb = Workbench(s, probe_views=0, page_size=4)
     bar = wb.browser.progress
     scored = s.scoring_progress()[0]

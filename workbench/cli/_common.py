@@ -236,10 +236,10 @@ def setup(args: argparse.Namespace, split: str, limit: int | None) -> Setup:
                               edits=getattr(args, "calibration_edits", None))
     choice = resolver.resolve(method=args.editor, lr=getattr(args, "lr", None), beta=getattr(args, "beta", None),
                               max_steps=args.max_steps, layers=layers, calibrate=False)
-    group_params(model, choice.config.layers)  # unknown group -> ValueError naming the groups
+    group_params(model, choice.config.group)  # unknown group -> ValueError naming the groups
     bar = scoring_bar(not getattr(args, "no_progress", False), f"scoring the base model on the {split} split")
     try:
-        ev = Evaluator(model, bundle, split=split, layers=choice.config.layers, device=device,
+        ev = Evaluator(model, bundle, split=split, layers=choice.config.group, device=device,
                        batch_size=args.batch_size, limit=limit, progress=bar)
     finally:
         bar.close()

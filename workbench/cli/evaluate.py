@@ -115,7 +115,7 @@ def _evaluate(args: argparse.Namespace, dist: Distributed | None) -> int:
     sha = model_sha256(st.weights)
     settings = {
         "model_sha256": sha, "method": cfg.method, "lr": cfg.lr, "beta": cfg.beta, "max_steps": cfg.max_steps,
-        "layers": layers_key(cfg.layers), "protocol": args.protocol, "edits": args.edits, "seed": args.seed,
+        "layers": layers_key(cfg.group), "protocol": args.protocol, "edits": args.edits, "seed": args.seed,
         "split": ev.split, "limit": args.limit, "device": ev.device.type, "checkpoint": st.source,
         "test_error": ev.base_error, "examples": len(ev), "classes": ev.num_classes, "editor_source": choice.source}
     if args.range is not None:
@@ -133,7 +133,7 @@ def _evaluate(args: argparse.Namespace, dist: Distributed | None) -> int:
         say(f"resuming from {args.json}.partial: {len(done)} of {stop - start} edits already done")
     outcomes = list(done)
     bar = _progress_bar(main and not args.no_progress and sys.stderr.isatty(), stop - start, len(done),
-                        f"{args.protocol} edits ({cfg.method}, {summary_layers(cfg.layers)})")
+                        f"{args.protocol} edits ({cfg.method}, {summary_layers(cfg.group)})")
 
     def on_round(first: int, new: list[EditOutcome]) -> None:
         outcomes.extend(new)

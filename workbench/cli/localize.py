@@ -92,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
                                 "model.safetensors and card.json")
     model, card = load_model(path, device=device, trust_code=args.trust_code)
     bundle = load_for_card(dict(card), args.image_size)
-    check_fits(model, bundle, card_size(dict(card)), "its card's input_shape", args.image_size)
+    note = check_fits(model, bundle, card_size(dict(card)), "its card's input_shape", args.image_size)
+    if note:
+        print(note, file=sys.stderr)
     trained, noisy = _trained_labels(path, bundle)
     indices = [args.index] if args.index is not None else parse_indices(args.indices)
     layers = [s.strip() for s in args.layers.split(",") if s.strip()] if args.layers else None

@@ -24,6 +24,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from ..batching import to_device, transfer_for
 from .convert import as_chw, resized
 
 Indices = Sequence[int] | torch.Tensor | range
@@ -144,11 +145,11 @@ class TensorSource(ImageSource):
         dev = torch.device(device) if device is not None else torch.device("cpu")
         if indices is None:  # slices of the tensor, as a plain loop over it takes them
             for i in range(0, len(self.x), batch_size):
-                yield self.x[i:i + batch_size].to(dev, non_blocking=True)
+                yield to_device(self.x[i:i + batch_size], dev)
             return
         idx = _positions(indices, len(self))
         for k in range(0, len(idx), batch_size):
-            yield self.x[idx[k:k + batch_size]].to(dev, non_blocking=True)
+            yield to_device(self.x[idx[k:k + batch_size]], dev)
 
     def subset(self, indices: Indices) -> TensorSource:
         if isinstance(indices, range) and indices.step == 1 and 0 <= indices.start <= indices.stop:
@@ -267,9 +268,9 @@ class DatasetSource(ImageSource):
         w = default_workers() if workers is None else int(workers)
         loader: DataLoader[tuple[int, torch.Tensor]] = DataLoader(
             _Reader(self), batch_sampler=chunks, num_workers=w if len(chunks) > 1 else 0,
-            collate_fn=self._stack, pin_memory=dev.type == "cuda")
+            collate_fn=self._stack, pin_memory=transfer_for(dev).pin_memory)
         for xb in loader:
-            yield xb.to(dev, non_blocking=True)
+            yield to_device(xb, dev)
 
     def subset(self, indices: Indices) -> DatasetSource:
         pos = self._pos(_positions(indices, len(self)))

@@ -96,8 +96,8 @@ def choose_editor(card: Mapping[str, Any] | None = None, *, method: str | None =
     """
     learned = learned_editor(card)
     m = get_method(method if method is not None else (learned.method if learned else DEFAULT_METHOD)).name
-    group = _key(layers) if layers is not None else (learned.layers if learned else DEFAULT_GROUP)
-    applies = learned is not None and get_method(learned.method).name == m and _key(learned.layers) == _key(group)
+    group = _key(layers) if layers is not None else (learned.group if learned else DEFAULT_GROUP)
+    applies = learned is not None and get_method(learned.method).name == m and _key(learned.group) == _key(group)
     fallback = "learned" if applies else "tuned default"
     has_beta = get_method(m).beta_range is not None
     sources = {"lr": "given" if lr is not None else fallback}
@@ -116,7 +116,7 @@ def choose_editor(card: Mapping[str, Any] | None = None, *, method: str | None =
 
 
 def _note(cfg: EditorConfig, sources: dict[str, str], learned: EditorConfig | None, applies: bool) -> str:
-    group = cfg.layers if isinstance(cfg.layers, str) else "+".join(cfg.layers)
+    group = cfg.group if isinstance(cfg.group, str) else "+".join(cfg.group)
     beta = "" if cfg.beta is None else f" beta={cfg.beta:.4g}"
     head = f"editor {cfg.method} lr={cfg.lr:.4g}{beta} on {group}, k={cfg.max_steps}"
     kinds = set(sources.values())
@@ -129,7 +129,7 @@ def _note(cfg: EditorConfig, sources: dict[str, str], learned: EditorConfig | No
     else:
         why = ", ".join(f"{k} {v}" for k, v in sources.items())
     if learned is not None and not applies:
-        lg = learned.layers if isinstance(learned.layers, str) else "+".join(learned.layers)
+        lg = learned.group if isinstance(learned.group, str) else "+".join(learned.group)
         why += (f"; the model's learned editor ({learned.method} on {lg}, lr={learned.lr:.4g}) "
                 "applies only to that method and group")
     return f"{head} ({why})"

@@ -45,7 +45,10 @@ def _check_number(name: str, what: str, v: object, *, optional: bool, example: s
 
 def _check_layers(layers: object) -> None:
     fix = (f"name an editable group such as {DEFAULT_GROUP!r} or a list of groups "
-           f"(model.groups() or session.group_names() lists them); leave layers out for {DEFAULT_GROUP!r}")
+           "(model.groups() or session.group_names() lists them); leave layers out (None) for the model's "
+           "default group")
+    if layers is None:
+        return
     if isinstance(layers, str):
         if not layers:
             raise ValueError(f"layers is an empty string; {fix}")
@@ -71,9 +74,12 @@ class EditorConfig:
     """How to edit: method, hyperparameters, step budget and editable group(s).
 
     ``layers`` is the edit group (a module path, parameter name, alias, ``"all"``, or a list of
-    them; see :class:`~workbench.models.ModelAdapter`). The field keeps the name that saved
-    histories, model cards and ``--layers`` use; ``edit()``, ``EditSession.edit`` and
-    ``choose_for_config`` also take it as ``group=``.
+    them; see :class:`~workbench.models.ModelAdapter`). None (the default) means the default
+    group of the model it edits: the session's (``session.config.layers``, the learned editor's
+    group or :func:`~workbench.evaluation.editor_resolver.default_group`), ``chain3`` for the
+    project's ResNets, the middle block of any other model's trunk. The field keeps the name
+    that saved histories, model cards and ``--layers`` use (they always store a group);
+    ``edit()``, ``EditSession.edit`` and ``choose_for_config`` also take it as ``group=``.
     ``lr``/``beta`` left as None take the method's tuned default for ``layers``
     (``editing.editor_defaults.default_for``).
     ``beta`` is RMSProp/Momentum's decay and Adam's beta1 (restricted to [0.1, 1]).
@@ -85,7 +91,7 @@ class EditorConfig:
     beta: float | None = None
     beta2: float = 0.999
     max_steps: int = DEFAULT_MAX_STEPS
-    layers: str | tuple[str, ...] = DEFAULT_GROUP
+    layers: str | tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.method, str):
@@ -98,13 +104,22 @@ class EditorConfig:
         _check_steps(self.max_steps)
         _check_layers(self.layers)
 
-    def resolved(self) -> "EditorConfig":
-        """A copy with the method name canonical and lr/beta filled from the defaults; validated."""
+    @property
+    def group(self) -> str | tuple[str, ...]:
+        """The edit group: ``layers``, or ``DEFAULT_GROUP`` where it is unset (a resolved config
+        always sets it: use :meth:`resolved` with the model's default group first)."""
+        return DEFAULT_GROUP if self.layers is None else self.layers
+
+    def resolved(self, group: str | tuple[str, ...] | None = None) -> "EditorConfig":
+        """A copy with the method name canonical, lr/beta filled from the defaults and an unset
+        ``layers`` set to ``group`` (the model's default group; without one, ``DEFAULT_GROUP``,
+        the project's ResNets'); validated."""
         m = get_method(self.method)
-        d = default_for(m.name, self.layers)
+        layers = self.layers if self.layers is not None else (group if group is not None else DEFAULT_GROUP)
+        layers = layers if isinstance(layers, str) else tuple(layers)
+        d = default_for(m.name, layers)
         lr = d["lr"] if self.lr is None else self.lr
         beta = (d["beta"] if self.beta is None else self.beta) if m.beta_range else None
-        layers = self.layers if isinstance(self.layers, str) else tuple(self.layers)
         cfg = EditorConfig(m.name, float(lr), None if beta is None else float(beta),  # type: ignore[arg-type]
                            float(self.beta2), int(self.max_steps), layers)
         cfg._check()
@@ -127,11 +142,12 @@ class EditorConfig:
     def to_dict(self) -> dict:
         return {"method": self.method, "lr": self.lr, "beta": self.beta, "beta2": self.beta2,
                 "max_steps": self.max_steps,
-                "layers": self.layers if isinstance(self.layers, str) else list(self.layers)}
+                "layers": self.layers if isinstance(self.layers, str) or self.layers is None else list(self.layers)}
 
     @classmethod
     def from_dict(cls, d: Mapping) -> "EditorConfig":
-        """The config :meth:`to_dict` wrote (a card's or a history's ``config``); checked as built."""
+        """The config :meth:`to_dict` wrote (a card's or a history's ``config``); checked as built.
+        A record without ``layers`` edits ``DEFAULT_GROUP`` (records always store their group)."""
         layers = d.get("layers", DEFAULT_GROUP)
         return cls(d.get("method", "rmsprop"), d.get("lr"), d.get("beta"), d.get("beta2", 0.999),
                    d.get("max_steps", DEFAULT_MAX_STEPS), tuple(layers) if isinstance(layers, list) else layers)
@@ -170,8 +186,8 @@ def with_overrides(config: EditorConfig | None, **overrides: Any) -> EditorConfi
     """``config`` (default ``EditorConfig()``) with keyword ``overrides`` of its fields, checked.
 
     An override of None means the default, as in ``EditSession.edit``: the tuned lr/beta, and
-    ``EditorConfig()``'s method, k, beta2 and group (``edit(model, x, 3, layers=None)`` edits
-    ``chain3``). ``group=`` is accepted for ``layers=``."""
+    ``EditorConfig()``'s method, k, beta2 and group (None: the model's default group, which
+    ``edit(model, x, 3, layers=None)`` fills in). ``group=`` is accepted for ``layers=``."""
     overrides = group_as_layers(overrides)
     check_overrides(config, {})
     check_override_names(overrides)

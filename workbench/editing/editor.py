@@ -14,6 +14,7 @@ import torch.nn as nn
 from ..models.adapter import ModelAdapter, adapt, check_logits
 from .constraint import edit_loss, satisfied
 from .config import EditorConfig, with_overrides
+from .editor_defaults import DEFAULT_GROUP
 from .guard import check_edit
 from .inputs import check_inputs
 from .optimizers import Hyper, get_method
@@ -147,7 +148,7 @@ def run_editor(model: nn.Module | ModelAdapter, x: torch.Tensor, y: torch.Tensor
     method = get_method(cfg.method)
     adapter = adapt(model)
     model = adapter.model
-    names = adapter.params(cfg.layers)
+    names = adapter.params(cfg.group)
     split = adapter.split(names)
     base = dict(params) if params is not None else {n: p.detach() for n, p in model.named_parameters()}
     dtype, device = x.dtype, x.device
@@ -204,6 +205,15 @@ def _check_first_logits(adapter: ModelAdapter, logits: torch.Tensor, y: torch.Te
         raise ValueError(f"target label(s) {y.tolist()} out of range: this model has classes 0..{c - 1}")
 
 
+def _default_group(adapter: ModelAdapter) -> str:
+    """The group an edit with no ``layers`` changes: ``DEFAULT_GROUP`` where the model has it,
+    else the middle block of its trunk (:meth:`ModelAdapter.default_group`)."""
+    try:
+        return adapter.default_group(prefer=DEFAULT_GROUP)
+    except (TypeError, ValueError):
+        return DEFAULT_GROUP
+
+
 def edit(model: nn.Module | ModelAdapter, x: torch.Tensor, y_ref: int | Sequence[int] | torch.Tensor,
          config: EditorConfig | None = None, **overrides) -> EditResult:
     """Edit ``model`` so that it predicts ``y_ref`` for ``x``; the model is not modified.
@@ -213,7 +223,8 @@ def edit(model: nn.Module | ModelAdapter, x: torch.Tensor, y_ref: int | Sequence
         x: ``(C, H, W)`` or ``(N, C, H, W)`` float32, normalised.
         y_ref: target label(s), one per image.
         config: an :class:`EditorConfig`; keyword ``overrides`` replace its fields
-            (``method=``, ``lr=``, ``beta=``, ``max_steps=``, ``layers=`` or ``group=``: the edit group).
+            (``method=``, ``lr=``, ``beta=``, ``max_steps=``, ``layers=`` or ``group=``: the edit group;
+            unset, the model's default group, :meth:`~workbench.models.ModelAdapter.default_group`).
     Returns:
         :class:`EditResult`. Apply it with ``result.apply(model)``.
 
@@ -221,10 +232,11 @@ def edit(model: nn.Module | ModelAdapter, x: torch.Tensor, y_ref: int | Sequence
         >>> res = edit(model, x, 3, method="rmsprop", layers="chain3")
         >>> res.success, res.steps
     """
-    cfg = with_overrides(config, **overrides).resolved()
+    cfg = with_overrides(config, **overrides)
     adapter = adapt(model)
+    cfg = cfg.resolved(_default_group(adapter) if cfg.layers is None else None)
     model = adapter.model
-    names = adapter.params(cfg.layers)  # validates the group before any work
+    names = adapter.params(cfg.group)  # validates the group before any work
     xb, y = check_inputs(adapter, x, y_ref)
     t0 = time.perf_counter()
     with eval_mode(model):

@@ -12,7 +12,7 @@ pass would never go on): it gets a RuntimeError that says to read the scored par
 from __future__ import annotations
 
 import threading
-from typing import ContextManager, Iterator, TypeVar
+from typing import Callable, ContextManager, Iterator, TypeVar
 
 import torch
 
@@ -127,14 +127,16 @@ class BaseScores:
         return self._logits[:n].to(device)
 
 
-def locked(batches: Iterator[T], lock: ContextManager[object], scores: BaseScores) -> Iterator[T]:
+def locked(batches: Iterator[T], lock: ContextManager[object], scores: BaseScores,
+           compute: Callable[[], ContextManager[object]] = torch.inference_mode) -> Iterator[T]:
     """``batches``, each computed under ``lock``, :data:`~workbench.models.graph.TRACE_LOCK` and
-    ``torch.inference_mode`` (a pass that may run beside other threads; nothing is held between
-    batches, so the caller's code between them runs free). While ``scores`` are incomplete, the
-    thread computing them is recorded (:meth:`BaseScores.wait` refuses to wait in it)."""
+    ``compute()`` (``torch.inference_mode``, or :func:`workbench.batching.scoring` of a precision)
+    (a pass that may run beside other threads; nothing is held between batches, so the caller's
+    code between them runs free). While ``scores`` are incomplete, the thread computing them is
+    recorded (:meth:`BaseScores.wait` refuses to wait in it)."""
     while True:
         scores.runner = threading.get_ident() if not scores.ready else None
-        with TRACE_LOCK, lock, torch.inference_mode():
+        with TRACE_LOCK, lock, compute():
             try:
                 item = next(batches)
             except StopIteration:

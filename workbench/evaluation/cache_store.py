@@ -11,6 +11,7 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
+from ..batching import BatchPlan, Precision, prepare_input, to_device
 from ..data import ImageSource
 from .budget import MemoryBudget, SpillFolder
 
@@ -24,18 +25,35 @@ def carry_bytes(carry: Sequence[object]) -> int:
 
 
 def carry_to(carry: tuple, device: torch.device) -> tuple:
-    return tuple(c.to(device, non_blocking=True) if isinstance(c, torch.Tensor) else c for c in carry)
+    return tuple(to_device(c, device) if isinstance(c, torch.Tensor) else c for c in carry)
 
 
 class Batches:
-    """The split's images, normalised on the device, in fixed batches of ``batch_size``."""
+    """The split's images, normalised on the device in the memory format of ``precision``, in
+    fixed batches of ``batch_size`` (an int, or a plan made at the first use of :attr:`plan`)."""
 
-    def __init__(self, source: ImageSource, normalize: Normalize, device: torch.device, batch_size: int,
-                 workers: int | None = None) -> None:
-        self.source, self.normalize, self.device, self.batch_size = source, normalize, device, batch_size
-        self.workers = workers
+    def __init__(self, source: ImageSource, normalize: Normalize, device: torch.device,
+                 batch_size: int | Callable[[], BatchPlan], workers: int | None = None,
+                 precision: Precision | None = None) -> None:
+        self.source, self.normalize, self.device = source, normalize, device
+        self._plan: BatchPlan | None = BatchPlan(batch_size, 0, f"batch {batch_size} (given)") \
+            if isinstance(batch_size, int) else None
+        self._planner = batch_size
+        self.workers, self.precision = workers, precision
         self.n = len(source)
         self.progress: Callable[[int, int], None] | None = None  # (images read, total), while set
+
+    @property
+    def plan(self) -> BatchPlan:
+        """The batch plan (made on first use: it may run a probe batch)."""
+        if self._plan is None:
+            assert callable(self._planner)
+            self._plan = self._planner()
+        return self._plan
+
+    @property
+    def batch_size(self) -> int:
+        return self.plan.size
 
     def bounds(self) -> list[tuple[int, int]]:
         n, b = self.n, self.batch_size
@@ -43,11 +61,11 @@ class Batches:
 
     def images(self, i: int, j: int) -> torch.Tensor:
         """Images ``i:j``, normalised on the device (one read, for single batches)."""
-        return self._ready(self.source.images(range(i, j)).to(self.device, non_blocking=True), j)
+        return self._ready(to_device(self.source.images(range(i, j)), self.device), j)
 
     def at(self, idx: torch.Tensor) -> torch.Tensor:
         """Images ``idx`` (a few), normalised on the device."""
-        return self.normalize(self.source.images(idx).to(self.device, non_blocking=True))
+        return self._format(self.normalize(to_device(self.source.images(idx), self.device)))
 
     def stream(self) -> Iterator[tuple[int, int, torch.Tensor]]:
         """``(i, j, images i:j normalised on the device)`` for every batch, in order (one pass,
@@ -56,8 +74,11 @@ class Batches:
         for (i, j), xb in zip(self.bounds(), batches):
             yield i, j, self._ready(xb, j)
 
+    def _format(self, x: torch.Tensor) -> torch.Tensor:
+        return prepare_input(x, self.precision) if self.precision is not None else x
+
     def _ready(self, xb: torch.Tensor, j: int) -> torch.Tensor:
-        out = self.normalize(xb)
+        out = self._format(self.normalize(xb))
         if self.progress is not None:
             self.progress(j, self.n)
         return out

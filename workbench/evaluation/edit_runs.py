@@ -61,8 +61,8 @@ def run_edits(scorer: Scorer, x: torch.Tensor, y: torch.Tensor, config: EditorCo
         :class:`EvalSummary`. An edit that makes no step (the model already predicts the
         target, or the step was abandoned as non-finite) leaves the base predictions.
     """
-    cfg = (config or EditorConfig()).resolved()
-    scorer.adapter.params(cfg.layers)
+    cfg = (config or EditorConfig()).resolved(getattr(scorer, "layers", None))  # unset layers: the scorer's group
+    scorer.adapter.params(cfg.group)
     if not isinstance(x, torch.Tensor) or x.dim() != 4:
         raise ValueError("x must be an (n, C, H, W) float tensor of normalised images")
     y = torch.as_tensor(y).reshape(-1)
@@ -75,7 +75,7 @@ def run_edits(scorer: Scorer, x: torch.Tensor, y: torch.Tensor, config: EditorCo
 
     t0 = time.perf_counter()
     outcomes: list[EditOutcome] = list(previous)
-    bar = tqdm(total=len(outcomes) + len(x), initial=len(outcomes), desc=f"{protocol} edits ({cfg.method}, {group_name(cfg.layers)})",
+    bar = tqdm(total=len(outcomes) + len(x), initial=len(outcomes), desc=f"{protocol} edits ({cfg.method}, {group_name(cfg.group)})",
                file=sys.stderr, disable=not progress, dynamic_ncols=True)
     try:
         for i in range(len(x)):

@@ -45,7 +45,7 @@ def _same(field: str, value: Any, config: EditorConfig) -> bool:
     """Whether an override of ``field`` (``method`` or ``layers``) names what ``config`` has."""
     if field == "method":
         return isinstance(value, str) and get_method(value).name == get_method(config.method).name
-    return isinstance(value, (str, list, tuple)) and _key("", value) == _key("", config.layers)
+    return isinstance(value, (str, list, tuple)) and _key("", value) == _key("", config.group)
 
 
 def default_group(model: nn.Module | ModelAdapter) -> str:
@@ -105,7 +105,8 @@ class EditorResolver:
         """The editor for ``config`` (its ``lr``/``beta`` may be None) with ``given`` fields
         (``method=``, ``lr=``, ... ; None: unset), calibrated where it fell back to a tuned default
         this model and group lack (``calibrate=False``: not yet; see :meth:`calibrated`)."""
-        if config is None and given.get("layers") is None and learned_editor(self.card) is None:
+        unset = config is None or config.layers is None  # EditorConfig(lr=...) names no group
+        if unset and given.get("layers") is None and learned_editor(self.card) is None:
             given["layers"] = default_group(self.model)
         choice = choose_for_config(self.card, config, **given)
         return self.calibrated(choice) if calibrate else choice
@@ -144,7 +145,7 @@ class EditorResolver:
     def needs_calibration(self, config: EditorConfig) -> bool:
         """Whether ``config``'s (method, group) has neither a tuned default nor a calibration yet."""
         return not has_tuned_default(self.model, config.layers) and \
-            _key(config.method, config.layers) not in self.calibrations
+            _key(config.method, config.group) not in self.calibrations
 
     def calibrate(self, method: str | None = None, layers: str | Sequence[str] | None = None, *,
                   edits: int | None = None, val_limit: int | None = None, force: bool = False) -> Calibration:
@@ -155,7 +156,7 @@ class EditorResolver:
 
         cfg = self.config
         m = get_method(method or cfg.method).name
-        group = cfg.layers if layers is None else (layers if isinstance(layers, str) else tuple(layers))
+        group = cfg.group if layers is None else (layers if isinstance(layers, str) else tuple(layers))
         key = _key(m, group)
         if key in self.calibrations and not force:
             return self.calibrations[key]

@@ -24,6 +24,7 @@ same model on the same data then reads them, and runs no forward pass.
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 import time
 import warnings
@@ -34,6 +35,7 @@ from typing import Callable, Generator, Iterator, Mapping, Sequence, TypeVar
 import torch
 import torch.nn as nn
 
+from ..batching import BatchPlan, PrecisionCheck, precision_for, prepare_input, prepare_model, scoring, to_device
 from ..data import DataBundle
 from ..device import default_device
 from ..editing import EditorConfig, EditResult
@@ -43,13 +45,14 @@ from ..models.graph import TRACE_LOCK
 from ..paths import spill_dir
 from .base_scores import BaseScores, ScoringStopped, locked
 from .budget import SPILL_MODES, MemoryBudget, SpillFolder, default_budget
+from .compute_plan import check_precision, plan_compute, probe_images
 from .fast_path import FAST_PATH_CHECK_IMAGES, FAST_PATH_RTOL, check_fast_path, describe  # noqa: F401
 from .prefix_cache import Batches, GraphCache, StageCache, Store
 from .edit_runs import EditCallback, run_edits
 from .score_cache import open_score_cache
 from .reports import EditOutcome, EditReport, EvalSummary, group_name
 from .split_views import SplitViews
-from .split_checks import batch_size_for, check_forward, classes_of, split_source
+from .split_checks import batch_size_for, classes_of, split_source
 
 
 Params = Mapping[str, torch.Tensor]
@@ -82,12 +85,15 @@ class Evaluator(SplitViews):
             ...); what crosses its cut is cached at once. Other groups work too (their cut is
             cached on first use).
         device: where to compute (default: :func:`workbench.default_device`).
-        batch_size: examples per forward pass (default: 256 on the CPU, where small batches
-            keep the activations in cache and run about 2x faster than 1000; 2048 on CUDA).
+        batch_size: examples per forward pass (default: sized by :func:`workbench.batching.plan_batch`
+            from the activation bytes of one image, measured on a probe batch, within the memory
+            budget and, on CUDA, the free GPU memory; at most 256 on the CPU, where small batches
+            keep the activations in cache, and 2048 on CUDA; ``batch_plan.why`` says why).
             Logits do not depend on it (bit-identical across batch sizes on the CPU).
         limit: score only the first ``limit`` examples of the split.
         memory_budget: bytes (``int``) or a size (``"4GiB"``) for everything the evaluator
-            keeps in the memory it computes in (default: :func:`~workbench.evaluation.budget.default_budget`,
+            keeps in the memory it computes in: its copy of the model, one batch's activations, the
+            per-image records and the caches (default: :func:`~workbench.evaluation.budget.default_budget`,
             a share of the RAM or of the free GPU memory); ``cache_info()`` says where each cache went.
         spill: a cache past the budget goes to a memory-mapped file under
             :func:`workbench.paths.spill_dir` (``"mmap"``, deleted on close) or is recomputed
@@ -102,6 +108,9 @@ class Evaluator(SplitViews):
         defer: score the base model later, through :meth:`base_pass` (chunk by chunk, in any one
             thread; :class:`~workbench.session.EditSession` does this to open progressively).
             Every base record waits for it (``base_preds`` ...); :attr:`base` holds the scored part.
+        precision: ``"exact"`` (default: the same predictions as a plain fp32 forward) or
+            ``"fast"`` (opt-in: channels_last, and autocast to bfloat16 on CUDA; predictions may
+            differ, and ``precision_check`` counts how many on a sample).
 
     Attributes:
         labels: ``(N,) int64`` true labels (CPU). base_logits: ``(N, C) float32`` (CPU).
@@ -114,8 +123,10 @@ class Evaluator(SplitViews):
         ``(N,) float32`` softmax probability of the true label. source: the split's images
         (:class:`~workbench.data.ImageSource`). budget: the :class:`MemoryBudget`.
         scores_from_cache: whether base scores were read from the score cache;
-        score_cache_note: why they are not kept, when they are not. base: the
-        :class:`~workbench.evaluation.base_scores.BaseScores` (``scored``, ``partial_logits()``).
+        score_cache_note: why they are not kept, when they are not. base: the scored part
+        (a :class:`~workbench.evaluation.base_scores.BaseScores`: ``scored``, ``partial_logits()``).
+        batch_plan: the batch size, the activation bytes of one image and why (a ``BatchPlan``
+        of :mod:`workbench.batching`). precision: how scores are computed (its ``Precision``).
 
     Threads: one pass runs on the evaluator's own model copy at a time (a lock; passes that may
     run in a background thread take it batch by batch, :meth:`base_pass`, :meth:`score_pass`).
@@ -133,12 +144,13 @@ class Evaluator(SplitViews):
                  memory_budget: int | str | None = None, spill: str = "mmap",
                  score_cache: bool | str | Path | None = None, workers: int | None = None,
                  cache_limit_bytes: int | None = None, progress: Callable[[int, int], None] | None = None,
-                 defer: bool = False) -> None:
+                 defer: bool = False, precision: str = "exact") -> None:
         if not isinstance(bundle, DataBundle):
             raise TypeError(f"bundle must be a workbench DataBundle (workbench.data.load_dataset), "
                             f"got {type(bundle).__name__}")
         self.device = torch.device(device) if device is not None else default_device()
-        batch_size = batch_size_for(batch_size, self.device)
+        given_batch = batch_size_for(batch_size)
+        self.precision = precision_for(precision, self.device)
         if spill not in SPILL_MODES:
             raise ValueError(f"spill must be one of {list(SPILL_MODES)}, got {spill!r}")
         if cache_limit_bytes is not None:
@@ -149,7 +161,7 @@ class Evaluator(SplitViews):
         n_cls = classes_of(given, bundle)
         self.model = copy.deepcopy(given.model).to(self.device).eval().requires_grad_(False)
         self.adapter = given.with_model(self.model)
-        self.split, self.layers, self.batch_size = split, layers, batch_size
+        self.split, self.layers = split, layers
         self.classes: tuple[str, ...] = tuple(bundle.classes)
         self.num_classes = n_cls
         self.normalize = self._normalize = bundle.normalize
@@ -161,9 +173,14 @@ class Evaluator(SplitViews):
         self.budget = MemoryBudget(default_budget(self.device) if memory_budget is None else memory_budget)
         # base logits on the CPU and the device, the memo's logits, labels, predictions, margins, quality
         self.budget.reserve("per-image records", len(src) * (3 * 4 * n_cls + 3 * 8 + 2 * 4), force=True)
+        probe = functools.partial(probe_images, src, self._normalize, self.device)
+        planner = functools.partial(plan_compute, self.model, probe, self.budget, self.device, given_batch,
+                                    bundle.name, n_cls)  # on CPU, no probe forward on a reopen from the score cache
+        prepare_model(self.model, self.precision)
+        self._precision_check: PrecisionCheck | None = None
         self._spill = SpillFolder(spill_dir())
         weakref.finalize(self, self._spill.close)
-        data = Batches(src, self._normalize, self.device, batch_size, workers)
+        self._data = data = Batches(src, self._normalize, self.device, planner, workers, self.precision)
         store = Store(self.budget, spill, self._spill, self.device)
         self._prefix: StageCache | GraphCache = StageCache(self.adapter, data, store) \
             if self.adapter.stages else GraphCache(self.adapter, data, store)
@@ -174,14 +191,15 @@ class Evaluator(SplitViews):
         if not isinstance(cut, str) and cut is not None and cut.kind == "full":
             warnings.warn(f"Evaluator: {cut.note}", RuntimeWarning, stacklevel=2)
         self._scores, self._score_key, self.score_cache_note = open_score_cache(
-            score_cache, self.model, self.source, bundle, split, limit, self.device, batch_size)
+            score_cache, self.model, self.source, bundle, split, limit, self.device,
+            self.batch_size if self.device.type != "cpu" else None, self.precision.name)
         records = self._scores.load(self._score_key, self.labels, n_cls) if self._scores is not None else None
         self.base = BaseScores(len(src), n_cls)
         self._fast_path_error: float | None = None
         self._lock = threading.RLock()  # one pass at a time on self.model (functional_call swaps its weights)
         self._pass: Progress = _nothing()
         if records is None:
-            check_forward(self.model, self.images(range(min(2, len(src)))), bundle.name, n_cls)
+            _ = self.batch_plan  # checks the model on the data (ValueError) and sizes the batch, before any pass
             self._pass = self._base_pass(cut, progress)
             if not defer:
                 for _ in self._pass:
@@ -225,7 +243,7 @@ class Evaluator(SplitViews):
 
     def locked(self, batches: Iterator[T]) -> Iterator[T]:
         """``batches``, each computed under the evaluator's lock (see :func:`~.base_scores.locked`)."""
-        return locked(batches, self._lock, self.base)
+        return locked(batches, self._lock, self.base, functools.partial(scoring, self.precision))
 
     def wait_base(self, timeout: float | None = None) -> bool:
         """Wait until the base model is scored on every image (False: ``timeout`` passed first)."""
@@ -247,15 +265,38 @@ class Evaluator(SplitViews):
         return float((self.base_preds != self.labels).float().mean())
 
     @property
+    def batch_plan(self) -> BatchPlan:
+        """The batch size, the activation bytes of one image and why (planned before the first pass)."""
+        return self._data.plan
+
+    @property
+    def batch_size(self) -> int:
+        return self._data.batch_size
+
+    @property
+    def precision_check(self) -> PrecisionCheck | None:
+        """Fast mode only (None when exact): its base predictions against an exact fp32 forward of
+        the first ``FAST_CHECK_IMAGES`` images (computed on first read; waits for the base pass)."""
+        if self._precision_check is None and not self.precision.exact:
+            logits = self.base_logits
+            with self._lock:
+                self._precision_check = check_precision(self.model, self.images, logits, self.batch_size,
+                                                        self.device)
+        return self._precision_check
+
+    @property
     def fast_path_error(self) -> float:
         """The largest difference between fast path and full forward on a few images, base and
         group-perturbed weights (RuntimeError above the tolerance)."""
         if self._fast_path_error is None:
             names, cut = self._group
-            xs = self.images(range(min(FAST_PATH_CHECK_IMAGES, len(self.source), self.batch_size)))
+            xs = prepare_input(self.images(range(min(FAST_PATH_CHECK_IMAGES, len(self.source), self.batch_size))),
+                               self.precision)
             base = self.base.first_logits(len(xs), self.device)
-            self._fast_path_error = check_fast_path(self.model, self.adapter, self._prefix, xs, base, names,
-                                                    cut, group_name(self.layers), self.fast_path)
+            with scoring(self.precision):
+                self._fast_path_error = check_fast_path(self.model, self.adapter, self._prefix, xs, base, names, cut,
+                                                        group_name(self.layers), self.fast_path,
+                                                        rtol=self.precision.check_rtol)
         return self._fast_path_error
 
     def cached_bytes(self) -> int:
@@ -301,10 +342,10 @@ class Evaluator(SplitViews):
         if cut is None:
             return self.base_preds[idx].clone()
         self.base.wait()  # the base pass runs alone on self.model
-        dev = {n: v.detach().to(self.device, non_blocking=True) for n, v in p.items()}
+        dev = self._on_device(p)
         with self._lock:
             _ = self.fast_path_error  # checked before the first score of edited weights
-            with torch.inference_mode():
+            with scoring(self.precision):
                 logits = self._prefix.subset_logits(dev, cut, idx)  # type: ignore[arg-type]
         return logits.argmax(1).cpu()
 
@@ -339,9 +380,9 @@ class Evaluator(SplitViews):
         :meth:`evaluate_edits` returns this; ``evaluate`` under torchrun calls it on rank 0 with
         every rank's outcomes, put back in the order of the draw.
         """
-        cfg = config.resolved()
+        cfg = config.resolved(self.layers)
         return EvalSummary.from_outcomes(
-            outcomes, test_error=self.base_error, editor=cfg.method, layers=group_name(cfg.layers),
+            outcomes, test_error=self.base_error, editor=cfg.method, layers=group_name(cfg.group),
             protocol=protocol, seconds=seconds, lr=cfg.lr, beta=cfg.beta, max_steps=cfg.max_steps,
             split=self.split, examples=len(self))
 
@@ -357,6 +398,9 @@ class Evaluator(SplitViews):
                              f"e.g. {next(n for n, _ in self.model.named_parameters())!r}")
         return dict(params)
 
+    def _on_device(self, params: Params) -> dict[str, torch.Tensor]:
+        return {n: prepare_input(to_device(v.detach(), self.device), self.precision) for n, v in params.items()}
+
     def _logits(self, params: dict[str, torch.Tensor], cut: str | Split | None) -> torch.Tensor:
         """``(N, C)`` logits on the device, running the suffix of ``cut`` with ``params`` overriding."""
         if cut is None:
@@ -364,7 +408,7 @@ class Evaluator(SplitViews):
         key = _memo_key(params)
         if key is not None and self._memo is not None and self._memo[0][0] == key:
             return self._memo[1]
-        with self._lock, torch.inference_mode():
+        with self._lock, scoring(self.precision):
             for _ in self._pass_at(params, cut):
                 pass
         assert self._memo is not None
@@ -388,7 +432,8 @@ class Evaluator(SplitViews):
     def _pass_at(self, params: dict[str, torch.Tensor], cut: str | Split) -> Iterator[tuple[int, int, torch.Tensor]]:
         """One pass of the suffix of ``cut`` (device logits per batch); the memo is set when it completes."""
         self.base.wait()  # the base pass runs alone on self.model; edited weights are checked after it
-        dev = {n: v.detach().to(self.device, non_blocking=True) for n, v in params.items()}
+        _ = self.batch_plan  # made (the budget reserved) before any cache is placed
+        dev = self._on_device(params)
         if params:
             _ = self.fast_path_error  # checked before the first score of edited weights
         chunks = []

@@ -16,7 +16,7 @@ __all__ = ["FAST_PATH_CHECK_IMAGES", "FAST_PATH_RTOL", "check_fast_path", "descr
 
 def check_fast_path(model: nn.Module, adapter: ModelAdapter, prefix: StageCache | GraphCache, xs: torch.Tensor,
                     base_logits: torch.Tensor, names: list[str], cut: str | Split | None, group: str,
-                    fast_path: str) -> float:
+                    fast_path: str, rtol: float = FAST_PATH_RTOL) -> float:
     """Fast path vs full forward on the first ``n`` images ``xs (n, C, H, W)`` (normalised, on
     the device), with the base weights (``base_logits[:n]``, as scored) and with the weights
     ``names`` of ``group`` perturbed.
@@ -24,7 +24,8 @@ def check_fast_path(model: nn.Module, adapter: ModelAdapter, prefix: StageCache 
     Returns:
         The largest absolute difference.
     Raises:
-        RuntimeError: a difference above ``FAST_PATH_RTOL`` times the largest logit (a bug).
+        RuntimeError: a difference above ``rtol`` (default ``FAST_PATH_RTOL``; larger for the
+            fast precision) times the largest logit (a bug).
     """
     n = len(xs)
     g = torch.Generator().manual_seed(0)
@@ -41,10 +42,10 @@ def check_fast_path(model: nn.Module, adapter: ModelAdapter, prefix: StageCache 
                              (f"perturbed {group}", fast_edit, full_edit)):
         err = float((fast.float() - full.float()).abs().max())
         scale = 1.0 + float(full.float().abs().max())
-        if not err <= FAST_PATH_RTOL * scale:
+        if not err <= rtol * scale:
             raise RuntimeError(f"the evaluator's fast path ({fast_path}) disagrees with the full forward "
                                f"on {n} images with {what}: max |difference| {err:.3g} (allowed "
-                               f"{FAST_PATH_RTOL * scale:.3g}). This is a bug in the workbench; please report it "
+                               f"{rtol * scale:.3g}). This is a bug in the workbench; please report it "
                                "with the model's definition")
         worst = max(worst, err)
     return worst

@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call
 
+from ..batching import to_device
 from ..models import ModelAdapter, Split
 from .cache_store import Batches, Store, carry_bytes, carry_to, describe_place
 
@@ -91,9 +92,9 @@ class StageCache:
         for k in range(0, len(idx), b):
             sel = idx[k:k + b]
             if act is not None:
-                h = act[sel.to(act.device)].to(dev, non_blocking=True)
+                h = to_device(act[sel.to(act.device)], dev)
             elif near is not None:
-                h = self.model(near[1][sel.to(near[1].device)].to(dev, non_blocking=True), start=near[0], stop=stage)
+                h = self.model(to_device(near[1][sel.to(near[1].device)], dev), start=near[0], stop=stage)
             else:
                 h = self.data.at(sel)
                 h = h if stage == self.stages[0] else self.model(h, stop=stage)
@@ -111,7 +112,7 @@ class StageCache:
             yield from self._entering_all(stage)
             return
         for i, j in self.data.bounds():
-            yield act[i:j].to(self.data.device, non_blocking=True)
+            yield to_device(act[i:j], self.data.device)
 
     def _cached_before(self, stage: str) -> tuple[str, torch.Tensor] | None:
         """The nearest stage before ``stage`` whose activation is cached, with it."""
@@ -125,7 +126,7 @@ class StageCache:
         """Activation entering ``stage`` for examples ``i:j``, from the nearest cached stage."""
         near = self._cached_before(stage)
         if near is not None:
-            return self.model(near[1][i:j].to(self.data.device, non_blocking=True), start=near[0], stop=stage)
+            return self.model(to_device(near[1][i:j], self.data.device), start=near[0], stop=stage)
         h = self.data.images(i, j)
         return h if stage == self.stages[0] else self.model(h, stop=stage)
 
@@ -136,7 +137,7 @@ class StageCache:
         if near is not None:
             src, act = near
             for i, j in self.data.bounds():
-                yield self.model(act[i:j].to(self.data.device, non_blocking=True), start=src, stop=stage)
+                yield self.model(to_device(act[i:j], self.data.device), start=src, stop=stage)
             return
         for _, _, h in self.data.stream():
             yield h if stage == self.stages[0] else self.model(h, stop=stage)
@@ -222,7 +223,7 @@ class GraphCache:
                 local = idx[(idx >= i) & (idx < j)]
                 if len(local):
                     sel = local - i
-                    parts.append(split.suffix(tuple(c[sel.to(c.device)].to(dev) for c in carry), params))
+                    parts.append(split.suffix(tuple(to_device(c[sel.to(c.device)], dev) for c in carry), params))
                     order.append(local)
             if not parts:
                 return torch.empty(0)

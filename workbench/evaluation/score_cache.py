@@ -5,7 +5,8 @@ folder given): base logits ``(N, C) float32``, predictions, labels, margins
 (``logit(pred) - logit(true)``) and label quality (the softmax probability of the label). The
 file's metadata holds the whole key: the model's sha256 (class + every parameter and buffer),
 the data's fingerprint (files + sizes + mtimes for a folder, a hash of the bytes for tensors),
-the split, its size, the normalisation, the input shape, the device type and torch's version.
+the split, its size, the normalisation, the input shape, the device type, the precision
+(exact or fast) and torch's version.
 A file is used only when every field matches and its tensors agree with the data's labels;
 an unreadable or inconsistent file is ignored with a warning and rewritten. Files are written
 to a temporary name and renamed, so a reader never sees half a file.
@@ -129,11 +130,12 @@ class ScoreCache:
 
 
 def open_score_cache(where: bool | str | Path | None, model: nn.Module, source: ImageSource, bundle: DataBundle,
-                     split: str, limit: int | None, device: torch.device, batch_size: int
-                     ) -> tuple[ScoreCache | None, dict[str, Any], str]:
+                     split: str, limit: int | None, device: torch.device, batch_size: int | None,
+                     precision: str = "exact") -> tuple[ScoreCache | None, dict[str, Any], str]:
     """``(cache, key, note)`` for base scores of ``model`` on ``source``: the cache in ``where``
     (True: :func:`workbench.paths.scores_dir`; None or False: none) and the key, or None with
-    the reason scores are not kept."""
+    the reason scores are not kept. ``batch_size``: None where logits do not depend on it (the
+    CPU), else the batch used (CUDA kernels differ by batch size in the last bits)."""
     if where is None or where is False:
         return None, {}, "base scores are not kept (score_cache=None)"
     fp = source.fingerprint()
@@ -146,5 +148,6 @@ def open_score_cache(where: bool | str | Path | None, model: nn.Module, source: 
     key = {"model": model_sha256(model), "data": fp, "split": split, "limit": limit, "examples": len(source),
            "normalization": bundle.normalization_card(), "input_shape": list(source.image_shape),
            "classes": list(bundle.classes), "device": device.type, "dtype": str(p.dtype if p is not None else None),
-           "batch_size": batch_size if device.type != "cpu" else None, "torch": torch.__version__}
+           "batch_size": batch_size, "precision": precision,
+           "torch": torch.__version__}
     return ScoreCache(scores_dir() if where is True else Path(where)), key, ""

@@ -1,6 +1,6 @@
 """What an :class:`~workbench.evaluation.Evaluator` is given, checked before any work.
 
-The split's images (the first ``limit``), the batch size, and that the model fits the data:
+The split's images (the first ``limit``), a batch size given, and that the model fits the data:
 its input shape, its number of classes, and a forward pass that returns ``(n, classes)``
 logits. Each error names the problem and the fix.
 """
@@ -13,11 +13,10 @@ from ..data import DataBundle, ImageSource
 from ..models import ModelAdapter, check_logits, forward_logits
 
 
-def batch_size_for(batch_size: int | None, device: torch.device) -> int:
-    """``batch_size``, checked; by default 2048 on CUDA and 256 on the CPU (where small batches
-    keep the activations in cache)."""
+def batch_size_for(batch_size: int | None) -> int | None:
+    """``batch_size``, checked (None: sized by :func:`workbench.batching.plan_batch`)."""
     if batch_size is None:
-        return 2048 if device.type == "cuda" else 256
+        return None
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     return batch_size

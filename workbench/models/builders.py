@@ -11,24 +11,20 @@ Example:
 """
 from __future__ import annotations
 
-import json
 import re
-from pathlib import Path
 from typing import Any, Callable
 
-import torch
 import torch.nn as nn
 
-__all__ = ["ALIASES", "HFImageClassifier", "accepts", "build", "hf_settings", "hf_spec_from_folder", "set_in_channels",
-           "torchvision_class"]
+from .hf_builders import (HF_DROPPED, HF_REFUSED, MAX_CONFIG_BYTES, HFImageClassifier, build_hf, hf_config_class,
+                          hf_settings, hf_spec_from_folder)
+
+__all__ = ["ALIASES", "HF_DROPPED", "HF_REFUSED", "HFImageClassifier", "MAX_CONFIG_BYTES", "accepts", "build",
+           "hf_settings", "hf_spec_from_folder", "set_in_channels", "torchvision_class"]
 
 # Keyword arguments a card may not pass to timm.create_model: each loads weights from a file or the hub.
 TIMM_REFUSED = ("pretrained", "pretrained_cfg", "pretrained_cfg_overlay", "pretrained_strict", "checkpoint_path",
                 "cache_dir")
-# Fields of a config.json that are not model settings (dropped), and those refused (they name code or downloads).
-HF_DROPPED = ("model_type", "transformers_version", "_name_or_path", "architectures")
-HF_REFUSED = ("auto_map", "custom_pipelines")
-MAX_CONFIG_BYTES = 1 << 20  # a config.json larger than 1 MiB is not a model config
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 # The workbench's names for the data's classes and channels -> each library's keywords (a default
 # is not added where the spec already sets one of them).
@@ -42,13 +38,13 @@ def _need(package: str) -> Any:
     try:
         return importlib.import_module(package)
     except ImportError:
-        pip = {"transformers": "transformers", "timm": "timm"}[package]
-        raise ValueError(f"this model needs the {package} package, which is not installed: pip install {pip}") from None
+        raise ValueError(f"this model needs the {package} package, which is not installed: pip install {package}") \
+            from None
 
 
 def build(kind: str, name: str, kw: dict[str, Any]) -> nn.Module:
     """A random-weight model from ``kind``'s registry (``torchvision``, ``timm`` or ``hf``)."""
-    return {"torchvision": _torchvision, "timm": _timm, "hf": _hf}[kind](name, dict(kw))
+    return {"torchvision": _torchvision, "timm": _timm, "hf": build_hf}[kind](name, dict(kw))
 
 
 def accepts(kind: str, name: str, key: str) -> bool:
@@ -69,7 +65,7 @@ def accepts(kind: str, name: str, key: str) -> bool:
     if kind == "hf":
         if key == "num_classes":
             return True
-        cfg = _hf_config_class(name)
+        cfg = hf_config_class(name)
         return key == "in_channels" and hasattr(cfg(), "num_channels")
     return False
 
@@ -143,75 +139,3 @@ def _timm(name: str, kw: dict[str, Any]) -> nn.Module:
     if "in_channels" in kw:
         kw["in_chans"] = kw.pop("in_channels")
     return timm.create_model(name, pretrained=False, **kw)
-
-
-# ---------------------------------------------------------------------------- Hugging Face
-class HFImageClassifier(nn.Module):
-    """A transformers image classifier as the workbench takes models: ``forward(x)`` maps
-    ``x: (N, C, H, W)`` float32 to ``(N, num_labels)`` logits (the output's ``.logits``)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(pixel_values=x).logits
-
-
-def _hf_config_class(model_type: str) -> Any:
-    _need("transformers")
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
-    from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING_NAMES as names
-
-    if model_type not in names or model_type not in CONFIG_MAPPING:
-        raise ValueError(f"{model_type!r} is not a Hugging Face image-classification model type; use one of "
-                         f"{sorted(names)[:8]} ... (the config's model_type)")
-    return CONFIG_MAPPING[model_type]
-
-
-def _hf(model_type: str, kw: dict[str, Any]) -> nn.Module:
-    cfg_class = _hf_config_class(model_type)
-    from transformers import AutoModelForImageClassification
-
-    bad = [k for k in HF_REFUSED if k in kw]
-    if bad:
-        raise ValueError(f"the Hugging Face config names custom code ({bad[0]!r}): refused; the workbench builds "
-                         "only the model types that transformers itself defines")
-    if kw.get("use_pretrained_backbone"):
-        raise ValueError("the Hugging Face config asks for a pretrained backbone (use_pretrained_backbone): refused, "
-                         "nothing is downloaded; set it to false and load trained weights with --weights FILE")
-    if "num_classes" in kw:
-        kw["num_labels"] = kw.pop("num_classes")
-    if "in_channels" in kw:
-        kw["num_channels"] = kw.pop("in_channels")
-    if "num_labels" in kw and ("id2label" in kw or "label2id" in kw):
-        kw.pop("id2label", None), kw.pop("label2id", None)
-    for k in HF_DROPPED:
-        kw.pop(k, None)
-    config = cfg_class(**kw)
-    model = AutoModelForImageClassification.from_config(config, trust_remote_code=False)
-    return HFImageClassifier(model)
-
-
-def hf_spec_from_folder(folder: Path) -> tuple[str, dict[str, Any]]:
-    """``(model_type, settings)`` of a local folder's ``config.json`` (read as JSON, nothing run)."""
-    path = folder / "config.json"
-    if not path.is_file():
-        raise ValueError(f"{folder} holds no config.json: give hf:<folder with config.json> or hf:<model type>")
-    if path.stat().st_size > MAX_CONFIG_BYTES:
-        raise ValueError(f"{path} is larger than {MAX_CONFIG_BYTES} bytes: not a model config")
-    try:
-        cfg = json.loads(path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as err:
-        raise ValueError(f"{path} is not a JSON config ({type(err).__name__}): re-export it with "
-                         "config.save_pretrained(folder)") from None
-    if not isinstance(cfg, dict) or not isinstance(cfg.get("model_type"), str):
-        raise ValueError(f"{path} records no 'model_type': it is not a Hugging Face model config")
-    return cfg["model_type"], {k: v for k, v in cfg.items() if k not in HF_DROPPED}
-
-
-def hf_settings(model: HFImageClassifier) -> tuple[str, dict[str, Any]]:
-    """``(model_type, settings)`` that rebuild ``model`` (its config, minus the bookkeeping)."""
-    config: Any = getattr(model.model, "config")
-    d = config.to_diff_dict()
-    return str(config.model_type), {k: v for k, v in d.items() if k not in HF_DROPPED}

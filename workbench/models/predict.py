@@ -1,4 +1,4 @@
-"""Plain batched inference helpers."""
+"""Plain batched inference helpers (batches, transfers and inference mode from :mod:`workbench.batching`)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -6,26 +6,29 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from ..batching import default_batch_size, precision_for, scoring, to_device
 from .outputs import forward_logits
 
 
-@torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, *, normalize: Callable[[torch.Tensor], torch.Tensor] | None = None,
-                   batch_size: int = 1000, device: torch.device | str | None = None) -> torch.Tensor:
-    """Logits of ``model`` (in its current mode) for all of ``x``.
+                   batch_size: int | None = None, device: torch.device | str | None = None) -> torch.Tensor:
+    """Logits of ``model`` (in its current mode) for all of ``x``, exact fp32 under ``torch.inference_mode``.
 
     Args:
         x: ``(N, C, H, W)`` uint8 images (with ``normalize``) or normalised floats.
+        batch_size: default :func:`workbench.batching.default_batch_size` of the device.
     Returns:
         ``(N, num_classes)`` float32 on the CPU.
     """
     dev = torch.device(device) if device is not None else next(model.parameters()).device
+    b = default_batch_size(dev) if batch_size is None else batch_size
     outs = []
-    for i in range(0, len(x), batch_size):
-        xb = x[i:i + batch_size].to(dev)
-        if normalize is not None:
-            xb = normalize(xb)
-        outs.append(forward_logits(model, xb).float().cpu())
+    with scoring(precision_for("exact", dev)):
+        for i in range(0, len(x), b):
+            xb = to_device(x[i:i + b], dev)
+            if normalize is not None:
+                xb = normalize(xb)
+            outs.append(forward_logits(model, xb).float().cpu())
     return torch.cat(outs) if outs else torch.empty(0)
 
 

@@ -82,7 +82,7 @@ class EditRecord:
             "index": list(self.index) if isinstance(self.index, tuple) else self.index,
             "target": list(self.target) if isinstance(self.target, tuple) else self.target,
             "method": cfg.method, "lr": cfg.lr, "beta": cfg.beta, "max_steps": cfg.max_steps,
-            "layers": cfg.layers if isinstance(cfg.layers, str) else list(cfg.layers),
+            "layers": cfg.group if isinstance(cfg.group, str) else list(cfg.group),
             "steps": self.result.steps, "success": self.result.success,
             "seconds": round(self.result.seconds, 4), "timestamp": self.timestamp,
         }

@@ -97,7 +97,7 @@ def build_evaluator(model: nn.Module | ModelAdapter, bundle: DataBundle, split: 
         from ..evaluation import Evaluator
     except ImportError:  # the evaluator is optional; sessions work without reports
         return None
-    return Evaluator(model, bundle, split=split, layers=config.layers, device=device, limit=limit,
+    return Evaluator(model, bundle, split=split, layers=config.group, device=device, limit=limit,
                      memory_budget=memory_budget, score_cache=score_cache, defer=True)
 
 

@@ -1,6 +1,7 @@
 """Finding a model folder and opening a session on it (shared by the widgets, the CLI and scripts)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +127,7 @@ def open_model(*, checkpoint: str | Path | None = None, model: str | None = None
             load_weights(net, weights)
         want = size_pair(image_size, "--image-size") or card_size(card)
         bundle = _sized(load_dataset, dataset, data_root, want) if dataset else load_for_card(card, image_size)
-        check_fits(net, bundle, card_size(card), "its card's input_shape", image_size)
+        _say(check_fits(net, bundle, card_size(card), "its card's input_shape", image_size))
         wpath = Path(weights) if weights is not None else (path if path.is_file() else path / MODEL_FILE)
         return net.to(device).eval(), card, bundle, wpath
     assert model is not None
@@ -144,7 +145,7 @@ def open_model(*, checkpoint: str | Path | None = None, model: str | None = None
                               input_size=h if spec.kind == "arch" else None)
     net = spec.build()  # counted on the meta device first: refused above the size bound
     load_state_into(net, state, str(weights))
-    check_fits(net, bundle, made_for, f"its arguments ({spec})", image_size)
+    _say(check_fits(net, bundle, made_for, f"its arguments ({spec})", image_size))
     card = {"arch": str(ModelSpec(spec.kind, spec.name)), "builder": {"kind": spec.kind, "name": spec.name},
             "model_config": spec.kwargs, "dataset": name, "weights": str(weights),
             "classes": list(bundle.classes), "input_shape": list(bundle.input_shape)}
@@ -163,8 +164,20 @@ def _sized(load: Any, name: str, root: str | Path | None, want: tuple[int, int] 
     return resize_bundle(load(name, root), want)
 
 
-def check_fits(net: Any, bundle: Any, made_for: tuple[int, int] | None, where: str, image_size: int | None) -> None:
-    """Refuse a model that cannot take the data's images, naming both sizes and the fix."""
+def _say(note: str | None) -> None:
+    """Print a note (see :func:`check_fits`) on stderr, one line."""
+    if note:
+        print(note, file=sys.stderr)
+
+
+def check_fits(net: Any, bundle: Any, made_for: tuple[int, int] | None, where: str,
+               image_size: int | None) -> str | None:
+    """Refuse a model that cannot take the data's images, naming both sizes and the fix.
+
+    Returns:
+        a one-line note when ``--image-size`` differs from the size the model was made for and
+        the model takes it (it runs, but not at the size it was trained at), else None.
+    """
     from ..models.fit import check_takes
 
     c, h, w = bundle.input_shape
@@ -176,3 +189,7 @@ def check_fits(net: Any, bundle: Any, made_for: tuple[int, int] | None, where: s
         fix = "Pass --image-size N, N the side of the images the model was trained at"
     expected = f"{made_for[0]}x{made_for[1]} ({where})" if made_for is not None else ""
     check_takes(net, (c, h, w), fix=fix, expected=expected)
+    if image_size is not None and made_for is not None and made_for != (h, w):
+        return (f"note: --image-size {image_size} reads the data at {h}x{w}; the model runs at that size, but it "
+                f"was made for {made_for[0]}x{made_for[1]} ({where}), so its accuracy may differ")
+    return None

@@ -197,11 +197,13 @@ class Persistence:
         if self.autosave_dir is not None and Path(folder).resolve() != self.autosave_dir.resolve():
             self.autosave()
 
-    def export(self, folder: str | Path, *, builder: Any = None, overwrite: bool = False) -> Path:
+    def export(self, folder: str | Path, *, builder: Any = None, trust_code: bool = False,
+               overwrite: bool = False) -> Path:
         """Save the current weights as a model folder (``model.safetensors`` + ``card.json``
         listing the edits, the base model's card, the classes, image shape and normalisation);
         ``load_model`` reads it back. ``builder``: how to rebuild the model, for a model the
-        card cannot infer (see :func:`workbench.training.save_model`).
+        card cannot infer (see :func:`workbench.training.save_model`); a ``module:factory``
+        builder of your own code is checked by building it, with ``trust_code=True``.
 
         A folder already holding a model is replaced only with ``overwrite=True``, or when it
         still holds this session's own last export there; the replacement keeps the previous
@@ -225,7 +227,8 @@ class Persistence:
             card.setdefault(k, v)
         key, eid = "export:" + str(folder.resolve()), new_id()
         card["export_id"] = eid
-        save_model(folder, self.model, card, builder=builder, overwrite=overwrite, replaces=self._saved.get(key))
+        save_model(folder, self.model, card, builder=builder, trust_code=trust_code, overwrite=overwrite,
+                   replaces=self._saved.get(key))
         self._saved[key] = eid
         return folder
 

@@ -178,12 +178,12 @@ class EditSession:
                                    self.persistence)
         self.scaling = EditStrength(self.adapter, self.stack, self.data, self.persistence)
         # the parts' methods, as the session's (one door for the widgets and notebooks)
-        act, st, sc, ins, loc, up, ed, per = (self.actions, self.stack, self.scoring, self.inspection,
-                                              self.localization, self.uploads, self.editor, self.persistence)
+        act, st, sc, ins, loc = self.actions, self.stack, self.scoring, self.inspection, self.localization
+        up, ed, per, sg = self.uploads, self.editor, self.persistence, self.scaling
         self.edit, self.edit_index, self.undo, self.redo, self.reset = \
             act.edit, act.edit_index, act.undo, act.redo, act.reset
-        self.set_strength, self.smallest_fixing_strength = self.scaling.set_strength, self.scaling.smallest_fixing_strength
-        self.edit_fixed = self.scaling.edit_fixed
+        self.set_strength, self.smallest_fixing_strength, self.edit_fixed = \
+            sg.set_strength, sg.smallest_fixing_strength, sg.edit_fixed
         self.edited_names, self.params_at, self.current_report = st.edited_names, st.params_at, st.current_report
         self.applied_record = st.applied_record
         self.image, self.raw_images = self.data.image, self.data.raw_images

@@ -4,24 +4,22 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from ..folder_io import TMP_PREFIX, FolderExists, clean_tmp, folder_lock, new_id, read_bounded
-from ..models.infer import infer_spec
+from ..folder_io import FolderExists, clean_tmp, folder_lock, read_bounded
+from ..models.hf_builders import hf_config_json
+from ..models.infer import infer_spec, rebuild_hint
 from ..models.spec import ModelSpec
 from ..models.safety import check_size
-from .card_checks import (SHA_FIELD, check_card, check_finite, check_input_shape, check_sha, check_weights_size,
-                          file_sha256, read_card_file, state_mismatch)
-from .model_files import (CARD_FILE, MAX_CARD_BYTES, MODEL_FILE, PREVIOUS_DIR, fsync_file, keep_previous,
-                          restore_interrupted_export)
+from .card_checks import (check_card, check_finite, check_input_shape, check_sha, check_weights_size,
+                          read_card_file, state_mismatch)
+from .model_files import CARD_FILE, MAX_CARD_BYTES, MODEL_FILE, PREVIOUS_DIR, restore_interrupted_export, write_pair
 
 
 def git_commit(cwd: str | Path | None = None) -> str:
@@ -82,35 +80,19 @@ def save_model(folder: str | Path, model: nn.Module, card: dict[str, Any] | None
     arch = card.get("arch") or (spec.name if spec.kind == "arch" else str(ModelSpec(spec.kind, spec.name)))
     card = {**card, "arch": arch, "model_config": spec.kwargs, "builder": {"kind": spec.kind, "name": spec.name}}
     sd = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    hf_config = hf_config_json(model) if spec.kind == "hf" else None
     with folder_lock(folder, "saving the model"):
         _check_model_target(folder, overwrite, replaces)
         restore_interrupted_export(folder)
         clean_tmp(folder)
         try:
-            _write_pair(folder, sd, card)
+            write_pair(folder, sd, card, hf_config)
         except BaseException:
             with contextlib.suppress(OSError):  # the model that was there is put back whole
                 restore_interrupted_export(folder)
                 clean_tmp(folder)
             raise
     return folder
-
-
-def _write_pair(folder: Path, sd: dict[str, torch.Tensor], card: dict[str, Any]) -> None:
-    """Weights and card through temporary files, the model already there kept in
-    ``.previous-export`` while the two are replaced (see :func:`save_model`)."""
-    tmp = folder / f"{TMP_PREFIX}{new_id()}"
-    save_file(sd, str(tmp), metadata={"arch": str(card["arch"]), "builder": json.dumps(card["builder"])})
-    fsync_file(tmp)
-    card[SHA_FIELD] = file_sha256(tmp)  # load_model verifies it
-    card_tmp = folder / f"{TMP_PREFIX}{new_id()}"
-    card_tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
-    fsync_file(card_tmp)
-    previous = keep_previous(folder)
-    os.replace(tmp, folder / MODEL_FILE)  # from here until the card is in place, the pair
-    os.replace(card_tmp, folder / CARD_FILE)  # differs: .previous-export holds the complete old one
-    if previous is not None:
-        shutil.rmtree(previous)
 
 
 def _check_model_target(folder: Path, overwrite: bool, replaces: str | None) -> None:
@@ -141,12 +123,7 @@ def _spec_for(model: nn.Module, card: dict[str, Any], builder: str | ModelSpec |
             found = ModelSpec.from_card(card, trust_code=trust_code)
         spec = found or infer_spec(model)  # type: ignore[assignment]
         if spec is None:
-            raise ValueError(
-                f"save_model cannot tell how to rebuild a {type(model).__name__}: pass "
-                "builder='torchvision:<name>:num_classes=10' (a torchvision model), builder='timm:<name>', or "
-                "builder='mypkg.models:make_model:width=32' with trust_code=True (an importable function or class "
-                "that returns it); a model defined in a notebook "
-                "cell cannot be rebuilt from its card, so move its class into a .py module")
+            raise ValueError(f"save_model cannot tell how to rebuild a {type(model).__name__}: {rebuild_hint(model)}")
     try:
         with torch.device("meta"):  # no memory, no init cost: only names and shapes matter
             other = spec.build()

@@ -185,7 +185,7 @@ class EditableObjective(nn.Module):
         """
         net: nn.Module = getattr(model, "module", model)  # the editor works on the unwrapped module
         adapter = adapt(net)
-        names = adapter.params(self.cfg.layers)
+        names = adapter.params(self.cfg.group)
         split = adapter.split(names)
         captured: dict[str, torch.Tensor] = {}
         # The project's ResNets: the locality batch enters the first edited stage as the training

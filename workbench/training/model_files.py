@@ -13,10 +13,18 @@ import os
 import shutil
 from pathlib import Path
 
+from typing import Any
+
+import torch
+from safetensors.torch import save_file
+
 from ..folder_io import TMP_PREFIX, new_id, read_bounded
 from .card_checks import SHA_FIELD, file_sha256
 
 MODEL_FILE, CARD_FILE = "model.safetensors", "card.json"
+# Beside the pair when the model is one of transformers' image-classification classes: its config,
+# for Hugging Face tools (``ViTForImageClassification.from_pretrained(folder)``); load_model reads the card.
+HF_CONFIG_FILE = "config.json"
 MAX_CARD_BYTES = 64 * 2**20  # a card lists every edit of an export: far below this
 
 PREVIOUS_DIR = ".previous-export"  # inside a model folder, while save_model replaces its model
@@ -57,7 +65,11 @@ def restore_interrupted_export(folder: Path) -> None:
         prev.unlink()
     elif prev.is_dir():
         if interrupted_export(folder) is not None:
-            for name in (MODEL_FILE, CARD_FILE):  # copies in: the kept model stays whole until both are back
+            if not (prev / HF_CONFIG_FILE).is_file() and (folder / HF_CONFIG_FILE).is_file():
+                (folder / HF_CONFIG_FILE).unlink()  # the new model's config: the kept model had none
+            for name in (HF_CONFIG_FILE, MODEL_FILE, CARD_FILE):  # copies in: the kept model stays whole until all are back
+                if name == HF_CONFIG_FILE and not (prev / name).is_file():
+                    continue
                 tmp = folder / f"{TMP_PREFIX}{new_id()}"
                 shutil.copyfile(prev / name, tmp)
                 fsync_file(tmp)
@@ -66,16 +78,56 @@ def restore_interrupted_export(folder: Path) -> None:
 
 
 def keep_previous(folder: Path) -> Path | None:
-    """Hard-link (or copy) the model in ``folder`` into ``folder/.previous-export`` in one
+    """Hard-link (or copy) the model in ``folder`` (and its ``config.json``, if any) into ``folder/.previous-export`` in one
     atomic step (a temporary folder, then a rename); None when there is no complete model."""
     if not all((folder / n).is_file() and not (folder / n).is_symlink() for n in (MODEL_FILE, CARD_FILE)):
         return None
     tmp = folder / f"{TMP_PREFIX}{new_id()}"
     tmp.mkdir()
-    for name in (MODEL_FILE, CARD_FILE):
+    for name in (MODEL_FILE, CARD_FILE, HF_CONFIG_FILE):
+        if name == HF_CONFIG_FILE and not ((folder / name).is_file() and not (folder / name).is_symlink()):
+            continue
         try:
             os.link(folder / name, tmp / name)
         except OSError:
             shutil.copy2(folder / name, tmp / name)
     os.rename(tmp, folder / PREVIOUS_DIR)
     return folder / PREVIOUS_DIR
+
+
+def write_pair(folder: Path, sd: dict[str, torch.Tensor], card: dict[str, Any],
+                hf_config: dict[str, Any] | None = None) -> None:
+    """Weights and card through temporary files, the model already there kept in
+    ``.previous-export`` while the two are replaced (see :func:`~workbench.training.checkpoint.save_model`); ``hf_config``
+    (a transformers model's config) goes to ``config.json`` before the card, and a stale one is removed."""
+    tmp = folder / f"{TMP_PREFIX}{new_id()}"
+    save_file(sd, str(tmp), metadata={"format": "pt", "arch": str(card["arch"]), "builder": json.dumps(card["builder"])})
+    fsync_file(tmp)
+    card[SHA_FIELD] = file_sha256(tmp)  # load_model verifies it
+    card_tmp = folder / f"{TMP_PREFIX}{new_id()}"
+    card_tmp.write_text(json.dumps(card, indent=2, sort_keys=False) + "\n")
+    fsync_file(card_tmp)
+    config_tmp = None
+    if hf_config is not None:
+        config_tmp = folder / f"{TMP_PREFIX}{new_id()}"
+        config_tmp.write_text(json.dumps(hf_config, indent=2) + "\n")
+        fsync_file(config_tmp)
+    stale = config_tmp is None and _wrote_hf_config(folder)  # read before the pair starts to change
+    previous = keep_previous(folder)
+    os.replace(tmp, folder / MODEL_FILE)  # from here until the card is in place, the pair
+    if config_tmp is not None:  # differs: .previous-export holds the complete old one
+        os.replace(config_tmp, folder / HF_CONFIG_FILE)
+    elif stale:
+        (folder / HF_CONFIG_FILE).unlink(missing_ok=True)  # the config of the model this one replaces
+    os.replace(card_tmp, folder / CARD_FILE)
+    if previous is not None:
+        shutil.rmtree(previous)
+
+
+def _wrote_hf_config(folder: Path) -> bool:
+    """Whether the model in ``folder`` is a transformers class (its ``config.json`` was written with it)."""
+    try:
+        b = json.loads(read_bounded(folder / CARD_FILE, MAX_CARD_BYTES, "the card")).get("builder") or {}
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return False
+    return isinstance(b, dict) and b.get("kind") == "hf" and str(b.get("name", ""))[:1].isupper()

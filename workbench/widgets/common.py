@@ -36,22 +36,39 @@ _COLORS = {"info": "#0d47a1", "warning": "#8a5a00", "error": "#b71c1c", "success
 # picked image, the error-browser thumbnails and the changed-image strip, and attribution inches.
 SIZES = {False: (112, 76, 56, 1.9), True: (168, 120, 84, 2.6)}
 
-# Classes set on the workbench's root: ``wb-present`` (presentation mode) scales the fonts.
+# Classes set on the workbench's root: ``wb-present`` (presentation mode) sets every text of the
+# page to at least 18 px and hides the ``wb-advanced`` controls. No button or tab title is ever
+# cut: they are at least as wide as their text, and the tab bar wraps.
 STYLE_SHEET = Markup("""<style>
 .wb-root { font-size: 13px; }
 .wb-root .wb-card { font-size: 14px; line-height: 1.45; }
 .wb-root .wb-card .wb-card-title { font-size: 17px; font-weight: 600; }
-.wb-root.wb-present { font-size: 17px; }
+.wb-root .wb-thumb-text { font-size: 11px; line-height: 1.25; text-align: center; }
+.wb-root.wb-present { font-size: 18px; }
 .wb-root.wb-present .widget-button, .wb-root.wb-present .widget-label,
 .wb-root.wb-present .widget-html-content, .wb-root.wb-present .widget-toggle-button,
-.wb-root.wb-present .lm-TabBar-tabLabel { font-size: 17px; }
-.wb-root.wb-present .widget-button { height: 38px; }
-.wb-root.wb-present .wb-card { font-size: 19px; }
-.wb-root.wb-present .wb-card .wb-card-title { font-size: 24px; }
+.wb-root.wb-present .lm-TabBar-tabLabel, .wb-root.wb-present .wb-thumb-text,
+.wb-root.wb-present select, .wb-root.wb-present input, .wb-root.wb-present .widget-readout { font-size: 18px; }
+.wb-root.wb-present .widget-readout { min-width: 4em; overflow: visible; }  /* the strength slider's value */
+.wb-root.wb-present small { font-size: 1em; }
+.wb-root.wb-present .widget-button, .wb-root.wb-present .widget-toggle-button { height: auto; min-height: 40px; }
+.wb-root.wb-present .lm-TabBar { min-height: 40px; }
+.wb-root.wb-present .wb-card { font-size: 20px; }
+.wb-root.wb-present .wb-card .wb-card-title { font-size: 26px; }
 .wb-root.wb-present .wb-advanced { display: none !important; }
 .wb-root .wb-message details summary { cursor: pointer; color: #555; }
-.wb-root .wb-tabs .lm-TabBar-tab { flex: 0 0 auto; min-width: fit-content; max-width: none; }
+.wb-root .widget-button, .wb-root .widget-toggle-button { min-width: max-content !important; }
+.wb-root .widget-tab > .lm-TabBar .lm-TabBar-content { flex-wrap: wrap; }
+.wb-root .widget-tab > .lm-TabBar .lm-TabBar-tab { flex: 0 0 auto !important; min-width: max-content !important;
+  max-width: none !important; }
+.wb-root .lm-TabBar-tabLabel { overflow: visible !important; text-overflow: clip !important; }
 .wb-root .wb-present-toggle { width: auto; min-width: fit-content; }
+.wb-root .wb-thumb-select { background: transparent !important; box-shadow: none; cursor: pointer;
+  min-width: 0 !important; padding: 0; }
+.wb-root .wb-thumb-select:hover { box-shadow: inset 0 0 0 2px #90caf9; }
+.wb-root .wb-thumb-select.mod-info { box-shadow: inset 0 0 0 3px #1565c0 !important; }
+.wb-root .wb-thumb-fixed { border-color: #2e7d32 !important; background: #f1f8e9; }
+.wb-root .wb-thumb-new { border-color: #c62828 !important; background: #ffebee; }
 </style>""")
 
 

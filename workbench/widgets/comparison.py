@@ -173,7 +173,8 @@ class Comparison:
     def _on_changed(self, can_undo: bool, can_redo: bool) -> None:
         left, right = self._side_errors()
         self.browser.set_errors(union_errors(left, right), self.sides[0].session.confusion(),
-                                error_notes(left, right, self.names))
+                                error_notes(left, right, self.names),
+                                base=not any(s.session.history for s in self.sides))
         self.panel.set_history_buttons(can_undo, can_redo)
 
     def _guarded(self, action: str, fn: Callable[..., Any]) -> Callable[..., Any]:

@@ -39,6 +39,8 @@ from .panels.probe_panel import ProbePanel
 from .panels.strength_panel import StrengthPanel
 from .panels.target_picker import TargetPicker
 from .panels.upload_panel import UploadPanel
+from .plots.charts import chart_fonts
+from .tabs import ModeTabs
 
 if TYPE_CHECKING:
     from ..session import EditRecord, EditSession
@@ -46,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_OUTPUT", "Workbench"]
 
 DEFAULT_OUTPUT = "workbench-output"  # beside the notebook (the kernel's working folder)
-_LEGEND = ("<div style='color:#444;font-size:0.9em'><b>pp</b> percentage points · <b>drawdown</b> accuracy lost by "
+_LEGEND = ("<div style='color:#444'><b>pp</b> percentage points · <b>drawdown</b> accuracy lost by "
            "the edit · <b>other images changed</b> test images whose prediction moved · <b>✓</b> now right, "
            "<b>✗</b> now wrong</div>")
 
@@ -90,7 +92,7 @@ class Workbench:
             probe=self._on_probe, history=self._on_history, localized=self._on_localized, scores=self._on_scores,
             mislabeled=self._on_mislabeled, scoring=self._on_scoring,
             group=self._on_group, strength=self._on_strength, editor_config=lambda: self.panel.edit_config(),
-            attribution_options=lambda: self.attribution.options(),
+            attribution_options=lambda: None if self.presentation else self.attribution.options(),  # hidden there
             localize_quick=lambda: bool(self.localization.quick.value),
             attribution_error=lambda err: self.attribution.messages.error(err, "Attribution"),
             probe_views=probe_views), name=self.name)
@@ -126,7 +128,8 @@ class Workbench:
             "localize": self._guarded("localization", "Where is it stored?", c.localize),
             "edit_group": self._guarded("localization", "Edit this group", c.use_group)}, session.group_names())
         self.present = css(W.ToggleButton(value=presentation, description="Presentation mode", icon="desktop",
-                                          tooltip="larger images and fonts, fewer controls"), "wb-present-toggle")
+                                          tooltip="for a projector: larger images and fonts, only what a lesson "
+                                                  "needs"), "wb-present-toggle")
         self.present.observe(lambda ch: self.set_presentation(bool(ch["new"])), names="value")
         self.widget = self.root = self._layout(note)
         self._sync_buttons()
@@ -146,21 +149,33 @@ class Workbench:
             log.warning(note)
         self.glossary = css(W.Accordion(children=[HTML(glossary_html())], titles=("What the words mean",),
                                         selected_index=None, layout=W.Layout(width="340px")), "wb-glossary-box")
-        left = css(W.VBox([self.picker.widget, self.panel.widget], layout=W.Layout(width="50%", min_width="420px",
-                                                                                     padding="0 8px 0 0")), "wb-left")
+        left = css(W.VBox([self.picker.widget, self.panel.widget], layout=W.Layout(
+            width="50%", min_width="380px", flex="1 1 380px", padding="0 8px 0 0")), "wb-left")
         self.legend = css(HTML(markup(_LEGEND), layout=W.Layout(display="none")), "wb-legend")
         right = css(W.VBox([self.card.widget, self.strength.widget, self.legend, self.picker.chart],
-                           layout=W.Layout(width="50%", min_width="420px")), "wb-right")
-        self.tabs = css(W.Tab(children=[
-            W.VBox([self.browser.widget, self.upload.widget, self.browser_messages.widget]),
-            W.VBox([self.metrics.widget, self.attribution.widget, self.probe.widget]),
-            self.history.widget, W.VBox([self.localization.widget, self.localization_messages.widget])]), "wb-tabs")
-        self.tabs.titles = ("Mistakes", "Details of the last edit", "History & export", "Where is it stored?")
+                           layout=W.Layout(width="50%", min_width="380px", flex="1 1 380px")), "wb-right")
+        self.details = W.VBox([self.metrics.widget, self.attribution.widget, self.probe.widget])
+        self.mode_tabs = ModeTabs([  # (title, title in presentation mode or None: not shown there, widget)
+            ("Mistakes", "Mistakes", W.VBox([self.browser.widget, self.upload.widget, self.browser_messages.widget])),
+            ("Details of the last edit", "What the edit changed", self.details),
+            ("History & export", None, self.history.widget),
+            ("Where is it stored?", "Where is it stored?",
+             W.VBox([self.localization.widget, self.localization_messages.widget]))])
+        self.tabs = self.mode_tabs.widget
+        for w in (self.localization.quick, self.upload.widget, self.glossary):
+            css(w, "wb-advanced")  # hidden in presentation mode (STYLE_SHEET)
+        self.tools = css(W.HBox([self.glossary, self.present], layout=W.Layout(
+            flex_flow="row wrap", align_items="flex-start", justify_content="flex-end")), "wb-tools")
+        self.header_row = css(W.HBox([self.header, self.tools], layout=W.Layout(
+            justify_content="space-between", align_items="flex-start", flex_flow="row wrap")), "wb-header-row")
         return css(W.VBox([
-            HTML(STYLE_SHEET), W.HBox([self.header, W.HBox([self.glossary, self.present])], layout=W.Layout(
-                justify_content="space-between", align_items="flex-start")), self.status,
+            HTML(STYLE_SHEET), self.header_row, self.status,
             css(W.HBox([left, right], layout=W.Layout(flex_flow="row wrap")), "wb-main"), self.tabs]),
             "wb-root", "wb-workbench")
+
+    def open_tab(self, title: str) -> None:
+        """Open the tab titled ``title`` (either mode's title); ValueError if it is not on screen."""
+        self.mode_tabs.open(title)
 
     @classmethod
     def from_model(cls, model: Any, data: Any, *, classes: Sequence[str] | None = None, limit: int | None = None,
@@ -188,12 +203,13 @@ class Workbench:
 
     # -- view --------------------------------------------------------------------------------
     def add_tab(self, title: str, widget: W.Widget) -> None:
-        """Add a panel as a tab below the main row."""
-        self.tabs.children = (*self.tabs.children, widget)
-        self.tabs.set_title(len(self.tabs.children) - 1, title)
+        """Add a panel as a tab below the main row (not shown in presentation mode)."""
+        self.mode_tabs.add(title, widget)
 
     def set_presentation(self, on: bool) -> None:
-        """Presentation mode: images >= 160 px, larger fonts, the advanced controls hidden."""
+        """Presentation mode: images >= 160 px, text >= 18 px, chart labels enlarged, and only what a
+        lesson needs (the image, its labels, Edit, the outcome, the per-class change, the flipped
+        images, the mistakes to pick from and "Where is it stored?"); every other panel is hidden."""
         if self.present.value != on:
             self.present.value = on  # calls back here
             return
@@ -203,11 +219,16 @@ class Workbench:
         self.browser.set_thumb_size(thumb)
         self.metrics.set_thumb_size(flipped)
         self.attribution.cell = cell
-        for w in (self.attribution.controls, self.browser.controls):
-            w.layout.display = "none" if on else ""
+        hidden = "none" if on else ""
+        for w in (self.attribution.controls, self.browser.controls, self.attribution.widget, self.probe.widget,
+                  self.picker.chart, self.browser.confusion_box):
+            w.layout.display = hidden
         self.legend.layout.display = "" if on else "none"
-        if self.controller.selection is not None:
-            self.controller.explain()  # the maps, redrawn at the new size
+        for fig in (self.metrics.figure, self.localization.figure):
+            chart_fonts(fig, on)
+        self.mode_tabs.show(on)
+        if self.controller.selection is not None and not on:
+            self.controller.explain()  # the maps, redrawn at the normal size
 
     @property
     def presentation(self) -> bool:
@@ -241,7 +262,7 @@ class Workbench:
         self.metrics.show(rec, len(s.history), note)
         if note:  # the probe, too, is of the edit before the failed attempt
             self.probe.mark_earlier(note)
-        self.browser.set_errors(s.current_errors(), s.confusion())
+        self.browser.set_errors(s.current_errors(), s.confusion(), base=not s.history)
         self._show_history_panel()
         self._sync_buttons()
 
@@ -312,14 +333,15 @@ class Workbench:
 
     def _header_html(self) -> Markup:
         s = self.session
+        data = (s.bundle.name if s.bundle is not None else "") or "its data"
         scored, total = s.scoring_progress()
         if scored < total:
-            return markup("<b style='font-size:1.15em'>Editable Workbench</b> · {} · {:,} {} images · scoring the "
-                          "base model ({:,} / {:,}) · {}{}", self.name, total, s.split, scored, total, str(s.device),
-                          _display_note(s))
-        return markup("<b style='font-size:1.15em'>Editable Workbench</b> · {} · {:,} {} images · base accuracy "
-                      "{:.1%} · {}{}", self.name, len(s.labels), s.split, 1 - s.base_error, str(s.device),
-                      _display_note(s))
+            return markup("<b style='font-size:1.15em'>Editable Workbench</b> · model <b>{}</b> · data <b>{}</b>, {:,} "
+                          "{} images · scoring the base model ({:,} / {:,}) · {}{}", self.name, data, total, s.split,
+                          scored, total, str(s.device), _display_note(s))
+        return markup("<b style='font-size:1.15em'>Editable Workbench</b> · model <b>{}</b> · data <b>{}</b>, {:,} "
+                      "{} images · base accuracy {:.1%} · {}{}", self.name, data, len(s.labels), s.split,
+                      1 - s.base_error, str(s.device), _display_note(s))
 
     def _repr_mimebundle_(self, **kw: Any) -> Any:
         return self.widget._repr_mimebundle_(**kw)

@@ -54,7 +54,7 @@ class EditPanel:
         self.max_steps = css(W.BoundedIntText(value=cfg.max_steps or DEFAULT_MAX_STEPS, min=1, max=MAX_STEPS_LIMIT,
                                               description="max steps", style=st, layout=W.Layout(width="150px")),
                              "wb-max-steps")
-        layers = cfg.layers if isinstance(cfg.layers, str) else cfg.layers[0]
+        layers = cfg.group if isinstance(cfg.group, str) else cfg.group[0]
         groups = list(groups)
         self.group = css(W.Dropdown(options=groups, value=layers if layers in groups else
                                     (DEFAULT_GROUP if DEFAULT_GROUP in groups else groups[0]),

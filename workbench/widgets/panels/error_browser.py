@@ -1,9 +1,12 @@
-"""ErrorBrowser: a paged, filterable grid of misclassified test images.
+"""ErrorBrowser: a paged, filterable grid of misclassified test images that keeps its place.
 
 View state only: the error list it was given, the filters, the sort order, the page and
 the selection. Which errors it lists is the caller's choice; the :class:`Workbench` gives
 it the errors of the *current* model (the base model's errors at start, refreshed after
-every edit, undo, redo and reset).
+every edit, undo, redo and reset). After an edit the list keeps its order
+(:class:`~workbench.widgets.listing.SteadyList`): a fixed image stays in its place marked
+"fixed ✓", images the edits made wrong are appended and marked "new ✗", one click away
+(the "new mistakes" button). A click on a thumbnail (image or caption) opens it.
 """
 from __future__ import annotations
 
@@ -13,12 +16,15 @@ import ipywidgets as W
 
 from ...localization.settings import MISLABELED_MAX_QUALITY
 from ..common import SIZES, css
+from ..listing import SteadyList
+from ..markup import HTML, Markup, join, markup
+from ..picks import typical_first
 from ..plots.charts import confusion_figure, update_confusion
 from ..plots.images import image_png
-from ..markup import HTML, Markup, join, markup
 from ..plots.live import live_figure
+from ..thumbnail import CAPTION_PX, Thumbnail, caption
 
-__all__ = ["DEFAULT_SORT", "ErrorBrowser", "FILTERS", "SCORE_SORTS", "SORTS"]
+__all__ = ["DEFAULT_SORT", "ErrorBrowser", "FILTERS", "NEW_ONLY", "SCORE_SORTS", "SORTS"]
 
 # label -> (attribute, descending); "typical" is the distance of an error's margin from the
 # median margin of all listed errors (see DEFAULT_SORT).
@@ -36,9 +42,12 @@ SORTS: dict[str, tuple[str, bool]] = {
 SCORE_SORTS: dict[str, tuple[str, bool]] = {
     "likely mislabeled first": ("mislabeled", True),
 }
-# label -> (score name, threshold): keep images whose score is <= threshold
-FILTERS: dict[str, tuple[str, float] | None] = {
+NEW_ONLY = "new mistakes (wrong since an edit)"
+# label -> (score name, threshold): keep images whose score is <= threshold; ("status", s): keep status s
+FILTERS: dict[str, tuple[str, float] | tuple[str, str] | None] = {
     "all": None,
+    NEW_ONLY: ("status", "new"),
+    "fixed by an edit": ("status", "fixed"),
     f"likely mislabeled (label quality <= {MISLABELED_MAX_QUALITY:g})": ("label_quality", MISLABELED_MAX_QUALITY),
 }
 ALL = -1
@@ -48,25 +57,6 @@ ALL = -1
 # model). "typical first" lists errors whose margin logit(pred) - logit(true) is closest to
 # the median margin of all errors first.
 DEFAULT_SORT = "typical first"
-
-
-class _Cell:
-    """One thumbnail: image, caption and a select button (widgets reused across pages)."""
-
-    def __init__(self, on_click: Callable[[int], None], px: int) -> None:
-        self.index: int | None = None
-        self.image = W.Image(format="png", layout=W.Layout(width=f"{px}px", height=f"{px}px"))
-        self.caption = css(HTML(), "wb-thumb-caption")
-        self.button = css(W.Button(description="select", layout=W.Layout(width="auto")), "wb-thumb-select")
-        self.button.on_click(lambda _b: on_click(self.index) if self.index is not None else None)
-        self.box = css(W.VBox([self.image, self.caption, self.button],
-                              layout=W.Layout(align_items="center", border="1px solid #ddd", padding="3px")),
-                       "wb-thumb")
-
-    def resize(self, px: int) -> None:
-        self.image.layout.width = self.image.layout.height = f"{px}px"
-
-
 class ErrorBrowser:
     """Paged grid of misclassified examples, with filters, sort and a confusion heatmap.
 
@@ -74,8 +64,9 @@ class ErrorBrowser:
         images: ``(N, C, H, W)`` uint8 test images (indexed by ``Misclassified.index``).
         classes: class names.
         on_select: called with the test index when the user selects an image.
-        page_size, columns: grid geometry.
-        errors, confusion: the initial list and ``(C, C)`` counts (see :meth:`set_errors`).
+        page_size, columns: grid geometry (``columns``: at most that many per row; fewer on a narrow screen).
+        errors, confusion: the initial list and ``(C, C)`` counts (see :meth:`set_errors`); the
+            initial list is the reference for the "fixed" and "new" marks.
         notes: a plain-text line per test index under its caption (the comparison says which
             model gets the image wrong).
     Items are any objects with ``index, true, pred, confidence, margin`` attributes
@@ -90,8 +81,9 @@ class ErrorBrowser:
         self.notes: dict[int, str] = dict(notes or {})
         self.on_select = on_select
         self.page_size, self.page = page_size, 0
-        self.errors: list = list(errors)
+        self.listing = SteadyList(errors)
         self.selected: int | None = None
+        self.columns = columns
         opts = [("all", ALL)] + [(c, i) for i, c in enumerate(self.classes)]
         self.filter_true = W.Dropdown(options=opts, value=ALL, description="true",
                                       layout=W.Layout(width="190px"))
@@ -104,15 +96,17 @@ class ErrorBrowser:
         self.scores: dict[str, dict[int, float]] = {}
         self.mislabel_note = css(HTML(""), "wb-mislabel-note")
         self._png: dict[int, bytes] = {}
-        self.prev_button = css(W.Button(description="◀ prev", layout=W.Layout(width="80px")), "wb-prev")
-        self.next_button = css(W.Button(description="next ▶", layout=W.Layout(width="80px")), "wb-next")
+        self.prev_button = css(W.Button(description="◀ prev", layout=W.Layout(width="auto")), "wb-prev")
+        self.next_button = css(W.Button(description="next ▶", layout=W.Layout(width="auto")), "wb-next")
+        self.new_button = css(W.Button(description="", button_style="danger", layout=W.Layout(
+            width="auto", display="none"), tooltip="the images the edits made wrong (marked new ✗)"), "wb-new-mistakes")
         self.page_label = css(HTML(), "wb-page-label")
         self.progress = css(W.IntProgress(value=0, min=0, max=1, description="scoring", bar_style="info",
                                           layout=W.Layout(display="none", width="420px")), "wb-scoring-progress")
         self.title = HTML(markup("<b>{}</b>", title))
-        self.cells = [_Cell(self.select, thumb_px) for _ in range(page_size)]
-        self.grid = W.GridBox([c.box for c in self.cells], layout=W.Layout(
-            grid_template_columns=f"repeat({columns}, max-content)", grid_gap="4px"))
+        self.cells = [Thumbnail(self.select, thumb_px) for _ in range(page_size)]
+        self.grid = css(W.GridBox([c.box for c in self.cells]), "wb-thumb-grid")
+        self.set_thumb_size(thumb_px)
         c = len(self.classes)
         self.confusion = css(live_figure(confusion_figure(confusion if confusion is not None else [[0] * c] * c,
                                                           self.classes)), "wb-confusion")
@@ -121,19 +115,32 @@ class ErrorBrowser:
             w.observe(self._on_filter, names="value")
         self.prev_button.on_click(lambda _b: self.go_to(self.page - 1))
         self.next_button.on_click(lambda _b: self.go_to(self.page + 1))
+        self.new_button.on_click(lambda _b: self.toggle_new())
         controls = css(W.HBox([self.filter_true, self.filter_pred, self.sort, self.only],
                               layout=W.Layout(flex_flow="row wrap")), "wb-advanced-filters")
-        paging = W.HBox([self.prev_button, self.page_label, self.next_button],
-                        layout=W.Layout(align_items="center"))
+        paging = W.HBox([self.prev_button, self.page_label, self.next_button, self.new_button],
+                        layout=W.Layout(align_items="center", flex_flow="row wrap"))
         self.controls = controls
-        left = W.VBox([self.progress, paging, self.grid, controls, self.mislabel_note])
-        self.widget = css(W.HBox([left, self.confusion], layout=W.Layout(flex_flow="row wrap")), "wb-error-browser")
+        left = W.VBox([self.progress, paging, self.grid, controls, self.mislabel_note],
+                      layout=W.Layout(flex="1 1 480px", min_width="0"))
+        self.confusion_box = W.VBox([self.confusion])  # (a FigureWidget's .layout is plotly's: hide the box)
+        self.widget = css(W.HBox([left, self.confusion_box], layout=W.Layout(flex_flow="row wrap")),
+                          "wb-error-browser")
         self.refresh()
 
+    @property
+    def errors(self) -> list:
+        """The current errors (the last list given)."""
+        return self.listing.errors
+
     # -- data ---------------------------------------------------------------------------
-    def set_errors(self, errors: Sequence, confusion=None, notes: Mapping[int, str] | None = None) -> None:
-        """Replace the listed errors (and the heatmap counts, ``(C, C)``, and the caption notes); keeps filters."""
-        self.errors = list(errors)
+    def set_errors(self, errors: Sequence, confusion=None, notes: Mapping[int, str] | None = None, *,
+                   base: bool = False) -> None:
+        """The current errors (and the heatmap counts, ``(C, C)``, and the caption notes); keeps the
+        filters, the order and the page: fixed images stay in place, new mistakes are appended.
+        ``base``: these are the base model's errors (no edit applied), so none is marked new: while
+        the base model is still being scored the list grows, and is sorted again as it does."""
+        self.listing.update(errors, self._sorted, base=base)
         if notes is not None:
             self.notes = dict(notes)
         if confusion is not None:
@@ -150,7 +157,7 @@ class ErrorBrowser:
 
     def set_scores(self, name: str, scores: dict[int, float]) -> None:
         """Per-image scores (``{index: value}``) for the score sorts and filters (``label_quality``,
-        ``mislabeled``); replaces that score's values and redraws."""
+        ``mislabeled``); replaces that score's values and redraws (the order stays)."""
         self.scores[name] = dict(scores)
         self.refresh()
 
@@ -159,15 +166,13 @@ class ErrorBrowser:
         self.mislabel_note.value = markup("<span style='color:#555'>'likely mislabeled first' sorts by {}</span>",
                                           description)
 
-    @property
-    def visible(self) -> list:
-        """The errors that pass the filters, in the chosen order."""
-        t, p = self.filter_true.value, self.filter_pred.value
-        items = [e for e in self.errors if (t == ALL or e.true == t) and (p == ALL or e.pred == p)]
-        rule = FILTERS[self.only.value]
-        if rule is not None:
-            vals, limit = self.scores.get(rule[0], {}), rule[1]
-            items = [e for e in items if e.index in vals and vals[e.index] <= limit]
+    def status(self, index: int) -> str:
+        """``wrong``, ``fixed`` (right now, wrong in the first list), ``new`` (wrong since an edit) or
+        ``right`` (right now, listed while it is selected)."""
+        return self.listing.status(int(index))
+
+    def _sorted(self, items: list) -> list:
+        """``items`` in the chosen sort order."""
         if self.sort.value in SCORE_SORTS:
             name, desc = SCORE_SORTS[self.sort.value]
             vals = self.scores.get(name, {})
@@ -175,10 +180,21 @@ class ErrorBrowser:
             return sorted(items, key=lambda e: (e.index not in vals, sign * vals.get(e.index, 0.0), e.index))
         key, desc = SORTS[self.sort.value]
         if key == "typical":
-            margins = sorted(e.margin for e in self.errors)
-            med = margins[len(margins) // 2] if margins else 0.0
-            return sorted(items, key=lambda e: (abs(e.margin - med), e.index))
+            return typical_first(items, self.errors)
         return sorted(items, key=lambda e: (getattr(e, key), -e.index if desc else e.index), reverse=desc)
+
+    @property
+    def visible(self) -> list:
+        """The listed images that pass the filters, in their steady order."""
+        t, p = self.filter_true.value, self.filter_pred.value
+        items = [e for e in self.listing.entries(self._sorted) if (t == ALL or e.true == t) and (p == ALL or e.pred == p)]
+        rule = FILTERS[self.only.value]
+        if rule is not None and rule[0] == "status":
+            return [e for e in items if self.status(e.index) == rule[1]]
+        if rule is not None:
+            vals, limit = self.scores.get(str(rule[0]), {}), float(rule[1])
+            items = [e for e in items if e.index in vals and vals[e.index] <= limit]
+        return items
 
     @property
     def pages(self) -> int:
@@ -191,6 +207,7 @@ class ErrorBrowser:
     # -- handlers (thin) ----------------------------------------------------------------
     def _on_filter(self, _change) -> None:
         self.page = 0
+        self.listing.reorder()
         self.refresh()
 
     def _on_heatmap_click(self, _trace, points, _state) -> None:
@@ -202,15 +219,21 @@ class ErrorBrowser:
         with self.filter_true.hold_trait_notifications(), self.filter_pred.hold_trait_notifications():
             self.filter_true.value, self.filter_pred.value = true, pred
         self.page = 0
+        self.listing.reorder()
         self.refresh()
+
+    def toggle_new(self) -> None:
+        """Show only the new mistakes (wrong since an edit), or all again (the "new mistakes" button)."""
+        self.only.value = "all" if self.only.value == NEW_ONLY else NEW_ONLY
 
     def go_to(self, page: int) -> None:
         self.page = min(max(0, page), self.pages - 1)
         self.refresh()
 
     def select(self, index: int, *, notify: bool = True) -> None:
-        """Select test image ``index`` (highlight it) and tell ``on_select``."""
+        """Select test image ``index`` (highlight it; it stays listed while selected) and tell ``on_select``."""
         self.selected = int(index)
+        self.listing.keep = self.selected
         self._highlight()
         if notify and self.on_select is not None:
             self.on_select(self.selected)
@@ -228,18 +251,31 @@ class ErrorBrowser:
             if cell.index != int(item.index):  # send a thumbnail only when the cell shows another image
                 cell.index = int(item.index)
                 cell.image.value = self.png(cell.index)
-            cell.caption.value = markup("<div style='font-size:0.85em;line-height:1.25' title='the model is {:.0%} "
-                                        "sure'><b>#{}</b> said {}<br>true: {}{}</div>", item.confidence, item.index,
-                                        self.classes[item.pred], self.classes[item.true],
-                                        self._score_note(item.index))
-            cell.button.description = "select"
+            status = self.status(item.index)
+            cell.caption.value = caption(item, status, self.classes, self._score_note(item.index))
+            cell.button.tooltip = f"open #{item.index}"
+            cell.set_status(status)
             cell.box.layout.visibility = "visible"
-        n = len(self.visible)
-        self.page_label.value = markup("&nbsp;page {} / {} &nbsp;({} of {} errors)&nbsp;", self.page + 1, self.pages,
-                                       n, len(self.errors))
+        self._show_counts()
+        self._highlight()
+
+    def _show_counts(self) -> None:
+        n, shown = len(self.errors), len(self.visible)
+        fixed, new = self.listing.count("fixed"), self.listing.count("new")
+        parts = [markup("page {} / {} · {} mistake{}", self.page + 1, self.pages, n, "" if n == 1 else "s")]
+        if self.filter_true.value != ALL or self.filter_pred.value != ALL or self.only.value != "all":
+            parts.append(markup("{} shown", shown))
+        if fixed:
+            parts.append(markup("<span style='color:#1b5e20'>{} fixed ✓</span>", fixed))
+        if new:
+            parts.append(markup("<span style='color:#b71c1c'>{} new ✗</span>", new))
+        self.page_label.value = markup("&nbsp;{}&nbsp;", join(parts, " · "))
         self.prev_button.disabled = self.page == 0
         self.next_button.disabled = self.page >= self.pages - 1
-        self._highlight()
+        showing_new = self.only.value == NEW_ONLY
+        self.new_button.description = "◀ all mistakes" if showing_new else \
+            f"{new} new mistake{'' if new == 1 else 's'} ▶"
+        self.new_button.layout.display = "" if new or showing_new else "none"
 
     def _score_note(self, index: int) -> Markup:
         q = self.scores.get("label_quality", {}).get(index)
@@ -255,8 +291,12 @@ class ErrorBrowser:
         return self._png[index]
 
     def set_thumb_size(self, px: int) -> None:
+        """Thumbnails of ``px`` pixels; the grid puts as many per row as fit (at most ``columns``)."""
         for c in self.cells:
             c.resize(px)
+        self.grid.layout.grid_template_columns = f"repeat(auto-fill, {px + CAPTION_PX + 8}px)"
+        self.grid.layout.grid_gap = "4px"
+        self.grid.layout.max_width = f"{self.columns * (px + CAPTION_PX + 12)}px"
 
     def _highlight(self) -> None:
         for cell in self.cells:

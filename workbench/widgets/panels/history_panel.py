@@ -28,7 +28,9 @@ from ..markup import HTML, join, markup
 from ..plots.charts import timeline_axes, timeline_figure
 from ..plots.live import live_figure
 
-__all__ = ["HistoryPanel", "default_name", "safe_name"]
+__all__ = ["HistoryPanel", "NO_HISTORY", "default_name", "safe_name"]
+
+NO_HISTORY = "No edit applied yet: the test accuracy after each edit and the list of edits show here."
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -62,7 +64,8 @@ class HistoryPanel:
         self.output_dir = Path(output_dir)
         self.actions = actions
         self.figure = live_figure(timeline_figure([0.9]))
-        self.table = css(HTML(markup("<i>No edit yet.</i>")), "wb-history-table")
+        self.table = css(HTML(markup("<i>{}</i>", NO_HISTORY)), "wb-history-table")
+        self.timeline = css(W.VBox([]), "wb-timeline")  # the figure once an edit is applied: never one lone point
         self.name = css(W.Text(value=default_name(), description="name",
                                layout=W.Layout(width="260px")), "wb-history-name")
         self.where = HTML("")
@@ -85,7 +88,7 @@ class HistoryPanel:
         self._update_where()
         self.name.observe(lambda _c: self._update_where(), names="value")
         self.widget = css(W.VBox([
-            W.HBox([self.figure, self.table], layout=W.Layout(flex_flow="row wrap")),
+            W.HBox([self.timeline, self.table], layout=W.Layout(flex_flow="row wrap")),
             W.HBox([self.name, *self.buttons.values()], layout=W.Layout(flex_flow="row wrap", align_items="center")),
             self.where, W.HBox([self.messages.widget, self.overwrite], layout=W.Layout(align_items="center")),
             self.download]), "wb-history")
@@ -163,8 +166,9 @@ class HistoryPanel:
             self.figure.data[0].x = list(range(len(accuracies)))
             self.figure.data[0].y = list(accuracies)
             self.figure.update_layout(**timeline_axes(list(accuracies)))
+        self.timeline.children = (self.figure,) if len(accuracies) > 1 else ()
         if not rows:
-            self.table.value = markup("<i>No edit applied.</i>")
+            self.table.value = markup("<i>{}</i>", NO_HISTORY)
             return
         body = join(markup("<tr><td>{}</td>{}</tr>", n, join(markup("<td>{}</td>", v) for v in r))
                     for n, r in enumerate(rows, 1))

@@ -22,7 +22,10 @@ from ..markup import HTML, markup, plot_label
 from ..plots.charts import localization_colors, localization_figure
 from ..plots.live import live_figure
 
-__all__ = ["LocalizationPanel"]
+__all__ = ["LocalizationPanel", "NO_IMAGE"]
+
+NO_IMAGE = ("Where is it stored? Pick an image in the Mistakes tab first; then the search finds the few "
+            "neurons its prediction needs, and in which layers they sit.")
 
 
 class LocalizationPanel:
@@ -40,22 +43,22 @@ class LocalizationPanel:
         self.index: int | None = None
         self.result: Any = None
         self.group: str | None = None
-        self.quick = css(W.Checkbox(value=True, indent=False, layout=W.Layout(width="230px"),
+        self.quick = css(W.Checkbox(value=True, indent=False, layout=W.Layout(width="auto"),
                                     description=f"quick ({QUICK.repeats} repeats, ≤ {QUICK.max_neurons} neurons)"),
                          "wb-loc-quick")
         self.button = css(W.Button(description="Where is it stored?", button_style="info",
-                                   layout=W.Layout(width="170px"), disabled=True), "wb-loc-run")
+                                   layout=W.Layout(width="auto"), disabled=True), "wb-loc-run")
         self.edit_button = css(W.Button(description="edit this group", button_style="warning", disabled=True,
-                                        layout=W.Layout(width="190px")), "wb-loc-edit-group")
-        self.summary = css(HTML(markup("<i>select an image, then click 'Where is it stored?'</i>")),
-                           "wb-loc-summary")
+                                        layout=W.Layout(width="auto", display="none")), "wb-loc-edit-group")
+        self.summary = css(HTML(markup("<i>{}</i>", NO_IMAGE)), "wb-loc-summary")
         self.cost = css(HTML(""), "wb-loc-cost")
         self.figure = live_figure(localization_figure({}))
+        self.chart = css(W.VBox([]), "wb-loc-chart")  # the figure is shown once there is a result: never empty axes
         self.button.on_click(lambda _b: self.actions["localize"]())
         self.edit_button.on_click(lambda _b: self.actions["edit_group"](self.group))
         self.widget = css(W.VBox([
             W.HBox([self.button, self.quick], layout=W.Layout(flex_flow="row wrap")),
-            self.summary, self.cost, self.figure, self.edit_button]), "wb-localization-panel")
+            self.summary, self.cost, self.chart, self.edit_button]), "wb-localization-panel")
 
     def select(self, index: int | None, result: Any = None) -> None:
         """A new image is selected: show its cached result, or wait for a click."""
@@ -65,8 +68,9 @@ class LocalizationPanel:
         if result is not None:
             self.show(result)
         else:
-            self.clear("click 'Where is it stored?' to run the search for this image (about a second)"
-                       if index is not None else "select an image first")
+            self.clear(f"Press 'Where is #{index} stored?': the search removes, one at a time, the neurons this "
+                       "prediction relies on most, until it changes (about a second)" if index is not None
+                       else NO_IMAGE)
 
     def show(self, result: Any) -> None:
         """Show a :class:`~workbench.localization.CriticalNeurons` of the selected image."""
@@ -102,6 +106,9 @@ class LocalizationPanel:
             fig.layout.title.text = f"#{self.index}: where the removed neurons sit (mean per repeat)"
         self.edit_button.disabled = self.group is None
         self.edit_button.description = f"edit this group: {self.group}" if self.group else "edit this group"
+        self.edit_button.layout.display = ""
+        if not self.chart.children:
+            self.chart.children = (self.figure,)
 
     def clear(self, text: str) -> None:
         self.result, self.group = None, None
@@ -112,6 +119,8 @@ class LocalizationPanel:
             self.figure.layout.title.text = ""
         self.edit_button.disabled = True
         self.edit_button.description = "edit this group"
+        self.edit_button.layout.display = "none"
+        self.chart.children = ()
 
 
 def _layers_of(group: str, layers: list[str], groups: Sequence[str]) -> list[str]:

@@ -18,7 +18,10 @@ from ..plots.images import image_png
 from ..markup import HTML, markup
 from ..plots.live import live_figure
 
-__all__ = ["MetricsPanel"]
+__all__ = ["MetricsPanel", "NO_EDIT"]
+
+NO_EDIT = ("No edit applied: the model has its base weights. After an edit, this shows how the accuracy of "
+           "each class changed and which other test images the edit flipped.")
 
 
 def _set(widget: W.Widget, **values: Any) -> None:
@@ -52,8 +55,8 @@ class MetricsPanel:
         self.on_select = on_select
         c = len(self.classes)
         self.figure = live_figure(per_class_figure([0.0] * c, [0.0] * c, self.classes, width=width))
-        self.heading = css(HTML(markup("<i>No edit applied yet: the plots fill in after the first edit.</i>")),
-                           "wb-metrics-heading")
+        self.heading = css(HTML(markup("<i>{}</i>", NO_EDIT)), "wb-metrics-heading")
+        self.chart = css(W.VBox([]), "wb-per-class")  # the figure is shown once an edit is applied: never empty axes
         self.flipped: list[int] = []
         self._png: dict[int, bytes] = {}
         self._shown: list[int | None] = [None] * strip_size
@@ -67,7 +70,7 @@ class MetricsPanel:
             self.strip_cells.append((img, btn, box))
             btn.on_click(lambda _b, k=k: self.open_flipped(k))
         self.strip = W.HBox([b for _, _, b in self.strip_cells], layout=W.Layout(flex_flow="row wrap"))
-        self.widget = css(W.VBox([self.heading, self.figure, self.strip_label, self.strip]), "wb-metrics")
+        self.widget = css(W.VBox([self.heading, self.chart, self.strip_label, self.strip]), "wb-metrics")
 
     def set_thumb_size(self, px: int) -> None:
         for img, _, _ in self.strip_cells:
@@ -84,8 +87,9 @@ class MetricsPanel:
             self.figure.data[0].y = s
             self.figure.data[1].y = t
             self.figure.layout.yaxis.range = pp_range(s, t)
+        self.chart.children = (self.figure,) if record is not None else ()
         if record is None:
-            self.heading.value = markup("<i>{}</i>", note or "No edit applied: the model has its base weights.")
+            self.heading.value = markup("<i>{}</i>", note or NO_EDIT)
         else:
             what = f"#{record.index}" if isinstance(record.index, int) else "your image"
             target = record.target if isinstance(record.target, int) else record.target[0]
@@ -95,6 +99,8 @@ class MetricsPanel:
         self.show_flipped(_vec(step.flipped) if step is not None else [],
                           _vec(step.preds_after) if step is not None else None,
                           exclude=record.index if record is not None and isinstance(record.index, int) else None)
+        if record is None:
+            self.strip_label.value = ""
 
     def open_flipped(self, k: int) -> None:
         """Open the ``k``-th image of the strip (select it in the workbench)."""

@@ -13,7 +13,10 @@ import ipywidgets as W
 from ..common import css
 from ..markup import HTML, Markup, join, markup
 
-__all__ = ["ProbePanel"]
+__all__ = ["NO_PROBE", "ProbePanel"]
+
+NO_PROBE = ("Generalization probe: after an edit, this shows whether the fix carries over to shifted, "
+            "flipped and noisy copies of the edited image.")
 
 
 class ProbePanel:
@@ -23,18 +26,20 @@ class ProbePanel:
         self.classes = tuple(classes)
         self.report = None
         self._text = Markup()
-        self.text = css(HTML(markup("<i>generalization probe: runs after an edit</i>")), "wb-probe")
+        self.text = css(HTML(markup("<i>{}</i>", NO_PROBE)), "wb-probe")
         self.bars = {k: css(W.FloatProgress(value=0.0, min=0.0, max=1.0, description=k, bar_style=style,
                                             layout=W.Layout(width="300px")), f"wb-probe-bar-{k}")
                      for k, style in (("before", ""), ("after", "info"))}
         self.labels = {k: HTML("") for k in self.bars}
         self.kinds = css(HTML(""), "wb-probe-kinds")
-        rows = [W.HBox([self.bars[k], self.labels[k]]) for k in self.bars]
-        self.widget = css(W.VBox([self.text, *rows, self.kinds]), "wb-probe-panel")
+        self.rows = W.VBox([W.HBox([self.bars[k], self.labels[k]]) for k in self.bars],
+                           layout=W.Layout(display="none"))  # shown with a report: never empty bars
+        self.widget = css(W.VBox([self.text, self.rows, self.kinds]), "wb-probe-panel")
 
     def show(self, report, index: int | None, target: int) -> None:
         """Show a ``GeneralizationReport`` for the edit of image ``index`` towards ``target``."""
         self.report = report
+        self.rows.layout.display = ""
         for k, v in (("before", report.before), ("after", report.after)):
             self.bars[k].value = float(v)
             self.labels[k].value = markup("<b>{:.0%}</b>", v)
@@ -52,10 +57,11 @@ class ProbePanel:
         if self.report is not None:
             self.text.value = markup("{} <span style='color:#8a5a00'>({})</span>", self._text, note)
 
-    def clear(self, text: str = "generalization probe: runs after an edit") -> None:
+    def clear(self, text: str = "") -> None:
         self.report = None
+        self.rows.layout.display = "none"
         for k in self.bars:
             self.bars[k].value = 0.0
             self.labels[k].value = ""
         self.kinds.value = ""
-        self.text.value = markup("<i>{}</i>", text)
+        self.text.value = markup("<i>{}</i>", text or NO_PROBE)

@@ -21,7 +21,9 @@ from ..plots.live import live_figure
 if TYPE_CHECKING:
     from ..events import Selection
 
-__all__ = ["TargetPicker", "suggest_targets"]
+__all__ = ["NO_PICK", "TargetPicker", "suggest_targets"]
+
+NO_PICK = "Pick an image: how sure the model is of each class shows here."
 
 
 def suggest_targets(probs: Sequence[float], true: int | None, k: int = 3) -> list[int]:
@@ -74,7 +76,8 @@ class TargetPicker:
                                   "<span style='color:#1565c0'>■ target</span> ■ other</small>", GLOSSARY["bars"]))
         self.widget = css(W.VBox([W.HBox([self.image, self.header], layout=W.Layout(align_items="center")),
                                   self.button_box]), "wb-target-picker")
-        self.chart = css(W.VBox([self.figure, self.legend]), "wb-probabilities")
+        self.chart_note = css(HTML(markup("<i>{}</i>", NO_PICK)), "wb-probabilities-empty")
+        self.chart = css(W.VBox([self.chart_note]), "wb-probabilities")  # the bars once an image is picked
         self._set_enabled(False)
 
     def set_image_size(self, px: int) -> None:
@@ -91,6 +94,8 @@ class TargetPicker:
             self._raw_key = sel.raw
             self.image.value = image_png(sel.raw, scale=6)
         self._set_enabled(True)
+        if self.chart.children != (self.figure, self.legend):
+            self.chart.children = (self.figure, self.legend)
         self.refresh()
 
     def choose(self, target: int) -> None:

@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from ..markup import plot_label
 
 __all__ = [
-    "COLORS", "TEMPLATE", "confusion_figure", "localization_colors", "localization_figure", "per_class_figure",
+    "COLORS", "LARGE_FONT", "TEMPLATE", "chart_fonts", "confusion_figure", "localization_colors", "localization_figure", "per_class_figure",
     "pp_range", "probability_colors", "probability_figure", "probability_text", "timeline_axes", "timeline_figure",
     "update_confusion",
 ]
@@ -34,6 +34,18 @@ TEMPLATE = go.layout.Template(layout=dict(paper_bgcolor="white", plot_bgcolor="w
                                           xaxis=_AXIS, yaxis=_AXIS, hoverlabel=dict(align="left")))
 
 
+LARGE_FONT = 16  # chart text in presentation mode (px): readable on a projector at 1024x768
+TITLE_FONT = 13
+
+
+def chart_fonts(fig: go.Figure, large: bool) -> None:
+    """Set a figure's text for a projector (``large``: ticks, axis titles and legend at
+    ``LARGE_FONT`` px) or back to the builders' sizes; one batched update."""
+    with fig.batch_update():
+        fig.layout.font.size = LARGE_FONT if large else None
+        fig.layout.title.font.size = LARGE_FONT + 2 if large else TITLE_FONT
+
+
 def _np(x) -> np.ndarray:
     """Tensor / sequence -> float numpy array on the host."""
     if hasattr(x, "detach"):
@@ -46,7 +58,7 @@ def _labels(classes: Sequence[str]) -> list[str]:
 
 
 def _layout(title: str, height: int, width: int | None = None, **kw) -> dict:
-    out = dict(title=dict(text=title, font=dict(size=13)), height=height, margin=_MARGIN,
+    out = dict(title=dict(text=title, font=dict(size=TITLE_FONT)), height=height, margin=_MARGIN,
                template=TEMPLATE, showlegend=False, **kw)
     if width is not None:
         out["width"] = width
@@ -155,7 +167,7 @@ def per_class_figure(step_change, total_change, classes: Sequence[str], *, title
                       yaxis=dict(title="accuracy change (pp)", zeroline=True, zerolinecolor="#888",
                                  range=pp_range(s, t)),
                       xaxis=dict(tickangle=-30, automargin=True))
-    fig.update_layout(margin=dict(l=60, r=10, t=40, b=70))
+    fig.update_layout(margin=dict(l=80, r=10, t=40, b=70))  # room for the axis title at LARGE_FONT
     return fig
 
 
@@ -220,6 +232,6 @@ def localization_figure(layer_counts: Mapping[str, float], highlight: Sequence[s
         go.Bar(x=_labels(names), y=[float(layer_counts[n]) for n in names],
                marker_color=localization_colors(names, highlight),
                hovertemplate="%{x}: %{y:.2g} neurons<extra></extra>"),
-        layout=dict(title=dict(text=title, font=dict(size=12)), height=260, width=560,
-                    margin=dict(l=40, r=10, t=30, b=90), yaxis=dict(title="removed neurons", rangemode="tozero"),
-                    xaxis=dict(tickangle=-45, tickfont=dict(size=9)), template=TEMPLATE))
+        layout=dict(title=dict(text=title, font=dict(size=TITLE_FONT)), height=280, width=560,
+                    margin=dict(l=70, r=10, t=30, b=20), yaxis=dict(title="removed neurons", rangemode="tozero"),
+                    xaxis=dict(tickangle=-45, automargin=True), template=TEMPLATE))

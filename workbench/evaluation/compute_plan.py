@@ -1,0 +1,77 @@
+"""How the evaluator computes: its batch size, measured within the memory budget, and the fast
+mode's prediction flips against exact fp32.
+
+The policy (values and rules) is :mod:`workbench.batching`; this module applies it to an
+evaluator's model, images and :class:`~workbench.evaluation.budget.MemoryBudget`.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ..batching import (FAST_CHECK_IMAGES, PROBE_IMAGES, BatchPlan, PrecisionCheck, measure_peak, plan_batch,
+                        precision_for, scoring, to_device)
+from ..data import ImageSource
+from ..models import forward_logits
+from .budget import MemoryBudget
+from .split_checks import check_forward
+
+__all__ = ["BATCH_HOLDER", "WEIGHTS_HOLDER", "check_precision", "model_bytes", "plan_compute", "probe_images"]
+
+WEIGHTS_HOLDER = "model weights"
+BATCH_HOLDER = "one batch's activations"
+
+
+def model_bytes(model: nn.Module) -> int:
+    """Bytes of the model's parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in (*model.parameters(), *model.buffers()))
+
+
+def probe_images(source: ImageSource, normalize: Callable[[torch.Tensor], torch.Tensor],
+                 device: torch.device) -> torch.Tensor:
+    """The first ``PROBE_IMAGES`` images of ``source``, normalised on ``device`` (the probe batch)."""
+    return normalize(to_device(source.images(range(min(PROBE_IMAGES, len(source)))), device))
+
+
+def plan_compute(model: nn.Module, probe_images: Callable[[], torch.Tensor], budget: MemoryBudget,
+                 device: torch.device, given: int | None, data_name: str, num_classes: int) -> BatchPlan:
+    """Check the model on ``probe_images() -> (n, C, H, W)`` (normalised, on ``device``: a ValueError
+    naming a mismatch), measure the activation bytes per image on them, and size the batch.
+
+    The model's weights and one batch's activations are reserved in ``budget`` (they are held
+    while scoring, whatever the budget), so the caches get what is left.
+    """
+    budget.reserve(WEIGHTS_HOLDER, model_bytes(model), force=True)
+    probe = probe_images()
+    try:
+        peak = measure_peak(lambda: check_forward(model, probe, data_name, num_classes), device)
+    except ValueError:  # the model fails on the data (raised again, unmeasured) or with the meter only
+        check_forward(model, probe, data_name, num_classes)
+        peak = 0
+    per_image = math.ceil(peak / max(1, len(probe)))
+    free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+    plan = plan_batch(per_image, budget.total - budget.used, device, free=free, given=given)
+    budget.reserve(BATCH_HOLDER, plan.bytes, force=True)
+    return plan
+
+
+def check_precision(model: nn.Module, images: Callable[[range], torch.Tensor], fast_logits: torch.Tensor,
+                    batch_size: int, device: torch.device) -> PrecisionCheck:
+    """Fast-mode logits ``fast_logits (N, C)`` against an exact fp32 forward, by a contiguous copy of
+    ``model``, of the first ``FAST_CHECK_IMAGES`` images (``images(range) -> (n, C, H, W)``,
+    normalised, on ``device``)."""
+    n = min(len(fast_logits), FAST_CHECK_IMAGES.get(device.type, FAST_CHECK_IMAGES["cpu"]))
+    exact = precision_for("exact", device)
+    ref = copy.deepcopy(model).to(memory_format=torch.contiguous_format)
+    outs = []
+    with scoring(exact):
+        for i in range(0, n, batch_size):
+            outs.append(forward_logits(ref, images(range(i, min(n, i + batch_size)))).float().cpu())
+    want = torch.cat(outs) if outs else torch.empty(0, fast_logits.shape[1])
+    got = fast_logits[:n].float().cpu()
+    diff = float((want - got).abs().max()) if n else 0.0
+    return PrecisionCheck(int((want.argmax(1) != got.argmax(1)).sum()), n, diff)
