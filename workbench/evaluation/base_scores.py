@@ -12,7 +12,7 @@ pass would never go on): it gets a RuntimeError that says to read the scored par
 from __future__ import annotations
 
 import threading
-from typing import Callable, ContextManager, Iterator, TypeVar
+from typing import Callable, ContextManager, Generator, Iterator, TypeVar
 
 import torch
 
@@ -20,7 +20,7 @@ from ..models.graph import TRACE_LOCK
 
 from .score_cache import score_records
 
-__all__ = ["BaseScores", "ScoringStopped", "locked"]
+__all__ = ["BaseScores", "ScoringStopped", "fill", "locked"]
 
 T = TypeVar("T")
 
@@ -142,3 +142,33 @@ def locked(batches: Iterator[T], lock: ContextManager[object], scores: BaseScore
             except StopIteration:
                 return
         yield item
+
+
+def fill(scores: BaseScores, batches: Iterator[tuple[int, int, torch.Tensor]], labels: torch.Tensor,
+         device: torch.device, *, first: Callable[[], object], keep: Callable[[dict[str, torch.Tensor]], object] | None,
+         progress: Callable[[int, int], None] | None) -> Generator[tuple[int, int], None, None]:
+    """The base pass: ``scores`` filled from ``batches`` (``(i, j, logits of images i:j)`` in order),
+    yielding ``(scored, total)`` after each. ``first()`` runs after the first chunk (the fast-path
+    check), ``keep(records)`` once every image is in (the score cache), ``progress(scored, total)``
+    after each chunk. Closing it early stops the scoring (readers get :class:`ScoringStopped`); an
+    error in it reaches every reader."""
+    n = scores.total
+    try:
+        for i, j, logits in batches:
+            scores.add(i, j, logits)
+            if i == 0:
+                first()
+            if j == n:
+                records = scores.finish(labels, device)
+                if keep is not None:
+                    keep(records)
+            if progress is not None:
+                progress(j, n)
+            yield j, n
+    except GeneratorExit:
+        scores.fail(ScoringStopped(f"the base scoring was stopped at {scores.scored} of {n} images "
+                                   "(the session was closed); open the session again"))
+        raise
+    except BaseException as err:
+        scores.fail(err)
+        raise

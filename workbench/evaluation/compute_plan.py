@@ -1,5 +1,6 @@
-"""How the evaluator computes: its batch size, measured within the memory budget, and the fast
-mode's prediction flips against exact fp32.
+"""How the evaluator computes: its compute set up once (a copy of the model, the memory budget, the
+split's batches, the prefix cache), its batch size, measured within the memory budget, and the
+fast mode's prediction flips against exact fp32.
 
 The policy (values and rules) is :mod:`workbench.batching`; this module applies it to an
 evaluator's model, images and :class:`~workbench.evaluation.budget.MemoryBudget`.
@@ -7,20 +8,25 @@ evaluator's model, images and :class:`~workbench.evaluation.budget.MemoryBudget`
 from __future__ import annotations
 
 import copy
+import functools
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn as nn
 
-from ..batching import (FAST_CHECK_IMAGES, PROBE_IMAGES, BatchPlan, PrecisionCheck, measure_peak, plan_batch,
-                        precision_for, scoring, to_device)
+from ..batching import (FAST_CHECK_IMAGES, PROBE_IMAGES, BatchPlan, Precision, PrecisionCheck, measure_peak,
+                        plan_batch, precision_for, prepare_model, scoring, to_device)
 from ..data import ImageSource
-from ..models import forward_logits
-from .budget import MemoryBudget
+from ..models import ModelAdapter, forward_logits
+from ..paths import spill_dir
+from .budget import MemoryBudget, SpillFolder, default_budget
+from .prefix_cache import Batches, GraphCache, StageCache, Store
 from .split_checks import check_forward
 
-__all__ = ["BATCH_HOLDER", "WEIGHTS_HOLDER", "check_precision", "model_bytes", "plan_compute", "probe_images"]
+__all__ = ["BATCH_HOLDER", "WEIGHTS_HOLDER", "Compute", "check_precision", "model_bytes", "plan_compute",
+           "probe_images", "set_up"]
 
 WEIGHTS_HOLDER = "model weights"
 BATCH_HOLDER = "one batch's activations"
@@ -75,3 +81,47 @@ def check_precision(model: nn.Module, images: Callable[[range], torch.Tensor], f
     got = fast_logits[:n].float().cpu()
     diff = float((want - got).abs().max()) if n else 0.0
     return PrecisionCheck(int((want.argmax(1) != got.argmax(1)).sum()), n, diff)
+
+
+@dataclass(frozen=True)
+class Compute:
+    """How one evaluator computes, set up once by :func:`set_up`.
+
+    Attributes:
+        model: the evaluator's own eval-mode copy of the model, on its device, without gradients.
+        adapter: that copy's :class:`~workbench.models.ModelAdapter`.
+        budget: the :class:`~workbench.evaluation.budget.MemoryBudget` the records and caches share.
+        spill: the folder a cache past the budget goes to (``spill="mmap"``).
+        data: the split's batches, planned (:func:`plan_compute`) before the first pass.
+        prefix: the prefix cache: by stage for the project's ResNets, else by ``torch.fx`` graph cut.
+    """
+
+    model: nn.Module
+    adapter: ModelAdapter
+    budget: MemoryBudget
+    spill: SpillFolder
+    data: Batches
+    prefix: StageCache | GraphCache
+
+
+def set_up(given: ModelAdapter, source: ImageSource, normalize: Callable[[torch.Tensor], torch.Tensor],
+           data_name: str, num_classes: int, device: torch.device, precision: Precision, *,
+           memory_budget: int | str | None, spill: str, batch_size: int | None, workers: int | None) -> Compute:
+    """The compute of an evaluator of ``given`` on ``source`` (``num_classes`` logits): a copy of its
+    model on ``device``, prepared for ``precision``; the budget (``memory_budget``, default a share of
+    the memory) with the per-image records reserved; the batches (``batch_size`` or planned on the
+    probe images, ``workers`` to stream them); the prefix cache, spilling past the budget as ``spill`` says."""
+    model = copy.deepcopy(given.model).to(device).eval().requires_grad_(False)
+    adapter = given.with_model(model)
+    budget = MemoryBudget(default_budget(device) if memory_budget is None else memory_budget)
+    # base logits on the CPU and the device, the memo's logits, labels, predictions, margins, quality
+    budget.reserve("per-image records", len(source) * (3 * 4 * num_classes + 3 * 8 + 2 * 4), force=True)
+    probe = functools.partial(probe_images, source, normalize, device)
+    planner = functools.partial(plan_compute, model, probe, budget, device, batch_size,
+                                data_name, num_classes)  # on CPU, no probe forward on a reopen from the score cache
+    prepare_model(model, precision)
+    folder = SpillFolder(spill_dir())
+    data = Batches(source, normalize, device, planner, workers, precision)
+    store = Store(budget, spill, folder, device)
+    prefix = StageCache(adapter, data, store) if adapter.stages else GraphCache(adapter, data, store)
+    return Compute(model, adapter, budget, folder, data, prefix)

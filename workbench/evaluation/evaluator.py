@@ -10,11 +10,12 @@ full forward (``fast_path`` says so, and a warning is issued once).
 
 Exactness: the cached prefix and the suffix run the very same operations, on the same batch
 slices, as a plain full forward in batches of ``batch_size``, so weights equal to the base
-give bit-identical logits (``torch.equal``) on the CPU, whether the images are in memory or
-streamed from disk and wherever the cache lives (memory, a memory-mapped file, or nowhere:
-recomputed). The fast path is checked against the full forward with perturbed weights of the
-group (at construction, or at the first score after base scores read from the score cache);
-a mismatch raises.
+give bit-identical logits (``torch.equal``) on the CPU, wherever the images and the cache live.
+The fast path is checked against the full forward with perturbed weights of the group (at
+construction, or at the first score after base scores read from the score cache); a mismatch
+raises. Its parts: :mod:`~workbench.evaluation.compute_plan` sets up how it computes,
+:mod:`~workbench.evaluation.base_scores` holds the base pass's scores and
+:mod:`~workbench.evaluation.edited_scores` scores edited weights.
 
 Memory: base logits, predictions, labels and the cached prefix share one ``memory_budget``
 (:mod:`workbench.evaluation.budget`). Base scores can be kept on disk, keyed by the model's
@@ -23,49 +24,35 @@ same model on the same data then reads them, and runs no forward pass.
 """
 from __future__ import annotations
 
-import copy
 import functools
 import threading
 import time
 import warnings
 import weakref
 from pathlib import Path
-from typing import Callable, Generator, Iterator, Mapping, Sequence, TypeVar
+from typing import Callable, Iterator, Sequence, TypeVar
 
 import torch
 import torch.nn as nn
 
-from ..batching import BatchPlan, PrecisionCheck, precision_for, prepare_input, prepare_model, scoring, to_device
+from ..batching import BatchPlan, PrecisionCheck, precision_for, scoring
 from ..data import DataBundle
 from ..device import default_device
 from ..editing import EditorConfig, EditResult
 from ..editing.editor_defaults import DEFAULT_GROUP
-from ..models import ModelAdapter, Split, adapt
-from ..models.graph import TRACE_LOCK
-from ..paths import spill_dir
-from .base_scores import BaseScores, ScoringStopped, locked
-from .budget import SPILL_MODES, MemoryBudget, SpillFolder, default_budget
-from .compute_plan import check_precision, plan_compute, probe_images
-from .fast_path import FAST_PATH_CHECK_IMAGES, FAST_PATH_RTOL, check_fast_path, describe  # noqa: F401
-from .prefix_cache import Batches, GraphCache, StageCache, Store
+from ..models import ModelAdapter, adapt
+from .base_scores import BaseScores, fill, locked
+from .budget import SPILL_MODES
+from .compute_plan import check_precision, set_up
+from .edited_scores import EditedScores, Params, Progress
+from .fast_path import FAST_PATH_CHECK_IMAGES, FAST_PATH_RTOL, describe  # noqa: F401
 from .edit_runs import EditCallback, run_edits
 from .score_cache import open_score_cache
 from .reports import EditOutcome, EditReport, EvalSummary, group_name
 from .split_views import SplitViews
 from .split_checks import batch_size_for, classes_of, split_source
 
-
-Params = Mapping[str, torch.Tensor]
-Progress = Generator[tuple[int, int], None, None]  # (scored, total) after each batch of a pass
 T = TypeVar("T")
-
-
-def _memo_key(params: Params) -> tuple | None:
-    """Identity of the tensors given (object id + in-place version), or None if untrackable."""
-    try:
-        return tuple((n, id(v), v._version) for n, v in sorted(params.items()))
-    except RuntimeError:  # inference tensors have no version counter
-        return None
 
 
 def _nothing() -> Progress:
@@ -115,23 +102,19 @@ class Evaluator(SplitViews):
             differ, and ``precision_check`` counts how many on a sample).
 
     Attributes:
-        labels: ``(N,) int64`` true labels (CPU). base_logits: ``(N, C) float32`` (CPU).
-        base_preds: ``(N,) int64`` (CPU). base_error: float in [0, 1].
-        classes: class names. stage: where the suffix of ``layers`` starts (a stage name or
-        the first edited module). fast_path: how scores are computed, in words (it says when
-        the model could not be traced and the full forward is used). fast_path_error: the
-        largest difference between fast path and full forward (checked on first read).
-        base_margins: ``(N,) float32`` ``logit(pred) - logit(true)``. base_label_quality:
-        ``(N,) float32`` softmax probability of the true label. source: the split's images
-        (:class:`~workbench.data.ImageSource`). budget: the :class:`MemoryBudget`.
-        scores_from_cache: whether base scores were read from the score cache;
-        score_cache_note: why they are not kept, when they are not. base: the scored part
-        (a :class:`~workbench.evaluation.base_scores.BaseScores`: ``scored``, ``partial_logits()``).
-        batch_plan: the batch size, the activation bytes of one image and why (a ``BatchPlan``
-        of :mod:`workbench.batching`). precision: how scores are computed (its ``Precision``).
+        labels: ``(N,) int64`` true labels (CPU). classes: class names. source: the split's images
+        (:class:`~workbench.data.ImageSource`). stage: where the suffix of ``layers`` starts (a
+        stage name or the first edited module). fast_path: how scores are computed, in words (it
+        says when the model could not be traced and the full forward is used). budget: its
+        memory budget (:class:`~workbench.evaluation.budget.MemoryBudget`). score_cache_note: why
+        base scores are not kept, when they are not. base: the scored part (a ``BaseScores``, in
+        module :mod:`workbench.evaluation.base_scores`: ``scored``, ``partial_logits()``). precision:
+        how scores are computed (its ``Precision``). edited: the part that scores edited weights
+        (an ``EditedScores``, in module :mod:`workbench.evaluation.edited_scores`); ``logits_for``,
+        ``preds_for``, ``preds_on`` and ``score_pass`` are its methods.
 
     Threads: one pass runs on the evaluator's own model copy at a time (a lock; passes that may
-    run in a background thread take it batch by batch, :meth:`base_pass`, :meth:`score_pass`).
+    run in a background thread, :meth:`base_pass` and ``score_pass``, take it batch by batch).
     Scoring edited weights waits until the base model is scored.
 
     Example:
@@ -161,34 +144,18 @@ class Evaluator(SplitViews):
         given = adapt(model)
         layers = given.default_group(DEFAULT_GROUP) if layers is None else layers
         names = given.params(layers)  # validates the group (ValueError) before any work
-        n_cls = classes_of(given, bundle)
-        self.model = copy.deepcopy(given.model).to(self.device).eval().requires_grad_(False)
-        self.adapter = given.with_model(self.model)
-        self.split, self.layers = split, layers
+        self.num_classes = n_cls = classes_of(given, bundle)
+        self.split, self.layers, self.source, self.labels = split, layers, src, src.labels.clone()
         self.classes: tuple[str, ...] = tuple(bundle.classes)
-        self.num_classes = n_cls
-        self.normalize = self._normalize = bundle.normalize
-        self.source = src
-        self.labels = src.labels.clone()
-        self._names = {n for n, _ in self.model.named_parameters()} | {n for n, _ in self.model.named_buffers()}
-        self._memo: tuple[tuple, torch.Tensor] | None = None
+        self.normalize = bundle.normalize
         t0 = time.perf_counter()
-        self.budget = MemoryBudget(default_budget(self.device) if memory_budget is None else memory_budget)
-        # base logits on the CPU and the device, the memo's logits, labels, predictions, margins, quality
-        self.budget.reserve("per-image records", len(src) * (3 * 4 * n_cls + 3 * 8 + 2 * 4), force=True)
-        probe = functools.partial(probe_images, src, self._normalize, self.device)
-        planner = functools.partial(plan_compute, self.model, probe, self.budget, self.device, given_batch,
-                                    bundle.name, n_cls)  # on CPU, no probe forward on a reopen from the score cache
-        prepare_model(self.model, self.precision)
-        self._precision_check: PrecisionCheck | None = None
-        self._spill = SpillFolder(spill_dir())
+        c = set_up(given, src, bundle.normalize, bundle.name, n_cls, self.device, self.precision,
+                   memory_budget=memory_budget, spill=spill, batch_size=given_batch, workers=workers)
+        self.model, self.adapter, self.budget = c.model, c.adapter, c.budget
+        self._data, self._prefix, self._spill = c.data, c.prefix, c.spill
         weakref.finalize(self, self._spill.close)
-        self._data = data = Batches(src, self._normalize, self.device, planner, workers, self.precision)
-        store = Store(self.budget, spill, self._spill, self.device)
-        self._prefix: StageCache | GraphCache = StageCache(self.adapter, data, store) \
-            if self.adapter.stages else GraphCache(self.adapter, data, store)
+        self._precision_check: PrecisionCheck | None = None
         cut = self._prefix.cut_for(self.adapter, names)
-        self._group: tuple[list[str], str | Split | None] = (names, cut)
         self.stage = cut if isinstance(cut, str) else cut.cut if cut is not None else ""
         self.fast_path = describe(cut)
         if not isinstance(cut, str) and cut is not None and cut.kind == "full":
@@ -198,12 +165,18 @@ class Evaluator(SplitViews):
             self.batch_size if self.device.type != "cpu" else None, self.precision.name)
         records = self._scores.load(self._score_key, self.labels, n_cls) if self._scores is not None else None
         self.base = BaseScores(len(src), n_cls)
-        self._fast_path_error: float | None = None
         self._lock = threading.RLock()  # one pass at a time on self.model (functional_call swaps its weights)
+        self.edited = ed = EditedScores(self.model, self.adapter, self._prefix, c.data, self.base, self._lock,
+                                        self.precision, self.device, group=(names, cut), label=group_name(layers),
+                                        fast_path=self.fast_path, images=self.images)
+        self.logits_for, self.preds_for, self.preds_on, self.score_pass = \
+            ed.logits_for, ed.preds_for, ed.preds_on, ed.score_pass  # scoring edited weights is its part's
         self._pass: Progress = _nothing()
         if records is None:
             _ = self.batch_plan  # checks the model on the data (ValueError) and sizes the batch, before any pass
-            self._pass = self._base_pass(cut, progress)
+            keep = functools.partial(self._scores.save, self._score_key) if self._scores is not None else None
+            self._pass = fill(self.base, self.locked(self._prefix.iter_logits({}, cut)),  # type: ignore[arg-type]
+                              self.labels, self.device, first=self.edited.check, keep=keep, progress=progress)
             if not defer:
                 for _ in self._pass:
                     pass
@@ -219,30 +192,6 @@ class Evaluator(SplitViews):
         (readers then get :class:`~workbench.evaluation.base_scores.ScoringStopped`). Empty when
         the base is scored already."""
         return self._pass
-
-    def _base_pass(self, cut: str | Split | None, progress: Callable[[int, int], None] | None
-                   ) -> Progress:
-        n = len(self.source)
-        try:
-            for i, j, logits in self.locked(self._prefix.iter_logits({}, cut)):  # type: ignore[arg-type]
-                self.base.add(i, j, logits)
-                if i == 0:
-                    with TRACE_LOCK, self._lock:
-                        _ = self.fast_path_error  # on the first chunk, before any edited weights are scored
-                if j == n:
-                    records = self.base.finish(self.labels, self.device)
-                    if self._scores is not None:
-                        self._scores.save(self._score_key, records)
-                if progress is not None:
-                    progress(j, n)
-                yield j, n
-        except GeneratorExit:
-            self.base.fail(ScoringStopped(f"the base scoring was stopped at {self.base.scored} of {n} images "
-                                          "(the session was closed); open the session again"))
-            raise
-        except BaseException as err:
-            self.base.fail(err)
-            raise
 
     def locked(self, batches: Iterator[T]) -> Iterator[T]:
         """``batches``, each computed under the evaluator's lock (see :func:`~.base_scores.locked`)."""
@@ -291,16 +240,7 @@ class Evaluator(SplitViews):
     def fast_path_error(self) -> float:
         """The largest difference between fast path and full forward on a few images, base and
         group-perturbed weights (RuntimeError above the tolerance)."""
-        if self._fast_path_error is None:
-            names, cut = self._group
-            xs = prepare_input(self.images(range(min(FAST_PATH_CHECK_IMAGES, len(self.source), self.batch_size))),
-                               self.precision)
-            base = self.base.first_logits(len(xs), self.device)
-            with scoring(self.precision):
-                self._fast_path_error = check_fast_path(self.model, self.adapter, self._prefix, xs, base, names, cut,
-                                                        group_name(self.layers), self.fast_path,
-                                                        rtol=self.precision.check_rtol)
-        return self._fast_path_error
+        return self.edited.fast_path_error
 
     def cached_bytes(self) -> int:
         """Bytes the evaluator holds in the memory it computes in: the per-image records and the
@@ -310,48 +250,10 @@ class Evaluator(SplitViews):
     def close(self) -> None:
         """Free the caches and remove the spill folder (also done when the evaluator is freed)."""
         self._prefix.clear()
-        self._memo = None
+        self.edited.memo = None
         self._spill.close()
 
     # ----------------------------------------------------------------- scoring
-    def logits_for(self, params: Params | EditResult) -> torch.Tensor:
-        """Logits of the base model with some parameters replaced.
-
-        Args:
-            params: name -> tensor for any subset of the model's parameters (or buffers), or
-                an :class:`EditResult` (its ``after``). Only the stages owning the *names*
-                given are rerun; an empty mapping returns the base logits.
-        Returns:
-            ``(N, C) float32`` on the CPU.
-        """
-        p = self._params(params)
-        return self._logits(p, self._prefix.cut_for(self.adapter, list(p))).cpu().clone()
-
-    def preds_for(self, params: Params | EditResult) -> torch.Tensor:
-        """``(N,) int64`` predictions (CPU) of the base model with ``params`` replaced."""
-        p = self._params(params)
-        return self._logits(p, self._prefix.cut_for(self.adapter, list(p))).argmax(1).cpu()
-
-    def preds_on(self, params: Params | EditResult, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
-        """``(n,) int64`` predictions (CPU) on the examples ``indices`` only, ``params`` replaced.
-
-        Runs the same suffix as :meth:`score` on a subset (for quick estimates, see
-        :mod:`workbench.evaluation.estimate`); logits may differ from :meth:`score`'s in the
-        last bits, because the batches differ.
-        """
-        p = self._params(params)
-        idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
-        cut = self._prefix.cut_for(self.adapter, list(p))
-        if cut is None:
-            return self.base_preds[idx].clone()
-        self.base.wait()  # the base pass runs alone on self.model
-        dev = self._on_device(p)
-        with self._lock:
-            _ = self.fast_path_error  # checked before the first score of edited weights
-            with scoring(self.precision):
-                logits = self._prefix.subset_logits(dev, cut, idx)  # type: ignore[arg-type]
-        return logits.argmax(1).cpu()
-
     def score(self, params: Params | EditResult, *, reference_preds: torch.Tensor | None = None) -> EditReport:
         """Score edited weights on the whole split.
 
@@ -388,64 +290,6 @@ class Evaluator(SplitViews):
             outcomes, test_error=self.base_error, editor=cfg.method, layers=group_name(cfg.group),
             protocol=protocol, seconds=seconds, lr=cfg.lr, beta=cfg.beta, max_steps=cfg.max_steps,
             split=self.split, examples=len(self))
-
-    # ----------------------------------------------------------------- internals
-    def _params(self, params: Params | EditResult) -> dict[str, torch.Tensor]:
-        if isinstance(params, EditResult):
-            params = params.after
-        if not isinstance(params, Mapping):
-            raise TypeError(f"params must be a mapping name -> tensor or an EditResult, got {type(params).__name__}")
-        unknown = [n for n in params if n not in self._names]
-        if unknown:
-            raise ValueError(f"unknown parameter name(s) {unknown[:3]}; names come from model.named_parameters(), "
-                             f"e.g. {next(n for n, _ in self.model.named_parameters())!r}")
-        return dict(params)
-
-    def _on_device(self, params: Params) -> dict[str, torch.Tensor]:
-        return {n: prepare_input(to_device(v.detach(), self.device), self.precision) for n, v in params.items()}
-
-    def _logits(self, params: dict[str, torch.Tensor], cut: str | Split | None) -> torch.Tensor:
-        """``(N, C)`` logits on the device, running the suffix of ``cut`` with ``params`` overriding."""
-        if cut is None:
-            return self.base.device_logits
-        key = _memo_key(params)
-        if key is not None and self._memo is not None and self._memo[0][0] == key:
-            return self._memo[1]
-        with self._lock, scoring(self.precision):
-            for _ in self._pass_at(params, cut):
-                pass
-        assert self._memo is not None
-        return self._memo[1]
-
-    def score_pass(self, params: Params | EditResult) -> Progress:
-        """The pass of :meth:`score` over the split, batch by batch: yields ``(scored, total)``;
-        once it is through, :meth:`score`, :meth:`preds_for` and :meth:`logits_for` of the same
-        ``params`` (the same tensors) run no forward pass. Each batch holds the evaluator's
-        lock, so it may run in a background thread; closing it early keeps nothing (no logits,
-        no half-filled prefix cache)."""
-        p = self._params(params)
-        cut = self._prefix.cut_for(self.adapter, list(p))
-        key = _memo_key(p)
-        if cut is None or (key is not None and self._memo is not None and self._memo[0][0] == key):
-            yield len(self), len(self)
-            return
-        for _, j, _ in self.locked(self._pass_at(p, cut)):
-            yield j, len(self)
-
-    def _pass_at(self, params: dict[str, torch.Tensor], cut: str | Split) -> Iterator[tuple[int, int, torch.Tensor]]:
-        """One pass of the suffix of ``cut`` (device logits per batch); the memo is set when it completes."""
-        self.base.wait()  # the base pass runs alone on self.model; edited weights are checked after it
-        _ = self.batch_plan  # made (the budget reserved) before any cache is placed
-        dev = self._on_device(params)
-        if params:
-            _ = self.fast_path_error  # checked before the first score of edited weights
-        chunks = []
-        for i, j, out in self._prefix.iter_logits(dev, cut):  # type: ignore[arg-type]
-            chunks.append(out.float())
-            yield i, j, chunks[-1]
-        # The memo holds the tensors themselves, so their ids cannot be reused while it lives
-        # (a None key never matches: see _logits).
-        self._memo = ((_memo_key(params), list(params.values())), torch.cat(chunks))
 
     def cache_info(self) -> dict[str, str]:
         """What is cached and its size, e.g. ``{"chain3": "(10000, 32, 14, 14) 239.3 MiB"}``."""
