@@ -1,7 +1,7 @@
 """``EditSession``: the model state the user sees, a small facade over parts with one job each.
 
-Its methods are its parts' (``session.confusion`` is ``session.scoring.confusion``); the class
-docstring lists which part does what.
+Its methods are its parts' (``session.confusion`` is ``session.scoring.confusion``); the parts
+are built in :mod:`workbench.session.parts`, and :mod:`workbench.session` lists which part does what.
 """
 from __future__ import annotations
 
@@ -14,25 +14,17 @@ import torch.nn as nn
 from ..data import DataBundle
 from ..device import default_device
 from ..editing.editor import EditorConfig
-from ..evaluation.editor_resolver import EditorResolver
-from ..models import ModelAdapter, adapt
-from .actions import MAX_ATTEMPTS, EditActions
-from .background import FIRST_CHUNK, BaseScoring
-from .data import SessionData
-from .helpers import black_image, build_evaluator, bundle_for_model, load_bundle, score_cache_for
-from .inspection import Inspection
-from .localization import Localization
-from .persistence import Persistence, check_autosave_dir
+from ..models import ModelAdapter
+from .actions import MAX_ATTEMPTS
+from .background import FIRST_CHUNK
 from .edit_record import EditRecord
-from .scoring import Scoring
-from .stack import EditStack, SessionBusy
-from .strength import EditStrength
-from .uploads import Uploads
+from .helpers import load_bundle
+from .parts import build_parts
+from .stack import SessionBusy
 
 if TYPE_CHECKING:
     from ..editing.choice import EditorChoice
-    from ..evaluation import EditReport, Evaluator
-    from ..evaluation.calibration import Calibration
+    from ..evaluation import Evaluator
 
 __all__ = ["MAX_ATTEMPTS", "EditSession", "SessionBusy"]
 
@@ -41,34 +33,10 @@ class EditSession:
     """Base weights, a stack of applied edits (undo/redo) and the current weights.
 
     The session edits ``model`` in place (pass a copy to keep the original); ``session.model``
-    always holds the current weights, in eval mode, on ``session.device``. Its parts, and the
-    session's members that are theirs:
-
-    - ``actions`` (:class:`~.actions.EditActions`): ``edit``, ``edit_index``, ``undo``, ``redo``, ``reset``;
-    - ``stack`` (:class:`~.stack.EditStack`): ``history``, ``attempts``, ``redo_stack``, ``can_undo``,
-      ``can_redo``, ``busy``, ``base_state``, ``base_hash``, ``edited_names``, ``params_at``,
-      ``current_report``, ``applied_record`` (was this edit applied?);
-    - ``data`` (:class:`~.data.SessionData`): ``classes``, ``labels``, ``num_examples``, ``image``,
-      ``raw_images``;
-    - ``scoring`` (:class:`~.scoring.Scoring`): ``base_error``, ``base_preds``, ``current_preds``,
-      ``current_errors``, ``confusion``, ``estimate_sample``, ``estimate_last``, ``complete_reports``,
-      ``exact_async``, ``scoring_note``;
-    - ``base_scoring`` (:class:`~.background.BaseScoring`, progressive open): ``scoring_progress``,
-      ``wait_scored``, ``on_scoring_progress``;
-    - ``inspection`` (:class:`~.inspection.Inspection`): ``explain``, ``generalization``,
-      ``probabilities``, ``base_probabilities``, ``cam_layers``, ``default_cam_layer``;
-    - ``localization`` (:class:`~.localization.Localization`): ``localize``, ``cached_localization``,
-      ``localized_counts``, ``label_quality``, ``label_scores`` ("likely mislabeled": training dynamics
-      when the folder has them, else self-confidence);
-    - ``scaling`` (:class:`~.strength.EditStrength`): ``set_strength``, ``smallest_fixing_strength``,
-      ``edit_fixed`` (the last edit's weight change, scaled by a strength in [0, 1]);
-    - ``uploads`` (:class:`~.uploads.Uploads`): ``input_shape``, ``image_from_bytes``, ``normalize``;
-    - ``persistence`` (:class:`~.persistence.Persistence`): ``save``, ``load_history``, ``export``,
-      ``autosave_dir``, ``last_autosave_error``;
-    - ``editor`` (:class:`~workbench.evaluation.editor_resolver.EditorResolver`, the one resolver of
-      the editor): ``config``, ``editor_choice``, ``editor_note``, ``resolve_editor``, ``calibrate``,
-      ``calibrations``, ``calibration_settings``, ``needs_calibration``, ``prepare_editor``,
-      ``calibration_card``.
+    always holds the current weights, in eval mode, on ``session.device``. It is a facade over
+    parts with one job each (``actions``, ``stack``, ``data``, ``scoring``, ``base_scoring``,
+    ``inspection``, ``localization``, ``scaling``, ``uploads``, ``persistence``, ``editor``): its
+    methods are theirs, and :mod:`workbench.session` lists which part holds which member.
 
     Args:
         model: any ``nn.Module`` classifier holding the *base* weights (``model(x)`` returns
@@ -134,49 +102,17 @@ class EditSession:
                  score_cache: bool | str | Path | None = True, background: bool = True,
                  first_chunk: int = FIRST_CHUNK) -> None:
         self.device = torch.device(device) if device is not None else default_device()
-        if not isinstance(model, (nn.Module, ModelAdapter)):
-            raise TypeError(f"the model must be a torch.nn.Module, got {type(model).__name__}")
-        self.adapter = adapt(model)
-        shape = self.adapter.input_shape
-        if isinstance(bundle, DataBundle) and shape is not None and tuple(bundle.input_shape) != tuple(shape):
-            raise ValueError(f"the data set {bundle.name!r} has images {bundle.input_shape} but the model takes "
-                             f"{tuple(shape)}; load the data set the model was trained on")
-        self.model: nn.Module = self.adapter.model.to(self.device).eval()
-        if bundle is not None:
-            opts = {k: v for k, v in (("mean", mean), ("std", std), ("normalize", normalize),
-                                      ("denormalize", denormalize), ("resize", resize),
-                                      ("input_shape", shape or (card or {}).get("input_shape"))) if v is not None}
-            bundle = bundle_for_model(self.model, bundle, self.device, classes=classes, **opts)
-        self.bundle: DataBundle | None = bundle
-        self.split, self.limit = split, limit
-        self.card: dict[str, Any] = dict(card or {})
-        self.checkpoint = Path(checkpoint) if checkpoint is not None else None
-        cal = dict(calibration or {})
-        if set(cal) - {"edits", "val_limit"}:
-            raise TypeError(f"calibration takes 'edits' and 'val_limit', got {sorted(cal)}")
-        self.editor = EditorResolver(self.model, self.card, bundle, config=config, device=self.device,
-                                     edits=cal.get("edits"), val_limit=cal.get("val_limit"))
-        self.stack = EditStack(self.model)
-        ad = Path(autosave_dir) if autosave_dir is not None else None
-        has_history = check_autosave_dir(ad, resume)
-        if evaluator is None and bundle is not None:
-            evaluator = build_evaluator(self.adapter, bundle, split, self.config, self.device, limit,
-                                        memory_budget=memory_budget,
-                                        score_cache=score_cache_for(score_cache, self.checkpoint))
-        self.evaluator = evaluator
-        self.base_scoring = BaseScoring(evaluator, background=background, first_chunk=first_chunk, progress=progress)
-        self.data = SessionData(self.model, bundle, evaluator, split, limit, self.device)
-        self.scoring = Scoring(evaluator, self.stack)
-        mean_std = (bundle.mean, bundle.std) if bundle is not None else (self.card.get("mean"), self.card.get("std"))
-        self.inspection = Inspection(self.adapter, self.stack, self.data, black_image(*mean_std))
-        self.localization = Localization(self.model, self.stack, bundle, evaluator, split, limit, self.checkpoint)
-        self.uploads = Uploads(self.model, bundle, self.card, self.device)
-        self.persistence = Persistence(self.stack, self.adapter, self.scoring, self.data, self.editor,
-                                       evaluator=evaluator, bundle=bundle, card=self.card, checkpoint=self.checkpoint,
-                                       device=self.device, num_classes=self.num_classes, autosave_dir=ad)
-        self.actions = EditActions(self.adapter, bundle, self.data, self.editor, self.stack, self.scoring,
-                                   self.persistence)
-        self.scaling = EditStrength(self.adapter, self.stack, self.data, self.persistence)
+        p = build_parts(model, bundle, self.device, evaluator=evaluator, config=config, autosave_dir=autosave_dir,
+                        resume=resume, card=card, split=split, limit=limit, checkpoint=checkpoint, classes=classes,
+                        mean=mean, std=std, normalize=normalize, denormalize=denormalize, resize=resize,
+                        calibration=calibration, progress=progress, memory_budget=memory_budget,
+                        score_cache=score_cache, background=background, first_chunk=first_chunk)
+        self.adapter, self.model, self.bundle, self.card, self.checkpoint = \
+            p.adapter, p.model, p.bundle, p.card, p.checkpoint
+        self.split, self.limit, self.editor, self.stack, self.evaluator = split, limit, p.editor, p.stack, p.evaluator
+        self.base_scoring, self.data, self.scoring, self.inspection = p.base_scoring, p.data, p.scoring, p.inspection
+        self.localization, self.uploads, self.persistence = p.localization, p.uploads, p.persistence
+        self.actions, self.scaling = p.actions, p.scaling
         # the parts' methods, as the session's (one door for the widgets and notebooks)
         act, st, sc, ins, loc = self.actions, self.stack, self.scoring, self.inspection, self.localization
         up, ed, per, sg = self.uploads, self.editor, self.persistence, self.scaling
@@ -206,8 +142,8 @@ class EditSession:
         bs = self.base_scoring
         self.scoring_progress, self.wait_scored, self.on_scoring_progress = bs.progress, bs.wait, bs.on_progress
         bs.start()  # the first chunk now; the rest in a background thread
-        if has_history and resume:
-            self.load_history(ad)  # type: ignore[arg-type]
+        if p.resume_history:
+            self.load_history(p.autosave_dir)  # type: ignore[arg-type]
 
     # -- construction ------------------------------------------------------------------
     @classmethod
