@@ -2,29 +2,33 @@
 
 :class:`Controller` holds the selection (a test image or one of the user's own) and the
 target; its public methods are the workbench's actions (select, target, edit, undo, redo,
-reset, load / save / export / report, localize, use a group, and the edit's strength:
-:class:`~workbench.widgets.strength_actions.StrengthActions`). It calls the session only and
-answers through the view's :class:`~workbench.widgets.events.Callbacks`. An Edit click
-reports as the numbers arrive: the outcome, the drawdown estimate, the attribution, the exact
-reports, the generalization probe; each phase is a method (``apply``, ``estimate``,
-``explain``, ``score``, ``probe``, ``finish``), so that :class:`~workbench.widgets.lockstep.Lockstep`
-can run each phase on two controllers before the next. Bad input raises ``ValueError`` in
-plain words (the view shows it beside the control used); nothing changes then.
+reset, load / save / export / report, localize, use a group). Like the session, it composes
+parts with one job each and binds their actions as its own: ``stack``
+(:class:`~workbench.widgets.stack_actions.StackActions`: undo ... report), ``localization``
+(:class:`~workbench.widgets.localization_actions.LocalizationActions`: localize, use a group)
+and ``strength`` (:class:`~workbench.widgets.strength_actions.StrengthActions`: the slider).
+It calls the session only and answers through the view's :class:`~workbench.widgets.events.Callbacks`.
+An Edit click reports as the numbers arrive: the outcome, the drawdown estimate, the
+attribution, the exact reports, the generalization probe; each phase is a method (``apply``,
+``estimate``, ``explain``, ``score``, ``probe``, ``finish``), so that
+:class:`~workbench.widgets.lockstep.Lockstep` can run each phase on two controllers before the
+next. Bad input raises ``ValueError`` in plain words (the view shows it beside the control
+used); nothing changes then.
 """
 from __future__ import annotations
 
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import torch
 
 from .events import Attempt, Callbacks, Selection, attribution_rows
+from .localization_actions import LocalizationActions
 from .marshal import MainThread
-from .report import session_report
+from .stack_actions import StackActions
 from .strength_actions import StrengthActions
 from .wording import describe_edit
 
@@ -36,7 +40,7 @@ __all__ = ["Controller"]
 
 
 @dataclass
-class Controller(StrengthActions):
+class Controller:
     """Selection, target and every action on one :class:`~workbench.session.EditSession`.
 
     Attributes:
@@ -48,6 +52,8 @@ class Controller(StrengthActions):
             returns after the estimate; the figures arrive through ``callbacks.reports``, and a
             new click cancels the pass). The :class:`~workbench.widgets.workbench.Workbench` turns
             it on where an event loop delivers them (a Jupyter kernel).
+        stack, localization, strength: its parts (see the module's doc); the stack's and the
+            localization's actions are bound as the controller's (``undo`` is ``stack.undo``).
     """
 
     session: EditSession
@@ -61,6 +67,16 @@ class Controller(StrengthActions):
     background: bool = False
     pending: Any = None  # the background exact pass of the last click (an ExactJob), if any
     _images: torch.Tensor | None = field(default=None, repr=False)
+    stack: StackActions = field(init=False, repr=False, compare=False)
+    localization: LocalizationActions = field(init=False, repr=False, compare=False)
+    strength: StrengthActions = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.stack, self.localization = st, loc = StackActions(self), LocalizationActions(self)
+        self.strength = StrengthActions(self)  # the slider's: controller.strength.preview / settle / smallest
+        self.undo, self.redo, self.reset, self.load_history = st.undo, st.redo, st.reset, st.load_history
+        self.save, self.export, self.report = st.save, st.export, st.report
+        self.localize, self.use_group = loc.localize, loc.use_group
 
     @property
     def images(self) -> torch.Tensor:
@@ -86,7 +102,7 @@ class Controller(StrengthActions):
         self.selection, self.target = sel, int(target)
         self.callbacks.selected(sel)
         self.callbacks.target(self.target)
-        self._show_localization()
+        self.localization.show_cached()
         self.explain()
         return sel
 
@@ -99,7 +115,8 @@ class Controller(StrengthActions):
         self.callbacks.target(self.target)
         self.explain()
 
-    def _refresh_selection(self) -> None:
+    def refresh_selection(self) -> None:
+        """The selection's probabilities under the weights as they are now (``callbacks.selected``)."""
         sel = self.selection
         if sel is not None:
             self.selection = dataclasses.replace(sel, probs=self.session.probabilities(sel.x))
@@ -153,7 +170,7 @@ class Controller(StrengthActions):
             result = s.edit(sel.x, target, asked, index=sel.index, score=False)
             record = s.applied_record(result)
             if record is not None:
-                self._refresh_selection()
+                self.refresh_selection()
                 if sel.index is None:  # the report shows an uploaded image's edit with the image
                     self.uploads[record.uid] = sel.raw
             assert self.selection is not None
@@ -170,7 +187,7 @@ class Controller(StrengthActions):
             return
         self.callbacks.phase("estimating the drawdown…")
         attempt.estimate = self.session.estimate_last()
-        self.callbacks.estimate(attempt.estimate, self._error_before_last())
+        self.callbacks.estimate(attempt.estimate, self.error_before_last())
         self._mark(attempt, "estimate")
 
     def score(self, attempt: Attempt) -> None:
@@ -183,9 +200,9 @@ class Controller(StrengthActions):
         if attempt.applied:
             self.callbacks.phase("scoring every test image…")
             attempt.record = s.complete_reports()
-            self._reports(attempt.record)
+            self.show_reports(attempt.record)
         else:
-            self._reports(s.history[-1] if s.history else None)
+            self.show_reports(s.history[-1] if s.history else None)
         self._mark(attempt, "reports")
 
     def _score_in_background(self, attempt: Attempt) -> None:
@@ -198,7 +215,7 @@ class Controller(StrengthActions):
 
         def done(record: Any) -> None:
             attempt.record, self.pending = record, None
-            self._reports(record)
+            self.show_reports(record)
             cb.phase("")
             self._mark(attempt, "reports")
 
@@ -212,7 +229,7 @@ class Controller(StrengthActions):
         def arrived(n: int, total: int) -> None:
             self.callbacks.scoring(n, total)
             if n == total:
-                self._reports(self.session.history[-1] if self.session.history else None)
+                self.show_reports(self.session.history[-1] if self.session.history else None)
         self.session.on_scoring_progress(lambda n, total: self.main.post(lambda: arrived(n, total)))
 
     def sync(self) -> None:
@@ -236,11 +253,14 @@ class Controller(StrengthActions):
     def _mark(self, attempt: Attempt, name: str) -> None:
         self.timings[name] = time.perf_counter() - attempt.t0
 
-    def _error_before_last(self) -> float:
+    def error_before_last(self) -> float:
+        """Test error of the weights before the last applied edit, in [0, 1]."""
         prev = self.session.history[-2].report if len(self.session.history) >= 2 else None
         return prev.error_after if prev is not None else self.session.base_error
 
-    def _reports(self, record: EditRecord | None) -> None:
+    def show_reports(self, record: EditRecord | None) -> None:
+        """The exact reports of ``record`` (the last applied edit; None: the base model) to the view,
+        then the per-image scores."""
         self.callbacks.reports(record)
         self.refresh_scores()
 
@@ -264,68 +284,7 @@ class Controller(StrengthActions):
         """The editor for the method / group the view picked (the session's one resolver)."""
         return self.session.resolve_editor(**kw)
 
-    # -- the edit stack and its files ----------------------------------------------------
-    def undo(self) -> EditRecord:
-        self.pending = None
-        rec = self.session.undo()
-        self._after_stack("Undone")
-        return rec
-
-    def redo(self) -> EditRecord:
-        self.pending = None
-        rec = self.session.redo()
-        self.session.complete_reports()
-        self._after_stack("Redone")
-        return rec
-
-    def reset(self) -> None:
-        self.pending = None
-        self.session.reset()
-        self._after_stack("Back to the base model")
-
-    def load_history(self, folder: str | Path) -> None:
-        self.session.load_history(folder)
-        self.session.complete_reports()
-        self._after_stack(f"Loaded the history in {folder}")
-
-    def _after_stack(self, what: str) -> None:
-        self._refresh_selection()
-        self.callbacks.history(what)
-        self._reports(self.session.history[-1] if self.session.history else None)
-        self.explain()
-
-    def save(self, folder: str | Path, **kw: Any) -> Any:
-        """Save the edit history to ``folder`` (``EditSession.save``)."""
-        return self.session.save(folder, **kw)
-
-    def export(self, folder: str | Path, **kw: Any) -> Any:
-        """Export the edited model to ``folder`` (``EditSession.export``)."""
-        return self.session.export(folder, **kw)
-
-    def report(self, _target: Path | None = None) -> str:
-        """The session report (self-contained HTML): base model, every applied edit, plots."""
-        return session_report(self.session, self.name, self.images, self.uploads)
-
-    # -- "Where is it stored?" -----------------------------------------------------------
-    def localize(self, quick: bool | None = None) -> Any:
-        """The critical-neuron search for the selection (``quick``: default the view's setting)."""
-        index = self.selection.index if self.selection is not None else None
-        if index is None:
-            raise ValueError("no image selected: click 'select' under an image first")
-        res = self.session.localize(index, quick=self.callbacks.localize_quick() if quick is None else quick)
-        self.callbacks.localized(index, res)
-        return res
-
-    def use_group(self, group: str | None) -> str:
-        """Edit ``group`` from now on (the group holding most removed neurons)."""
-        if group is None:
-            raise ValueError("no localization shown: click 'Where is it stored?' first")
-        groups = self.session.group_names()
-        if group not in groups:
-            raise ValueError(f"group {group!r} is not one of the model's groups {groups}")
-        self.callbacks.group(group)
-        return group
-
+    # -- after a change of the weights ---------------------------------------------------
     def refresh_scores(self) -> None:
         """After a change of the weights: per-image scores and the selection's cached localization
         (label scores once the base scoring is through)."""
@@ -334,14 +293,8 @@ class Controller(StrengthActions):
             self._scores("label_quality", lambda: dict(enumerate(self.session.label_quality().tolist())))
             if self.callbacks.mislabeled is not None:  # training dynamics when the folder has them, else self-confidence
                 self.callbacks.mislabeled(self.session.label_scores())
-        self._show_localization()
+        self.localization.show_cached()
 
     def _scores(self, name: str, values: Any) -> None:
         if self.callbacks.scores is not None:  # only computed for a view that shows them
             self.callbacks.scores(name, values())
-
-    def _show_localization(self) -> None:
-        index = self.selection.index if self.selection is not None else None
-        res = self.session.cached_localization(index, quick=self.callbacks.localize_quick()) \
-            if index is not None else None
-        self.callbacks.localized(index, res)

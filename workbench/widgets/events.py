@@ -87,7 +87,7 @@ class Attempt:
 
 @dataclass(frozen=True, eq=False)
 class StrengthState:
-    """The last applied edit at a strength (``Controller.preview_strength`` / ``settle_strength``).
+    """The last applied edit at a strength (``controller.strength.preview`` / ``settle``).
 
     Attributes:
         alpha: the strength in [0, 1]; fixed: the model predicts the edit's target(s) on its image(s)

@@ -106,9 +106,9 @@ class Workbench:
             config=session.config, choose=c.choose_editor, note=session.editor_choice.note)
         self.messages = self.panel.messages  # the edit's messages: beside the Edit button
         self.card = OutcomeCard()
-        self.strength = StrengthPanel(self._guarded("edit", "Edit strength", c.preview_strength),
-                                      self._guarded("edit", "Edit strength", c.settle_strength),
-                                      self._guarded("edit", "Smallest strength that fixes", c.smallest_strength))
+        self.strength = StrengthPanel(self._guarded("edit", "Edit strength", c.strength.preview),
+                                      self._guarded("edit", "Edit strength", c.strength.settle),
+                                      self._guarded("edit", "Smallest strength that fixes", c.strength.smallest))
         self.browser_messages = MessageArea("browser")
         open_image = self._guarded("browser", "Opening the image", c.select)
         self.browser = ErrorBrowser(self.images, classes, page_size=page_size, columns=page_size, on_select=open_image,
