@@ -1,11 +1,8 @@
 """Workbench: one screen around one EditSession, and the opener for a model in memory.
 
-Top: a header line (model, accuracy, presentation mode). Then two columns: on the left the
-picked image, its target buttons and Edit / Undo / Redo / Reset (messages beside them);
-on the right the outcome card and the class probabilities. Below, tabs: the mistakes
-(error browser, your own image), the details of the last edit (per-class change, changed
-images, attribution, probe), the history (timeline, save, export, report), "Where is it
-stored?", and any panel added with :meth:`Workbench.add_tab`.
+It makes the panels, lays them out (:mod:`workbench.widgets.screen`: a header line, two
+columns, tabs, and any panel added with :meth:`Workbench.add_tab`) and fills the controller's
+callbacks with the panel updates they stand for.
 
 Every click goes to the one :class:`~workbench.widgets.controller.Controller` (through
 :meth:`Workbench._guarded`, which puts an error beside the control used); the controller
@@ -22,11 +19,10 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import ipywidgets as W
 
-from .common import SIZES, STYLE_SHEET, MessageArea, css, log
+from .common import SIZES, MessageArea, css
 from .controller import Controller
 from .events import Callbacks, Selection, StrengthState
-from .glossary import glossary_html
-from .markup import HTML, Markup, markup
+from .screen import build_screen, header_html
 from .wording import describe_strength
 from .panels.attribution_view import AttributionView
 from .panels.edit_panel import EditPanel
@@ -40,7 +36,6 @@ from .panels.strength_panel import StrengthPanel
 from .panels.target_picker import TargetPicker
 from .panels.upload_panel import UploadPanel
 from .plots.charts import chart_fonts
-from .tabs import ModeTabs
 
 if TYPE_CHECKING:
     from ..session import EditRecord, EditSession
@@ -48,16 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["DEFAULT_OUTPUT", "Workbench"]
 
 DEFAULT_OUTPUT = "workbench-output"  # beside the notebook (the kernel's working folder)
-_LEGEND = ("<div style='color:#444'><b>pp</b> percentage points · <b>drawdown</b> accuracy lost by "
-           "the edit · <b>other images changed</b> test images whose prediction moved · <b>✓</b> now right, "
-           "<b>✗</b> now wrong</div>")
-
-
-def _display_note(session: Any) -> str:
-    """How the images are shown, when they are not plain pixels (``DataBundle.display``)."""
-    mode = getattr(session.bundle, "display", "pixels") if session.bundle is not None else "pixels"
-    return {"denormalized": " · images shown denormalized",
-            "min-max": " · images shown min-max scaled (normalisation unknown: pass mean/std)"}.get(mode, "")
 
 
 class Workbench:
@@ -131,7 +116,10 @@ class Workbench:
                                           tooltip="for a projector: larger images and fonts, only what a lesson "
                                                   "needs"), "wb-present-toggle")
         self.present.observe(lambda ch: self.set_presentation(bool(ch["new"])), names="value")
-        self.widget = self.root = self._layout(note)
+        sc = self.screen = build_screen(self, note)
+        self.header, self.status, self.glossary, self.legend = sc.header, sc.status, sc.glossary, sc.legend
+        self.details, self.mode_tabs, self.tabs = sc.details, sc.mode_tabs, sc.mode_tabs.widget
+        self.tools, self.header_row, self.widget, self.root = sc.tools, sc.header_row, sc.root, sc.root
         self._sync_buttons()
         self._show_history_panel()
         c.refresh_scores()
@@ -139,39 +127,6 @@ class Workbench:
         if scored < total:  # the rest is scored in the background: a bar, then the whole list
             self.browser.set_progress(scored, total)
             c.follow_scoring()
-
-    def _layout(self, note: str) -> W.VBox:
-        """The screen (see the module's doc); ``note`` goes into the status line."""
-        self.header = css(HTML(self._header_html()), "wb-header")
-        note = "; ".join(n for n in (note, self.session.scoring_note) if n)  # an untraceable model: full forwards
-        self.status = css(HTML(note), "wb-status")
-        if note:
-            log.warning(note)
-        self.glossary = css(W.Accordion(children=[HTML(glossary_html())], titles=("What the words mean",),
-                                        selected_index=None, layout=W.Layout(width="340px")), "wb-glossary-box")
-        left = css(W.VBox([self.picker.widget, self.panel.widget], layout=W.Layout(
-            width="50%", min_width="380px", flex="1 1 380px", padding="0 8px 0 0")), "wb-left")
-        self.legend = css(HTML(markup(_LEGEND), layout=W.Layout(display="none")), "wb-legend")
-        right = css(W.VBox([self.card.widget, self.strength.widget, self.legend, self.picker.chart],
-                           layout=W.Layout(width="50%", min_width="380px", flex="1 1 380px")), "wb-right")
-        self.details = W.VBox([self.metrics.widget, self.attribution.widget, self.probe.widget])
-        self.mode_tabs = ModeTabs([  # (title, title in presentation mode or None: not shown there, widget)
-            ("Mistakes", "Mistakes", W.VBox([self.browser.widget, self.upload.widget, self.browser_messages.widget])),
-            ("Details of the last edit", "What the edit changed", self.details),
-            ("History & export", None, self.history.widget),
-            ("Where is it stored?", "Where is it stored?",
-             W.VBox([self.localization.widget, self.localization_messages.widget]))])
-        self.tabs = self.mode_tabs.widget
-        for w in (self.localization.quick, self.upload.widget, self.glossary):
-            css(w, "wb-advanced")  # hidden in presentation mode (STYLE_SHEET)
-        self.tools = css(W.HBox([self.glossary, self.present], layout=W.Layout(
-            flex_flow="row wrap", align_items="flex-start", justify_content="flex-end")), "wb-tools")
-        self.header_row = css(W.HBox([self.header, self.tools], layout=W.Layout(
-            justify_content="space-between", align_items="flex-start", flex_flow="row wrap")), "wb-header-row")
-        return css(W.VBox([
-            HTML(STYLE_SHEET), self.header_row, self.status,
-            css(W.HBox([left, right], layout=W.Layout(flex_flow="row wrap")), "wb-main"), self.tabs]),
-            "wb-root", "wb-workbench")
 
     def open_tab(self, title: str) -> None:
         """Open the tab titled ``title`` (either mode's title); ValueError if it is not on screen."""
@@ -296,7 +251,7 @@ class Workbench:
     def _on_scoring(self, scored: int, total: int) -> None:
         self.browser.set_progress(scored, total)
         if scored == total:
-            self.header.value = self._header_html()
+            self.header.value = header_html(self.session, self.name)
 
     # -- helpers -----------------------------------------------------------------------------
     def _guarded(self, where: str, action: str, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -330,18 +285,6 @@ class Workbench:
             rows.append((f"#{r.index}" if isinstance(r.index, int) else "your image", s.classes[t],
                          str(r.result.steps), dd))
         self.history.show(acc, rows)
-
-    def _header_html(self) -> Markup:
-        s = self.session
-        data = (s.bundle.name if s.bundle is not None else "") or "its data"
-        scored, total = s.scoring_progress()
-        if scored < total:
-            return markup("<b style='font-size:1.15em'>Editable Workbench</b> · model <b>{}</b> · data <b>{}</b>, {:,} "
-                          "{} images · scoring the base model ({:,} / {:,}) · {}{}", self.name, data, total, s.split,
-                          scored, total, str(s.device), _display_note(s))
-        return markup("<b style='font-size:1.15em'>Editable Workbench</b> · model <b>{}</b> · data <b>{}</b>, {:,} "
-                      "{} images · base accuracy {:.1%} · {}{}", self.name, data, len(s.labels), s.split,
-                      1 - s.base_error, str(s.device), _display_note(s))
 
     def _repr_mimebundle_(self, **kw: Any) -> Any:
         return self.widget._repr_mimebundle_(**kw)
