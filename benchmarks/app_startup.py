@@ -40,7 +40,7 @@ def one_open(settle: float) -> float:
                             stdout=open(log, "w"), stderr=subprocess.STDOUT)
     try:
         t0 = time.monotonic()
-        while "is filled with 1 kernel" not in log.read_text():
+        while "is filled with" not in log.read_text():  # the pool's size is in voila.json
             if proc.poll() is not None or time.monotonic() - t0 > 300:
                 sys.exit(f"scripts/app.sh did not preheat a kernel; see {log}")
             time.sleep(0.5)

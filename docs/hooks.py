@@ -45,6 +45,7 @@ TOP_LEVEL = {
     "scripts/": "the two commands, their shared installer and the teaching page `scripts/app.sh` serves (listed below)",
     "tests/": "the pytest suite, one folder per package (`tests/session/` ...); `tests/repo/` checks docs, "
               "packaging and contracts; `tests/ui/` drives JupyterLab and Voila in chromium",
+    "voila.json": "the app's Voila settings (`scripts/app.sh`): the preheated kernel pool and idle culling",
     "workbench/": "the Python package (listed below)",
 }
 

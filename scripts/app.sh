@@ -11,10 +11,13 @@
 #
 # The page is scripts/app.ipynb, which reads these settings from WORKBENCH_APP_* variables
 # (workbench/widgets/app.py); files the page saves go to workbench-output/ at the top of the
-# repository (WORKBENCH_APP_OUTPUT). --preheat_kernel keeps one kernel that has already run the
-# page, so it is usable a few seconds after it is opened (the model is loaded and scored in advance).
+# repository (WORKBENCH_APP_OUTPUT), one folder per kernel's history name.
+# voila.json (read from the repository root, where this script runs Voila) holds the server
+# settings: a pool of 2 preheated kernels that have already run the page, so a page is usable a
+# few seconds after it is opened (the model is loaded and scored in advance), and idle culling
+# for a classroom on one server (docs/classroom.md). A flag given here, e.g. --pool_size=4, overrides it.
 # WORKBENCH_TRACEBACKS=0: an error in the page is shown in plain words, without the Python
-# traceback (server paths, the venv's layout); --show_tracebacks=False does the same for
+# traceback (server paths, the venv's layout); "show_tracebacks": false in voila.json does the same for
 # Voila's own cell errors. JupyterLab keeps the traceback behind a "details" toggle.
 # Installs first when needed (scripts/install.sh: seconds once the venv exists).
 set -euo pipefail
@@ -48,7 +51,7 @@ for arg in "$@"; do  # the page's own settings; --port=9000 or --port 9000; the 
     rest+=("$arg")
 done
 export WORKBENCH_APP_OUTPUT="${WORKBENCH_APP_OUTPUT:-$ROOT/workbench-output}"
-args=(--no-browser --strip_sources=True --preheat_kernel=True --pool_size=1 --theme=light --show_tracebacks=False)
+args=(--no-browser)  # the rest is in voila.json
 [ "$GIVEN_PORT" -eq 1 ] || args+=(--port="$PORT")
 [ "$(id -u)" -eq 0 ] && args+=(--ServerApp.allow_root=True)
 export WORKBENCH_TRACEBACKS=0  # inherited by the kernels Voila starts (workbench/widgets/common.py)

@@ -221,3 +221,20 @@ def test_failed_edits_count_as_k_steps(ev, fashion_small):
     assert [o.success for o in s.per_edit] == expect_ok
     assert [o.steps for o in s.per_edit] == [0 if ok else 3 for ok in expect_ok]
     assert s.drawdown_abs == 0 and s.drawdown_signed == 0
+
+
+def test_without_layers_the_evaluator_edits_the_models_own_default_group(tiny_model, fashion_small):
+    import torch.nn as nn
+
+    from workbench.data import as_bundle
+    from workbench.models import adapt
+
+    assert Evaluator(tiny_model, fashion_small, device="cpu", limit=64).layers == "chain3"  # the project's ResNet
+    torch.manual_seed(0)
+    other = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(4, 4, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 10)).eval()
+    x = torch.randint(0, 256, (32, 1, 28, 28), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    bundle = as_bundle((x, torch.arange(32) % 10), val_fraction=0, mean=(.5,), std=(.25,))
+    ev = Evaluator(other, bundle, device="cpu")  # no chain3 here: its own middle group, not a refusal
+    assert ev.layers == adapt(other).default_group() and ev.layers != "chain3"

@@ -31,6 +31,8 @@ def test_the_scale_benchmark_writes_each_row_once_and_skips_it_on_a_rerun(tmp_pa
     assert row["reopen from cache"] is True  # the reopen read the score cache written by the open
     assert row["plain vs scored: predictions that differ"] == 0  # exact scores = the plain loop's
     assert row["scored/plain"] == row["fully scored s"] / row["plain s"] and row["peak RSS MiB (session)"] > 0
+    if Path("/proc/self/status").exists():  # Linux: the process's own (anonymous) memory, within its RSS
+        assert 0 < row["peak anon MiB (session)"] <= row["peak RSS MiB (session)"]
     assert ("n/a (blocking open)" in first) != row["progressive"]
     pngs = sorted((tmp_path / "data" / "fashion-32" / "n24").glob("*/*.png"))
     assert len(pngs) == 24

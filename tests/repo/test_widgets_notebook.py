@@ -59,5 +59,8 @@ def test_lab_and_app_scripts_open_the_workbench():
     lab = (root / "scripts" / "lab.sh").read_text()
     assert "default_url=\"/lab/tree/$NOTEBOOK\"" in lab and "pre_save_hook=workbench.notebook_hygiene" in lab
     app = (root / "scripts" / "app.sh").read_text()
-    assert "voila" in app and "--preheat_kernel=True" in app and "--strip_sources=True" in app
+    assert "voila" in app and "--preheat_kernel=False" not in app and "--strip_sources=False" not in app
+    conf = json.loads((root / "voila.json").read_text())  # Voila reads it from the root, where app.sh runs it
+    assert conf["VoilaConfiguration"]["preheat_kernel"] is True and conf["VoilaConfiguration"]["strip_sources"] is True
+    assert conf["VoilaConfiguration"]["default_pool_size"] >= 1 and "cd \"$ROOT\"" in app
     assert "bash scripts/install.sh" in app  # from a fresh clone, app.sh installs first (as lab.sh does)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -139,25 +140,42 @@ def voila_url(ui_root, tmp_path_factory):
         stop(proc, log)
 
 
-@pytest.fixture(scope="session")
-def app_url(tiny_model_dir, tmp_path_factory):
-    """Serve ``scripts/app.ipynb`` as scripts/app.sh does, on the tiny model (which also stands in for
-    both models of the comparison) with UI_LIMIT test images; yield the page's URL."""
+@contextmanager
+def _serve_app(tiny_model_dir, tmp_path_factory, tag: str):
+    """Serve ``scripts/app.ipynb`` as scripts/app.sh does: Voila run from the repository root, so it
+    reads the repository's ``voila.json`` (the preheated kernel pool, idle culling, no sources or
+    tracebacks), the page's settings in ``WORKBENCH_APP_*`` variables. The tiny model also stands in
+    for both models of the comparison; UI_LIMIT test images. Yields ``(url, out)``: ``out`` is the
+    fresh folder the page saves into (``WORKBENCH_APP_OUTPUT``)."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} not found")
     root = HERE.parents[1]
     port = _free_port()
-    out = tmp_path_factory.mktemp("app-out")
+    out = tmp_path_factory.mktemp(f"{tag}-out")
     env = {**_env(out, port), "WORKBENCH_APP_MODEL": str(tiny_model_dir), "WORKBENCH_APP_LIMIT": str(UI_LIMIT),
            "WORKBENCH_APP_BASELINE": str(tiny_model_dir), "WORKBENCH_APP_EDITABLE": str(tiny_model_dir),
            "WORKBENCH_APP_OUTPUT": str(out), "WORKBENCH_TRACEBACKS": "0", "PYTHONPATH": str(root)}
     url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "voila", "scripts/app.ipynb", "--no-browser", f"--port={port}",
-           "--strip_sources=True", "--theme=light", "--Voila.ip=127.0.0.1", "--ServerApp.allow_root=True",
-           "--show_tracebacks=False"]
+           "--Voila.ip=127.0.0.1", "--ServerApp.allow_root=True"]  # the rest is in voila.json
     proc, log = serve(cmd, root, env, f"{url}/voila/static/voila.js",
-                      tmp_path_factory.mktemp("app-log") / "voila.log", "voila (scripts/app.ipynb)")
+                      tmp_path_factory.mktemp(f"{tag}-log") / "voila.log", f"voila (scripts/app.ipynb, {tag})")
     try:
-        yield url
+        yield url, out
     finally:
         stop(proc, log)
+
+
+@pytest.fixture(scope="session")
+def app_url(tiny_model_dir, tmp_path_factory):
+    """The teaching page's URL (:func:`_serve_app`)."""
+    with _serve_app(tiny_model_dir, tmp_path_factory, "app") as (url, _out):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def classroom(tiny_model_dir, tmp_path_factory):
+    """``(url, out)``: a server of its own for the teaching page (:func:`_serve_app`), so its pool of
+    preheated kernels is fresh for the students, and the folder the pages save into."""
+    with _serve_app(tiny_model_dir, tmp_path_factory, "classroom") as served:
+        yield served

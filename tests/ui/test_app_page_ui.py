@@ -22,14 +22,15 @@ ARTIFACTS = ROOT / "test-artifacts"
 LR = "0.01"  # the tiny test model needs a larger step than the shipped default
 SIZES = [(1024, 768), (1366, 768)]
 IN_VIEW = (".wb-picked-image", ".wb-target-buttons", ".wb-edit", ".wb-undo", ".wb-card")
-# every visible button, toggle, tab title and label whose text is wider than its box
-CUT = """() => [...document.querySelectorAll('.wb-root button, .wb-root .lm-TabBar-tabLabel, .wb-root .widget-label')]
+# every visible button, toggle, tab title, label and slider value whose text is wider than its box
+CUT = """() => [...document.querySelectorAll('.wb-root button, .wb-root .lm-TabBar-tabLabel, .wb-root .widget-label,'
+  + ' .wb-root .widget-readout')]
   .filter(e => e.getClientRects().length && e.scrollWidth > e.clientWidth)
   .map(e => `${e.className}: '${e.textContent.trim()}' ${e.scrollWidth} > ${e.clientWidth}`)"""
-# the smallest font of the visible text (HTML, buttons, labels, tab titles) under the page's root
+# the smallest font of the visible text (HTML, buttons, labels, tab titles, slider values) under the page's root
 SMALLEST = """() => { let m = [1e9, '']; for (const e of document.querySelectorAll(
   '.wb-root .widget-html-content *, .wb-root .widget-html-content, .wb-root button, .wb-root .widget-label,'
-  + ' .wb-root .lm-TabBar-tabLabel')) {
+  + ' .wb-root .lm-TabBar-tabLabel, .wb-root .widget-readout')) {
   if (!e.getClientRects().length || !e.textContent.trim() || e.closest('.js-plotly-plot, .wb-advanced')) continue;
   const f = parseFloat(getComputedStyle(e).fontSize); if (f < m[0]) m = [f, e.textContent.trim().slice(0, 40)]; }
   return m; }"""

@@ -12,6 +12,7 @@ import html
 from types import SimpleNamespace
 
 import pytest
+import torch
 
 pytest.importorskip("ipywidgets")
 pytest.importorskip("plotly")
@@ -218,6 +219,21 @@ def test_lesson_steps_to_the_end_and_back(wb):
     assert les.position == 0 and not s.history and bar.back_button.disabled
     bar.next_button.click()  # and forward again, from the same state
     assert [r.index for r in s.history] == [typical]
+
+
+def test_a_lesson_fix_tries_the_next_mistakes_and_says_so_when_none_is_fixed(wb):
+    from workbench.widgets.lesson import TRIES
+    from workbench.widgets.picks import typical_first
+
+    s, bar = wb.session, wb.lesson_bar
+    wb.panel.lr.value, wb.panel.max_steps.value = 1e-9, 1  # one step of a vanishing size fixes no mistake
+    order = [int(e.index) for e in typical_first(s.current_errors())][:TRIES]
+    before = {k: v.clone() for k, v in s.model.state_dict().items()}
+    wb.lesson_toggle.value = True
+    bar.next_button.click()
+    text = _text(bar.result)
+    assert f"None of #{', #'.join(map(str, order))} could be fixed" in text, text
+    assert not s.history and all(torch.equal(v, s.model.state_dict()[k]) for k, v in before.items())
 
 
 def test_compare_toggle_opens_the_comparison_in_place(wb):

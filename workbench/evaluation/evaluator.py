@@ -83,7 +83,9 @@ class Evaluator(SplitViews):
         bundle: the data set; ``split`` is ``"test"`` (default), ``"val"`` or ``"train"``.
         layers: the group(s) that edits will change (``"layer3"``, ``"layer3.1"``, ``"chain3"``
             ...); what crosses its cut is cached at once. Other groups work too (their cut is
-            cached on first use).
+            cached on first use). Default: the model's default group
+            (:meth:`~workbench.models.ModelAdapter.default_group`: ``chain3`` on the project's
+            ResNets, the middle of the trunk elsewhere).
         device: where to compute (default: :func:`workbench.default_device`).
         batch_size: examples per forward pass (default: sized by :func:`workbench.batching.plan_batch`
             from the activation bytes of one image, measured on a probe batch, within the memory
@@ -139,7 +141,7 @@ class Evaluator(SplitViews):
     """
 
     def __init__(self, model: nn.Module | ModelAdapter, bundle: DataBundle, *, split: str = "test",
-                 layers: str | tuple[str, ...] = DEFAULT_GROUP, device: torch.device | str | None = None,
+                 layers: str | tuple[str, ...] | None = None, device: torch.device | str | None = None,
                  batch_size: int | None = None, limit: int | None = None,
                  memory_budget: int | str | None = None, spill: str = "mmap",
                  score_cache: bool | str | Path | None = None, workers: int | None = None,
@@ -157,6 +159,7 @@ class Evaluator(SplitViews):
             memory_budget, spill = (cache_limit_bytes if memory_budget is None else memory_budget), "recompute"
         src = split_source(bundle, split, limit)
         given = adapt(model)
+        layers = given.default_group(DEFAULT_GROUP) if layers is None else layers
         names = given.params(layers)  # validates the group (ValueError) before any work
         n_cls = classes_of(given, bundle)
         self.model = copy.deepcopy(given.model).to(self.device).eval().requires_grad_(False)

@@ -5,6 +5,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import torch
+
 from ..editing.editor import EditResult
 from ..editing.guard import COST_WARNING_PP
 
@@ -35,6 +37,11 @@ class EditRecord:
             (``error_before`` = error of the state before this edit).
         timestamp: ``time.time()`` when the edit was made.
         uid: stable id of the record (names its tensor file in a saved history).
+        strength: the share ``alpha`` in [0, 1] of the edit's weight change applied
+            (``EditSession.set_strength``): ``result.after`` holds ``before + alpha * delta``;
+            1 is the edit as made.
+        full_after: the edited parameters of the edit as made, when ``strength`` is not 1
+            (None: ``result.after`` is the edit as made).
     """
 
     result: EditResult
@@ -44,6 +51,13 @@ class EditRecord:
     step_report: EditReport | None = None
     timestamp: float = 0.0
     uid: str = field(default_factory=new_uid)
+    strength: float = 1.0
+    full_after: dict[str, torch.Tensor] | None = None
+
+    @property
+    def edit_after(self) -> dict[str, torch.Tensor]:
+        """The edited parameters of the edit as made (strength 1), whatever its strength now."""
+        return self.full_after if self.full_after is not None else self.result.after
 
     @property
     def success(self) -> bool:
@@ -77,6 +91,8 @@ class EditRecord:
             out["drawdown"] = self.report.drawdown
         if self.result.wrecked:
             out["wrecked"] = True
+        if self.strength != 1.0:
+            out["strength"] = self.strength
         return out
 
 

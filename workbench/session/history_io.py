@@ -5,6 +5,8 @@ Layout of a history folder::
     history.json              format, base-weights hash, model config, session config, save id,
                               and one entry per edit (applied, redo stack, failed attempts)
     edits/<uid>.safetensors   the edited parameters *after* the edit (name -> tensor)
+                              (at a strength other than 1: the scaled tensors, and the
+                              edit as made under ``full/<name>``)
     reports/<uid>.safetensors the predictions on the evaluator's split after the edit (optional;
                               a loaded session rebuilds its reports from them without rescoring)
     .lock                     held while a save writes (and shared while a load reads)
@@ -33,8 +35,8 @@ from safetensors.torch import save as st_save
 
 from ..folder_io import (LOCK_FILE, TMP_PREFIX, FolderExists, clean_tmp, folder_lock, read_bounded, real_dir,
                          replace_file)
-from .history_schema import (EDITS_DIR, FORMAT, HISTORY_FILE, MAX_HISTORY_BYTES, REPORTS_DIR, UID_RE, VERSION,
-                             check_uid, edit_file, inside, report_file)
+from .history_schema import (EDITS_DIR, FORMAT, FULL_PREFIX, HISTORY_FILE, MAX_HISTORY_BYTES, REPORTS_DIR, UID_RE,
+                             VERSION, check_uid, edit_file, inside, report_file)
 from .edit_record import EditRecord
 
 __all__ = ["FORMAT", "HISTORY_FILE", "VERSION", "check_target", "edit_bytes", "entry", "preds_bytes", "saved_id",
@@ -52,8 +54,12 @@ def state_hash(state: Mapping[str, torch.Tensor]) -> str:
 
 
 def edit_bytes(record: EditRecord) -> bytes:
-    """The safetensors file of one edit: its ``after`` tensors on the CPU."""
+    """The safetensors file of one edit: its ``after`` tensors on the CPU (and, at a strength
+    other than 1, the edit as made under ``FULL_PREFIX + name``)."""
     tensors = {n: v.detach().to("cpu").contiguous().clone() for n, v in record.result.after.items()}
+    if record.full_after is not None:
+        tensors.update({FULL_PREFIX + n: v.detach().to("cpu").contiguous().clone()
+                        for n, v in record.full_after.items()})
     return st_save(tensors, metadata={"uid": record.uid})
 
 
@@ -70,6 +76,8 @@ def entry(record: EditRecord, sha: str | None, before_sha: str | None = None) ->
         "params": list(r.after), "wrecked": r.wrecked,
         "relative_change": r.relative_change if math.isfinite(r.relative_change) else None,
     }
+    if record.strength != 1.0:
+        out["strength"] = record.strength
     if sha is not None:
         out["file"], out["sha256"] = edit_file(record.uid), sha
         out["before_sha256"] = before_sha

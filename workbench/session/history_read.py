@@ -21,8 +21,8 @@ from safetensors.torch import load as st_load
 
 from ..editing.editor import EditorConfig, EditResult
 from ..folder_io import folder_lock, read_bounded
-from .history_schema import (FORMAT, HISTORY_FILE, MAX_HISTORY_BYTES, VERSION, HistoryFieldError, check_depth,
-                             check_entry, check_header, check_unique_uids, inside)
+from .history_schema import (FORMAT, FULL_PREFIX, HISTORY_FILE, MAX_HISTORY_BYTES, VERSION, HistoryFieldError,
+                             check_depth, check_entry, check_header, check_unique_uids, inside)
 
 MAX_TENSOR_HEADER = 1 << 20  # bytes: a safetensors header names each tensor in ~100 bytes
 # safetensors dtype code -> bytes per element, and the torch dtypes a model may hold
@@ -43,6 +43,7 @@ class LoadedEdit:
     files: dict[str, str]  # file name -> SHA-256 of the files read
     preds: torch.Tensor | None = None  # (N,) int64 predictions after the edit, when saved and N fits
     where: str = ""  # "applied edit #0" ...
+    full: dict[str, torch.Tensor] | None = None  # the edit as made, for an edit saved at a strength other than 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,11 +176,15 @@ def _read(folder: Path, params: Mapping[str, torch.Tensor], base_hash: str, num_
                 raise _fail(folder, f"{where} edits parameter {n!r}, which this model does not have "
                             "(the history belongs to another architecture)")
         want = {n: (_DTYPE_CODE.get(params[n].dtype, "?"), tuple(params[n].shape)) for n in e.get("params", [])}
+        if e.get("strength", 1.0) != 1:
+            want.update({FULL_PREFIX + n: v for n, v in want.items()})
         files: dict[str, str] = {}
         after = read_tensors(e, "file", "sha256", where, files, lambda got: got == want)
         for n, v in after.items():
             if not bool(torch.isfinite(v).all()):
                 raise _fail(folder, f"{where} holds non-finite values for {n}")
+        full = ({n: after.pop(FULL_PREFIX + n) for n in e.get("params", [])} if e.get("strength", 1.0) != 1
+                else None)
         preds = None
         if e.get("preds_file") is not None:
             saved = read_tensors(e, "preds_file", "preds_sha256", where, files,
@@ -191,7 +196,7 @@ def _read(folder: Path, params: Mapping[str, torch.Tensor], base_hash: str, num_
                 if num_classes is not None and preds.numel() and \
                         not 0 <= int(preds.min()) <= int(preds.max()) < num_classes:
                     raise _fail(folder, f"{e['preds_file']} ({where}) holds predictions outside 0..{num_classes - 1}")
-        return LoadedEdit(e, cfg, y_ref, after, files, preds, where)
+        return LoadedEdit(e, cfg, y_ref, after, files, preds, where, full)
 
     def read_tensors(e: dict[str, Any], file_key: str, sha_key: str, where: str, files: dict[str, str],
                      fits: Callable[[dict[str, tuple[str, tuple[int, ...]]]], bool],

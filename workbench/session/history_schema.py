@@ -30,6 +30,9 @@ MAX_HISTORY_BYTES = 64 * 2**20
 # Deepest nesting of objects and lists in history.json: the format needs 4 (an editor config in
 # an entry in a list in the document); a model_config or evaluator record may nest a few more.
 MAX_JSON_DEPTH = 32
+# An edit applied at a strength other than 1 (``EditSession.set_strength``) saves, beside the
+# scaled tensors under the parameters' names, the edit as made under FULL_PREFIX + name.
+FULL_PREFIX = "full/"
 
 
 class HistoryFieldError(ValueError):
@@ -174,6 +177,9 @@ def check_entry(e: object, where: str, *, with_file: bool, num_classes: int | No
     params = e.get("params", [])
     if not (isinstance(params, list) and all(isinstance(p, str) and p for p in params)):
         raise _bad(where, "params", "a list of parameter names", params)
+    strength = e.get("strength", 1.0)
+    if not (_is_number(strength) and 0 <= strength <= 1):
+        raise _bad(where, "strength", "a number from 0 to 1 (the share of the edit applied)", strength)
     if with_file:
         if e.get("success") is not True:
             raise HistoryFieldError(f"{where}: field 'success' is {e.get('success')!r}, but only successful edits "

@@ -25,7 +25,7 @@ from .data import SessionData
 from .helpers import data_card, evaluator_fingerprint, export_card, report_from_preds
 from .history_io import check_target, saved_id, state_hash, write_history
 from .history_read import LoadedEdit, read_history, to_result
-from .history_schema import HISTORY_FILE
+from .history_schema import HISTORY_FILE, edit_file, report_file
 from .edit_record import EditRecord, target_of
 from .scoring import Scoring
 from .stack import EditStack
@@ -87,6 +87,11 @@ class Persistence:
                 "arch": self.card.get("arch"), "model_config": cfg,
                 "config": self.editor.config.to_dict(), "evaluator": evaluator_fingerprint(self.evaluator),
                 "saved_at": time.time()}
+
+    def forget(self, uid: str) -> None:
+        """The tensors of edit ``uid`` changed (its strength): its files are written again at the next save."""
+        for name in (edit_file(uid), report_file(uid)):
+            self._shas.pop(name, None)
 
     def save(self, folder: str | Path, *, overwrite: bool = False) -> Path:
         """Write the history (applied edits, redo stack, failed attempts) to ``folder``
@@ -150,8 +155,11 @@ class Persistence:
         def build(item: LoadedEdit) -> EditRecord:
             nonlocal preds
             after = {n: v.to(self.device) for n, v in item.after.items()}
+            full = {n: v.to(self.device) for n, v in item.full.items()} if item.full is not None else None
             before = {n: state.get(n, self.stack.base[n]) for n in after}
             check_loaded(folder, item, before, after)
+            if full is not None:  # the edit as made, which the strength slider can go back to
+                check_loaded(folder, item, before, full)
             state.update(after)
             report = step = None
             if ev is not None and preds is not None:
@@ -165,7 +173,8 @@ class Persistence:
             idx = m.get("index")
             target = target_of(item.y_ref, bool(m.get("batch")))
             return EditRecord(to_result(item, before, after), tuple(idx) if isinstance(idx, list) else idx,
-                              target, report, step, float(m.get("timestamp", 0.0)), str(m["uid"]))
+                              target, report, step, float(m.get("timestamp", 0.0)), str(m["uid"]),
+                              float(m.get("strength", 1.0)), full)
 
         applied = [build(it) for it in loaded.applied]
         final = dict(state)

@@ -26,6 +26,7 @@ from .persistence import Persistence, check_autosave_dir
 from .edit_record import EditRecord
 from .scoring import Scoring
 from .stack import EditStack, SessionBusy
+from .strength import EditStrength
 from .uploads import Uploads
 
 if TYPE_CHECKING:
@@ -59,6 +60,8 @@ class EditSession:
     - ``localization`` (:class:`~.localization.Localization`): ``localize``, ``cached_localization``,
       ``localized_counts``, ``label_quality``, ``label_scores`` ("likely mislabeled": training dynamics
       when the folder has them, else self-confidence);
+    - ``scaling`` (:class:`~.strength.EditStrength`): ``set_strength``, ``smallest_fixing_strength``,
+      ``edit_fixed`` (the last edit's weight change, scaled by a strength in [0, 1]);
     - ``uploads`` (:class:`~.uploads.Uploads`): ``input_shape``, ``image_from_bytes``, ``normalize``;
     - ``persistence`` (:class:`~.persistence.Persistence`): ``save``, ``load_history``, ``export``,
       ``autosave_dir``, ``last_autosave_error``;
@@ -173,11 +176,14 @@ class EditSession:
                                        device=self.device, num_classes=self.num_classes, autosave_dir=ad)
         self.actions = EditActions(self.adapter, bundle, self.data, self.editor, self.stack, self.scoring,
                                    self.persistence)
+        self.scaling = EditStrength(self.adapter, self.stack, self.data, self.persistence)
         # the parts' methods, as the session's (one door for the widgets and notebooks)
-        act, st, sc, ins, loc, up, ed, per = (self.actions, self.stack, self.scoring, self.inspection,
-                                              self.localization, self.uploads, self.editor, self.persistence)
+        act, st, sc, ins, loc = self.actions, self.stack, self.scoring, self.inspection, self.localization
+        up, ed, per, sg = self.uploads, self.editor, self.persistence, self.scaling
         self.edit, self.edit_index, self.undo, self.redo, self.reset = \
             act.edit, act.edit_index, act.undo, act.redo, act.reset
+        self.set_strength, self.smallest_fixing_strength, self.edit_fixed = \
+            sg.set_strength, sg.smallest_fixing_strength, sg.edit_fixed
         self.edited_names, self.params_at, self.current_report = st.edited_names, st.params_at, st.current_report
         self.applied_record = st.applied_record
         self.image, self.raw_images = self.data.image, self.data.raw_images

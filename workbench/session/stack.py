@@ -89,8 +89,9 @@ class EditStack:
         return self.history[-1] if self.history and self.history[-1].result is result else None
 
     def weights_tag(self) -> tuple[str, ...]:
-        """Identifies the current weights: the uids of the applied edits (``()`` = base)."""
-        return tuple(rec.uid for rec in self.history)
+        """Identifies the current weights: the uids of the applied edits (``()`` = base), each
+        with its strength when that is not 1 (``"<uid>@0.5"``)."""
+        return tuple(rec.uid if rec.strength == 1.0 else f"{rec.uid}@{rec.strength!r}" for rec in self.history)
 
     # -- changing (call these inside :meth:`exclusive`) -----------------------------------
     def push(self, record: EditRecord) -> None:
@@ -108,6 +109,17 @@ class EditStack:
         """Record a failed or refused edit (a summary without tensors); keeps the newest ``keep``."""
         self.attempts.append(record)
         del self.attempts[:-keep]
+
+    def replace_top(self, record: EditRecord) -> None:
+        """Swap the last applied edit for ``record`` (the same edit at another strength: the same
+        ``before``) and write its weights, bit for bit; clears redo (the undone edits started
+        from the weights being replaced)."""
+        if not self.history:
+            raise ValueError("no edit is applied yet: make an edit first")
+        self.history[-1].result.revert(self.model)  # checks the model holds the top's weights
+        record.result.apply(self.model)
+        self.history[-1] = record
+        self.undone.clear()
 
     def undo(self) -> EditRecord:
         """Restore the weights from before the last edit, bit for bit; returns its record."""

@@ -48,7 +48,8 @@ STYLE_SHEET = Markup("""<style>
 .wb-root.wb-present .widget-button, .wb-root.wb-present .widget-label,
 .wb-root.wb-present .widget-html-content, .wb-root.wb-present .widget-toggle-button,
 .wb-root.wb-present .lm-TabBar-tabLabel, .wb-root.wb-present .wb-thumb-text,
-.wb-root.wb-present select, .wb-root.wb-present input { font-size: 18px; }
+.wb-root.wb-present select, .wb-root.wb-present input, .wb-root.wb-present .widget-readout { font-size: 18px; }
+.wb-root.wb-present .widget-readout { min-width: 4em; overflow: visible; }  /* the strength slider's value */
 .wb-root.wb-present small { font-size: 1em; }
 .wb-root.wb-present .widget-button, .wb-root.wb-present .widget-toggle-button { height: auto; min-height: 40px; }
 .wb-root.wb-present .lm-TabBar { min-height: 40px; }

@@ -2,7 +2,8 @@
 
 :class:`Controller` holds the selection (a test image or one of the user's own) and the
 target; its public methods are the workbench's actions (select, target, edit, undo, redo,
-reset, load / save / export / report, localize, use a group). It calls the session only and
+reset, load / save / export / report, localize, use a group, and the edit's strength:
+:class:`~workbench.widgets.strength_actions.StrengthActions`). It calls the session only and
 answers through the view's :class:`~workbench.widgets.events.Callbacks`. An Edit click
 reports as the numbers arrive: the outcome, the drawdown estimate, the attribution, the exact
 reports, the generalization probe; each phase is a method (``apply``, ``estimate``,
@@ -24,6 +25,7 @@ import torch
 from .events import Attempt, Callbacks, Selection, attribution_rows
 from .marshal import MainThread
 from .report import session_report
+from .strength_actions import StrengthActions
 from .wording import describe_edit
 
 if TYPE_CHECKING:
@@ -34,7 +36,7 @@ __all__ = ["Controller"]
 
 
 @dataclass
-class Controller:
+class Controller(StrengthActions):
     """Selection, target and every action on one :class:`~workbench.session.EditSession`.
 
     Attributes:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ..session import EditRecord, EditSession
     from .wording import Outcome
 
-__all__ = ["Attempt", "Callbacks", "Selection", "attribution_rows"]
+__all__ = ["Attempt", "Callbacks", "Selection", "StrengthState", "attribution_rows"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,6 +85,28 @@ class Attempt:
     record: EditRecord | None = None
 
 
+@dataclass(frozen=True, eq=False)
+class StrengthState:
+    """The last applied edit at a strength (``Controller.preview_strength`` / ``settle_strength``).
+
+    Attributes:
+        alpha: the strength in [0, 1]; fixed: the model predicts the edit's target(s) on its image(s)
+            at this strength (None: an image of your own that is no longer at hand).
+        pred: the edited image's predicted class now (the first, for a batch); target: the edit's target.
+        estimate: the quick drawdown estimate (while the slider moves), else None.
+        record: the last applied ``EditRecord`` with its exact reports (once the slider rests), else None.
+        error_before: test error of the weights before the edit.
+    """
+
+    alpha: float
+    fixed: bool | None
+    pred: int | None
+    target: int
+    estimate: DrawdownEstimate | None = None
+    record: EditRecord | None = None
+    error_before: float = 0.0
+
+
 def _nop(*_a: Any) -> None:
     return None
 
@@ -100,7 +122,8 @@ class Callbacks:
     result, None: not searched yet), ``scores`` (per-image scores for the error browser's filters;
     None: not wanted, nothing is computed), ``mislabeled`` (the session's ``LabelScores`` for the
     "likely mislabeled" sort; None: not wanted), ``group`` (the edit group to use), ``scoring``
-    (the base scoring's progress, ``(scored, total)``, while it runs in the background).
+    (the base scoring's progress, ``(scored, total)``, while it runs in the background),
+    ``strength`` (the last edit at a new strength: a :class:`StrengthState`).
 
     Asked: ``editor_config`` (the edit panel's settings; None: the session's), ``attribution_options``
     (keyword arguments for ``EditSession.explain``; None: no maps now), ``localize_quick`` (the
@@ -122,6 +145,7 @@ class Callbacks:
     mislabeled: Callable[[Any], None] | None = None
     group: Callable[[str], None] = _nop
     scoring: Callable[[int, int], None] = _nop
+    strength: Callable[[StrengthState], None] = _nop
     editor_config: Callable[[], EditorConfig | None] = lambda: None
     attribution_options: Callable[[], dict[str, Any] | None] = lambda: None
     localize_quick: Callable[[], bool] = lambda: True

@@ -13,7 +13,7 @@ undone (an undo it made is redone), so Next runs it again from the same state. T
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence
 
 from .picks import most_confident, typical_first
 
@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from .controller import Controller
     from .lockstep import Lockstep
 
-__all__ = ["Lesson", "STEPS", "Stage", "Step"]
+__all__ = ["Lesson", "STEPS", "Stage", "Step", "TRIES"]
+
+TRIES = 3  # mistakes a fixing step tries, in its order, until the editor fixes one
 
 
 class Stage(Protocol):
@@ -65,9 +67,13 @@ def _pp(drawdown: float) -> str:
 def _edit_words(c: Controller, index: int) -> str:
     """The last edit of ``c`` in one sentence (cost, images changed), or why nothing was applied."""
     rec = c.session.history[-1] if c.session.history else None
-    if rec is None or rec.index != index or rec.step_report is None:
+    if rec is None or rec.index != index:
         return f"#{index} was not fixed within the editor's step budget: the card says why."
+    if rec.step_report is None:  # the exact figures are still streaming in: a lesson states them
+        rec = c.session.complete_reports() or rec
     step = rec.step_report
+    if step is None:
+        return f"#{index} is fixed."
     n = len([j for j in step.flipped.tolist() if int(j) != index])
     return (f"#{index} is fixed: test accuracy {1 - step.error_before:.1%} → {1 - step.error_after:.1%} "
             f"({_pp(step.drawdown)}), {n} other image{'s' if n != 1 else ''} changed.")
@@ -83,22 +89,46 @@ def _fix(lesson: Lesson, index: int) -> str:
     return _edit_words(c, index)
 
 
+def _fixed(c: Controller, index: int) -> bool:
+    rec = c.session.history[-1] if c.session.history else None
+    return rec is not None and rec.index == index
+
+
+def _fix_one(lesson: Lesson, key: str, candidates: Sequence[Any], say: Callable[[Any], str] = lambda e: "") -> str:
+    """Fix the first of ``candidates`` (at most :data:`TRIES`) that the editor fixes within its step
+    budget (a failed edit leaves the model as it was), so a lesson step never ends on a failure
+    the teacher did not plan; say which were passed over."""
+    c = lesson.stage.controller
+    missed: list[int] = []
+    for e in list(candidates)[:TRIES]:
+        index = int(e.index)
+        lesson.picks[key] = index
+        words = _fix(lesson, index)
+        if _fixed(c, index):
+            skipped = f"(#{', #'.join(map(str, missed))} could not be fixed within the step budget.) " if missed \
+                else ""
+            return skipped + say(e) + words
+        missed.append(index)
+    if not missed:
+        return "There is no mistake to fix."
+    return (f"None of #{', #'.join(map(str, missed))} could be fixed within the editor's step budget: the card "
+            "says why.")
+
+
 def _cheap(lesson: Lesson) -> str:
     c = lesson.stage.controller
     if c.session.history:
         c.reset()  # the lesson starts from the base model
         lesson.rebase()
     lesson.config = None
-    lesson.picks["typical"] = int(typical_first(c.session.current_errors())[0].index)
-    return _fix(lesson, lesson.picks["typical"])
+    return _fix_one(lesson, "typical", typical_first(c.session.current_errors()))
 
 
 def _costly(lesson: Lesson) -> str:
     c = lesson.stage.controller
     typical = lesson.picks.get("typical")
-    pick = next(e for e in most_confident(c.session.current_errors()) if e.index != typical)
-    lesson.picks["confident"] = int(pick.index)
-    return f"The model was {pick.confidence:.0%} sure. " + _fix(lesson, int(pick.index))
+    picks = [e for e in most_confident(c.session.current_errors()) if e.index != typical]
+    return _fix_one(lesson, "confident", picks, lambda e: f"The model was {e.confidence:.0%} sure. ")
 
 
 def _undo(lesson: Lesson) -> str:
@@ -128,6 +158,8 @@ def _compare(lesson: Lesson) -> str:
     words = []
     for c in ls.controllers:
         rec = c.session.history[-1] if c.session.history else None
+        if rec is not None and rec.index == index and rec.step_report is None:
+            rec = c.session.complete_reports() or rec  # the exact figures, for the sentence
         step = rec.step_report if rec is not None and rec.index == index else None
         n = len([j for j in step.flipped.tolist() if int(j) != index]) if step is not None else 0
         words.append(f"{c.name}: accuracy {_pp(step.drawdown)}, {n} other images changed" if step is not None

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from .glossary import term
 from .markup import Markup, markup
 
-__all__ = ["EARLIER_EDIT_NOTE", "Outcome", "describe_edit", "estimate_line", "exact_line", "pp"]
+__all__ = ["EARLIER_EDIT_NOTE", "Outcome", "describe_edit", "describe_strength", "estimate_line", "exact_line", "pp"]
 
 # What the detail panels say after an attempt that changed nothing (they show the applied edit before it).
 EARLIER_EDIT_NOTE = "the last attempt changed nothing; this is the edit before it"
@@ -60,6 +60,20 @@ def describe_edit(result: Any, classes: Sequence[str], pred_before: int, pred_af
         fix = "Allow more steps or a larger learning rate in Editor settings, or pick another target."
     return Outcome("failed", markup("Not fixed ✗ — {}", why), markup("The weights are unchanged. {}", fix),
                    steps, secs)
+
+
+def describe_strength(alpha: float, fixed: bool | None, classes: Sequence[str], pred: int | None,
+                      target: int) -> Outcome:
+    """Plain words for the last edit at strength ``alpha``: fixed or not (``fixed`` None: unknown)."""
+    name = lambda c: classes[c] if c is not None and 0 <= c < len(classes) else "?"  # noqa: E731
+    at = f"At strength {alpha:.2f}"
+    detail = markup("Strength 1 is the edit as made, 0 the model before it.")
+    if fixed is None:
+        return Outcome("info", markup("{} of the edit.", at), detail, 0, 0.0)
+    if fixed:
+        return Outcome("fixed", markup("{}: fixed ✓ — predicts {}.", at, name(target)), detail, 0, 0.0)
+    return Outcome("failed", markup("{}: not fixed ✗ — predicts {}, not {}.", at, name(pred), name(target)),
+                   detail, 0, 0.0)
 
 
 def pp(x: float) -> str:

@@ -24,9 +24,10 @@ import ipywidgets as W
 
 from .common import SIZES, STYLE_SHEET, MessageArea, css, log
 from .controller import Controller
-from .events import Callbacks, Selection
+from .events import Callbacks, Selection, StrengthState
 from .glossary import glossary_html
 from .markup import HTML, Markup, markup
+from .wording import describe_strength
 from .panels.attribution_view import AttributionView
 from .panels.edit_panel import EditPanel
 from .panels.error_browser import ErrorBrowser
@@ -35,6 +36,7 @@ from .panels.localization_panel import LocalizationPanel
 from .panels.metrics_panel import MetricsPanel
 from .panels.outcome_card import OutcomeCard
 from .panels.probe_panel import ProbePanel
+from .panels.strength_panel import StrengthPanel
 from .panels.target_picker import TargetPicker
 from .panels.upload_panel import UploadPanel
 from .plots.charts import chart_fonts
@@ -89,7 +91,7 @@ class Workbench:
             estimate=self._on_estimate, attribution=self._on_attribution, reports=self._on_reports,
             probe=self._on_probe, history=self._on_history, localized=self._on_localized, scores=self._on_scores,
             mislabeled=self._on_mislabeled, scoring=self._on_scoring,
-            group=self._on_group, editor_config=lambda: self.panel.edit_config(),
+            group=self._on_group, strength=self._on_strength, editor_config=lambda: self.panel.edit_config(),
             attribution_options=lambda: None if self.presentation else self.attribution.options(),  # hidden there
             localize_quick=lambda: bool(self.localization.quick.value),
             attribution_error=lambda err: self.attribution.messages.error(err, "Attribution"),
@@ -104,6 +106,9 @@ class Workbench:
             config=session.config, choose=c.choose_editor, note=session.editor_choice.note)
         self.messages = self.panel.messages  # the edit's messages: beside the Edit button
         self.card = OutcomeCard()
+        self.strength = StrengthPanel(self._guarded("edit", "Edit strength", c.preview_strength),
+                                      self._guarded("edit", "Edit strength", c.settle_strength),
+                                      self._guarded("edit", "Smallest strength that fixes", c.smallest_strength))
         self.browser_messages = MessageArea("browser")
         open_image = self._guarded("browser", "Opening the image", c.select)
         self.browser = ErrorBrowser(self.images, classes, page_size=page_size, columns=page_size, on_select=open_image,
@@ -147,7 +152,7 @@ class Workbench:
         left = css(W.VBox([self.picker.widget, self.panel.widget], layout=W.Layout(
             width="50%", min_width="380px", flex="1 1 380px", padding="0 8px 0 0")), "wb-left")
         self.legend = css(HTML(markup(_LEGEND), layout=W.Layout(display="none")), "wb-legend")
-        right = css(W.VBox([self.card.widget, self.legend, self.picker.chart],
+        right = css(W.VBox([self.card.widget, self.strength.widget, self.legend, self.picker.chart],
                            layout=W.Layout(width="50%", min_width="380px", flex="1 1 380px")), "wb-right")
         self.details = W.VBox([self.metrics.widget, self.attribution.widget, self.probe.widget])
         self.mode_tabs = ModeTabs([  # (title, title in presentation mode or None: not shown there, widget)
@@ -261,6 +266,12 @@ class Workbench:
         self._show_history_panel()
         self._sync_buttons()
 
+    def _on_strength(self, st: StrengthState) -> None:
+        s = self.session
+        out = describe_strength(st.alpha, st.fixed, s.classes, st.pred, st.target)
+        self.card.show_strength(out, st.estimate, st.error_before, st.record, len(s.history), s.base_error)
+        self.strength.set_value(st.alpha)
+
     def _on_probe(self, rep: Any, sel: Selection, target: int) -> None:
         self.probe.show(rep, sel.index, target)
 
@@ -304,6 +315,7 @@ class Workbench:
 
     def _sync_buttons(self) -> None:
         self.panel.set_history_buttons(self.session.can_undo, self.session.can_redo)
+        self.strength.show(self.session.history[-1].strength if self.session.history else None)
 
     def _show_history_panel(self) -> None:
         s = self.session

@@ -88,7 +88,8 @@ class AttributionView:
         if not (self.auto.value or self._force):
             self.info.value = markup("<i>Press Compute to explain this image.</i>")
             return None
-        self.progress.value, self.progress.bar_style = 0.0, "info"
+        with self.progress.hold_sync():
+            self.progress.value, self.progress.bar_style = 0.0, "info"
         kw = method_kwargs(self.method.value, layer=self.layer.value, n_steps=int(self.n_steps.value))
         return {"method": self.method.value, "progress": self._on_progress, **kw}
 
@@ -103,8 +104,9 @@ class AttributionView:
         self.info.value = markup("<span title='{}'>{}, {}: {}; red pushes towards the row's label, blue away; "
                                  "{:.0f} ms</span>", GLOSSARY["attribution"], sel.name, self.method.value,
                                  REDUCTIONS[self.method.value], aset.seconds * 1000)
-        self.progress.bar_style = "success"
-        self.progress.value = 1.0
+        with self.progress.hold_sync():
+            self.progress.bar_style = "success"
+            self.progress.value = 1.0
 
     def _on_progress(self, fraction: float) -> None:
         self.progress.value = float(fraction)

@@ -162,10 +162,9 @@ class HistoryPanel:
     def show(self, accuracies: Sequence[float], rows: Sequence[tuple[str, str, str, str]]) -> None:
         """Timeline (base + one accuracy per applied edit) and the edit list
         (``(what, target, steps, drawdown)`` per edit)."""
-        with self.figure.batch_update():
+        with self.figure.batch_update():  # one message for the trace and the axes
             self.figure.data[0].x = list(range(len(accuracies)))
             self.figure.data[0].y = list(accuracies)
-        with self.figure.batch_update():
             self.figure.update_layout(**timeline_axes(list(accuracies)))
         self.timeline.children = (self.figure,) if len(accuracies) > 1 else ()
         if not rows:

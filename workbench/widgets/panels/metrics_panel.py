@@ -24,6 +24,15 @@ NO_EDIT = ("No edit applied: the model has its base weights. After an edit, this
            "each class changed and which other test images the edit flipped.")
 
 
+def _set(widget: W.Widget, **values: Any) -> None:
+    """Set the traits that differ, in one comm message."""
+    changed = {k: v for k, v in values.items() if getattr(widget, k) != v}
+    if changed:
+        with widget.hold_sync():
+            for k, v in changed.items():
+                setattr(widget, k, v)
+
+
 def _vec(t) -> list[float]:
     """Tensor / sequence -> floats, NaN (a class absent from the split) as 0."""
     return [0.0 if v != v else float(v) for v in (t.tolist() if hasattr(t, "tolist") else t)]
@@ -106,9 +115,13 @@ class MetricsPanel:
     def show_flipped(self, flipped: Sequence[float], preds_after=None, exclude: int | None = None) -> None:
         """Fill the strip with the first test images whose prediction the edit changed."""
         self.flipped = [int(i) for i in flipped if int(i) != exclude]
+        # one message per changed widget: the strip's visibility once when empty, each button's
+        # words and colour together, an image only when it is another one
+        _set(self.strip.layout, visibility="visible" if self.flipped else "hidden")
         for k, (img, btn, box) in enumerate(self.strip_cells):
             if k >= len(self.flipped):
-                box.layout.visibility = "hidden"
+                if self.flipped:
+                    _set(box.layout, visibility="hidden")
                 continue
             i = self.flipped[k]
             if self._shown[k] != i:
@@ -116,12 +129,11 @@ class MetricsPanel:
                 img.value = self.png(i)
             new = int(preds_after[i]) if preds_after is not None else None
             ok = new is not None and new == int(self.labels[i])
-            btn.description = f"#{i} {'✓' if ok else '✗'}"
-            btn.tooltip = (f"true {self.classes[int(self.labels[i])]}, now predicted "
-                           f"{self.classes[new] if new is not None else '?'}: "
-                           + ("the edit fixed it" if ok else "the edit broke it"))
-            btn.button_style = "success" if ok else "danger"
-            box.layout.visibility = "visible"
+            _set(btn, description=f"#{i} {'✓' if ok else '✗'}", button_style="success" if ok else "danger",
+                 tooltip=(f"true {self.classes[int(self.labels[i])]}, now predicted "
+                          f"{self.classes[new] if new is not None else '?'}: "
+                          + ("the edit fixed it" if ok else "the edit broke it")))
+            _set(box.layout, visibility="visible")
         n = len(self.flipped)
         fixed = sum(1 for i in self.flipped if preds_after is not None and int(preds_after[i]) == int(self.labels[i]))
         shown = min(n, len(self.strip_cells))

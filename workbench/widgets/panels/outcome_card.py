@@ -22,6 +22,7 @@ __all__ = ["COST_WARNING_PP", "OutcomeCard"]
 
 # An edit that costs more than COST_WARNING_PP points of test accuracy (the edit guard's
 # threshold, workbench.editing.guard) is shown in the warning colour.
+_STATUSES = ("empty", "fixed", "costly", "failed", "noop", "history", "pending", "info")
 _COLORS = {"fixed": "#1b5e20", "costly": "#8a5a00", "failed": "#b71c1c", "noop": "#0d47a1", "info": "#333"}
 
 
@@ -35,15 +36,17 @@ class OutcomeCard:
         self.show_hint("Pick a mistake below, choose the label it should have, then press Edit.")
 
     def _render(self, status: str, color: str) -> None:
-        for s in ("empty", "fixed", "costly", "failed", "noop", "history", "pending"):
-            self.widget.remove_class(f"wb-card-{s}")
         self.status = status
-        self.widget.add_class(f"wb-card-{status}")
         p = self.parts
         body = join(markup("<div class='wb-card-{}'>{}</div>", k, v) for k, v in p.items() if k != "title" and v)
-        self.widget.value = markup("<div style='border-left:6px solid {0};padding:6px 10px;background:#fafafa;"
-                                   "min-height:72px'><div class='wb-card-title' style='color:{0}'>{1}</div>{2}</div>",
-                                   color, p.get("title", ""), body)
+        with self.widget.hold_sync():  # the status class and the words: one message
+            for s in _STATUSES:
+                if s != status:
+                    self.widget.remove_class(f"wb-card-{s}")
+            self.widget.add_class(f"wb-card-{status}")
+            self.widget.value = markup("<div style='border-left:6px solid {0};padding:6px 10px;background:#fafafa;"
+                                       "min-height:72px'><div class='wb-card-title' style='color:{0}'>{1}</div>{2}"
+                                       "</div>", color, p.get("title", ""), body)
 
     def show_hint(self, text: str) -> None:
         self.parts = {"title": markup("{}", text)}
@@ -89,6 +92,23 @@ class OutcomeCard:
                                 rec.index if isinstance(rec.index, int) else None)
             return ""
         return EARLIER_EDIT_NOTE if self.status in ("failed", "noop") else ""
+
+    def show_strength(self, outcome: Outcome, est: Any = None, error_before: float = 0.0, rec: Any = None,
+                      n_edits: int = 0, base_error: float = 0.0) -> None:
+        """The last edit at a new strength: fixed or not, then the estimate (the slider moving)
+        or the exact figures (``rec``, the record with its reports: the slider at rest)."""
+        self.parts = {"title": markup("{}", outcome.title), "detail": outcome.detail}
+        status = outcome.status if outcome.status in _COLORS else "info"
+        if rec is not None and rec.step_report is not None:
+            costly = rec.step_report.drawdown * 100 > COST_WARNING_PP
+            self.parts["exact"] = exact_line(rec.step_report, None, rec.index if isinstance(rec.index, int) else None)
+            self.parts["session"] = markup("<span style='color:#555'>All {} edit(s) so far: accuracy {:.1%} → {:.1%} "
+                                           "({})</span>", n_edits, 1 - base_error, 1 - rec.report.error_after,
+                                           pp(-rec.report.drawdown))
+            status = "costly" if costly and status == "fixed" else status
+        elif est is not None:
+            self.parts["estimate"] = estimate_line(est, error_before)
+        self._render(status, _COLORS[status])
 
     def show_history(self, text: str, total: Any, n_edits: int, base_error: float) -> None:
         """After Undo / Redo / Reset / Load: where the session stands now."""

@@ -8,14 +8,21 @@ machine (figures rendered empty, or stopped updating):
 * plotly's ~5 MB front-end bundle is sent and evaluated once per page instead of once per
   figure (see ``_ESM``), so no figure misses anywidget's 2 s limit for initialising a model,
   and a start does not push 25 MB through the kernel, the server and the browser.
+
+And one for the traffic of a click: plotly sends each figure edit (a ``batch_update``, one
+restyle or relayout) as four comm messages (the trace and layout edit ids, the edit, then the
+edit trait reset to None); here the edit ids and the edit go in one message, and the reset
+stays in the kernel (the front end acts on each new edit, never on the reset).
 """
 from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any, Callable
 
 import plotly.graph_objects as go
 import traitlets
+from ipywidgets.widgets.widget import _remove_buffers
 from plotly.basewidget import BaseFigureWidget
 
 __all__ = ["live_figure"]
@@ -84,6 +91,30 @@ def _plotly_bundle() -> str:
     return src
 
 
+# plotly's senders of one figure edit (each sets the edit ids, then ``_py2js_<edit>``, then resets it)
+_EDIT_SENDERS = ("_send_relayout_msg", "_send_restyle_msg", "_send_update_msg", "_send_addTraces_msg",
+                 "_send_moveTraces_msg", "_send_deleteTraces_msg", "_send_animate_msg")
+
+
+def _one_message(send: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap one of plotly's edit senders: everything it syncs goes out as one comm message."""
+    @functools.wraps(send)
+    def wrapper(self: _FigureWidget, *args: Any, **kwargs: Any) -> Any:
+        if self._held is not None:  # nested: the outer call sends
+            return send(self, *args, **kwargs)
+        self._held = {}
+        try:
+            out = send(self, *args, **kwargs)
+        finally:
+            held, self._held = self._held, None
+        if held:
+            state = {k: self.trait_metadata(k, "to_json", self._trait_to_json)(v, self) for k, v in held.items()}
+            state, paths, buffers = _remove_buffers(state)
+            self._send({"method": "update", "state": state, "buffer_paths": paths}, buffers=buffers)
+        return out
+    return wrapper
+
+
 class _FigureWidget(go.FigureWidget):
     """A FigureWidget that opens with its whole figure and shares plotly's front-end code.
 
@@ -98,6 +129,7 @@ class _FigureWidget(go.FigureWidget):
     _plotly_src = traitlets.Unicode("").tag(sync=True)
 
     _carrier: _FigureWidget | None = None  # the kernel's never-displayed figure that carries plotly's bundle
+    _held: dict[str, Any] | None = None  # while an edit is sent: the synced values that go in its one message
 
     def __init__(self, fig: go.Figure, *, carrier: bool = False) -> None:
         self._defer_open = True
@@ -119,6 +151,18 @@ class _FigureWidget(go.FigureWidget):
     def open(self) -> None:
         if not getattr(self, "_defer_open", False):
             super().open()
+
+    def _should_send_property(self, key: str, value: Any) -> bool:
+        if self._held is None:
+            return bool(super()._should_send_property(key, value))
+        if value is not None or key not in self._held:  # the reset of an edit trait to None stays here
+            self._held[key] = value
+        return False
+
+
+for _name in _EDIT_SENDERS:
+    if hasattr(_FigureWidget, _name):  # plotly's private API: without it, the edits go out as plotly sends them
+        setattr(_FigureWidget, _name, _one_message(getattr(_FigureWidget, _name)))
 
 
 def live_figure(fig: go.Figure) -> go.FigureWidget:
