@@ -149,3 +149,15 @@ def test_a_planned_pass_starts_with_small_batches_and_every_pass_uses_the_same_b
     assert given._data.bounds()[0] == (0, min(ev.batch_size, N + 40))  # a batch size you give is kept from the start
     assert torch.equal(ev.base_preds, given.base_preds)
     assert torch.allclose(ev.base_logits, given.base_logits, atol=1e-5)
+
+
+def test_a_cut_cache_reserves_the_bytes_of_every_image_whatever_the_first_batchs_size():
+    model, bundle = cnn(), data(n=N + 40)
+    ev = Evaluator(model, bundle, layers="2", device="cpu")  # planned batch: the first batches are smaller
+    assert ev._data.bounds()[0] == (0, MIN_BATCH) and ev.batch_size > MIN_BATCH
+    split = ev.adapter.split(ev.adapter.params("2"))
+    with torch.no_grad():
+        one = split.prefix(bundle.normalize(bundle.test_x[:1]))
+    per_image = sum(c.element_size() * c.numel() for c in one if isinstance(c, torch.Tensor))
+    held = {k: v for k, v in ev.budget.held.items() if k.startswith("values crossing the cut")}
+    assert list(held.values()) == [per_image * (N + 40)]

@@ -196,7 +196,8 @@ class GraphCache:
         try:
             for i, j, carry in self._carries(split):
                 if not where:
-                    where = self.store.place(what, carry_bytes(carry) * len(self.data.bounds()))
+                    per_image = carry_bytes(carry) / max(j - i, 1)  # batches differ in size (the lead)
+                    where = self.store.place(what, int(per_image * self.data.n))
                 if where != "recompute":
                     out.append(self.store.keep(where, carry))
                 yield i, j, split.suffix(carry, params)
