@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import shlex
 import sys
@@ -91,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
             dist.abort()  # no collective on the way out: torchrun stops the other ranks
         raise
     if dist is not None:
+        gc.collect()  # the run's evaluator and caches go now, while the process group is alive, not at exit
         dist.close() if rc == 0 else dist.abort()
     return rc
 
