@@ -111,7 +111,8 @@ def _notebook(folder: Path, checkpoint: str | None, limit: int | None, compare: 
     return out
 
 
-def _start(cmd: list[str], folder: Path, env: dict, probe: str, log: Path, what: str) -> subprocess.Popen:
+def start_server(cmd: list[str], folder: Path, env: dict, probe: str, log: Path, what: str) -> subprocess.Popen:
+    """Start ``cmd`` in ``folder`` (output to ``log``) and return once ``probe`` answers (180 s at most)."""
     proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -130,7 +131,7 @@ def _serve(folder: Path, nb: Path, port: int, log: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "voila", nb.name, "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
            "--theme=light", "--ServerApp.allow_root=True"]
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), "MPLBACKEND": "Agg"}
-    return _start(cmd, folder, env, f"http://127.0.0.1:{port}/voila/static/voila.js", log, "voila")
+    return start_server(cmd, folder, env, f"http://127.0.0.1:{port}/voila/static/voila.js", log, "voila")
 
 
 def _serve_lab(folder: Path, port: int, log: Path) -> subprocess.Popen:
@@ -139,7 +140,7 @@ def _serve_lab(folder: Path, port: int, log: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
            "MPLBACKEND": "Agg", "WB_UI_PORT": str(port), "WB_UI_ROOT": str(folder),
            "JUPYTERLAB_GALATA_ROOT_DIR": str(folder)}
-    return _start(cmd, folder, env, f"http://127.0.0.1:{port}/api/status", log, "jupyter lab")
+    return start_server(cmd, folder, env, f"http://127.0.0.1:{port}/api/status", log, "jupyter lab")
 
 
 def _shutdown_kernels(port: int) -> None:

@@ -40,6 +40,7 @@ import urllib.request
 from pathlib import Path
 
 import psutil
+from browser_latency import start_server  # the same script folder: started and probed the same way
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -77,18 +78,7 @@ def serve(notebook: str, out: Path, checkpoint: str | None, limit: int | None, p
         env["WORKBENCH_APP_MODEL"] = str(Path(checkpoint).resolve())
     if limit is not None:
         env["WORKBENCH_APP_LIMIT"] = str(limit)
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"voila exited ({proc.returncode}); see {log}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/voila/static/voila.js", timeout=2):
-                return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.kill()
-    sys.exit(f"voila did not start within 180 s; see {log}")
+    return start_server(cmd, ROOT, env, f"http://127.0.0.1:{port}/voila/static/voila.js", log, "voila")
 
 
 def kernels(server: subprocess.Popen) -> list[psutil.Process]:
