@@ -127,3 +127,29 @@ def test_undo_after_a_strength_change_is_exact(wb):
     assert wb.strength.widget.layout.display == "none"
     wb.panel.buttons["redo"].click()
     assert wb.session.history[-1].strength == 0.45 and wb.strength.value == 0.45
+
+
+def _panel_matches(wb, rec) -> None:
+    """The Details panel shows ``rec``'s exact reports: per-class change, flipped strip, heading."""
+    step, total = rec.step_report, rec.report
+    fig = wb.metrics.figure
+    torch.testing.assert_close(torch.tensor(fig.data[0].y, dtype=torch.float64),
+                               -100 * step.per_class_change.double().reshape(-1))
+    torch.testing.assert_close(torch.tensor(fig.data[1].y, dtype=torch.float64),
+                               -100 * total.per_class_change.double().reshape(-1))
+    assert wb.metrics.flipped == [j for j in step.flipped.tolist() if j != rec.index]
+    assert f"#{rec.index}" in wb.metrics.heading.value
+
+
+def test_details_panel_follows_the_strength_once_the_slider_rests(wb):
+    s = wb.session
+    clock = Clock()
+    wb.strength.schedule = clock.schedule
+    _edit(wb)
+    _panel_matches(wb, s.history[-1])
+    for alpha in (0.3, 0.0, 1.0):
+        wb.strength.slider.value = alpha
+        clock.run()
+        rec = s.history[-1]
+        assert rec.strength == alpha and rec.step_report is not None
+        _panel_matches(wb, rec)
