@@ -47,6 +47,7 @@ import torch
 import torch.nn as nn
 
 from workbench.localization import critical_neurons, retrain_layer, rewind_layer
+from workbench.localization.findings import FEW, STEPS, finding_table, read_findings
 from workbench.localization.label_errors import auroc
 from workbench.models.predict import predict_logits
 from workbench.training import load_model
@@ -55,10 +56,8 @@ from workbench.training.snapshots import load_snapshot
 from workbench.training.trainset import TrainingSet, training_set
 
 RUN = Path("results/memorization/noisy-r9-run")
-STEPS = ("accounting", "rewind", "retrain", "critical")
 ACCOUNTING_EPOCHS = "1,3,11,15,19,25,31,49"
 CHUNK = 10  # critical-neuron examples per JSON file
-FEW = 10  # the paper's "fewer than 10 neurons"
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -297,55 +296,6 @@ def critical_summary(examples: list[dict[str, Any]], sizes: dict[str, int]) -> d
     return out
 
 
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.1f}%"
-
-
-def table(step: str, res: dict[str, Any]) -> str:
-    """The markdown table of one step's summary JSON."""
-    if step == "accounting":
-        eps, mean = res["epochs"], res["mean_over_epochs"]
-        rec = res["recorded_epochs"]
-        head = ("| layer | " + " | ".join(f"epoch {e}" for e in eps) + f" | mean, epochs {rec[0]}–{rec[-1]} |\n|---|"
-                + "---|" * (len(eps) + 1) + "\n")
-        body = "".join(
-            f"| {res['weight_layers'][k]} | " + " | ".join(f"{res['by_epoch'][str(e)]['layers'][k]['noisy_share']:.2f} / "
-                                     f"{res['by_epoch'][str(e)]['layers'][k]['cosine']:+.2f}" for e in eps)
-            + f" | {mean[k]['noisy_share']:.2f} / {mean[k]['cosine']:+.2f} |\n"
-            for k in res["weight_layers"])
-        alls = "| **all layers**: noisy share of the summed norm | " + " | ".join(
-            f"{res['by_epoch'][str(e)]['noisy_share_all']:.2f}" for e in eps) + f" | {res['mean_noisy_share_all']:.2f} |\n"
-        above = "| layers with noisy > clean (of %d, BatchNorm included) | " % len(res["layers"]) + " | ".join(
-            str(res["by_epoch"][str(e)]["layers_noisy_above_clean"]) for e in eps) + " | %d |\n" % sum(
-            v["noisy_share"] > 0.5 for v in mean.values())
-        fit = "| flipped labels fitted (end of epoch) | " + " | ".join(
-            _pct(res["by_epoch"][str(e)]["fit_noisy"]) for e in eps) + " | |\n"
-        return head + body + alls + above + fit
-    if step in ("rewind", "retrain"):
-        head = ("| layer | " + ("rewound to epoch | " if step == "rewind" else "") + "flipped: noisy label | "
-                "flipped: true label | clean train | test |\n|---|" + ("---|" if step == "rewind" else "") + "---|---|---|---|\n")
-        body = ""
-        for r in res["rows"]:
-            name = r["layer"] or "none (final model)"
-            mid = f" {'–' if r.get('epoch') is None else r['epoch']} |" if step == "rewind" else ""
-            body += (f"| {name} |{mid} {_pct(r['noisy_label'])} | {_pct(r['noisy_true_label'])} | "
-                     f"{_pct(r['clean'])} | {_pct(r['test'])} |\n")
-        return head + body
-    s = {k: v for k, v in res["summary"].items() if k in ("noisy", "clean")}
-    head = ("| examples | searched | median count | mean count | share under 10 | capped searches | "
-            "accuracy on other data, before → after removal |\n|---|---|---|---|---|---|---|\n")
-    body = "".join(f"| {part} | {v['examples'] - v['not_predicted']} | "
-                   f"{'–' if v['median'] is None else format(v['median'], '.2f')} | "
-                   f"{'–' if v['mean'] is None else format(v['mean'], '.2f')} | {_pct(v['share_under_10'])} | "
-                   f"{v['capped_searches']} | {_pct(v['accuracy_before'])} → {_pct(v['accuracy_after'])} |\n"
-                   for part, v in s.items())
-    where = "\n| layer | channels | share of the noisy examples' removed channels | the clean examples' |\n|---|---|---|---|\n"
-    where += "".join(f"| {k.rsplit('.', 1)[0]} | {n} | {_pct(s['noisy']['layer_share'].get(k))} | {_pct(s['clean']['layer_share'].get(k))} |\n"
-                     for k, n in res["layer_sizes"].items())
-    a = res["summary"].get("auroc_fewer_is_noisy")
-    return head + body + where + ("" if a is None else f"\nThe count as a detector of the flipped labels: AUROC {a:.3f}.\n")
-
-
 def main(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, Any] | None:
     """Run one step (or print every table); ``argv`` (default: the command line's) is recorded."""
     run = Path(args.run)
@@ -354,11 +304,8 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, A
                          "`python -m workbench train --recipe fashion-noisy-r9 --out runs/noisy-r9`")
     out = Path(args.out) if args.out else run / "findings"
     if args.step == "tables":
-        found = [(f.name, json.loads(f.read_text())) for f in sorted(out.glob("*.json"))]
-        # per step, its default file first, then the other runs of the step by name
-        for _, res in sorted(((n, r) for n, r in found if r.get("step") in STEPS),
-                             key=lambda nr: (STEPS.index(nr[1]["step"]), nr[0] != f"{nr[1]['step']}.json", nr[0])):
-            print(f"## {res['step']}\n\n`{res['command']}` ({res['wall_seconds']} s)\n\n{table(res['step'], res)}")
+        for res in read_findings(out):
+            print(f"## {res['step']}\n\n`{res['command']}` ({res['wall_seconds']} s)\n\n{finding_table(res)}")
         return None
     argv = sys.argv[1:] if argv is None else argv
     torch.manual_seed(args.seed)
@@ -375,7 +322,7 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, A
     if Path(name).name != name or not name.endswith(".json"):
         raise SystemExit(f"--json {name!r}: give a file name ending in .json; it is written under {out}")
     (out / name).write_text(json.dumps(res, indent=1) + "\n")
-    print(table(args.step, res))
+    print(finding_table(res))
     return res
 
 

@@ -124,4 +124,11 @@ def test_06_memorization_trains_the_three_models_and_reports(tmp_path):
     assert sorted(int(p.stem.split("_")[1]) for p in (runs / "fashion-noisy" / "epochs").iterdir()) == [0, 1, 2]
     text = _text(nb)
     assert "example-tied / drop" in text and "standard dropout / all" in text and '"critical"' in text
-    assert len(_outputs(nb, "image/png")) >= 2  # accounting and critical-neuron figures
+    assert len(_outputs(nb, "image/png")) >= 3  # accounting, critical-neuron and full-scale figures
+    # section 5 reads the shipped full-scale run: its card and every finding's table, with the command
+    card = json.loads((ROOT / "results/memorization/noisy-r9-run/card.json").read_text())
+    assert f"no dropout: resnet9, {card['epochs']} epochs, test error {card['test_error']:.3f}" in text
+    shown = "".join("".join(o["data"]["text/markdown"]) for o in _outputs(nb, "text/markdown"))
+    for step in ("accounting", "rewind", "retrain", "critical"):
+        assert f"### no dropout: {step}" in shown
+    assert "python benchmarks/memorization_findings.py critical" in shown and "| noisy |" in shown
