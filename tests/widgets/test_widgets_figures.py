@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -147,10 +148,30 @@ def test_image_builders_never_touch_pyplot():
     assert len(fig.axes) == 1
     grid = attribution_grid(img, {"orig": [torch.rand(28, 28)] * 2 + [torch.randn(28, 28)],
                                   "target": [torch.rand(28, 28)] * 3})
-    assert len(grid.axes) == 8 + 2  # 2 rows x (image + 3 maps), plus two colorbars
-    out = Image.open(io.BytesIO(figure_png(grid)))
+    out = Image.open(io.BytesIO(grid))
     assert out.size[0] > 300
+    assert len(figure_png(attribution_overlay(torch.randn(28, 28), img))) > 1000  # the matplotlib overlay renders
     after = set(matplotlib.pyplot.get_fignums()) if "matplotlib.pyplot" in sys.modules else set()
     assert after == before
     with pytest.raises(ValueError, match=r"\(H, W\)"):
         attribution_overlay(torch.zeros(1, 28, 28), img)
+
+
+def test_attribution_grid_draws_the_image_and_leaves_it_visible_where_the_map_is_zero():
+    """The grid's cells, read back from the PNG: the image column is the image; a map that is zero
+    on a region leaves the image (in gray) as it is there; a strong map colours it red."""
+    img = torch.zeros(3, 28, 28)
+    img[1] = 200 / 255  # pure green: no text or border of the grid has that colour
+    attr = torch.zeros(28, 28)
+    attr[:14, :] = 1.0  # the top half matters, the bottom half not at all
+    png = attribution_grid(img, {"row": [attr, attr, attr - attr]}, cell=1.0)  # 100-pixel cells
+    out = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    ys, xs = np.nonzero((out == (0, 200, 0)).all(axis=2))
+    y0, x0 = int(ys.min()), int(xs.min())
+    assert (int(ys.max()) - y0 + 1, int(xs.max()) - x0 + 1) == (100, 100) and len(ys) == 100 * 100
+    x1 = next(x for x in range(x0 + 100, out.shape[1]) if (out[y0 + 50, x] != 255).any())  # the "before" cell
+    before = out[y0:y0 + 100, x1:x1 + 100]
+    gray = round(200 / 3)  # the overlays draw the image in gray: the channels' mean
+    assert (np.abs(before[55:] - gray) <= 1).all()  # no attribution: the image shows through unchanged
+    top = before[:45]  # the strongest attribution: red over the image
+    assert (top[..., 0] > top[..., 1] + 60).all() and (top[..., 0] > top[..., 2] + 60).all()

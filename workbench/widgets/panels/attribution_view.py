@@ -16,7 +16,7 @@ import ipywidgets as W
 from ...attribution import METHODS, REDUCTIONS, method_kwargs
 from ..common import SIZES, MessageArea, css
 from ..glossary import GLOSSARY
-from ..plots.images import attribution_grid, figure_png
+from ..plots.images import attribution_grid
 from ..markup import HTML, markup
 
 if TYPE_CHECKING:
@@ -99,8 +99,8 @@ class AttributionView:
         maps = {name: (aset.map(lab, "before"), aset.map(lab, "after"), aset.map(lab, "diff"))
                 for name, lab in rows.items()}
         cols = ("base model", f"now ({n_edits} edit{'s' if n_edits != 1 else ''})", "now - base")
-        self.image.value = figure_png(attribution_grid(sel.raw, maps, columns=cols, cell=self.cell,
-                                                       fontsize=13 if self.cell > 2 else 10))
+        self.image.value = attribution_grid(sel.raw, maps, columns=cols, cell=self.cell,
+                                            fontsize=13 if self.cell > 2 else 10)
         self.info.value = markup("<span title='{}'>{}, {}: {}; red pushes towards the row's label, blue away; "
                                  "{:.0f} ms</span>", GLOSSARY["attribution"], sel.name, self.method.value,
                                  REDUCTIONS[self.method.value], aset.seconds * 1000)

@@ -1,4 +1,4 @@
-"""Pure image builders: PNG thumbnails and matplotlib attribution overlays.
+"""Pure image builders: PNG thumbnails, the attribution grid (PIL) and matplotlib attribution overlays.
 
 Nothing here touches ``matplotlib.pyplot``: figures are ``matplotlib.figure.Figure``
 objects rendered with the Agg canvas, so building them in a widget callback never opens a
@@ -6,7 +6,9 @@ window nor leaks into a notebook's inline figures.
 """
 from __future__ import annotations
 
+import functools
 import io
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -14,6 +16,7 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image as PILImage
+from PIL import ImageDraw, ImageFont
 
 __all__ = ["attribution_grid", "attribution_overlay", "figure_png", "image_png"]
 
@@ -107,57 +110,118 @@ def attribution_overlay(attr, image, ax: Axes | None = None, *, title: str = "",
     return ax.figure  # type: ignore[return-value]
 
 
+_FONT_FILE = "fonts/ttf/DejaVuSans.ttf"  # matplotlib's own font: the grid reads like the other figures
+_GAP = 6  # pixels between cells
+
+
+@functools.lru_cache(maxsize=8)
+def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    from matplotlib import get_data_path
+
+    try:
+        return ImageFont.truetype(str(Path(get_data_path()) / _FONT_FILE), px)
+    except OSError:  # a matplotlib without its fonts: PIL's own
+        return ImageFont.load_default(px)
+
+
+def _cell(rgb: np.ndarray, px: int) -> PILImage.Image:
+    """``(H, W, 3)`` float 0..1 -> a ``px`` x ``px`` tile: nearest pixels up, area averages down."""
+    img = PILImage.fromarray((np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), mode="RGB")
+    if img.size == (px, px):
+        return img
+    up = px >= max(img.size)
+    return img.resize((px, px), PILImage.Resampling.NEAREST if up else PILImage.Resampling.BOX)
+
+
+def _blend(gray: np.ndarray, rgba: np.ndarray) -> np.ndarray:
+    """The coloured map over the gray image, with the map's own opacity."""
+    a = rgba[..., 3:4]
+    return gray[..., None] * (1.0 - a) + rgba[..., :3] * a
+
+
 def attribution_grid(image, maps: Mapping[str, Sequence], *, columns: Sequence[str] = ("before", "after",
-                     "after - before"), title: str = "", cell: float = 1.9, fontsize: int = 10) -> Figure:
-    """A grid of overlays: one row per label, one column per model state (plus the image),
-    and a colorbar per colour scale (shared by the before/after columns; one for the difference).
+                     "after - before"), title: str = "", cell: float = 1.9, fontsize: int = 10) -> bytes:
+    """PNG bytes of a grid of overlays: one row per label, one column per model state (plus the image),
+    and a colour bar per colour scale (shared by the before/after columns; one for the difference).
+
+    Drawn with numpy and PIL, not matplotlib: the grid is redrawn on every Edit click, and a
+    matplotlib figure of 8 axes and 2 colour bars costs about ten times as much to build and render.
+    The colours are :func:`attribution_overlay`'s.
 
     Args:
         image: ``(C, H, W)`` image in 0..1 (or uint8).
         maps: row title -> sequence of ``(H, W)`` maps, one per entry of ``columns``.
             Rows share one colour scale per column kind so before/after are comparable.
         columns: column titles (a title containing ``-`` is a signed difference).
-        cell: inches per image (presentation mode uses a larger one).
-    Returns:
-        A standalone :class:`matplotlib.figure.Figure` (render it with :func:`figure_png`).
+        title: a line above the grid.
+        cell: inches per image at 100 dpi (presentation mode uses a larger one).
+        fontsize: text size in points at 100 dpi.
     """
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import LinearSegmentedColormap, Normalize
-
+    px, text_px = max(16, round(cell * 100)), max(8, round(fontsize * 100 / 72))
+    font, small = _font(text_px), _font(max(8, text_px - 3))
+    img = _hwc(image)
+    gray = img if img.ndim == 2 else img.mean(axis=2)
+    shown = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
     rows = list(maps)
-    n_cols = len(columns) + 1
-    fig = Figure(figsize=(cell * n_cols + 1.2, cell * max(1, len(rows)) + 0.5), dpi=100)
-    if title:
-        fig.suptitle(title, fontsize=fontsize)
     same_scale = [i for i, c in enumerate(columns) if "-" not in c]
     diff_cols = [i for i in range(len(columns)) if i not in same_scale]
-    lim = max((float(np.abs(_np(maps[r][i])).max(initial=0.0)) for r in rows for i in same_scale), default=1.0) or 1.0
-    signed_same = any(float(_np(maps[r][i]).min(initial=0.0)) < 0 for r in rows for i in same_scale)
+    arrays = {r: [_np(m) for m in maps[r]] for r in rows}
+    for r in rows:
+        for a in arrays[r]:
+            if a.shape != gray.shape:
+                raise ValueError(f"each map must have the image's shape (H, W) = {gray.shape}, got {a.shape}")
+    lim = max((float(np.abs(arrays[r][i]).max(initial=0.0)) for r in rows for i in same_scale), default=1.0) or 1.0
+    signed_same = any(float(arrays[r][i].min(initial=0.0)) < 0 for r in rows for i in same_scale)
+    dl = max((float(np.abs(arrays[r][i]).max(initial=0.0)) for r in rows for i in diff_cols), default=1.0) or 1.0
+
+    draw0 = ImageDraw.Draw(PILImage.new("RGB", (1, 1)))
+    label_w = max((draw0.textlength(r, font=font) for r in rows), default=0.0)
+    left = int(label_w) + 2 * _GAP
+    top = (text_px + _GAP) * (2 if title else 1) + _GAP
+    bars = [("map", -lim if signed_same else 0.0, lim, signed_same)] + ([("after - before", -dl, dl, True)]
+                                                                        if diff_cols else [])
+    tick_w = max(draw0.textlength(f"{v:.2g}", font=small) for _, lo, hi, _ in bars for v in (lo, hi))
+    label_px = max(draw0.textlength(b[0], font=small) for b in bars)
+    bar_w = int(max(14 + _GAP + tick_w, label_px)) + 2 * _GAP
+    small_px = max(8, text_px - 3)
+    n_cols = len(columns) + 1
+    grid_h = max(1, len(rows)) * (px + _GAP)
+    width = left + n_cols * (px + _GAP) + len(bars) * bar_w + _GAP
+    head = small_px + small_px // 2 + _GAP  # a bar's label, then room for half its top tick label
+    bar_h = max(40, (grid_h - _GAP) // len(bars) - head - small_px)
+    height = max(top + grid_h, top - text_px + len(bars) * (bar_h + head + small_px)) + _GAP
+    canvas = PILImage.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    if title:
+        draw.text((width / 2, _GAP), title, fill="black", font=font, anchor="ma")
+    y_titles = top - text_px - _GAP // 2
+    for c, name in enumerate(("image", *columns)):
+        draw.text((left + c * (px + _GAP) + px / 2, y_titles), name, fill="black", font=font, anchor="ma")
     for r, row in enumerate(rows):
-        ax0 = fig.add_subplot(len(rows), n_cols, r * n_cols + 1)
-        ax0.imshow(_hwc(image), cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
-        ax0.set_xticks([])
-        ax0.set_yticks([])
-        ax0.set_ylabel(row, fontsize=fontsize - 1, parse_math=False)  # a class name is text
-        if r == 0:
-            ax0.set_title("image", fontsize=fontsize)
-        for c, col in enumerate(columns):
-            ax = fig.add_subplot(len(rows), n_cols, r * n_cols + c + 2)
-            attribution_overlay(maps[row][c], image, ax, title=col if r == 0 else "", fontsize=fontsize,
-                                vmax=lim if c in same_scale else None, signed=signed_same if c in same_scale else True)
-    fig.subplots_adjust(left=0.08, right=0.86, top=0.84 if title else 0.9, bottom=0.03, wspace=0.08, hspace=0.12)
-    bars = [("map", Normalize(-lim if signed_same else 0.0, lim), "bwr" if signed_same else "Reds")]
-    if diff_cols:
-        dl = max((float(np.abs(_np(maps[r][i])).max(initial=0.0)) for r in rows for i in diff_cols), default=1.0) or 1.0
-        bars.append(("after - before", Normalize(-dl, dl), "bwr"))
-    h = 0.8 / len(bars)
-    for k, (label, norm, name) in enumerate(bars):
-        cax = fig.add_axes((0.88, 0.1 + k * h + 0.05 * h, 0.02, 0.8 * h))
-        cmap = name if name == "bwr" else LinearSegmentedColormap.from_list("wb-reds", ["#fde0d2", "#a50f15"])
-        cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), cax=cax)
-        cb.ax.tick_params(labelsize=fontsize - 3)
-        cb.set_label(label, fontsize=fontsize - 2)
-    return fig
+        y = top + r * (px + _GAP)
+        draw.text((left - _GAP, y + px / 2), row, fill="black", font=font, anchor="rm")
+        canvas.paste(_cell(shown, px), (left, y))
+        for c in range(len(columns)):
+            a = arrays[row][c]
+            rgba = (_overlay_rgba(a, lim, signed_same, None, 0.85) if c in same_scale
+                    else _overlay_rgba(a, dl, True, None, 0.85))
+            canvas.paste(_cell(_blend(gray, rgba), px), (left + (c + 1) * (px + _GAP), y))
+    x = left + n_cols * (px + _GAP) + _GAP
+    for k, (label, lo, hi, signed) in enumerate(bars):
+        y = top - text_px + k * (bar_h + head + small_px)
+        draw.text((x, y), label, fill="black", font=small)
+        y += head
+        v = np.linspace(hi, lo, bar_h)[:, None]  # top: the largest value
+        rgba = _overlay_rgba(v, max(abs(lo), abs(hi)), signed, None, 1.0)
+        strip = np.repeat(rgba[..., :3], 14, axis=1)
+        canvas.paste(PILImage.fromarray((strip * 255.0 + 0.5).astype(np.uint8), mode="RGB"), (x, y))
+        draw.rectangle((x, y, x + 13, y + bar_h - 1), outline="#888888")
+        for frac, val in ((0.0, hi), (0.5, (hi + lo) / 2), (1.0, lo)):
+            draw.text((x + 14 + _GAP, y + frac * (bar_h - 1)), f"{val:.2g}", fill="black", font=small, anchor="lm")
+        x += bar_w
+    buf = io.BytesIO()
+    canvas.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def figure_png(fig: Figure, *, dpi: int = 100) -> bytes:
