@@ -186,7 +186,7 @@ def attribution_grid(image, maps: Mapping[str, Sequence], *, columns: Sequence[s
     small_px = max(8, text_px - 3)
     n_cols = len(columns) + 1
     grid_h = max(1, len(rows)) * (px + _GAP)
-    width = left + n_cols * (px + _GAP) + len(bars) * bar_w + _GAP
+    width = left + n_cols * (px + _GAP) + bar_w + _GAP
     head = small_px + small_px // 2 + _GAP  # a bar's label, then room for half its top tick label
     bar_h = max(40, (grid_h - _GAP) // len(bars) - head - small_px)
     height = max(top + grid_h, top - text_px + len(bars) * (bar_h + head + small_px)) + _GAP
@@ -218,7 +218,6 @@ def attribution_grid(image, maps: Mapping[str, Sequence], *, columns: Sequence[s
         draw.rectangle((x, y, x + 13, y + bar_h - 1), outline="#888888")
         for frac, val in ((0.0, hi), (0.5, (hi + lo) / 2), (1.0, lo)):
             draw.text((x + 14 + _GAP, y + frac * (bar_h - 1)), f"{val:.2g}", fill="black", font=small, anchor="lm")
-        x += bar_w
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     return buf.getvalue()
