@@ -161,3 +161,23 @@ def test_a_cut_cache_reserves_the_bytes_of_every_image_whatever_the_first_batchs
     per_image = sum(c.element_size() * c.numel() for c in one if isinstance(c, torch.Tensor))
     held = {k: v for k, v in ev.budget.held.items() if k.startswith("values crossing the cut")}
     assert list(held.values()) == [per_image * (N + 40)]
+
+
+def test_an_evaluator_and_its_caches_are_freed_as_soon_as_it_is_dropped():
+    """No reference cycle: the cut cache (the largest memory a session holds) goes with the last
+    reference to its evaluator, without waiting for Python's cycle collector."""
+    import gc
+    import weakref
+
+    model, bundle = cnn(), data()
+    Evaluator(model, bundle, layers="2", device="cpu")  # torch's lazy imports on a first forward leave frame
+    gc.collect()  # cycles (torch.fx.wrap keeps its own frame) that hold that first caller until a collection
+    gc.disable()
+    try:
+        ev = Evaluator(model, bundle, layers="2", device="cpu")
+        ev.score({n: ev.model.get_parameter(n).detach() + 0.01 for n in ev.adapter.params("2")})
+        gone = weakref.ref(ev), weakref.ref(ev.edited), weakref.ref(ev._prefix)
+        del ev
+        assert [r() is None for r in gone] == [True, True, True]
+    finally:
+        gc.enable()
