@@ -240,3 +240,24 @@ def test_the_first_edit_on_a_new_group_runs_its_prefix_once_and_no_base_pass(fol
     j = int(torch.nonzero(s.base_preds != s.labels).flatten()[1])
     s.edit_index(j, int(y[j]), method="gd", lr=0.01, layers="2")
     assert prefix[0] == N and head[0] == 2 * N + sample  # a second edit of the group: its suffix only
+
+
+def test_the_first_chunk_is_published_before_the_fast_path_check_and_the_check_precedes_the_cache():
+    """The base pass yields its first chunk (the first page of mistakes) before it runs the
+    fast-path check, and runs the check before the records are complete and kept, also when one
+    chunk is the whole split."""
+    from workbench.evaluation.base_scores import BaseScores, fill
+
+    labels = torch.arange(6) % 3
+    logits = torch.randn(6, 3, generator=torch.Generator().manual_seed(0))
+    for chunks in ([(0, 2), (2, 6)], [(0, 6)]):
+        scores, events = BaseScores(6, 3), []
+        batches = iter([(i, j, logits[i:j]) for i, j in chunks])
+        gen = fill(scores, batches, labels, torch.device("cpu"), first=lambda: events.append(("check", scores.scored)),
+                   keep=lambda records: events.append(("keep", len(records["preds"]))), progress=None)
+        assert next(gen) == (chunks[0][1], 6)
+        if len(chunks) == 2:
+            assert events == []  # the first chunk is out; the check has not run yet
+        assert list(gen) == [(6, 6)][:len(chunks) - 1]
+        assert events == [("check", chunks[0][1]), ("keep", 6)]
+        torch.testing.assert_close(scores.record("logits"), logits)
