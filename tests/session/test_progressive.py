@@ -261,3 +261,29 @@ def test_the_first_chunk_is_published_before_the_fast_path_check_and_the_check_p
         assert list(gen) == [(6, 6)][:len(chunks) - 1]
         assert events == [("check", chunks[0][1]), ("keep", 6)]
         torch.testing.assert_close(scores.record("logits"), logits)
+
+
+def test_a_fast_path_check_failing_in_the_background_is_kept_told_and_nothing_is_cached(folder, monkeypatch, tmp_path):
+    """The check runs in the scoring thread once the first chunk is out: its failure reaches the
+    progress callbacks and ``scoring_failure()``, every reader of the whole split's scores raises
+    it, and the score cache stays empty."""
+    import workbench.evaluation.edited_scores as edited_scores
+
+    def broken(*args, **kw):
+        raise RuntimeError("the evaluator's fast path disagrees with the full forward (a bug)")
+    monkeypatch.setattr(edited_scores, "check_fast_path", broken)
+    root, _, _ = folder
+    heard: list[tuple[int, int]] = []
+    cache = tmp_path / "scores"
+    ev = deferred(small_cnn(), root, score_cache=cache)
+    s = EditSession(small_cnn(), str(root), device="cpu", evaluator=ev, first_chunk=BS,
+                    progress=lambda n, total: heard.append((n, total)), **NORM)
+    assert s.base_scoring.thread is not None  # the rest, and the check, run in the background
+    s.base_scoring.thread.join(30)
+    assert isinstance(s.scoring_failure(), RuntimeError) and "fast path disagrees" in str(s.scoring_failure())
+    assert heard[-1] == (BS, N)  # told after the failure, the scored part as it stood
+    with pytest.raises(RuntimeError, match="fast path disagrees"):
+        s.wait_scored()
+    with pytest.raises(RuntimeError, match="fast path disagrees"):
+        _ = s.evaluator.base_preds
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))

@@ -9,6 +9,7 @@ of the comparison.
 from __future__ import annotations
 
 import html
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -219,6 +220,29 @@ def test_lesson_steps_to_the_end_and_back(wb):
     assert les.position == 0 and not s.history and bar.back_button.disabled
     bar.next_button.click()  # and forward again, from the same state
     assert [r.index for r in s.history] == [typical]
+
+
+def test_a_lesson_step_shows_its_sentence_while_it_runs(wb):
+    from workbench.widgets.lesson import Step
+
+    bar, seen = wb.lesson_bar, []
+
+    def words(widget) -> str:
+        return re.sub(r"<[^>]+>", "", _text(widget))
+
+    def run(_lesson) -> str:  # what the class sees while the step computes
+        seen.append((words(bar.step), words(bar.sentence), words(bar.result), bar.next_button.disabled,
+                     bar.back_button.disabled))
+        return "42 images changed."
+    wb.lesson.steps = (Step("First", "The first sentence.", run, "workbench"),
+                       Step("Second", "The second sentence.", run, "workbench"))
+    wb.lesson_toggle.value = True
+    bar.next_button.click()
+    assert seen == [("Lesson · step 1 of 2 · First", "The first sentence.", "working…", True, True)]
+    assert "42 images changed." in _text(bar.result) and not bar.next_button.disabled
+    bar.next_button.click()
+    assert seen[1][:3] == ("Lesson · step 2 of 2 · Second", "The second sentence.", "working…")
+    assert "End of the lesson" in _text(bar.result)
 
 
 def test_a_lesson_fix_tries_the_next_mistakes_and_says_so_when_none_is_fixed(wb):

@@ -356,3 +356,14 @@ def test_outcome_terms_are_all_explained(wb):
         assert f">{t}</abbr>" in card and GLOSSARY[t]
     assert "✓ / ✗" in GLOSSARY and "bars" in GLOSSARY
     assert wb.metrics.strip_cells[0][1].tooltip
+
+
+def test_a_failed_background_scoring_is_shown_beside_the_list(wb, monkeypatch):
+    """The base scoring's failure (told through its progress callback) goes to the list's message
+    line in words, and the progress bar stays where the scoring stopped."""
+    failure = RuntimeError("the evaluator's fast path disagrees with the full forward")
+    monkeypatch.setattr(wb.session, "scoring_failure", lambda: failure)
+    wb.controller.callbacks.scoring(16, 96)
+    assert wb.browser_messages.level == "error" and wb.browser_messages.last_error is failure
+    assert "Scoring the base model (stopped at 16 of 96 images) did not work" in wb.browser_messages.text
+    assert "fast path disagrees" in wb.browser_messages.text

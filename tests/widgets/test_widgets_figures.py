@@ -175,3 +175,18 @@ def test_attribution_grid_draws_the_image_and_leaves_it_visible_where_the_map_is
     assert (np.abs(before[55:] - gray) <= 1).all()  # no attribution: the image shows through unchanged
     top = before[:45]  # the strongest attribution: red over the image
     assert (top[..., 0] > top[..., 1] + 60).all() and (top[..., 0] > top[..., 2] + 60).all()
+
+
+def test_attribution_grid_keeps_the_aspect_and_survives_a_nan_and_says_which_row_is_short():
+    img = torch.zeros(3, 14, 28)
+    img[1] = 200 / 255
+    attr = torch.zeros(14, 28)
+    attr[0, 0] = float("nan")  # one bad value must not blacken the grid
+    png = attribution_grid(img, {"row": [attr, attr, attr]}, cell=1.0)
+    out = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+    ys, xs = np.nonzero((out == (0, 200, 0)).all(axis=2))
+    assert (int(ys.max()) - int(ys.min()) + 1, int(xs.max()) - int(xs.min()) + 1) == (50, 100)  # 14x28 -> 50x100
+    gray = round(200 / 3)
+    assert (np.abs(out[ys.min():ys.max() + 1, xs.max() + 1:] - gray) <= 1).all(axis=2).sum() >= 3 * 50 * 100
+    with pytest.raises(ValueError, match="row 'row' has 2 maps for 3 columns"):
+        attribution_grid(img, {"row": [attr, attr]})

@@ -148,30 +148,30 @@ def fill(scores: BaseScores, batches: Iterator[tuple[int, int, torch.Tensor]], l
          device: torch.device, *, first: Callable[[], object], keep: Callable[[dict[str, torch.Tensor]], object] | None,
          progress: Callable[[int, int], None] | None) -> Generator[tuple[int, int], None, None]:
     """The base pass: ``scores`` filled from ``batches`` (``(i, j, logits of images i:j)`` in order),
-    yielding ``(scored, total)`` after each. ``first()`` (the fast-path check) runs after the first
-    chunk is yielded, before the second goes in (or at once when one chunk is the whole split),
-    so a first page of mistakes does not wait for it (about three forwards of a few images:
-    seconds for a ViT-B on a CPU), and the records are never complete or kept unchecked; ``keep(records)`` once every image is in (the score cache), ``progress(scored, total)``
-    after each chunk. Closing it early stops the scoring (readers get :class:`ScoringStopped`); an
-    error in it reaches every reader, and nothing is kept."""
+    yielding ``(scored, total)`` after each.
+
+    ``first()`` (the fast-path check) runs once the first chunk is yielded, before the second is
+    computed (at once when one chunk is the whole split): a first page of mistakes does not wait
+    for it (about three forwards of a few images, seconds for a ViT-B on a CPU), and the records
+    are never complete or kept unchecked. ``keep(records)`` runs once every image is in (the score
+    cache), ``progress(scored, total)`` after each chunk. Closing it early stops the scoring
+    (readers get :class:`ScoringStopped`); an error in it reaches every reader, and nothing is kept.
+    """
     n = scores.total
-    checked = False
     try:
         for i, j, logits in batches:
-            if i > 0 and not checked:  # the first chunk is out: the check runs before the next one goes in
-                first()
-                checked = True
             scores.add(i, j, logits)
             if j == n:
-                if not checked:  # one chunk was the whole split
+                if i == 0:  # one chunk is the whole split: checked before the records are complete
                     first()
-                    checked = True
                 records = scores.finish(labels, device)
                 if keep is not None:
                     keep(records)
             if progress is not None:
                 progress(j, n)
             yield j, n
+            if i == 0 and j < n:  # the first chunk is out: checked before the second is computed
+                first()
     except GeneratorExit:
         scores.fail(ScoringStopped(f"the base scoring was stopped at {scores.scored} of {n} images "
                                    "(the session was closed); open the session again"))

@@ -26,8 +26,9 @@ def read_findings(folder: str | Path) -> list[dict[str, Any]]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} does not exist: compute the findings with "
-                                "`python benchmarks/memorization_findings.py accounting` (and rewind, retrain, critical)")
+        raise FileNotFoundError(f"{folder} does not exist: compute the findings with `python "
+                                f"benchmarks/memorization_findings.py STEP --run {folder.parent}` for each STEP in "
+                                "accounting, rewind, retrain, critical")
     found = [(f.name, json.loads(f.read_text())) for f in sorted(folder.glob("*.json"))]
     ordered = sorted(((n, r) for n, r in found if r.get("step") in STEPS),
                      key=lambda nr: (STEPS.index(nr[1]["step"]), nr[0] != f"{nr[1]['step']}.json", nr[0]))

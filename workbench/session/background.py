@@ -54,6 +54,7 @@ class BaseScoring:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
+        self.error: BaseException | None = None  # why the background pass failed (it is told to the views too)
 
     def start(self) -> None:
         """Score the first chunk (everything, without ``background``), then start the thread."""
@@ -66,12 +67,15 @@ class BaseScoring:
             self._notify(scored, total)
             enough = scored >= self.first_chunk or time.perf_counter() - t0 >= self.first_wait
             if self.background and enough and total - scored >= self.first_chunk:
+                ev.base.runner = None  # this thread no longer computes them: it may wait for them
                 self.thread = threading.Thread(target=self._run, args=(passes,), name="workbench-scoring",
                                                daemon=True)
                 self.thread.start()
                 return
 
     def _run(self, passes: Generator[tuple[int, int], None, None]) -> None:
+        assert self.evaluator is not None
+        self.evaluator.base.runner = threading.get_ident()  # the pass resumes here (its checks included)
         try:
             for scored, total in passes:
                 self._notify(scored, total)
@@ -79,8 +83,10 @@ class BaseScoring:
                     passes.close()  # the evaluator records why; readers get ScoringStopped
                     return
         except Exception as err:  # noqa: BLE001 - kept by the evaluator: every reader of the scores raises it
+            self.error = err
             warnings.warn(f"scoring the base model failed: {type(err).__name__}: {err}", RuntimeWarning,
                           stacklevel=1)
+            self._notify(*self.progress())  # the views hear it (and read :attr:`error`)
 
     def _notify(self, scored: int, total: int) -> None:
         with self._lock:
@@ -97,6 +103,10 @@ class BaseScoring:
         """``(scored, total)`` images of the split whose base scores are in (``(0, 0)`` without data)."""
         ev = self.evaluator
         return (0, 0) if ev is None else (ev.base.scored, ev.base.total)
+
+    def failure(self) -> BaseException | None:
+        """Why the background pass failed (None: it did not, or it still runs)."""
+        return self.error
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until every base score is in; False when ``timeout`` seconds passed first.

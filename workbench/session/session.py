@@ -141,6 +141,7 @@ class EditSession:
         self.exact_async = sc.exact_async
         bs = self.base_scoring
         self.scoring_progress, self.wait_scored, self.on_scoring_progress = bs.progress, bs.wait, bs.on_progress
+        self.scoring_failure = bs.failure
         bs.start()  # the first chunk now; the rest in a background thread
         if p.resume_history:
             self.load_history(p.autosave_dir)  # type: ignore[arg-type]

@@ -57,7 +57,7 @@ class AppWorkbench(Workbench):
                         editable if editable is not None else shipped_model("fashion-editable"))
         super().__init__(session, **kw)
         self.lesson = Lesson(self)
-        self.lesson_bar = LessonBar(self._guarded_lesson(self.lesson.next), self._guarded_lesson(self.lesson.back))
+        self.lesson_bar = LessonBar(self._guarded_lesson(self._lesson_next), self._guarded_lesson(self.lesson.back))
         self.lesson_toggle = css(W.ToggleButton(value=False, description="Lesson", icon="graduation-cap",
                                                 tooltip="a guided sequence of five steps"), "wb-lesson-toggle")
         self.compare_toggle = css(W.ToggleButton(value=False, description="Baseline vs editable-trained",
@@ -80,6 +80,13 @@ class AppWorkbench(Workbench):
             self.lesson_toggle.value = on  # calls back here
             return
         self.lesson_bar.widget.layout.display = "" if on else "none"
+
+    def _lesson_next(self) -> None:
+        les = self.lesson
+        if not les.at_end:  # the step's sentence shows while it runs (a step may take seconds)
+            step = les.steps[les.position]
+            self.lesson_bar.announce(les.position + 1, len(les.steps), step.title, step.sentence)
+        les.next()
 
     def _guarded_lesson(self, action: Any) -> Any:
         def run() -> None:

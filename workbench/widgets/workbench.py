@@ -249,6 +249,10 @@ class Workbench:
         self.panel.set_group(group)
 
     def _on_scoring(self, scored: int, total: int) -> None:
+        failed = self.session.scoring_failure()
+        if failed is not None:  # the list stays as it was scored; every figure of the whole split would raise
+            self.browser_messages.error(failed, f"Scoring the base model (stopped at {scored:,} of {total:,} images)")
+            return
         self.browser.set_progress(scored, total)
         if scored == total:
             self.header.value = header_html(self.session, self.name)

@@ -53,12 +53,20 @@ class LessonBar:
         with self.messages.guard("The lesson step"):  # the action calls show(), which sets the buttons again
             action()
 
+    def announce(self, position: int, total: int, title: str, sentence: str) -> None:
+        """While step ``position`` runs: its title and sentence (the class reads it meanwhile) and
+        "working…"; the buttons stay disabled until :meth:`show`."""
+        self.step.value = markup("<b>Lesson · step {} of {}</b> · {}", position, total, title)
+        self.sentence.value = markup("{}", sentence)
+        self.result.value = markup("<i>working…</i>")
+
     def show(self, position: int, total: int, title: str, sentence: str, result: str) -> None:
         """Show step ``position`` of ``total`` (0: the introduction; ``total``: the last step ran)."""
-        where = (markup("<b>Lesson</b> · {} steps", total) if position == 0 else
-                 markup("<b>Lesson · step {} of {}</b> · {}", position, total, title))
-        self.step.value = where
-        self.sentence.value = markup("{}", sentence)
+        if position == 0:
+            self.step.value = markup("<b>Lesson</b> · {} steps", total)
+            self.sentence.value = markup("{}", sentence)
+        else:
+            self.announce(position, total, title, sentence)
         self.result.value = markup("<b>{}</b>{}", result, " End of the lesson." if position >= total else "")
         self.back_button.disabled = position == 0
         self.next_button.disabled = position >= total

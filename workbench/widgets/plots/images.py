@@ -20,6 +20,11 @@ from PIL import ImageDraw, ImageFont
 
 __all__ = ["attribution_grid", "attribution_overlay", "figure_png", "image_png"]
 
+_FONT_FILE = "fonts/ttf/DejaVuSans.ttf"  # matplotlib's own font: the grid reads like the other figures
+_GAP = 6  # pixels between cells
+_OPACITY = 0.85  # of a map at its colour limit (attribution_overlay's default)
+_BAR_PX = 14  # width of a colour bar
+
 
 def _np(x) -> np.ndarray:
     if hasattr(x, "detach"):
@@ -72,7 +77,7 @@ def _overlay_rgba(a: np.ndarray, lim: float, signed: bool, cmap: str | None, alp
 
 
 def attribution_overlay(attr, image, ax: Axes | None = None, *, title: str = "", cmap: str | None = None,
-                        alpha: float = 0.85, vmax: float | None = None, signed: bool | None = None,
+                        alpha: float = _OPACITY, vmax: float | None = None, signed: bool | None = None,
                         fontsize: int = 10) -> Figure:
     """Draw an attribution map over a grayscale version of its image.
 
@@ -110,8 +115,6 @@ def attribution_overlay(attr, image, ax: Axes | None = None, *, title: str = "",
     return ax.figure  # type: ignore[return-value]
 
 
-_FONT_FILE = "fonts/ttf/DejaVuSans.ttf"  # matplotlib's own font: the grid reads like the other figures
-_GAP = 6  # pixels between cells
 
 
 @functools.lru_cache(maxsize=8)
@@ -124,13 +127,13 @@ def _font(px: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default(px)
 
 
-def _cell(rgb: np.ndarray, px: int) -> PILImage.Image:
-    """``(H, W, 3)`` float 0..1 -> a ``px`` x ``px`` tile: nearest pixels up, area averages down."""
+def _cell(rgb: np.ndarray, size: tuple[int, int]) -> PILImage.Image:
+    """``(H, W, 3)`` float 0..1 -> a tile of ``size`` (width, height): nearest pixels up, area averages down."""
     img = PILImage.fromarray((np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8), mode="RGB")
-    if img.size == (px, px):
+    if img.size == size:
         return img
-    up = px >= max(img.size)
-    return img.resize((px, px), PILImage.Resampling.NEAREST if up else PILImage.Resampling.BOX)
+    up = size[0] >= img.width
+    return img.resize(size, PILImage.Resampling.NEAREST if up else PILImage.Resampling.BOX)
 
 
 def _blend(gray: np.ndarray, rgba: np.ndarray) -> np.ndarray:
@@ -157,16 +160,23 @@ def attribution_grid(image, maps: Mapping[str, Sequence], *, columns: Sequence[s
         cell: inches per image at 100 dpi (presentation mode uses a larger one).
         fontsize: text size in points at 100 dpi.
     """
-    px, text_px = max(16, round(cell * 100)), max(8, round(fontsize * 100 / 72))
-    font, small = _font(text_px), _font(max(8, text_px - 3))
     img = _hwc(image)
+    if img.ndim == 3 and img.shape[2] != 3:  # not RGB (e.g. 2 or 4 channels): shown in gray
+        img = img.mean(axis=2)
     gray = img if img.ndim == 2 else img.mean(axis=2)
     shown = np.repeat(img[..., None], 3, axis=2) if img.ndim == 2 else img
+    side, text_px = max(16, round(cell * 100)), max(8, round(fontsize * 100 / 72))
+    h, w = gray.shape  # a cell keeps the image's aspect: its longer side is ``side`` pixels
+    pw, ph = (side, max(1, round(side * h / w))) if w >= h else (max(1, round(side * w / h)), side)
+    font, small = _font(text_px), _font(max(8, text_px - 3))
     rows = list(maps)
     same_scale = [i for i, c in enumerate(columns) if "-" not in c]
     diff_cols = [i for i in range(len(columns)) if i not in same_scale]
-    arrays = {r: [_np(m) for m in maps[r]] for r in rows}
+    arrays = {r: [np.nan_to_num(_np(m), nan=0.0, posinf=0.0, neginf=0.0) for m in maps[r]] for r in rows}
     for r in rows:
+        if len(arrays[r]) != len(columns):
+            raise ValueError(f"row {r!r} has {len(arrays[r])} maps for {len(columns)} columns {list(columns)}: "
+                             "give one map per column")
         for a in arrays[r]:
             if a.shape != gray.shape:
                 raise ValueError(f"each map must have the image's shape (H, W) = {gray.shape}, got {a.shape}")
@@ -178,15 +188,15 @@ def attribution_grid(image, maps: Mapping[str, Sequence], *, columns: Sequence[s
     label_w = max((draw0.textlength(r, font=font) for r in rows), default=0.0)
     left = int(label_w) + 2 * _GAP
     top = (text_px + _GAP) * (2 if title else 1) + _GAP
-    bars = [("map", -lim if signed_same else 0.0, lim, signed_same)] + ([("after - before", -dl, dl, True)]
-                                                                        if diff_cols else [])
+    bars = [("map", -lim if signed_same else 0.0, lim, signed_same)] + (
+        [(columns[diff_cols[0]], -dl, dl, True)] if diff_cols else [])
     tick_w = max(draw0.textlength(f"{v:.2g}", font=small) for _, lo, hi, _ in bars for v in (lo, hi))
     label_px = max(draw0.textlength(b[0], font=small) for b in bars)
-    bar_w = int(max(14 + _GAP + tick_w, label_px)) + 2 * _GAP
+    bar_w = int(max(_BAR_PX + _GAP + tick_w, label_px)) + 2 * _GAP
     small_px = max(8, text_px - 3)
     n_cols = len(columns) + 1
-    grid_h = max(1, len(rows)) * (px + _GAP)
-    width = left + n_cols * (px + _GAP) + bar_w + _GAP
+    grid_h = max(1, len(rows)) * (ph + _GAP)
+    width = left + n_cols * (pw + _GAP) + bar_w + _GAP
     head = small_px + small_px // 2 + _GAP  # a bar's label, then room for half its top tick label
     bar_h = max(40, (grid_h - _GAP) // len(bars) - head - small_px)
     height = max(top + grid_h, top - text_px + len(bars) * (bar_h + head + small_px)) + _GAP
@@ -196,28 +206,29 @@ def attribution_grid(image, maps: Mapping[str, Sequence], *, columns: Sequence[s
         draw.text((width / 2, _GAP), title, fill="black", font=font, anchor="ma")
     y_titles = top - text_px - _GAP // 2
     for c, name in enumerate(("image", *columns)):
-        draw.text((left + c * (px + _GAP) + px / 2, y_titles), name, fill="black", font=font, anchor="ma")
+        draw.text((left + c * (pw + _GAP) + pw / 2, y_titles), name, fill="black", font=font, anchor="ma")
     for r, row in enumerate(rows):
-        y = top + r * (px + _GAP)
-        draw.text((left - _GAP, y + px / 2), row, fill="black", font=font, anchor="rm")
-        canvas.paste(_cell(shown, px), (left, y))
+        y = top + r * (ph + _GAP)
+        draw.text((left - _GAP, y + ph / 2), row, fill="black", font=font, anchor="rm")
+        canvas.paste(_cell(shown, (pw, ph)), (left, y))
         for c in range(len(columns)):
             a = arrays[row][c]
-            rgba = (_overlay_rgba(a, lim, signed_same, None, 0.85) if c in same_scale
-                    else _overlay_rgba(a, dl, True, None, 0.85))
-            canvas.paste(_cell(_blend(gray, rgba), px), (left + (c + 1) * (px + _GAP), y))
-    x = left + n_cols * (px + _GAP) + _GAP
+            rgba = (_overlay_rgba(a, lim, signed_same, None, _OPACITY) if c in same_scale
+                    else _overlay_rgba(a, dl, True, None, _OPACITY))
+            canvas.paste(_cell(_blend(gray, rgba), (pw, ph)), (left + (c + 1) * (pw + _GAP), y))
+    x = left + n_cols * (pw + _GAP) + _GAP
     for k, (label, lo, hi, signed) in enumerate(bars):
         y = top - text_px + k * (bar_h + head + small_px)
         draw.text((x, y), label, fill="black", font=small)
         y += head
         v = np.linspace(hi, lo, bar_h)[:, None]  # top: the largest value
         rgba = _overlay_rgba(v, max(abs(lo), abs(hi)), signed, None, 1.0)
-        strip = np.repeat(rgba[..., :3], 14, axis=1)
+        strip = np.repeat(rgba[..., :3], _BAR_PX, axis=1)
         canvas.paste(PILImage.fromarray((strip * 255.0 + 0.5).astype(np.uint8), mode="RGB"), (x, y))
-        draw.rectangle((x, y, x + 13, y + bar_h - 1), outline="#888888")
+        draw.rectangle((x, y, x + _BAR_PX - 1, y + bar_h - 1), outline="#888888")
         for frac, val in ((0.0, hi), (0.5, (hi + lo) / 2), (1.0, lo)):
-            draw.text((x + 14 + _GAP, y + frac * (bar_h - 1)), f"{val:.2g}", fill="black", font=small, anchor="lm")
+            draw.text((x + _BAR_PX + _GAP, y + frac * (bar_h - 1)), f"{val:.2g}", fill="black", font=small,
+                      anchor="lm")
     buf = io.BytesIO()
     canvas.save(buf, format="PNG")
     return buf.getvalue()
