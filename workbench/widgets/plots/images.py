@@ -207,8 +207,8 @@ def attribution_grid(image, maps: Mapping[str, Sequence], *, columns: Sequence[s
     y_titles = top - text_px - _GAP // 2
     for c, name in enumerate(("image", *columns)):
         draw.text((left + c * (pw + _GAP) + pw / 2, y_titles), name, fill="black", font=font, anchor="ma")
-    for r, row in enumerate(rows):
-        y = top + r * (ph + _GAP)
+    for k, row in enumerate(rows):
+        y = top + k * (ph + _GAP)
         draw.text((left - _GAP, y + ph / 2), row, fill="black", font=font, anchor="rm")
         canvas.paste(_cell(shown, (pw, ph)), (left, y))
         for c in range(len(columns)):
