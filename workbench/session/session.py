@@ -77,8 +77,9 @@ class EditSession:
             came from a writable one, else under ``~/.cache/editable-workbench`` (``$WORKBENCH_SCORE_CACHE``
             overrides, ``off`` disables); a folder; False or None: not kept.
         background: True (default) returns once the first ``first_chunk`` images are scored, or
-            after about 3 s of scoring (``background.FIRST_WAIT_S``; a 224-px model on the CPU), and scores the rest in a background thread (``scoring_progress()``, ``wait_scored()``,
-            ``on_scoring_progress(cb)``); False scores every image first.
+            after about 3 s of scoring (``background.FIRST_WAIT_S``; a 224-px model on the CPU), and
+            scores the rest in a background thread (``scoring_progress()``, ``wait_scored()``,
+            ``on_scoring_progress(cb)``, ``scoring_failure()``); False scores every image first.
         first_chunk: images scored before the session is returned (default 256, whole batches).
 
     Example:
