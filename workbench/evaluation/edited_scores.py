@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from typing import Callable, Generator, Iterator, Mapping, Sequence
+from typing import Generator, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn as nn
@@ -52,16 +52,14 @@ class EditedScores:
         precision: how scores are computed (``"exact"`` or ``"fast"``).
         group: ``(names, cut)`` of the evaluator's group (the fast path is checked on it).
         label: the group's name, for messages; fast_path: how scores are computed, in words.
-        images: ``images(indices) -> (n, C, H, W)`` normalised, on ``device``.
     """
 
     def __init__(self, model: nn.Module, adapter: ModelAdapter, prefix: StageCache | GraphCache, data: Batches,
                  base: BaseScores, lock: threading.RLock, precision: Precision, device: torch.device, *,
-                 group: tuple[list[str], str | Split | None], label: str, fast_path: str,
-                 images: Callable[[range], torch.Tensor]) -> None:
+                 group: tuple[list[str], str | Split | None], label: str, fast_path: str) -> None:
         self.model, self.adapter, self.prefix, self.data = model, adapter, prefix, data
         self.base, self.lock, self.precision, self.device = base, lock, precision, device
-        self.group, self.label, self.fast_path, self.images = group, label, fast_path, images
+        self.group, self.label, self.fast_path = group, label, fast_path
         self.names = {n for n, _ in model.named_parameters()} | {n for n, _ in model.named_buffers()}
         self.memo: tuple[tuple, torch.Tensor] | None = None  # ((key, tensors), (N, C) device logits)
         self.checked: float | None = None
@@ -73,7 +71,7 @@ class EditedScores:
         if self.checked is None:
             names, cut = self.group
             n = min(FAST_PATH_CHECK_IMAGES, self.base.total, self.data.batch_size)
-            xs = prepare_input(self.images(range(n)), self.precision)
+            xs = self.data.at(torch.arange(n))  # normalised, on the device, in the precision's format
             base = self.base.first_logits(len(xs), self.device)
             with scoring(self.precision):
                 self.checked = check_fast_path(self.model, self.adapter, self.prefix, xs, base, names, cut,

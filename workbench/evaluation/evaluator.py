@@ -49,7 +49,7 @@ from .fast_path import FAST_PATH_CHECK_IMAGES, FAST_PATH_RTOL, describe  # noqa:
 from .edit_runs import EditCallback, run_edits
 from .score_cache import open_score_cache
 from .reports import EditOutcome, EditReport, EvalSummary, group_name
-from .split_views import SplitViews, normalized_images
+from .split_views import SplitViews
 from .split_checks import batch_size_for, classes_of, split_source
 
 T = TypeVar("T")
@@ -165,10 +165,9 @@ class Evaluator(SplitViews):
         records = self._scores.load(self._score_key, self.labels, n_cls) if self._scores is not None else None
         self.base = BaseScores(len(src), n_cls)
         self._lock = threading.RLock()  # one pass at a time on self.model (functional_call swaps its weights)
-        images = functools.partial(normalized_images, src, bundle.normalize, self.device)  # holds no self: no cycle
         self.edited = ed = EditedScores(self.model, self.adapter, self._prefix, c.data, self.base, self._lock,
                                         self.precision, self.device, group=(names, cut), label=group_name(layers),
-                                        fast_path=self.fast_path, images=images)
+                                        fast_path=self.fast_path)  # it holds nothing of self: no cycle
         self.logits_for, self.preds_for, self.preds_on, self.score_pass = \
             ed.logits_for, ed.preds_for, ed.preds_on, ed.score_pass  # scoring edited weights is its part's
         self._pass: Progress = _nothing()

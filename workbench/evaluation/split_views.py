@@ -12,14 +12,7 @@ from .reports import Misclassified, confusion_matrix, errors_from_logits, per_cl
 if TYPE_CHECKING:
     from ..data import ImageSource
 
-__all__ = ["SplitViews", "normalized_images"]
-
-
-def normalized_images(source: ImageSource, normalize: Callable[[torch.Tensor], torch.Tensor], device: torch.device,
-                      indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
-    """Examples ``indices`` of ``source``, normalised: ``(n, C, H, W) float32`` on ``device``
-    (a function of its own, so that a part given it holds no reference to its evaluator)."""
-    return normalize(source.images(torch.as_tensor(indices, dtype=torch.long).reshape(-1)).to(device))
+__all__ = ["SplitViews"]
 
 
 class SplitViews:
@@ -57,7 +50,7 @@ class SplitViews:
 
     def images(self, indices: torch.Tensor | Sequence[int]) -> torch.Tensor:
         """Examples ``indices``, normalised: ``(n, C, H, W) float32`` on the evaluator's device."""
-        return normalized_images(self.source, self.normalize, self.device, indices)
+        return self.normalize(self.raw_images(indices).to(self.device))
 
     # ----------------------------------------------------------------- base-model views
     def misclassified(self, sort: str = "index") -> list[Misclassified]:
