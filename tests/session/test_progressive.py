@@ -281,7 +281,7 @@ def test_a_fast_path_check_failing_in_the_background_is_kept_told_and_nothing_is
     assert s.base_scoring.thread is not None  # the rest, and the check, run in the background
     s.base_scoring.thread.join(30)
     assert isinstance(s.scoring_failure(), RuntimeError) and "fast path disagrees" in str(s.scoring_failure())
-    assert heard[-1] == (BS, N)  # told after the failure, the scored part as it stood
+    assert heard == [(BS, N), (BS, N)]  # the first chunk, then the failure, with the scored part as it stood
     with pytest.raises(RuntimeError, match="fast path disagrees"):
         s.wait_scored()
     with pytest.raises(RuntimeError, match="fast path disagrees"):
