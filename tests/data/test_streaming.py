@@ -5,6 +5,7 @@ scores is ``torch.equal`` on the CPU (the streamed and in-memory paths run the s
 """
 from __future__ import annotations
 
+import platform
 import warnings
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from PIL import Image
 
 from workbench.data import StreamedSplitError, as_bundle
 from workbench.evaluation import Evaluator
-from workbench.evaluation.budget import parse_bytes
+from workbench.evaluation import cache_store
+from workbench.evaluation.budget import parse_bytes, release_heap
 from workbench.models import ModelAdapter
 from workbench.session import EditSession
 
@@ -147,6 +149,52 @@ def test_memory_budget_is_respected_and_results_are_identical(tmp_path, monkeypa
     assert parse_bytes("4GiB") == 4 * 2 ** 30 and parse_bytes("1.5MB") == 1_500_000
     with pytest.raises(ValueError, match="4GiB"):
         parse_bytes("four gigs")
+
+
+def anon_mib() -> float:
+    """This process's anonymous resident memory (``RssAnon``), MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssAnon:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no RssAnon in /proc/self/status")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_heap_memory_freed_in_batches_goes_back_to_the_os():
+    big = torch.ones(16 * 2 ** 20 // 4)
+    del big  # a freed 16 MiB block raises glibc's mmap threshold: 2 MiB batches now come from the heap
+    blocks = [torch.ones(2 * 2 ** 20 // 4) for _ in range(300)]  # 600 MiB of 2 MiB batches
+    kept = blocks[1::2]  # every other one stays: the freed ones lie between blocks in use
+    before = anon_mib()
+    del blocks
+    held = anon_mib()
+    assert release_heap()
+    after = anon_mib()
+    assert held - after > 200, (before, held, after)  # glibc held the 300 MiB freed until the trim
+    assert len(kept) == 150
+
+
+def test_a_memory_mapped_cache_gives_the_heap_back_after_each_batch_it_copies(monkeypatch, tiny_model, fashion_small):
+    trims: list[int] = []
+    monkeypatch.setattr(cache_store, "release_heap", lambda: trims.append(1) or True)
+    data = fashion_small.subset(test=200)
+    x = torch.randint(0, 256, (200, 3, 16, 16), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    cases = [(tiny_model, data, "chain2", "chain2.0.conv1.weight"),  # a stage cache (the project's ResNet)
+             (small_cnn(), as_bundle((x, torch.arange(200) % 3), val_fraction=0, mean=(.5,) * 3, std=(.25,) * 3),
+              "2", "2.weight")]  # a graph cache
+    for model, bundle, group, name in cases:
+        params = {name: dict(model.named_parameters())[name] + 0.01}
+        for spill in ("mmap", "recompute", None):
+            trims.clear()
+            ev = Evaluator(model, bundle, layers=group, device="cpu", batch_size=BS,  # the base pass fills the
+                           memory_budget=None if spill is None else 1, spill=spill or "mmap")  # cache at the cut
+            where = next(iter(ev.cache_info().values()))
+            assert ("memory-mapped" in where) == (spill == "mmap")
+            assert len(trims) >= (200 // BS if spill == "mmap" else 0) and (spill == "mmap" or not trims)
+            trims.clear()
+            ev.logits_for(params)  # read back: nothing copied, nothing to give back
+            assert not trims
+            ev.close()
 
 
 def test_base_scores_are_reused_on_reopen_and_invalidated_by_a_changed_weight_or_image(tmp_path):

@@ -18,6 +18,7 @@ import torch
 
 from ..models.graph import TRACE_LOCK
 
+from .budget import release_heap
 from .score_cache import score_records
 
 __all__ = ["BaseScores", "ScoringStopped", "fill", "locked"]
@@ -165,6 +166,7 @@ def fill(scores: BaseScores, batches: Iterator[tuple[int, int, torch.Tensor]], l
                 if i == 0:  # one chunk is the whole split: checked before the records are complete
                     first()
                 records = scores.finish(labels, device)
+                release_heap()  # the pass's freed batches go back to the OS (see release_heap)
                 if keep is not None:
                     keep(records)
             if progress is not None:

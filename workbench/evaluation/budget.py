@@ -9,16 +9,20 @@ costs a disk read, far less than recomputing a deep prefix) or recomputed batch 
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import os
 import re
 import shutil
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Callable
 
 import torch
 
-__all__ = ["MemoryBudget", "SpillFolder", "default_budget", "parse_bytes", "SPILL_MODES"]
+__all__ = ["MemoryBudget", "SpillFolder", "default_budget", "parse_bytes", "release_heap", "SPILL_MODES"]
 
 SPILL_MODES = ("mmap", "recompute")
 RAM_SHARE = 0.4  # of the RAM available now, when no budget is given
@@ -73,6 +77,32 @@ def default_budget(device: torch.device) -> int:
         return max(MIN_DEFAULT, int(free * GPU_SHARE))
     ram = available_ram()
     return max(MIN_DEFAULT, int(ram * RAM_SHARE)) if ram is not None else 2 * 2 ** 30
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none (macOS, Windows, musl)."""
+    name = ctypes.util.find_library("c")
+    try:
+        return ctypes.CDLL(name).malloc_trim if name else None  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+def release_heap() -> bool:
+    """Give the heap memory this process has freed back to the OS; returns whether it could.
+
+    glibc keeps freed blocks below its mmap threshold (which grows up to 32 MiB as blocks are
+    freed) in its arenas for reuse: batch after batch of activations copied into a memory-mapped
+    cache and freed leaves gigabytes held by the process though nothing uses them (ResNet-50 at
+    224 px, the cut before layer3 of 1,000 images in a file: 1.4 GiB held, 0.7 GiB after a trim).
+    ``malloc_trim(0)`` returns them; it is a no-op (False) without glibc.
+    """
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True
 
 
 class MemoryBudget:

@@ -14,7 +14,7 @@ import torch
 
 from ..batching import MIN_BATCH, BatchPlan, Precision, prepare_input, to_device
 from ..data import ImageSource
-from .budget import MemoryBudget, SpillFolder
+from .budget import MemoryBudget, SpillFolder, release_heap
 
 __all__ = ["LEAD_IMAGES", "Batches", "Store", "carry_bytes", "carry_to", "describe_place"]
 
@@ -126,9 +126,17 @@ class Store:
         return torch.empty(shape, dtype=dtype, device=self.device)
 
     def keep(self, where: str, carry: tuple) -> tuple:
+        """``carry`` as kept at ``where`` (copied into the file when memory-mapped)."""
         if where == "mmap":
+            release_heap()  # the batches copied before were freed: their heap memory goes back to the OS
             return tuple(self.folder.copy(c) if isinstance(c, torch.Tensor) else c for c in carry)
         return carry
+
+    def write(self, where: str, out: torch.Tensor, i: int, j: int, h: torch.Tensor) -> None:
+        """Rows ``i:j`` of the cache ``out`` kept at ``where`` are ``h``."""
+        if where == "mmap":
+            release_heap()  # as in keep
+        out[i:j] = h
 
 
 def describe_place(where: str, what: str, nbytes: int) -> str:
