@@ -45,6 +45,7 @@ def test_background_open_answers_the_first_page_before_the_rest_then_equals_bloc
     assert not s.wait_scored(timeout=0.05)  # still held
     gate.release.set()
     assert s.wait_scored(timeout=30) and s.scoring_progress() == (N, N)
+    s.base_scoring.thread.join(30)  # the records are out before the last batch's report: the thread ends after it
     assert gate.seen == list(range(BS, N + 1, BS))  # every batch reported once, in order
     for k in ("base_logits", "base_preds", "base_margins", "base_label_quality"):
         assert torch.equal(getattr(s.evaluator, k), getattr(blocking.evaluator, k))

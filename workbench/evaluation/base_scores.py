@@ -166,11 +166,12 @@ def fill(scores: BaseScores, batches: Iterator[tuple[int, int, torch.Tensor]], l
                 if i == 0:  # one chunk is the whole split: checked before the records are complete
                     first()
                 records = scores.finish(labels, device)
-                release_heap()  # the pass's freed batches go back to the OS (see release_heap)
                 if keep is not None:
                     keep(records)
             if progress is not None:
                 progress(j, n)
+            if j == n:
+                release_heap()  # the pass's freed batches go back to the OS (see release_heap)
             yield j, n
             if i == 0 and j < n:  # the first chunk is out: checked before the second is computed
                 first()
