@@ -47,7 +47,7 @@ import torch
 import torch.nn as nn
 
 from workbench.localization import critical_neurons, retrain_layer, rewind_layer
-from workbench.localization.findings import FEW, STEPS, finding_table, read_findings
+from workbench.localization.findings import BENCHMARK_STEPS, FEW, finding_table, read_findings
 from workbench.localization.label_errors import auroc
 from workbench.models.predict import predict_logits
 from workbench.training import load_model
@@ -62,7 +62,7 @@ CHUNK = 10  # critical-neuron examples per JSON file
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("step", choices=STEPS + ("tables",))
+    p.add_argument("step", choices=BENCHMARK_STEPS + ("tables",))
     p.add_argument("--run", default=str(RUN), help="model folder trained with label noise")
     p.add_argument("--out", default=None, help="where the JSON goes (default: <run>/findings)")
     p.add_argument("--noisy", type=int, default=6000, help="flipped training examples (all if more)")

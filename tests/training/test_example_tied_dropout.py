@@ -13,6 +13,7 @@ from workbench.localization.dropout_study import (
     memorization_table,
     predict_in_mode,
 )
+from workbench.localization.findings import finding_commands, finding_table, read_findings
 from workbench.models import resnet9, small_resnet
 from workbench.models.dropout import (
     DropoutSpec,
@@ -215,6 +216,22 @@ def test_the_outcome_is_the_noisy_labels_kept_after_dropping_and_the_clean_cost(
     assert doc["outcome"]["clean_cost"] == pytest.approx(out.clean_cost)
     assert f"noisy labels kept after dropping (drop): {out.noisy_kept:.1%}" in printed
     assert f"clean training accuracy cost: {out.clean_cost * 100:.1f} points" in printed
+    # the JSON is the run's fourth finding: read back with the others, as a table with its command
+    (tmp_path / "findings").mkdir()
+    (tmp_path / "findings" / "dropout.json").write_text((tmp_path / "m.json").read_text())
+    [finding] = read_findings(tmp_path / "findings")
+    assert finding["step"] == "dropout" and finding["command"] == (
+        f"python -m workbench memorization --checkpoint {tmp_path} --after drop --json {tmp_path / 'm.json'}")
+    table = finding_table(finding)
+    drop = next(r for r in rows if r.mode == "drop")
+    assert f"| drop | {100 * drop.noisy:.1f}% | {100 * drop.noisy_true:.1f}% | {100 * drop.clean:.1f}% |" in table
+    assert len([line for line in table.splitlines() if line.startswith("| ")]) == len(rows) + 1
+    assert f"{100 * out.noisy_kept:.1f}% of the noisy labels kept" in table
+    assert f"goal {'met' if out.meets_goal() else 'not met'}" in table
+    assert finding_commands("runs/r", dropout=True) == [
+        "python -m workbench memorization --checkpoint runs/r --json runs/r/findings/dropout.json"]
+    assert [c.split()[2] for c in finding_commands("runs/r", dropout=False)] == ["accounting", "rewind", "retrain",
+                                                                                 "critical"]
 
 
 def test_the_memorization_command_refuses_a_model_without_dropout(tiny_model_dir, capsys):

@@ -7,11 +7,16 @@ their noisy label after dropping, and the clean training accuracy cost of droppi
 
     python -m workbench memorization --checkpoint runs/fashion-noisy-r9-etd
     python -m workbench memorization --checkpoint runs/fashion-noisy-r9-etd --after drop+bn --json out.json
+
+The JSON (``step: "dropout"``, with the command) is the fourth finding of
+:mod:`workbench.localization.findings`: written as ``<folder>/findings/dropout.json`` it is
+shown with the run's other findings (notebook 06, ``benchmarks/memorization_findings.py tables``).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -56,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print("goal met" if out.meets_goal() else "goal not met", file=sys.stderr)
     if args.json:
-        doc = {"checkpoint": str(path), "dropout": card["dropout"], "rows": [r.__dict__ for r in rows],
+        command = shlex.join(["python", "-m", "workbench", NAME, "--checkpoint", str(path), "--after", args.after,
+                              "--json", args.json])
+        doc = {"step": "dropout", "command": command, "checkpoint": str(path), "dropout": card["dropout"],
+               "rows": [r.__dict__ for r in rows],
                "outcome": {**out.__dict__, "clean_cost": out.clean_cost, "meets_goal": out.meets_goal()}}
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.json}")

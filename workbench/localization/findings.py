@@ -1,7 +1,9 @@
 """The findings of Maini et al. (ICML 2023) on one noisy run, read back as markdown tables.
 
-``benchmarks/memorization_findings.py`` computes each finding on a model folder and writes its
-summary JSON under ``<run>/findings/`` (one file per step, with the command that made it); this
+``benchmarks/memorization_findings.py`` computes the first three findings on a model folder and
+``python -m workbench memorization --json`` the fourth (example-tied against standard dropout, on
+a run trained with dropout), each writing its summary JSON under ``<run>/findings/`` (one file per
+step, with the command that made it); this
 module reads them back, for that script's ``tables`` step and for notebook 06, which shows the
 full-scale figures of the shipped run without computing them again.
 """
@@ -11,10 +13,20 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FEW", "STEPS", "finding_table", "read_findings"]
+__all__ = ["BENCHMARK_STEPS", "FEW", "STEPS", "finding_commands", "finding_table", "read_findings"]
 
-STEPS = ("accounting", "rewind", "retrain", "critical")
+BENCHMARK_STEPS = ("accounting", "rewind", "retrain", "critical")  # benchmarks/memorization_findings.py's
+STEPS = (*BENCHMARK_STEPS, "dropout")  # and `python -m workbench memorization --json`'s
 FEW = 10  # the paper's "fewer than 10 neurons"
+
+
+def finding_commands(run: str | Path, *, dropout: bool) -> list[str]:
+    """The commands that write the findings of the model folder ``run`` into ``run/findings``: the
+    fourth (:func:`memorization <workbench.cli.memorization>`) for a run trained with dropout, the
+    first three otherwise."""
+    if dropout:
+        return [f"python -m workbench memorization --checkpoint {run} --json {Path(run) / 'findings' / 'dropout.json'}"]
+    return [f"python benchmarks/memorization_findings.py {step} --run {run}" for step in BENCHMARK_STEPS]
 
 
 def read_findings(folder: str | Path) -> list[dict[str, Any]]:
@@ -26,9 +38,9 @@ def read_findings(folder: str | Path) -> list[dict[str, Any]]:
     """
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} does not exist: compute the findings with `python "
-                                f"benchmarks/memorization_findings.py STEP --run {folder.parent}` for each STEP in "
-                                "accounting, rewind, retrain, critical")
+        how = "; ".join(f"`{c}`" for c in finding_commands(folder.parent, dropout=False))
+        raise FileNotFoundError(f"{folder} does not exist: compute the findings with {how} (a run trained with "
+                                f"dropout: `{finding_commands(folder.parent, dropout=True)[0]}`)")
     found = [(f.name, json.loads(f.read_text())) for f in sorted(folder.glob("*.json"))]
     ordered = sorted(((n, r) for n, r in found if r.get("step") in STEPS),
                      key=lambda nr: (STEPS.index(nr[1]["step"]), nr[0] != f"{nr[1]['step']}.json", nr[0]))
@@ -60,6 +72,16 @@ def finding_table(res: dict[str, Any]) -> str:
         fit = "| flipped labels fitted (end of epoch) | " + " | ".join(
             _pct(res["by_epoch"][str(e)]["fit_noisy"]) for e in eps) + " | |\n"
         return head + body + alls + above + fit
+    if step == "dropout":
+        out = res["outcome"]
+        head = ("| evaluation mode | noisy examples: noisy label | noisy examples: true label | clean train | test |\n"
+                "|---|---|---|---|---|\n")
+        body = "".join(f"| {r['mode']} | {_pct(r['noisy'])} | {_pct(r['noisy_true'])} | {_pct(r['clean'])} | "
+                       f"{_pct(r['test'])} |\n" for r in res["rows"])
+        return head + body + (f"\nAfter dropping ({out['after']}): {_pct(out['noisy_kept'])} of the noisy labels kept "
+                              f"({_pct(out['noisy_kept_before'])} in mode {out['before']}), clean training accuracy "
+                              f"cost {100 * out['clean_cost']:.1f} points; goal "
+                              f"{'met' if out['meets_goal'] else 'not met'}.\n")
     if step in ("rewind", "retrain"):
         head = ("| layer | " + ("rewound to epoch | " if step == "rewind" else "") + "flipped: noisy label | "
                 "flipped: true label | clean train | test |\n|---|" + ("---|" if step == "rewind" else "") + "---|---|---|---|\n")
