@@ -7,6 +7,7 @@ machine's speed.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import CancelledError
 from pathlib import Path
 
@@ -45,7 +46,6 @@ def test_background_open_answers_the_first_page_before_the_rest_then_equals_bloc
     assert not s.wait_scored(timeout=0.05)  # still held
     gate.release.set()
     assert s.wait_scored(timeout=30) and s.scoring_progress() == (N, N)
-    s.base_scoring.thread.join(30)  # the records are out before the last batch's report: the thread ends after it
     assert gate.seen == list(range(BS, N + 1, BS))  # every batch reported once, in order
     for k in ("base_logits", "base_preds", "base_margins", "base_label_quality"):
         assert torch.equal(getattr(s.evaluator, k), getattr(blocking.evaluator, k))
@@ -58,6 +58,22 @@ def test_background_open_answers_the_first_page_before_the_rest_then_equals_bloc
     b = blocking.edit_index(i, int(y[i]), method="gd", lr=0.01, layers="2")
     assert a.steps == b.steps and all(torch.equal(a.after[k], b.after[k]) for k in a.after)
     assert torch.equal(s.history[-1].report.preds_after, blocking.history[-1].report.preds_after)
+
+
+def test_wait_scored_returns_once_the_last_batch_is_reported(folder):
+    root, _, _ = folder
+    heard: list[tuple[int, int]] = []
+
+    def slow_last(scored: int, total: int) -> None:  # a view still drawing the last batch
+        if scored == total:
+            time.sleep(0.5)
+        heard.append((scored, total))
+    s = EditSession(small_cnn(), str(root), device="cpu", evaluator=deferred(small_cnn(), root), first_chunk=BS,
+                    progress=slow_last, **NORM)
+    assert s.base_scoring.thread is not None  # the rest is scored in the background
+    assert s.wait_scored(timeout=30)
+    assert heard[-1] == (N, N) and [a for a, _ in heard] == list(range(BS, N + 1, BS))
+    assert not s.base_scoring.thread.is_alive()
 
 
 @pytest.mark.parametrize("first_wait, before_return", [(1e-9, [BS]), (60.0, [BS, 2 * BS, 3 * BS])])

@@ -109,12 +109,23 @@ class BaseScoring:
         return self.error
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Wait until every base score is in; False when ``timeout`` seconds passed first.
+        """Wait until every base score is in and told to the progress callbacks (the records are
+        complete a moment before the last batch is reported); False when ``timeout`` seconds
+        passed first.
 
         Raises:
             RuntimeError: the scoring failed (its error) or was stopped by :meth:`close`.
         """
-        return True if self.evaluator is None else self.evaluator.wait_base(timeout)
+        if self.evaluator is None:
+            return True
+        t0 = time.perf_counter()
+        if not self.evaluator.wait_base(timeout):
+            return False
+        thread = self.thread
+        if thread is None or thread is threading.current_thread():  # a callback waiting: its report is on
+            return True
+        thread.join(None if timeout is None else max(0.0, timeout - (time.perf_counter() - t0)))
+        return not thread.is_alive()
 
     def on_progress(self, callback: ProgressCallback) -> None:
         """Call ``callback(scored, total)`` after each scored batch, from the scoring thread (a
