@@ -305,7 +305,8 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> dict[str, A
     out = Path(args.out) if args.out else run / "findings"
     if args.step == "tables":
         for res in read_findings(out):
-            print(f"## {res['step']}\n\n`{res['command']}` ({res['wall_seconds']} s)\n\n{finding_table(res)}")
+            took = f" ({res['wall_seconds']} s)" if "wall_seconds" in res else ""
+            print(f"## {res['step']}\n\n`{res['command']}`{took}\n\n{finding_table(res)}")
         return None
     argv = sys.argv[1:] if argv is None else argv
     torch.manual_seed(args.seed)

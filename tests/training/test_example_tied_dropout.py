@@ -13,6 +13,7 @@ from workbench.localization.dropout_study import (
     memorization_table,
     predict_in_mode,
 )
+from tests.localization.test_memorization_findings import _bench
 from workbench.localization.findings import finding_commands, finding_table, read_findings
 from workbench.models import resnet9, small_resnet
 from workbench.models.dropout import (
@@ -209,25 +210,27 @@ def test_the_outcome_is_the_noisy_labels_kept_after_dropping_and_the_clean_cost(
     assert out.meets_goal() == (out.noisy_kept <= GOAL_NOISY_KEPT and cost <= GOAL_CLEAN_COST)
     with pytest.raises(ValueError, match="needs 'drop'"):
         dropout_outcome([r for r in rows if r.mode != "drop"])
-    assert main(["memorization", "--checkpoint", str(tmp_path), "--json", str(tmp_path / "m.json")]) == 0
+    written = tmp_path / "findings" / "dropout.json"  # its folder is made
+    assert main(["memorization", "--checkpoint", str(tmp_path), "--json", str(written)]) == 0
     printed = capsys.readouterr().out
-    doc = json.loads((tmp_path / "m.json").read_text())
+    doc = json.loads(written.read_text())
     assert doc["outcome"]["noisy_kept"] == pytest.approx(out.noisy_kept)
     assert doc["outcome"]["clean_cost"] == pytest.approx(out.clean_cost)
     assert f"noisy labels kept after dropping (drop): {out.noisy_kept:.1%}" in printed
     assert f"clean training accuracy cost: {out.clean_cost * 100:.1f} points" in printed
     # the JSON is the run's fourth finding: read back with the others, as a table with its command
-    (tmp_path / "findings").mkdir()
-    (tmp_path / "findings" / "dropout.json").write_text((tmp_path / "m.json").read_text())
     [finding] = read_findings(tmp_path / "findings")
     assert finding["step"] == "dropout" and finding["command"] == (
-        f"python -m workbench memorization --checkpoint {tmp_path} --after drop --json {tmp_path / 'm.json'}")
+        f"python -m workbench memorization --checkpoint {tmp_path} --after drop --json {written}")
     table = finding_table(finding)
     drop = next(r for r in rows if r.mode == "drop")
     assert f"| drop | {100 * drop.noisy:.1f}% | {100 * drop.noisy_true:.1f}% | {100 * drop.clean:.1f}% |" in table
     assert len([line for line in table.splitlines() if line.startswith("| ")]) == len(rows) + 1
     assert f"{100 * out.noisy_kept:.1f}% of the noisy labels kept" in table
     assert f"goal {'met' if out.meets_goal() else 'not met'}" in table
+    bench = _bench()
+    bench.main(bench.get_args_parser().parse_args(["tables", "--run", str(tmp_path)]))
+    assert f"## dropout\n\n`{finding['command']}` (" in capsys.readouterr().out
     assert finding_commands("runs/r", dropout=True) == [
         "python -m workbench memorization --checkpoint runs/r --json runs/r/findings/dropout.json"]
     assert [c.split()[2] for c in finding_commands("runs/r", dropout=False)] == ["accounting", "rewind", "retrain",

@@ -18,6 +18,7 @@ import argparse
 import json
 import shlex
 import sys
+import time
 from pathlib import Path
 
 from ._common import add_device_arg, add_trust_arg, check_output_file, device_from_args
@@ -47,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
                                 "written by `python -m workbench train --dropout example-tied ...`")
     if args.json:
         check_output_file(args.json, "--json")
+    t0 = time.perf_counter()
     model, card = load_model(path, device=device, trust_code=args.trust_code)
     if not card.get("dropout") or not card.get("label_noise"):
         raise ValueError(f"{path} was trained without dropout or without label noise; train one with "
@@ -61,11 +63,13 @@ def run(args: argparse.Namespace) -> int:
         print(line)
     print("goal met" if out.meets_goal() else "goal not met", file=sys.stderr)
     if args.json:
+        given = [*(["--device", args.device] if args.device else []), *(["--trust-code"] if args.trust_code else [])]
         command = shlex.join(["python", "-m", "workbench", NAME, "--checkpoint", str(path), "--after", args.after,
-                              "--json", args.json])
-        doc = {"step": "dropout", "command": command, "checkpoint": str(path), "dropout": card["dropout"],
-               "rows": [r.__dict__ for r in rows],
+                              "--json", args.json, *given])
+        doc = {"step": "dropout", "command": command, "wall_seconds": round(time.perf_counter() - t0, 1),
+               "checkpoint": str(path), "dropout": card["dropout"], "rows": [r.__dict__ for r in rows],
                "outcome": {**out.__dict__, "clean_cost": out.clean_cost, "meets_goal": out.meets_goal()}}
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")
         print(f"wrote {args.json}")
     return 0

@@ -170,9 +170,9 @@ def fill(scores: BaseScores, batches: Iterator[tuple[int, int, torch.Tensor]], l
                     keep(records)
             if progress is not None:
                 progress(j, n)
-            if j == n:
-                release_heap()  # the pass's freed batches go back to the OS (see release_heap)
             yield j, n
+            if j == n:  # after the last report
+                release_heap()  # the pass's freed batches go back to the OS (see release_heap)
             if i == 0 and j < n:  # the first chunk is out: checked before the second is computed
                 first()
     except GeneratorExit:

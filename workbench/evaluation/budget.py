@@ -10,7 +10,6 @@ costs a disk read, far less than recomputing a deep prefix) or recomputed batch 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import functools
 import os
 import re
@@ -82,11 +81,14 @@ def default_budget(device: torch.device) -> int:
 @functools.cache
 def _malloc_trim() -> Callable[[int], int] | None:
     """glibc's ``malloc_trim``, or None where the C library has none (macOS, Windows, musl)."""
-    name = ctypes.util.find_library("c")
+    if os.name != "posix":
+        return None
     try:
-        return ctypes.CDLL(name).malloc_trim if name else None  # type: ignore[no-any-return]
+        trim = ctypes.CDLL(None).malloc_trim  # the symbols already loaded in this process: its C library's
     except (OSError, AttributeError):
         return None
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim  # type: ignore[no-any-return]
 
 
 def release_heap() -> bool:

@@ -10,6 +10,7 @@ full-scale figures of the shipped run without computing them again.
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,10 @@ def finding_commands(run: str | Path, *, dropout: bool) -> list[str]:
     fourth (:func:`memorization <workbench.cli.memorization>`) for a run trained with dropout, the
     first three otherwise."""
     if dropout:
-        return [f"python -m workbench memorization --checkpoint {run} --json {Path(run) / 'findings' / 'dropout.json'}"]
-    return [f"python benchmarks/memorization_findings.py {step} --run {run}" for step in BENCHMARK_STEPS]
+        return [shlex.join(["python", "-m", "workbench", "memorization", "--checkpoint", str(run), "--json",
+                            str(Path(run) / "findings" / "dropout.json")])]
+    return [shlex.join(["python", "benchmarks/memorization_findings.py", step, "--run", str(run)])
+            for step in BENCHMARK_STEPS]
 
 
 def read_findings(folder: str | Path) -> list[dict[str, Any]]:

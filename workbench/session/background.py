@@ -54,6 +54,7 @@ class BaseScoring:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.thread: threading.Thread | None = None
+        self._told = threading.Event()  # the thread's last report is out (or it failed or was stopped)
         self.error: BaseException | None = None  # why the background pass failed (it is told to the views too)
 
     def start(self) -> None:
@@ -79,6 +80,8 @@ class BaseScoring:
         try:
             for scored, total in passes:
                 self._notify(scored, total)
+                if scored == total:
+                    self._told.set()
                 if self._stop.is_set() and scored < total:
                     passes.close()  # the evaluator records why; readers get ScoringStopped
                     return
@@ -87,6 +90,8 @@ class BaseScoring:
             warnings.warn(f"scoring the base model failed: {type(err).__name__}: {err}", RuntimeWarning,
                           stacklevel=1)
             self._notify(*self.progress())  # the views hear it (and read :attr:`error`)
+        finally:
+            self._told.set()
 
     def _notify(self, scored: int, total: int) -> None:
         with self._lock:
@@ -121,15 +126,14 @@ class BaseScoring:
         t0 = time.perf_counter()
         if not self.evaluator.wait_base(timeout):
             return False
-        thread = self.thread
-        if thread is None or thread is threading.current_thread():  # a callback waiting: its report is on
+        if self.thread is None or self.thread is threading.current_thread():  # a callback waiting: its report is on
             return True
-        thread.join(None if timeout is None else max(0.0, timeout - (time.perf_counter() - t0)))
-        return not thread.is_alive()
+        return self._told.wait(None if timeout is None else max(0.0, timeout - (time.perf_counter() - t0)))
 
     def on_progress(self, callback: ProgressCallback) -> None:
         """Call ``callback(scored, total)`` after each scored batch, from the scoring thread (a
-        view hands it to its own thread); it is called once now with the progress so far, so a
+        view hands it to its own thread; it must not wait for another thread, which may be in
+        :meth:`wait`); it is called once now with the progress so far, so a
         view that subscribes late still hears that the scoring is complete."""
         if not callable(callback):
             raise TypeError(f"the progress callback must be callable, got {type(callback).__name__}")
