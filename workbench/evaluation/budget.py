@@ -95,10 +95,11 @@ def release_heap() -> bool:
     """Give the heap memory this process has freed back to the OS; returns whether it could.
 
     glibc keeps freed blocks below its mmap threshold (which grows up to 32 MiB as blocks are
-    freed) in its arenas for reuse: batch after batch of activations copied into a memory-mapped
-    cache and freed leaves gigabytes held by the process though nothing uses them (ResNet-50 at
-    224 px, the cut before layer3 of 1,000 images in a file: 1.4 GiB held, 0.7 GiB after a trim).
-    ``malloc_trim(0)`` returns them; it is a no-op (False) without glibc.
+    freed) in its arenas for reuse: batch after batch of activations cached (copied into a
+    memory-mapped file and freed, or kept between freed temporaries) leaves gigabytes held by the
+    process though nothing uses them (ResNet-50 at 224 px, the cut before layer3 of 1,000 images
+    filled into a file: 1.4 GiB held, 0.7 GiB after a trim). ``malloc_trim(0)`` returns them (a
+    fraction of a millisecond per call); it is a no-op (False) without glibc.
     """
     trim = _malloc_trim()
     if trim is None:

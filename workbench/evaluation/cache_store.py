@@ -126,16 +126,22 @@ class Store:
         return torch.empty(shape, dtype=dtype, device=self.device)
 
     def keep(self, where: str, carry: tuple) -> tuple:
-        """``carry`` as kept at ``where`` (copied into the file when memory-mapped)."""
+        """``carry`` as kept at ``where`` (copied into the file when memory-mapped).
+
+        The heap is trimmed first (:func:`~.budget.release_heap`): what the batches before freed
+        goes back to the OS. Copied into a file, each batch's carry is freed; kept in memory, the
+        carries sit between the batch's freed temporaries. Either way glibc held about as much
+        again as the cache (ResNet-50 at 224 px, 1,000 images, the cut before layer4.2 kept in
+        memory: 335 MiB held for a 383 MiB cache).
+        """
+        release_heap()
         if where == "mmap":
-            release_heap()  # the batches copied before were freed: their heap memory goes back to the OS
             return tuple(self.folder.copy(c) if isinstance(c, torch.Tensor) else c for c in carry)
         return carry
 
     def write(self, where: str, out: torch.Tensor, i: int, j: int, h: torch.Tensor) -> None:
-        """Rows ``i:j`` of the cache ``out`` kept at ``where`` are ``h``."""
-        if where == "mmap":
-            release_heap()  # as in keep
+        """Rows ``i:j`` of the cache ``out`` kept at ``where`` are ``h`` (the heap trimmed first, as in :meth:`keep`)."""
+        release_heap()
         out[i:j] = h
 
 
