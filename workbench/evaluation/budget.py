@@ -97,9 +97,9 @@ def release_heap() -> bool:
     glibc keeps freed blocks below its mmap threshold (which grows up to 32 MiB as blocks are
     freed) in its arenas for reuse: batch after batch of activations cached (copied into a
     memory-mapped file and freed, or kept between freed temporaries) leaves gigabytes held by the
-    process though nothing uses them (ResNet-50 at 224 px, the cut before layer3 of 1,000 images
-    filled into a file: 1.4 GiB held, 0.7 GiB after a trim). ``malloc_trim(0)`` returns them (a
-    fraction of a millisecond per call); it is a no-op (False) without glibc.
+    process though nothing uses them (docs/scale.md: up to 3.3 GiB over the budget for ResNet-50
+    at 224 px before the caches trimmed). ``malloc_trim(0)`` returns them; it is a no-op (False)
+    without glibc.
     """
     trim = _malloc_trim()
     if trim is None:

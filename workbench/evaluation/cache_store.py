@@ -130,9 +130,8 @@ class Store:
 
         The heap is trimmed first (:func:`~.budget.release_heap`): what the batches before freed
         goes back to the OS. Copied into a file, each batch's carry is freed; kept in memory, the
-        carries sit between the batch's freed temporaries. Either way glibc held about as much
-        again as the cache (ResNet-50 at 224 px, 1,000 images, the cut before layer4.2 kept in
-        memory: 335 MiB held for a 383 MiB cache).
+        carries sit between the batch's freed temporaries. Either way glibc held on to about as
+        much again as the cache (docs/scale.md, the memory rows before and after).
         """
         release_heap()
         if where == "mmap":
