@@ -138,8 +138,8 @@ class Store:
             return tuple(self.folder.copy(c) if isinstance(c, torch.Tensor) else c for c in carry)
         return carry
 
-    def write(self, where: str, out: torch.Tensor, i: int, j: int, h: torch.Tensor) -> None:
-        """Rows ``i:j`` of the cache ``out`` kept at ``where`` are ``h`` (the heap trimmed first, as in :meth:`keep`)."""
+    def write(self, out: torch.Tensor, i: int, j: int, h: torch.Tensor) -> None:
+        """Rows ``i:j`` of the cache ``out`` (in memory or a file) are ``h`` (the heap trimmed first, as in :meth:`keep`)."""
         release_heap()
         out[i:j] = h
 

@@ -71,7 +71,7 @@ class StageCache:
         try:
             for (i, j), h in zip(self.data.bounds(), self._entering_all(stage)):
                 if out is not None:
-                    self.store.write(where, out, i, j, h)
+                    self.store.write(out, i, j, h)
                 yield i, j, self._run(params, h, stage)
             complete = True
         finally:
