@@ -8,12 +8,15 @@ most 5% and 3 points). Lines are also appended to ``--out/ablation.jsonl``.
     OMP_NUM_THREADS=1 python benchmarks/etd_ablation.py --out runs/etd-ablation \\
         --widths 0.5,1.0 --sites "paper;every" --p 0.5:0.2,0.3:0.2,0.7:0.2,0.5:0.4
     python benchmarks/etd_ablation.py --out /tmp/etd-smoke --epochs 2 --train-subset 1024 --widths 0.25 --p 0.5:0.2
+    python benchmarks/etd_ablation.py --out runs/etd-ablation --table   # the markdown table, from ablation.jsonl
 """
 from __future__ import annotations
 
 import argparse
+import shlex
+import sys
 
-from workbench.localization.dropout_ablation import ablation_grid, parse_pairs, run_ablation
+from workbench.localization.dropout_ablation import ablation_grid, ablation_table, parse_pairs, run_ablation
 from workbench.training.recipes import get_recipe
 
 
@@ -25,19 +28,26 @@ def main() -> None:
     ap.add_argument("--sites", default="paper", help="placements separated by ';': paper, every, or a,b module paths")
     ap.add_argument("--p", default="0.5:0.2", help="P_GEN:P_MEM pairs, comma-separated")
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (smoke runs)")
-    ap.add_argument("--train-subset", type=int, default=None, help="only the first N training images (smoke runs)")
+    ap.add_argument("--train-subset", type=int, default=None, help="only the first N training images")
+    ap.add_argument("--eval-subset", type=int, default=None, help="per-epoch test error on the first N test images only")
     ap.add_argument("--after", default="drop", choices=("drop", "drop+bn"))
     ap.add_argument("--device", default=None)
+    ap.add_argument("--table", action="store_true", help="only print the table of the points run so far")
     args = ap.parse_args()
+    if args.table:
+        print(ablation_table(args.out))
+        return
     base = get_recipe(args.recipe)
-    extra = {k: v for k, v in (("epochs", args.epochs), ("train_subset", args.train_subset)) if v is not None}
+    extra = {k: v for k, v in (("epochs", args.epochs), ("train_subset", args.train_subset),
+                                ("eval_subset", args.eval_subset)) if v is not None}
     if args.epochs is not None and base.schedule == "triangle":
         extra["warmup_epochs"] = min(base.warmup_epochs, max(0.0, args.epochs / 5))
     base = base.override(**extra)
     widths = [float(w) for w in args.widths.split(",") if w.strip()]
     sites = [s.strip() for s in args.sites.split(";") if s.strip()]
     points = ablation_grid(widths, sites, parse_pairs(args.p))
-    for p, out in run_ablation(base, points, args.out, device=args.device, after=args.after):
+    command = "python " + shlex.join(["benchmarks/etd_ablation.py", *sys.argv[1:]])
+    for p, out in run_ablation(base, points, args.out, device=args.device, after=args.after, command=command):
         print(f"{p.name:32s} noisy kept {out.noisy_kept:6.1%} (before {out.noisy_kept_before:6.1%})  "
               f"clean cost {out.clean_cost * 100:5.1f} points  goal {'met' if out.meets_goal() else 'not met'}",
               flush=True)

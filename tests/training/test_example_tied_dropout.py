@@ -256,19 +256,27 @@ def test_a_card_drawn_with_another_mask_rule_is_refused_with_the_fix():
 
 
 def test_the_ablation_trains_each_point_once_and_records_the_outcome(tmp_path, fashion_small):
-    from workbench.localization.dropout_ablation import ablation_grid, parse_pairs, run_ablation
+    from workbench.localization.dropout_ablation import ablation_grid, ablation_table, parse_pairs, run_ablation
 
     points = ablation_grid([0.125], ["paper", "res2"], parse_pairs("0.5:0.2"))
     assert [p.name for p in points] == ["w0.125-paper-g0.5-m0.2", "w0.125-res2-g0.5-m0.2"]
     base = _tiny(epochs=1)
     results = run_ablation(base, points, tmp_path, bundle=fashion_small, device="cpu")
-    assert json.loads((tmp_path / points[1].name / "card.json").read_text())["dropout"]["sites"] == ["res2"]
+    card = json.loads((tmp_path / points[1].name / "card.json").read_text())
+    assert card["dropout"]["sites"] == ["res2"] and card["command"].endswith(f"# point {points[1].name}")
     lines = [json.loads(s) for s in (tmp_path / "ablation.jsonl").read_text().splitlines()]
     assert [r["name"] for r in lines] == [p.name for p in points]
     assert [r["noisy_kept"] for r in lines] == [o.noisy_kept for _, o in results]
     stamp = (tmp_path / points[0].name / "model.safetensors").stat().st_mtime_ns
     run_ablation(base, points[:1], tmp_path, bundle=fashion_small, device="cpu")  # finished: read back
     assert (tmp_path / points[0].name / "model.safetensors").stat().st_mtime_ns == stamp
+    assert len((tmp_path / "ablation.jsonl").read_text().splitlines()) == 3
+    table = ablation_table(tmp_path).splitlines()
+    assert len(table) == 2 + len(points)  # header, rule, one row per point although one was read back twice
+    assert table[2].startswith("| 0.125 | paper | 0.5 | 0.2 |") and table[3].startswith("| 0.125 | res2 |")
+    assert f"{lines[0]['noisy_kept']:.1%} (drop)" in table[2]
+    with pytest.raises(FileNotFoundError, match="run the ablation"):
+        ablation_table(tmp_path / "none")
     with pytest.raises(ValueError, match="P_GEN:P_MEM"):
         parse_pairs("0.5")
     with pytest.raises(ValueError, match="p_mem"):  # every point is validated before any training

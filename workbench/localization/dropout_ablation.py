@@ -25,7 +25,7 @@ from ..training.recipes import Recipe
 from ..training.trainset import training_set
 from .dropout_study import DropoutOutcome, dropout_outcome, memorization_table
 
-__all__ = ["AblationPoint", "ablation_grid", "parse_pairs", "run_ablation"]
+__all__ = ["AblationPoint", "ablation_grid", "ablation_table", "parse_pairs", "run_ablation"]
 
 ABLATION_FILE = "ablation.jsonl"
 
@@ -64,26 +64,52 @@ def ablation_grid(widths: Sequence[float], sites: Sequence[str], pairs: Sequence
 
 def run_ablation(base: Recipe, points: Sequence[AblationPoint], out_root: str | Path, *,
                  bundle: DataBundle | None = None, device: str | None = None, progress: bool = False,
-                 after: str = "drop") -> list[tuple[AblationPoint, DropoutOutcome]]:
+                 after: str = "drop", command: str | None = None) -> list[tuple[AblationPoint, DropoutOutcome]]:
     """Train (or resume, or read back) every point and score it. Every recipe is validated first,
-    so a bad point fails before any training."""
+    so a bad point fails before any training. ``command`` (the grid's command line) goes on each
+    point's card, followed by the point's name."""
     out_root = Path(out_root)
     recipes = [(p, base.override(name=f"{base.name}-{p.name}", **p.overrides).validate()) for p in points]
     results = []
     for p, recipe in recipes:
         folder = out_root / p.name
         train(recipe, folder, device=device, bundle=bundle, progress=progress,
-              command=f"run_ablation {base.name} {p.name}")
+              command=f"{command or 'run_ablation ' + base.name}  # point {p.name}")
         model, _ = load_model(folder)
         outcome = dropout_outcome(memorization_table(model, training_set(folder, bundle=bundle),
                                                      modes=("example", "all", "drop", "drop+bn")
                                                      if base.dropout == "example-tied" else ("all", "drop", "drop+bn")),
                                   after=after)
         out_root.mkdir(parents=True, exist_ok=True)
+        card = json.loads((folder / "card.json").read_text())
         with open(out_root / ABLATION_FILE, "a") as fh:
-            fh.write(json.dumps({"name": p.name, **p.overrides, "noisy_kept": outcome.noisy_kept,
+            fh.write(json.dumps({"name": p.name, **p.overrides, "epochs": recipe.epochs,
+                                 "train_subset": recipe.train_subset, "test_error": card.get("test_error"),
+                                 "wall_time_s": card.get("wall_time_s"), "noisy_kept": outcome.noisy_kept,
                                  "noisy_kept_before": outcome.noisy_kept_before, "clean_cost": outcome.clean_cost,
                                  "clean_before": outcome.clean_before, "after": after,
                                  "meets_goal": outcome.meets_goal()}) + "\n")
         results.append((p, outcome))
     return results
+
+
+def ablation_table(out_root: str | Path) -> str:
+    """A markdown table of ``out_root/ablation.jsonl``: one row per point (its latest line, so a
+    point read back again is listed once), in the order the points were first recorded."""
+    path = Path(out_root) / ABLATION_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist; run the ablation into {out_root} first")
+    rows: dict[str, dict[str, Any]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            rows[r["name"]] = r
+    out = ["| width | placement | p_gen | p_mem | noisy kept before | noisy kept after | clean before | "
+           "clean cost (points) | test error | goal |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows.values():
+        err = r.get("test_error")
+        out.append(f"| {r['arch_kwargs']['width']:g} | {r['dropout_sites']} | {r['p_gen']:g} | {r['p_mem']:g} | "
+                   f"{r['noisy_kept_before']:.1%} | {r['noisy_kept']:.1%} ({r['after']}) | {r['clean_before']:.1%} | "
+                   f"{r['clean_cost'] * 100:.1f} | {'–' if err is None else f'{err:.1%}'} | "
+                   f"{'met' if r['meets_goal'] else 'not met'} |")
+    return "\n".join(out)
