@@ -132,3 +132,6 @@ def test_06_memorization_trains_the_three_models_and_reports(tmp_path):
     for step in ("accounting", "rewind", "retrain", "critical"):
         assert f"### no dropout: {step}" in shown
     assert "python benchmarks/memorization_findings.py critical" in shown and "| noisy |" in shown
+    etd = json.loads((ROOT / "results/memorization/etd-r9-run/findings/dropout.json").read_text())
+    assert "### example-tied dropout: dropout" in shown  # the fourth finding of the shipped dropout run
+    assert f"{100 * etd['outcome']['noisy_kept']:.1f}% of the noisy labels kept" in shown
