@@ -275,6 +275,12 @@ def test_the_ablation_trains_each_point_once_and_records_the_outcome(tmp_path, f
     assert len(table) == 2 + len(points)  # header, rule, one row per point although one was read back twice
     assert table[2].startswith("| 0.125 | paper | 0.5 | 0.2 |") and table[3].startswith("| 0.125 | res2 |")
     assert f"{lines[0]['noisy_kept']:.1%} (drop)" in table[2]
+    assert "| 128 × 1 |" in table[2] and "(64) |" in table[2]  # training images × epochs, test images
+    custom = {**lines[0], "name": "custom", "train_subset": None}  # a custom point: no width or placement given
+    del custom["arch_kwargs"], custom["dropout_sites"]
+    with open(tmp_path / "ablation.jsonl", "a") as fh:
+        fh.write(json.dumps(custom) + "\n")
+    assert ablation_table(tmp_path).splitlines()[-1].startswith("| – | – | 0.5 | 0.2 | all × 1 |")
     with pytest.raises(FileNotFoundError, match="run the ablation"):
         ablation_table(tmp_path / "none")
     with pytest.raises(ValueError, match="P_GEN:P_MEM"):

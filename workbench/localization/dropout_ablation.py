@@ -84,7 +84,8 @@ def run_ablation(base: Recipe, points: Sequence[AblationPoint], out_root: str | 
         card = json.loads((folder / "card.json").read_text())
         with open(out_root / ABLATION_FILE, "a") as fh:
             fh.write(json.dumps({"name": p.name, **p.overrides, "epochs": recipe.epochs,
-                                 "train_subset": recipe.train_subset, "test_error": card.get("test_error"),
+                                 "train_subset": recipe.train_subset, "eval_subset": recipe.eval_subset,
+                                 "test_error": card.get("test_error"),
                                  "wall_time_s": card.get("wall_time_s"), "noisy_kept": outcome.noisy_kept,
                                  "noisy_kept_before": outcome.noisy_kept_before, "clean_cost": outcome.clean_cost,
                                  "clean_before": outcome.clean_before, "after": after,
@@ -93,23 +94,34 @@ def run_ablation(base: Recipe, points: Sequence[AblationPoint], out_root: str | 
     return results
 
 
+def _g(v: float | None) -> str:
+    return "–" if v is None else format(v, "g")
+
+
 def ablation_table(out_root: str | Path) -> str:
-    """A markdown table of ``out_root/ablation.jsonl``: one row per point (its latest line, so a
-    point read back again is listed once), in the order the points were first recorded."""
+    """A markdown table of ``out_root/ablation.jsonl``: one row per point and training size (its
+    latest line, so a point read back again is listed once), in the order first recorded. Keys a
+    custom :class:`AblationPoint` does not override show as ``–``."""
     path = Path(out_root) / ABLATION_FILE
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist; run the ablation into {out_root} first")
-    rows: dict[str, dict[str, Any]] = {}
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
     for line in path.read_text().splitlines():
         if line.strip():
             r = json.loads(line)
-            rows[r["name"]] = r
-    out = ["| width | placement | p_gen | p_mem | noisy kept before | noisy kept after | clean before | "
-           "clean cost (points) | test error | goal |", "|---|---|---|---|---|---|---|---|---|---|"]
+            rows[(r["name"], r.get("train_subset"), r.get("epochs"))] = r
+            card = Path(out_root) / r["name"] / "card.json"
+            if "eval_subset" not in r and card.exists():  # lines written before it was recorded
+                r["eval_subset"] = json.loads(card.read_text()).get("recipe", {}).get("eval_subset")
+    out = ["| width | placement | p_gen | p_mem | training images × epochs | noisy kept before | noisy kept after | "
+           "clean before | clean cost (points) | test error (images) | goal |",
+           "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows.values():
-        err = r.get("test_error")
-        out.append(f"| {r['arch_kwargs']['width']:g} | {r['dropout_sites']} | {r['p_gen']:g} | {r['p_mem']:g} | "
+        width = r.get("arch_kwargs", {}).get("width")
+        err, n_test = r.get("test_error"), r.get("eval_subset")
+        out.append(f"| {_g(width)} | {r.get('dropout_sites', '–')} | "
+                   f"{_g(r.get('p_gen'))} | {_g(r.get('p_mem'))} | {r.get('train_subset') or 'all'} × {r.get('epochs', '–')} | "
                    f"{r['noisy_kept_before']:.1%} | {r['noisy_kept']:.1%} ({r['after']}) | {r['clean_before']:.1%} | "
-                   f"{r['clean_cost'] * 100:.1f} | {'–' if err is None else f'{err:.1%}'} | "
-                   f"{'met' if r['meets_goal'] else 'not met'} |")
+                   f"{r['clean_cost'] * 100:.1f} | {'–' if err is None else f'{err:.1%}'} "
+                   f"({n_test or 'all'}) | {'met' if r['meets_goal'] else 'not met'} |")
     return "\n".join(out)
