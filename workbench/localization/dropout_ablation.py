@@ -75,13 +75,12 @@ def run_ablation(base: Recipe, points: Sequence[AblationPoint], out_root: str | 
         folder = out_root / p.name
         train(recipe, folder, device=device, bundle=bundle, progress=progress,
               command=f"{command or 'run_ablation ' + base.name}  # point {p.name}")
-        model, _ = load_model(folder)
+        model, card = load_model(folder)
         outcome = dropout_outcome(memorization_table(model, training_set(folder, bundle=bundle),
                                                      modes=("example", "all", "drop", "drop+bn")
                                                      if base.dropout == "example-tied" else ("all", "drop", "drop+bn")),
                                   after=after)
         out_root.mkdir(parents=True, exist_ok=True)
-        card = json.loads((folder / "card.json").read_text())
         with open(out_root / ABLATION_FILE, "a") as fh:
             fh.write(json.dumps({"name": p.name, **p.overrides, "epochs": recipe.epochs,
                                  "train_subset": recipe.train_subset, "eval_subset": recipe.eval_subset,
@@ -110,13 +109,13 @@ def ablation_table(out_root: str | Path) -> str:
         if line.strip():
             r = json.loads(line)
             rows[(r["name"], r.get("train_subset"), r.get("epochs"))] = r
-            card = Path(out_root) / r["name"] / "card.json"
-            if "eval_subset" not in r and card.exists():  # lines written before it was recorded
-                r["eval_subset"] = json.loads(card.read_text()).get("recipe", {}).get("eval_subset")
     out = ["| width | placement | p_gen | p_mem | training images × epochs | noisy kept before | noisy kept after | "
            "clean before | clean cost (points) | test error (images) | goal |",
            "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows.values():
+        card = Path(out_root) / r["name"] / "card.json"
+        if "eval_subset" not in r and card.exists():  # lines written before it was recorded
+            r["eval_subset"] = json.loads(card.read_text()).get("recipe", {}).get("eval_subset")
         width = r.get("arch_kwargs", {}).get("width")
         err, n_test = r.get("test_error"), r.get("eval_subset")
         out.append(f"| {_g(width)} | {r.get('dropout_sites', '–')} | "
