@@ -8,8 +8,8 @@ probability ``p_mem``, one draw per (example, channel), constant over height and
 draw is a hash of ``(seed, site, i, channel)``: the same in every epoch, and after a resume.
 Training applies the mask without rescaling. At evaluation (:func:`memorization_mode`):
 
-- ``"drop"`` (default, the paper's "drop"): memorization channels zeroed, generalization
-  channels multiplied by ``(p_gen + p_mem) / p_gen``;
+- ``"drop"`` (the default for example-tied sites, the paper's "drop"): memorization channels
+  zeroed, generalization channels multiplied by ``(p_gen + p_mem) / p_gen``;
 - ``"all"`` (the paper's "test"): generalization channels unchanged, memorization channels
   multiplied by ``p_mem`` (their expected mask in training);
 - ``"example"``: each training example's own mask, as in training (needs its index).
@@ -173,11 +173,16 @@ class StandardChannelDropout(_SiteDropout):
     """The baseline: channel dropout keeping in training the share of channels that example-tied
     dropout keeps on average at this site, ``keep = (n_gen + p_mem * n_mem) / C``, scaled by ``1/keep``.
 
-    Evaluation: ``"all"`` (or ``"example"``) is the usual identity; ``"drop"`` zeroes the same
-    channels that example-tied dropout treats as memorization channels and scales the rest by
-    ``C / n_gen`` (the activation mass of the identity), so the two can be compared channel for
-    channel.
+    Evaluation: ``"all"`` (the default, or ``"example"``) is the usual identity, so a loaded
+    standard-dropout model predicts as torch's own dropout would; ``"drop"`` (asked for with
+    :func:`memorization_mode`) zeroes the same channels that example-tied dropout treats as
+    memorization channels and scales the rest by ``C / n_gen`` (the activation mass of the
+    identity), so the two can be compared channel for channel.
     """
+
+    def __init__(self, spec: DropoutSpec, salt: int) -> None:
+        super().__init__(spec, salt)
+        self.mode = "all"
 
     def keep_share(self, c: int) -> float:
         n_gen, n_mem = self.split(c)
@@ -321,7 +326,10 @@ def example_indices(model: nn.Module, indices: torch.Tensor | None) -> contextli
 
 
 def memorization_mode(model: nn.Module, mode: str) -> contextlib.AbstractContextManager[None]:
-    """Within the block, evaluation uses ``mode``: ``"drop"`` (default), ``"example"`` or ``"all"``."""
+    """Within the block, evaluation uses ``mode``: ``"drop"``, ``"example"`` or ``"all"``.
+
+    Outside it, example-tied sites evaluate in ``"drop"`` and standard-dropout sites in ``"all"``
+    (the identity)."""
     if mode not in MODES:
         raise ValueError(f"unknown memorization mode {mode!r}; use one of {list(MODES)}")
     return _set_on_sites(model, "mode", mode)
