@@ -69,6 +69,7 @@ def run_row(args: argparse.Namespace, folder: Path) -> dict:
 
     from workbench.data import as_bundle
     from workbench.evaluation import Evaluator
+    from workbench.evaluation.budget import default_budget
 
     torch.manual_seed(0)
     model = getattr(torchvision.models, args.model)(num_classes=10).eval()
@@ -89,8 +90,9 @@ def run_row(args: argparse.Namespace, folder: Path) -> dict:
         b = as_bundle(str(folder), stream=False if row == "memory" else None, **norm)
         if row.startswith("cache:"):
             where = row.split(":")[1]
-            budget = None if where == "memory" else 2 ** 20
-            ev = Evaluator(model, b, memory_budget=budget, spill="mmap" if where == "memory" else where, **kw)
+            budget = default_budget(torch.device("cpu")) if where == "memory" else 2 ** 20
+            ev = Evaluator(model, b, memory_budget=budget, spill="mmap" if where == "memory" else where,
+                           resident_max=budget if where == "memory" else None, **kw)  # "memory": kept if it fits
             params = {k: v + 0.01 for k, v in model.named_parameters() if k.startswith(args.layers + ".")}
             ev.logits_for(params)  # fills the cache
             params = {k: v + 0.02 for k, v in params.items()}

@@ -18,7 +18,7 @@ from PIL import Image
 from workbench.data import StreamedSplitError, as_bundle
 from workbench.evaluation import Evaluator
 from workbench.evaluation import base_scores, cache_store
-from workbench.evaluation.budget import parse_bytes, release_heap
+from workbench.evaluation.budget import MemoryBudget, SpillFolder, parse_bytes, release_heap
 from workbench.models import ModelAdapter
 from workbench.session import EditSession
 
@@ -149,6 +149,34 @@ def test_memory_budget_is_respected_and_results_are_identical(tmp_path, monkeypa
     assert parse_bytes("4GiB") == 4 * 2 ** 30 and parse_bytes("1.5MB") == 1_500_000
     with pytest.raises(ValueError, match="4GiB"):
         parse_bytes("four gigs")
+
+
+def test_on_the_cpu_a_cache_over_resident_max_goes_to_the_file_even_within_the_budget(tmp_path, monkeypatch,
+                                                                                     tiny_model, fashion_small):
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path / "cache"))
+    data = fashion_small.subset(test=200)
+    params = {"chain2.0.conv1.weight": dict(tiny_model.named_parameters())["chain2.0.conv1.weight"] + 0.01}
+    held = Evaluator(tiny_model, data, layers="chain2", device="cpu", batch_size=BS)  # 256 MiB: a small cache stays
+    assert "in memory" in next(iter(held.cache_info().values()))
+    size = held.cached_bytes() - held.budget.held["per-image records"]
+    paged = Evaluator(tiny_model, data, layers="chain2", device="cpu", batch_size=BS, resident_max=size - 1)
+    where = next(iter(paged.cache_info().values()))
+    assert "memory-mapped" in where and f"larger than {(size - 1) / 2 ** 20:.0f} MiB" in where
+    assert paged.cached_bytes() == held.budget.held["per-image records"]  # only the records count as memory
+    assert torch.equal(paged.base_logits, held.base_logits) and torch.equal(paged.logits_for(params),
+                                                                            held.logits_for(params))
+    at_limit = Evaluator(tiny_model, data, layers="chain2", device="cpu", batch_size=BS, resident_max=size)
+    assert "in memory" in next(iter(at_limit.cache_info().values()))
+    for ev in (held, paged, at_limit):
+        ev.close()
+    with pytest.raises(ValueError, match="resident_max 'lots' is not a size"):
+        Evaluator(tiny_model, data, layers="chain2", device="cpu", resident_max="lots")
+    # GPU memory is not paged by the kernel: on CUDA a cache stays on the device while the budget has room
+    for device, want in (("cpu", "mmap"), ("cuda", "memory")):
+        store = cache_store.Store(MemoryBudget("1GiB"), "mmap", SpillFolder(tmp_path / "spill"), torch.device(device),
+                                  resident_max=2 ** 20)
+        assert store.place("cut", 2 ** 21) == want
+        assert store.place("small", 2 ** 19) == "memory" and store.reasons["small"] == "within the memory budget"
 
 
 def anon_mib() -> float:

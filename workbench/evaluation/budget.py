@@ -6,6 +6,14 @@ prefix activation is counted against one budget, in bytes of the memory the cach
 in a memory-mapped file (:class:`SpillFolder`; ``spill="mmap"``, the default: reading it back
 costs a disk read, far less than recomputing a deep prefix) or recomputed batch by batch
 (``spill="recompute"``, also used when the spill folder lacks the room).
+
+On the CPU a cache larger than :data:`RESIDENT_MAX` goes to the memory-mapped file even when the
+budget has room for it: while RAM is free the kernel keeps its pages resident, and reading them
+is as fast as reading the process's own memory (``benchmarks/streaming.py``: a score with
+the cut's cache memory-mapped takes as long as with it in memory), but they are not
+the process's memory: under pressure the kernel drops them instead of the process running out.
+So the session's own memory stays flat in the number of images. GPU memory is not paged this way:
+on CUDA a cache stays on the device while it fits the budget.
 """
 from __future__ import annotations
 
@@ -21,32 +29,33 @@ from typing import Callable
 
 import torch
 
-__all__ = ["MemoryBudget", "SpillFolder", "default_budget", "parse_bytes", "release_heap", "SPILL_MODES"]
+__all__ = ["MemoryBudget", "SpillFolder", "default_budget", "parse_bytes", "release_heap", "RESIDENT_MAX", "SPILL_MODES"]
 
 SPILL_MODES = ("mmap", "recompute")
 RAM_SHARE = 0.4  # of the RAM available now, when no budget is given
 GPU_SHARE = 0.5  # of the free GPU memory, when no budget is given
 MIN_DEFAULT = 256 * 2 ** 20
+RESIDENT_MAX = 256 * 2 ** 20  # on the CPU, a larger cache goes to the memory-mapped file even within the budget
 _UNITS = {"": 1, "b": 1, "k": 10 ** 3, "kb": 10 ** 3, "m": 10 ** 6, "mb": 10 ** 6, "g": 10 ** 9, "gb": 10 ** 9,
           "t": 10 ** 12, "tb": 10 ** 12, "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30, "tib": 2 ** 40}
 
 
-def parse_bytes(value: int | str) -> int:
+def parse_bytes(value: int | str, name: str = "memory_budget") -> int:
     """``4096``, ``"512MiB"``, ``"4GiB"``, ``"1.5 GB"`` -> bytes (``int``).
 
     Raises:
         ValueError: not a non-negative size with a known unit (B, kB, MB, GB, TB, KiB, MiB, GiB, TiB).
     """
     if isinstance(value, bool):
-        raise ValueError(f"memory_budget must be a size such as '4GiB' or a number of bytes, got {value!r}")
+        raise ValueError(f"{name} must be a size such as '4GiB' or a number of bytes, got {value!r}")
     if isinstance(value, int):
         if value < 0:
-            raise ValueError(f"memory_budget must not be negative, got {value}")
+            raise ValueError(f"{name} must not be negative, got {value}")
         return value
     m = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(value))
     unit = m.group(2).lower() if m else ""
     if m is None or unit not in _UNITS:
-        raise ValueError(f"memory_budget {value!r} is not a size: write e.g. '4GiB', '512MB' or a number of bytes")
+        raise ValueError(f"{name} {value!r} is not a size: write e.g. '4GiB', '512MB' or a number of bytes")
     return int(float(m.group(1)) * _UNITS[unit])
 
 

@@ -14,7 +14,7 @@ import torch
 
 from ..batching import MIN_BATCH, BatchPlan, Precision, prepare_input, to_device
 from ..data import ImageSource
-from .budget import MemoryBudget, SpillFolder, release_heap
+from .budget import RESIDENT_MAX, MemoryBudget, SpillFolder, release_heap
 
 __all__ = ["LEAD_IMAGES", "Batches", "Store", "carry_bytes", "carry_to", "describe_place"]
 
@@ -107,18 +107,30 @@ class Batches:
 
 class Store:
     """Where cached values go: memory on the device within the budget, else a memory-mapped
-    file (``spill="mmap"``, when the spill folder has room), else nowhere (recomputed)."""
+    file (``spill="mmap"``, when the spill folder has room), else nowhere (recomputed).
 
-    def __init__(self, budget: MemoryBudget, spill: str, folder: SpillFolder, device: torch.device) -> None:
+    On the CPU, a cache over ``resident_max`` bytes goes to the file first, budget or not
+    (:data:`~.budget.RESIDENT_MAX`: resident file pages read as fast as memory and the kernel may
+    drop them). :attr:`reasons` says, per cache, why it went where it did.
+    """
+
+    def __init__(self, budget: MemoryBudget, spill: str, folder: SpillFolder, device: torch.device, *,
+                 resident_max: int = RESIDENT_MAX) -> None:
         self.budget, self.spill, self.folder, self.device = budget, spill, folder, device
+        self.resident_max = int(resident_max)
+        self.reasons: dict[str, str] = {}
 
     def place(self, what: str, nbytes: int) -> str:
         """``"memory"``, ``"mmap"`` or ``"recompute"`` for ``nbytes`` of ``what`` (memory is reserved)."""
-        if self.budget.reserve(what, nbytes):
-            return "memory"
-        if self.spill == "mmap" and self.folder.room_for(nbytes):
+        can_map = self.spill == "mmap" and self.folder.room_for(nbytes)
+        if can_map and self.device.type == "cpu" and nbytes > self.resident_max:
+            self.reasons[what] = f"larger than {self.resident_max / 2 ** 20:.0f} MiB: the kernel pages it"
             return "mmap"
-        return "recompute"
+        if self.budget.reserve(what, nbytes):
+            self.reasons[what] = "within the memory budget"
+            return "memory"
+        self.reasons[what] = "over the memory budget"
+        return "mmap" if can_map else "recompute"
 
     def empty(self, where: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         if where == "mmap":
@@ -144,8 +156,9 @@ class Store:
         out[i:j] = h
 
 
-def describe_place(where: str, what: str, nbytes: int) -> str:
+def describe_place(where: str, what: str, nbytes: int, why: str = "over the memory budget") -> str:
+    """One line for ``cache_info``: ``what``'s size and where it is kept (``why``: from :attr:`Store.reasons`)."""
     if where == "recompute":
-        return "not cached (over the memory budget): recomputed per batch"
-    place = "in memory" if where == "memory" else "in a memory-mapped file (over the memory budget)"
+        return f"not cached ({why}): recomputed per batch"
+    place = "in memory" if where == "memory" else f"in a memory-mapped file ({why})"
     return f"{what} {nbytes / 2 ** 20:.1f} MiB {place}"

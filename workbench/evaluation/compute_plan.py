@@ -21,7 +21,7 @@ from ..batching import (FAST_CHECK_IMAGES, PROBE_IMAGES, BatchPlan, Precision, P
 from ..data import ImageSource
 from ..models import ModelAdapter, forward_logits
 from ..paths import spill_dir
-from .budget import MemoryBudget, SpillFolder, default_budget
+from .budget import RESIDENT_MAX, MemoryBudget, SpillFolder, default_budget, parse_bytes
 from .prefix_cache import Batches, GraphCache, StageCache, Store
 from .split_checks import check_forward
 
@@ -106,11 +106,13 @@ class Compute:
 
 def set_up(given: ModelAdapter, source: ImageSource, normalize: Callable[[torch.Tensor], torch.Tensor],
            data_name: str, num_classes: int, device: torch.device, precision: Precision, *,
-           memory_budget: int | str | None, spill: str, batch_size: int | None, workers: int | None) -> Compute:
+           memory_budget: int | str | None, spill: str, batch_size: int | None, workers: int | None,
+           resident_max: int | str | None = None) -> Compute:
     """The compute of an evaluator of ``given`` on ``source`` (``num_classes`` logits): a copy of its
     model on ``device``, prepared for ``precision``; the budget (``memory_budget``, default a share of
     the memory) with the per-image records reserved; the batches (``batch_size`` or planned on the
-    probe images, ``workers`` to stream them); the prefix cache, spilling past the budget as ``spill`` says."""
+    probe images, ``workers`` to stream them); the prefix cache, spilling past the budget as ``spill`` says
+    (on the CPU, caches over ``resident_max`` go to the file first)."""
     model = copy.deepcopy(given.model).to(device).eval().requires_grad_(False)
     adapter = given.with_model(model)
     budget = MemoryBudget(default_budget(device) if memory_budget is None else memory_budget)
@@ -122,6 +124,7 @@ def set_up(given: ModelAdapter, source: ImageSource, normalize: Callable[[torch.
     prepare_model(model, precision)
     folder = SpillFolder(spill_dir())
     data = Batches(source, normalize, device, planner, workers, precision)
-    store = Store(budget, spill, folder, device)
+    store = Store(budget, spill, folder, device,
+                  resident_max=RESIDENT_MAX if resident_max is None else parse_bytes(resident_max, "resident_max"))
     prefix = StageCache(adapter, data, store) if adapter.stages else GraphCache(adapter, data, store)
     return Compute(model, adapter, budget, folder, data, prefix)

@@ -87,6 +87,11 @@ class Evaluator(SplitViews):
         spill: a cache past the budget goes to a memory-mapped file under
             :func:`workbench.paths.spill_dir` (``"mmap"``, deleted on close) or is recomputed
             batch by batch (``"recompute"``, also when the disk lacks the room).
+        resident_max: on the CPU, a cache larger than this (bytes or a size) goes to the
+            memory-mapped file even within the budget (default
+            :data:`~workbench.evaluation.budget.RESIDENT_MAX`, 256 MiB: resident file pages read as
+            fast as memory, and the kernel drops them under pressure). Give the budget to keep
+            every cache that fits in memory.
         score_cache: keep base scores on disk and read them on reopen: True (in
             :func:`workbench.paths.scores_dir`), a folder, or None (off).
         workers: DataLoader worker processes for streamed images (default
@@ -126,7 +131,7 @@ class Evaluator(SplitViews):
     def __init__(self, model: nn.Module | ModelAdapter, bundle: DataBundle, *, split: str = "test",
                  layers: str | tuple[str, ...] | None = None, device: torch.device | str | None = None,
                  batch_size: int | None = None, limit: int | None = None,
-                 memory_budget: int | str | None = None, spill: str = "mmap",
+                 memory_budget: int | str | None = None, spill: str = "mmap", resident_max: int | str | None = None,
                  score_cache: bool | str | Path | None = None, workers: int | None = None,
                  cache_limit_bytes: int | None = None, progress: Callable[[int, int], None] | None = None,
                  defer: bool = False, precision: str = "exact") -> None:
@@ -149,7 +154,8 @@ class Evaluator(SplitViews):
         self.normalize = bundle.normalize
         t0 = time.perf_counter()
         c = set_up(given, src, bundle.normalize, bundle.name, n_cls, self.device, self.precision,
-                   memory_budget=memory_budget, spill=spill, batch_size=given_batch, workers=workers)
+                   memory_budget=memory_budget, spill=spill, batch_size=given_batch, workers=workers,
+                   resident_max=resident_max)
         self.model, self.adapter, self.budget = c.model, c.adapter, c.budget
         self._data, self._prefix, self._spill = c.data, c.prefix, c.spill
         weakref.finalize(self, self._spill.close)

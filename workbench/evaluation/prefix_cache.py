@@ -144,8 +144,10 @@ class StageCache:
             yield h if stage == self.stages[0] else self.model(h, stop=stage)
 
     def info(self) -> dict[str, str]:
-        return {s: describe_place(w, str(tuple(a.shape)) if a is not None else "", a.element_size() * a.numel()
-                             if a is not None else 0) for s, (a, w) in self._cache.items()}
+        return {s: describe_place(w, str(tuple(a.shape)) if a is not None else "",
+                                  a.element_size() * a.numel() if a is not None else 0,
+                                  self.store.reasons.get(f"activation entering {s}", "over the memory budget"))
+                for s, (a, w) in self._cache.items()}
 
     def memory_bytes(self) -> int:
         """Bytes of cached activations held in memory (not counting memory-mapped ones)."""
@@ -251,7 +253,9 @@ class GraphCache:
         out = {}
         for k, (c, w) in self._cache.items():
             what = f"{len(c[0]) if c else 0} values per batch," if c is not None else ""
-            out[f"before {self._splits[k].cut}"] = describe_place(w, what, sum(carry_bytes(b) for b in c or ()))
+            cut = self._splits[k].cut
+            why = self.store.reasons.get(f"values crossing the cut before {cut}", "over the memory budget")
+            out[f"before {cut}"] = describe_place(w, what, sum(carry_bytes(b) for b in c or ()), why)
         return out
 
     def memory_bytes(self) -> int:
