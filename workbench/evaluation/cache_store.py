@@ -132,6 +132,10 @@ class Store:
         self.reasons[what] = "over the memory budget"
         return "mmap" if can_map else "recompute"
 
+    def why(self, what: str) -> str:
+        """Why ``what`` went where it did (its :attr:`reasons` entry)."""
+        return self.reasons.get(what, "over the memory budget")
+
     def empty(self, where: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         if where == "mmap":
             return self.folder.tensor(shape, dtype)

@@ -37,6 +37,16 @@ from .cache_store import Batches, Store, carry_bytes, carry_to, describe_place
 
 __all__ = ["Batches", "GraphCache", "StageCache", "Store"]
 
+
+def _stage_key(stage: str) -> str:
+    """The name a stage's cache has in the budget and in the store's reasons."""
+    return f"activation entering {stage}"
+
+
+def _cut_key(cut: str) -> str:
+    """The name a graph cut's cache has in the budget and in the store's reasons."""
+    return f"values crossing the cut before {cut}"
+
 class StageCache:
     """Activations entering each stage of a :class:`~workbench.models.ResNet`."""
 
@@ -64,7 +74,7 @@ class StageCache:
             return
         probe = self._entering(stage, 0, 1)
         shape = (self.data.n, *probe.shape[1:])
-        what = f"activation entering {stage}"
+        what = _stage_key(stage)
         where = self.store.place(what, probe.element_size() * probe[0].numel() * shape[0])
         out = None if where == "recompute" else self.store.empty(where, shape, probe.dtype)
         complete = False
@@ -146,7 +156,7 @@ class StageCache:
     def info(self) -> dict[str, str]:
         return {s: describe_place(w, str(tuple(a.shape)) if a is not None else "",
                                   a.element_size() * a.numel() if a is not None else 0,
-                                  self.store.reasons.get(f"activation entering {s}", "over the memory budget"))
+                                  self.store.why(_stage_key(s)))
                 for s, (a, w) in self._cache.items()}
 
     def memory_bytes(self) -> int:
@@ -156,7 +166,7 @@ class StageCache:
     def clear(self) -> None:
         """Drop every cached activation (and its share of the budget)."""
         for s in self._cache:
-            self.store.budget.release(f"activation entering {s}")
+            self.store.budget.release(_stage_key(s))
         self._cache.clear()
 
 
@@ -192,7 +202,7 @@ class GraphCache:
                 for (i, j), c in zip(self.data.bounds(), cached):
                     yield i, j, split.suffix(carry_to(c, self.data.device), params)
             return
-        what = f"values crossing the cut before {split.cut}"
+        what = _cut_key(split.cut)
         out: list[tuple] = []
         where, complete = "", False
         try:
@@ -254,7 +264,7 @@ class GraphCache:
         for k, (c, w) in self._cache.items():
             what = f"{len(c[0]) if c else 0} values per batch," if c is not None else ""
             cut = self._splits[k].cut
-            why = self.store.reasons.get(f"values crossing the cut before {cut}", "over the memory budget")
+            why = self.store.why(_cut_key(cut))
             out[f"before {cut}"] = describe_place(w, what, sum(carry_bytes(b) for b in c or ()), why)
         return out
 
@@ -265,7 +275,7 @@ class GraphCache:
     def clear(self) -> None:
         """Drop every cached carry (and its share of the budget)."""
         for k in self._cache:
-            self.store.budget.release(f"values crossing the cut before {self._splits[k].cut}")
+            self.store.budget.release(_cut_key(self._splits[k].cut))
         self._cache.clear()
 
 
