@@ -19,8 +19,8 @@ random start) and N, it times as a new user meets them:
 
 Each (model, N, precision) row runs in fresh processes (its peaks are its own), is saved as
 JSON in ``--results`` when done, and is skipped on a rerun: a stopped run resumes. Each row
-says which cache placement the memory budget chose (memory, memory-mapped file, recompute)
-and why, and the batch size and why.
+says where each cache went (memory, memory-mapped file, recompute: the memory budget, or on
+the CPU ``resident_max``) and why, and the batch size and why.
 
     python benchmarks/scale.py                                  # CPU sizes (table under results/scale/)
     python benchmarks/scale.py --models resnet50 --n 64         # a smoke run

@@ -82,7 +82,8 @@ def scores_dir() -> Path:
 
 
 def spill_dir() -> Path:
-    """``cache_dir() / "spill"``: memory-mapped activations past the memory budget (deleted on close)."""
+    """``cache_dir() / "spill"``: memory-mapped activations past the memory budget, and on the CPU any
+    over ``resident_max`` (deleted on close)."""
     return cache_dir() / "spill"
 
 

@@ -161,7 +161,7 @@ def test_on_the_cpu_a_cache_over_resident_max_goes_to_the_file_even_within_the_b
     size = held.cached_bytes() - held.budget.held["per-image records"]
     paged = Evaluator(tiny_model, data, layers="chain2", device="cpu", batch_size=BS, resident_max=size - 1)
     where = next(iter(paged.cache_info().values()))
-    assert "memory-mapped" in where and f"larger than {(size - 1) / 2 ** 20:.0f} MiB" in where
+    assert "memory-mapped" in where and f"larger than {(size - 1) / 2 ** 20:.4g} MiB" in where
     assert paged.cached_bytes() == held.budget.held["per-image records"]  # only the records count as memory
     assert torch.equal(paged.base_logits, held.base_logits) and torch.equal(paged.logits_for(params),
                                                                             held.logits_for(params))
@@ -177,6 +177,25 @@ def test_on_the_cpu_a_cache_over_resident_max_goes_to_the_file_even_within_the_b
                                   resident_max=2 ** 20)
         assert store.place("cut", 2 ** 21) == want
         assert store.place("small", 2 ** 19) == "memory" and store.reasons["small"] == "within the memory budget"
+
+
+def test_a_cache_file_takes_its_disk_space_up_front_and_a_full_disk_is_an_error(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    folder = SpillFolder(tmp_path / "spill")
+    t = folder.tensor((1000, 256), torch.float32)
+    assert t.shape == (1000, 256) and folder.bytes == 1000 * 256 * 4
+    if hasattr(os, "posix_fallocate"):
+        def full(fd: int, offset: int, length: int) -> None:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(os, "posix_fallocate", full)
+        with pytest.raises(OSError, match=r"no room for a 1\.0 MiB cache file .*spill='recompute'"):
+            folder.tensor((1024, 256), torch.float32)
+        assert len(list(folder.dir.iterdir())) == 0  # the failed file is gone (the first was unlinked when mapped)
+    folder.close()
+    assert not (tmp_path / "spill").exists() or not any((tmp_path / "spill").iterdir())
 
 
 def anon_mib() -> float:

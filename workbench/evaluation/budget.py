@@ -181,6 +181,20 @@ class SpillFolder:
         numel = 1
         for s in shape:
             numel *= int(s)
+        size = max(numel, 1) * torch.empty((), dtype=dtype).element_size()
+        # Take the disk space now: a sparse file that cannot grow while it is written through the
+        # mapping kills the process (SIGBUS) instead of raising.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            if hasattr(os, "posix_fallocate"):  # POSIX; elsewhere the file grows as it is written
+                os.posix_fallocate(fd, 0, size)
+        except OSError as e:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise OSError(e.errno, f"no room for a {size / 2 ** 20:.1f} MiB cache file in {self.dir} ({e.strerror}): "
+                          "free disk space there, set $WORKBENCH_CACHE to a larger disk, or pass "
+                          "spill='recompute'") from e
+        os.close(fd)
         t = torch.from_file(str(path), shared=True, size=max(numel, 1), dtype=dtype)[:numel].view(shape)
         try:
             os.unlink(path)  # the mapping stays valid; the file goes with the tensor

@@ -3,7 +3,8 @@
 :class:`Batches` gives the split's images normalised on the device, in fixed batches (one pass
 at a time, read ahead by DataLoader workers when streamed from disk). :class:`Store` places a
 cache against the evaluator's :class:`~workbench.evaluation.budget.MemoryBudget`: in memory
-while it fits, else in a memory-mapped file, else nowhere (recomputed).
+while it fits, else in a memory-mapped file, else nowhere (recomputed); on the CPU a cache over
+``resident_max`` goes to the file first.
 """
 from __future__ import annotations
 
@@ -122,19 +123,21 @@ class Store:
 
     def place(self, what: str, nbytes: int) -> str:
         """``"memory"``, ``"mmap"`` or ``"recompute"`` for ``nbytes`` of ``what`` (memory is reserved)."""
-        can_map = self.spill == "mmap" and self.folder.room_for(nbytes)
-        if can_map and self.device.type == "cpu" and nbytes > self.resident_max:
-            self.reasons[what] = f"larger than {self.resident_max / 2 ** 20:.0f} MiB: the kernel pages it"
+        def can_map() -> bool:
+            return self.spill == "mmap" and self.folder.room_for(nbytes)
+
+        if self.device.type == "cpu" and nbytes > self.resident_max and can_map():
+            self.reasons[what] = f"larger than {self.resident_max / 2 ** 20:.4g} MiB: the kernel pages it"
             return "mmap"
         if self.budget.reserve(what, nbytes):
             self.reasons[what] = "within the memory budget"
             return "memory"
         self.reasons[what] = "over the memory budget"
-        return "mmap" if can_map else "recompute"
+        return "mmap" if can_map() else "recompute"
 
     def why(self, what: str) -> str:
-        """Why ``what`` went where it did (its :attr:`reasons` entry)."""
-        return self.reasons.get(what, "over the memory budget")
+        """Why ``what`` went where it did (its :attr:`reasons` entry; ``""`` if it was never placed)."""
+        return self.reasons.get(what, "")
 
     def empty(self, where: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
         if where == "mmap":
@@ -160,8 +163,9 @@ class Store:
         out[i:j] = h
 
 
-def describe_place(where: str, what: str, nbytes: int, why: str = "over the memory budget") -> str:
+def describe_place(where: str, what: str, nbytes: int, why: str = "") -> str:
     """One line for ``cache_info``: ``what``'s size and where it is kept (``why``: from :attr:`Store.reasons`)."""
+    why = why or "over the memory budget"
     if where == "recompute":
         return f"not cached ({why}): recomputed per batch"
     place = "in memory" if where == "memory" else f"in a memory-mapped file ({why})"

@@ -42,7 +42,7 @@ from ..editing import EditorConfig, EditResult
 from ..editing.editor_defaults import DEFAULT_GROUP
 from ..models import ModelAdapter, adapt
 from .base_scores import BaseScores, fill, locked
-from .budget import SPILL_MODES
+from .budget import SPILL_MODES, parse_bytes
 from .compute_plan import check_precision, set_up
 from .edited_scores import EditedScores, Params, Progress
 from .fast_path import FAST_PATH_CHECK_IMAGES, FAST_PATH_RTOL, describe  # noqa: F401
@@ -142,6 +142,7 @@ class Evaluator(SplitViews):
         self.precision = precision_for(precision, self.device)
         if spill not in SPILL_MODES:
             raise ValueError(f"spill must be one of {list(SPILL_MODES)}, got {spill!r}")
+        resident_max = None if resident_max is None else parse_bytes(resident_max, "resident_max")
         if cache_limit_bytes is not None:
             memory_budget, spill = (cache_limit_bytes if memory_budget is None else memory_budget), "recompute"
         src = split_source(bundle, split, limit)
@@ -297,7 +298,8 @@ class Evaluator(SplitViews):
             split=self.split, examples=len(self))
 
     def cache_info(self) -> dict[str, str]:
-        """What is cached and its size, e.g. ``{"chain3": "(10000, 32, 14, 14) 239.3 MiB"}``."""
+        """What is cached, its size, where and why, e.g.
+        ``{"chain3": "(10000, 32, 14, 14) 239.3 MiB in memory"}``."""
         return self._prefix.info()
 
     def __repr__(self) -> str:

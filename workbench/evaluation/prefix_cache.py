@@ -12,7 +12,7 @@ Two caches with one interface (``cut_for(names)``, ``logits(params, cut)``,
 
 Where a cache goes is decided by :class:`Store` against the evaluator's memory budget
 (:mod:`workbench.evaluation.cache_store`): in memory (on the device) while it fits, else in a
-memory-mapped file, else nowhere (recomputed batch by batch from the nearest cached earlier
+memory-mapped file (on the CPU also any cache over ``resident_max``), else nowhere (recomputed batch by batch from the nearest cached earlier
 stage or cut, else from the images). A cache is filled by the first full pass at its cut,
 batch by batch, and kept only when that pass completes: a pass stopped early (a cancelled
 exact pass) leaves no half-filled cache.
@@ -46,6 +46,7 @@ def _stage_key(stage: str) -> str:
 def _cut_key(cut: str) -> str:
     """The name a graph cut's cache has in the budget and in the store's reasons."""
     return f"values crossing the cut before {cut}"
+
 
 class StageCache:
     """Activations entering each stage of a :class:`~workbench.models.ResNet`."""

@@ -70,7 +70,8 @@ class EditSession:
             base model (a progress line; see :func:`workbench.widgets.show`).
         memory_budget: bytes or a size (``"4GiB"``) for what the evaluator keeps in memory (base
             logits, cached prefix activations); past it, caches go to a memory-mapped file or are
-            recomputed. Default: a share of the RAM (of the free GPU memory on CUDA), see
+            recomputed (on the CPU a cache over 256 MiB goes to the file anyway; pass
+            ``evaluator=Evaluator(..., resident_max=...)`` to change that). Default: a share of the RAM (of the free GPU memory on CUDA), see
             :func:`workbench.evaluation.budget.default_budget`.
         score_cache: where base scores are kept, so that reopening the same model on the same
             data reads them in seconds: True (default) inside the model folder when the session

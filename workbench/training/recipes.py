@@ -273,8 +273,9 @@ RECIPES: dict[str, Recipe] = {
     # defaults, the official ResNet-18 factory's values); and the
     # standard channel-dropout baseline keeping the same expected share of channels (0.6).
     # Dynamics every epoch, model + train_state.pt every epoch (a stopped run resumes), no
-    # snapshots or accounting. metrics.jsonl: fit_noisy is the eval-mode ("drop") share of noisy
-    # examples still given their noisy label, train_acc_noisy the same in training (own masks).
+    # snapshots or accounting. metrics.jsonl: fit_noisy is the eval-mode share of noisy examples
+    # still given their noisy label ("drop" for example-tied dropout, the identity for standard
+    # dropout), train_acc_noisy the same in training (own masks).
     # One thread, width 0.5, measured: a step of 512 takes 1.66 s CPU (either recipe), an epoch
     # (117 steps + eval of 16,000 images) about 3.5 min, 50 epochs about 2.9 h, by
     # `OMP_NUM_THREADS=1 python benchmarks/recipe_epoch_time.py --recipe fashion-noisy-r9-etd --steps 4`.
