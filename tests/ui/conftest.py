@@ -43,6 +43,14 @@ def browser_type_launch_args(browser_type_launch_args):
                      "--disable-component-update", "--disable-sync", "--no-first-run"]}
 
 
+@pytest.fixture(scope="session", autouse=True)
+def kernel_round_trip_timeout():
+    """A click's effect reaches the page after a round trip through the kernel; on a loaded
+    2-core machine that can take longer than the 5 s Playwright gives ``expect`` by default."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    playwright_api.expect.set_options(timeout=30_000)
+
+
 @pytest.fixture(scope="session")
 def browser_context_args(browser_context_args):
     return {**browser_context_args, "viewport": {"width": 1366, "height": 768}}  # a classroom laptop
