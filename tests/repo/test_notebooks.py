@@ -135,3 +135,12 @@ def test_06_memorization_trains_the_three_models_and_reports(tmp_path):
     etd = json.loads((ROOT / "results/memorization/etd-r9-run/findings/dropout.json").read_text())
     assert "### example-tied dropout: dropout" in shown  # the fourth finding of the shipped dropout run
     assert f"{100 * etd['outcome']['noisy_kept']:.1f}% of the noisy labels kept" in shown
+    for name, run in (("no dropout", "noisy-r9-run"), ("example-tied dropout", "etd-r9-run"),
+                      ("standard dropout", "dropout-r9-run")):  # a run still training is named as such
+        folder = ROOT / "results/memorization" / run
+        if (folder / "card.json").exists():
+            c = json.loads((folder / "card.json").read_text())
+            said = f"unfinished: trained {c['epochs']} of {c['recipe']['epochs']} epochs" in text
+            assert said == (c["epochs"] < c["recipe"]["epochs"]), name
+        else:
+            assert f"{name}: not shipped yet" in text
