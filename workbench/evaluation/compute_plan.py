@@ -21,7 +21,7 @@ from ..batching import (FAST_CHECK_IMAGES, PROBE_IMAGES, BatchPlan, Precision, P
 from ..data import ImageSource
 from ..models import ModelAdapter, forward_logits
 from ..paths import spill_dir
-from .budget import RESIDENT_MAX, MemoryBudget, SpillFolder, default_budget, parse_bytes
+from .budget import RESIDENT_MAX, MemoryBudget, SpillFolder, default_budget
 from .prefix_cache import Batches, GraphCache, StageCache, Store
 from .split_checks import check_forward
 
@@ -107,7 +107,7 @@ class Compute:
 def set_up(given: ModelAdapter, source: ImageSource, normalize: Callable[[torch.Tensor], torch.Tensor],
            data_name: str, num_classes: int, device: torch.device, precision: Precision, *,
            memory_budget: int | str | None, spill: str, batch_size: int | None, workers: int | None,
-           resident_max: int | str | None = None) -> Compute:
+           resident_max: int = RESIDENT_MAX) -> Compute:
     """The compute of an evaluator of ``given`` on ``source`` (``num_classes`` logits): a copy of its
     model on ``device``, prepared for ``precision``; the budget (``memory_budget``, default a share of
     the memory) with the per-image records reserved; the batches (``batch_size`` or planned on the
@@ -124,7 +124,6 @@ def set_up(given: ModelAdapter, source: ImageSource, normalize: Callable[[torch.
     prepare_model(model, precision)
     folder = SpillFolder(spill_dir())
     data = Batches(source, normalize, device, planner, workers, precision)
-    store = Store(budget, spill, folder, device,
-                  resident_max=RESIDENT_MAX if resident_max is None else parse_bytes(resident_max, "resident_max"))
+    store = Store(budget, spill, folder, device, resident_max=resident_max)
     prefix = StageCache(adapter, data, store) if adapter.stages else GraphCache(adapter, data, store)
     return Compute(model, adapter, budget, folder, data, prefix)

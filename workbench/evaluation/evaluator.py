@@ -42,7 +42,7 @@ from ..editing import EditorConfig, EditResult
 from ..editing.editor_defaults import DEFAULT_GROUP
 from ..models import ModelAdapter, adapt
 from .base_scores import BaseScores, fill, locked
-from .budget import SPILL_MODES, parse_bytes
+from .budget import RESIDENT_MAX, SPILL_MODES, parse_bytes
 from .compute_plan import check_precision, set_up
 from .edited_scores import EditedScores, Params, Progress
 from .fast_path import FAST_PATH_CHECK_IMAGES, FAST_PATH_RTOL, describe  # noqa: F401
@@ -142,7 +142,7 @@ class Evaluator(SplitViews):
         self.precision = precision_for(precision, self.device)
         if spill not in SPILL_MODES:
             raise ValueError(f"spill must be one of {list(SPILL_MODES)}, got {spill!r}")
-        resident_max = None if resident_max is None else parse_bytes(resident_max, "resident_max")
+        resident_bytes = RESIDENT_MAX if resident_max is None else parse_bytes(resident_max, "resident_max")
         if cache_limit_bytes is not None:
             memory_budget, spill = (cache_limit_bytes if memory_budget is None else memory_budget), "recompute"
         src = split_source(bundle, split, limit)
@@ -156,7 +156,7 @@ class Evaluator(SplitViews):
         t0 = time.perf_counter()
         c = set_up(given, src, bundle.normalize, bundle.name, n_cls, self.device, self.precision,
                    memory_budget=memory_budget, spill=spill, batch_size=given_batch, workers=workers,
-                   resident_max=resident_max)
+                   resident_max=resident_bytes)
         self.model, self.adapter, self.budget = c.model, c.adapter, c.budget
         self._data, self._prefix, self._spill = c.data, c.prefix, c.spill
         weakref.finalize(self, self._spill.close)

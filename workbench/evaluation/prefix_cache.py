@@ -12,8 +12,8 @@ Two caches with one interface (``cut_for(names)``, ``logits(params, cut)``,
 
 Where a cache goes is decided by :class:`Store` against the evaluator's memory budget
 (:mod:`workbench.evaluation.cache_store`): in memory (on the device) while it fits, else in a
-memory-mapped file (on the CPU also any cache over ``resident_max``), else nowhere (recomputed batch by batch from the nearest cached earlier
-stage or cut, else from the images). A cache is filled by the first full pass at its cut,
+memory-mapped file (on the CPU also any cache over ``resident_max``), else nowhere (recomputed
+batch by batch from the nearest cached earlier stage or cut, else from the images). A cache is filled by the first full pass at its cut,
 batch by batch, and kept only when that pass completes: a pass stopped early (a cancelled
 exact pass) leaves no half-filled cache.
 
