@@ -129,6 +129,18 @@ def test_no_text_narrates_how_the_project_was_made():
     assert not hits, "state what holds, with its command:\n" + "\n".join(hits)
 
 
+
+MACHINE_PATH = re.compile(r"(^|[^\w.~-])(/(work|tmp|home|root|Users|mnt|var)/|[A-Za-z]:\\)")
+
+
+def test_no_shipped_card_records_a_machine_path():
+    cards = sorted((ROOT / "assets" / "models").glob("*/card.json")) + sorted((ROOT / "results").rglob("card.json"))
+    assert len(cards) >= 5, cards  # the shipped models and the memorization runs
+    hits = [f"{p.relative_to(ROOT)}: {m.group(0)!r}" for p in cards for m in MACHINE_PATH.finditer(p.read_text())]
+    assert not hits, "a card records its command relative to the repository root:\n" + "\n".join(hits)
+    assert MACHINE_PATH.search('"command": "python -m workbench train --out /home/me/run"')  # the check bites
+    assert not MACHINE_PATH.search('"command": "python -m workbench train --out runs/tmp/x"')
+
 # ------------------------------------------------------------------------------- import contracts
 def _contracts() -> list[dict]:
     return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
