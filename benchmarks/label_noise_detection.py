@@ -26,7 +26,7 @@ finished ones and resumes an unfinished one. The figures and the command go to `
 
     OMP_NUM_THREADS=1 python benchmarks/label_noise_detection.py             # the full run
     OMP_NUM_THREADS=1 python benchmarks/label_noise_detection.py --train 600 --epochs 2 --folds 2 \\
-        --width 4 --runs /tmp/lnd --json /tmp/lnd.json                        # a smoke run, seconds
+        --width 8 --runs /tmp/lnd --json /tmp/lnd.json                        # a smoke run, seconds
 """
 from __future__ import annotations
 

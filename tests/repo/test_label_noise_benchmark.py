@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.support.repo import ROOT
+from workbench.data.noise import LabelNoise
+from workbench.localization.label_errors import dynamics_scores
 
 
 def _bench():
@@ -33,6 +37,13 @@ def test_tiny_run_rates_every_score_on_both_noise_types_and_a_rerun_trains_nothi
         assert all(0.0 <= row["auroc"] <= 1.0 and 0.0 <= row["precision_at_rate"] <= 1.0 for row in r["scores"].values())
         assert {n for n, row in r["scores"].items() if row["workbench"]} == {"aum", "mean_loss", "el2n", "ensemble"}
     assert js["results"]["symmetric"]["flipped"] == 30
+    from sklearn.metrics import roc_auc_score
+
+    for kind, r in js["results"].items():  # the reported AUROC is scikit-learn's on the run's own scores
+        flags = LabelNoise.load(Path(r["runs"])).mask().numpy()
+        for name, s in dynamics_scores(Path(r["runs"]) / "dynamics-run").items():
+            s = np.where(np.isnan(s), np.nanmedian(s), s)  # as the benchmark scores an unseen example
+            assert r["scores"][name]["auroc"] == pytest.approx(roc_auc_score(flags, s), abs=1e-9), (kind, name)
     assert js["results"]["class-conditional"]["noise"]["classes"] == list(bench.CONFUSABLE)
     text = capsys.readouterr().out
     assert text.count("cleanlab self-confidence (k-fold)") == 2 and "best workbench score" in text

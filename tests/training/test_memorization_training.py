@@ -149,8 +149,18 @@ def test_gradient_accounting_gives_the_plain_gradient_and_splits_it(fashion_smal
         torch.testing.assert_close(got[n], p.grad, rtol=1e-3, atol=3e-5)  # summation order differs
     per = F.cross_entropy(model(x), y, reduction="none").detach()
     torch.testing.assert_close(torch.tensor(logs["loss_noisy"]), per[noisy].mean(), rtol=1e-4, atol=1e-5)
-    s = acc._sums["head.fc"]
-    assert s[0] > 0 and s[1] > 0 and s[3] == 1
+    # the accounted split equals the clean-only and noisy-only gradients, computed apart
+    per = F.cross_entropy(model(x), y, reduction="none")
+    w = model.head.fc.weight
+    fc = [w, model.head.fc.bias]
+    g_c = torch.cat([g.reshape(-1) for g in torch.autograd.grad(per[~noisy].sum(), fc, retain_graph=True)]).double()
+    g_n = torch.cat([g.reshape(-1) for g in torch.autograd.grad(per[noisy].sum(), fc)]).double()
+    root = g_c.numel() ** 0.5
+    s = acc._sums["head.fc"]  # [clean norm, noisy norm, cosine sum, cosine count, params], one step
+    assert s[3] == 1 and s[4] == g_c.numel()
+    assert s[0] == pytest.approx(float(g_c.norm()) / root, rel=1e-3)
+    assert s[1] == pytest.approx(float(g_n.norm()) / root, rel=1e-3)
+    assert s[2] == pytest.approx(float(g_c @ g_n) / float(g_c.norm() * g_n.norm()), abs=1e-3)
 
 
 def test_noisy_recipe_logs_gradient_accounting_per_epoch(tmp_path, fashion_small):

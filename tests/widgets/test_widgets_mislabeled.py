@@ -56,7 +56,7 @@ def test_without_dynamics_the_sort_falls_back_to_self_confidence_and_says_why(ti
     assert all(scores.values[i] == pytest.approx(1.0 - float(q[i])) for i in range(LIMIT))
     _sorted_by(wb, scores.values)
     note = wb.browser.mislabel_note.value
-    assert "self-confidence" in note and "holds no training dynamics" in note
+    assert "self-confidence" in note and "holds no training dynamics" in note and "in sample" in note
 
 
 def test_on_the_test_split_the_dynamics_do_not_apply(tiny_model_dir, fashion_small):
@@ -64,6 +64,7 @@ def test_on_the_test_split_the_dynamics_do_not_apply(tiny_model_dir, fashion_sma
     scores = wb.session.label_scores()
     assert scores.score == "self_confidence"
     assert "this session shows the test split" in wb.browser.mislabel_note.value
+    assert "in sample" not in wb.browser.mislabel_note.value  # test images are out of sample
     q = wb.session.label_quality()
     _sorted_by(wb, {i: 1.0 - float(v) for i, v in enumerate(q.tolist())})
 

@@ -108,8 +108,10 @@ class Localization:
         """``(N,)`` probability the current model gives each image's label (its split, after ``limit``).
 
         This is cleanlab's ``self_confidence`` label-quality score (``rank.get_label_quality_scores``
-        with ``method="self_confidence"``) on the model's test probabilities, which are out of sample:
-        a low value flags a likely label error.
+        with ``method="self_confidence"``) on the probabilities of the session's split: out of
+        sample on a test or validation split, in sample on the split the model was trained on
+        (where a model that fitted a wrong label is confident in it). A low value flags a likely
+        label error.
         """
         ev = self.evaluator
         if ev is None:
@@ -137,8 +139,10 @@ class Localization:
             values = {i: float(v) for i, v in enumerate(scores[:n].tolist()) if v == v}  # NaN: never seen
             return LabelScores(values, score, SCORE_NAMES[score])
         q = self.label_quality()
+        sample = ("; in sample: the model was trained on these images, so a label it fitted looks sound"
+                  if self.split == "train" else "")
         return LabelScores({i: 1.0 - v for i, v in enumerate(q.tolist())}, "self_confidence",
-                           f"{SCORE_NAMES['self_confidence']}; {why}")
+                           f"{SCORE_NAMES['self_confidence']}; {why}{sample}")
 
     def _dynamics_reason(self) -> str | None:
         """None when the dynamics score applies (and is loaded into ``_dynamics``), else why not."""
