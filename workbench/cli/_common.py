@@ -67,8 +67,25 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 
 
 def command_line(args: argparse.Namespace) -> str:
-    """The command as typed, for cards and result files."""
-    return "python -m workbench " + " ".join(shlex.quote(a) for a in getattr(args, "argv", []))
+    """The command as typed, for cards and result files, with any absolute path inside the
+    working folder written relative to it (so a shared card or result names no machine path).
+
+    Example (run from ``/home/me/project``): ``--out /home/me/project/runs/a`` is recorded as
+    ``--out runs/a``; ``--out /data/runs/a`` (outside the working folder) as typed.
+    """
+    return "python -m workbench " + " ".join(shlex.quote(portable_arg(a)) for a in getattr(args, "argv", []))
+
+
+def portable_arg(arg: str) -> str:
+    """``arg`` (a value or ``--flag=value``) with an absolute path under the cwd made relative."""
+    flag, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+    if not os.path.isabs(value):
+        return arg
+    try:
+        rel = Path(value).relative_to(Path.cwd())
+    except ValueError:
+        return arg
+    return f"{flag}{eq}{rel.as_posix() or '.'}"
 
 
 def check_output_file(path: str | Path, flag: str) -> Path:

@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from ._common import add_device_arg, add_trust_arg, check_output_file, device_from_args
+from ._common import add_device_arg, add_trust_arg, check_output_file, device_from_args, portable_arg
 
 NAME = "memorization"
 HELP = "after dropping the memorization channels: noisy labels kept and clean accuracy cost"
@@ -64,8 +64,8 @@ def run(args: argparse.Namespace) -> int:
     print("goal met" if out.meets_goal() else "goal not met", file=sys.stderr)
     if args.json:
         given = [*(["--device", args.device] if args.device else []), *(["--trust-code"] if args.trust_code else [])]
-        command = shlex.join(["python", "-m", "workbench", NAME, "--checkpoint", str(path), "--after", args.after,
-                              "--json", args.json, *given])
+        command = shlex.join(["python", "-m", "workbench", NAME, "--checkpoint", portable_arg(str(path)),
+                              "--after", args.after, "--json", portable_arg(args.json), *given])
         doc = {"step": "dropout", "command": command, "wall_seconds": round(time.perf_counter() - t0, 1),
                "checkpoint": str(path), "dropout": card["dropout"], "rows": [r.__dict__ for r in rows],
                "outcome": {**out.__dict__, "clean_cost": out.clean_cost, "meets_goal": out.meets_goal()}}
