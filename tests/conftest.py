@@ -28,6 +28,16 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _spill_folders_on_disk(monkeypatch) -> None:
+    """Tests keep their spill folders under the temporary folder, which may be a RAM disk (tmpfs);
+    they test where the evaluator puts a cache, so every folder counts as a disk here. The RAM-disk
+    rule has its own test (tests/evaluation/test_ram_disk.py), which restores it."""
+    from workbench.evaluation import budget
+
+    monkeypatch.setattr(budget, "RAM_FILESYSTEMS", frozenset())
+
+
 @pytest.fixture(scope="session")
 def fashion():
     """The full Fashion-MNIST bundle (from Debian's dataset-fashion-mnist)."""

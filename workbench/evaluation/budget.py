@@ -14,6 +14,10 @@ the cut's cache memory-mapped takes as long as with it in memory), but they are 
 the process's memory: under pressure the kernel drops them instead of the process running out.
 So the session's own memory stays flat in the number of images. GPU memory is not paged this way:
 on CUDA a cache stays on the device while it fits the budget.
+
+A spill folder on a RAM disk (tmpfs, ramfs) holds its files in memory: there a file saves
+nothing, so the evaluator neither maps large caches first nor spills past the budget into it
+(it recomputes instead), and ``cache_info`` says so.
 """
 from __future__ import annotations
 
@@ -29,13 +33,16 @@ from typing import Callable
 
 import torch
 
-__all__ = ["MemoryBudget", "SpillFolder", "default_budget", "parse_bytes", "release_heap", "RESIDENT_MAX", "SPILL_MODES"]
+__all__ = ["MemoryBudget", "SpillFolder", "default_budget", "filesystem_type", "parse_bytes", "release_heap",
+           "RAM_FILESYSTEMS", "RESIDENT_MAX", "SPILL_MODES"]
 
 SPILL_MODES = ("mmap", "recompute")
 RAM_SHARE = 0.4  # of the RAM available now, when no budget is given
 GPU_SHARE = 0.5  # of the free GPU memory, when no budget is given
 MIN_DEFAULT = 256 * 2 ** 20
 RESIDENT_MAX = 256 * 2 ** 20  # on the CPU, a larger cache goes to the memory-mapped file even within the budget
+RAM_FILESYSTEMS = frozenset({"tmpfs", "ramfs"})  # a file there is memory
+MOUNTINFO = Path("/proc/self/mountinfo")
 _UNITS = {"": 1, "b": 1, "k": 10 ** 3, "kb": 10 ** 3, "m": 10 ** 6, "mb": 10 ** 6, "g": 10 ** 9, "gb": 10 ** 9,
           "t": 10 ** 12, "tb": 10 ** 12, "kib": 2 ** 10, "mib": 2 ** 20, "gib": 2 ** 30, "tib": 2 ** 40}
 
@@ -150,6 +157,33 @@ class MemoryBudget:
         return f"MemoryBudget({self.used / 2 ** 20:.1f} of {self.total / 2 ** 20:.1f} MiB used)"
 
 
+def filesystem_type(path: str | Path, mountinfo: str | None = None) -> str | None:
+    """The type of the file system that holds ``path`` (``"ext4"``, ``"tmpfs"`` ...), from
+    ``/proc/self/mountinfo`` (or the given text of one); None where that is not known (not Linux).
+
+    Example:
+        >>> filesystem_type("/dev/shm", "25 24 0:23 / /dev/shm rw - tmpfs tmpfs rw")
+        'tmpfs'
+    """
+    if mountinfo is None:
+        try:
+            mountinfo = MOUNTINFO.read_text()
+        except OSError:
+            return None
+    target = os.path.realpath(path)
+    best, kind = "", None
+    for line in mountinfo.splitlines():
+        left, sep, right = line.partition(" - ")
+        fields = left.split()
+        if not sep or len(fields) < 5 or not right.split():
+            continue
+        mount = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])  # "\040" is a space
+        inside = target == mount or target.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best):  # the deepest mount; of equal ones, the later (on top)
+            best, kind = mount, right.split()[0]
+    return kind
+
+
 class SpillFolder:
     """Tensors backed by files in a private folder under ``root`` (memory-mapped, shared): the
     kernel pages them in and out, so they do not count against the budget.
@@ -162,6 +196,18 @@ class SpillFolder:
         self.root = Path(root)
         self.dir: Path | None = None
         self.bytes = 0
+        self._fs: str | None = None
+
+    @property
+    def in_memory(self) -> bool:
+        """Whether the folder is on a RAM disk (:data:`RAM_FILESYSTEMS`): its files are memory."""
+        if self._fs is None:
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError:
+                pass
+            self._fs = filesystem_type(self.root) or ""
+        return self._fs in RAM_FILESYSTEMS
 
     def room_for(self, nbytes: int) -> bool:
         """Whether the folder can take ``nbytes`` more (with 10% and 1 GiB to spare on its disk)."""

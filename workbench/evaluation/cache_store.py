@@ -122,9 +122,13 @@ class Store:
         self.reasons: dict[str, str] = {}
 
     def place(self, what: str, nbytes: int) -> str:
-        """``"memory"``, ``"mmap"`` or ``"recompute"`` for ``nbytes`` of ``what`` (memory is reserved)."""
+        """``"memory"``, ``"mmap"`` or ``"recompute"`` for ``nbytes`` of ``what`` (memory is reserved).
+
+        A spill folder on a RAM disk (:attr:`~.budget.SpillFolder.in_memory`) takes nothing: its
+        files would be memory outside the budget.
+        """
         def can_map() -> bool:
-            return self.spill == "mmap" and self.folder.room_for(nbytes)
+            return self.spill == "mmap" and not self.folder.in_memory and self.folder.room_for(nbytes)
 
         if self.device.type == "cpu" and nbytes > self.resident_max and can_map():
             self.reasons[what] = f"larger than {self.resident_max / 2 ** 20:.4g} MiB: the kernel pages it"
@@ -133,6 +137,9 @@ class Store:
             self.reasons[what] = "within the memory budget"
             return "memory"
         self.reasons[what] = "over the memory budget"
+        if self.spill == "mmap" and self.folder.in_memory:
+            self.reasons[what] += (f"; the spill folder {self.folder.root} is on a RAM disk, where a file is memory "
+                                   "too: set $WORKBENCH_CACHE to a folder on a disk to keep it in a file")
         return "mmap" if can_map() else "recompute"
 
     def why(self, what: str) -> str:
