@@ -30,9 +30,12 @@ def _seed() -> None:
 
 @pytest.fixture(autouse=True)
 def _spill_folders_on_disk(monkeypatch) -> None:
-    """Tests keep their spill folders under the temporary folder, which may be a RAM disk (tmpfs);
-    they test where the evaluator puts a cache, so every folder counts as a disk here. The RAM-disk
-    rule has its own test (tests/evaluation/test_ram_disk.py), which restores it."""
+    """The spill folders of the tests lie under the temporary folder or $HOME, either of which may be
+    a RAM disk (tmpfs) on some machine; the tests check where the evaluator puts a cache, so every
+    folder counts as a disk here. The RAM-disk rule has its own tests
+    (tests/evaluation/test_ram_disk.py), which turn it back on. Tests that run the product in a
+    subprocess (notebooks, the browser) keep the real rule: it changes where a cache is kept, not
+    any result."""
     from workbench.evaluation import budget
 
     monkeypatch.setattr(budget, "RAM_FILESYSTEMS", frozenset())

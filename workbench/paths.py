@@ -14,7 +14,8 @@ Caches the workbench writes (base scores keyed by model and data, spilled activa
 session opened on a model folder keeps its base scores in that folder when it can write there
 (:func:`score_cache_folder`; ``$WORKBENCH_SCORE_CACHE`` overrides both).
 
-Nothing else in the package guesses paths relative to its source files.
+Nothing else in the package guesses paths relative to its source files. What a card or a result
+file records of a path typed on the command line goes through :func:`portable_arg`.
 """
 from __future__ import annotations
 
@@ -102,3 +103,50 @@ def score_cache_folder(model_folder: str | Path | None = None) -> Path | None:
         if folder.is_dir() and os.access(folder, os.W_OK | os.X_OK):
             return folder / MODEL_SCORES
     return scores_dir()
+
+
+def portable_arg(arg: str) -> str:
+    """``arg`` as a card or result file records it: an absolute path inside the working folder,
+    also as ``--flag=PATH`` or ``scheme:PATH`` (``imagefolder:/...``, ``hf:/...``), is written
+    relative to that folder, so a shared card names no path of the machine; anything else is
+    kept as typed. The working folder counts both as the shell names it (``$PWD``, through a
+    symbolic link) and resolved.
+
+    Example (run from ``/home/me/project``):
+        ``/home/me/project/runs/a`` -> ``runs/a``; ``--json=/home/me/project/r.json`` ->
+        ``--json=r.json``; ``imagefolder:/home/me/project/data`` -> ``imagefolder:data``;
+        ``/data/runs/a`` (outside) -> ``/data/runs/a``.
+    """
+    flag, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+    scheme = ""
+    if not os.path.isabs(value) and ":" in value:
+        head, _, rest = value.partition(":")
+        if head.isidentifier() and os.path.isabs(rest):
+            scheme, value = head + ":", rest
+    if not os.path.isabs(value):
+        return arg
+    rel = _inside_working_folder(value)
+    return arg if rel is None else f"{flag}{eq}{scheme}{rel}"
+
+
+def _inside_working_folder(path: str) -> str | None:
+    """``path`` (absolute) relative to the working folder, POSIX style; None when outside it."""
+    try:
+        cwd = os.getcwd()
+    except OSError:  # the working folder was deleted
+        return None
+    bases = [cwd]
+    pwd = os.environ.get("PWD", "")
+    if os.path.isabs(pwd) and pwd != cwd:
+        try:
+            if os.path.samefile(pwd, cwd):
+                bases.insert(0, pwd)
+        except OSError:
+            pass
+    norm = Path(os.path.normpath(path))
+    for base in bases:
+        try:
+            return norm.relative_to(base).as_posix() or "."
+        except ValueError:
+            continue
+    return None

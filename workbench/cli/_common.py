@@ -16,6 +16,7 @@ from ..editing import EditorChoice, get_method
 from ..editing.editor_defaults import DEFAULT_GROUP
 from ..evaluation import Evaluator
 from ..evaluation.editor_resolver import EditorResolver
+from ..paths import portable_arg
 from ..training.recipes import Recipe
 
 
@@ -67,25 +68,9 @@ def recipe_from_args(args: argparse.Namespace) -> Recipe:
 
 
 def command_line(args: argparse.Namespace) -> str:
-    """The command as typed, for cards and result files, with any absolute path inside the
-    working folder written relative to it (so a shared card or result names no machine path).
-
-    Example (run from ``/home/me/project``): ``--out /home/me/project/runs/a`` is recorded as
-    ``--out runs/a``; ``--out /data/runs/a`` (outside the working folder) as typed.
-    """
+    """The command as typed, for cards and result files, each path through
+    :func:`workbench.paths.portable_arg` (inside the working folder: relative to it)."""
     return "python -m workbench " + " ".join(shlex.quote(portable_arg(a)) for a in getattr(args, "argv", []))
-
-
-def portable_arg(arg: str) -> str:
-    """``arg`` (a value or ``--flag=value``) with an absolute path under the cwd made relative."""
-    flag, eq, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
-    if not os.path.isabs(value):
-        return arg
-    try:
-        rel = Path(value).relative_to(Path.cwd())
-    except ValueError:
-        return arg
-    return f"{flag}{eq}{rel.as_posix() or '.'}"
 
 
 def check_output_file(path: str | Path, flag: str) -> Path:
@@ -260,7 +245,8 @@ def setup(args: argparse.Namespace, split: str, limit: int | None) -> Setup:
                        batch_size=args.batch_size, limit=limit, progress=bar)
     finally:
         bar.close()
-    source = str(args.checkpoint) if args.checkpoint is not None else f"{args.model} (weights {args.weights})"
+    source = portable_arg(str(args.checkpoint)) if args.checkpoint is not None \
+        else f"{portable_arg(args.model)} (weights {portable_arg(str(args.weights))})"
     return Setup(ev, dict(card), choice, Path(weights), source, bundle, resolver)
 
 

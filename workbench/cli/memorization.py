@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from ._common import add_device_arg, add_trust_arg, check_output_file, device_from_args, portable_arg
+from ..paths import portable_arg
+from ._common import add_device_arg, add_trust_arg, check_output_file, device_from_args
 
 NAME = "memorization"
 HELP = "after dropping the memorization channels: noisy labels kept and clean accuracy cost"
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         command = shlex.join(["python", "-m", "workbench", NAME, "--checkpoint", portable_arg(str(path)),
                               "--after", args.after, "--json", portable_arg(args.json), *given])
         doc = {"step": "dropout", "command": command, "wall_seconds": round(time.perf_counter() - t0, 1),
-               "checkpoint": str(path), "dropout": card["dropout"], "rows": [r.__dict__ for r in rows],
+               "checkpoint": portable_arg(str(path)), "dropout": card["dropout"], "rows": [r.__dict__ for r in rows],
                "outcome": {**out.__dict__, "clean_cost": out.clean_cost, "meets_goal": out.meets_goal()}}
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(doc, indent=1) + "\n")

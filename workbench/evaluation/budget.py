@@ -15,9 +15,10 @@ the process's memory: under pressure the kernel drops them instead of the proces
 So the session's own memory stays flat in the number of images. GPU memory is not paged this way:
 on CUDA a cache stays on the device while it fits the budget.
 
-A spill folder on a RAM disk (tmpfs, ramfs) holds its files in memory: there a file saves
-nothing, so the evaluator neither maps large caches first nor spills past the budget into it
-(it recomputes instead), and ``cache_info`` says so.
+On the CPU a spill folder on a RAM disk (tmpfs, ramfs) holds its files in the same memory: there
+a file saves nothing, so the evaluator neither maps large caches first nor spills past the budget
+into it (it recomputes instead), and ``cache_info`` says so. On CUDA such a file still keeps a
+cache out of GPU memory, so it is used.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from typing import Callable
 
 import torch
 
-__all__ = ["MemoryBudget", "SpillFolder", "default_budget", "filesystem_type", "parse_bytes", "release_heap",
+__all__ = ["MemoryBudget", "SpillFolder", "default_budget", "filesystem_type", "mount_type", "parse_bytes", "release_heap",
            "RAM_FILESYSTEMS", "RESIDENT_MAX", "SPILL_MODES"]
 
 SPILL_MODES = ("mmap", "recompute")
@@ -161,27 +162,44 @@ def filesystem_type(path: str | Path, mountinfo: str | None = None) -> str | Non
     """The type of the file system that holds ``path`` (``"ext4"``, ``"tmpfs"`` ...), from
     ``/proc/self/mountinfo`` (or the given text of one); None where that is not known (not Linux).
 
-    Example:
-        >>> filesystem_type("/dev/shm", "25 24 0:23 / /dev/shm rw - tmpfs tmpfs rw")
-        'tmpfs'
+    The mount is the one whose device is ``path``'s (``os.stat().st_dev``), else the deepest
+    mount point above ``path``.
     """
     if mountinfo is None:
         try:
-            mountinfo = MOUNTINFO.read_text()
-        except OSError:
+            mountinfo = os.fsdecode(MOUNTINFO.read_bytes())
+        except (OSError, ValueError):
             return None
-    target = os.path.realpath(path)
-    best, kind = "", None
+    try:
+        st = os.stat(path)
+        dev: str | None = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    except (OSError, AttributeError):
+        dev = None
+    return mount_type(os.path.realpath(path), mountinfo, dev)
+
+
+def mount_type(target: str, mountinfo: str, dev: str | None = None) -> str | None:
+    """The file system type of the absolute path ``target`` in the text of a ``mountinfo`` file:
+    the last line of device ``dev`` (``"major:minor"``) when given and listed, else that of the
+    deepest mount point above ``target`` (of equal ones, the later: it is mounted on top).
+
+    Example:
+        >>> mount_type("/dev/shm/x", "25 24 0:23 / /dev/shm rw - tmpfs tmpfs rw")
+        'tmpfs'
+    """
+    by_dev, best, by_path = None, "", None
     for line in mountinfo.splitlines():
         left, sep, right = line.partition(" - ")
-        fields = left.split()
-        if not sep or len(fields) < 5 or not right.split():
+        fields, kind = left.split(), right.split()[:1]
+        if not sep or len(fields) < 5 or not kind:
             continue
+        if dev is not None and fields[2] == dev:
+            by_dev = kind[0]
         mount = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])  # "\040" is a space
         inside = target == mount or target.startswith(mount.rstrip("/") + "/")
-        if inside and len(mount) >= len(best):  # the deepest mount; of equal ones, the later (on top)
-            best, kind = mount, right.split()[0]
-    return kind
+        if inside and len(mount) >= len(best):
+            best, by_path = mount, kind[0]
+    return by_dev if by_dev is not None else by_path
 
 
 class SpillFolder:

@@ -124,22 +124,24 @@ class Store:
     def place(self, what: str, nbytes: int) -> str:
         """``"memory"``, ``"mmap"`` or ``"recompute"`` for ``nbytes`` of ``what`` (memory is reserved).
 
-        A spill folder on a RAM disk (:attr:`~.budget.SpillFolder.in_memory`) takes nothing: its
-        files would be memory outside the budget.
+        On the CPU a spill folder on a RAM disk (:attr:`~.budget.SpillFolder.in_memory`) takes
+        nothing: its files would be memory outside the budget.
         """
-        def can_map() -> bool:
-            return self.spill == "mmap" and not self.folder.in_memory and self.folder.room_for(nbytes)
+        cpu = self.device.type == "cpu"
+        ram_disk = cpu and self.spill == "mmap" and self.folder.in_memory
 
-        if self.device.type == "cpu" and nbytes > self.resident_max and can_map():
+        def can_map() -> bool:
+            return self.spill == "mmap" and not ram_disk and self.folder.room_for(nbytes)
+
+        if cpu and nbytes > self.resident_max and can_map():
             self.reasons[what] = f"larger than {self.resident_max / 2 ** 20:.4g} MiB: the kernel pages it"
             return "mmap"
+        note = (f"; the spill folder {self.folder.root} is on a RAM disk, where a file is memory too: point "
+                "$WORKBENCH_CACHE at a folder on a disk and reopen") if ram_disk else ""
         if self.budget.reserve(what, nbytes):
-            self.reasons[what] = "within the memory budget"
+            self.reasons[what] = "within the memory budget" + (note if nbytes > self.resident_max else "")
             return "memory"
-        self.reasons[what] = "over the memory budget"
-        if self.spill == "mmap" and self.folder.in_memory:
-            self.reasons[what] += (f"; the spill folder {self.folder.root} is on a RAM disk, where a file is memory "
-                                   "too: set $WORKBENCH_CACHE to a folder on a disk to keep it in a file")
+        self.reasons[what] = "over the memory budget" + note
         return "mmap" if can_map() else "recompute"
 
     def why(self, what: str) -> str:
@@ -172,8 +174,11 @@ class Store:
 
 def describe_place(where: str, what: str, nbytes: int, why: str = "") -> str:
     """One line for ``cache_info``: ``what``'s size and where it is kept (``why``: from :attr:`Store.reasons`)."""
+    if where == "memory":
+        place = "in memory" + (f" ({why})" if why and why != "within the memory budget" else "")
+        return f"{what} {nbytes / 2 ** 20:.1f} MiB {place}"
     why = why or "over the memory budget"
     if where == "recompute":
         return f"not cached ({why}): recomputed per batch"
-    place = "in memory" if where == "memory" else f"in a memory-mapped file ({why})"
+    place = f"in a memory-mapped file ({why})"
     return f"{what} {nbytes / 2 ** 20:.1f} MiB {place}"

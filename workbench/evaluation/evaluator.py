@@ -86,12 +86,13 @@ class Evaluator(SplitViews):
             a share of the RAM or of the free GPU memory); ``cache_info()`` says where each cache went.
         spill: a cache past the budget goes to a memory-mapped file under
             :func:`workbench.paths.spill_dir` (``"mmap"``, deleted on close) or is recomputed
-            batch by batch (``"recompute"``, also when the disk lacks the room).
+            batch by batch (``"recompute"``, also when the disk lacks the room, and on the CPU
+            when the spill folder is on a RAM disk, where a file is memory too).
         resident_max: on the CPU, a cache larger than this (bytes or a size) goes to the
             memory-mapped file even within the budget (default
             :data:`~workbench.evaluation.budget.RESIDENT_MAX`, 256 MiB: resident file pages read as
-            fast as memory, and the kernel drops them under pressure). Give the budget to keep
-            every cache that fits in memory.
+            fast as memory, and the kernel drops them under pressure), unless the spill folder is
+            on a RAM disk. Give the budget to keep every cache that fits in memory.
         score_cache: keep base scores on disk and read them on reopen: True (in
             :func:`workbench.paths.scores_dir`), a folder, or None (off).
         workers: DataLoader worker processes for streamed images (default

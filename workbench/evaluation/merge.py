@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, TypeGuard
 
+from ..paths import portable_arg
 from .protocols import random_draw
 from .reports import EditOutcome, EvalSummary
 
@@ -265,7 +267,7 @@ def merge_parts(parts: Sequence[Part]) -> dict[str, Any]:
     devices = sorted({p.device for p in parts if p.device})
     return {**summary.to_json(), "checkpoint": first.checkpoint, "seed": s["seed"], "classes": s.get("classes"),
             "device": ",".join(devices),
-            "command": "python -m workbench merge-results " + " ".join(str(p.path) for p in parts),
+            "command": "python -m workbench merge-results " + " ".join(shlex.quote(portable_arg(str(p.path))) for p in parts),
             "model_sha256": s["model_sha256"], "limit": s["limit"],
             "merged_from": [{"file": p.path.name, "first_edit": p.start, "edits": len(p.outcomes)} for p in parts]}
 
